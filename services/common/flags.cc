@@ -27,7 +27,7 @@ std::vector<char*> InitProgram(int argc, char** argv, std::string_view component
   config.contains_helpshort_flags = config.contains_help_flags;
   config.version_string = [] { return std::string("llmload 0.1.0\n"); };
   absl::SetFlagsUsageConfig(config);
-  absl::SetProgramUsageMessage(usage);
+  absl::SetProgramUsageMessage(absl::string_view(usage.data(), usage.size()));
   std::vector<char*> positional = absl::ParseCommandLine(argc, argv);
   LogLevel level = LogLevel::kInfo;
   if (!ParseLogLevel(absl::GetFlag(FLAGS_log_level), &level)) {
