@@ -1,0 +1,214 @@
+#include "lib/planning/planning.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <numeric>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+
+namespace llmload::planning {
+namespace {
+
+// Sum of clamp(lambda * w_i, lower_i, upper_i).
+double ClampedSum(double lambda, const std::vector<double>& weights,
+                  const std::vector<int64_t>& lower, const std::vector<int64_t>& upper) {
+  double sum = 0;
+  for (size_t i = 0; i < weights.size(); ++i) {
+    sum += std::clamp(lambda * weights[i], static_cast<double>(lower[i]),
+                      static_cast<double>(upper[i]));
+  }
+  return sum;
+}
+
+}  // namespace
+
+absl::Status CheckWorkers(const std::vector<WorkerCapacity>& workers) {
+  if (workers.empty()) {
+    return absl::FailedPreconditionError("no workers to plan the run over");
+  }
+  for (size_t i = 0; i < workers.size(); ++i) {
+    const WorkerCapacity& w = workers[i];
+    if (w.id.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat("worker #", i, " has an empty id"));
+    }
+    if (w.capacity <= 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "worker ", w.id, " declares capacity ", w.capacity, "; capacity must be > 0"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+std::vector<int32_t> SelectWorkers(const std::vector<WorkerCapacity>& workers, int64_t limit) {
+  std::vector<int32_t> order(workers.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](int32_t a, int32_t b) {
+    return workers[a].capacity > workers[b].capacity;
+  });
+  const size_t k = static_cast<size_t>(std::clamp<int64_t>(limit, 0, order.size()));
+  order.resize(k);
+  std::sort(order.begin(), order.end());
+  return order;
+}
+
+absl::StatusOr<std::vector<int64_t>> Apportion(int64_t total, const std::vector<double>& weights,
+                                               const std::vector<int64_t>& lower,
+                                               const std::vector<int64_t>& upper) {
+  const size_t n = weights.size();
+  if (n == 0 || lower.size() != n || upper.size() != n) {
+    return absl::InvalidArgumentError("apportion: weights and bounds must be non-empty and equal");
+  }
+  int64_t sum_lower = 0;
+  int64_t sum_upper = 0;
+  for (size_t i = 0; i < n; ++i) {
+    if (!(weights[i] > 0) || !std::isfinite(weights[i])) {
+      return absl::InvalidArgumentError(absl::StrCat("apportion: weight #", i, " is not > 0"));
+    }
+    if (lower[i] > upper[i]) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("apportion: bounds #", i, " are empty [", lower[i], ", ", upper[i], "]"));
+    }
+    sum_lower += lower[i];
+    sum_upper += upper[i];
+  }
+  if (total < sum_lower || total > sum_upper) {
+    return absl::InvalidArgumentError(absl::StrCat("apportion: total ", total,
+                                                   " is outside the bounds' range [", sum_lower,
+                                                   ", ", sum_upper, "]"));
+  }
+
+  // The ideal (real-valued) split: find lambda with sum clamp(lambda * w) ==
+  // total by bisection; the clamped sum is continuous and non-decreasing.
+  double lo = 0;
+  double hi = 0;
+  for (size_t i = 0; i < n; ++i) {
+    hi = std::max(hi, static_cast<double>(upper[i]) / weights[i]);
+  }
+  for (int iter = 0; iter < 200 && lo < hi; ++iter) {
+    const double mid = lo + (hi - lo) / 2;
+    if (mid <= lo || mid >= hi) {
+      break;
+    }
+    if (ClampedSum(mid, weights, lower, upper) < static_cast<double>(total)) {
+      lo = mid;
+    } else {
+      hi = mid;
+    }
+  }
+  std::vector<double> ideal(n);
+  std::vector<int64_t> parts(n);
+  int64_t assigned = 0;
+  for (size_t i = 0; i < n; ++i) {
+    ideal[i] = std::clamp(hi * weights[i], static_cast<double>(lower[i]),
+                          static_cast<double>(upper[i]));
+    // The epsilon absorbs bisection noise on exact integers (2.9999999 -> 3).
+    parts[i] = std::clamp(static_cast<int64_t>(std::floor(ideal[i] + 1e-9)), lower[i], upper[i]);
+    assigned += parts[i];
+  }
+
+  // Largest remainder, then repair: hand out (or take back) one unit at a
+  // time where the part is furthest below (above) its ideal, ties to the
+  // lower index. Terminates because sum(lower) <= total <= sum(upper).
+  while (assigned < total) {
+    size_t best = n;
+    for (size_t i = 0; i < n; ++i) {
+      if (parts[i] < upper[i] &&
+          (best == n || ideal[i] - parts[i] > ideal[best] - parts[best])) {
+        best = i;
+      }
+    }
+    ++parts[best];
+    ++assigned;
+  }
+  while (assigned > total) {
+    size_t best = n;
+    for (size_t i = 0; i < n; ++i) {
+      if (parts[i] > lower[i] &&
+          (best == n || parts[i] - ideal[i] > parts[best] - ideal[best])) {
+        best = i;
+      }
+    }
+    --parts[best];
+    --assigned;
+  }
+  return parts;
+}
+
+std::vector<double> ApportionRate(double total, const std::vector<double>& weights) {
+  const double sum = std::accumulate(weights.begin(), weights.end(), 0.0);
+  std::vector<double> out(weights.size(), 0.0);
+  if (sum <= 0) {
+    return out;
+  }
+  for (size_t i = 0; i < weights.size(); ++i) {
+    out[i] = total * weights[i] / sum;
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<ShardPlan>> PlanClosed(int32_t clients, int32_t max_concurrent,
+                                                  const std::vector<WorkerCapacity>& workers,
+                                                  int32_t max_workers) {
+  if (clients < 1 || clients > kMaxClients) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("clients must be between 1 and ", kMaxClients, ", got ", clients));
+  }
+  if (max_concurrent < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("max_concurrent must be >= 0 (0: as many as clients), got ", max_concurrent));
+  }
+  if (max_workers < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("max_workers must be >= 0 (0: no limit), got ", max_workers));
+  }
+  if (absl::Status s = CheckWorkers(workers); !s.ok()) {
+    return s;
+  }
+
+  const int32_t concurrency = max_concurrent == 0 ? clients : std::min(max_concurrent, clients);
+  int64_t limit = std::min(clients, concurrency);
+  if (max_workers > 0) {
+    limit = std::min<int64_t>(limit, max_workers);
+  }
+  const std::vector<int32_t> chosen = SelectWorkers(workers, limit);
+  const size_t k = chosen.size();
+
+  // Clients in proportion to capacity, at least one each.
+  std::vector<double> capacity(k);
+  for (size_t i = 0; i < k; ++i) {
+    capacity[i] = static_cast<double>(workers[chosen[i]].capacity);
+  }
+  absl::StatusOr<std::vector<int64_t>> client_counts =
+      Apportion(clients, capacity, std::vector<int64_t>(k, 1), std::vector<int64_t>(k, clients));
+  if (!client_counts.ok()) {
+    return client_counts.status();
+  }
+
+  // Concurrency in proportion to each shard's clients, 1..clients each.
+  std::vector<double> shard_clients(k);
+  for (size_t i = 0; i < k; ++i) {
+    shard_clients[i] = static_cast<double>((*client_counts)[i]);
+  }
+  absl::StatusOr<std::vector<int64_t>> concurrency_split =
+      Apportion(concurrency, shard_clients, std::vector<int64_t>(k, 1), *client_counts);
+  if (!concurrency_split.ok()) {
+    return concurrency_split.status();
+  }
+
+  std::vector<ShardPlan> plan(k);
+  int32_t next_client = 0;
+  for (size_t i = 0; i < k; ++i) {
+    ShardPlan& shard = plan[i];
+    shard.worker_index = chosen[i];
+    shard.worker_id = workers[chosen[i]].id;
+    shard.client_begin = next_client;
+    shard.client_count = static_cast<int32_t>((*client_counts)[i]);
+    shard.max_concurrent = static_cast<int32_t>((*concurrency_split)[i]);
+    next_client += shard.client_count;
+  }
+  return plan;
+}
+
+}  // namespace llmload::planning

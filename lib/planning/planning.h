@@ -1,0 +1,107 @@
+// File: planning.h
+//
+// Splits a run's load across workers in proportion to their declared
+// capacity. Pure: no I/O, no clocks, no randomness; the same input always
+// gives the same plan.
+//
+// Planning a load model has two steps, shared by every model:
+//
+//   1. SelectWorkers() picks the k workers with the most capacity, where k is
+//      bounded by how many units of work can be split (clients for the closed
+//      model, connections for the duration model) and by max_workers.
+//   2. Apportion() splits an integer total over the chosen workers in
+//      proportion to a weight, with per-worker lower and upper bounds, by
+//      largest remainder.
+//
+// PlanClosed() is the closed model (clients x cycles, bounded concurrency).
+// The duration model will reuse both steps for connections; the open model
+// will use SelectWorkers() and split its rate in proportion to capacity
+// (ApportionRate()). Each model returns ShardPlans; fields a model does not
+// use stay zero.
+//
+//   absl::StatusOr<std::vector<ShardPlan>> plan =
+//       PlanClosed(/*clients=*/10, /*max_concurrent=*/4,
+//                  {{"w1", 100}, {"w2", 50}}, /*max_workers=*/0);
+//   // w1: clients [0, 7) concurrency 3; w2: clients [7, 10) concurrency 1
+//
+// Thread-safe (stateless).
+
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace llmload::planning {
+
+// A worker as the planner sees it.
+struct WorkerCapacity {
+  std::string id;
+  int32_t capacity = 0;  // sessions the worker can hold at once; must be > 0
+};
+
+// The part of a run one worker executes.
+struct ShardPlan {
+  int32_t worker_index = 0;  // index into the `workers` argument
+  std::string worker_id;
+  // Closed and duration models: contiguous client id range
+  // [client_begin, client_begin + client_count).
+  int32_t client_begin = 0;
+  int32_t client_count = 0;
+  // Sessions the shard may hold open at once.
+  int32_t max_concurrent = 0;
+  // Open model (future): arrivals per second this shard generates.
+  double rate_per_second = 0;
+};
+
+inline constexpr int32_t kMaxClients = 1000000;
+
+// Closed model: `clients` sessions (ids 0..clients-1), at most
+// `max_concurrent` open at once (0: as many as clients), over at most
+// `max_workers` workers (0: no limit).
+//
+// Guarantees on success:
+//   - k = min(#workers, clients, effective concurrency, max_workers if > 0)
+//     shards, on the k workers with the most capacity (ties: input order),
+//     ordered by worker index;
+//   - every client id in [0, clients) is on exactly one shard; ranges are
+//     contiguous and ascending; each shard has >= 1 client, and the counts
+//     are proportional to capacity (largest remainder);
+//   - each shard's max_concurrent is in [1, client_count] and they sum to
+//     min(max_concurrent, clients).
+//
+// Errors: INVALID_ARGUMENT for clients outside 1..kMaxClients, negative
+// max_concurrent or max_workers, or a worker with capacity <= 0 or an empty
+// id; FAILED_PRECONDITION when there are no workers.
+absl::StatusOr<std::vector<ShardPlan>> PlanClosed(int32_t clients, int32_t max_concurrent,
+                                                  const std::vector<WorkerCapacity>& workers,
+                                                  int32_t max_workers);
+
+// ---- Building blocks (public so every load model shares them) ----
+
+// Checks that `workers` is non-empty and every capacity is > 0.
+absl::Status CheckWorkers(const std::vector<WorkerCapacity>& workers);
+
+// Indices of the min(limit, #workers) workers with the most capacity (ties:
+// input order), returned in ascending index order. `limit` must be >= 1.
+std::vector<int32_t> SelectWorkers(const std::vector<WorkerCapacity>& workers, int64_t limit);
+
+// Splits `total` into integers n_i with lower[i] <= n_i <= upper[i] and
+// sum n_i == total, as close as possible to the proportional ideal
+// q_i = clamp(lambda * weights[i], lower[i], upper[i]) with sum q_i == total:
+// n_i is floor(q_i) or ceil(q_i), the units left over going to the largest
+// fractional parts (ties: lower index).
+//
+// Requires: equal sizes, weights > 0, lower <= upper, and
+// sum(lower) <= total <= sum(upper); INVALID_ARGUMENT otherwise.
+absl::StatusOr<std::vector<int64_t>> Apportion(int64_t total, const std::vector<double>& weights,
+                                               const std::vector<int64_t>& lower,
+                                               const std::vector<int64_t>& upper);
+
+// Splits a real-valued total (e.g. an arrival rate) in exact proportion to
+// the weights (all > 0). The parts sum to `total` up to rounding.
+std::vector<double> ApportionRate(double total, const std::vector<double>& weights);
+
+}  // namespace llmload::planning

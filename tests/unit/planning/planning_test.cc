@@ -1,0 +1,381 @@
+#include "lib/planning/planning.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace llmload::planning {
+namespace {
+
+using ::testing::HasSubstr;
+
+std::vector<WorkerCapacity> Workers(const std::vector<int32_t>& capacities) {
+  std::vector<WorkerCapacity> out;
+  for (size_t i = 0; i < capacities.size(); ++i) {
+    out.push_back({"w" + std::to_string(i), capacities[i]});
+  }
+  return out;
+}
+
+// Checks every invariant PlanClosed promises; returns a description of the
+// first violation.
+::testing::AssertionResult PlanIsValid(const std::vector<ShardPlan>& plan, int32_t clients,
+                                       int32_t max_concurrent,
+                                       const std::vector<WorkerCapacity>& workers,
+                                       int32_t max_workers) {
+  const int32_t concurrency = max_concurrent == 0 ? clients : std::min(max_concurrent, clients);
+  size_t k = std::min<size_t>(workers.size(), std::min(clients, concurrency));
+  if (max_workers > 0) {
+    k = std::min<size_t>(k, max_workers);
+  }
+  if (plan.size() != k) {
+    return ::testing::AssertionFailure() << "expected " << k << " shards, got " << plan.size();
+  }
+  std::vector<int> seen(clients, 0);
+  int32_t next = 0;
+  int64_t concurrency_sum = 0;
+  int32_t prev_index = -1;
+  for (const ShardPlan& s : plan) {
+    if (s.worker_index <= prev_index) {
+      return ::testing::AssertionFailure() << "shards not in worker order";
+    }
+    prev_index = s.worker_index;
+    if (s.worker_id != workers[s.worker_index].id) {
+      return ::testing::AssertionFailure() << "worker id mismatch at index " << s.worker_index;
+    }
+    if (s.client_begin != next) {
+      return ::testing::AssertionFailure()
+             << "range not contiguous: begins at " << s.client_begin << ", expected " << next;
+    }
+    if (s.client_count < 1) {
+      return ::testing::AssertionFailure() << "shard with " << s.client_count << " clients";
+    }
+    if (s.max_concurrent < 1 || s.max_concurrent > s.client_count) {
+      return ::testing::AssertionFailure() << "shard concurrency " << s.max_concurrent
+                                           << " outside [1, " << s.client_count << "]";
+    }
+    for (int32_t c = s.client_begin; c < s.client_begin + s.client_count; ++c) {
+      if (c < 0 || c >= clients) {
+        return ::testing::AssertionFailure() << "client id " << c << " out of range";
+      }
+      ++seen[c];
+    }
+    next = s.client_begin + s.client_count;
+    concurrency_sum += s.max_concurrent;
+  }
+  for (int32_t c = 0; c < clients; ++c) {
+    if (seen[c] != 1) {
+      return ::testing::AssertionFailure() << "client " << c << " on " << seen[c] << " shards";
+    }
+  }
+  if (concurrency_sum != concurrency) {
+    return ::testing::AssertionFailure()
+           << "concurrency sums to " << concurrency_sum << ", expected " << concurrency;
+  }
+  // The chosen workers are the k with the most capacity (ties: input order).
+  std::vector<int32_t> order(workers.size());
+  for (size_t i = 0; i < order.size(); ++i) {
+    order[i] = static_cast<int32_t>(i);
+  }
+  std::stable_sort(order.begin(), order.end(), [&](int32_t a, int32_t b) {
+    return workers[a].capacity > workers[b].capacity;
+  });
+  order.resize(k);
+  std::sort(order.begin(), order.end());
+  for (size_t i = 0; i < k; ++i) {
+    if (plan[i].worker_index != order[i]) {
+      return ::testing::AssertionFailure() << "shard " << i << " on worker " << plan[i].worker_index
+                                           << ", expected worker " << order[i];
+    }
+  }
+  return ::testing::AssertionSuccess();
+}
+
+TEST(PlanClosedTest, ExampleFromHeader) {
+  auto plan = PlanClosed(10, 4, {{"w1", 100}, {"w2", 50}}, 0);
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  ASSERT_EQ(plan->size(), 2u);
+  EXPECT_EQ((*plan)[0].worker_id, "w1");
+  EXPECT_EQ((*plan)[0].client_begin, 0);
+  EXPECT_EQ((*plan)[0].client_count, 7);
+  EXPECT_EQ((*plan)[0].max_concurrent, 3);
+  EXPECT_EQ((*plan)[1].worker_id, "w2");
+  EXPECT_EQ((*plan)[1].client_begin, 7);
+  EXPECT_EQ((*plan)[1].client_count, 3);
+  EXPECT_EQ((*plan)[1].max_concurrent, 1);
+}
+
+TEST(PlanClosedTest, SingleWorkerTakesEverything) {
+  auto plan = PlanClosed(10, 0, Workers({5}), 0);
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  ASSERT_EQ(plan->size(), 1u);
+  EXPECT_EQ((*plan)[0].client_begin, 0);
+  EXPECT_EQ((*plan)[0].client_count, 10);
+  EXPECT_EQ((*plan)[0].max_concurrent, 10);  // 0 means "as many as clients"
+}
+
+TEST(PlanClosedTest, EqualCapacitiesSplitEvenly) {
+  auto plan = PlanClosed(12, 6, Workers({10, 10, 10}), 0);
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  ASSERT_EQ(plan->size(), 3u);
+  for (const ShardPlan& s : *plan) {
+    EXPECT_EQ(s.client_count, 4);
+    EXPECT_EQ(s.max_concurrent, 2);
+  }
+}
+
+TEST(PlanClosedTest, MaxConcurrentAboveClientsIsCapped) {
+  auto plan = PlanClosed(3, 1000, Workers({1, 1}), 0);
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_TRUE(PlanIsValid(*plan, 3, 1000, Workers({1, 1}), 0));
+  EXPECT_EQ((*plan)[0].max_concurrent + (*plan)[1].max_concurrent, 3);
+}
+
+TEST(PlanClosedTest, MoreWorkersThanClientsUsesOneWorkerPerClient) {
+  const auto workers = Workers({5, 9, 1, 9, 7, 3});
+  auto plan = PlanClosed(3, 0, workers, 0);
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_TRUE(PlanIsValid(*plan, 3, 0, workers, 0));
+  ASSERT_EQ(plan->size(), 3u);
+  // The three largest: w1 (9), w3 (9), w4 (7).
+  EXPECT_EQ((*plan)[0].worker_id, "w1");
+  EXPECT_EQ((*plan)[1].worker_id, "w3");
+  EXPECT_EQ((*plan)[2].worker_id, "w4");
+  for (const ShardPlan& s : *plan) {
+    EXPECT_EQ(s.client_count, 1);
+    EXPECT_EQ(s.max_concurrent, 1);
+  }
+}
+
+TEST(PlanClosedTest, ConcurrencyBoundsShardCount) {
+  const auto workers = Workers({10, 10, 10, 10});
+  auto plan = PlanClosed(100, 2, workers, 0);
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_TRUE(PlanIsValid(*plan, 100, 2, workers, 0));
+  ASSERT_EQ(plan->size(), 2u);
+  EXPECT_EQ((*plan)[0].client_count, 50);
+  EXPECT_EQ((*plan)[1].client_count, 50);
+}
+
+TEST(PlanClosedTest, MaxWorkersLimitsShards) {
+  const auto workers = Workers({1, 2, 3, 4, 5});
+  auto plan = PlanClosed(100, 0, workers, 2);
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_TRUE(PlanIsValid(*plan, 100, 0, workers, 2));
+  ASSERT_EQ(plan->size(), 2u);
+  EXPECT_EQ((*plan)[0].worker_id, "w3");
+  EXPECT_EQ((*plan)[1].worker_id, "w4");
+  EXPECT_EQ((*plan)[0].client_count, 44);  // 100 * 4/9 = 44.4
+  EXPECT_EQ((*plan)[1].client_count, 56);  // 100 * 5/9 = 55.6
+}
+
+TEST(PlanClosedTest, TiesAreBrokenByInputOrder) {
+  const auto workers = Workers({5, 5, 5, 5});
+  auto plan = PlanClosed(10, 0, workers, 3);
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  ASSERT_EQ(plan->size(), 3u);
+  EXPECT_EQ((*plan)[0].worker_id, "w0");
+  EXPECT_EQ((*plan)[1].worker_id, "w1");
+  EXPECT_EQ((*plan)[2].worker_id, "w2");
+  // 10/3 each: the leftover unit goes to the lowest index.
+  EXPECT_EQ((*plan)[0].client_count, 4);
+  EXPECT_EQ((*plan)[1].client_count, 3);
+  EXPECT_EQ((*plan)[2].client_count, 3);
+}
+
+TEST(PlanClosedTest, TinyCapacityStillGetsOneClient) {
+  const auto workers = Workers({1, 1000});
+  auto plan = PlanClosed(5, 5, workers, 0);
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_TRUE(PlanIsValid(*plan, 5, 5, workers, 0));
+  EXPECT_EQ((*plan)[0].client_count, 1);
+  EXPECT_EQ((*plan)[1].client_count, 4);
+}
+
+TEST(PlanClosedTest, NoWorkersIsFailedPrecondition) {
+  auto plan = PlanClosed(10, 0, {}, 0);
+  EXPECT_EQ(plan.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(plan.status().message()), HasSubstr("no workers"));
+}
+
+TEST(PlanClosedTest, ZeroOrNegativeCapacityIsInvalid) {
+  for (int32_t capacity : {0, -3}) {
+    auto plan = PlanClosed(10, 0, {{"a", 4}, {"bad", capacity}}, 0);
+    EXPECT_EQ(plan.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(std::string(plan.status().message()), HasSubstr("worker bad"));
+    EXPECT_THAT(std::string(plan.status().message()), HasSubstr("capacity"));
+  }
+}
+
+TEST(PlanClosedTest, EmptyWorkerIdIsInvalid) {
+  auto plan = PlanClosed(10, 0, {{"", 4}}, 0);
+  EXPECT_EQ(plan.status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(PlanClosedTest, BadArgumentsAreInvalid) {
+  const auto workers = Workers({1});
+  EXPECT_EQ(PlanClosed(0, 0, workers, 0).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(PlanClosed(-1, 0, workers, 0).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(PlanClosed(kMaxClients + 1, 0, workers, 0).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(PlanClosed(5, -1, workers, 0).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(PlanClosed(5, 0, workers, -1).status().code(), absl::StatusCode::kInvalidArgument);
+  const absl::Status status = PlanClosed(0, 0, workers, 0).status();
+  EXPECT_THAT(std::string(status.message()), HasSubstr("clients"));
+}
+
+// Randomized properties over many shapes, with fixed seeds.
+class PlanClosedPropertyTest : public ::testing::TestWithParam<uint32_t> {};
+
+TEST_P(PlanClosedPropertyTest, InvariantsHold) {
+  std::mt19937 rng(GetParam());
+  for (int iter = 0; iter < 300; ++iter) {
+    const int32_t n_workers = std::uniform_int_distribution<int32_t>(1, 12)(rng);
+    std::vector<int32_t> caps(n_workers);
+    const bool skewed = iter % 3 == 0;
+    for (int32_t& c : caps) {
+      c = skewed ? std::uniform_int_distribution<int32_t>(1, 10000)(rng)
+                 : std::uniform_int_distribution<int32_t>(1, 20)(rng);
+    }
+    const auto workers = Workers(caps);
+    const int32_t clients = iter % 5 == 0 ? std::uniform_int_distribution<int32_t>(1, 8)(rng)
+                                          : std::uniform_int_distribution<int32_t>(1, 5000)(rng);
+    const int32_t max_concurrent = std::uniform_int_distribution<int32_t>(0, 2 * clients)(rng);
+    const int32_t max_workers = std::uniform_int_distribution<int32_t>(0, n_workers + 2)(rng);
+    auto plan = PlanClosed(clients, max_concurrent, workers, max_workers);
+    ASSERT_TRUE(plan.ok()) << plan.status();
+    ASSERT_TRUE(PlanIsValid(*plan, clients, max_concurrent, workers, max_workers))
+        << "seed " << GetParam() << " iter " << iter << " clients " << clients
+        << " max_concurrent " << max_concurrent << " workers " << n_workers
+        << " max_workers " << max_workers;
+  }
+}
+
+TEST_P(PlanClosedPropertyTest, ClientsProportionalToCapacityWithinOne) {
+  std::mt19937 rng(GetParam());
+  for (int iter = 0; iter < 300; ++iter) {
+    const int32_t n_workers = std::uniform_int_distribution<int32_t>(1, 10)(rng);
+    std::vector<int32_t> caps(n_workers);
+    for (int32_t& c : caps) {
+      c = std::uniform_int_distribution<int32_t>(1, 1000)(rng);
+    }
+    const auto workers = Workers(caps);
+    const int32_t clients = std::uniform_int_distribution<int32_t>(1, 100000)(rng);
+    auto plan = PlanClosed(clients, 0, workers, 0);
+    ASSERT_TRUE(plan.ok()) << plan.status();
+    ASSERT_TRUE(PlanIsValid(*plan, clients, 0, workers, 0));
+    double total_capacity = 0;
+    for (const ShardPlan& s : *plan) {
+      total_capacity += workers[s.worker_index].capacity;
+    }
+    bool every_share_at_least_one = true;
+    for (const ShardPlan& s : *plan) {
+      if (clients * workers[s.worker_index].capacity / total_capacity < 1) {
+        every_share_at_least_one = false;
+      }
+    }
+    for (const ShardPlan& s : *plan) {
+      const double ideal = clients * workers[s.worker_index].capacity / total_capacity;
+      if (every_share_at_least_one) {
+        EXPECT_LT(std::abs(s.client_count - ideal), 1.0)
+            << "worker " << s.worker_id << " ideal " << ideal << " got " << s.client_count;
+      } else {
+        // The minimum of one client per shard takes precedence; others are
+        // never given more than their ideal share rounded up.
+        EXPECT_LE(s.client_count, std::max(1.0, std::ceil(ideal)));
+      }
+    }
+    // Concurrency (== clients here) per shard equals the shard's clients.
+    for (const ShardPlan& s : *plan) {
+      EXPECT_EQ(s.max_concurrent, s.client_count);
+    }
+  }
+}
+
+TEST_P(PlanClosedPropertyTest, ConcurrencyProportionalToClientsWithinOne) {
+  std::mt19937 rng(GetParam() + 1000);
+  for (int iter = 0; iter < 300; ++iter) {
+    const int32_t n_workers = std::uniform_int_distribution<int32_t>(1, 8)(rng);
+    std::vector<int32_t> caps(n_workers);
+    for (int32_t& c : caps) {
+      c = std::uniform_int_distribution<int32_t>(1, 100)(rng);
+    }
+    const auto workers = Workers(caps);
+    const int32_t clients = std::uniform_int_distribution<int32_t>(100, 10000)(rng);
+    const int32_t max_concurrent = std::uniform_int_distribution<int32_t>(
+        static_cast<int32_t>(clients / 2), clients)(rng);
+    auto plan = PlanClosed(clients, max_concurrent, workers, 0);
+    ASSERT_TRUE(plan.ok()) << plan.status();
+    ASSERT_TRUE(PlanIsValid(*plan, clients, max_concurrent, workers, 0));
+    for (const ShardPlan& s : *plan) {
+      const double ideal = static_cast<double>(max_concurrent) * s.client_count / clients;
+      if (ideal >= 1) {
+        EXPECT_LT(std::abs(s.max_concurrent - ideal), 1.0);
+      }
+    }
+  }
+}
+
+TEST_P(PlanClosedPropertyTest, IsDeterministic) {
+  std::mt19937 rng(GetParam());
+  std::vector<int32_t> caps(7);
+  for (int32_t& c : caps) {
+    c = std::uniform_int_distribution<int32_t>(1, 50)(rng);
+  }
+  const auto workers = Workers(caps);
+  auto a = PlanClosed(997, 101, workers, 0);
+  auto b = PlanClosed(997, 101, workers, 0);
+  ASSERT_TRUE(a.ok() && b.ok());
+  ASSERT_EQ(a->size(), b->size());
+  for (size_t i = 0; i < a->size(); ++i) {
+    EXPECT_EQ((*a)[i].worker_index, (*b)[i].worker_index);
+    EXPECT_EQ((*a)[i].client_count, (*b)[i].client_count);
+    EXPECT_EQ((*a)[i].max_concurrent, (*b)[i].max_concurrent);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Seeds, PlanClosedPropertyTest, ::testing::Values(1u, 7u, 42u, 2024u));
+
+TEST(PlanClosedTest, LargestRunIsFast) {
+  std::vector<int32_t> caps(200);
+  for (size_t i = 0; i < caps.size(); ++i) {
+    caps[i] = static_cast<int32_t>(1 + i * 13 % 97);
+  }
+  const auto workers = Workers(caps);
+  auto plan = PlanClosed(kMaxClients, kMaxClients / 3, workers, 0);
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_TRUE(PlanIsValid(*plan, kMaxClients, kMaxClients / 3, workers, 0));
+}
+
+TEST(ApportionTest, RespectsBoundsAndSum) {
+  auto parts = Apportion(10, {1, 1, 1}, {0, 0, 5}, {10, 10, 6});
+  ASSERT_TRUE(parts.ok()) << parts.status();
+  EXPECT_EQ((*parts)[0] + (*parts)[1] + (*parts)[2], 10);
+  EXPECT_GE((*parts)[2], 5);
+  EXPECT_LE((*parts)[2], 6);
+}
+
+TEST(ApportionTest, InfeasibleTotalIsInvalid) {
+  EXPECT_EQ(Apportion(1, {1, 1}, {1, 1}, {5, 5}).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Apportion(11, {1, 1}, {1, 1}, {5, 5}).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Apportion(2, {1, 0}, {1, 1}, {5, 5}).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST(ApportionRateTest, SplitsInProportion) {
+  auto parts = ApportionRate(30.0, {1, 2});
+  ASSERT_EQ(parts.size(), 2u);
+  EXPECT_DOUBLE_EQ(parts[0], 10.0);
+  EXPECT_DOUBLE_EQ(parts[1], 20.0);
+}
+
+}  // namespace
+}  // namespace llmload::planning
