@@ -1,0 +1,379 @@
+#include "lib/validation/validation.h"
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/time.h"
+#include "boost/url/parse.hpp"
+#include "lib/metrics/metrics.h"
+
+namespace llmload::validation {
+namespace {
+
+constexpr std::string_view kImplementedProtocols = "CENTRIFUGO_EMULATOR";
+
+// Collects the first invalid field and the first unimplemented feature.
+class Checker {
+ public:
+  void Invalid(std::string_view path, std::string_view reason) {
+    if (invalid_.ok()) {
+      invalid_ = absl::InvalidArgumentError(
+          absl::StrCat(absl::string_view(path.data(), path.size()), ": ",
+                       absl::string_view(reason.data(), reason.size())));
+    }
+  }
+  void Unimplemented(std::string_view path, std::string_view reason) {
+    if (unimplemented_.ok()) {
+      unimplemented_ = absl::UnimplementedError(
+          absl::StrCat(absl::string_view(path.data(), path.size()), ": ",
+                       absl::string_view(reason.data(), reason.size())));
+    }
+  }
+  absl::Status Result() const { return !invalid_.ok() ? invalid_ : unimplemented_; }
+
+ private:
+  absl::Status invalid_;
+  absl::Status unimplemented_;
+};
+
+// "value" quoted, with control and non-ASCII bytes escaped, and cut short.
+std::string Quote(std::string_view value) {
+  constexpr size_t kMax = 80;
+  std::string out = absl::StrCat(
+      "\"", absl::CHexEscape(absl::string_view(value.data(), std::min(value.size(), kMax))), "\"");
+  if (value.size() > kMax) {
+    absl::StrAppend(&out, "...");
+  }
+  return out;
+}
+
+std::string MapPath(std::string_view prefix, std::string_view key) {
+  return absl::StrCat(absl::string_view(prefix.data(), prefix.size()), "[", Quote(key), "]");
+}
+
+bool HasControlChar(std::string_view s) {
+  return std::any_of(s.begin(), s.end(), [](char c) {
+    const auto u = static_cast<unsigned char>(c);
+    return u < 0x20 || u == 0x7f;
+  });
+}
+
+// RFC 9110 token: 1*tchar.
+bool IsHttpToken(std::string_view s) {
+  if (s.empty()) {
+    return false;
+  }
+  constexpr std::string_view kExtra = "!#$%&'*+-.^_`|~";
+  return std::all_of(s.begin(), s.end(), [&](char c) {
+    return absl::ascii_isalnum(static_cast<unsigned char>(c)) ||
+           kExtra.find(c) != std::string_view::npos;
+  });
+}
+
+// [A-Za-z_][A-Za-z0-9_]*: environment variables and Prometheus label names.
+bool IsIdentifier(std::string_view s) {
+  if (s.empty() || absl::ascii_isdigit(static_cast<unsigned char>(s[0]))) {
+    return false;
+  }
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '_';
+  });
+}
+
+// Sorted keys, so the first error reported for a map is deterministic.
+std::vector<std::string> SortedKeys(const google::protobuf::Map<std::string, std::string>& map) {
+  std::vector<std::string> keys;
+  keys.reserve(map.size());
+  for (const auto& [k, v] : map) {
+    keys.push_back(k);
+  }
+  std::sort(keys.begin(), keys.end());
+  return keys;
+}
+
+std::string Range(int64_t lo, int64_t hi) { return absl::StrCat("between ", lo, " and ", hi); }
+
+// Converts a proto Duration, reporting a malformed one (nanos out of range, or
+// seconds and nanos of different signs).
+bool ToDuration(const google::protobuf::Duration& d, std::string_view path, Checker& check,
+                absl::Duration* out) {
+  const bool nanos_ok = d.nanos() > -1000000000 && d.nanos() < 1000000000;
+  const bool signs_ok = (d.seconds() >= 0 && d.nanos() >= 0) || (d.seconds() <= 0 && d.nanos() <= 0);
+  if (!nanos_ok || !signs_ok) {
+    check.Invalid(path, absl::StrCat("not a valid duration (seconds=", d.seconds(),
+                                     ", nanos=", d.nanos(), ")"));
+    return false;
+  }
+  *out = absl::Seconds(d.seconds()) + absl::Nanoseconds(d.nanos());
+  return true;
+}
+
+std::string Fmt(absl::Duration d) { return absl::FormatDuration(d); }
+
+void CheckUrl(std::string_view path, const std::string& url, bool required, Checker& check) {
+  if (url.empty()) {
+    if (required) {
+      check.Invalid(path, "required, e.g. \"http://127.0.0.1:8080\"");
+    }
+    return;
+  }
+  if (HasControlChar(url) || url.find(' ') != std::string::npos) {
+    check.Invalid(path, absl::StrCat("must not contain spaces or control characters, got ",
+                                     Quote(url)));
+    return;
+  }
+  boost::system::result<boost::urls::url_view> parsed =
+      boost::urls::parse_uri(boost::urls::string_view(url.data(), url.size()));
+  if (!parsed) {
+    check.Invalid(path, absl::StrCat("not a valid absolute URL (", parsed.error().message(),
+                                     "), got ", Quote(url)));
+    return;
+  }
+  const std::string scheme = absl::AsciiStrToLower(
+      absl::string_view(parsed->scheme().data(), parsed->scheme().size()));
+  if (scheme != "http" && scheme != "https" && scheme != "ws" && scheme != "wss") {
+    check.Invalid(path, absl::StrCat("scheme must be http, https, ws or wss, got ", Quote(url)));
+    return;
+  }
+  if (!parsed->has_authority() || parsed->encoded_host().empty()) {
+    check.Invalid(path, absl::StrCat("host is required, got ", Quote(url)));
+    return;
+  }
+  // port_number() wraps values above 65535, so parse the digits ourselves.
+  uint32_t port = 0;
+  if (parsed->has_port() &&
+      (!absl::SimpleAtoi(absl::string_view(parsed->port().data(), parsed->port().size()), &port) ||
+       port == 0 || port > 65535)) {
+    check.Invalid(path, absl::StrCat("port must be between 1 and 65535, got ", Quote(url)));
+    return;
+  }
+  if (parsed->has_userinfo()) {
+    check.Invalid(path, absl::StrCat("must not carry credentials (use headers or apiKeyEnv), got ",
+                                     Quote(std::string(parsed->scheme()) + "://...")));
+  }
+}
+
+void CheckTarget(const v1::Target& target, Checker& check) {
+  const v1::Protocol protocol = target.protocol();
+  if (protocol == v1::PROTOCOL_UNSPECIFIED) {
+    std::vector<std::string> names;
+    for (int p = v1::Protocol_MIN + 1; p <= v1::Protocol_MAX; ++p) {
+      if (v1::Protocol_IsValid(p)) {
+        names.push_back(v1::Protocol_Name(static_cast<v1::Protocol>(p)));
+      }
+    }
+    check.Invalid("spec.target.protocol",
+                  absl::StrCat("required, one of ", absl::StrJoin(names, ", ")));
+  } else if (!v1::Protocol_IsValid(protocol)) {
+    check.Invalid("spec.target.protocol", absl::StrCat("unknown value ", static_cast<int>(protocol)));
+  } else if (v1::Protocol_Name(protocol) != kImplementedProtocols) {
+    check.Unimplemented("spec.target.protocol",
+                        absl::StrCat(v1::Protocol_Name(protocol), " is not implemented yet"));
+  }
+
+  CheckUrl("spec.target.url", target.url(), /*required=*/true, check);
+  CheckUrl("spec.target.wsUrl", target.ws_url(), /*required=*/false, check);
+
+  if (target.max_tokens() < 0) {
+    check.Invalid("spec.target.maxTokens",
+                  absl::StrCat("must be >= 0 (0: target default), got ", target.max_tokens()));
+  }
+  for (const std::string& name : SortedKeys(target.headers())) {
+    const std::string path = MapPath("spec.target.headers", name);
+    if (!IsHttpToken(name)) {
+      check.Invalid(path,
+                    "header name must be an HTTP token (letters, digits and !#$%&'*+-.^_`|~)");
+      continue;
+    }
+    const std::string& value = target.headers().at(name);
+    if (value.find_first_of(std::string_view("\r\n\0", 3)) != std::string::npos) {
+      check.Invalid(path, "header value must not contain CR, LF or NUL");
+    }
+  }
+  if (!target.api_key_env().empty() && !IsIdentifier(target.api_key_env())) {
+    check.Invalid("spec.target.apiKeyEnv",
+                  absl::StrCat("must be an environment variable name ([A-Za-z_][A-Za-z0-9_]*), got ",
+                               Quote(target.api_key_env())));
+  }
+  if (target.has_request_timeout()) {
+    absl::Duration d;
+    if (ToDuration(target.request_timeout(), "spec.target.requestTimeout", check, &d) &&
+        d != absl::ZeroDuration() && (d < absl::Milliseconds(1) || d > absl::Hours(1))) {
+      check.Invalid("spec.target.requestTimeout",
+                    absl::StrCat("must be 0 (default 120s) or between 1ms and 1h, got ", Fmt(d)));
+    }
+  }
+}
+
+void CheckCount(std::string_view path, int64_t value, int64_t lo, int64_t hi, Checker& check) {
+  if (value < lo || value > hi) {
+    check.Invalid(path, absl::StrCat("must be ", Range(lo, hi), ", got ", value));
+  }
+}
+
+void CheckRunDuration(std::string_view path, bool present, const google::protobuf::Duration& proto,
+                      Checker& check) {
+  absl::Duration d;
+  if (!present) {
+    check.Invalid(path, "required, e.g. \"60s\"");
+  } else if (ToDuration(proto, path, check, &d) && (d < absl::Seconds(1) || d > absl::Hours(24))) {
+    check.Invalid(path, absl::StrCat("must be between 1s and 24h, got ", Fmt(d)));
+  }
+}
+
+void CheckLoad(const v1::RunSpec& spec, Checker& check) {
+  const v1::Load& load = spec.load();
+  switch (load.model_case()) {
+    case v1::Load::kClosed: {
+      const v1::ClosedLoad& c = load.closed();
+      CheckCount("spec.load.closed.clients", c.clients(), 1, kMaxLoadUnits, check);
+      CheckCount("spec.load.closed.cyclesPerClient", c.cycles_per_client(), 1, kMaxLoadUnits,
+                 check);
+      if (c.max_concurrent() < 0 || c.max_concurrent() > kMaxLoadUnits) {
+        check.Invalid("spec.load.closed.maxConcurrent",
+                      absl::StrCat("must be 0 (same as clients) or ", Range(1, kMaxLoadUnits),
+                                   ", got ", c.max_concurrent()));
+      }
+      break;
+    }
+    case v1::Load::kDuration: {
+      const v1::DurationLoad& d = load.duration();
+      CheckCount("spec.load.duration.connections", d.connections(), 1, kMaxLoadUnits, check);
+      CheckRunDuration("spec.load.duration.duration", d.has_duration(), d.duration(), check);
+      check.Unimplemented("spec.load.duration",
+                          "the duration load model is not implemented yet; use closed");
+      break;
+    }
+    case v1::Load::kOpen: {
+      const v1::OpenLoad& o = load.open();
+      if (!(o.rate_per_second() > 0) || !std::isfinite(o.rate_per_second()) ||
+          o.rate_per_second() > kMaxLoadUnits) {
+        check.Invalid("spec.load.open.ratePerSecond",
+                      absl::StrCat("must be > 0 and <= ", kMaxLoadUnits, ", got ",
+                                   o.rate_per_second()));
+      }
+      CheckRunDuration("spec.load.open.duration", o.has_duration(), o.duration(), check);
+      check.Unimplemented("spec.load.open",
+                          "the open load model is not implemented yet; use closed");
+      break;
+    }
+    case v1::Load::MODEL_NOT_SET:
+      check.Invalid("spec.load", "required: exactly one of closed, duration, open");
+      break;
+  }
+}
+
+void CheckEmulation(const v1::Emulation& e, Checker& check) {
+  if (e.length_words() < 0 || e.length_words() > kMaxLengthWords) {
+    check.Invalid("spec.emulation.lengthWords",
+                  absl::StrCat("must be ", Range(0, kMaxLengthWords),
+                               " (0: target default), got ", e.length_words()));
+  }
+  if (e.has_token_delay()) {
+    absl::Duration d;
+    if (ToDuration(e.token_delay(), "spec.emulation.tokenDelay", check, &d) &&
+        (d < absl::ZeroDuration() || d > absl::Seconds(60))) {
+      check.Invalid("spec.emulation.tokenDelay",
+                    absl::StrCat("must be between 0s and 60s, got ", Fmt(d)));
+    }
+  }
+}
+
+void CheckThresholds(const v1::RunSpec& spec, Checker& check) {
+  if (spec.thresholds_size() > kMaxThresholds) {
+    check.Invalid("spec.thresholds", absl::StrCat("at most ", kMaxThresholds, " entries, got ",
+                                                  spec.thresholds_size()));
+    return;
+  }
+  for (int i = 0; i < spec.thresholds_size(); ++i) {
+    const v1::Threshold& t = spec.thresholds(i);
+    const std::string path = absl::StrCat("spec.thresholds[", i, "]");
+    if (!metrics::MetricFromName(t.metric()).has_value()) {
+      std::vector<std::string> names;
+      for (int m = 1; m < metrics::kNumMetrics; ++m) {
+        const std::string_view n = metrics::MetricName(static_cast<v1::Metric>(m));
+        names.emplace_back(n.data(), n.size());
+      }
+      const std::string what =
+          t.metric().empty() ? std::string("required") : "unknown metric " + Quote(t.metric());
+      check.Invalid(path + ".metric", absl::StrCat(what, "; one of ", absl::StrJoin(names, ", ")));
+    }
+    if (!(t.percentile() > 0 && t.percentile() <= 100)) {
+      check.Invalid(path + ".percentile", absl::StrCat("must be in (0, 100], got ", t.percentile()));
+    }
+    absl::Duration below;
+    if (!t.has_below()) {
+      check.Invalid(path + ".below", "required, e.g. \"0.5s\"");
+    } else if (ToDuration(t.below(), path + ".below", check, &below) &&
+               below <= absl::ZeroDuration()) {
+      check.Invalid(path + ".below", absl::StrCat("must be > 0, got ", Fmt(below)));
+    }
+  }
+}
+
+void CheckLabels(const v1::RunSpec& spec, Checker& check) {
+  if (spec.labels_size() > kMaxLabels) {
+    check.Invalid("spec.labels",
+                  absl::StrCat("at most ", kMaxLabels, " entries, got ", spec.labels_size()));
+    return;
+  }
+  for (const std::string& key : SortedKeys(spec.labels())) {
+    const std::string path = MapPath("spec.labels", key);
+    if (!IsIdentifier(key)) {
+      check.Invalid(path, "label name must match [a-zA-Z_][a-zA-Z0-9_]*");
+      continue;
+    }
+    if (key.rfind("__", 0) == 0) {
+      check.Invalid(path, "label names starting with __ are reserved");
+      continue;
+    }
+    const std::string& value = spec.labels().at(key);
+    if (value.size() > static_cast<size_t>(kMaxLabelValueLength)) {
+      check.Invalid(path, absl::StrCat("value must be at most ", kMaxLabelValueLength,
+                                       " characters, got ", value.size()));
+    } else if (HasControlChar(value)) {
+      check.Invalid(path, "value must not contain control characters");
+    }
+  }
+}
+
+}  // namespace
+
+absl::Status ValidateRunSpec(const v1::RunSpec& spec) {
+  Checker check;
+  if (spec.name().size() > static_cast<size_t>(kMaxNameLength)) {
+    check.Invalid("spec.name", absl::StrCat("must be at most ", kMaxNameLength,
+                                            " characters, got ", spec.name().size()));
+  } else if (HasControlChar(spec.name())) {
+    check.Invalid("spec.name",
+                  absl::StrCat("must be printable (no control characters), got ",
+                               Quote(spec.name())));
+  }
+  CheckTarget(spec.target(), check);
+  CheckLoad(spec, check);
+  CheckEmulation(spec.emulation(), check);
+  CheckThresholds(spec, check);
+  CheckLabels(spec, check);
+  if (spec.max_workers() < 0) {
+    check.Invalid("spec.maxWorkers",
+                  absl::StrCat("must be >= 0 (0: all attached workers), got ", spec.max_workers()));
+  }
+  return check.Result();
+}
+
+void ApplyDefaults(v1::RunSpec* spec) {
+  if (spec->load().has_closed() && spec->load().closed().max_concurrent() == 0) {
+    v1::ClosedLoad* closed = spec->mutable_load()->mutable_closed();
+    closed->set_max_concurrent(closed->clients());
+  }
+}
+
+}  // namespace llmload::validation

@@ -1,0 +1,43 @@
+// File: validation.h
+//
+// Checks a RunSpec before anything is stored or started. Pure: no I/O.
+//
+// Every error names the offending field by its path in proto3 JSON names,
+// then the reason, then (where it helps) the value that was given:
+//
+//   spec.load.closed.clients: must be between 1 and 1000000, got 0
+//   spec.target.headers["X Bad"]: header name must be an HTTP token ...
+//   spec.thresholds[1].metric: unknown metric "p95"; one of connect, ...
+//
+// A spec with an invalid field gets INVALID_ARGUMENT (the first such field,
+// in message order). A valid spec that asks for something not built yet (a
+// protocol other than CENTRIFUGO_EMULATOR, the duration or open load model)
+// gets UNIMPLEMENTED, e.g. "spec.target.protocol: REALM is not implemented
+// yet". Invalid fields are reported before unimplemented ones.
+//
+//   if (absl::Status s = validation::ValidateRunSpec(spec); !s.ok()) return s;
+//   validation::ApplyDefaults(&spec);
+//
+// Thread-safe (stateless).
+
+#pragma once
+
+#include "absl/status/status.h"
+#include "llmload/v1/run.pb.h"
+
+namespace llmload::validation {
+
+inline constexpr int kMaxNameLength = 128;
+inline constexpr int kMaxLoadUnits = 1000000;  // clients, cycles, concurrency
+inline constexpr int kMaxLengthWords = 100000;
+inline constexpr int kMaxLabels = 64;
+inline constexpr int kMaxLabelValueLength = 256;
+inline constexpr int kMaxThresholds = 64;
+
+absl::Status ValidateRunSpec(const v1::RunSpec& spec);
+
+// Fills the defaults a validated spec leaves implicit, so workers and reports
+// see explicit values: load.closed.maxConcurrent 0 -> clients.
+void ApplyDefaults(v1::RunSpec* spec);
+
+}  // namespace llmload::validation

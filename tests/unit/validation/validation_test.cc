@@ -1,0 +1,326 @@
+#include "lib/validation/validation.h"
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "google/protobuf/util/json_util.h"
+#include "gtest/gtest.h"
+
+namespace llmload::validation {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
+
+v1::RunSpec FromJson(const std::string& json) {
+  v1::RunSpec spec;
+  auto status = google::protobuf::util::JsonStringToMessage(json, &spec);
+  EXPECT_TRUE(status.ok()) << status.ToString();
+  return spec;
+}
+
+// The DESIGN.md example with only the closed load model.
+constexpr char kDesignExample[] = R"json({
+  "name": "smoke",
+  "target": {"protocol": "CENTRIFUGO_EMULATOR", "url": "http://127.0.0.1:8080",
+             "model": "", "prompt": "", "maxTokens": 0, "headers": {},
+             "apiKeyEnv": ""},
+  "load": {"closed": {"clients": 10, "cyclesPerClient": 5, "maxConcurrent": 50}},
+  "emulation": {"lengthWords": 100, "tokenDelay": "0.010s"},
+  "thresholds": [{"metric": "ttft", "percentile": 95, "below": "0.5s"}],
+  "labels": {"team": "infra"}})json";
+
+v1::RunSpec ValidSpec() { return FromJson(kDesignExample); }
+
+TEST(ValidateRunSpecTest, DesignExamplePasses) {
+  EXPECT_TRUE(ValidateRunSpec(ValidSpec()).ok()) << ValidateRunSpec(ValidSpec());
+}
+
+TEST(ValidateRunSpecTest, MinimalSpecPasses) {
+  const v1::RunSpec spec = FromJson(R"json({
+    "target": {"protocol": "CENTRIFUGO_EMULATOR", "url": "http://localhost:8080"},
+    "load": {"closed": {"clients": 1, "cyclesPerClient": 1}}})json");
+  EXPECT_TRUE(ValidateRunSpec(spec).ok()) << ValidateRunSpec(spec);
+}
+
+TEST(ValidateRunSpecTest, RichValidSpecPasses) {
+  const v1::RunSpec spec = FromJson(R"json({
+    "name": "nightly soak — ü",
+    "target": {"protocol": "CENTRIFUGO_EMULATOR", "url": "wss://[::1]:8443/base?x=1",
+               "wsUrl": "ws://10.0.0.2/connection/websocket", "maxTokens": 256,
+               "headers": {"X-Request-Id": "abc", "Authorization": "Bearer x"},
+               "apiKeyEnv": "OPENAI_API_KEY", "requestTimeout": "3600s"},
+    "load": {"closed": {"clients": 1000000, "cyclesPerClient": 1000000, "maxConcurrent": 0}},
+    "emulation": {"lengthWords": 0, "tokenDelay": "60s"},
+    "thresholds": [{"metric": "e2e", "percentile": 100, "below": "0.000001s"},
+                   {"metric": "session_setup", "percentile": 0.1, "below": "1s"}],
+    "labels": {"_team": "", "env2": "x"},
+    "maxWorkers": 3})json");
+  EXPECT_TRUE(ValidateRunSpec(spec).ok()) << ValidateRunSpec(spec);
+}
+
+TEST(ValidateRunSpecTest, ApplyDefaultsFillsMaxConcurrent) {
+  v1::RunSpec spec = ValidSpec();
+  spec.mutable_load()->mutable_closed()->set_max_concurrent(0);
+  ApplyDefaults(&spec);
+  EXPECT_EQ(spec.load().closed().max_concurrent(), 10);
+  spec.mutable_load()->mutable_closed()->set_max_concurrent(3);
+  ApplyDefaults(&spec);
+  EXPECT_EQ(spec.load().closed().max_concurrent(), 3);
+}
+
+TEST(ValidateRunSpecTest, ExampleMessageFromBrief) {
+  v1::RunSpec spec = ValidSpec();
+  spec.mutable_load()->mutable_closed()->set_clients(0);
+  const absl::Status s = ValidateRunSpec(spec);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(s.message(), "spec.load.closed.clients: must be between 1 and 1000000, got 0");
+}
+
+TEST(ValidateRunSpecTest, InvalidIsReportedBeforeUnimplemented) {
+  v1::RunSpec spec = ValidSpec();
+  spec.mutable_target()->set_protocol(v1::REALM);
+  spec.set_max_workers(-1);
+  const absl::Status s = ValidateRunSpec(spec);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(s.message()), StartsWith("spec.maxWorkers: "));
+}
+
+TEST(ValidateRunSpecTest, EveryOtherProtocolIsUnimplemented) {
+  for (v1::Protocol p : {v1::REALM, v1::WS_CHAT, v1::OPENAI_CHAT, v1::ANTHROPIC_MESSAGES,
+                         v1::GEMINI, v1::HTTP_JSON}) {
+    v1::RunSpec spec = ValidSpec();
+    spec.mutable_target()->set_protocol(p);
+    const absl::Status s = ValidateRunSpec(spec);
+    EXPECT_EQ(s.code(), absl::StatusCode::kUnimplemented) << v1::Protocol_Name(p);
+    EXPECT_EQ(s.message(),
+              "spec.target.protocol: " + v1::Protocol_Name(p) + " is not implemented yet");
+  }
+}
+
+struct BadField {
+  std::string test_name;
+  std::function<void(v1::RunSpec&)> mutate;
+  absl::StatusCode code;
+  std::string path;       // the message starts with "<path>: "
+  std::string mentions;   // and contains this
+};
+
+void PrintTo(const BadField& f, std::ostream* os) { *os << f.test_name; }
+
+class BadFieldTest : public ::testing::TestWithParam<BadField> {};
+
+TEST_P(BadFieldTest, IsRejectedNamingTheField) {
+  const BadField& param = GetParam();
+  v1::RunSpec spec = ValidSpec();
+  param.mutate(spec);
+  const absl::Status s = ValidateRunSpec(spec);
+  EXPECT_EQ(s.code(), param.code) << s;
+  EXPECT_THAT(std::string(s.message()), StartsWith(param.path + ": "));
+  EXPECT_THAT(std::string(s.message()), HasSubstr(param.mentions));
+}
+
+google::protobuf::Duration Dur(int64_t seconds, int32_t nanos) {
+  google::protobuf::Duration d;
+  d.set_seconds(seconds);
+  d.set_nanos(nanos);
+  return d;
+}
+
+const auto kInvalid = absl::StatusCode::kInvalidArgument;
+const auto kUnimplemented = absl::StatusCode::kUnimplemented;
+
+INSTANTIATE_TEST_SUITE_P(
+    Fields, BadFieldTest,
+    ::testing::Values(
+        BadField{"NameTooLong", [](v1::RunSpec& s) { s.set_name(std::string(129, 'a')); },
+                 kInvalid, "spec.name", "at most 128 characters, got 129"},
+        BadField{"NameControlChar", [](v1::RunSpec& s) { s.set_name("a\nb"); }, kInvalid,
+                 "spec.name", "printable"},
+        BadField{"ProtocolUnspecified",
+                 [](v1::RunSpec& s) { s.mutable_target()->set_protocol(v1::PROTOCOL_UNSPECIFIED); },
+                 kInvalid, "spec.target.protocol", "required, one of CENTRIFUGO_EMULATOR"},
+        BadField{"TargetMissing", [](v1::RunSpec& s) { s.clear_target(); }, kInvalid,
+                 "spec.target.protocol", "required"},
+        BadField{"ProtocolUnknownValue",
+                 [](v1::RunSpec& s) {
+                   s.mutable_target()->set_protocol(static_cast<v1::Protocol>(42));
+                 },
+                 kInvalid, "spec.target.protocol", "unknown value 42"},
+        BadField{"ProtocolRealm",
+                 [](v1::RunSpec& s) { s.mutable_target()->set_protocol(v1::REALM); },
+                 kUnimplemented, "spec.target.protocol", "REALM is not implemented yet"},
+        BadField{"UrlMissing", [](v1::RunSpec& s) { s.mutable_target()->clear_url(); }, kInvalid,
+                 "spec.target.url", "required"},
+        BadField{"UrlNotAUrl", [](v1::RunSpec& s) { s.mutable_target()->set_url("127.0.0.1:8080"); },
+                 kInvalid, "spec.target.url", "127.0.0.1:8080"},
+        BadField{"UrlRelative", [](v1::RunSpec& s) { s.mutable_target()->set_url("/api"); },
+                 kInvalid, "spec.target.url", "not a valid absolute URL"},
+        BadField{"UrlBadScheme",
+                 [](v1::RunSpec& s) { s.mutable_target()->set_url("ftp://example.com/"); },
+                 kInvalid, "spec.target.url", "scheme must be http, https, ws or wss"},
+        BadField{"UrlNoHost", [](v1::RunSpec& s) { s.mutable_target()->set_url("http:///x"); },
+                 kInvalid, "spec.target.url", "host is required"},
+        BadField{"UrlBadPort",
+                 [](v1::RunSpec& s) { s.mutable_target()->set_url("http://localhost:99999/"); },
+                 kInvalid, "spec.target.url", "port must be between 1 and 65535"},
+        BadField{"UrlWithSpace",
+                 [](v1::RunSpec& s) { s.mutable_target()->set_url("http://local host/"); },
+                 kInvalid, "spec.target.url", "spaces"},
+        BadField{"UrlWithCredentials",
+                 [](v1::RunSpec& s) { s.mutable_target()->set_url("http://u:secret@host/"); },
+                 kInvalid, "spec.target.url", "credentials"},
+        BadField{"WsUrlBadScheme",
+                 [](v1::RunSpec& s) { s.mutable_target()->set_ws_url("mailto:x@y"); }, kInvalid,
+                 "spec.target.wsUrl", "scheme"},
+        BadField{"MaxTokensNegative",
+                 [](v1::RunSpec& s) { s.mutable_target()->set_max_tokens(-1); }, kInvalid,
+                 "spec.target.maxTokens", "got -1"},
+        BadField{"HeaderNameWithSpace",
+                 [](v1::RunSpec& s) { (*s.mutable_target()->mutable_headers())["X Bad"] = "v"; },
+                 kInvalid, "spec.target.headers[\"X Bad\"]", "HTTP token"},
+        BadField{"HeaderNameEmpty",
+                 [](v1::RunSpec& s) { (*s.mutable_target()->mutable_headers())[""] = "v"; },
+                 kInvalid, "spec.target.headers[\"\"]", "HTTP token"},
+        BadField{"HeaderValueWithNewline",
+                 [](v1::RunSpec& s) {
+                   (*s.mutable_target()->mutable_headers())["X-Ok"] = "a\r\nInjected: 1";
+                 },
+                 kInvalid, "spec.target.headers[\"X-Ok\"]", "CR, LF or NUL"},
+        BadField{"ApiKeyEnvBadSyntax",
+                 [](v1::RunSpec& s) { s.mutable_target()->set_api_key_env("1-KEY"); }, kInvalid,
+                 "spec.target.apiKeyEnv", "environment variable name"},
+        BadField{"RequestTimeoutTooLong",
+                 [](v1::RunSpec& s) {
+                   *s.mutable_target()->mutable_request_timeout() = Dur(7200, 0);
+                 },
+                 kInvalid, "spec.target.requestTimeout", "got 2h"},
+        BadField{"RequestTimeoutTooShort",
+                 [](v1::RunSpec& s) {
+                   *s.mutable_target()->mutable_request_timeout() = Dur(0, 1000);
+                 },
+                 kInvalid, "spec.target.requestTimeout", "between 1ms and 1h"},
+        BadField{"RequestTimeoutNegative",
+                 [](v1::RunSpec& s) {
+                   *s.mutable_target()->mutable_request_timeout() = Dur(-1, 0);
+                 },
+                 kInvalid, "spec.target.requestTimeout", "got -1s"},
+        BadField{"RequestTimeoutMalformed",
+                 [](v1::RunSpec& s) {
+                   *s.mutable_target()->mutable_request_timeout() = Dur(1, -5);
+                 },
+                 kInvalid, "spec.target.requestTimeout", "not a valid duration"},
+        BadField{"LoadMissing", [](v1::RunSpec& s) { s.clear_load(); }, kInvalid, "spec.load",
+                 "exactly one of closed, duration, open"},
+        BadField{"ClosedClientsZero",
+                 [](v1::RunSpec& s) { s.mutable_load()->mutable_closed()->set_clients(0); },
+                 kInvalid, "spec.load.closed.clients", "must be between 1 and 1000000, got 0"},
+        BadField{"ClosedClientsTooMany",
+                 [](v1::RunSpec& s) { s.mutable_load()->mutable_closed()->set_clients(1000001); },
+                 kInvalid, "spec.load.closed.clients", "got 1000001"},
+        BadField{"ClosedCyclesZero",
+                 [](v1::RunSpec& s) {
+                   s.mutable_load()->mutable_closed()->set_cycles_per_client(0);
+                 },
+                 kInvalid, "spec.load.closed.cyclesPerClient", "between 1 and 1000000"},
+        BadField{"ClosedMaxConcurrentNegative",
+                 [](v1::RunSpec& s) {
+                   s.mutable_load()->mutable_closed()->set_max_concurrent(-1);
+                 },
+                 kInvalid, "spec.load.closed.maxConcurrent", "0 (same as clients)"},
+        BadField{"ClosedMaxConcurrentTooMany",
+                 [](v1::RunSpec& s) {
+                   s.mutable_load()->mutable_closed()->set_max_concurrent(1000001);
+                 },
+                 kInvalid, "spec.load.closed.maxConcurrent", "got 1000001"},
+        BadField{"DurationModelUnimplemented",
+                 [](v1::RunSpec& s) {
+                   auto* d = s.mutable_load()->mutable_duration();
+                   d->set_connections(10);
+                   *d->mutable_duration() = Dur(30, 0);
+                 },
+                 kUnimplemented, "spec.load.duration", "not implemented yet"},
+        BadField{"DurationConnectionsZero",
+                 [](v1::RunSpec& s) {
+                   *s.mutable_load()->mutable_duration()->mutable_duration() = Dur(30, 0);
+                 },
+                 kInvalid, "spec.load.duration.connections", "got 0"},
+        BadField{"DurationDurationMissing",
+                 [](v1::RunSpec& s) {
+                   s.mutable_load()->mutable_duration()->set_connections(10);
+                 },
+                 kInvalid, "spec.load.duration.duration", "required"},
+        BadField{"OpenModelUnimplemented",
+                 [](v1::RunSpec& s) {
+                   auto* o = s.mutable_load()->mutable_open();
+                   o->set_rate_per_second(20);
+                   *o->mutable_duration() = Dur(60, 0);
+                 },
+                 kUnimplemented, "spec.load.open", "not implemented yet"},
+        BadField{"OpenRateZero",
+                 [](v1::RunSpec& s) {
+                   *s.mutable_load()->mutable_open()->mutable_duration() = Dur(60, 0);
+                 },
+                 kInvalid, "spec.load.open.ratePerSecond", "must be > 0"},
+        BadField{"LengthWordsNegative",
+                 [](v1::RunSpec& s) { s.mutable_emulation()->set_length_words(-1); }, kInvalid,
+                 "spec.emulation.lengthWords", "between 0 and 100000"},
+        BadField{"LengthWordsTooMany",
+                 [](v1::RunSpec& s) { s.mutable_emulation()->set_length_words(100001); },
+                 kInvalid, "spec.emulation.lengthWords", "got 100001"},
+        BadField{"TokenDelayNegative",
+                 [](v1::RunSpec& s) {
+                   *s.mutable_emulation()->mutable_token_delay() = Dur(0, -10000000);
+                 },
+                 kInvalid, "spec.emulation.tokenDelay", "between 0s and 60s, got -10ms"},
+        BadField{"TokenDelayTooLong",
+                 [](v1::RunSpec& s) {
+                   *s.mutable_emulation()->mutable_token_delay() = Dur(61, 0);
+                 },
+                 kInvalid, "spec.emulation.tokenDelay", "got 1m1s"},
+        BadField{"ThresholdUnknownMetric",
+                 [](v1::RunSpec& s) { s.mutable_thresholds(0)->set_metric("p95"); }, kInvalid,
+                 "spec.thresholds[0].metric", "unknown metric \"p95\"; one of connect"},
+        BadField{"ThresholdMetricMissing",
+                 [](v1::RunSpec& s) { s.add_thresholds()->set_percentile(50); }, kInvalid,
+                 "spec.thresholds[1].metric", "required"},
+        BadField{"ThresholdPercentileZero",
+                 [](v1::RunSpec& s) { s.mutable_thresholds(0)->set_percentile(0); }, kInvalid,
+                 "spec.thresholds[0].percentile", "(0, 100]"},
+        BadField{"ThresholdPercentileAbove100",
+                 [](v1::RunSpec& s) { s.mutable_thresholds(0)->set_percentile(100.5); },
+                 kInvalid, "spec.thresholds[0].percentile", "got 100.5"},
+        BadField{"ThresholdBelowZero",
+                 [](v1::RunSpec& s) {
+                   *s.mutable_thresholds(0)->mutable_below() = Dur(0, 0);
+                 },
+                 kInvalid, "spec.thresholds[0].below", "must be > 0"},
+        BadField{"ThresholdBelowMissing",
+                 [](v1::RunSpec& s) { s.mutable_thresholds(0)->clear_below(); }, kInvalid,
+                 "spec.thresholds[0].below", "required"},
+        BadField{"LabelKeyBadSyntax",
+                 [](v1::RunSpec& s) { (*s.mutable_labels())["1team"] = "x"; }, kInvalid,
+                 "spec.labels[\"1team\"]", "label name"},
+        BadField{"LabelKeyDash", [](v1::RunSpec& s) { (*s.mutable_labels())["a-b"] = "x"; },
+                 kInvalid, "spec.labels[\"a-b\"]", "[a-zA-Z_][a-zA-Z0-9_]*"},
+        BadField{"LabelKeyReserved",
+                 [](v1::RunSpec& s) { (*s.mutable_labels())["__name__"] = "x"; }, kInvalid,
+                 "spec.labels[\"__name__\"]", "reserved"},
+        BadField{"LabelValueTooLong",
+                 [](v1::RunSpec& s) { (*s.mutable_labels())["team"] = std::string(257, 'v'); },
+                 kInvalid, "spec.labels[\"team\"]", "at most 256 characters, got 257"},
+        BadField{"TooManyLabels",
+                 [](v1::RunSpec& s) {
+                   for (int i = 0; i < 65; ++i) {
+                     (*s.mutable_labels())["k" + std::to_string(i)] = "v";
+                   }
+                 },
+                 kInvalid, "spec.labels", "at most 64 entries"},
+        BadField{"MaxWorkersNegative", [](v1::RunSpec& s) { s.set_max_workers(-2); }, kInvalid,
+                 "spec.maxWorkers", "must be >= 0"}),
+    [](const ::testing::TestParamInfo<BadField>& info) { return info.param.test_name; });
+
+}  // namespace
+}  // namespace llmload::validation
