@@ -155,7 +155,15 @@ uint64_t Histogram::Percentile(double p) const {
     return 0;
   }
   p = std::clamp(p, 0.0, 100.0);
-  auto rank = static_cast<uint64_t>(std::ceil(p / 100.0 * static_cast<double>(count_)));
+  // p is a decimal the caller wrote (99.9) that a double only approximates,
+  // and ceil(p / 100 * n) lands one rank too high whenever the product comes
+  // out a hair above an integer (99.9 / 100 * 1000 = 999.0000000000001 ranks
+  // the max, not the 999th sample). Resolve p to 1e-7 percentage points, which
+  // holds every decimal with up to 7 fractional digits exactly, and rank in
+  // integer arithmetic.
+  constexpr uint64_t kWhole = 1'000'000'000;  // 100 %
+  const auto scaled = static_cast<uint64_t>(std::llround(p * (kWhole / 100)));
+  auto rank = static_cast<uint64_t>((static_cast<Uint128>(scaled) * count_ + kWhole - 1) / kWhole);
   rank = std::clamp<uint64_t>(rank, 1, count_);
   uint64_t seen = 0;
   for (size_t i = BucketIndex(min_); i < NumBuckets(); ++i) {
