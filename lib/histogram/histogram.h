@@ -46,8 +46,11 @@ class Histogram {
   Histogram(Histogram&&) noexcept = default;
   Histogram& operator=(Histogram&&) noexcept = default;
 
+  // 2 * kSubBuckets exact buckets below 2^(kSubBucketBits + 1), then
+  // kSubBuckets per octave [2^e, 2^(e+1)) for e up to kMaxExponent - 1; the
+  // last bucket ends at kMaxValue.
   static constexpr size_t NumBuckets() {
-    return static_cast<size_t>(kSubBuckets * (kMaxExponent - kSubBucketBits) +
+    return static_cast<size_t>(kSubBuckets * (kMaxExponent - kSubBucketBits - 1) +
                                2 * kSubBuckets);
   }
   static size_t BucketIndex(uint64_t value);
