@@ -261,18 +261,35 @@ absl::Status Histogram::MergeEncoded(std::string_view in) {
       BucketIndex(max) != entries.back().first) {
     return absl::DataLossError("histogram min/max disagree with its buckets");
   }
-  if (saturated > total) {
-    return absl::DataLossError("histogram saturated count exceeds its total");
+  // Saturated samples were recorded as kMaxValue.
+  if (saturated > total || (saturated > 0 && max != kMaxValue)) {
+    return absl::DataLossError("histogram saturated count disagrees with its max");
   }
-  // The sum must lie within what the bucket bounds allow.
+  // The sum must be one that samples with these bucket counts, this exact
+  // min and max and this many saturated samples can add up to; bucket bounds
+  // alone would accept e.g. a mean above the max.
   Uint128 lo = 0;
   Uint128 hi = 0;
-  for (const auto& [index, count] : entries) {
-    lo += static_cast<Uint128>(BucketLow(index)) * count;
-    hi += static_cast<Uint128>(BucketLow(index) + BucketWidth(index) - 1) * count;
+  if (min == max) {
+    lo = hi = static_cast<Uint128>(min) * total;
+  } else {
+    // One sample is min, max(saturated, 1) samples are max, and every other
+    // sample lies in its bucket and within [min, max].
+    const size_t first = entries.front().first;
+    const size_t last = entries.back().first;
+    const uint64_t at_max = std::max<uint64_t>(saturated, 1);
+    if (at_max > entries.back().second - (first == last ? 1 : 0)) {
+      return absl::DataLossError("histogram min/max/saturated disagree with its bucket counts");
+    }
+    lo = hi = min + static_cast<Uint128>(max) * at_max;
+    for (const auto& [index, count] : entries) {
+      const uint64_t rest = count - (index == first ? 1 : 0) - (index == last ? at_max : 0);
+      lo += static_cast<Uint128>(std::max(BucketLow(index), min)) * rest;
+      hi += static_cast<Uint128>(std::min(BucketLow(index) + BucketWidth(index) - 1, max)) * rest;
+    }
   }
   if (sum < lo || sum > hi) {
-    return absl::DataLossError("histogram sum disagrees with its buckets");
+    return absl::DataLossError("histogram sum disagrees with its buckets, min and max");
   }
   if (AddOverflows(count_, total) || AddOverflows(sum_, sum)) {
     return absl::DataLossError("merging the histogram would overflow");

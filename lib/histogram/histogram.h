@@ -82,7 +82,8 @@ class Histogram {
 
   // Sparse encoding: only non-empty buckets, varint-coded.
   std::string Encode() const;
-  // Adds an encoded histogram to this one. On any corruption returns
+  // Adds an encoded histogram to this one. Accepts only encodings that some
+  // sequence of Record() calls could have produced; on any corruption returns
   // INVALID_ARGUMENT / DATA_LOSS and leaves *this unchanged.
   absl::Status MergeEncoded(std::string_view encoded);
   static absl::StatusOr<Histogram> Decode(std::string_view encoded);
