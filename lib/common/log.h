@@ -22,6 +22,8 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/string_view.h"
+
 namespace llmload {
 
 enum class LogLevel { kDebug = 0, kInfo = 1, kWarn = 2, kError = 3 };
@@ -48,6 +50,10 @@ class LogLine {
     return Kv(key, std::string_view(value));
   }
   LogLine& Kv(std::string_view key, const char* value) { return Kv(key, std::string_view(value)); }
+  // Debian's Abseil does not alias absl::string_view to std::string_view.
+  LogLine& Kv(std::string_view key, absl::string_view value) {
+    return Kv(key, std::string_view(value.data(), value.size()));
+  }
   template <typename T>
     requires std::is_arithmetic_v<T>
   LogLine& Kv(std::string_view key, T value) {

@@ -1,0 +1,198 @@
+#include "services/worker/batch_shipper.h"
+
+#include <algorithm>
+#include <chrono>
+
+#include "lib/common/log.h"
+#include "services/common/grpc_util.h"
+
+namespace llmload::worker {
+
+BatchShipper::BatchShipper(std::string collector_address, size_t max_unacked)
+    : address_(std::move(collector_address)), max_unacked_(std::max<size_t>(max_unacked, 1)) {
+  sender_ = std::thread([this] { SenderLoop(); });
+}
+
+BatchShipper::~BatchShipper() { Stop(); }
+
+void BatchShipper::Stop() {
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopping_) {
+      return;
+    }
+    stopping_ = true;
+  }
+  if (sender_.joinable()) {
+    sender_.join();
+  }
+}
+
+uint64_t BatchShipper::Enqueue(v1::SampleBatch batch) {
+  absl::MutexLock lock(&mu_);
+  RunSeq& rs = runs_[batch.run_id()];
+  const uint64_t seq = rs.next++;
+  batch.set_sequence(seq);
+  ++rs.outstanding;
+  if (unacked_.size() >= max_unacked_) {
+    const v1::SampleBatch& oldest = unacked_.front();
+    RunSeq& old = runs_[oldest.run_id()];
+    ++old.dropped;
+    --old.outstanding;
+    LLMLOAD_LOG(kError, "Unacked batch queue is full; dropped the oldest batch.")
+        .Kv("run_id", oldest.run_id())
+        .Kv("sequence", oldest.sequence());
+    unacked_.pop_front();
+    if (sent_on_stream_ > 0) {
+      --sent_on_stream_;
+    }
+  }
+  unacked_.push_back(std::move(batch));
+  return seq;
+}
+
+bool BatchShipper::AllAcked(const std::string& run_id) {
+  absl::MutexLock lock(&mu_);
+  auto it = runs_.find(run_id);
+  return it == runs_.end() || it->second.outstanding == 0;
+}
+
+uint64_t BatchShipper::AckedSequence(const std::string& run_id) {
+  absl::MutexLock lock(&mu_);
+  auto it = runs_.find(run_id);
+  return it == runs_.end() ? 0 : it->second.acked;
+}
+
+uint64_t BatchShipper::DroppedBatches(const std::string& run_id) {
+  absl::MutexLock lock(&mu_);
+  auto it = runs_.find(run_id);
+  return it == runs_.end() ? 0 : it->second.dropped;
+}
+
+void BatchShipper::ForgetRun(const std::string& run_id) {
+  absl::MutexLock lock(&mu_);
+  auto it = runs_.find(run_id);
+  if (it != runs_.end() && it->second.outstanding == 0) {
+    runs_.erase(it);
+  }
+}
+
+size_t BatchShipper::Unacked() {
+  absl::MutexLock lock(&mu_);
+  return unacked_.size();
+}
+
+bool BatchShipper::Connected() {
+  absl::MutexLock lock(&mu_);
+  return connected_;
+}
+
+bool BatchShipper::Flush(absl::Duration timeout) {
+  absl::MutexLock lock(&mu_);
+  auto empty = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return unacked_.empty(); };
+  return mu_.AwaitWithTimeout(absl::Condition(&empty), timeout);
+}
+
+void BatchShipper::SenderLoop() {
+  auto backoff = std::chrono::milliseconds(100);
+  for (;;) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (stopping_) {
+        return;
+      }
+    }
+    const bool progressed = RunStream();
+    {
+      absl::MutexLock lock(&mu_);
+      if (stopping_) {
+        return;
+      }
+      connected_ = false;
+      sent_on_stream_ = 0;  // resend everything unacked on the next stream
+    }
+    backoff = progressed ? std::chrono::milliseconds(100)
+                         : std::min(backoff * 2, std::chrono::milliseconds(2000));
+    // Sleep interruptibly.
+    absl::MutexLock lock(&mu_);
+    auto stop = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return stopping_; };
+    mu_.AwaitWithTimeout(absl::Condition(&stop), absl::FromChrono(backoff));
+  }
+}
+
+bool BatchShipper::RunStream() {
+  auto channel = MakeChannel(address_);
+  auto stub = v1::Collector::NewStub(channel);
+  grpc::ClientContext ctx;
+  auto stream = stub->Ingest(&ctx);
+  {
+    absl::MutexLock lock(&mu_);
+    stream_broken_ = false;
+  }
+  bool got_ack = false;
+  std::thread reader([&] {
+    v1::IngestAck ack;
+    while (stream->Read(&ack)) {
+      absl::MutexLock lock(&mu_);
+      if (!connected_) {
+        connected_ = true;
+        LLMLOAD_LOG(kInfo, "Connected to the collector.").Kv("address", address_);
+      }
+      got_ack = true;
+      if (!ack.error().empty()) {
+        LLMLOAD_LOG(kError, "Collector rejected a batch.")
+            .Kv("run_id", ack.run_id())
+            .Kv("sequence", ack.sequence())
+            .Kv("error", ack.error());
+      }
+      // Acks arrive in send order; remove the acked batch wherever it is.
+      for (size_t i = 0; i < unacked_.size(); ++i) {
+        const v1::SampleBatch& b = unacked_[i];
+        if (b.run_id() == ack.run_id() && b.sequence() == ack.sequence()) {
+          RunSeq& rs = runs_[b.run_id()];
+          rs.acked = std::max(rs.acked, b.sequence());
+          --rs.outstanding;
+          unacked_.erase(unacked_.begin() + static_cast<std::ptrdiff_t>(i));
+          if (i < sent_on_stream_) {
+            --sent_on_stream_;
+          }
+          break;
+        }
+      }
+    }
+    absl::MutexLock lock(&mu_);
+    stream_broken_ = true;
+  });
+  for (;;) {
+    v1::SampleBatch next;
+    {
+      absl::MutexLock lock(&mu_);
+      auto ready = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+        return stopping_ || stream_broken_ || sent_on_stream_ < unacked_.size();
+      };
+      mu_.AwaitWithTimeout(absl::Condition(&ready), absl::Seconds(1));
+      if (stopping_ || stream_broken_) {
+        break;
+      }
+      if (sent_on_stream_ >= unacked_.size()) {
+        continue;
+      }
+      next = unacked_[sent_on_stream_];
+      ++sent_on_stream_;
+    }
+    if (!stream->Write(next)) {
+      break;
+    }
+  }
+  ctx.TryCancel();
+  reader.join();
+  grpc::Status status = stream->Finish();
+  if (!status.ok() && status.error_code() != grpc::StatusCode::CANCELLED) {
+    LLMLOAD_LOG(kWarn, "Collector stream ended; will reconnect and resend unacked batches.")
+        .Kv("address", address_)
+        .Kv("error", status.error_message());
+  }
+  return got_ack;
+}
+
+}  // namespace llmload::worker

@@ -1,0 +1,75 @@
+// File: batch_shipper.h
+//
+// Ships sample batches to the collector over the Ingest stream, exactly once
+// from the collector's point of view: every batch gets the next sequence
+// number of its run, stays in the unacked queue until the collector acks it
+// (the ack comes only once the batch is durable), and after a broken stream
+// every unacked batch is sent again, in order, on the next one. The collector
+// ignores the ones it already applied.
+//
+// The queue is bounded: past max_unacked, the oldest batch is dropped and
+// counted (DroppedBatches), never silently.
+//
+// Thread-safe. Owns a sender thread and, per stream, a reader thread.
+
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "llmload/v1/collector.grpc.pb.h"
+
+namespace llmload::worker {
+
+class BatchShipper {
+ public:
+  BatchShipper(std::string collector_address, size_t max_unacked);
+  ~BatchShipper();
+  BatchShipper(const BatchShipper&) = delete;
+  BatchShipper& operator=(const BatchShipper&) = delete;
+
+  // Assigns the run's next sequence number and queues the batch. Returns the
+  // sequence.
+  uint64_t Enqueue(v1::SampleBatch batch);
+  // True when every batch queued for the run has been acked.
+  bool AllAcked(const std::string& run_id);
+  uint64_t AckedSequence(const std::string& run_id);
+  uint64_t DroppedBatches(const std::string& run_id);
+  void ForgetRun(const std::string& run_id);
+  size_t Unacked();
+  bool Connected();
+  // Waits up to `timeout` for every queued batch to be acked.
+  bool Flush(absl::Duration timeout);
+  void Stop();
+
+ private:
+  struct RunSeq {
+    uint64_t next = 1;
+    uint64_t acked = 0;  // highest acked
+    uint64_t outstanding = 0;
+    uint64_t dropped = 0;
+  };
+  void SenderLoop();
+  bool RunStream();  // one stream's life; false when stopping
+
+  std::string address_;
+  size_t max_unacked_;
+  absl::Mutex mu_;
+  std::deque<v1::SampleBatch> unacked_ ABSL_GUARDED_BY(mu_);
+  size_t sent_on_stream_ ABSL_GUARDED_BY(mu_) = 0;  // prefix of unacked_ already written
+  std::map<std::string, RunSeq> runs_ ABSL_GUARDED_BY(mu_);
+  bool stream_broken_ ABSL_GUARDED_BY(mu_) = false;
+  bool connected_ ABSL_GUARDED_BY(mu_) = false;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread sender_;
+};
+
+}  // namespace llmload::worker

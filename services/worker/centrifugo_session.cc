@@ -1,0 +1,488 @@
+#include "services/worker/centrifugo_session.h"
+
+#include <deque>
+#include <string>
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/beast/core/buffers_to_string.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/websocket.hpp>
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+#include <boost/json/value.hpp>
+
+#include "absl/strings/str_cat.h"
+#include "lib/common/log.h"
+#include "services/common/grpc_util.h"
+
+namespace llmload::worker {
+namespace {
+
+namespace beast = boost::beast;
+namespace websocket = beast::websocket;
+namespace json = boost::json;
+namespace cf = protocol::centrifugo;
+
+constexpr uint32_t kConnectCommandId = 1;
+constexpr size_t kMaxWsMessageBytes = 1 << 20;
+
+uint64_t Micros(Clock::duration d) {
+  const auto us = std::chrono::duration_cast<std::chrono::microseconds>(d).count();
+  return us < 0 ? 0 : static_cast<uint64_t>(us);
+}
+
+// Counter for a failed HTTP exchange.
+v1::Counter ClassifyHttp(const HttpResult& r) {
+  if (r.ec == net::error::timed_out) {
+    return v1::TIMEOUT;
+  }
+  if (r.ec) {
+    return r.ec == net::error::connection_refused || r.ec == net::error::host_unreachable ||
+                   r.ec == net::error::network_unreachable
+               ? v1::CONNECT_FAILED
+               : v1::DISCONNECTED;
+  }
+  const unsigned status = r.response.result_int();
+  if (status == 429) {
+    return v1::RATE_LIMITED;
+  }
+  return status >= 500 ? v1::HTTP_5XX : v1::HTTP_4XX;
+}
+
+class CentrifugoSession final : public Session,
+                                public std::enable_shared_from_this<CentrifugoSession> {
+ public:
+  CentrifugoSession(std::shared_ptr<LoopShard> shard, int32_t client_id)
+      : shard_(std::move(shard)),
+        client_id_(client_id),
+        ws_(shard_->ioc()),
+        timer_(shard_->ioc()) {}
+
+  void Start() override {
+    session_start_ = Clock::now();
+    phase_ = Phase::kCreate;
+    http::request<http::string_body> req{http::verb::post, Path("/api/sessions/create"), 11};
+    shard_->http().Request(std::move(req), [self = shared_from_this()](HttpResult&& r) {
+      self->OnCreated(std::move(r));
+    });
+  }
+
+  void Cancel() override {
+    if (phase_ == Phase::kDone) {
+      return;
+    }
+    cancelled_ = true;
+    boost::system::error_code ignored;
+    timer_.cancel();
+    beast::get_lowest_layer(ws_).close(ignored);
+    Finish();
+  }
+
+ private:
+  enum class Phase { kCreate, kConnect, kAwaitConnectReply, kCycle, kClosing, kDone };
+
+  std::string Path(std::string_view p) const {
+    return shard_->settings().target.base_path + std::string(p);
+  }
+  metrics::MetricSet& M() { return shard_->metrics(); }
+
+  // --- session set-up ---
+
+  void OnCreated(HttpResult&& r) {
+    if (cancelled_) {
+      return;
+    }
+    AddHttpBytes(r);
+    if (r.ec || r.response.result_int() != 200) {
+      return FailSetup(ClassifyHttp(r), "session create failed");
+    }
+    json::error_code ec;
+    json::value v = json::parse(r.response.body(), ec);
+    const json::object* o = (!ec && v.is_object()) ? &v.get_object() : nullptr;
+    const json::value* sid = o != nullptr ? o->if_contains("session_id") : nullptr;
+    const json::value* tok = o != nullptr ? o->if_contains("token") : nullptr;
+    if (sid == nullptr || tok == nullptr || !sid->is_string() || !tok->is_string()) {
+      return FailSetup(v1::PROTOCOL_ERROR, "session create answer lacks session_id/token");
+    }
+    session_id_ = std::string(sid->get_string());
+    token_ = std::string(tok->get_string());
+    DoConnect();
+  }
+
+  void DoConnect() {
+    phase_ = Phase::kConnect;
+    connect_start_ = Clock::now();
+    ArmTimer();
+    net::async_connect(beast::get_lowest_layer(ws_), shard_->settings().target.ws_endpoints,
+                       [self = shared_from_this()](const boost::system::error_code& ec,
+                                                   const tcp::endpoint&) {
+                         self->OnTcpConnected(ec);
+                       });
+  }
+
+  void OnTcpConnected(const boost::system::error_code& ec) {
+    if (cancelled_) {
+      return;
+    }
+    if (ec) {
+      return FailSetup(timed_out_ ? v1::TIMEOUT : v1::CONNECT_FAILED, "connect failed");
+    }
+    boost::system::error_code ignored;
+    beast::get_lowest_layer(ws_).set_option(tcp::no_delay(true), ignored);
+    ws_.read_message_max(kMaxWsMessageBytes);
+    ws_.async_handshake(shard_->settings().target.ws_host_header,
+                        Path("/connection/websocket"),
+                        [self = shared_from_this()](const boost::system::error_code& ec) {
+                          self->OnHandshake(ec);
+                        });
+  }
+
+  void OnHandshake(const boost::system::error_code& ec) {
+    if (cancelled_) {
+      return;
+    }
+    if (ec) {
+      return FailSetup(timed_out_ ? v1::TIMEOUT : v1::CONNECT_FAILED, "websocket upgrade failed");
+    }
+    M().RecordUs(v1::CONNECT, Micros(Clock::now() - connect_start_));
+    phase_ = Phase::kAwaitConnectReply;
+    Send(cf::EncodeConnectCommand(token_, kConnectCommandId));
+    DoRead();
+  }
+
+  // --- WebSocket I/O ---
+
+  void Send(std::string text) {
+    M().Add(v1::BYTES_OUT, text.size());
+    outbox_.push_back(std::move(text));
+    if (outbox_.size() == 1) {
+      DoWrite();
+    }
+  }
+
+  void DoWrite() {
+    ws_.text(true);
+    ws_.async_write(net::buffer(outbox_.front()),
+                    [self = shared_from_this()](const boost::system::error_code& ec, size_t) {
+                      if (ec) {
+                        return;  // the read side sees the failure and ends the session
+                      }
+                      self->outbox_.pop_front();
+                      if (!self->outbox_.empty() && self->phase_ != Phase::kDone) {
+                        self->DoWrite();
+                      }
+                    });
+  }
+
+  void DoRead() {
+    ws_.async_read(rbuf_, [self = shared_from_this()](const boost::system::error_code& ec,
+                                                      size_t n) { self->OnRead(ec, n); });
+  }
+
+  void OnRead(const boost::system::error_code& ec, size_t n) {
+    if (cancelled_ || phase_ == Phase::kDone) {
+      return;
+    }
+    if (ec) {
+      if (phase_ == Phase::kClosing) {
+        return AfterClose();
+      }
+      if (ec == websocket::error::message_too_big) {
+        return FailActive(v1::PROTOCOL_ERROR, "message over the size limit");
+      }
+      return FailActive(timed_out_ ? v1::TIMEOUT : v1::DISCONNECTED, "websocket closed");
+    }
+    const Clock::time_point now = Clock::now();
+    M().Add(v1::BYTES_IN, n);
+    const auto data = rbuf_.cdata();
+    std::string_view frame(static_cast<const char*>(data.data()), data.size());
+    bool stop = false;
+    absl::Status s = shard_->centrifugo_parser().Parse(
+        frame, [&](const cf::ServerEvent& e) { stop = stop || !HandleEvent(e, now); });
+    rbuf_.consume(rbuf_.size());
+    if (!s.ok()) {
+      return FailActive(v1::PROTOCOL_ERROR, "malformed centrifugo frame");
+    }
+    if (stop || phase_ == Phase::kDone) {
+      return;
+    }
+    DoRead();
+  }
+
+  // Returns false when the session has ended.
+  bool HandleEvent(const cf::ServerEvent& e, Clock::time_point now) {
+    switch (e.kind) {
+      case cf::ServerEvent::Kind::kPing:
+        if (pong_) {
+          Send(std::string(cf::kPongCommand));
+        }
+        return true;
+      case cf::ServerEvent::Kind::kConnectReply:
+        if (phase_ == Phase::kAwaitConnectReply && e.id == kConnectCommandId) {
+          pong_ = e.pong;
+          timer_.cancel();
+          M().RecordUs(v1::SESSION_SETUP, Micros(now - session_start_));
+          M().Add(v1::SESSIONS_OPENED);
+          setup_done_ = true;
+          StartCycle();
+        }
+        return phase_ != Phase::kDone;
+      case cf::ServerEvent::Kind::kReplyError:
+        if (phase_ == Phase::kAwaitConnectReply && e.id == kConnectCommandId) {
+          FailSetup(v1::CONNECT_FAILED, "connect rejected");
+          return false;
+        }
+        return true;
+      case cf::ServerEvent::Kind::kPublication:
+        if (phase_ == Phase::kCycle) {
+          if (e.has_token) {
+            OnToken(now);
+          }
+          if (e.done && !stream_done_) {
+            stream_done_ = true;
+            done_at_ = now;
+            MaybeFinishCycle();
+          }
+        }
+        return phase_ != Phase::kDone;
+      case cf::ServerEvent::Kind::kDisconnectPush:
+        FailActive(v1::DISCONNECTED, "server disconnect");
+        return false;
+      default:
+        return true;
+    }
+  }
+
+  // --- cycles ---
+
+  void StartCycle() {
+    if (cancelled_) {
+      return;
+    }
+    if (cycle_ >= shard_->settings().cycles_per_client) {
+      return BeginClose();
+    }
+    ++cycle_;
+    phase_ = Phase::kCycle;
+    tokens_ = 0;
+    http_done_ = stream_done_ = false;
+    json::object body;
+    body["session_id"] = session_id_;
+    body["question"] = absl::StrCat("Question ", cycle_, " from client ", client_id_);
+    const auto& emu = shard_->settings().spec.emulation();
+    if (emu.length_words() > 0) {
+      body["length_words"] = emu.length_words();
+    }
+    if (emu.has_token_delay()) {
+      body["token_delay_seconds"] = absl::ToDoubleSeconds(FromProtoDuration(emu.token_delay()));
+    }
+    http::request<http::string_body> req{http::verb::post, Path("/api/run"), 11};
+    req.set(http::field::content_type, "application/json");
+    req.body() = json::serialize(body);
+    send_at_ = Clock::now();
+    ArmTimer();
+    shard_->http().Request(std::move(req), [self = shared_from_this(), cycle = cycle_](HttpResult&& r) {
+      self->OnRunResponse(std::move(r), cycle);
+    });
+  }
+
+  void OnRunResponse(HttpResult&& r, int cycle) {
+    if (cancelled_ || phase_ != Phase::kCycle || cycle != cycle_) {
+      return;
+    }
+    AddHttpBytes(r);
+    if (r.ec || r.response.result_int() / 100 != 2) {
+      const v1::Counter c = ClassifyHttp(r);
+      if (c == v1::TIMEOUT) {
+        return FailActive(c, "/api/run timed out");
+      }
+      // The request was refused: no tokens will come. Count it, go on.
+      M().Add(c);
+      M().Add(v1::CYCLES);
+      timer_.cancel();
+      return StartCycle();
+    }
+    M().RecordUs(v1::REQUEST, Micros(r.headers_at - send_at_));
+    http_done_ = true;
+    MaybeFinishCycle();
+  }
+
+  void OnToken(Clock::time_point now) {
+    if (tokens_ == 0) {
+      first_at_ = now;
+      M().RecordUs(v1::TTFT, Micros(now - send_at_));
+      ArmTimer();  // a fresh wait for the rest of the response
+    } else {
+      M().RecordUs(v1::ITL, Micros(now - last_at_));
+    }
+    last_at_ = now;
+    ++tokens_;
+  }
+
+  void MaybeFinishCycle() {
+    if (!http_done_ || !stream_done_) {
+      return;
+    }
+    timer_.cancel();
+    const Clock::duration e2e = done_at_ - send_at_;
+    M().RecordUs(v1::E2E, Micros(e2e));
+    if (tokens_ > 1) {
+      // tpot = (e2e - ttft) / (tokens - 1)
+      M().RecordUs(v1::TPOT, Micros(done_at_ - first_at_) / (tokens_ - 1));
+    }
+    M().Add(v1::TOKENS, tokens_);
+    M().Add(v1::REQUESTS_OK);
+    M().Add(v1::CYCLES);
+    StartCycle();
+  }
+
+  // --- timeouts, failures, teardown ---
+
+  void ArmTimer() {
+    timed_out_ = false;
+    timer_.expires_after(shard_->settings().request_timeout);
+    timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
+      if (ec || self->phase_ == Phase::kDone || self->phase_ == Phase::kClosing) {
+        return;
+      }
+      self->timed_out_ = true;
+      if (self->phase_ == Phase::kCycle) {
+        self->FailActive(v1::TIMEOUT, "response timed out");
+      } else {
+        self->FailSetup(v1::TIMEOUT, "session set-up timed out");
+      }
+    });
+  }
+
+  void FailSetup(v1::Counter counter, const char* why) {
+    if (phase_ == Phase::kDone) {
+      return;
+    }
+    M().Add(counter);
+    M().Add(v1::SESSIONS_FAILED);
+    LLMLOAD_LOG(kDebug, "Session set-up failed.")
+        .Kv("client_id", client_id_)
+        .Kv("reason", why)
+        .Kv("counter", metrics::CounterName(counter));
+    Teardown();
+  }
+
+  // A failure after set-up: the cycle in flight (if any) fails and the
+  // session ends, because the stream's state is unknown.
+  void FailActive(v1::Counter counter, const char* why) {
+    if (phase_ == Phase::kDone) {
+      return;
+    }
+    if (!setup_done_) {
+      return FailSetup(counter, why);
+    }
+    if (phase_ == Phase::kCycle) {
+      M().Add(counter);
+      M().Add(v1::CYCLES);
+    }
+    LLMLOAD_LOG(kDebug, "Session failed.")
+        .Kv("client_id", client_id_)
+        .Kv("session_id", session_id_)
+        .Kv("reason", why);
+    Teardown();
+  }
+
+  void BeginClose() {
+    phase_ = Phase::kClosing;
+    timer_.cancel();
+    ws_.async_close(websocket::close_code::normal,
+                    [self = shared_from_this()](const boost::system::error_code&) {
+                      // The pending read completes with `closed` and calls AfterClose.
+                      if (self->phase_ == Phase::kClosing) {
+                        self->AfterClose();
+                      }
+                    });
+  }
+
+  void AfterClose() {
+    if (phase_ != Phase::kClosing) {
+      return;
+    }
+    phase_ = Phase::kDone;
+    boost::system::error_code ignored;
+    beast::get_lowest_layer(ws_).close(ignored);
+    DeleteSessionThenFinish();
+  }
+
+  void Teardown() {
+    const bool had_session = !session_id_.empty();
+    phase_ = Phase::kDone;
+    timer_.cancel();
+    boost::system::error_code ignored;
+    beast::get_lowest_layer(ws_).close(ignored);
+    if (had_session && !shard_->cancelled()) {
+      DeleteSessionThenFinish();
+    } else {
+      Finish();
+    }
+  }
+
+  void DeleteSessionThenFinish() {
+    phase_ = Phase::kDone;
+    if (session_id_.empty() || shard_->cancelled()) {
+      return Finish();
+    }
+    http::request<http::string_body> req{http::verb::delete_,
+                                         Path(absl::StrCat("/api/sessions/", session_id_)), 11};
+    shard_->http().Request(std::move(req), [self = shared_from_this()](HttpResult&& r) {
+      self->AddHttpBytes(r);
+      self->Finish();
+    });
+  }
+
+  void Finish() {
+    if (finished_) {
+      return;
+    }
+    finished_ = true;
+    phase_ = Phase::kDone;
+    shard_->SessionEnded(this);
+  }
+
+  void AddHttpBytes(const HttpResult& r) {
+    M().Add(v1::BYTES_IN, r.bytes_in);
+    M().Add(v1::BYTES_OUT, r.bytes_out);
+  }
+
+  std::shared_ptr<LoopShard> shard_;
+  const int32_t client_id_;
+  websocket::stream<tcp::socket> ws_;
+  net::steady_timer timer_;
+  beast::flat_buffer rbuf_;
+  std::deque<std::string> outbox_;
+  std::string session_id_;
+  std::string token_;
+  Phase phase_ = Phase::kCreate;
+  bool pong_ = false;
+  bool setup_done_ = false;
+  bool cancelled_ = false;
+  bool finished_ = false;
+  bool timed_out_ = false;
+  int cycle_ = 0;
+  // Per cycle.
+  bool http_done_ = false;
+  bool stream_done_ = false;
+  uint64_t tokens_ = 0;
+  Clock::time_point session_start_, connect_start_, send_at_, first_at_, last_at_, done_at_;
+};
+
+}  // namespace
+
+std::shared_ptr<Session> MakeCentrifugoSession(std::shared_ptr<LoopShard> shard, int32_t client_id) {
+  return std::make_shared<CentrifugoSession>(std::move(shard), client_id);
+}
+
+std::shared_ptr<Session> MakeSession(v1::Protocol protocol, std::shared_ptr<LoopShard> shard,
+                                     int32_t client_id) {
+  // Only CENTRIFUGO_EMULATOR exists so far; ShardRunner::Create refuses the rest.
+  (void)protocol;
+  return MakeCentrifugoSession(std::move(shard), client_id);
+}
+
+}  // namespace llmload::worker

@@ -1,0 +1,102 @@
+// llmload-worker: attaches to the orchestrator, runs the sessions of its
+// shards against the target and ships samples to the collector.
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <cstdio>
+#include <thread>
+
+#include "absl/flags/flag.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "lib/common/env.h"
+#include "lib/common/log.h"
+#include "services/common/flags.h"
+#include "services/worker/worker.h"
+
+ABSL_FLAG(std::string, orchestrator, llmload::EnvOr("LLMLOAD_ORCHESTRATOR", "127.0.0.1:50051"),
+          "Orchestrator gRPC address to attach to (env LLMLOAD_ORCHESTRATOR).");
+ABSL_FLAG(std::string, collector, llmload::EnvOr("LLMLOAD_COLLECTOR", "127.0.0.1:50052"),
+          "Collector gRPC address to ship samples to (env LLMLOAD_COLLECTOR).");
+ABSL_FLAG(std::string, worker_id, llmload::EnvOr("LLMLOAD_WORKER_ID", ""),
+          "Stable worker id (env LLMLOAD_WORKER_ID; default: <hostname>-<pid>).");
+ABSL_FLAG(int32_t, capacity, llmload::EnvOr("LLMLOAD_WORKER_CAPACITY", int32_t{9000}),
+          "Sessions this worker declares it can hold at once; the orchestrator splits runs "
+          "in proportion to it (env LLMLOAD_WORKER_CAPACITY).");
+ABSL_FLAG(int32_t, threads, llmload::EnvOr("LLMLOAD_WORKER_THREADS", int32_t{0}),
+          "Event-loop threads, one io_context each (env LLMLOAD_WORKER_THREADS; 0: one per "
+          "core).");
+ABSL_FLAG(int32_t, batch_interval_ms, llmload::EnvOr("LLMLOAD_BATCH_INTERVAL_MS", int32_t{1000}),
+          "How often samples are shipped to the collector, in ms (env "
+          "LLMLOAD_BATCH_INTERVAL_MS).");
+ABSL_FLAG(int32_t, max_unacked_batches,
+          llmload::EnvOr("LLMLOAD_MAX_UNACKED_BATCHES", int32_t{3600}),
+          "Batches kept for resending while the collector is unreachable; past it the "
+          "oldest are dropped and reported (env LLMLOAD_MAX_UNACKED_BATCHES).");
+ABSL_FLAG(int32_t, drain_seconds, llmload::EnvOr("LLMLOAD_DRAIN_SECONDS", int32_t{10}),
+          "On SIGTERM: how long to wait for the last batches to be acked (env "
+          "LLMLOAD_DRAIN_SECONDS).");
+
+namespace {
+
+int Fail(const std::string& message) {
+  std::fprintf(stderr, "llmload-worker: %s\n", message.c_str());
+  return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  llmload::InitProgram(argc, argv, "worker",
+                       "llmload-worker: runs load-test shards assigned by the orchestrator.\n"
+                       "Usage: llmload-worker [--orchestrator=HOST:PORT] [--collector=HOST:PORT] "
+                       "[flags]");
+  llmload::worker::WorkerConfig config;
+  config.orchestrator = absl::GetFlag(FLAGS_orchestrator);
+  config.collector = absl::GetFlag(FLAGS_collector);
+  config.worker_id = absl::GetFlag(FLAGS_worker_id);
+  if (config.worker_id.empty()) {
+    char host[256] = {0};
+    gethostname(host, sizeof(host) - 1);
+    config.worker_id = absl::StrCat(host, "-", getpid());
+  }
+  config.capacity = absl::GetFlag(FLAGS_capacity);
+  if (config.capacity < 1) {
+    return Fail("--capacity must be at least 1");
+  }
+  config.threads = absl::GetFlag(FLAGS_threads);
+  if (config.threads < 0 || config.threads > 256) {
+    return Fail("--threads must be between 0 and 256");
+  }
+  if (config.threads == 0) {
+    config.threads = static_cast<int32_t>(std::max(1u, std::thread::hardware_concurrency()));
+  }
+  const int32_t interval_ms = absl::GetFlag(FLAGS_batch_interval_ms);
+  if (interval_ms < 50 || interval_ms > 60000) {
+    return Fail("--batch_interval_ms must be between 50 and 60000");
+  }
+  config.batch_interval = absl::Milliseconds(interval_ms);
+  if (absl::GetFlag(FLAGS_max_unacked_batches) < 1) {
+    return Fail("--max_unacked_batches must be at least 1");
+  }
+  config.max_unacked_batches = static_cast<size_t>(absl::GetFlag(FLAGS_max_unacked_batches));
+
+  // Block the stop signals in every thread; the main thread waits for them.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+
+  llmload::worker::Worker worker(config);
+  worker.Start();
+  int sig = 0;
+  sigwait(&signals, &sig);
+  LLMLOAD_LOG(kInfo, "Shutting down.").Kv("signal", sig);
+  worker.Shutdown(absl::Seconds(absl::GetFlag(FLAGS_drain_seconds)));
+  LLMLOAD_LOG(kInfo, "Worker stopped.");
+  return 0;
+}

@@ -1,0 +1,144 @@
+// File: shard.h
+//
+// How a worker runs its shard of a run.
+//
+// ShardRunner (created on the control side) resolves the target once, splits
+// the shard's clients and concurrency over the event loops, and owns one
+// LoopShard per loop. A LoopShard lives on its loop's thread: it keeps the
+// queue of clients still to run, starts sessions up to its concurrency limit
+// (the closed model's semaphore, per loop so that no lock is needed), owns
+// the loop's HTTP pool and the loop's metric sets for this run.
+//
+// Metrics are double-buffered per loop: sessions record into the active set;
+// at every batch cut the control thread has each loop swap sets (a posted
+// handler), then merges and clears the sets the loops no longer touch.
+
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/statusor.h"
+#include "lib/metrics/metrics.h"
+#include "lib/protocol/centrifugo_client.h"
+#include "llmload/v1/orchestrator.pb.h"
+#include "services/worker/event_loops.h"
+#include "services/worker/http_pool.h"
+
+namespace llmload::worker {
+
+// Where and how to reach the target, resolved once per shard.
+struct TargetInfo {
+  std::string host_header;  // host[:port] for HTTP Host
+  std::vector<tcp::endpoint> endpoints;
+  std::string ws_host_header;
+  std::vector<tcp::endpoint> ws_endpoints;
+  std::string base_path;  // URL path prefix without trailing '/'
+};
+
+struct ShardSettings {
+  std::string run_id;
+  v1::RunSpec spec;
+  int32_t cycles_per_client = 1;
+  std::chrono::milliseconds request_timeout{120000};
+  TargetInfo target;
+};
+
+class LoopShard;
+
+// One client's session with the target. Loop-confined.
+class Session {
+ public:
+  virtual ~Session() = default;
+  virtual void Start() = 0;
+  // Abandons the session at once (run stopped): no further metrics.
+  virtual void Cancel() = 0;
+};
+
+class LoopShard : public std::enable_shared_from_this<LoopShard> {
+ public:
+  LoopShard(net::io_context& ioc, std::shared_ptr<const ShardSettings> settings,
+            std::deque<int32_t> clients, int32_t limit, std::atomic<int>* loops_remaining,
+            std::atomic<int64_t>* active_sessions);
+
+  // Both post to the loop; safe from any thread.
+  void Start();
+  void Cancel();
+
+  // Loop thread only.
+  metrics::MetricSet& metrics() { return *active_; }
+  HttpPool& http() { return *http_; }
+  protocol::centrifugo::ClientFrameParser& centrifugo_parser() { return centrifugo_parser_; }
+  const ShardSettings& settings() const { return *settings_; }
+  net::io_context& ioc() { return ioc_; }
+  bool cancelled() const { return cancelled_; }
+  void SessionEnded(Session* session);
+
+  // Control thread, while the loop runs the posted swap: see CutInto.
+  void SwapMetrics() { active_ = active_ == &sets_[0] ? &sets_[1] : &sets_[0]; }
+  metrics::MetricSet& spare() { return active_ == &sets_[0] ? sets_[1] : sets_[0]; }
+
+ private:
+  void Fill();
+  void MaybeDone();
+
+  net::io_context& ioc_;
+  std::shared_ptr<const ShardSettings> settings_;
+  std::deque<int32_t> pending_;
+  int32_t limit_;
+  std::atomic<int>* loops_remaining_;
+  std::atomic<int64_t>* active_sessions_;
+  std::shared_ptr<HttpPool> http_;
+  protocol::centrifugo::ClientFrameParser centrifugo_parser_;
+  absl::flat_hash_set<Session*> live_;
+  metrics::MetricSet sets_[2];
+  metrics::MetricSet* active_ = &sets_[0];
+  bool cancelled_ = false;
+  bool done_ = false;
+};
+
+class ShardRunner {
+ public:
+  static absl::StatusOr<std::unique_ptr<ShardRunner>> Create(EventLoops& loops,
+                                                             const v1::ShardAssignment& assignment);
+  ~ShardRunner();
+
+  const std::string& run_id() const { return settings_->run_id; }
+  int64_t cycles_total() const { return cycles_total_; }
+  void Start();
+  void Cancel();
+  bool cancelled() const { return cancelled_.load(); }
+  bool Finished() const { return loops_remaining_.load() == 0; }
+  int64_t active_sessions() const { return active_sessions_.load(std::memory_order_relaxed); }
+  // Control thread: moves everything recorded since the last cut into `out`.
+  // Blocks until every loop has swapped its metric sets.
+  void CutInto(metrics::MetricSet& out);
+
+ private:
+  ShardRunner(EventLoops& loops, std::shared_ptr<const ShardSettings> settings)
+      : loops_(loops), settings_(std::move(settings)) {}
+
+  EventLoops& loops_;
+  std::shared_ptr<const ShardSettings> settings_;
+  std::vector<std::pair<int, std::shared_ptr<LoopShard>>> shards_;  // (loop index, shard)
+  std::atomic<int> loops_remaining_{0};
+  std::atomic<int64_t> active_sessions_{0};
+  std::atomic<bool> cancelled_{false};
+  int64_t cycles_total_ = 0;
+};
+
+// Builds the session driver for the run's protocol.
+std::shared_ptr<Session> MakeSession(v1::Protocol protocol, std::shared_ptr<LoopShard> shard,
+                                     int32_t client_id);
+
+// Splits `total` into `parts` near-equal non-negative integers that sum to
+// `total` (the first total % parts get one more).
+std::vector<int64_t> SplitEvenly(int64_t total, int parts);
+
+}  // namespace llmload::worker

@@ -1,0 +1,411 @@
+#include "services/worker/worker.h"
+
+#include <sys/resource.h>
+
+#include <chrono>
+
+#include "absl/strings/str_cat.h"
+#include "lib/common/log.h"
+#include "services/common/grpc_util.h"
+
+namespace llmload::worker {
+namespace {
+
+constexpr char kVersion[] = "0.1.0";
+
+int64_t NowUnixMicros() { return absl::ToUnixMicros(absl::Now()); }
+
+double ProcessCpuSeconds() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+         static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+}  // namespace
+
+Worker::Worker(WorkerConfig config)
+    : config_(std::move(config)),
+      loops_(config_.threads),
+      shipper_(config_.collector, config_.max_unacked_batches) {}
+
+Worker::~Worker() { Shutdown(absl::Seconds(0)); }
+
+void Worker::Start() {
+  last_cpu_seconds_ = ProcessCpuSeconds();
+  last_cpu_at_ = absl::Now();
+  attach_thread_ = std::thread([this] { AttachLoop(); });
+  control_thread_ = std::thread([this] { ControlLoop(); });
+  LLMLOAD_LOG(kInfo, "Worker started.")
+      .Kv("worker_id", config_.worker_id)
+      .Kv("orchestrator", config_.orchestrator)
+      .Kv("collector", config_.collector)
+      .Kv("threads", loops_.size())
+      .Kv("capacity", config_.capacity);
+}
+
+void Worker::Shutdown(absl::Duration drain) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopping_) {
+      return;
+    }
+    for (auto& [id, rs] : runs_) {
+      rs.runner->Cancel();
+    }
+  }
+  // Let the control thread cut the final batches, then flush them.
+  const absl::Time deadline = absl::Now() + drain;
+  while (absl::Now() < deadline) {
+    absl::MutexLock lock(&mu_);
+    bool all_final = true;
+    for (auto& [id, rs] : runs_) {
+      all_final = all_final && rs.final_enqueued;
+    }
+    if (all_final) {
+      break;
+    }
+    mu_.AwaitWithTimeout(absl::Condition::kTrue, absl::Milliseconds(20));
+  }
+  shipper_.Flush(std::max(absl::ZeroDuration(), deadline - absl::Now()));
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+    if (attach_ctx_ != nullptr) {
+      attach_ctx_->TryCancel();
+    }
+  }
+  if (control_thread_.joinable()) {
+    control_thread_.join();
+  }
+  if (attach_thread_.joinable()) {
+    attach_thread_.join();
+  }
+  shipper_.Stop();
+  loops_.Stop();
+}
+
+// ---- orchestrator link ----
+
+void Worker::AttachLoop() {
+  auto backoff = std::chrono::milliseconds(200);
+  for (;;) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (stopping_) {
+        return;
+      }
+    }
+    const bool was_attached = RunAttachStream();
+    {
+      absl::MutexLock lock(&mu_);
+      attached_ = false;
+      if (stopping_) {
+        return;
+      }
+    }
+    backoff = was_attached ? std::chrono::milliseconds(200)
+                           : std::min(backoff * 2, std::chrono::milliseconds(5000));
+    absl::MutexLock lock(&mu_);
+    auto stop = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return stopping_; };
+    mu_.AwaitWithTimeout(absl::Condition(&stop), absl::FromChrono(backoff));
+  }
+}
+
+bool Worker::RunAttachStream() {
+  auto stub = v1::Orchestrator::NewStub(MakeChannel(config_.orchestrator));
+  grpc::ClientContext ctx;
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopping_) {
+      return false;
+    }
+    attach_ctx_ = &ctx;
+  }
+  auto stream = stub->Attach(&ctx);
+  v1::WorkerMessage hello;
+  hello.mutable_hello()->set_worker_id(config_.worker_id);
+  hello.mutable_hello()->set_capacity(config_.capacity);
+  hello.mutable_hello()->set_threads(loops_.size());
+  hello.mutable_hello()->set_version(kVersion);
+  bool attached = false;
+  bool broken = false;
+  if (stream->Write(hello)) {
+    std::thread reader([&] {
+      v1::OrchestratorMessage msg;
+      while (stream->Read(&msg)) {
+        if (msg.has_accepted()) {
+          absl::MutexLock lock(&mu_);
+          attached_ = true;
+          attached = true;
+          if (msg.accepted().heartbeat_interval_ms() > 0) {
+            heartbeat_interval_ = absl::Milliseconds(msg.accepted().heartbeat_interval_ms());
+          }
+          // Re-announce shards still running (after an orchestrator hiccup).
+          for (auto& [id, rs] : runs_) {
+            if (!rs.reported_terminal) {
+              outbox_.push_back({});
+              *outbox_.back().mutable_shard_update() = MakeUpdate(id, rs, v1::SHARD_RUNNING);
+            }
+          }
+          LLMLOAD_LOG(kInfo, "Attached to the orchestrator.")
+              .Kv("address", config_.orchestrator)
+              .Kv("worker_id", config_.worker_id);
+        } else if (msg.has_assign()) {
+          OnAssignment(msg.assign());
+        } else if (msg.has_stop()) {
+          OnStop(msg.stop().run_id());
+        }
+      }
+      absl::MutexLock lock(&mu_);
+      broken = true;
+    });
+    for (;;) {
+      v1::WorkerMessage out;
+      {
+        absl::MutexLock lock(&mu_);
+        auto ready = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+          return stopping_ || broken || !outbox_.empty();
+        };
+        mu_.AwaitWithTimeout(absl::Condition(&ready), absl::Seconds(1));
+        if (stopping_ || broken) {
+          break;
+        }
+        if (outbox_.empty()) {
+          continue;
+        }
+        out = std::move(outbox_.front());
+        outbox_.pop_front();
+      }
+      if (!stream->Write(out)) {
+        // Keep the message for the next stream.
+        absl::MutexLock lock(&mu_);
+        if (!out.has_heartbeat()) {
+          outbox_.push_front(std::move(out));
+        }
+        break;
+      }
+    }
+    ctx.TryCancel();
+    reader.join();
+  }
+  grpc::Status status = stream->Finish();
+  {
+    absl::MutexLock lock(&mu_);
+    attach_ctx_ = nullptr;
+  }
+  if (!status.ok() && status.error_code() != grpc::StatusCode::CANCELLED) {
+    LLMLOAD_LOG(kWarn, "Orchestrator link lost; reconnecting.")
+        .Kv("address", config_.orchestrator)
+        .Kv("error", status.error_message());
+  }
+  return attached;
+}
+
+void Worker::SendToOrchestrator(v1::WorkerMessage msg) {
+  absl::MutexLock lock(&mu_);
+  // Heartbeats are not worth queueing while detached.
+  if (msg.has_heartbeat() && !attached_) {
+    return;
+  }
+  outbox_.push_back(std::move(msg));
+}
+
+void Worker::OnAssignment(const v1::ShardAssignment& a) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (runs_.count(a.run_id()) != 0) {
+      return;  // re-sent assignment for a shard we already run
+    }
+  }
+  auto runner = ShardRunner::Create(loops_, a);
+  v1::WorkerMessage msg;
+  absl::MutexLock lock(&mu_);
+  if (!runner.ok()) {
+    LLMLOAD_LOG(kError, "Cannot run the assigned shard.")
+        .Kv("run_id", a.run_id())
+        .Kv("error", runner.status().message());
+    auto* u = msg.mutable_shard_update();
+    u->set_run_id(a.run_id());
+    u->set_state(v1::SHARD_FAILED);
+    u->set_error(std::string(runner.status().message()));
+    outbox_.push_back(std::move(msg));
+    return;
+  }
+  RunState& rs = runs_[a.run_id()];
+  rs.runner = *std::move(runner);
+  rs.interval_start_us = NowUnixMicros();
+  rs.runner->Start();
+  LLMLOAD_LOG(kInfo, "Shard started.")
+      .Kv("run_id", a.run_id())
+      .Kv("client_begin", a.client_begin())
+      .Kv("clients", a.client_count())
+      .Kv("max_concurrent", a.max_concurrent());
+  *msg.mutable_shard_update() = MakeUpdate(a.run_id(), rs, v1::SHARD_RUNNING);
+  outbox_.push_back(std::move(msg));
+}
+
+void Worker::OnStop(const std::string& run_id) {
+  absl::MutexLock lock(&mu_);
+  auto it = runs_.find(run_id);
+  if (it == runs_.end()) {
+    return;
+  }
+  LLMLOAD_LOG(kInfo, "Stopping shard.").Kv("run_id", run_id);
+  it->second.final_state = v1::SHARD_CANCELLED;
+  it->second.runner->Cancel();
+}
+
+v1::ShardUpdate Worker::MakeUpdate(const std::string& run_id, RunState& rs, v1::ShardState state) {
+  v1::ShardUpdate u;
+  u.set_run_id(run_id);
+  u.set_state(state);
+  u.set_error(rs.error);
+  auto* p = u.mutable_progress();
+  const metrics::MetricSet& t = rs.totals_counters;
+  p->set_cycles_done(static_cast<int64_t>(t.Get(v1::CYCLES)));
+  p->set_cycles_total(rs.runner ? rs.runner->cycles_total() : 0);
+  p->set_requests_ok(static_cast<int64_t>(t.Get(v1::REQUESTS_OK)));
+  p->set_requests_failed(static_cast<int64_t>(metrics::FailedRequests(t)));
+  p->set_tokens(static_cast<int64_t>(t.Get(v1::TOKENS)));
+  p->set_active_sessions(rs.runner ? rs.runner->active_sessions() : 0);
+  p->set_sessions_opened(static_cast<int64_t>(t.Get(v1::SESSIONS_OPENED)));
+  p->set_sessions_failed(static_cast<int64_t>(t.Get(v1::SESSIONS_FAILED)));
+  u.set_acked_sequence(shipper_.AckedSequence(run_id));
+  return u;
+}
+
+// ---- control: batch cuts, progress, heartbeats ----
+
+void Worker::ControlLoop() {
+  absl::Time next_cut = absl::Now() + config_.batch_interval;
+  absl::Time next_heartbeat = absl::Now();
+  for (;;) {
+    absl::Duration heartbeat_interval;
+    {
+      absl::MutexLock lock(&mu_);
+      auto stop = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return stopping_; };
+      // Wake often enough to notice finished shards and acks promptly.
+      mu_.AwaitWithTimeout(absl::Condition(&stop), absl::Milliseconds(50));
+      if (stopping_) {
+        return;
+      }
+      heartbeat_interval = heartbeat_interval_;
+    }
+    const absl::Time now = absl::Now();
+    const bool interval_cut = now >= next_cut;
+    if (interval_cut) {
+      next_cut = now + config_.batch_interval;
+    }
+    const bool heartbeat_due = now >= next_heartbeat;
+    if (heartbeat_due) {
+      next_heartbeat = now + heartbeat_interval;
+    }
+    Tick(interval_cut, heartbeat_due);
+  }
+}
+
+void Worker::Tick(bool interval_cut, bool heartbeat_due) {
+  // Runs whose cut is due: every run each interval, and a finished run at
+  // once (its final batch need not wait for the interval).
+  std::vector<std::pair<std::string, ShardRunner*>> to_cut;
+  {
+    absl::MutexLock lock(&mu_);
+    for (auto& [id, rs] : runs_) {
+      if (rs.final_enqueued) {
+        continue;
+      }
+      if (interval_cut || rs.runner->Finished()) {
+        to_cut.emplace_back(id, rs.runner.get());
+      }
+    }
+  }
+  // Cutting blocks on the loops; do it without holding mu_ (loops never take it).
+  for (auto& [id, runner] : to_cut) {
+    const bool finished = runner->Finished();
+    metrics::MetricSet delta;
+    runner->CutInto(delta);
+    v1::SampleBatch batch;
+    batch.set_run_id(id);
+    batch.set_worker_id(config_.worker_id);
+    const int64_t now_us = NowUnixMicros();
+    {
+      absl::MutexLock lock(&mu_);
+      RunState& rs = runs_[id];
+      batch.set_interval_start_us(rs.interval_start_us);
+      batch.set_interval_end_us(now_us);
+      batch.set_active_us(now_us - rs.interval_start_us);
+      rs.interval_start_us = now_us;
+      batch.set_active_sessions(runner->active_sessions());
+      batch.set_final(finished);
+      delta.AppendTo(batch);
+      for (v1::Counter c : metrics::AllCounters()) {
+        rs.totals_counters.Add(c, delta.Get(c));
+      }
+      if (finished) {
+        rs.final_enqueued = true;
+        if (runner->cancelled() && rs.final_state == v1::SHARD_DONE) {
+          rs.final_state = v1::SHARD_CANCELLED;
+        }
+      }
+    }
+    shipper_.Enqueue(std::move(batch));
+  }
+  // Progress, terminal reports and heartbeat.
+  absl::MutexLock lock(&mu_);
+  std::vector<std::string> done;
+  for (auto& [id, rs] : runs_) {
+    if (rs.final_enqueued && shipper_.AllAcked(id)) {
+      v1::WorkerMessage msg;
+      *msg.mutable_shard_update() = MakeUpdate(id, rs, rs.final_state);
+      const uint64_t dropped = shipper_.DroppedBatches(id);
+      if (dropped > 0) {
+        msg.mutable_shard_update()->set_error(
+            absl::StrCat(dropped, " sample batches were dropped because the collector was "
+                                  "unreachable for too long"));
+      }
+      outbox_.push_back(std::move(msg));
+      LLMLOAD_LOG(kInfo, "Shard finished.")
+          .Kv("run_id", id)
+          .Kv("state", v1::ShardState_Name(rs.final_state))
+          .Kv("requests_ok", rs.totals_counters.Get(v1::REQUESTS_OK))
+          .Kv("tokens", rs.totals_counters.Get(v1::TOKENS));
+      done.push_back(id);
+    } else if (interval_cut && !rs.final_enqueued) {
+      v1::WorkerMessage msg;
+      *msg.mutable_shard_update() = MakeUpdate(id, rs, v1::SHARD_RUNNING);
+      outbox_.push_back(std::move(msg));
+    }
+  }
+  for (const std::string& id : done) {
+    runs_.erase(id);
+    shipper_.ForgetRun(id);
+  }
+  if (heartbeat_due && attached_) {
+    const double cpu = ProcessCpuSeconds();
+    const absl::Time now = absl::Now();
+    const double wall = absl::ToDoubleSeconds(now - last_cpu_at_);
+    if (wall > 0.2) {
+      last_cpu_percent_ = 100.0 * (cpu - last_cpu_seconds_) / wall;
+      last_cpu_seconds_ = cpu;
+      last_cpu_at_ = now;
+    }
+    last_lag_ms_ = loops_.TakeMaxLagMs();
+    int64_t active = 0;
+    for (auto& [id, rs] : runs_) {
+      active += rs.runner->active_sessions();
+    }
+    v1::WorkerMessage hb;
+    hb.mutable_heartbeat()->set_active_sessions(active);
+    hb.mutable_heartbeat()->set_cpu_percent(last_cpu_percent_);
+    hb.mutable_heartbeat()->set_loop_lag_ms(last_lag_ms_);
+    outbox_.push_back(std::move(hb));
+    if (last_lag_ms_ > 50 || last_cpu_percent_ > 90.0 * loops_.size()) {
+      LLMLOAD_LOG(kWarn, "Worker is saturated; the load generator may be the limit.")
+          .Kv("loop_lag_ms", last_lag_ms_)
+          .Kv("cpu_percent", last_cpu_percent_);
+    }
+  }
+}
+
+}  // namespace llmload::worker

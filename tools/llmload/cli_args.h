@@ -1,0 +1,61 @@
+// File: cli_args.h
+//
+// Command-line parsing for the `llmload` tool. The tool keeps the flags of
+// the original emulator client (`--clients 10`, `--max-concurrent 50`, with
+// dashes and separate values) and their environment variables, so it uses
+// this small table-driven parser rather than absl flags. Pure: the
+// environment is passed in.
+
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace llmload::cli {
+
+struct Options {
+  std::string command;                  // local, run, get, list, stop, watch, help
+  std::vector<std::string> positional;  // e.g. the run id
+
+  // Closed-model run shape (flags of the original client).
+  int32_t clients = 10;
+  int32_t cycles = 5;
+  int32_t length_words = 100;
+  double delay_seconds = 0.01;
+  int32_t max_concurrent = 50;
+
+  // local
+  int32_t workers = 2;
+  int32_t worker_threads = 1;
+  std::string bin_dir;    // default: the directory of the llmload binary
+  std::string state_dir;  // default: a fresh temp dir
+  bool keep_state = false;
+
+  // run / get / list / stop / watch
+  std::string orchestrator = "127.0.0.1:50051";
+  std::string spec_file;  // -f: RunSpec or {"spec": …} in proto JSON
+  std::string url;        // target URL (run without -f)
+  std::string name;
+  int32_t limit = 20;     // list
+  bool detach = false;    // run: print the run id and return
+  bool json = false;      // print results as proto JSON
+  double progress_interval_seconds = 5;
+  double timeout_seconds = 0;  // 0: none
+};
+
+// Parses argv (without argv[0]). `getenv` returns the value of an
+// environment variable or nullopt.
+absl::StatusOr<Options> ParseArgs(
+    const std::vector<std::string>& args,
+    const std::function<std::optional<std::string>(const std::string&)>& getenv);
+
+// The text printed by `llmload help` and on usage errors.
+std::string UsageText();
+
+}  // namespace llmload::cli

@@ -1,0 +1,397 @@
+// llmload: the command-line client. `llmload local` runs a whole test on
+// this machine; the other commands talk to a running orchestrator.
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "google/protobuf/util/json_util.h"
+#include "lib/common/log.h"
+#include "llmload/v1/orchestrator.grpc.pb.h"
+#include "services/common/grpc_util.h"
+#include "tools/llmload/cli_args.h"
+#include "tools/llmload/local_cluster.h"
+#include "tools/llmload/report.h"
+
+namespace llmload::cli {
+namespace {
+
+constexpr int kExitOk = 0;
+constexpr int kExitRunFailed = 1;
+constexpr int kExitUsage = 2;
+
+std::atomic<bool> g_interrupted{false};
+std::atomic<bool> g_done{false};
+
+using Stub = v1::Orchestrator::Stub;
+
+std::unique_ptr<grpc::ClientContext> Ctx(int seconds = 10) {
+  auto ctx = std::make_unique<grpc::ClientContext>();
+  ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(seconds));
+  return ctx;
+}
+
+int RpcError(const char* what, const grpc::Status& st) {
+  std::fprintf(stderr, "llmload: %s failed: %s: %s\n", what,
+               absl::StatusCodeToString(static_cast<absl::StatusCode>(st.error_code())).c_str(),
+               st.error_message().c_str());
+  return kExitUsage;
+}
+
+bool Terminal(v1::RunState s) {
+  return s == v1::COMPLETED || s == v1::FAILED || s == v1::CANCELLED;
+}
+
+std::string ToJson(const google::protobuf::Message& m) {
+  std::string out;
+  google::protobuf::util::JsonPrintOptions opts;
+  opts.add_whitespace = true;
+  opts.preserve_proto_field_names = false;
+  (void)google::protobuf::util::MessageToJsonString(m, &out, opts);
+  return out;
+}
+
+void PrintRun(const v1::Run& run, bool json) {
+  if (json) {
+    std::cout << ToJson(run) << std::endl;
+  } else {
+    std::cout << FormatReport(run) << std::flush;
+  }
+}
+
+// Sends StopRun once the user interrupts.
+void StopOnInterrupt(Stub* stub, const std::string& run_id) {
+  std::thread([stub, run_id] {
+    while (!g_interrupted.load() && !g_done.load()) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    if (g_done.load()) {
+      return;
+    }
+    std::fprintf(stderr, "Interrupted: stopping run %s (partial results are kept).\n",
+                 run_id.c_str());
+    v1::StopRunRequest req;
+    req.set_id(run_id);
+    v1::Run resp;
+    (void)stub->StopRun(Ctx().get(), req, &resp);
+  }).detach();
+}
+
+// Follows a run to its end, printing progress lines, then prints the report.
+int FollowRun(Stub* stub, const std::string& run_id, const Options& o) {
+  const absl::Time start = absl::Now();
+  absl::Time last_print = absl::InfinitePast();
+  const absl::Duration period = absl::Seconds(o.progress_interval_seconds);
+  v1::Run last;
+  bool terminal = false;
+  // Prefer the WatchRun stream; fall back to polling GetRun.
+  {
+    grpc::ClientContext ctx;
+    v1::WatchRunRequest req;
+    req.set_id(run_id);
+    auto reader = stub->WatchRun(&ctx, req);
+    v1::RunUpdate update;
+    while (reader->Read(&update)) {
+      last = update.run();
+      terminal = Terminal(last.state());
+      if (!terminal && absl::Now() - last_print >= period) {
+        last_print = absl::Now();
+        LLMLOAD_LOG(kInfo, FormatProgress(last, absl::ToDoubleSeconds(absl::Now() - start)));
+      }
+      if (terminal) {
+        break;
+      }
+      if (o.timeout_seconds > 0 && absl::Now() - start > absl::Seconds(o.timeout_seconds)) {
+        ctx.TryCancel();
+        break;
+      }
+    }
+    if (terminal) {
+      ctx.TryCancel();
+    }
+    (void)reader->Finish();
+  }
+  while (!terminal) {
+    if (o.timeout_seconds > 0 && absl::Now() - start > absl::Seconds(o.timeout_seconds)) {
+      std::fprintf(stderr, "llmload: gave up waiting for run %s after %.0f s\n", run_id.c_str(),
+                   o.timeout_seconds);
+      return kExitRunFailed;
+    }
+    v1::GetRunRequest req;
+    req.set_id(run_id);
+    grpc::Status st = stub->GetRun(Ctx().get(), req, &last);
+    if (!st.ok()) {
+      return RpcError("GetRun", st);
+    }
+    terminal = Terminal(last.state());
+    if (!terminal && absl::Now() - last_print >= period) {
+      last_print = absl::Now();
+      LLMLOAD_LOG(kInfo, FormatProgress(last, absl::ToDoubleSeconds(absl::Now() - start)));
+    }
+    if (!terminal) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    }
+  }
+  g_done.store(true);
+  v1::GetRunRequest req;
+  req.set_id(run_id);
+  v1::Run final_run;
+  grpc::Status st = stub->GetRun(Ctx().get(), req, &final_run);
+  if (!st.ok()) {
+    return RpcError("GetRun", st);
+  }
+  PrintRun(final_run, o.json);
+  return final_run.state() == v1::COMPLETED ? kExitOk : kExitRunFailed;
+}
+
+v1::RunSpec SpecFromFlags(const Options& o, const std::string& url) {
+  v1::RunSpec spec;
+  spec.set_name(o.name.empty() ? "llmload-cli" : o.name);
+  spec.mutable_target()->set_protocol(v1::CENTRIFUGO_EMULATOR);
+  spec.mutable_target()->set_url(url);
+  auto* closed = spec.mutable_load()->mutable_closed();
+  closed->set_clients(o.clients);
+  closed->set_cycles_per_client(o.cycles);
+  closed->set_max_concurrent(std::min(o.max_concurrent, o.clients));
+  spec.mutable_emulation()->set_length_words(o.length_words);
+  ToProtoDuration(absl::Seconds(o.delay_seconds), spec.mutable_emulation()->mutable_token_delay());
+  return spec;
+}
+
+absl::StatusOr<v1::RunSpec> SpecFromFile(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) {
+    return absl::NotFoundError(absl::StrCat("cannot read ", path));
+  }
+  std::stringstream ss;
+  ss << in.rdbuf();
+  const std::string text = ss.str();
+  google::protobuf::util::JsonParseOptions opts;
+  v1::StartRunRequest req;
+  if (text.find("\"spec\"") != std::string::npos &&
+      google::protobuf::util::JsonStringToMessage(text, &req, opts).ok()) {
+    return req.spec();
+  }
+  v1::RunSpec spec;
+  auto st = google::protobuf::util::JsonStringToMessage(text, &spec, opts);
+  if (!st.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": not a RunSpec in proto JSON: ", st.ToString()));
+  }
+  return spec;
+}
+
+int StartAndFollow(Stub* stub, const v1::RunSpec& spec, const Options& o) {
+  v1::StartRunRequest req;
+  *req.mutable_spec() = spec;
+  v1::Run run;
+  grpc::Status st = stub->StartRun(Ctx().get(), req, &run);
+  if (!st.ok()) {
+    return RpcError("StartRun", st);
+  }
+  LLMLOAD_LOG(kInfo, "Run started.")
+      .Kv("run_id", run.id())
+      .Kv("workers", run.shards_size())
+      .Kv("cycles_total", run.progress().cycles_total());
+  if (o.detach) {
+    std::cout << run.id() << std::endl;
+    return kExitOk;
+  }
+  StopOnInterrupt(stub, run.id());
+  return FollowRun(stub, run.id(), o);
+}
+
+int CmdLocal(const Options& o) {
+  LLMLOAD_LOG(kInfo, "Emulator starting.")
+      .Kv("num_clients", o.clients)
+      .Kv("cycles_per_client", o.cycles)
+      .Kv("response_length_words", o.length_words)
+      .Kv("token_delay_seconds", o.delay_seconds)
+      .Kv("max_concurrent", o.max_concurrent)
+      .Kv("workers", o.workers);
+  LocalCluster cluster(o);
+  if (absl::Status s = cluster.Start(); !s.ok()) {
+    std::fprintf(stderr, "llmload: local cluster failed to start: %s\n",
+                 std::string(s.message()).c_str());
+    cluster.Stop();
+    return kExitUsage;
+  }
+  LLMLOAD_LOG(kInfo, "Local services ready.")
+      .Kv("orchestrator", cluster.orchestrator_address())
+      .Kv("emulator", cluster.emulator_url())
+      .Kv("metrics", absl::StrCat("http://127.0.0.1:", cluster.collector_metrics_port(), "/metrics"))
+      .Kv("state_dir", cluster.state_dir());
+  auto stub = v1::Orchestrator::NewStub(MakeChannel(cluster.orchestrator_address()));
+  const int rc = StartAndFollow(stub.get(), SpecFromFlags(o, cluster.emulator_url()), o);
+  cluster.Stop();
+  if (rc == kExitOk && !o.keep_state && o.state_dir.empty()) {
+    std::error_code ec;
+    std::filesystem::remove_all(cluster.state_dir(), ec);
+  } else {
+    LLMLOAD_LOG(kInfo, "Service logs and databases kept.").Kv("state_dir", cluster.state_dir());
+  }
+  return rc;
+}
+
+int CmdRun(const Options& o) {
+  auto stub = v1::Orchestrator::NewStub(MakeChannel(o.orchestrator));
+  v1::RunSpec spec;
+  if (!o.spec_file.empty()) {
+    auto s = SpecFromFile(o.spec_file);
+    if (!s.ok()) {
+      std::fprintf(stderr, "llmload: %s\n", std::string(s.status().message()).c_str());
+      return kExitUsage;
+    }
+    spec = *s;
+    if (!o.name.empty()) {
+      spec.set_name(o.name);
+    }
+  } else {
+    spec = SpecFromFlags(o, o.url);
+  }
+  return StartAndFollow(stub.get(), spec, o);
+}
+
+int CmdGet(const Options& o) {
+  auto stub = v1::Orchestrator::NewStub(MakeChannel(o.orchestrator));
+  v1::GetRunRequest req;
+  req.set_id(o.positional[0]);
+  v1::Run run;
+  grpc::Status st = stub->GetRun(Ctx().get(), req, &run);
+  if (!st.ok()) {
+    return RpcError("GetRun", st);
+  }
+  PrintRun(run, o.json);
+  return kExitOk;
+}
+
+int CmdList(const Options& o) {
+  auto stub = v1::Orchestrator::NewStub(MakeChannel(o.orchestrator));
+  v1::ListRunsRequest req;
+  req.set_limit(o.limit);
+  v1::ListRunsResponse resp;
+  grpc::Status st = stub->ListRuns(Ctx().get(), req, &resp);
+  if (!st.ok()) {
+    return RpcError("ListRuns", st);
+  }
+  if (o.json) {
+    std::cout << ToJson(resp) << std::endl;
+    return kExitOk;
+  }
+  for (const auto& run : resp.runs()) {
+    std::cout << FormatRunLine(run) << "\n";
+  }
+  return kExitOk;
+}
+
+int CmdStop(const Options& o) {
+  auto stub = v1::Orchestrator::NewStub(MakeChannel(o.orchestrator));
+  v1::StopRunRequest req;
+  req.set_id(o.positional[0]);
+  v1::Run run;
+  grpc::Status st = stub->StopRun(Ctx().get(), req, &run);
+  if (!st.ok()) {
+    return RpcError("StopRun", st);
+  }
+  std::cout << "Stop requested. [run_id=" << run.id()
+            << ", state=" << v1::RunState_Name(run.state()) << "]" << std::endl;
+  return kExitOk;
+}
+
+int CmdWatch(const Options& o) {
+  auto stub = v1::Orchestrator::NewStub(MakeChannel(o.orchestrator));
+  return FollowRun(stub.get(), o.positional[0], o);
+}
+
+int CmdWorkers(const Options& o) {
+  auto stub = v1::Orchestrator::NewStub(MakeChannel(o.orchestrator));
+  v1::ListWorkersResponse resp;
+  grpc::Status st = stub->ListWorkers(Ctx().get(), v1::ListWorkersRequest(), &resp);
+  if (!st.ok()) {
+    return RpcError("ListWorkers", st);
+  }
+  if (o.json) {
+    std::cout << ToJson(resp) << std::endl;
+    return kExitOk;
+  }
+  for (const auto& w : resp.workers()) {
+    std::cout << absl::StrCat(w.id(), " capacity=", w.capacity(), " threads=", w.threads(),
+                              " active_sessions=", w.active_sessions(), " cpu=",
+                              static_cast<int>(w.cpu_percent()), "% loop_lag_ms=", w.loop_lag_ms())
+              << "\n";
+  }
+  return kExitOk;
+}
+
+}  // namespace
+}  // namespace llmload::cli
+
+int main(int argc, char** argv) {
+  using namespace llmload::cli;
+  std::vector<std::string> args(argv + 1, argv + argc);
+  auto options = ParseArgs(args, [](const std::string& name) -> std::optional<std::string> {
+    const char* v = std::getenv(name.c_str());
+    return v == nullptr ? std::nullopt : std::optional<std::string>(v);
+  });
+  if (!options.ok()) {
+    std::fprintf(stderr, "llmload: %s\n\n%s", std::string(options.status().message()).c_str(),
+                 UsageText().c_str());
+    return kExitUsage;
+  }
+  llmload::InitLogging("llmload", llmload::LogLevel::kInfo, false);
+  // SIGINT/SIGTERM: stop the run (keeping partial results), then exit.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+  std::thread([signals]() mutable {
+    int sig = 0;
+    while (sigwait(&signals, &sig) == 0) {
+      if (g_interrupted.exchange(true)) {
+        std::_Exit(130);  // second interrupt: leave at once
+      }
+    }
+  }).detach();
+
+  const std::string& cmd = options->command;
+  if (cmd == "help") {
+    std::cout << UsageText();
+    return kExitOk;
+  }
+  if (cmd == "local") {
+    return CmdLocal(*options);
+  }
+  if (cmd == "run") {
+    return CmdRun(*options);
+  }
+  if (cmd == "get") {
+    return CmdGet(*options);
+  }
+  if (cmd == "list") {
+    return CmdList(*options);
+  }
+  if (cmd == "stop") {
+    return CmdStop(*options);
+  }
+  if (cmd == "watch") {
+    return CmdWatch(*options);
+  }
+  if (cmd == "workers") {
+    return CmdWorkers(*options);
+  }
+  std::cout << UsageText();
+  return kExitUsage;
+}
