@@ -1,0 +1,150 @@
+#include "services/collector/collector_server.h"
+
+#include <chrono>
+#include <exception>
+#include <mutex>
+#include <utility>
+
+#include "lib/common/log.h"
+#include "prometheus/exposer.h"
+#include "services/common/grpc_util.h"
+
+namespace llmload::collector {
+namespace {
+
+void EnableHealthAndReflectionOnce() {
+  static std::once_flag once;
+  std::call_once(once, [] { EnableHealthAndReflection(); });
+}
+
+}  // namespace
+
+absl::Status ValidateConfig(const CollectorConfig& config) {
+  if (config.grpc_address.empty()) {
+    return absl::InvalidArgumentError("grpc_address is empty");
+  }
+  if (config.db_path.empty()) {
+    return absl::InvalidArgumentError("db_path is empty");
+  }
+  if (config.max_group_commit == 0) {
+    return absl::InvalidArgumentError("max_group_commit must be at least 1");
+  }
+  if (config.max_in_flight_per_stream == 0) {
+    return absl::InvalidArgumentError("max_in_flight_per_stream must be at least 1");
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<CollectorServer>> CollectorServer::Create(
+    const CollectorConfig& config) {
+  if (absl::Status s = ValidateConfig(config); !s.ok()) {
+    return s;
+  }
+  absl::StatusOr<std::unique_ptr<SqliteBatchStore>> store = SqliteBatchStore::Open(config.db_path);
+  if (!store.ok()) {
+    return store.status();
+  }
+  return Create(config, *std::move(store));
+}
+
+absl::StatusOr<std::unique_ptr<CollectorServer>> CollectorServer::Create(
+    const CollectorConfig& config, std::unique_ptr<BatchStore> store) {
+  if (absl::Status s = ValidateConfig(config); !s.ok()) {
+    return s;
+  }
+  std::unique_ptr<CollectorServer> server(new CollectorServer());
+  if (absl::Status s = server->Start(config, std::move(store)); !s.ok()) {
+    return s;
+  }
+  return server;
+}
+
+absl::Status CollectorServer::Start(const CollectorConfig& config,
+                                    std::unique_ptr<BatchStore> store) {
+  store_ = std::move(store);
+
+  // Replay: everything acked before a restart is reported again, exactly.
+  const auto replay_start = std::chrono::steady_clock::now();
+  absl::Status replayed = store_->ForEach([this](const v1::SampleBatch& batch) -> absl::Status {
+    if (absl::StatusOr<ApplyResult> r = registry_.Apply(batch); !r.ok()) {
+      return absl::DataLossError("stored batch (run_id=" + batch.run_id() +
+                                 ", worker_id=" + batch.worker_id() +
+                                 ", sequence=" + std::to_string(batch.sequence()) +
+                                 ") does not apply: " + std::string(r.status().message()));
+    }
+    ++replayed_batches_;
+    return absl::OkStatus();
+  });
+  if (!replayed.ok()) {
+    return replayed;
+  }
+  const auto replay_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                             std::chrono::steady_clock::now() - replay_start)
+                             .count();
+  LLMLOAD_LOG(kInfo, "Replayed stored batches.")
+      .Kv("db", config.db_path)
+      .Kv("batches", replayed_batches_)
+      .Kv("runs", registry_.NumRuns())
+      .Kv("elapsed_ms", static_cast<int64_t>(replay_ms));
+
+  pipeline_ = std::make_unique<IngestPipeline>(store_.get(), &registry_, &counters_,
+                                               config.max_group_commit);
+  scheduler_ = std::make_unique<Scheduler>();
+  CollectorServiceImpl::Options options;
+  options.max_in_flight = config.max_in_flight_per_stream;
+  service_ = std::make_unique<CollectorServiceImpl>(pipeline_.get(), &registry_,
+                                                    scheduler_.get(), options);
+
+  if (!config.metrics_address.empty()) {
+    exposition_ = std::make_shared<MetricsExposition>(&registry_, &counters_);
+    try {
+      exposer_ = std::make_unique<prometheus::Exposer>(config.metrics_address);
+    } catch (const std::exception& e) {
+      Shutdown(absl::ZeroDuration());
+      return absl::UnavailableError("cannot serve metrics on " + config.metrics_address + ": " +
+                                    e.what());
+    }
+    exposer_->RegisterCollectable(exposition_);
+    const std::vector<int> ports = exposer_->GetListeningPorts();
+    metrics_port_ = ports.empty() ? 0 : ports.front();
+  }
+
+  EnableHealthAndReflectionOnce();
+  server_ = StartGrpcServer(config.grpc_address, {service_.get()}, &grpc_port_);
+  if (server_ == nullptr || grpc_port_ == 0) {
+    Shutdown(absl::ZeroDuration());
+    return absl::UnavailableError("cannot serve gRPC on " + config.grpc_address);
+  }
+  return absl::OkStatus();
+}
+
+CollectorServer::~CollectorServer() { Shutdown(absl::ZeroDuration()); }
+
+std::shared_ptr<grpc::Channel> CollectorServer::InProcessChannel() {
+  return server_->InProcessChannel(grpc::ChannelArguments());
+}
+
+void CollectorServer::Shutdown(absl::Duration grace) {
+  if (shut_down_) {
+    return;
+  }
+  shut_down_ = true;
+  if (server_ != nullptr) {
+    server_->GetHealthCheckService()->SetServingStatus(false);
+    // Drains in-flight calls until the deadline, then cancels them; returns
+    // once every reactor has finished (the pipeline and the scheduler keep
+    // running meanwhile, so they can).
+    server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
+  }
+  if (pipeline_ != nullptr) {
+    pipeline_->Stop();  // commits and acks what is queued
+  }
+  if (scheduler_ != nullptr) {
+    scheduler_->Stop();
+  }
+  exposer_.reset();
+  // Closes the database (checkpointing the WAL).
+  store_.reset();
+}
+
+}  // namespace llmload::collector

@@ -1,0 +1,68 @@
+// File: collector_service.h
+//
+// The gRPC edge of the collector (llmload.v1.Collector, callback API). It
+// translates between the wire and the ingest pipeline / run registry and
+// never blocks a reaction:
+//
+//  - Ingest: each batch read is handed to the IngestPipeline's writer thread;
+//    its ack is written back only once the pipeline reports it durable and
+//    applied (or a duplicate, or rejected). One write in flight per stream,
+//    at most `max_in_flight` batches between read and acked per stream (reads
+//    pause beyond that).
+//  - GetRunStats: a snapshot from the RunRegistry.
+//  - WatchRunStats: a snapshot every interval (the first at once) until the
+//    client cancels or the run is complete; the Scheduler thread wakes the
+//    stream up. A run that does not exist yet is polled for, silently.
+//
+// Thread-safe. The pipeline, registry and scheduler must outlive the gRPC
+// server that serves this service.
+
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "absl/time/time.h"
+#include "grpcpp/grpcpp.h"
+#include "llmload/v1/collector.grpc.pb.h"
+#include "services/collector/ingest_pipeline.h"
+#include "services/collector/run_registry.h"
+#include "services/collector/scheduler.h"
+
+namespace llmload::collector {
+
+// WatchRunStats interval: 1000 ms when 0, else clamped to [100, 60000] ms.
+absl::Duration WatchInterval(uint32_t interval_ms);
+
+class CollectorServiceImpl final : public v1::Collector::CallbackService {
+ public:
+  struct Options {
+    // Batches per Ingest stream read but not yet acked.
+    size_t max_in_flight = 64;
+    // How often a watcher checks for a run that has no batch yet.
+    absl::Duration watch_poll = absl::Milliseconds(100);
+  };
+
+  CollectorServiceImpl(IngestPipeline* pipeline, const RunRegistry* registry,
+                       Scheduler* scheduler, Options options);
+  CollectorServiceImpl(IngestPipeline* pipeline, const RunRegistry* registry,
+                       Scheduler* scheduler)
+      : CollectorServiceImpl(pipeline, registry, scheduler, Options()) {}
+
+  // v1::Collector::CallbackService
+  grpc::ServerBidiReactor<v1::SampleBatch, v1::IngestAck>* Ingest(
+      grpc::CallbackServerContext* context) override;
+  grpc::ServerUnaryReactor* GetRunStats(grpc::CallbackServerContext* context,
+                                        const v1::GetRunStatsRequest* request,
+                                        v1::RunStats* response) override;
+  grpc::ServerWriteReactor<v1::RunStats>* WatchRunStats(
+      grpc::CallbackServerContext* context, const v1::WatchRunStatsRequest* request) override;
+
+ private:
+  IngestPipeline* const pipeline_;
+  const RunRegistry* const registry_;
+  Scheduler* const scheduler_;
+  const Options options_;
+};
+
+}  // namespace llmload::collector

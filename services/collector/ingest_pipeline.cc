@@ -1,0 +1,171 @@
+#include "services/collector/ingest_pipeline.h"
+
+#include <optional>
+#include <string>
+#include <tuple>
+#include <utility>
+
+#include "absl/container/flat_hash_set.h"
+#include "lib/common/log.h"
+
+namespace llmload::collector {
+namespace {
+
+v1::IngestAck AckFor(const v1::SampleBatch& batch) {
+  v1::IngestAck ack;
+  ack.set_run_id(batch.run_id());
+  ack.set_worker_id(batch.worker_id());
+  ack.set_sequence(batch.sequence());
+  return ack;
+}
+
+}  // namespace
+
+IngestPipeline::IngestPipeline(BatchStore* store, RunRegistry* registry,
+                               IngestCounters* counters, size_t max_group)
+    : store_(store),
+      registry_(registry),
+      counters_(counters),
+      max_group_(max_group == 0 ? 1 : max_group),
+      thread_([this] { Loop(); }) {}
+
+IngestPipeline::~IngestPipeline() { Stop(); }
+
+void IngestPipeline::Submit(v1::SampleBatch batch, Callback done) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (!stopping_) {
+      queue_.push_back(Item{std::move(batch), std::move(done)});
+      return;
+    }
+  }
+  done(absl::UnavailableError("the collector is shutting down"));
+}
+
+void IngestPipeline::Stop() {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+  }
+  if (thread_.joinable()) {
+    thread_.join();
+  }
+}
+
+void IngestPipeline::Loop() {
+  std::vector<Item> group;
+  while (true) {
+    {
+      absl::MutexLock lock(&mu_);
+      mu_.Await(absl::Condition(
+          +[](IngestPipeline* p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(p->mu_) {
+            return p->stopping_ || !p->queue_.empty();
+          },
+          this));
+      if (queue_.empty()) {
+        return;  // stopping, and everything queued was processed
+      }
+      while (!queue_.empty() && group.size() < max_group_) {
+        group.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+    }
+    Process(group);
+    group.clear();
+  }
+}
+
+void IngestPipeline::Process(std::vector<Item>& group) {
+  enum class Kind { kStore, kDuplicate, kRejected, kDuplicateInGroup };
+  struct Plan {
+    Kind kind;
+    v1::IngestAck ack;
+  };
+  std::vector<Plan> plans;
+  plans.reserve(group.size());
+  std::vector<const v1::SampleBatch*> to_store;
+  // Keys stored by this group: a second copy in the same group is a duplicate
+  // (and its ack, like every ack, waits for the commit).
+  absl::flat_hash_set<std::tuple<std::string, std::string, uint64_t>> keys;
+
+  for (size_t i = 0; i < group.size(); ++i) {
+    const v1::SampleBatch& batch = group[i].batch;
+    Plan plan{Kind::kStore, AckFor(batch)};
+    if (absl::Status s = RunRegistry::Validate(batch); !s.ok()) {
+      plan.kind = Kind::kRejected;
+      plan.ack.set_error(std::string(s.message()));
+    } else if (registry_->Contains(batch.run_id(), batch.worker_id(), batch.sequence())) {
+      plan.kind = Kind::kDuplicate;
+    } else if (!keys.emplace(batch.run_id(), batch.worker_id(), batch.sequence()).second) {
+      plan.kind = Kind::kDuplicateInGroup;
+    } else {
+      to_store.push_back(&batch);
+    }
+    plans.push_back(std::move(plan));
+  }
+
+  const absl::Status stored = to_store.empty() ? absl::OkStatus() : store_->Insert(to_store);
+  if (!stored.ok()) {
+    LLMLOAD_LOG(kError, "Storing batches failed; they are not acked.")
+        .Kv("batches", to_store.size())
+        .Kv("error", std::string(stored.message()));
+  }
+
+  for (size_t i = 0; i < group.size(); ++i) {
+    Plan& plan = plans[i];
+    const v1::SampleBatch& batch = group[i].batch;
+    std::optional<absl::Status> failure;
+    switch (plan.kind) {
+      case Kind::kRejected:
+        counters_->rejected.fetch_add(1, std::memory_order_relaxed);
+        LLMLOAD_LOG(kWarn, "Rejected an invalid batch.")
+            .Kv("run_id", batch.run_id())
+            .Kv("worker_id", batch.worker_id())
+            .Kv("sequence", batch.sequence())
+            .Kv("error", plan.ack.error());
+        break;
+      case Kind::kDuplicate:
+        counters_->duplicate.fetch_add(1, std::memory_order_relaxed);
+        plan.ack.set_duplicate(true);
+        break;
+      case Kind::kDuplicateInGroup:
+        if (stored.ok()) {
+          counters_->duplicate.fetch_add(1, std::memory_order_relaxed);
+          plan.ack.set_duplicate(true);
+        } else {
+          failure = absl::UnavailableError("storing the batch failed: " +
+                                           std::string(stored.message()));
+        }
+        break;
+      case Kind::kStore:
+        if (!stored.ok()) {
+          failure = absl::UnavailableError("storing the batch failed: " +
+                                           std::string(stored.message()));
+          break;
+        }
+        if (absl::StatusOr<ApplyResult> r = registry_->Apply(batch); !r.ok()) {
+          // Validated above, so this cannot happen; the batch is stored and
+          // a restart would try again.
+          LLMLOAD_LOG(kError, "Applying a stored batch failed.")
+              .Kv("run_id", batch.run_id())
+              .Kv("worker_id", batch.worker_id())
+              .Kv("sequence", batch.sequence())
+              .Kv("error", std::string(r.status().message()));
+          counters_->applied.fetch_add(1, std::memory_order_relaxed);
+        } else if (*r == ApplyResult::kDuplicate) {
+          counters_->duplicate.fetch_add(1, std::memory_order_relaxed);
+          plan.ack.set_duplicate(true);
+        } else {
+          counters_->applied.fetch_add(1, std::memory_order_relaxed);
+        }
+        break;
+    }
+    if (failure.has_value()) {
+      group[i].done(*std::move(failure));
+    } else {
+      group[i].done(std::move(plan.ack));
+    }
+  }
+}
+
+}  // namespace llmload::collector

@@ -1,0 +1,85 @@
+// File: ingest_pipeline.h
+//
+// The collector's write path, off the gRPC threads: Ingest reactors Submit
+// each batch they read; one writer thread takes what is queued (a group),
+// validates each batch, answers duplicates and invalid batches, stores the
+// rest in one transaction (group commit), applies them to the RunRegistry,
+// and only then calls each batch's callback with its ack. An ack therefore
+// always means "durable and applied" (or "already applied", or "rejected").
+//
+//   IngestPipeline pipeline(&store, &registry, &counters);
+//   pipeline.Submit(std::move(batch), [](absl::StatusOr<v1::IngestAck> ack) { ... });
+//
+// A storage failure fails the callbacks of the batches it concerns with
+// UNAVAILABLE (nothing was applied; the worker resends them later).
+//
+// Thread-safe. Callbacks run on the writer thread, in submission order; they
+// must be quick and must not block or Submit.
+
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <thread>
+#include <vector>
+
+#include "absl/functional/any_invocable.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "llmload/v1/stats.pb.h"
+#include "services/collector/run_registry.h"
+#include "services/collector/store.h"
+
+namespace llmload::collector {
+
+// The collector's own counters (llmload_collector_batches_total).
+struct IngestCounters {
+  std::atomic<uint64_t> applied{0};
+  std::atomic<uint64_t> duplicate{0};
+  std::atomic<uint64_t> rejected{0};
+};
+
+class IngestPipeline {
+ public:
+  using Callback = absl::AnyInvocable<void(absl::StatusOr<v1::IngestAck>)>;
+
+  // Most batches per transaction.
+  static constexpr size_t kDefaultMaxGroup = 128;
+
+  // `store`, `registry` and `counters` must outlive the pipeline. Starts the
+  // writer thread.
+  IngestPipeline(BatchStore* store, RunRegistry* registry, IngestCounters* counters,
+                 size_t max_group = kDefaultMaxGroup);
+  ~IngestPipeline();  // Stop()
+  IngestPipeline(const IngestPipeline&) = delete;
+  IngestPipeline& operator=(const IngestPipeline&) = delete;
+
+  // Queues a batch; `done` runs once on the writer thread. After Stop(),
+  // `done` runs at once (on the caller's thread) with UNAVAILABLE.
+  void Submit(v1::SampleBatch batch, Callback done) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Processes everything already queued, then joins the writer thread.
+  void Stop() ABSL_LOCKS_EXCLUDED(mu_);
+
+ private:
+  struct Item {
+    v1::SampleBatch batch;
+    Callback done;
+  };
+
+  void Loop() ABSL_LOCKS_EXCLUDED(mu_);
+  void Process(std::vector<Item>& group);
+
+  BatchStore* const store_;
+  RunRegistry* const registry_;
+  IngestCounters* const counters_;
+  const size_t max_group_;
+
+  absl::Mutex mu_;
+  std::deque<Item> queue_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread thread_;
+};
+
+}  // namespace llmload::collector

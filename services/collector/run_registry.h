@@ -1,0 +1,139 @@
+// File: run_registry.h
+//
+// The collector's in-memory state: for every run, the merge of every batch
+// its workers shipped (a MetricSet per run and per worker, batch counts,
+// interval bounds, the workers' final flags and active-session gauges), and
+// the set of (worker, sequence) pairs already applied, so each batch counts
+// once.
+//
+//   RunRegistry registry;
+//   if (absl::Status s = RunRegistry::Validate(batch); !s.ok()) { reject }
+//   absl::StatusOr<ApplyResult> r = registry.Apply(batch);  // kApplied / kDuplicate
+//   absl::StatusOr<v1::RunStats> stats = registry.GetRunStats("run-1", true);
+//
+// Merging adds histogram counts, so the statistics of a run equal those of
+// one MetricSet fed every sample of every batch, whatever the order the
+// batches arrive in.
+//
+// No I/O: storage and the gRPC edge live elsewhere. Thread-safe: Apply takes
+// a writer lock for the merge only (decoding happens before); readers
+// (GetRunStats, ForEachRun) share a reader lock.
+
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <string_view>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/functional/function_ref.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "lib/metrics/metrics.h"
+#include "llmload/v1/stats.pb.h"
+
+namespace llmload::collector {
+
+// The sequences applied for one worker and run: every sequence up to the
+// watermark, plus the ones above it that arrived out of order.
+class SequenceSet {
+ public:
+  bool Contains(uint64_t sequence) const {
+    return sequence <= watermark_ || above_.contains(sequence);
+  }
+  // Returns false when `sequence` was already present.
+  bool Insert(uint64_t sequence);
+  uint64_t watermark() const { return watermark_; }
+  size_t size() const { return static_cast<size_t>(watermark_) + above_.size(); }
+
+ private:
+  uint64_t watermark_ = 0;
+  absl::flat_hash_set<uint64_t> above_;
+};
+
+enum class ApplyResult { kApplied, kDuplicate };
+
+// What one worker contributed to a run.
+struct WorkerState {
+  metrics::MetricSet metrics;
+  SequenceSet sequences;
+  uint64_t batches = 0;
+  bool final = false;
+  // The gauge of the batch with the highest sequence, so the value does not
+  // depend on the order batches arrive (or are replayed) in.
+  uint64_t gauge_sequence = 0;
+  int64_t active_sessions = 0;
+};
+
+// Everything merged for one run.
+struct RunState {
+  metrics::MetricSet merged;
+  uint64_t batches = 0;
+  // Bounds over batches that carry an interval (unix microseconds); 0 when
+  // none has one yet.
+  int64_t first_interval_start_us = 0;
+  int64_t last_interval_end_us = 0;
+  // Sorted by worker id, so reports are stable.
+  std::map<std::string, WorkerState, std::less<>> workers;
+  // Per-time-window histograms will hang here (a map from window start to a
+  // MetricSet, filled from each batch's interval in Apply).
+
+  int64_t ActiveSessions() const;
+  // Every worker that sent data has sent its final batch.
+  bool Complete() const;
+  double DurationSeconds() const;
+};
+
+class RunRegistry {
+ public:
+  // Longest run or worker id accepted, in bytes (ids become label values).
+  static constexpr size_t kMaxIdBytes = 256;
+
+  RunRegistry() = default;
+  RunRegistry(const RunRegistry&) = delete;
+  RunRegistry& operator=(const RunRegistry&) = delete;
+
+  // Checks a batch without applying it: non-empty, bounded ids, sequence >=
+  // 1, a sane interval and gauge, and histogram deltas that decode (via
+  // MetricSet::MergeBatch on a scratch set). INVALID_ARGUMENT or DATA_LOSS
+  // naming the problem.
+  static absl::Status Validate(const v1::SampleBatch& batch);
+
+  // True once the batch with this key was applied.
+  bool Contains(std::string_view run_id, std::string_view worker_id, uint64_t sequence) const
+      ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Validates and applies a batch, once: a batch already applied returns
+  // kDuplicate and changes nothing; an invalid one returns the error of
+  // Validate and changes nothing.
+  absl::StatusOr<ApplyResult> Apply(const v1::SampleBatch& batch) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Statistics of a run (INVALID_ARGUMENT for an empty id, NOT_FOUND when no
+  // batch of the run was applied). Metrics with samples only, in
+  // metrics::AllMetrics() order; every counter by name; workers when
+  // `per_worker`.
+  absl::StatusOr<v1::RunStats> GetRunStats(std::string_view run_id, bool per_worker) const
+      ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Calls `fn` for every run, in run-id order, under the reader lock: `fn`
+  // must be quick and must not call back into the registry.
+  void ForEachRun(absl::FunctionRef<void(const std::string& run_id, const RunState& run)> fn) const
+      ABSL_LOCKS_EXCLUDED(mu_);
+
+  size_t NumRuns() const ABSL_LOCKS_EXCLUDED(mu_);
+  // Batches applied over all runs.
+  uint64_t NumBatches() const ABSL_LOCKS_EXCLUDED(mu_);
+
+ private:
+  mutable absl::Mutex mu_;
+  std::map<std::string, RunState, std::less<>> runs_ ABSL_GUARDED_BY(mu_);
+  uint64_t batches_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+// Statistics of one merged state, shared by GetRunStats and tests.
+v1::RunStats BuildRunStats(std::string_view run_id, const RunState& run, bool per_worker);
+
+}  // namespace llmload::collector

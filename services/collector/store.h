@@ -1,0 +1,83 @@
+// File: store.h
+//
+// Durable storage of ingested sample batches. The collector stores every
+// batch it accepts before it acks it, and replays every stored batch into
+// memory on start-up, so a collector killed right after an ack still reports
+// the batch when it comes back.
+//
+// BatchStore is the seam the ingest pipeline writes through (tests substitute
+// a fake that can hold a write back); SqliteBatchStore is the real one:
+//
+//   auto store = SqliteBatchStore::Open("collector.db");
+//   if (!store.ok()) return store.status();
+//   absl::Status s = (*store)->Insert({&batch});   // durable once OK
+//
+// The SQLite file runs in WAL mode with synchronous=FULL, so a committed
+// transaction survives a process kill and a power cut. It is opened with an
+// exclusive lock: a second collector on the same file fails at start-up
+// instead of acking batches the first one never sees.
+//
+// Thread-compatible: the ingest pipeline's writer thread is the only user
+// once the collector serves.
+
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "absl/functional/function_ref.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "llmload/v1/stats.pb.h"
+
+struct sqlite3;
+struct sqlite3_stmt;
+
+namespace llmload::collector {
+
+class BatchStore {
+ public:
+  virtual ~BatchStore() = default;
+
+  // Stores `batches` in one transaction: all of them or none. Returns OK only
+  // once they are durable. A batch whose (run_id, worker_id, sequence) is
+  // already stored is left as it was.
+  virtual absl::Status Insert(absl::Span<const v1::SampleBatch* const> batches) = 0;
+
+  // Calls `fn` for every stored batch, in the order they were stored. Stops
+  // at, and returns, the first error of `fn`.
+  virtual absl::Status ForEach(
+      absl::FunctionRef<absl::Status(const v1::SampleBatch&)> fn) = 0;
+};
+
+class SqliteBatchStore final : public BatchStore {
+ public:
+  // Opens or creates the database at `path`. FAILED_PRECONDITION when another
+  // process holds it, DATA_LOSS when it is not a collector database.
+  static absl::StatusOr<std::unique_ptr<SqliteBatchStore>> Open(const std::string& path);
+  ~SqliteBatchStore() override;
+  SqliteBatchStore(const SqliteBatchStore&) = delete;
+  SqliteBatchStore& operator=(const SqliteBatchStore&) = delete;
+
+  // BatchStore
+  absl::Status Insert(absl::Span<const v1::SampleBatch* const> batches) override;
+  absl::Status ForEach(absl::FunctionRef<absl::Status(const v1::SampleBatch&)> fn) override;
+
+  // Number of stored batches.
+  absl::StatusOr<int64_t> Count();
+  const std::string& path() const { return path_; }
+
+ private:
+  SqliteBatchStore(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
+  absl::Status Init();
+  absl::Status Exec(const char* sql);
+  absl::Status Error(int rc, const char* what) const;
+
+  sqlite3* db_;
+  std::string path_;
+  sqlite3_stmt* insert_ = nullptr;
+};
+
+}  // namespace llmload::collector
