@@ -1,0 +1,172 @@
+#include "services/collector/metrics_exposition.h"
+
+#include <map>
+#include <string>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "prometheus/text_serializer.h"
+#include "tests/unit/collector/batch_util.h"
+
+namespace llmload::collector {
+namespace {
+
+using ::testing::HasSubstr;
+using batch_util::MakeSampleBatch;
+using batch_util::SampleGenerator;
+
+const prometheus::MetricFamily* Find(const std::vector<prometheus::MetricFamily>& families,
+                                     const std::string& name) {
+  for (const auto& f : families) {
+    if (f.name == name) {
+      return &f;
+    }
+  }
+  return nullptr;
+}
+
+std::string Label(const prometheus::ClientMetric& m, const std::string& name) {
+  for (const auto& l : m.label) {
+    if (l.name == name) {
+      return l.value;
+    }
+  }
+  return "";
+}
+
+class MetricsExpositionTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    SampleGenerator gen(21);
+    for (uint64_t seq = 1; seq <= 3; ++seq) {
+      ASSERT_TRUE(registry_.Apply(MakeSampleBatch(gen, 200, "run-a", "w1", seq, reference_,
+                                                  false, 3))
+                      .ok());
+      ASSERT_TRUE(registry_.Apply(MakeSampleBatch(gen, 100, "run-a", "w2", seq, reference_,
+                                                  false, 4))
+                      .ok());
+    }
+    counters_.applied = 6;
+    counters_.duplicate = 2;
+    counters_.rejected = 1;
+  }
+
+  RunRegistry registry_;
+  IngestCounters counters_;
+  metrics::MetricSet reference_;
+};
+
+TEST_F(MetricsExpositionTest, SummariesCarryTheHistogramsExactQuantiles) {
+  MetricsExposition exposition(&registry_, &counters_);
+  const auto families = exposition.Collect();
+  for (v1::Metric m : metrics::AllMetrics()) {
+    const std::string name = "llmload_" + std::string(metrics::MetricName(m)) + "_seconds";
+    SCOPED_TRACE(name);
+    const prometheus::MetricFamily* f = Find(families, name);
+    ASSERT_NE(f, nullptr);
+    EXPECT_EQ(f->type, prometheus::MetricType::Summary);
+    ASSERT_EQ(f->metric.size(), 1u);
+    const auto& cm = f->metric[0];
+    EXPECT_EQ(Label(cm, "run_id"), "run-a");
+    const histogram::Histogram& h = reference_.Hist(m);
+    EXPECT_EQ(cm.summary.sample_count, h.Count());
+    EXPECT_DOUBLE_EQ(cm.summary.sample_sum, static_cast<double>(h.Sum()) / 1e6);
+    const std::map<double, double> want = {
+        {0.5, static_cast<double>(h.Percentile(50)) / 1e6},
+        {0.9, static_cast<double>(h.Percentile(90)) / 1e6},
+        {0.95, static_cast<double>(h.Percentile(95)) / 1e6},
+        {0.99, static_cast<double>(h.Percentile(99)) / 1e6},
+        {0.999, static_cast<double>(h.Percentile(99.9)) / 1e6}};
+    ASSERT_EQ(cm.summary.quantile.size(), want.size());
+    for (const auto& q : cm.summary.quantile) {
+      ASSERT_TRUE(want.count(q.quantile)) << q.quantile;
+      EXPECT_EQ(q.value, want.at(q.quantile)) << q.quantile;
+    }
+    // The same numbers GetRunStats reports, in milliseconds there.
+    auto stats = registry_.GetRunStats("run-a", false);
+    ASSERT_TRUE(stats.ok());
+    for (const auto& ms : stats->metrics()) {
+      if (ms.metric() == metrics::MetricName(m)) {
+        EXPECT_DOUBLE_EQ(ms.p99_ms() / 1e3, want.at(0.99));
+        EXPECT_DOUBLE_EQ(ms.p999_ms() / 1e3, want.at(0.999));
+      }
+    }
+  }
+}
+
+TEST_F(MetricsExpositionTest, CountersGaugeAndOwnCounters) {
+  MetricsExposition exposition(&registry_, &counters_);
+  const auto families = exposition.Collect();
+  const prometheus::MetricFamily* requests = Find(families, "llmload_requests_total");
+  ASSERT_NE(requests, nullptr);
+  EXPECT_EQ(requests->type, prometheus::MetricType::Counter);
+  std::map<std::string, double> by_outcome;
+  for (const auto& cm : requests->metric) {
+    EXPECT_EQ(Label(cm, "run_id"), "run-a");
+    by_outcome[Label(cm, "outcome")] = cm.counter.value;
+  }
+  EXPECT_EQ(by_outcome.size(), 8u);  // ok + 7 failure classes
+  EXPECT_EQ(by_outcome["ok"], static_cast<double>(reference_.Get(v1::REQUESTS_OK)));
+  EXPECT_EQ(by_outcome["timeout"], 6.0);
+  EXPECT_EQ(by_outcome["http_5xx"], 0.0);
+  EXPECT_TRUE(by_outcome.count("connect_failed"));
+  EXPECT_TRUE(by_outcome.count("disconnected"));
+
+  const std::map<std::string, uint64_t> counters = {
+      {"llmload_tokens_total", reference_.Get(v1::TOKENS)},
+      {"llmload_bytes_received_total", reference_.Get(v1::BYTES_IN)},
+      {"llmload_bytes_sent_total", 0},
+      {"llmload_sessions_opened_total", 0},
+      {"llmload_sessions_failed_total", 0},
+      {"llmload_reconnects_total", 0},
+      {"llmload_cycles_total", reference_.Get(v1::CYCLES)}};
+  for (const auto& [name, value] : counters) {
+    SCOPED_TRACE(name);
+    const prometheus::MetricFamily* f = Find(families, name);
+    ASSERT_NE(f, nullptr);
+    ASSERT_EQ(f->metric.size(), 1u);
+    EXPECT_EQ(f->metric[0].counter.value, static_cast<double>(value));
+    EXPECT_EQ(Label(f->metric[0], "run_id"), "run-a");
+  }
+  const prometheus::MetricFamily* active = Find(families, "llmload_active_sessions");
+  ASSERT_NE(active, nullptr);
+  EXPECT_EQ(active->type, prometheus::MetricType::Gauge);
+  EXPECT_EQ(active->metric[0].gauge.value, 7.0);
+
+  const prometheus::MetricFamily* own = Find(families, "llmload_collector_batches_total");
+  ASSERT_NE(own, nullptr);
+  std::map<std::string, double> by_result;
+  for (const auto& cm : own->metric) {
+    by_result[Label(cm, "result")] = cm.counter.value;
+  }
+  EXPECT_EQ(by_result, (std::map<std::string, double>{
+                           {"applied", 6}, {"duplicate", 2}, {"rejected", 1}}));
+}
+
+TEST_F(MetricsExpositionTest, TextFormatEscapesRunIdLabels) {
+  SampleGenerator gen(8);
+  metrics::MetricSet ref;
+  const std::string weird = "we\"ird\\run\nid";
+  ASSERT_TRUE(registry_.Apply(MakeSampleBatch(gen, 5, weird, "w", 1, ref)).ok());
+  MetricsExposition exposition(&registry_, &counters_);
+  const std::string text = prometheus::TextSerializer().Serialize(exposition.Collect());
+  EXPECT_THAT(text, HasSubstr("llmload_ttft_seconds{run_id=\"we\\\"ird\\\\run\\nid\",quantile=\"0.99\"}"));
+  EXPECT_THAT(text, HasSubstr("llmload_ttft_seconds{run_id=\"run-a\",quantile=\"0.999\"}"));
+  EXPECT_THAT(text, HasSubstr("llmload_ttft_seconds_count{run_id=\"run-a\"}"));
+  EXPECT_THAT(text, HasSubstr("llmload_ttft_seconds_sum{run_id=\"run-a\"}"));
+  EXPECT_THAT(text, HasSubstr("llmload_requests_total{run_id=\"run-a\",outcome=\"ok\"}"));
+  EXPECT_THAT(text, HasSubstr("# TYPE llmload_itl_seconds summary"));
+  EXPECT_THAT(text, HasSubstr("# TYPE llmload_collector_batches_total counter"));
+}
+
+TEST(MetricsExpositionEmptyTest, OnlyOwnCountersWithoutRuns) {
+  RunRegistry registry;
+  IngestCounters counters;
+  MetricsExposition exposition(&registry, &counters);
+  const auto families = exposition.Collect();
+  ASSERT_EQ(families.size(), 1u);
+  EXPECT_EQ(families[0].name, "llmload_collector_batches_total");
+}
+
+}  // namespace
+}  // namespace llmload::collector

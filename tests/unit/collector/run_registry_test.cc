@@ -1,0 +1,302 @@
+#include "services/collector/run_registry.h"
+
+#include <algorithm>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "google/protobuf/util/message_differencer.h"
+#include "gtest/gtest.h"
+#include "tests/unit/collector/batch_util.h"
+
+namespace llmload::collector {
+namespace {
+
+using ::google::protobuf::util::MessageDifferencer;
+using ::testing::HasSubstr;
+using batch_util::MakeBatch;
+using batch_util::MakeSampleBatch;
+using batch_util::SampleGenerator;
+
+// The statistics a single process that saw every sample would report.
+void ExpectMetricsEqual(const google::protobuf::RepeatedPtrField<v1::MetricStats>& got,
+                        const metrics::MetricSet& reference) {
+  std::vector<v1::MetricStats> want;
+  for (v1::Metric m : metrics::AllMetrics()) {
+    if (!reference.Hist(m).Empty()) {
+      want.push_back(metrics::Summarize(m, reference.Hist(m)));
+    }
+  }
+  ASSERT_EQ(got.size(), static_cast<int>(want.size()));
+  for (size_t i = 0; i < want.size(); ++i) {
+    EXPECT_TRUE(MessageDifferencer::Equals(got[static_cast<int>(i)], want[i]))
+        << got[static_cast<int>(i)].DebugString() << " vs " << want[i].DebugString();
+  }
+}
+
+TEST(SequenceSetTest, TracksOutOfOrderSequences) {
+  SequenceSet s;
+  EXPECT_TRUE(s.Insert(3));
+  EXPECT_TRUE(s.Insert(1));
+  EXPECT_EQ(s.watermark(), 1u);
+  EXPECT_FALSE(s.Contains(2));
+  EXPECT_TRUE(s.Contains(3));
+  EXPECT_TRUE(s.Insert(2));
+  EXPECT_EQ(s.watermark(), 3u);
+  EXPECT_FALSE(s.Insert(2));
+  EXPECT_FALSE(s.Insert(3));
+  EXPECT_EQ(s.size(), 3u);
+}
+
+TEST(RunRegistryTest, MergesBatchesExactlyInAnyOrder) {
+  SampleGenerator gen(7);
+  metrics::MetricSet reference;
+  std::map<std::string, metrics::MetricSet> worker_reference;
+  std::vector<v1::SampleBatch> batches;
+  for (const std::string worker : {"w1", "w2", "w3"}) {
+    for (uint64_t seq = 1; seq <= 5; ++seq) {
+      metrics::MetricSet both;
+      batches.push_back(MakeSampleBatch(gen, 50 + static_cast<int>(seq) * 13, "run-1", worker,
+                                        seq, both, seq == 5));
+      reference.Merge(both);
+      worker_reference[worker].Merge(both);
+    }
+  }
+  // A fixed interleaving that is neither per worker nor per sequence.
+  std::vector<size_t> order(batches.size());
+  for (size_t i = 0; i < order.size(); ++i) {
+    order[i] = (i * 7) % order.size();
+  }
+  RunRegistry registry;
+  for (size_t i : order) {
+    absl::StatusOr<ApplyResult> r = registry.Apply(batches[i]);
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ(*r, ApplyResult::kApplied);
+  }
+
+  absl::StatusOr<v1::RunStats> stats = registry.GetRunStats("run-1", /*per_worker=*/true);
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_EQ(stats->run_id(), "run-1");
+  EXPECT_EQ(stats->batches(), 15u);
+  EXPECT_TRUE(stats->complete());
+  ExpectMetricsEqual(stats->metrics(), reference);
+  for (v1::Counter c : metrics::AllCounters()) {
+    EXPECT_EQ(stats->counters().at(std::string(metrics::CounterName(c))), reference.Get(c))
+        << metrics::CounterName(c);
+  }
+  ASSERT_EQ(stats->workers_size(), 3);
+  for (const v1::WorkerStats& w : stats->workers()) {
+    SCOPED_TRACE(w.worker_id());
+    EXPECT_EQ(w.batches(), 5u);
+    EXPECT_TRUE(w.final());
+    ExpectMetricsEqual(w.metrics(), worker_reference[w.worker_id()]);
+    EXPECT_EQ(w.counters().at("requests_ok"), worker_reference[w.worker_id()].Get(v1::REQUESTS_OK));
+  }
+  // The merged histograms are the reference's, bucket for bucket.
+  registry.ForEachRun([&](const std::string& id, const RunState& run) {
+    EXPECT_EQ(id, "run-1");
+    for (v1::Metric m : metrics::AllMetrics()) {
+      EXPECT_TRUE(run.merged.Hist(m) == reference.Hist(m)) << metrics::MetricName(m);
+    }
+  });
+}
+
+TEST(RunRegistryTest, ThroughputUsesTheSpanOfAllIntervals) {
+  RunRegistry registry;
+  metrics::MetricSet set;
+  set.Add(v1::REQUESTS_OK, 30);
+  set.Add(v1::TOKENS, 600);
+  set.Add(v1::CYCLES, 3);
+  set.Add(v1::BYTES_IN, 9000);
+  // Sequences 1..3 of one worker: one second each, so 3 s in all.
+  for (uint64_t seq = 1; seq <= 3; ++seq) {
+    ASSERT_TRUE(registry.Apply(MakeBatch("r", "w", seq, set)).ok());
+  }
+  absl::StatusOr<v1::RunStats> stats = registry.GetRunStats("r", false);
+  ASSERT_TRUE(stats.ok());
+  EXPECT_DOUBLE_EQ(stats->duration_seconds(), 3.0);
+  EXPECT_DOUBLE_EQ(stats->throughput().requests_per_sec(), 30.0);
+  EXPECT_DOUBLE_EQ(stats->throughput().tokens_per_sec(), 600.0);
+  EXPECT_DOUBLE_EQ(stats->throughput().cycles_per_sec(), 3.0);
+  EXPECT_DOUBLE_EQ(stats->throughput().bytes_in_per_sec(), 9000.0);
+  EXPECT_EQ(stats->workers_size(), 0);
+  EXPECT_TRUE(stats->metrics().empty());  // no latency samples, no metric entries
+}
+
+TEST(RunRegistryTest, BatchesWithoutIntervalDoNotStretchTheDuration) {
+  RunRegistry registry;
+  metrics::MetricSet set;
+  set.Add(v1::REQUESTS_OK, 10);
+  ASSERT_TRUE(registry.Apply(MakeBatch("r", "w", 1, set)).ok());
+  v1::SampleBatch no_interval = MakeBatch("r", "w", 2, set, /*final=*/true);
+  no_interval.clear_interval_start_us();
+  no_interval.clear_interval_end_us();
+  ASSERT_TRUE(registry.Apply(no_interval).ok());
+  absl::StatusOr<v1::RunStats> stats = registry.GetRunStats("r", false);
+  ASSERT_TRUE(stats.ok());
+  EXPECT_DOUBLE_EQ(stats->duration_seconds(), 1.0);
+  EXPECT_DOUBLE_EQ(stats->throughput().requests_per_sec(), 20.0);
+}
+
+TEST(RunRegistryTest, DuplicateBatchChangesNothing) {
+  SampleGenerator gen(1);
+  metrics::MetricSet reference;
+  RunRegistry registry;
+  v1::SampleBatch batch = MakeSampleBatch(gen, 100, "r", "w", 1, reference);
+  ASSERT_EQ(*registry.Apply(batch), ApplyResult::kApplied);
+  absl::StatusOr<v1::RunStats> before = registry.GetRunStats("r", true);
+  ASSERT_TRUE(before.ok());
+  EXPECT_TRUE(registry.Contains("r", "w", 1));
+  EXPECT_FALSE(registry.Contains("r", "w", 2));
+  EXPECT_FALSE(registry.Contains("r", "other", 1));
+
+  absl::StatusOr<ApplyResult> again = registry.Apply(batch);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(*again, ApplyResult::kDuplicate);
+  // Same key, different content: still a duplicate, still nothing changes.
+  metrics::MetricSet ignored;
+  EXPECT_EQ(*registry.Apply(MakeSampleBatch(gen, 10, "r", "w", 1, ignored)),
+            ApplyResult::kDuplicate);
+  absl::StatusOr<v1::RunStats> after = registry.GetRunStats("r", true);
+  ASSERT_TRUE(after.ok());
+  EXPECT_TRUE(MessageDifferencer::Equals(*before, *after));
+  EXPECT_EQ(registry.NumBatches(), 1u);
+}
+
+TEST(RunRegistryTest, InvalidBatchesAreRejectedAndChangeNothing) {
+  SampleGenerator gen(3);
+  metrics::MetricSet reference;
+  RunRegistry registry;
+  const v1::SampleBatch good = MakeSampleBatch(gen, 20, "r", "w", 1, reference);
+  ASSERT_TRUE(registry.Apply(good).ok());
+  absl::StatusOr<v1::RunStats> before = registry.GetRunStats("r", true);
+  ASSERT_TRUE(before.ok());
+
+  struct Case {
+    const char* name;
+    v1::SampleBatch batch;
+    const char* error;
+  };
+  std::vector<Case> cases;
+  metrics::MetricSet scratch;
+  const v1::SampleBatch next = MakeSampleBatch(gen, 20, "r", "w", 2, scratch);
+  {
+    v1::SampleBatch b = next;
+    b.clear_run_id();
+    cases.push_back({"empty run", b, "run_id is empty"});
+  }
+  {
+    v1::SampleBatch b = next;
+    b.clear_worker_id();
+    cases.push_back({"empty worker", b, "worker_id is empty"});
+  }
+  {
+    v1::SampleBatch b = next;
+    b.set_sequence(0);
+    cases.push_back({"sequence 0", b, "sequence"});
+  }
+  {
+    v1::SampleBatch b = next;
+    b.set_run_id(std::string(RunRegistry::kMaxIdBytes + 1, 'x'));
+    cases.push_back({"long run id", b, "longer than"});
+  }
+  {
+    v1::SampleBatch b = next;
+    b.mutable_histograms(0)->mutable_encoded()->back() ^= 0x7f;
+    cases.push_back({"corrupt histogram", b, "connect"});
+  }
+  {
+    v1::SampleBatch b = next;
+    b.mutable_histograms(1)->set_encoded("\x01\x05");
+    cases.push_back({"truncated histogram", b, "truncated"});
+  }
+  {
+    v1::SampleBatch b = next;
+    b.mutable_histograms(0)->set_metric(static_cast<v1::Metric>(42));
+    cases.push_back({"unknown metric", b, "unknown metric"});
+  }
+  {
+    v1::SampleBatch b = next;
+    b.mutable_counters(0)->set_counter(static_cast<v1::Counter>(99));
+    cases.push_back({"unknown counter", b, "unknown counter"});
+  }
+  {
+    v1::SampleBatch b = next;
+    b.set_interval_end_us(b.interval_start_us() - 1);
+    cases.push_back({"interval backwards", b, "before interval_start_us"});
+  }
+  {
+    v1::SampleBatch b = next;
+    b.set_interval_start_us(0);
+    cases.push_back({"half interval", b, "both"});
+  }
+  {
+    v1::SampleBatch b = next;
+    b.set_active_sessions(-1);
+    cases.push_back({"negative gauge", b, "active_sessions"});
+  }
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    absl::Status v = RunRegistry::Validate(c.batch);
+    EXPECT_FALSE(v.ok());
+    EXPECT_THAT(std::string(v.message()), HasSubstr(c.error));
+    absl::StatusOr<ApplyResult> r = registry.Apply(c.batch);
+    EXPECT_FALSE(r.ok());
+  }
+  absl::StatusOr<v1::RunStats> after = registry.GetRunStats("r", true);
+  ASSERT_TRUE(after.ok());
+  EXPECT_TRUE(MessageDifferencer::Equals(*before, *after));
+  EXPECT_EQ(registry.NumRuns(), 1u);
+  // A rejected batch does not use up its sequence: the good version applies.
+  EXPECT_TRUE(RunRegistry::Validate(next).ok());
+  EXPECT_EQ(*registry.Apply(next), ApplyResult::kApplied);
+}
+
+TEST(RunRegistryTest, CompleteOnlyWhenEveryWorkerSentItsFinalBatch) {
+  RunRegistry registry;
+  metrics::MetricSet set;
+  set.Add(v1::REQUESTS_OK, 1);
+  ASSERT_TRUE(registry.Apply(MakeBatch("r", "a", 1, set, false, 4)).ok());
+  ASSERT_TRUE(registry.Apply(MakeBatch("r", "b", 1, set, false, 6)).ok());
+  EXPECT_FALSE(registry.GetRunStats("r", false)->complete());
+  EXPECT_EQ(registry.GetRunStats("r", false)->active_sessions(), 10);
+  ASSERT_TRUE(registry.Apply(MakeBatch("r", "a", 2, set, true, 0)).ok());
+  EXPECT_FALSE(registry.GetRunStats("r", false)->complete());
+  EXPECT_EQ(registry.GetRunStats("r", false)->active_sessions(), 6);
+  ASSERT_TRUE(registry.Apply(MakeBatch("r", "b", 2, set, true, 0)).ok());
+  EXPECT_TRUE(registry.GetRunStats("r", false)->complete());
+  EXPECT_EQ(registry.GetRunStats("r", false)->active_sessions(), 0);
+}
+
+TEST(RunRegistryTest, GaugeComesFromTheHighestSequence) {
+  RunRegistry registry;
+  metrics::MetricSet set;
+  ASSERT_TRUE(registry.Apply(MakeBatch("r", "w", 2, set, false, 5)).ok());
+  ASSERT_TRUE(registry.Apply(MakeBatch("r", "w", 1, set, false, 9)).ok());  // late arrival
+  EXPECT_EQ(registry.GetRunStats("r", false)->active_sessions(), 5);
+}
+
+TEST(RunRegistryTest, GetRunStatsErrors) {
+  RunRegistry registry;
+  absl::StatusOr<v1::RunStats> empty = registry.GetRunStats("", false);
+  EXPECT_EQ(empty.status().code(), absl::StatusCode::kInvalidArgument);
+  absl::StatusOr<v1::RunStats> missing = registry.GetRunStats("nope-123", false);
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(missing.status().message()), HasSubstr("nope-123"));
+}
+
+TEST(RunRegistryTest, RunsAreSeparate) {
+  SampleGenerator gen(11);
+  metrics::MetricSet ref_a;
+  metrics::MetricSet ref_b;
+  RunRegistry registry;
+  ASSERT_TRUE(registry.Apply(MakeSampleBatch(gen, 30, "a", "w", 1, ref_a)).ok());
+  ASSERT_TRUE(registry.Apply(MakeSampleBatch(gen, 40, "b", "w", 1, ref_b)).ok());
+  ExpectMetricsEqual(registry.GetRunStats("a", false)->metrics(), ref_a);
+  ExpectMetricsEqual(registry.GetRunStats("b", false)->metrics(), ref_b);
+  EXPECT_EQ(registry.NumRuns(), 2u);
+}
+
+}  // namespace
+}  // namespace llmload::collector

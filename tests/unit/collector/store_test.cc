@@ -1,0 +1,126 @@
+#include "services/collector/store.h"
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "google/protobuf/util/message_differencer.h"
+#include "gtest/gtest.h"
+#include "services/collector/run_registry.h"
+#include "tests/unit/collector/batch_util.h"
+
+namespace llmload::collector {
+namespace {
+
+using ::google::protobuf::util::MessageDifferencer;
+using batch_util::MakeSampleBatch;
+using batch_util::SampleGenerator;
+
+class SqliteBatchStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::path(::testing::TempDir()) /
+           ("collector_store_" + std::string(::testing::UnitTest::GetInstance()
+                                                 ->current_test_info()
+                                                 ->name()));
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+    path_ = (dir_ / "collector.db").string();
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  std::vector<v1::SampleBatch> ReadAll(SqliteBatchStore& store) {
+    std::vector<v1::SampleBatch> out;
+    absl::Status s = store.ForEach([&](const v1::SampleBatch& b) {
+      out.push_back(b);
+      return absl::OkStatus();
+    });
+    EXPECT_TRUE(s.ok()) << s;
+    return out;
+  }
+
+  std::filesystem::path dir_;
+  std::string path_;
+};
+
+TEST_F(SqliteBatchStoreTest, RoundTripsAcrossReopenAndReplaysExactly) {
+  SampleGenerator gen(5);
+  metrics::MetricSet reference;
+  std::vector<v1::SampleBatch> batches;
+  for (uint64_t seq = 1; seq <= 6; ++seq) {
+    batches.push_back(MakeSampleBatch(gen, 40, "run", seq % 2 ? "w1" : "w2", (seq + 1) / 2,
+                                      reference, seq >= 5, static_cast<int64_t>(seq)));
+  }
+  RunRegistry original;
+  {
+    auto store = SqliteBatchStore::Open(path_);
+    ASSERT_TRUE(store.ok()) << store.status();
+    // Two transactions, the second with a re-sent batch that must be ignored.
+    ASSERT_TRUE((*store)->Insert({&batches[0], &batches[1], &batches[2]}).ok());
+    ASSERT_TRUE((*store)->Insert({&batches[3], &batches[4], &batches[5], &batches[0]}).ok());
+    EXPECT_EQ(*(*store)->Count(), 6);
+    for (const auto& b : batches) {
+      ASSERT_TRUE(original.Apply(b).ok());
+    }
+  }
+  auto reopened = SqliteBatchStore::Open(path_);
+  ASSERT_TRUE(reopened.ok()) << reopened.status();
+  std::vector<v1::SampleBatch> read = ReadAll(**reopened);
+  ASSERT_EQ(read.size(), batches.size());
+  for (size_t i = 0; i < read.size(); ++i) {
+    EXPECT_TRUE(MessageDifferencer::Equals(read[i], batches[i])) << i;
+  }
+  RunRegistry replayed;
+  for (const auto& b : read) {
+    ASSERT_TRUE(replayed.Apply(b).ok());
+  }
+  auto want = original.GetRunStats("run", true);
+  auto got = replayed.GetRunStats("run", true);
+  ASSERT_TRUE(want.ok() && got.ok());
+  EXPECT_TRUE(MessageDifferencer::Equals(*want, *got));
+}
+
+TEST_F(SqliteBatchStoreTest, EmptyInsertIsANoOp) {
+  auto store = SqliteBatchStore::Open(path_);
+  ASSERT_TRUE(store.ok());
+  EXPECT_TRUE((*store)->Insert({}).ok());
+  EXPECT_EQ(*(*store)->Count(), 0);
+}
+
+TEST_F(SqliteBatchStoreTest, SecondOpenOfTheSameFileFails) {
+  auto first = SqliteBatchStore::Open(path_);
+  ASSERT_TRUE(first.ok()) << first.status();
+  auto second = SqliteBatchStore::Open(path_);
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.status().code(), absl::StatusCode::kFailedPrecondition) << second.status();
+  first->reset();
+  EXPECT_TRUE(SqliteBatchStore::Open(path_).ok());
+}
+
+TEST_F(SqliteBatchStoreTest, UsesWalAndFullSync) {
+  auto store = SqliteBatchStore::Open(path_);
+  ASSERT_TRUE(store.ok());
+  SampleGenerator gen(2);
+  metrics::MetricSet ref;
+  v1::SampleBatch b = MakeSampleBatch(gen, 10, "r", "w", 1, ref);
+  ASSERT_TRUE((*store)->Insert({&b}).ok());
+  // The commit went to the write-ahead log.
+  EXPECT_TRUE(std::filesystem::exists(path_ + "-wal"));
+}
+
+TEST_F(SqliteBatchStoreTest, NotADatabaseIsDataLoss) {
+  {
+    std::FILE* f = std::fopen(path_.c_str(), "w");
+    ASSERT_NE(f, nullptr);
+    std::fputs("this is not a sqlite database, just some text that is long enough to matter\n",
+               f);
+    std::fclose(f);
+  }
+  auto store = SqliteBatchStore::Open(path_);
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.status().code(), absl::StatusCode::kDataLoss) << store.status();
+}
+
+}  // namespace
+}  // namespace llmload::collector
