@@ -1,0 +1,77 @@
+// llmload-orchestrator: validates run specs, splits runs across the attached
+// workers, tracks them and keeps them in SQLite. See DESIGN.md.
+
+#include <signal.h>
+
+#include <cstdlib>
+#include <string>
+
+#include "absl/flags/flag.h"
+#include "absl/time/time.h"
+#include "lib/common/env.h"
+#include "lib/common/log.h"
+#include "services/common/flags.h"
+#include "services/orchestrator/orchestrator_server.h"
+
+ABSL_FLAG(std::string, grpc_address,
+          llmload::EnvOr("LLMLOAD_ORCHESTRATOR_GRPC_ADDRESS", "0.0.0.0:50051"),
+          "gRPC listen address host:port (env LLMLOAD_ORCHESTRATOR_GRPC_ADDRESS).");
+ABSL_FLAG(std::string, collector, llmload::EnvOr("LLMLOAD_COLLECTOR", "127.0.0.1:50052"),
+          "Collector gRPC address for GetRun statistics; empty: none (env LLMLOAD_COLLECTOR).");
+ABSL_FLAG(std::string, db_path, llmload::EnvOr("LLMLOAD_ORCHESTRATOR_DB", "orchestrator.db"),
+          "SQLite database holding every run (env LLMLOAD_ORCHESTRATOR_DB).");
+ABSL_FLAG(double, heartbeat_timeout_seconds,
+          llmload::EnvOr("LLMLOAD_ORCHESTRATOR_HEARTBEAT_TIMEOUT_SECONDS", 10.0),
+          "A worker silent for this long (or whose stream ended and that did not re-attach "
+          "within it) is lost (env LLMLOAD_ORCHESTRATOR_HEARTBEAT_TIMEOUT_SECONDS).");
+
+namespace {
+
+constexpr char kUsage[] =
+    "llmload-orchestrator: starts load-test runs on the attached workers.\n"
+    "\n"
+    "  llmload-orchestrator [--grpc_address=0.0.0.0:50051] [--collector=127.0.0.1:50052]\n"
+    "                       [--db_path=orchestrator.db] [--heartbeat_timeout_seconds=10]\n";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  llmload::InitProgram(argc, argv, "orchestrator", kUsage);
+
+  // Block the stop signals in every thread (they inherit the mask) and take
+  // them synchronously on the main thread below.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  llmload::orchestrator::OrchestratorConfig config;
+  config.grpc_address = absl::GetFlag(FLAGS_grpc_address);
+  config.collector_address = absl::GetFlag(FLAGS_collector);
+  config.db_path = absl::GetFlag(FLAGS_db_path);
+  const double timeout_seconds = absl::GetFlag(FLAGS_heartbeat_timeout_seconds);
+  config.heartbeat_timeout = absl::Seconds(timeout_seconds);
+  // Ask workers for heartbeats well inside the timeout.
+  config.heartbeat_interval =
+      std::min(absl::Seconds(1), config.heartbeat_timeout / 4);
+  if (absl::Status s = llmload::orchestrator::Validate(config); !s.ok()) {
+    LLMLOAD_LOG(kError, "Invalid configuration.").Kv("error", std::string(s.message()));
+    return 2;
+  }
+
+  auto server = llmload::orchestrator::OrchestratorServer::Create(config);
+  if (!server.ok()) {
+    LLMLOAD_LOG(kError, "Orchestrator failed to start.")
+        .Kv("error", std::string(server.status().message()));
+    return 1;
+  }
+
+  int signal_number = 0;
+  sigwait(&signals, &signal_number);
+  LLMLOAD_LOG(kInfo, "Shutting down.").Kv("signal", signal_number == SIGINT ? "SIGINT" : "SIGTERM");
+  (*server)->Shutdown(absl::Seconds(5));
+  server->reset();
+  LLMLOAD_LOG(kInfo, "Orchestrator stopped.");
+  return 0;
+}

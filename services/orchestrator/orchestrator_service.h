@@ -1,0 +1,167 @@
+// File: orchestrator_service.h
+//
+// The llmload.v1.Orchestrator gRPC service (callback API): starts runs by
+// planning them over the idle attached workers, dispatches shards over each
+// worker's Attach stream, tracks progress and worker liveness, and keeps
+// every run durable through a RunWriter.
+//
+// Threading: handlers and reactions run on gRPC threads and never block.
+// All state sits behind one absl::Mutex with short critical sections; SQLite
+// writes happen on the RunWriter's thread, collector calls on the callback
+// stub. A ticker thread (Start/Stop) declares silent workers lost, ends stop
+// grace periods and sends the periodic WatchRun updates.
+//
+// Lock order: OrchestratorServiceImpl::mu_ -> a stream link's mutex -> the
+// stream reactor's mutex. Reactors never call into the service while holding
+// their own mutex.
+
+#pragma once
+
+#include <map>
+#include <memory>
+#include <random>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
+#include "llmload/v1/collector.grpc.pb.h"
+#include "llmload/v1/orchestrator.grpc.pb.h"
+#include "services/orchestrator/run_store.h"
+
+namespace llmload::orchestrator {
+
+struct OrchestratorConfig {
+  std::string grpc_address = "0.0.0.0:50051";
+  // Collector gRPC address for GetRun statistics; empty: no statistics.
+  std::string collector_address = "127.0.0.1:50052";
+  std::string db_path = "orchestrator.db";
+  // A worker is lost after this long without a message (or this long after
+  // its stream ended, unless it re-attached with the same id).
+  absl::Duration heartbeat_timeout = absl::Seconds(10);
+  // What AttachAccepted asks workers for.
+  absl::Duration heartbeat_interval = absl::Seconds(1);
+  // After StopRun, shards that did not confirm within this are cancelled.
+  absl::Duration stop_grace = absl::Seconds(5);
+  // WatchRun sends the run at least this often while nothing changes.
+  absl::Duration watch_interval = absl::Milliseconds(500);
+  absl::Duration collector_deadline = absl::Seconds(2);
+  // Resolution of the liveness, grace and watch timers.
+  absl::Duration tick = absl::Milliseconds(100);
+};
+
+// INVALID_ARGUMENT naming the offending option.
+absl::Status Validate(const OrchestratorConfig& config);
+
+class AttachLink;
+class WatchLink;
+
+class OrchestratorServiceImpl final : public v1::Orchestrator::CallbackService {
+ public:
+  // `writer` persists runs; `stored_runs` are the runs loaded at start-up
+  // (already recovered, see RecoverRuns). `collector` may be null.
+  OrchestratorServiceImpl(const OrchestratorConfig& config, RunWriter* writer,
+                          std::vector<v1::Run> stored_runs,
+                          std::unique_ptr<v1::Collector::StubInterface> collector);
+  ~OrchestratorServiceImpl() override;
+
+  // Starts / stops the ticker thread. Stop() also ends every Attach and
+  // WatchRun stream so a server Shutdown does not wait for them.
+  void Start();
+  void Stop() ABSL_LOCKS_EXCLUDED(mu_);
+
+  // v1::Orchestrator
+  grpc::ServerUnaryReactor* StartRun(grpc::CallbackServerContext* ctx,
+                                     const v1::StartRunRequest* request, v1::Run* reply) override;
+  grpc::ServerUnaryReactor* GetRun(grpc::CallbackServerContext* ctx,
+                                   const v1::GetRunRequest* request, v1::Run* reply) override;
+  grpc::ServerUnaryReactor* ListRuns(grpc::CallbackServerContext* ctx,
+                                     const v1::ListRunsRequest* request,
+                                     v1::ListRunsResponse* reply) override;
+  grpc::ServerUnaryReactor* StopRun(grpc::CallbackServerContext* ctx,
+                                    const v1::StopRunRequest* request, v1::Run* reply) override;
+  grpc::ServerWriteReactor<v1::RunUpdate>* WatchRun(grpc::CallbackServerContext* ctx,
+                                                    const v1::WatchRunRequest* request) override;
+  grpc::ServerUnaryReactor* ListWorkers(grpc::CallbackServerContext* ctx,
+                                        const v1::ListWorkersRequest* request,
+                                        v1::ListWorkersResponse* reply) override;
+  grpc::ServerBidiReactor<v1::WorkerMessage, v1::OrchestratorMessage>* Attach(
+      grpc::CallbackServerContext* ctx) override;
+
+  // Called by the Attach reactor (not for other users).
+  absl::Status OnWorkerMessage(const std::shared_ptr<AttachLink>& link,
+                               const v1::WorkerMessage& message) ABSL_LOCKS_EXCLUDED(mu_);
+  void OnWorkerStreamClosed(const std::shared_ptr<AttachLink>& link) ABSL_LOCKS_EXCLUDED(mu_);
+  // Called by the WatchRun reactor when it is done.
+  void RemoveWatcher(const std::string& run_id, const WatchLink* link) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Runs one round of the ticker's work at `now` (tests may call it).
+  void Tick(absl::Time now) ABSL_LOCKS_EXCLUDED(mu_);
+
+ private:
+  struct WorkerEntry {
+    v1::WorkerHello hello;
+    google::protobuf::Timestamp attached_at;
+    google::protobuf::Timestamp last_heartbeat;
+    v1::WorkerHeartbeat heartbeat;
+    absl::Time last_seen;
+    std::shared_ptr<AttachLink> link;  // null while detached
+    absl::Time detached_at;
+  };
+  struct Watcher {
+    std::shared_ptr<WatchLink> link;
+    absl::Time last_push;
+  };
+  struct RunEntry {
+    v1::Run run;
+    bool stop_requested = false;
+    absl::Time stop_deadline;
+  };
+
+  absl::StatusOr<v1::Run> StartRunLocked(const v1::RunSpec& spec) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void HandleShardUpdate(const std::string& worker_id, AttachLink& link,
+                         const v1::ShardUpdate& update) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Re-derives progress and state after shards changed; finishes the run
+  // when it is done; persists and notifies watchers.
+  void RunChanged(RunEntry& entry, const std::string& failure)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void MarkWorkerLost(const std::string& worker_id, const std::string& reason)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Sends stop to the workers of the run's unfinished shards.
+  void SendStops(const v1::Run& run) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void NotifyWatchers(const v1::Run& run, absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool WorkerBusy(const std::string& worker_id) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  std::vector<std::string> ActiveRunsOf(const std::string& worker_id) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  std::string NewRunId() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void TickerLoop();
+
+  const OrchestratorConfig config_;
+  RunWriter* const writer_;
+  const std::unique_ptr<v1::Collector::StubInterface> collector_;
+
+  absl::Mutex mu_;
+  std::map<std::string, WorkerEntry> workers_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, RunEntry> runs_ ABSL_GUARDED_BY(mu_);
+  std::set<std::string> active_runs_ ABSL_GUARDED_BY(mu_);  // not terminal
+  absl::flat_hash_map<std::string, std::vector<Watcher>> watchers_ ABSL_GUARDED_BY(mu_);
+  std::mt19937_64 rng_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+
+  absl::Notification stop_ticker_;
+  std::thread ticker_;
+};
+
+// Start-up recovery: a run that was PENDING or RUNNING when the previous
+// process died becomes FAILED ("orchestrator restarted while the run was in
+// progress"), its unfinished shards SHARD_LOST. Returns true if it changed.
+bool RecoverRun(v1::Run* run, const google::protobuf::Timestamp& now);
+
+}  // namespace llmload::orchestrator

@@ -1,0 +1,51 @@
+// File: run_state.h
+//
+// Bookkeeping on a v1::Run that does not depend on the gRPC edge: building a
+// run from a plan, summing shard progress, deciding the run state from the
+// shard states, and event text. Time comes in as a Timestamp argument.
+//
+// Thread-compatible.
+
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "google/protobuf/timestamp.pb.h"
+#include "lib/planning/planning.h"
+#include "llmload/v1/run.pb.h"
+
+namespace llmload::orchestrator {
+
+bool IsTerminal(v1::RunState state);
+bool IsTerminal(v1::ShardState state);
+
+// "w1: clients 0-6 (concurrency 3)".
+std::string DescribeShard(const v1::Shard& shard);
+
+// A PENDING run with one SHARD_ASSIGNED shard per plan entry.
+v1::Run NewRun(const std::string& id, const v1::RunSpec& spec,
+               const std::vector<planning::ShardPlan>& plan,
+               const google::protobuf::Timestamp& now);
+
+// Cycles the whole run (or one shard) has to do.
+int64_t TotalCycles(const v1::RunSpec& spec);
+int64_t ShardCycles(const v1::RunSpec& spec, const v1::Shard& shard);
+
+// run.progress = sum over shards; cycles_total = clients * cyclesPerClient.
+void SumProgress(v1::Run* run);
+
+// The state the run should be in given its shards: FAILED if any shard
+// FAILED or LOST (or CANCELLED without a stop request); once stop was
+// requested, CANCELLED when every shard is CANCELLED or DONE; COMPLETED when
+// every shard is DONE; else the current state.
+v1::RunState DecideState(const v1::Run& run, bool stop_requested);
+
+void AddEvent(v1::Run* run, const google::protobuf::Timestamp& now, std::string message);
+
+// Moves the run to a terminal state: state, finished_at, an event, and the
+// error (FAILED only).
+void FinishRun(v1::Run* run, v1::RunState state, const google::protobuf::Timestamp& now,
+               const std::string& error);
+
+}  // namespace llmload::orchestrator

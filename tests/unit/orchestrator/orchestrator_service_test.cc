@@ -1,0 +1,641 @@
+// In-process orchestrator on 127.0.0.1:0 driven by fake workers over real
+// gRPC, with short liveness timers.
+
+#include "services/orchestrator/orchestrator_service.h"
+
+#include <stdlib.h>
+
+#include <algorithm>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "llmload/v1/collector.grpc.pb.h"
+#include "services/common/grpc_util.h"
+#include "services/orchestrator/orchestrator_server.h"
+#include "tests/unit/orchestrator/fake_worker.h"
+
+namespace llmload::orchestrator {
+namespace {
+
+using ::llmload::testing_util::FakeWorker;
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
+
+constexpr absl::Duration kWait = absl::Seconds(10);
+
+std::string MakeTempDir(const std::string& prefix) {
+  std::string tmpl = ::testing::TempDir() + "/" + prefix + "XXXXXX";
+  char* dir = ::mkdtemp(tmpl.data());
+  return dir != nullptr ? std::string(dir) : std::string();
+}
+
+// Polls `pred` until it holds or `timeout` passes.
+::testing::AssertionResult Eventually(const std::function<bool()>& pred, absl::Duration timeout,
+                                      const std::string& what) {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (absl::Now() < deadline) {
+    if (pred()) {
+      return ::testing::AssertionSuccess();
+    }
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  return pred() ? ::testing::AssertionSuccess()
+                : ::testing::AssertionFailure() << "timed out waiting for " << what;
+}
+
+// A collector that answers GetRunStats with a canned result.
+class FakeCollector final : public v1::Collector::CallbackService {
+ public:
+  grpc::ServerUnaryReactor* GetRunStats(grpc::CallbackServerContext* ctx,
+                                        const v1::GetRunStatsRequest* request,
+                                        v1::RunStats* reply) override {
+    auto* reactor = ctx->DefaultReactor();
+    reply->set_run_id(request->run_id());
+    reply->set_batches(3);
+    reply->set_complete(request->per_worker());
+    reactor->Finish(grpc::Status::OK);
+    return reactor;
+  }
+};
+
+v1::RunSpec ClosedSpec(int32_t clients, int32_t cycles, int32_t max_concurrent) {
+  v1::RunSpec spec;
+  spec.set_name("unit");
+  spec.mutable_target()->set_protocol(v1::CENTRIFUGO_EMULATOR);
+  spec.mutable_target()->set_url("http://127.0.0.1:8080");
+  v1::ClosedLoad* closed = spec.mutable_load()->mutable_closed();
+  closed->set_clients(clients);
+  closed->set_cycles_per_client(cycles);
+  closed->set_max_concurrent(max_concurrent);
+  return spec;
+}
+
+class OrchestratorServiceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    db_path_ = MakeTempDir("orch") + "/orchestrator.db";
+    StartServer();
+  }
+  void TearDown() override {
+    workers_.clear();
+    if (server_ != nullptr) {
+      server_->Shutdown(absl::Seconds(2));
+    }
+    if (collector_server_ != nullptr) {
+      collector_server_->Shutdown();
+    }
+  }
+
+  void StartServer(const std::string& collector_address = "") {
+    OrchestratorConfig config;
+    config.grpc_address = "127.0.0.1:0";
+    config.db_path = db_path_;
+    config.collector_address = collector_address;
+    config.heartbeat_timeout = absl::Seconds(1);
+    config.heartbeat_interval = absl::Milliseconds(200);
+    config.stop_grace = absl::Milliseconds(500);
+    config.tick = absl::Milliseconds(20);
+    config.collector_deadline = absl::Milliseconds(500);
+    auto server = OrchestratorServer::Create(config);
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = *std::move(server);
+    channel_ = grpc::CreateChannel(absl::StrCat("127.0.0.1:", server_->port()),
+                                   grpc::InsecureChannelCredentials());
+    stub_ = v1::Orchestrator::NewStub(channel_);
+  }
+
+  void RestartServer() {
+    workers_.clear();
+    server_->Shutdown(absl::Seconds(2));
+    server_.reset();
+    StartServer();
+  }
+
+  FakeWorker& AddWorker(const std::string& id, int32_t capacity) {
+    workers_.push_back(std::make_unique<FakeWorker>(channel_, id, capacity));
+    EXPECT_TRUE(workers_.back()->Attach()) << "worker " << id << " was not accepted";
+    return *workers_.back();
+  }
+
+  grpc::Status StartRun(const v1::RunSpec& spec, v1::Run* run) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(absl::ToChronoTime(absl::Now() + kWait));
+    v1::StartRunRequest request;
+    *request.mutable_spec() = spec;
+    return stub_->StartRun(&ctx, request, run);
+  }
+
+  v1::Run GetRun(const std::string& id, grpc::Status* status_out = nullptr) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(absl::ToChronoTime(absl::Now() + kWait));
+    v1::GetRunRequest request;
+    request.set_id(id);
+    v1::Run run;
+    grpc::Status status = stub_->GetRun(&ctx, request, &run);
+    if (status_out != nullptr) {
+      *status_out = status;
+    } else {
+      EXPECT_TRUE(status.ok()) << status.error_message();
+    }
+    return run;
+  }
+
+  grpc::Status StopRun(const std::string& id, v1::Run* run) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(absl::ToChronoTime(absl::Now() + kWait));
+    v1::StopRunRequest request;
+    request.set_id(id);
+    return stub_->StopRun(&ctx, request, run);
+  }
+
+  v1::ListRunsResponse ListRuns(int32_t limit = 0) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(absl::ToChronoTime(absl::Now() + kWait));
+    v1::ListRunsRequest request;
+    request.set_limit(limit);
+    v1::ListRunsResponse response;
+    grpc::Status status = stub_->ListRuns(&ctx, request, &response);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    return response;
+  }
+
+  v1::ListWorkersResponse ListWorkers() {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(absl::ToChronoTime(absl::Now() + kWait));
+    v1::ListWorkersResponse response;
+    grpc::Status status = stub_->ListWorkers(&ctx, v1::ListWorkersRequest(), &response);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    return response;
+  }
+
+  ::testing::AssertionResult RunReaches(const std::string& id, v1::RunState state,
+                                        absl::Duration timeout = kWait) {
+    return Eventually([&] { return GetRun(id).state() == state; }, timeout,
+                      absl::StrCat(id, " to reach ", v1::RunState_Name(state)));
+  }
+
+  static bool HasEvent(const v1::Run& run, const std::string& needle) {
+    return std::any_of(run.events().begin(), run.events().end(), [&](const v1::RunEvent& e) {
+      return absl::StrContains(e.message(), needle);
+    });
+  }
+
+  std::string db_path_;
+  std::unique_ptr<OrchestratorServer> server_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<v1::Orchestrator::Stub> stub_;
+  std::vector<std::unique_ptr<FakeWorker>> workers_;
+  FakeCollector collector_;
+  std::unique_ptr<grpc::Server> collector_server_;
+};
+
+TEST_F(OrchestratorServiceTest, AttachIsAcceptedWithHeartbeatInterval) {
+  FakeWorker& w = AddWorker("w1", 10);
+  EXPECT_EQ(w.heartbeat_interval_ms(), 200u);
+}
+
+TEST_F(OrchestratorServiceTest, StartRunAssignsEveryClientExactlyOnce) {
+  FakeWorker& a = AddWorker("a", 100);
+  FakeWorker& b = AddWorker("b", 50);
+  v1::Run run;
+  grpc::Status status = StartRun(ClosedSpec(10, 2, 4), &run);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_THAT(run.id(), ::testing::MatchesRegex("run-[0-9a-f]{12}"));
+  EXPECT_EQ(run.state(), v1::RUNNING);
+  EXPECT_TRUE(run.has_created_at());
+  EXPECT_TRUE(run.has_started_at());
+  EXPECT_EQ(run.progress().cycles_total(), 20);
+  ASSERT_EQ(run.shards_size(), 2);
+  EXPECT_TRUE(HasEvent(run, "run started on 2 workers"));
+
+  auto assign_a = a.NextAssign(kWait);
+  auto assign_b = b.NextAssign(kWait);
+  ASSERT_TRUE(assign_a.has_value());
+  ASSERT_TRUE(assign_b.has_value());
+  EXPECT_EQ(assign_a->run_id(), run.id());
+  EXPECT_EQ(assign_b->run_id(), run.id());
+  EXPECT_EQ(assign_a->spec().load().closed().clients(), 10);
+  std::vector<int> seen(10, 0);
+  for (const auto* as : {&*assign_a, &*assign_b}) {
+    for (int c = as->client_begin(); c < as->client_begin() + as->client_count(); ++c) {
+      ASSERT_GE(c, 0);
+      ASSERT_LT(c, 10);
+      ++seen[c];
+    }
+    EXPECT_GE(as->max_concurrent(), 1);
+    EXPECT_LE(as->max_concurrent(), as->client_count());
+  }
+  for (int c = 0; c < 10; ++c) {
+    EXPECT_EQ(seen[c], 1) << "client " << c;
+  }
+  EXPECT_EQ(assign_a->max_concurrent() + assign_b->max_concurrent(), 4);
+  EXPECT_EQ(assign_a->client_count(), 7);  // capacity 100 vs 50
+  EXPECT_EQ(assign_b->client_count(), 3);
+}
+
+TEST_F(OrchestratorServiceTest, ProgressSumsAndAllDoneCompletes) {
+  FakeWorker& a = AddWorker("a", 10);
+  FakeWorker& b = AddWorker("b", 10);
+  v1::Run run;
+  ASSERT_TRUE(StartRun(ClosedSpec(4, 5, 0), &run).ok());
+  ASSERT_TRUE(a.NextAssign(kWait).has_value());
+  ASSERT_TRUE(b.NextAssign(kWait).has_value());
+  a.Update(run.id(), v1::SHARD_RUNNING, 3);
+  b.Update(run.id(), v1::SHARD_RUNNING, 4);
+  ASSERT_TRUE(Eventually([&] { return GetRun(run.id()).progress().cycles_done() == 7; }, kWait,
+                         "progress 7"));
+  v1::Run now = GetRun(run.id());
+  EXPECT_EQ(now.state(), v1::RUNNING);
+  EXPECT_EQ(now.progress().cycles_total(), 20);
+  EXPECT_EQ(now.progress().tokens(), 70);
+  EXPECT_EQ(now.shards(0).state(), v1::SHARD_RUNNING);
+
+  a.Update(run.id(), v1::SHARD_DONE, 10);
+  ASSERT_TRUE(Eventually([&] { return GetRun(run.id()).progress().cycles_done() == 14; }, kWait,
+                         "progress 14"));
+  EXPECT_EQ(GetRun(run.id()).state(), v1::RUNNING);
+  b.Update(run.id(), v1::SHARD_DONE, 10);
+  ASSERT_TRUE(RunReaches(run.id(), v1::COMPLETED));
+  now = GetRun(run.id());
+  EXPECT_EQ(now.progress().cycles_done(), 20);
+  EXPECT_TRUE(now.has_finished_at());
+  EXPECT_TRUE(now.error().empty());
+  EXPECT_TRUE(HasEvent(now, "run COMPLETED"));
+  // Both workers are idle again: a new run can start.
+  v1::Run second;
+  EXPECT_TRUE(StartRun(ClosedSpec(2, 1, 0), &second).ok());
+}
+
+TEST_F(OrchestratorServiceTest, ShardFailureFailsTheRunAndStopsTheOthers) {
+  FakeWorker& a = AddWorker("a", 10);
+  FakeWorker& b = AddWorker("b", 10);
+  v1::Run run;
+  ASSERT_TRUE(StartRun(ClosedSpec(4, 1, 0), &run).ok());
+  ASSERT_TRUE(a.NextAssign(kWait).has_value());
+  ASSERT_TRUE(b.NextAssign(kWait).has_value());
+  a.Update(run.id(), v1::SHARD_FAILED, 0, "target refused");
+  ASSERT_TRUE(RunReaches(run.id(), v1::FAILED));
+  EXPECT_THAT(GetRun(run.id()).error(), HasSubstr("target refused"));
+  auto stop = b.NextStop(kWait);
+  ASSERT_TRUE(stop.has_value());
+  EXPECT_EQ(stop->run_id(), run.id());
+}
+
+TEST_F(OrchestratorServiceTest, StopRunCancelsOnceShardsConfirm) {
+  FakeWorker& a = AddWorker("a", 10);
+  FakeWorker& b = AddWorker("b", 10);
+  v1::Run run;
+  ASSERT_TRUE(StartRun(ClosedSpec(4, 100, 0), &run).ok());
+  ASSERT_TRUE(a.NextAssign(kWait).has_value());
+  ASSERT_TRUE(b.NextAssign(kWait).has_value());
+  a.Update(run.id(), v1::SHARD_RUNNING, 1);
+  v1::Run stopped;
+  grpc::Status status = StopRun(run.id(), &stopped);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(stopped.state(), v1::RUNNING);
+  EXPECT_TRUE(HasEvent(stopped, "stop requested"));
+  auto stop_a = a.NextStop(kWait);
+  auto stop_b = b.NextStop(kWait);
+  ASSERT_TRUE(stop_a.has_value());
+  ASSERT_TRUE(stop_b.has_value());
+  EXPECT_EQ(stop_a->run_id(), run.id());
+  a.Update(run.id(), v1::SHARD_CANCELLED, 2);
+  b.Update(run.id(), v1::SHARD_DONE, 200);
+  ASSERT_TRUE(RunReaches(run.id(), v1::CANCELLED));
+  EXPECT_TRUE(GetRun(run.id()).has_finished_at());
+  // Stopping again is a precondition failure.
+  status = StopRun(run.id(), &stopped);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_THAT(status.error_message(), HasSubstr("already CANCELLED"));
+}
+
+TEST_F(OrchestratorServiceTest, StopRunGraceCancelsStragglers) {
+  FakeWorker& a = AddWorker("a", 10);
+  v1::Run run;
+  ASSERT_TRUE(StartRun(ClosedSpec(2, 100, 0), &run).ok());
+  ASSERT_TRUE(a.NextAssign(kWait).has_value());
+  v1::Run stopped;
+  ASSERT_TRUE(StopRun(run.id(), &stopped).ok());
+  // The worker never confirms: after the grace (500 ms here) it is cancelled.
+  ASSERT_TRUE(RunReaches(run.id(), v1::CANCELLED, absl::Seconds(5)));
+  const v1::Run now = GetRun(run.id());
+  EXPECT_EQ(now.shards(0).state(), v1::SHARD_CANCELLED);
+  EXPECT_THAT(now.shards(0).error(), HasSubstr("did not confirm the stop"));
+  EXPECT_TRUE(HasEvent(now, "grace"));
+}
+
+TEST_F(OrchestratorServiceTest, DisconnectedWorkerIsLostAfterTimeout) {
+  FakeWorker& a = AddWorker("a", 10);
+  FakeWorker& b = AddWorker("b", 10);
+  v1::Run run;
+  ASSERT_TRUE(StartRun(ClosedSpec(6, 2, 0), &run).ok());
+  ASSERT_TRUE(a.NextAssign(kWait).has_value());
+  ASSERT_TRUE(b.NextAssign(kWait).has_value());
+  b.Update(run.id(), v1::SHARD_RUNNING, 1);
+  const absl::Time disconnected = absl::Now();
+  b.Disconnect();
+  // Not lost at once: it may still re-attach.
+  ASSERT_TRUE(Eventually([&] { return HasEvent(GetRun(run.id()), "stream closed"); }, kWait,
+                         "stream closed event"));
+  EXPECT_EQ(GetRun(run.id()).state(), v1::RUNNING);
+  ASSERT_TRUE(RunReaches(run.id(), v1::FAILED));
+  EXPECT_GE(absl::Now() - disconnected, absl::Milliseconds(900));
+  const v1::Run now = GetRun(run.id());
+  EXPECT_TRUE(HasEvent(now, "worker b lost"));
+  EXPECT_TRUE(HasEvent(now, "3 clients (ids 3-5) did not finish, 1/6 cycles done"));
+  EXPECT_THAT(now.error(), HasSubstr("worker b lost"));
+  for (const v1::Shard& shard : now.shards()) {
+    EXPECT_EQ(shard.state(), shard.worker_id() == "b" ? v1::SHARD_LOST : v1::SHARD_CANCELLED);
+  }
+  // The surviving worker is told to stop its shard.
+  ASSERT_TRUE(a.NextStop(kWait).has_value());
+}
+
+TEST_F(OrchestratorServiceTest, SilentWorkerIsLost) {
+  FakeWorker& a = AddWorker("a", 10);
+  v1::Run run;
+  ASSERT_TRUE(StartRun(ClosedSpec(2, 2, 0), &run).ok());
+  ASSERT_TRUE(a.NextAssign(kWait).has_value());
+  a.StopHeartbeats();  // stream stays open, nothing is sent
+  ASSERT_TRUE(RunReaches(run.id(), v1::FAILED));
+  EXPECT_TRUE(HasEvent(GetRun(run.id()), "no heartbeat"));
+  auto ended = a.WaitEnded(kWait);
+  ASSERT_TRUE(ended.has_value());
+  EXPECT_EQ(ended->error_code(), grpc::StatusCode::UNAVAILABLE);
+}
+
+TEST_F(OrchestratorServiceTest, ReattachWithinTimeoutKeepsTheShard) {
+  FakeWorker& a = AddWorker("a", 10);
+  v1::Run run;
+  ASSERT_TRUE(StartRun(ClosedSpec(2, 2, 0), &run).ok());
+  ASSERT_TRUE(a.NextAssign(kWait).has_value());
+  a.Update(run.id(), v1::SHARD_RUNNING, 1);
+  a.Disconnect();
+  FakeWorker& again = AddWorker("a", 10);
+  again.Update(run.id(), v1::SHARD_DONE, 4);
+  ASSERT_TRUE(RunReaches(run.id(), v1::COMPLETED));
+  EXPECT_TRUE(HasEvent(GetRun(run.id()), "re-attached"));
+}
+
+TEST_F(OrchestratorServiceTest, SecondAttachWithSameIdReplacesTheFirst) {
+  FakeWorker& first = AddWorker("same", 10);
+  FakeWorker& second = AddWorker("same", 20);
+  auto ended = first.WaitEnded(kWait);
+  ASSERT_TRUE(ended.has_value());
+  EXPECT_EQ(ended->error_code(), grpc::StatusCode::ABORTED);
+  const v1::ListWorkersResponse list = ListWorkers();
+  ASSERT_EQ(list.workers_size(), 1);
+  EXPECT_EQ(list.workers(0).capacity(), 20);
+  (void)second;
+}
+
+TEST_F(OrchestratorServiceTest, BadHelloIsRejected) {
+  FakeWorker zero(channel_, "zero", 0);
+  zero.Open();
+  auto ended = zero.WaitEnded(kWait);
+  ASSERT_TRUE(ended.has_value());
+  EXPECT_EQ(ended->error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(ended->error_message(), StartsWith("hello.capacity"));
+
+  FakeWorker no_id(channel_, "", 5);
+  no_id.Open();
+  ended = no_id.WaitEnded(kWait);
+  ASSERT_TRUE(ended.has_value());
+  EXPECT_EQ(ended->error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(ListWorkers().workers_size(), 0);
+}
+
+TEST_F(OrchestratorServiceTest, ListWorkersShowsHeartbeatsAndRuns) {
+  AddWorker("a", 7);
+  ASSERT_TRUE(Eventually(
+      [&] {
+        auto list = ListWorkers();
+        return list.workers_size() == 1 && list.workers(0).active_sessions() == 3;
+      },
+      kWait, "heartbeat"));
+  v1::Run run;
+  ASSERT_TRUE(StartRun(ClosedSpec(2, 2, 0), &run).ok());
+  const v1::ListWorkersResponse list = ListWorkers();
+  ASSERT_EQ(list.workers_size(), 1);
+  const v1::Worker& w = list.workers(0);
+  EXPECT_EQ(w.id(), "a");
+  EXPECT_EQ(w.capacity(), 7);
+  EXPECT_EQ(w.threads(), 2);
+  EXPECT_DOUBLE_EQ(w.cpu_percent(), 12.5);
+  EXPECT_TRUE(w.has_attached_at());
+  EXPECT_TRUE(w.has_last_heartbeat());
+  ASSERT_EQ(w.run_ids_size(), 1);
+  EXPECT_EQ(w.run_ids(0), run.id());
+}
+
+TEST_F(OrchestratorServiceTest, MaxWorkersIsHonoured) {
+  FakeWorker& a = AddWorker("a", 10);
+  FakeWorker& b = AddWorker("b", 30);
+  FakeWorker& c = AddWorker("c", 20);
+  v1::RunSpec spec = ClosedSpec(10, 1, 0);
+  spec.set_max_workers(2);
+  v1::Run run;
+  ASSERT_TRUE(StartRun(spec, &run).ok());
+  ASSERT_EQ(run.shards_size(), 2);
+  EXPECT_EQ(run.shards(0).worker_id(), "b");
+  EXPECT_EQ(run.shards(1).worker_id(), "c");
+  EXPECT_EQ(run.spec().load().closed().max_concurrent(), 10);  // default applied
+  EXPECT_TRUE(b.NextAssign(kWait).has_value());
+  EXPECT_TRUE(c.NextAssign(kWait).has_value());
+  EXPECT_FALSE(a.NextAssign(absl::Milliseconds(200)).has_value());
+  // `a` is still idle: a second run goes to it alone.
+  v1::Run second;
+  ASSERT_TRUE(StartRun(ClosedSpec(3, 1, 0), &second).ok());
+  ASSERT_EQ(second.shards_size(), 1);
+  EXPECT_EQ(second.shards(0).worker_id(), "a");
+}
+
+TEST_F(OrchestratorServiceTest, ErrorsChangeNothing) {
+  v1::Run run;
+  // Invalid spec.
+  v1::RunSpec bad = ClosedSpec(0, 1, 0);
+  grpc::Status status = StartRun(bad, &run);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(status.error_message(), "spec.load.closed.clients: must be between 1 and 1000000, got 0");
+  // Unimplemented protocol.
+  v1::RunSpec realm = ClosedSpec(1, 1, 0);
+  realm.mutable_target()->set_protocol(v1::REALM);
+  status = StartRun(realm, &run);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNIMPLEMENTED);
+  EXPECT_EQ(status.error_message(), "spec.target.protocol: REALM is not implemented yet");
+  // No workers.
+  status = StartRun(ClosedSpec(1, 1, 0), &run);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_THAT(status.error_message(), StartsWith("no idle workers attached"));
+  EXPECT_EQ(ListRuns().runs_size(), 0);
+
+  // Unknown ids.
+  grpc::Status get_status;
+  GetRun("run-doesnotexist", &get_status);
+  EXPECT_EQ(get_status.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(StopRun("run-doesnotexist", &run).error_code(), grpc::StatusCode::NOT_FOUND);
+  {
+    grpc::ClientContext ctx;
+    v1::WatchRunRequest request;
+    request.set_id("run-doesnotexist");
+    auto reader = stub_->WatchRun(&ctx, request);
+    v1::RunUpdate update;
+    EXPECT_FALSE(reader->Read(&update));
+    EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::NOT_FOUND);
+  }
+
+  // All workers busy.
+  AddWorker("a", 10);
+  ASSERT_TRUE(StartRun(ClosedSpec(1, 1, 0), &run).ok());
+  v1::Run other;
+  status = StartRun(ClosedSpec(1, 1, 0), &other);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_THAT(status.error_message(), HasSubstr("all busy"));
+  EXPECT_EQ(ListRuns().runs_size(), 1);
+}
+
+TEST_F(OrchestratorServiceTest, WatchRunUpdatesAtLeastOncePerSecondUntilTerminal) {
+  FakeWorker& a = AddWorker("a", 10);
+  v1::Run run;
+  ASSERT_TRUE(StartRun(ClosedSpec(2, 3, 0), &run).ok());
+  ASSERT_TRUE(a.NextAssign(kWait).has_value());
+
+  grpc::ClientContext ctx;
+  ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(20)));
+  v1::WatchRunRequest request;
+  request.set_id(run.id());
+  auto reader = stub_->WatchRun(&ctx, request);
+
+  std::thread driver([&] {
+    absl::SleepFor(absl::Milliseconds(1500));  // a quiet stretch: periodic updates only
+    a.Update(run.id(), v1::SHARD_RUNNING, 2);
+    absl::SleepFor(absl::Milliseconds(1200));
+    a.Update(run.id(), v1::SHARD_DONE, 6);
+  });
+  std::vector<absl::Time> times;
+  std::vector<v1::Run> updates;
+  v1::RunUpdate update;
+  while (reader->Read(&update)) {
+    times.push_back(absl::Now());
+    updates.push_back(update.run());
+  }
+  grpc::Status status = reader->Finish();
+  driver.join();
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  ASSERT_GE(updates.size(), 4u);
+  EXPECT_EQ(updates.front().id(), run.id());
+  EXPECT_EQ(updates.back().state(), v1::COMPLETED);
+  EXPECT_EQ(updates.back().progress().cycles_done(), 6);
+  for (size_t i = 1; i < times.size(); ++i) {
+    EXPECT_LE(times[i] - times[i - 1], absl::Seconds(1)) << "gap before update " << i;
+  }
+  bool saw_progress = std::any_of(updates.begin(), updates.end(), [](const v1::Run& r) {
+    return r.state() == v1::RUNNING && r.progress().cycles_done() == 2;
+  });
+  EXPECT_TRUE(saw_progress);
+
+  // Watching a finished run sends it once and ends.
+  grpc::ClientContext ctx2;
+  auto reader2 = stub_->WatchRun(&ctx2, request);
+  int count = 0;
+  while (reader2->Read(&update)) {
+    ++count;
+    EXPECT_EQ(update.run().state(), v1::COMPLETED);
+  }
+  EXPECT_TRUE(reader2->Finish().ok());
+  EXPECT_EQ(count, 1);
+}
+
+TEST_F(OrchestratorServiceTest, ListRunsNewestFirstAndSurvivesRestart) {
+  FakeWorker& a = AddWorker("a", 10);
+  v1::Run first;
+  ASSERT_TRUE(StartRun(ClosedSpec(1, 1, 0), &first).ok());
+  ASSERT_TRUE(a.NextAssign(kWait).has_value());
+  a.Update(first.id(), v1::SHARD_DONE, 1);
+  ASSERT_TRUE(RunReaches(first.id(), v1::COMPLETED));
+  v1::Run second;
+  ASSERT_TRUE(StartRun(ClosedSpec(1, 1, 0), &second).ok());  // left RUNNING
+
+  v1::ListRunsResponse list = ListRuns();
+  ASSERT_EQ(list.runs_size(), 2);
+  EXPECT_EQ(list.runs(0).id(), second.id());
+  EXPECT_EQ(list.runs(1).id(), first.id());
+  EXPECT_EQ(ListRuns(1).runs_size(), 1);
+
+  RestartServer();
+  list = ListRuns();
+  ASSERT_EQ(list.runs_size(), 2);
+  EXPECT_EQ(list.runs(0).id(), second.id());
+  EXPECT_EQ(list.runs(0).state(), v1::FAILED);
+  EXPECT_EQ(list.runs(0).error(), "orchestrator restarted while the run was in progress");
+  EXPECT_EQ(list.runs(1).id(), first.id());
+  EXPECT_EQ(list.runs(1).state(), v1::COMPLETED);
+  EXPECT_EQ(list.runs(1).progress().cycles_done(), 1);
+  EXPECT_TRUE(HasEvent(list.runs(1), "run started on 1 worker"));
+  EXPECT_FALSE(list.runs(1).has_stats());
+  // GetRun works on a stored run too.
+  EXPECT_EQ(GetRun(first.id()).state(), v1::COMPLETED);
+}
+
+TEST_F(OrchestratorServiceTest, GetRunFillsStatsFromTheCollector) {
+  int collector_port = 0;
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &collector_port);
+  builder.RegisterService(&collector_);
+  collector_server_ = builder.BuildAndStart();
+  ASSERT_NE(collector_server_, nullptr);
+  server_->Shutdown(absl::Seconds(1));
+  server_.reset();
+  StartServer(absl::StrCat("127.0.0.1:", collector_port));
+
+  AddWorker("a", 10);
+  v1::Run run;
+  ASSERT_TRUE(StartRun(ClosedSpec(1, 1, 0), &run).ok());
+  const v1::Run got = GetRun(run.id());
+  EXPECT_EQ(got.stats().run_id(), run.id());
+  EXPECT_EQ(got.stats().batches(), 3u);
+  EXPECT_TRUE(got.stats().complete());  // asked per_worker
+  // ListRuns never carries stats.
+  EXPECT_FALSE(ListRuns().runs(0).has_stats());
+}
+
+TEST_F(OrchestratorServiceTest, GetRunSucceedsWhenTheCollectorIsDown) {
+  server_->Shutdown(absl::Seconds(1));
+  server_.reset();
+  StartServer("127.0.0.1:1");  // nothing listens on port 1
+  AddWorker("a", 10);
+  v1::Run run;
+  ASSERT_TRUE(StartRun(ClosedSpec(1, 1, 0), &run).ok());
+  const absl::Time start = absl::Now();
+  const v1::Run got = GetRun(run.id());
+  EXPECT_LT(absl::Now() - start, absl::Seconds(3));
+  EXPECT_EQ(got.id(), run.id());
+  EXPECT_FALSE(got.has_stats());
+}
+
+TEST_F(OrchestratorServiceTest, UpdatesForUnknownRunsGetAStop) {
+  FakeWorker& a = AddWorker("a", 10);
+  a.Update("run-from-before", v1::SHARD_RUNNING, 5);
+  auto stop = a.NextStop(kWait);
+  ASSERT_TRUE(stop.has_value());
+  EXPECT_EQ(stop->run_id(), "run-from-before");
+}
+
+TEST_F(OrchestratorServiceTest, ShutdownEndsWorkerStreams) {
+  FakeWorker& a = AddWorker("a", 10);
+  const absl::Time start = absl::Now();
+  server_->Shutdown(absl::Seconds(5));
+  EXPECT_LT(absl::Now() - start, absl::Seconds(3));
+  auto ended = a.WaitEnded(kWait);
+  ASSERT_TRUE(ended.has_value());
+  EXPECT_EQ(ended->error_code(), grpc::StatusCode::UNAVAILABLE);
+}
+
+}  // namespace
+}  // namespace llmload::orchestrator
