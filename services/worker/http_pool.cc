@@ -129,6 +129,7 @@ class HttpPool::Conn : public std::enable_shared_from_this<HttpPool::Conn> {
     } else {
       Close();
     }
+    pool->Pump();
     cb(std::move(result));
   }
 
@@ -147,12 +148,12 @@ class HttpPool::Conn : public std::enable_shared_from_this<HttpPool::Conn> {
 };
 
 HttpPool::HttpPool(net::io_context& ioc, std::vector<tcp::endpoint> endpoints, std::string host,
-                   std::chrono::milliseconds timeout, size_t max_idle)
+                   std::chrono::milliseconds timeout, size_t max_conns)
     : ioc_(ioc),
       endpoints_(std::move(endpoints)),
       host_(std::move(host)),
       timeout_(timeout),
-      max_idle_(max_idle) {}
+      max_conns_(std::max<size_t>(max_conns, 1)) {}
 
 HttpPool::~HttpPool() = default;
 
@@ -160,6 +161,20 @@ void HttpPool::Request(http::request<http::string_body> req, Callback cb) {
   req.set(http::field::host, host_);
   req.keep_alive(true);
   req.prepare_payload();
+  if (closed_) {
+    HttpResult r;
+    r.ec = net::error::operation_aborted;
+    cb(std::move(r));
+    return;
+  }
+  if (idle_.empty() && busy_.size() >= max_conns_) {
+    waiting_.emplace_back(std::move(req), std::move(cb));
+    return;
+  }
+  Dispatch(std::move(req), std::move(cb));
+}
+
+void HttpPool::Dispatch(http::request<http::string_body> req, Callback cb) {
   std::shared_ptr<Conn> conn;
   if (!idle_.empty()) {
     conn = std::move(idle_.back());
@@ -171,15 +186,27 @@ void HttpPool::Request(http::request<http::string_body> req, Callback cb) {
 }
 
 void HttpPool::Release(std::shared_ptr<Conn> conn) {
-  if (idle_.size() < max_idle_) {
-    idle_.push_back(std::move(conn));
-  } else {
-    conn->Close();
+  idle_.push_back(std::move(conn));
+}
+
+void HttpPool::Pump() {
+  while (!waiting_.empty() && !closed_ && (!idle_.empty() || busy_.size() < max_conns_)) {
+    auto [req, cb] = std::move(waiting_.front());
+    waiting_.pop_front();
+    Dispatch(std::move(req), std::move(cb));
   }
 }
 
 void HttpPool::CloseAll() {
   closed_ = true;
+  // Requests still waiting fail without being sent.
+  std::deque<std::pair<http::request<http::string_body>, Callback>> waiting;
+  waiting.swap(waiting_);
+  for (auto& [req, cb] : waiting) {
+    HttpResult r;
+    r.ec = net::error::operation_aborted;
+    cb(std::move(r));
+  }
   for (auto& c : idle_) {
     c->Close();
   }

@@ -14,6 +14,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <string>
@@ -43,8 +44,10 @@ class HttpPool : public std::enable_shared_from_this<HttpPool> {
  public:
   using Callback = std::function<void(HttpResult&&)>;
 
+  // At most `max_conns` connections are open at once (idle or busy); further
+  // requests wait in FIFO order for one to be released.
   HttpPool(net::io_context& ioc, std::vector<tcp::endpoint> endpoints, std::string host,
-           std::chrono::milliseconds timeout, size_t max_idle);
+           std::chrono::milliseconds timeout, size_t max_conns);
   ~HttpPool();
   HttpPool(const HttpPool&) = delete;
   HttpPool& operator=(const HttpPool&) = delete;
@@ -56,17 +59,22 @@ class HttpPool : public std::enable_shared_from_this<HttpPool> {
   // it when the pool's owner is done: idle connections hold the pool alive.
   void CloseAll();
   size_t idle() const { return idle_.size(); }
+  size_t waiting() const { return waiting_.size(); }
 
  private:
   class Conn;
   friend class Conn;
   void Release(std::shared_ptr<Conn> conn);
+  // Starts waiting requests while connections are available.
+  void Pump();
+  void Dispatch(http::request<http::string_body> req, Callback cb);
 
   net::io_context& ioc_;
   std::vector<tcp::endpoint> endpoints_;
   std::string host_;
   std::chrono::milliseconds timeout_;
-  size_t max_idle_;
+  size_t max_conns_;
+  std::deque<std::pair<http::request<http::string_body>, Callback>> waiting_;
   std::vector<std::shared_ptr<Conn>> idle_;
   absl::flat_hash_set<Conn*> busy_;
   bool closed_ = false;

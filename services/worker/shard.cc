@@ -13,7 +13,8 @@
 namespace llmload::worker {
 namespace {
 
-constexpr size_t kMaxIdleHttpPerLoop = 64;
+// Keep-alive HTTP connections per loop (idle or busy) to the target.
+constexpr size_t kMaxHttpConnsPerLoop = 128;
 constexpr auto kDefaultRequestTimeout = std::chrono::milliseconds(120000);
 
 struct ParsedUrl {
@@ -92,7 +93,7 @@ LoopShard::LoopShard(net::io_context& ioc, std::shared_ptr<const ShardSettings> 
       active_sessions_(active_sessions) {
   http_ = std::make_shared<HttpPool>(ioc_, settings_->target.endpoints,
                                      settings_->target.host_header, settings_->request_timeout,
-                                     kMaxIdleHttpPerLoop);
+                                     kMaxHttpConnsPerLoop);
 }
 
 void LoopShard::Start() {
