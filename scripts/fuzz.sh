@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Builds every libFuzzer target of tests/fuzz with clang, ASan and UBSan in
+# build-fuzz/ and runs each for a bounded time over its corpus. Exits non-zero
+# if any target crashes, leaks, hangs or breaks one of its properties.
+#
+#   scripts/fuzz.sh                                     # every target, 30 s each
+#   FUZZ_SECONDS=600 scripts/fuzz.sh histogram_decode_fuzz
+#
+# Environment:
+#   FUZZ_SECONDS    run time per target (default 30)
+#   FUZZ_BUILD_DIR  build tree (default <repo>/build-fuzz)
+#   FUZZ_JOBS       ninja -j (default 2)
+#
+# The checked-in seed corpus (tests/fuzz/corpus/<name>/) is only read; inputs
+# that reach new code go to $FUZZ_BUILD_DIR/corpus/<name>/ and carry over to
+# the next run, crashes go to $FUZZ_BUILD_DIR/artifacts/<name>/ and the full
+# output to $FUZZ_BUILD_DIR/logs/<name>.log. To keep a crash as a regression
+# test, fix it, minimize the input (<binary> -minimize_crash=1 -runs=10000
+# <crash file>) and copy it into the seed corpus; <name>_replay then runs it in
+# every build.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+build="${FUZZ_BUILD_DIR:-$root/build-fuzz}"
+seconds="${FUZZ_SECONDS:-30}"
+jobs="${FUZZ_JOBS:-2}"
+
+echo "== configuring $build (clang, LLMLOAD_FUZZ=ON)"
+CC=clang CXX=clang++ cmake -G Ninja -S "$root" -B "$build" -DLLMLOAD_FUZZ=ON >/dev/null
+
+# "<name> <seed corpus>" per target, written by tests/fuzz/CMakeLists.txt.
+list="$build/tests/fuzz/fuzz_targets.txt"
+declare -A seeds=()
+all=()
+while read -r name seed; do
+  [[ -n "$name" ]] || continue
+  seeds[$name]="$seed"
+  all+=("$name")
+done <"$list"
+
+targets=("$@")
+if ((${#targets[@]} == 0)); then
+  targets=("${all[@]}")
+fi
+if ((${#targets[@]} == 0)); then
+  echo "no fuzz targets in $list" >&2
+  exit 1
+fi
+for t in "${targets[@]}"; do
+  if [[ -z "${seeds[$t]:-}" ]]; then
+    echo "unknown fuzz target '$t' (known: ${all[*]})" >&2
+    exit 1
+  fi
+done
+
+echo "== building ${targets[*]}"
+ninja -C "$build" -j "$jobs" "${targets[@]}"
+
+failed=()
+for t in "${targets[@]}"; do
+  corpus="$build/corpus/$t"
+  artifacts="$build/artifacts/$t"
+  log="$build/logs/$t.log"
+  mkdir -p "$corpus" "$artifacts" "$(dirname "$log")"
+  echo "== fuzzing $t for ${seconds}s (log: $log)"
+  status=0
+  "$build/bin/$t" -max_total_time="$seconds" -timeout=10 -print_final_stats=1 \
+    -artifact_prefix="$artifacts/" "$corpus" "${seeds[$t]}" >"$log" 2>&1 || status=$?
+  execs="$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)"
+  cov="$(grep -Eo 'cov: [0-9]+ ft: [0-9]+ corp: [0-9]+/[0-9a-zA-Z]+' "$log" | tail -n 1 || true)"
+  if ((status != 0)); then
+    echo "!! $t FAILED (exit $status) after ${execs:-?} executions; last lines of $log:" >&2
+    tail -n 40 "$log" >&2
+    ls -1 "$artifacts" >&2 || true
+    failed+=("$t")
+  else
+    echo "   $t: ${execs:-?} executions, no failure; ${cov}"
+  fi
+done
+
+if ((${#failed[@]} > 0)); then
+  echo "== FAILED: ${failed[*]}" >&2
+  exit 1
+fi
+echo "== all fuzz targets passed"
