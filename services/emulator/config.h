@@ -1,0 +1,56 @@
+// File: config.h
+//
+// The emulator's whole configuration as a plain struct. main() fills it from
+// flags (whose defaults come from environment variables) and calls Validate;
+// nothing below main reads flags.
+
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "absl/status/status.h"
+
+namespace llmload::emulator {
+
+// Bounds of the per-run overrides and of the matching flags.
+inline constexpr int32_t kMinLengthWords = 1;
+inline constexpr int32_t kMaxLengthWords = 100000;
+inline constexpr double kMaxTokenDelaySeconds = 60.0;
+
+struct EmulatorConfig {
+  std::string host = "127.0.0.1";
+  uint16_t port = 8080;  // 0 = any free port (the bound one is logged)
+  int32_t threads = 1;   // event-loop threads, one io_context each
+
+  // Response shape of /api/run (llm-emulator RESPONSE_LENGTH_WORDS and
+  // TOKEN_DELAY_SECONDS); a run may override both.
+  int32_t length_words = 100;
+  double token_delay_seconds = 0.01;
+  uint64_t seed = 42;  // word choice is a pure function of (seed, question, length)
+
+  std::string jwt_secret = "super-secret-jwt-key";
+  int64_t token_ttl_seconds = 3600;
+
+  // Centrifugo connection liveness.
+  double ping_interval_seconds = 25.0;
+  double pong_timeout_seconds = 10.0;
+  double stale_timeout_seconds = 15.0;  // WebSocket open without a connect command
+
+  // Resource bounds.
+  int32_t max_connections = 100000;
+  double http_idle_timeout_seconds = 60.0;  // keep-alive connection with no request
+  size_t max_http_body_bytes = 64 * 1024;
+  size_t max_http_header_bytes = 8 * 1024;
+  size_t max_ws_message_bytes = 64 * 1024;     // larger client messages: close 1009
+  size_t max_ws_outbox_bytes = 4 * 1024 * 1024;  // unsent data per socket: close 3008 slow
+
+  // Reported as "version" in the Centrifugo connect reply.
+  std::string server_version = "llmload-emulator/0.1.0";
+};
+
+// INVALID_ARGUMENT naming the first bad field and its allowed range.
+absl::Status Validate(const EmulatorConfig& config);
+
+}  // namespace llmload::emulator

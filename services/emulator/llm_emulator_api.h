@@ -1,0 +1,95 @@
+// File: llm_emulator_api.h
+//
+// The REST side of the CENTRIFUGO_EMULATOR target: the FastAPI app of
+// arch7tect/centrifugo-cluster-demo (shared/protocols/llm-emulator-api.md §2,
+// §3) on llmload's router.
+//
+//   GET    /health               {"status":"ok"}
+//   POST   /api/sessions/create  {"session_id":"<uuid4>","token":"<HS256 JWT>"}
+//   POST   /api/run              {"response":"<text>"}, then the text is published
+//                                word by word into channel session:<id>
+//   DELETE /api/sessions/{id}    {"status":"closed"}
+//
+// /api/run takes two optional llmload extension fields that override the
+// server's defaults for that run only (the original API has none):
+//   "length_words":        integer in [1, 100000]  (JSON number; 50.0 is accepted as 50)
+//   "token_delay_seconds": number in [0, 60]
+// null counts as absent. Bad values, like a missing or non-string
+// session_id/question, give 422 with a FastAPI/pydantic-shaped
+// {"detail":[{"type":…,"loc":["body",…],"msg":…,"input":…}]}.
+//
+// Handlers touch no sockets: time, ids and publishing are injected.
+// Thread-safe (const after construction).
+
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "absl/time/time.h"
+#include "services/emulator/router.h"
+
+namespace llmload::emulator {
+
+struct RunRequest {
+  std::string session_id;
+  std::string question;
+  int32_t length_words = 0;
+  double token_delay_seconds = 0;
+};
+
+// The 422 body, ready to send.
+struct ValidationError {
+  std::string body;
+};
+
+// Validates an /api/run body; fields missing from the extension take the
+// defaults given.
+std::variant<RunRequest, ValidationError> ParseRunRequest(std::string_view body,
+                                                           int32_t default_length_words,
+                                                           double default_token_delay_seconds);
+
+// Where /api/run hands its tokens.
+class RunPublisher {
+ public:
+  virtual ~RunPublisher() = default;
+  // Publishes tokens one by one into session_id's channel, token_delay apart,
+  // then {"done":true} one more delay later. Returns false when no WebSocket
+  // is subscribed to the channel: the run is dropped (as the original's
+  // publications to a channel nobody listens on are lost).
+  virtual bool StartRun(std::string_view session_id, std::vector<std::string> tokens,
+                        std::chrono::nanoseconds token_delay) = 0;
+};
+
+struct LlmEmulatorApiOptions {
+  std::string jwt_secret;
+  int64_t token_ttl_seconds = 3600;
+  int32_t default_length_words = 100;
+  double default_token_delay_seconds = 0.01;
+  uint64_t seed = 0;
+  std::function<absl::Time()> now;           // wall clock, for token exp
+  std::function<std::string()> new_session_id;
+};
+
+class LlmEmulatorApi {
+ public:
+  LlmEmulatorApi(LlmEmulatorApiOptions options, RunPublisher* publisher);
+
+  void RegisterRoutes(Router* router);
+
+  HttpResponse Health(const HttpRequest& request) const;
+  HttpResponse CreateSession(const HttpRequest& request) const;
+  HttpResponse Run(const HttpRequest& request) const;
+  HttpResponse DeleteSession(const HttpRequest& request, std::string_view session_id) const;
+
+ private:
+  LlmEmulatorApiOptions options_;
+  RunPublisher* publisher_;
+};
+
+}  // namespace llmload::emulator
