@@ -16,6 +16,8 @@
 #include <sstream>
 #include <thread>
 
+#include "absl/time/clock.h"
+
 extern char** environ;
 
 namespace llmload::testing_util {
