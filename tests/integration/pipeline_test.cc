@@ -259,6 +259,16 @@ TEST_F(PipelineTest, WorkersResendUnackedBatchesAfterCollectorRestart) {
   v1::Run started = StartRun(Spec(10, 8, 50, 0.01));
   ASSERT_FALSE(started.id().empty());
   std::this_thread::sleep_for(std::chrono::milliseconds(1200));
+  {
+    // The collector must die while the run is still producing samples.
+    grpc::ClientContext ctx;
+    v1::GetRunRequest req;
+    req.set_id(started.id());
+    v1::Run mid;
+    ASSERT_TRUE(stub_->GetRun(&ctx, req, &mid).ok());
+    ASSERT_EQ(mid.state(), v1::RUNNING);
+    ASSERT_LT(mid.progress().cycles_done(), 80);
+  }
   ::kill(collector_->pid(), SIGKILL);
   collector_->Wait(absl::Seconds(5));
   std::this_thread::sleep_for(std::chrono::milliseconds(1000));
@@ -270,6 +280,8 @@ TEST_F(PipelineTest, WorkersResendUnackedBatchesAfterCollectorRestart) {
   const v1::MetricStats* itl = Metric(run.stats(), v1::ITL);
   ASSERT_NE(itl, nullptr);
   EXPECT_EQ(itl->count(), 80u * 49u);
+  // The workers did lose their stream and resend.
+  EXPECT_NE(workers_[0]->ReadLog().find("resend unacked batches"), std::string::npos);
 }
 
 }  // namespace
