@@ -1,5 +1,8 @@
 #include "lib/metrics/metrics.h"
 
+#include <limits>
+#include <string>
+
 namespace llmload::metrics {
 namespace {
 
@@ -10,6 +13,8 @@ constexpr std::array<std::string_view, kNumCounters> kCounterNames = {
     "",         "requests_ok",     "connect_failed",  "http_4xx",   "http_5xx",   "rate_limited",
     "protocol_error", "timeout",   "disconnected",    "tokens",     "bytes_in",   "bytes_out",
     "sessions_opened", "sessions_failed", "reconnects", "cycles"};
+
+constexpr uint64_t kU64Max = std::numeric_limits<uint64_t>::max();
 
 bool ValidMetric(int m) { return m > 0 && m < kNumMetrics; }
 bool ValidCounter(int c) { return c > 0 && c < kNumCounters; }
@@ -137,7 +142,26 @@ absl::Status MetricSet::MergeBatch(const v1::SampleBatch& batch) {
     if (!ValidCounter(d.counter())) {
       return absl::InvalidArgumentError("batch names an unknown counter");
     }
+    if (delta.counters_[d.counter()] > kU64Max - d.value()) {
+      return absl::DataLossError("batch counter overflows");
+    }
     delta.counters_[d.counter()] += d.value();
+  }
+  // A batch that would wrap a running total is refused whole.
+  for (int m = 1; m < kNumMetrics; ++m) {
+    const histogram::Histogram& a = hists_[m];
+    const histogram::Histogram& b = delta.hists_[m];
+    if (a.Count() > kU64Max - b.Count() || a.Sum() > kU64Max - b.Sum() ||
+        a.Saturated() > kU64Max - b.Saturated()) {
+      return absl::DataLossError(
+          std::string(MetricName(static_cast<v1::Metric>(m))) + ": merging would overflow");
+    }
+  }
+  for (int c = 1; c < kNumCounters; ++c) {
+    if (counters_[c] > kU64Max - delta.counters_[c]) {
+      return absl::DataLossError(
+          std::string(CounterName(static_cast<v1::Counter>(c))) + ": merging would overflow");
+    }
   }
   Merge(delta);
   return absl::OkStatus();

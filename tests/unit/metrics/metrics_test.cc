@@ -299,14 +299,8 @@ TEST(MetricSetTest, UnknownCounterIsRejectedAndChangesNothing) {
 // A batch whose counts would overflow the set's is corrupt (or hostile):
 // applying it wraps totals around - a histogram's Count() wraps to 0 while its
 // buckets keep their counts, so it reads as empty and encodes as empty.
-//
-// DISABLED: MergeBatch validates each histogram against the empty scratch
-// set only, then Merge()s without overflow checks, and adds counters
-// unchecked; both tests fail today. Enable them with the fix in
-// lib/metrics/metrics.cc (e.g. before Merge(delta), reject when Count() or
-// Sum() of any histogram, or any counter, would exceed UINT64_MAX; a bucket
-// cannot overflow when its histogram's Count() does not).
-TEST(MetricSetTest, DISABLED_HistogramCountOverflowIsRejectedAndChangesNothing) {
+// MergeBatch refuses such a batch whole.
+TEST(MetricSetTest, HistogramCountOverflowIsRejectedAndChangesNothing) {
   MetricSet target;
   target.Hist(v1::TTFT).Record(0, kU64Max - 1);
   const MetricSet before = target;
@@ -318,7 +312,7 @@ TEST(MetricSetTest, DISABLED_HistogramCountOverflowIsRejectedAndChangesNothing) 
   EXPECT_TRUE(SameSet(target, before));
 }
 
-TEST(MetricSetTest, DISABLED_CounterOverflowIsRejectedAndChangesNothing) {
+TEST(MetricSetTest, CounterOverflowIsRejectedAndChangesNothing) {
   MetricSet target;
   target.Add(v1::TOKENS, kU64Max - 1);
   const MetricSet before = target;
