@@ -44,6 +44,8 @@ absl::StatusCode CodeFor(int rc) {
   }
 }
 
+bool IsBusy(int rc) { return (rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED; }
+
 int64_t NowUnixMicros() {
   return std::chrono::duration_cast<std::chrono::microseconds>(
              std::chrono::system_clock::now().time_since_epoch())
@@ -79,7 +81,11 @@ SqliteBatchStore::~SqliteBatchStore() {
 }
 
 absl::Status SqliteBatchStore::Error(int rc, const char* what) const {
-  return absl::Status(CodeFor(rc), std::string(what) + " (" + path_ + "): " + sqlite3_errmsg(db_));
+  std::string msg = std::string(what) + " (" + path_ + "): " + sqlite3_errmsg(db_);
+  if (IsBusy(rc)) {
+    msg += " (is another collector using this database?)";
+  }
+  return absl::Status(CodeFor(rc), msg);
 }
 
 absl::Status SqliteBatchStore::Exec(const char* sql) {
@@ -88,7 +94,7 @@ absl::Status SqliteBatchStore::Exec(const char* sql) {
   if (rc != SQLITE_OK) {
     std::string msg = std::string(sql) + " (" + path_ + "): " + (err != nullptr ? err : "");
     sqlite3_free(err);
-    if ((rc & 0xff) == SQLITE_BUSY) {
+    if (IsBusy(rc)) {
       msg += " (is another collector using this database?)";
     }
     return absl::Status(CodeFor(rc), msg);
@@ -112,10 +118,6 @@ absl::Status SqliteBatchStore::Init() {
     }
     const int rc = sqlite3_step(stmt.get());
     if (rc != SQLITE_ROW) {
-      if ((rc & 0xff) == SQLITE_BUSY) {
-        return absl::FailedPreconditionError(
-            "database " + path_ + " is locked: is another collector using it?");
-      }
       return Error(rc, "PRAGMA journal_mode=WAL");
     }
     const auto* mode = reinterpret_cast<const char*>(sqlite3_column_text(stmt.get(), 0));

@@ -94,6 +94,7 @@ TEST_F(SqliteBatchStoreTest, SecondOpenOfTheSameFileFails) {
   auto second = SqliteBatchStore::Open(path_);
   ASSERT_FALSE(second.ok());
   EXPECT_EQ(second.status().code(), absl::StatusCode::kFailedPrecondition) << second.status();
+  EXPECT_NE(second.status().message().find("another collector"), std::string::npos);
   first->reset();
   EXPECT_TRUE(SqliteBatchStore::Open(path_).ok());
 }
