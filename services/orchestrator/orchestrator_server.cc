@@ -77,8 +77,14 @@ void OrchestratorServer::Shutdown(absl::Duration deadline) {
   if (auto* health = server_->GetHealthCheckService(); health != nullptr) {
     health->SetServingStatus(false);
   }
+  // Streams end now; unary calls get until the deadline. Then an immediate
+  // server shutdown also drops idle client connections, which a graceful
+  // one would wait on until the deadline.
   service_->Stop();
-  server_->Shutdown(absl::ToChronoTime(absl::Now() + deadline));
+  if (!service_->WaitForUnaryCalls(absl::Now() + deadline)) {
+    LLMLOAD_LOG(kWarn, "Calls still in flight at the shutdown deadline; cancelling them.");
+  }
+  server_->Shutdown(std::chrono::system_clock::now());
   server_->Wait();
   writer_->Stop();
 }

@@ -35,9 +35,10 @@ class OrchestratorServer {
   int port() const { return port_; }
   OrchestratorServiceImpl& service() { return *service_; }
 
-  // Health goes NOT_SERVING, worker and watch streams end, in-flight calls
-  // get until `deadline` to finish, then everything queued is written to the
-  // database. Idempotent. Never call from a gRPC thread.
+  // Health goes NOT_SERVING, worker and watch streams end, unary calls in
+  // flight get until `deadline` to finish, the server stops, then everything
+  // queued is written to the database. Idempotent. Never call from a gRPC
+  // thread.
   void Shutdown(absl::Duration deadline);
 
  private:

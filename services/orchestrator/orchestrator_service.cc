@@ -82,6 +82,22 @@ bool ValidWorkerId(const std::string& id) {
 
 }  // namespace
 
+// A unary reactor that counts itself in and out, so shutdown can wait for
+// the unary calls in flight (and only for them).
+class CountedUnaryReactor final : public grpc::ServerUnaryReactor {
+ public:
+  explicit CountedUnaryReactor(OrchestratorServiceImpl* service) : service_(service) {
+    service_->CallStarted();
+  }
+  void OnDone() override {
+    service_->CallDone();
+    delete this;
+  }
+
+ private:
+  OrchestratorServiceImpl* const service_;
+};
+
 // Attach: one write in flight, the rest queued; Finish once, deferred until
 // the write in flight completes.
 class AttachReactor final
@@ -378,6 +394,26 @@ void OrchestratorServiceImpl::Stop() {
   }
 }
 
+grpc::ServerUnaryReactor* OrchestratorServiceImpl::NewUnaryReactor() {
+  return new CountedUnaryReactor(this);
+}
+
+void OrchestratorServiceImpl::CallStarted() {
+  absl::MutexLock lock(&calls_mu_);
+  ++calls_in_flight_;
+}
+
+void OrchestratorServiceImpl::CallDone() {
+  absl::MutexLock lock(&calls_mu_);
+  --calls_in_flight_;
+}
+
+bool OrchestratorServiceImpl::WaitForUnaryCalls(absl::Time deadline) {
+  absl::MutexLock lock(&calls_mu_);
+  auto idle = [this]() ABSL_SHARED_LOCKS_REQUIRED(calls_mu_) { return calls_in_flight_ == 0; };
+  return calls_mu_.AwaitWithDeadline(absl::Condition(&idle), deadline);
+}
+
 void OrchestratorServiceImpl::TickerLoop() {
   while (!stop_ticker_.WaitForNotificationWithTimeout(config_.tick)) {
     Tick(absl::Now());
@@ -415,7 +451,7 @@ std::vector<std::string> OrchestratorServiceImpl::ActiveRunsOf(
 grpc::ServerUnaryReactor* OrchestratorServiceImpl::StartRun(grpc::CallbackServerContext* ctx,
                                                             const v1::StartRunRequest* request,
                                                             v1::Run* reply) {
-  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  grpc::ServerUnaryReactor* reactor = NewUnaryReactor();
   if (absl::Status s = validation::ValidateRunSpec(request->spec()); !s.ok()) {
     LLMLOAD_LOG(kInfo, "Rejected a run spec.").Kv("error", std::string(s.message()));
     reactor->Finish(ToGrpcStatus(s));
@@ -505,7 +541,7 @@ absl::StatusOr<v1::Run> OrchestratorServiceImpl::StartRunLocked(const v1::RunSpe
 grpc::ServerUnaryReactor* OrchestratorServiceImpl::GetRun(grpc::CallbackServerContext* ctx,
                                                           const v1::GetRunRequest* request,
                                                           v1::Run* reply) {
-  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  grpc::ServerUnaryReactor* reactor = NewUnaryReactor();
   {
     absl::MutexLock lock(&mu_);
     auto it = runs_.find(request->id());
@@ -549,7 +585,7 @@ grpc::ServerUnaryReactor* OrchestratorServiceImpl::GetRun(grpc::CallbackServerCo
 grpc::ServerUnaryReactor* OrchestratorServiceImpl::ListRuns(grpc::CallbackServerContext* ctx,
                                                             const v1::ListRunsRequest* request,
                                                             v1::ListRunsResponse* reply) {
-  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  grpc::ServerUnaryReactor* reactor = NewUnaryReactor();
   if (request->limit() < 0) {
     reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                                  absl::StrCat("limit: must be >= 0 (0: all), got ",
@@ -588,7 +624,7 @@ grpc::ServerUnaryReactor* OrchestratorServiceImpl::ListRuns(grpc::CallbackServer
 grpc::ServerUnaryReactor* OrchestratorServiceImpl::StopRun(grpc::CallbackServerContext* ctx,
                                                            const v1::StopRunRequest* request,
                                                            v1::Run* reply) {
-  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  grpc::ServerUnaryReactor* reactor = NewUnaryReactor();
   absl::MutexLock lock(&mu_);
   auto it = runs_.find(request->id());
   if (it == runs_.end()) {
@@ -671,7 +707,7 @@ void OrchestratorServiceImpl::NotifyWatchers(const v1::Run& run, absl::Time now)
 grpc::ServerUnaryReactor* OrchestratorServiceImpl::ListWorkers(
     grpc::CallbackServerContext* ctx, const v1::ListWorkersRequest* request,
     v1::ListWorkersResponse* reply) {
-  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  grpc::ServerUnaryReactor* reactor = NewUnaryReactor();
   absl::MutexLock lock(&mu_);
   for (const auto& [id, worker] : workers_) {
     if (worker.link == nullptr) {

@@ -102,6 +102,13 @@ class OrchestratorServiceImpl final : public v1::Orchestrator::CallbackService {
   // Called by the WatchRun reactor when it is done.
   void RemoveWatcher(const std::string& run_id, const WatchLink* link) ABSL_LOCKS_EXCLUDED(mu_);
 
+  // Used by the unary reactors to count calls in flight.
+  void CallStarted() ABSL_LOCKS_EXCLUDED(calls_mu_);
+  void CallDone() ABSL_LOCKS_EXCLUDED(calls_mu_);
+  // Blocks until no unary call is in flight or `deadline`; false on timeout.
+  // For shutdown, from the main thread.
+  bool WaitForUnaryCalls(absl::Time deadline) ABSL_LOCKS_EXCLUDED(calls_mu_);
+
   // Runs one round of the ticker's work at `now` (tests may call it).
   void Tick(absl::Time now) ABSL_LOCKS_EXCLUDED(mu_);
 
@@ -142,6 +149,7 @@ class OrchestratorServiceImpl final : public v1::Orchestrator::CallbackService {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::string NewRunId() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void TickerLoop();
+  grpc::ServerUnaryReactor* NewUnaryReactor();
 
   const OrchestratorConfig config_;
   RunWriter* const writer_;
@@ -154,6 +162,9 @@ class OrchestratorServiceImpl final : public v1::Orchestrator::CallbackService {
   absl::flat_hash_map<std::string, std::vector<Watcher>> watchers_ ABSL_GUARDED_BY(mu_);
   std::mt19937_64 rng_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+
+  absl::Mutex calls_mu_;
+  int64_t calls_in_flight_ ABSL_GUARDED_BY(calls_mu_) = 0;
 
   absl::Notification stop_ticker_;
   std::thread ticker_;
