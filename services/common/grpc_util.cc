@@ -36,7 +36,8 @@ std::unique_ptr<grpc::Server> StartGrpcServer(const std::string& address,
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 5000);
   auto server = builder.BuildAndStart();
-  if (server) {
+  // The health service exists only after EnableHealthAndReflection().
+  if (server && server->GetHealthCheckService() != nullptr) {
     server->GetHealthCheckService()->SetServingStatus(true);
   }
   return server;

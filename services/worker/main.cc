@@ -50,7 +50,7 @@ int Fail(const std::string& message) {
 
 int main(int argc, char** argv) {
   llmload::InitProgram(argc, argv, "worker",
-                       "llmload-worker: runs load-test shards assigned by the orchestrator.\n"
+                       "runs load-test shards assigned by the orchestrator.\n"
                        "Usage: llmload-worker [--orchestrator=HOST:PORT] [--collector=HOST:PORT] "
                        "[flags]");
   llmload::worker::WorkerConfig config;

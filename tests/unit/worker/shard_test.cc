@@ -1,0 +1,106 @@
+#include "services/worker/shard.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <numeric>
+
+#include "gtest/gtest.h"
+
+namespace llmload::worker {
+namespace {
+
+TEST(SplitEvenlyTest, SumsToTotalAndDiffersByAtMostOne) {
+  for (int64_t total : {0, 1, 5, 7, 100, 1001}) {
+    for (int parts : {1, 2, 3, 7, 16}) {
+      std::vector<int64_t> s = SplitEvenly(total, parts);
+      ASSERT_EQ(static_cast<int>(s.size()), parts);
+      EXPECT_EQ(std::accumulate(s.begin(), s.end(), int64_t{0}), total);
+      const auto [lo, hi] = std::minmax_element(s.begin(), s.end());
+      EXPECT_LE(*hi - *lo, 1);
+      EXPECT_TRUE(std::is_sorted(s.rbegin(), s.rend()));  // larger shares first
+    }
+  }
+  EXPECT_TRUE(SplitEvenly(5, 0).empty());
+}
+
+v1::ShardAssignment Assignment(const std::string& url) {
+  v1::ShardAssignment a;
+  a.set_run_id("r");
+  a.set_client_begin(10);
+  a.set_client_count(5);
+  a.set_max_concurrent(2);
+  a.mutable_spec()->mutable_target()->set_protocol(v1::CENTRIFUGO_EMULATOR);
+  a.mutable_spec()->mutable_target()->set_url(url);
+  a.mutable_spec()->mutable_load()->mutable_closed()->set_clients(5);
+  a.mutable_spec()->mutable_load()->mutable_closed()->set_cycles_per_client(3);
+  return a;
+}
+
+TEST(ShardRunnerTest, RefusesWhatItCannotRunWithAClearError) {
+  EventLoops loops(1);
+  auto tls = ShardRunner::Create(loops, Assignment("https://127.0.0.1:1"));
+  ASSERT_FALSE(tls.ok());
+  EXPECT_EQ(tls.status().code(), absl::StatusCode::kUnimplemented);
+  auto bad = ShardRunner::Create(loops, Assignment("not a url"));
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("spec.target.url"), absl::string_view::npos);
+  auto proto = Assignment("http://127.0.0.1:1");
+  proto.mutable_spec()->mutable_target()->set_protocol(v1::REALM);
+  auto realm = ShardRunner::Create(loops, proto);
+  ASSERT_FALSE(realm.ok());
+  EXPECT_EQ(realm.status().code(), absl::StatusCode::kUnimplemented);
+  loops.Stop();
+}
+
+// A loopback port that refuses connections while the object lives: bound,
+// never listening.
+class RefusingPort {
+ public:
+  RefusingPort() : fd_(::socket(AF_INET, SOCK_STREAM, 0)) {
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+    socklen_t len = sizeof(addr);
+    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
+    port_ = ntohs(addr.sin_port);
+  }
+  ~RefusingPort() { ::close(fd_); }
+  int port() const { return port_; }
+
+ private:
+  int fd_;
+  int port_ = 0;
+};
+
+TEST(ShardRunnerTest, FailedSessionsStillFinishTheShard) {
+  // Every session fails to open; the shard must still finish with every
+  // client accounted for.
+  RefusingPort refusing;
+  ASSERT_GT(refusing.port(), 0);
+  EventLoops loops(2);
+  auto runner = ShardRunner::Create(
+      loops, Assignment("http://127.0.0.1:" + std::to_string(refusing.port())));
+  ASSERT_TRUE(runner.ok()) << runner.status();
+  EXPECT_EQ((*runner)->cycles_total(), 15);
+  (*runner)->Start();
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (!(*runner)->Finished() && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  ASSERT_TRUE((*runner)->Finished());
+  metrics::MetricSet m;
+  (*runner)->CutInto(m);
+  EXPECT_EQ(m.Get(v1::SESSIONS_FAILED), 5u);
+  EXPECT_EQ(m.Get(v1::CONNECT_FAILED), 5u);
+  EXPECT_EQ(m.Get(v1::REQUESTS_OK), 0u);
+  EXPECT_EQ((*runner)->active_sessions(), 0);
+  runner->reset();
+  loops.Stop();
+}
+
+}  // namespace
+}  // namespace llmload::worker
