@@ -1,0 +1,165 @@
+// The llmload command line as users run it: `llmload local`, and the remote
+// subcommands against running services.
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <cstdio>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "gtest/gtest.h"
+#include "tests/testing/process.h"
+
+namespace llmload {
+namespace {
+
+using testing_util::BinPath;
+
+struct Result {
+  int exit_code = -1;
+  std::string output;
+};
+
+// Runs a shell command line, capturing stdout and stderr.
+Result Shell(const std::string& command) {
+  Result r;
+  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
+  if (pipe == nullptr) {
+    return r;
+  }
+  std::array<char, 4096> buf{};
+  size_t n = 0;
+  while ((n = std::fread(buf.data(), 1, buf.size(), pipe)) > 0) {
+    r.output.append(buf.data(), n);
+  }
+  const int status = ::pclose(pipe);
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+TEST(CliTest, LocalRunsAWholeTestAndPrintsTheReport) {
+  const std::string dir = testing_util::MakeTempDir("cli-local");
+  const Result r = Shell(absl::StrCat(
+      "timeout 120 ", BinPath("llmload"), " local --clients 6 --cycles 2 --length 20 --delay 0.002",
+      " --max-concurrent 4 --workers 2 --progress-interval 0.2 --state-dir ", dir));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("LOAD TEST RESULTS"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("Test completed. [run_id=run-"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("total_clients=6, total_cycles=12/12"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("THROUGHPUT:\n  [requests_per_sec="), std::string::npos);
+  EXPECT_NE(r.output.find("REQUEST LATENCY (ms):\n  [p50="), std::string::npos);
+  EXPECT_NE(r.output.find("TOKEN LATENCY (ms):\n  [p50="), std::string::npos);
+  EXPECT_NE(r.output.find("CONNECTIONS:\n  [successful=6, failed=0, total_errors=0"),
+            std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("[ok=12, "), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("tokens=240]"), std::string::npos) << r.output;
+  // Structured progress lines.
+  EXPECT_NE(r.output.find("INFO llmload Run started. [run_id="), std::string::npos);
+  // The services wrote their logs in the state dir.
+  for (const char* log : {"emulator.log", "collector.log", "orchestrator.log", "worker-0.log",
+                          "worker-1.log"}) {
+    EXPECT_EQ(::access((dir + "/" + log).c_str(), R_OK), 0) << log;
+  }
+}
+
+TEST(CliTest, BadFlagsExitTwoWithAClearMessage) {
+  Result r = Shell(absl::StrCat(BinPath("llmload"), " local --clients 0"));
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.output.find("--clients: expected an integer from 1"), std::string::npos) << r.output;
+  r = Shell(absl::StrCat(BinPath("llmload"), " frobnicate"));
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.output.find("unknown command 'frobnicate'"), std::string::npos);
+  r = Shell(absl::StrCat("NUM_CLIENTS=abc ", BinPath("llmload"), " local"));
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.output.find("NUM_CLIENTS"), std::string::npos);
+}
+
+TEST(CliTest, RemoteCommandsAgainstRunningServices) {
+  const std::string dir = testing_util::MakeTempDir("cli-remote");
+  const int emu = testing_util::FreePort();
+  const int col = testing_util::FreePort();
+  const int met = testing_util::FreePort();
+  const int orch = testing_util::FreePort();
+  auto emulator = testing_util::ChildProcess::Start(
+      BinPath("llmload-emulator"), {"--host=127.0.0.1", absl::StrCat("--port=", emu)},
+      dir + "/emulator.log", dir);
+  auto collector = testing_util::ChildProcess::Start(
+      BinPath("llmload-collector"),
+      {absl::StrCat("--grpc_address=127.0.0.1:", col),
+       absl::StrCat("--metrics_address=127.0.0.1:", met)},
+      dir + "/collector.log", dir);
+  auto orchestrator = testing_util::ChildProcess::Start(
+      BinPath("llmload-orchestrator"),
+      {absl::StrCat("--grpc_address=127.0.0.1:", orch), absl::StrCat("--collector=127.0.0.1:", col)},
+      dir + "/orchestrator.log", dir);
+  auto worker = testing_util::ChildProcess::Start(
+      BinPath("llmload-worker"),
+      {absl::StrCat("--orchestrator=127.0.0.1:", orch), absl::StrCat("--collector=127.0.0.1:", col),
+       "--worker_id=cli-w", "--threads=1"},
+      dir + "/worker.log", dir);
+  ASSERT_TRUE(testing_util::WaitForTcp(orch, absl::Seconds(20)));
+  ASSERT_TRUE(testing_util::WaitForTcp(emu, absl::Seconds(20)));
+  const std::string cli = absl::StrCat(BinPath("llmload"), " --orchestrator 127.0.0.1:", orch);
+
+  // Wait for the worker to attach.
+  Result workers;
+  for (int i = 0; i < 200; ++i) {
+    workers = Shell(cli + " workers");
+    if (workers.output.find("cli-w") != std::string::npos) {
+      break;
+    }
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  ASSERT_NE(workers.output.find("cli-w capacity="), std::string::npos) << workers.output;
+
+  // A spec file in the grpcurl form.
+  const std::string spec = dir + "/spec.json";
+  FILE* f = std::fopen(spec.c_str(), "w");
+  ASSERT_NE(f, nullptr);
+  std::fprintf(f,
+               R"({"spec": {"name": "from-file", "target": {"protocol": "CENTRIFUGO_EMULATOR",
+                  "url": "http://127.0.0.1:%d"}, "load": {"closed": {"clients": 3,
+                  "cyclesPerClient": 2, "maxConcurrent": 3}},
+                  "emulation": {"lengthWords": 5, "tokenDelay": "0.001s"}}})",
+               emu);
+  std::fclose(f);
+  Result run = Shell(cli + " run -f " + spec + " --json");
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  EXPECT_NE(run.output.find("\"state\": \"COMPLETED\""), std::string::npos) << run.output;
+  EXPECT_NE(run.output.find("\"tokens\": \"30\""), std::string::npos) << run.output;
+
+  // --detach prints the id; get, list and watch find the run.
+  Result detached = Shell(cli + " run --url http://127.0.0.1:" + std::to_string(emu) +
+                        " --clients 2 --cycles 1 --length 3 --delay 0.001 --detach --name det");
+  ASSERT_EQ(detached.exit_code, 0) << detached.output;
+  std::vector<std::string> lines = absl::StrSplit(detached.output, '\n', absl::SkipEmpty());
+  ASSERT_FALSE(lines.empty());
+  const std::string id = lines.back();
+  ASSERT_EQ(id.rfind("run-", 0), 0u) << detached.output;
+  Result watched = Shell(cli + " watch " + id);
+  EXPECT_EQ(watched.exit_code, 0) << watched.output;
+  EXPECT_NE(watched.output.find("Test completed. [run_id=" + id), std::string::npos);
+  Result got = Shell(cli + " get " + id);
+  EXPECT_EQ(got.exit_code, 0);
+  EXPECT_NE(got.output.find("state=COMPLETED"), std::string::npos) << got.output;
+  Result list = Shell(cli + " list");
+  EXPECT_EQ(list.exit_code, 0);
+  EXPECT_NE(list.output.find(id), std::string::npos) << list.output;
+  EXPECT_NE(list.output.find("from-file"), std::string::npos) << list.output;
+
+  // Errors from the server are reported with their code.
+  Result missing = Shell(cli + " get run-does-not-exist");
+  EXPECT_EQ(missing.exit_code, 2);
+  EXPECT_NE(missing.output.find("NOT_FOUND"), std::string::npos) << missing.output;
+  Result stop_done = Shell(cli + " stop " + id);
+  EXPECT_EQ(stop_done.exit_code, 2);
+  EXPECT_NE(stop_done.output.find("FAILED_PRECONDITION"), std::string::npos) << stop_done.output;
+}
+
+}  // namespace
+}  // namespace llmload
