@@ -15,9 +15,10 @@
 // one MetricSet fed every sample of every batch, whatever the order the
 // batches arrive in.
 //
-// No I/O: storage and the gRPC edge live elsewhere. Thread-safe: Apply takes
-// a writer lock for the merge only (decoding happens before); readers
-// (GetRunStats, ForEachRun) share a reader lock.
+// No I/O: storage and the gRPC edge live elsewhere. Thread-safe: Apply
+// validates before it takes the writer lock and then merges the sparse
+// encodings bucket by bucket; readers (GetRunStats, ForEachRun) share a
+// reader lock.
 
 #pragma once
 
