@@ -568,9 +568,12 @@ grpc::ServerUnaryReactor* OrchestratorServiceImpl::GetRun(grpc::CallbackServerCo
   collector_->async()->GetRunStats(
       &call->context, &call->request, &call->response,
       [call, reply, reactor](grpc::Status status) {
-        if (status.ok()) {
+        const v1::RunStats& stats = call->response;
+        const bool has_data = stats.batches() > 0 || stats.metrics_size() > 0 ||
+                              stats.counters_size() > 0 || stats.workers_size() > 0;
+        if (status.ok() && has_data) {
           *reply->mutable_stats() = std::move(call->response);
-        } else {
+        } else if (!status.ok()) {
           LLMLOAD_LOG(kDebug, "No statistics from the collector.")
               .Kv("run_id", call->request.run_id())
               .Kv("code", static_cast<int>(status.error_code()))
