@@ -7,12 +7,14 @@ namespace llmload::metrics {
 namespace {
 
 constexpr std::array<std::string_view, kNumMetrics> kMetricNames = {
-    "", "connect", "session_setup", "ttft", "itl", "tpot", "e2e", "request"};
+    "",    "connect", "session_setup", "ttft",         "itl",        "tpot",
+    "e2e", "request", "ttft_service",  "e2e_service", "chunk_gap"};
 
 constexpr std::array<std::string_view, kNumCounters> kCounterNames = {
     "",         "requests_ok",     "connect_failed",  "http_4xx",   "http_5xx",   "rate_limited",
     "protocol_error", "timeout",   "disconnected",    "tokens",     "bytes_in",   "bytes_out",
-    "sessions_opened", "sessions_failed", "reconnects", "cycles"};
+    "sessions_opened", "sessions_failed", "reconnects", "cycles", "dropped",  "offered",
+    "good",     "chunks"};
 
 constexpr uint64_t kU64Max = std::numeric_limits<uint64_t>::max();
 
@@ -49,7 +51,8 @@ std::optional<v1::Counter> CounterFromName(std::string_view name) {
 
 const std::array<v1::Metric, kNumMetrics - 1>& AllMetrics() {
   static const std::array<v1::Metric, kNumMetrics - 1> kAll = {
-      v1::CONNECT, v1::SESSION_SETUP, v1::REQUEST, v1::TTFT, v1::ITL, v1::TPOT, v1::E2E};
+      v1::CONNECT, v1::SESSION_SETUP, v1::REQUEST,     v1::TTFT,        v1::ITL,
+      v1::TPOT,    v1::E2E,           v1::TTFT_SERVICE, v1::E2E_SERVICE, v1::CHUNK_GAP};
   return kAll;
 }
 

@@ -19,8 +19,8 @@
 
 namespace llmload::metrics {
 
-inline constexpr int kNumMetrics = 8;    // index = v1::Metric value; 0 unused
-inline constexpr int kNumCounters = 16;  // index = v1::Counter value; 0 unused
+inline constexpr int kNumMetrics = 11;   // index = v1::Metric value; 0 unused
+inline constexpr int kNumCounters = 20;  // index = v1::Counter value; 0 unused
 
 // Lower-case report names ("ttft", "requests_ok", ...).
 std::string_view MetricName(v1::Metric metric);

@@ -80,7 +80,16 @@ class CentrifugoSession final : public Session,
   }
 
  private:
-  enum class Phase { kCreate, kConnect, kAwaitConnectReply, kCycle, kClosing, kDone };
+  enum class Phase {
+    kCreate,
+    kConnect,
+    kAwaitConnectReply,
+    kIdle,       // open and waiting for the load model (NextStep::kWait)
+    kScheduled,  // a request is due at a future intended time
+    kCycle,      // a request is in flight
+    kClosing,
+    kDone
+  };
 
   std::string Path(std::string_view p) const {
     return shard_->settings().target.base_path + std::string(p);
@@ -260,13 +269,44 @@ class CentrifugoSession final : public Session,
     if (cancelled_) {
       return;
     }
-    if (cycle_ >= shard_->settings().cycles_per_client) {
-      return BeginClose();
+    const NextStep step = shard_->NextRequest(this, cycle_);
+    switch (step.kind) {
+      case NextStep::Kind::kClose:
+        return BeginClose();
+      case NextStep::Kind::kWait:
+        phase_ = Phase::kIdle;
+        return;
+      case NextStep::Kind::kRequest:
+        break;
     }
-    ++cycle_;
+    cycle_ = static_cast<int>(step.cycle);
     phase_ = Phase::kCycle;
     tokens_ = 0;
     http_done_ = stream_done_ = false;
+    from_intended_ = step.from_intended;
+    intended_at_ = step.intended;
+    if (step.intended > Clock::now()) {
+      // Not due yet: wait on the cycle timer, then send.
+      phase_ = Phase::kScheduled;
+      timer_.expires_at(step.intended);
+      timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
+        if (!ec && self->phase_ == Phase::kScheduled) {
+          self->phase_ = Phase::kCycle;
+          self->SendRun();
+        }
+      });
+      return;
+    }
+    SendRun();
+  }
+
+  void Resume() override {
+    if (phase_ == Phase::kIdle && !cancelled_) {
+      StartCycle();
+    }
+  }
+
+  void SendRun() {
     json::object body;
     body["session_id"] = session_id_;
     body["question"] = absl::StrCat("Question ", cycle_, " from client ", client_id_);
@@ -286,6 +326,9 @@ class CentrifugoSession final : public Session,
       self->OnRunResponse(std::move(r), cycle);
     });
   }
+
+  // Where ttft and e2e count from: the intended start in the open model.
+  Clock::time_point LatencyOrigin() const { return from_intended_ ? intended_at_ : send_at_; }
 
   void OnRunResponse(HttpResult&& r, int cycle) {
     if (cancelled_ || phase_ != Phase::kCycle || cycle != cycle_) {
@@ -311,7 +354,10 @@ class CentrifugoSession final : public Session,
   void OnToken(Clock::time_point now) {
     if (tokens_ == 0) {
       first_at_ = now;
-      M().RecordUs(v1::TTFT, Micros(now - send_at_));
+      M().RecordUs(v1::TTFT, Micros(now - LatencyOrigin()));
+      if (from_intended_) {
+        M().RecordUs(v1::TTFT_SERVICE, Micros(now - send_at_));
+      }
       ArmTimer();  // a fresh wait for the rest of the response
     } else {
       M().RecordUs(v1::ITL, Micros(now - last_at_));
@@ -325,8 +371,10 @@ class CentrifugoSession final : public Session,
       return;
     }
     timer_.cancel();
-    const Clock::duration e2e = done_at_ - send_at_;
-    M().RecordUs(v1::E2E, Micros(e2e));
+    M().RecordUs(v1::E2E, Micros(done_at_ - LatencyOrigin()));
+    if (from_intended_) {
+      M().RecordUs(v1::E2E_SERVICE, Micros(done_at_ - send_at_));
+    }
     if (tokens_ > 1) {
       // tpot = (e2e - ttft) / (tokens - 1)
       M().RecordUs(v1::TPOT, Micros(done_at_ - first_at_) / (tokens_ - 1));
@@ -343,7 +391,8 @@ class CentrifugoSession final : public Session,
     timed_out_ = false;
     timer_.expires_after(shard_->settings().request_timeout);
     timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
-      if (ec || self->phase_ == Phase::kDone || self->phase_ == Phase::kClosing) {
+      if (ec || self->phase_ == Phase::kDone || self->phase_ == Phase::kClosing ||
+          self->phase_ == Phase::kIdle || self->phase_ == Phase::kScheduled) {
         return;
       }
       self->timed_out_ = true;
@@ -464,12 +513,14 @@ class CentrifugoSession final : public Session,
   bool cancelled_ = false;
   bool finished_ = false;
   bool timed_out_ = false;
+  bool from_intended_ = false;
   int cycle_ = 0;
   // Per cycle.
   bool http_done_ = false;
   bool stream_done_ = false;
   uint64_t tokens_ = 0;
-  Clock::time_point session_start_, connect_start_, send_at_, first_at_, last_at_, done_at_;
+  Clock::time_point session_start_, connect_start_, intended_at_, send_at_, first_at_, last_at_,
+      done_at_;
 };
 
 }  // namespace

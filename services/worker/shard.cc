@@ -126,6 +126,20 @@ void LoopShard::Fill() {
   MaybeDone();
 }
 
+NextStep LoopShard::NextRequest(Session* session, int64_t requests_done) {
+  (void)session;
+  NextStep step;
+  // Closed model: every client runs cycles_per_client requests, back to back.
+  if (cancelled_ || requests_done >= settings_->cycles_per_client) {
+    step.kind = NextStep::Kind::kClose;
+    return step;
+  }
+  step.kind = NextStep::Kind::kRequest;
+  step.cycle = requests_done + 1;
+  step.intended = Clock::now();
+  return step;
+}
+
 void LoopShard::SessionEnded(Session* session) {
   if (live_.erase(session) == 0) {
     return;

@@ -52,6 +52,24 @@ struct ShardSettings {
 
 class LoopShard;
 
+// What a session does next. A session asks its LoopShard each time it is
+// ready for a request (after set-up, and after each request ends); the load
+// model behind LoopShard::NextRequest decides. Protocol drivers never know
+// which load model runs them.
+struct NextStep {
+  enum class Kind {
+    kRequest,  // send a request (at `intended`, or at once if that has passed)
+    kClose,    // close the session: the client is done
+    kWait,     // stay open and idle; the shard calls Session::Resume later
+  };
+  Kind kind = Kind::kClose;
+  int64_t cycle = 0;  // 1-based request number within the session
+  Clock::time_point intended{};
+  // Open model: ttft/e2e count from `intended` (no coordinated omission) and
+  // ttft_service/e2e_service from the actual send.
+  bool from_intended = false;
+};
+
 // One client's session with the target. Loop-confined.
 class Session {
  public:
@@ -59,6 +77,8 @@ class Session {
   virtual void Start() = 0;
   // Abandons the session at once (run stopped): no further metrics.
   virtual void Cancel() = 0;
+  // After a kWait step: ask NextRequest again.
+  virtual void Resume() {}
 };
 
 class LoopShard : public std::enable_shared_from_this<LoopShard> {
@@ -78,6 +98,9 @@ class LoopShard : public std::enable_shared_from_this<LoopShard> {
   const ShardSettings& settings() const { return *settings_; }
   net::io_context& ioc() { return ioc_; }
   bool cancelled() const { return cancelled_; }
+  // The load model's decision for a session that has finished
+  // `requests_done` requests and is ready for the next.
+  NextStep NextRequest(Session* session, int64_t requests_done);
   void SessionEnded(Session* session);
 
   // Control thread, while the loop runs the posted swap: see CutInto.
