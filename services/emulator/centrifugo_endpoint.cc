@@ -57,8 +57,7 @@ class CentrifugoSession final : public ServerConnection,
     ws_.set_option(timeouts);
     ws_.read_message_max(options_.max_message_bytes);
     // JSON is the default; echo the subprotocol when a client names it.
-    const std::string_view protocols(request[http::field::sec_websocket_protocol].data(),
-                                     request[http::field::sec_websocket_protocol].size());
+    const auto protocols = request[http::field::sec_websocket_protocol];
     const bool json_subprotocol =
         absl::StrContains(absl::string_view(protocols.data(), protocols.size()), "centrifuge-json");
     ws_.set_option(websocket::stream_base::decorator([json_subprotocol](websocket::response_type& res) {
