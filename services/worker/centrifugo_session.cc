@@ -344,6 +344,7 @@ class CentrifugoSession final : public Session,
       M().Add(c);
       M().Add(v1::CYCLES);
       timer_.cancel();
+      shard_->RequestDone(RequestOutcome{});
       return StartCycle();
     }
     M().RecordUs(v1::REQUEST, Micros(r.headers_at - send_at_));
@@ -382,6 +383,13 @@ class CentrifugoSession final : public Session,
     M().Add(v1::TOKENS, tokens_);
     M().Add(v1::REQUESTS_OK);
     M().Add(v1::CYCLES);
+    RequestOutcome outcome;
+    outcome.ok = true;
+    outcome.ttft_us = tokens_ > 0 ? Micros(first_at_ - LatencyOrigin()) : 0;
+    outcome.e2e_us = Micros(done_at_ - LatencyOrigin());
+    outcome.tokens = tokens_;
+    outcome.mean_itl_us = tokens_ > 1 ? Micros(last_at_ - first_at_) / (tokens_ - 1) : 0;
+    shard_->RequestDone(outcome);
     StartCycle();
   }
 
@@ -429,6 +437,7 @@ class CentrifugoSession final : public Session,
     if (phase_ == Phase::kCycle) {
       M().Add(counter);
       M().Add(v1::CYCLES);
+      shard_->RequestDone(RequestOutcome{});
     }
     LLMLOAD_LOG(kDebug, "Session failed.")
         .Kv("client_id", client_id_)

@@ -70,6 +70,17 @@ struct NextStep {
   bool from_intended = false;
 };
 
+// How one request ended, reported by the driver to its LoopShard (for
+// per-request objectives such as goodput). Latencies in microseconds from the
+// same origin the driver used for ttft/e2e.
+struct RequestOutcome {
+  bool ok = false;
+  uint64_t ttft_us = 0;
+  uint64_t e2e_us = 0;
+  uint64_t tokens = 0;
+  uint64_t mean_itl_us = 0;  // 0 when fewer than two tokens
+};
+
 // One client's session with the target. Loop-confined.
 class Session {
  public:
@@ -101,6 +112,8 @@ class LoopShard : public std::enable_shared_from_this<LoopShard> {
   // The load model's decision for a session that has finished
   // `requests_done` requests and is ready for the next.
   NextStep NextRequest(Session* session, int64_t requests_done);
+  // Every request a driver started ends here exactly once (ok or failed).
+  void RequestDone(const RequestOutcome& outcome);
   void SessionEnded(Session* session);
 
   // Control thread, while the loop runs the posted swap: see CutInto.
