@@ -10,6 +10,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
 ensure_packages "${LLMLOAD_BUILD_PACKAGES[@]}" "${LLMLOAD_TEST_PACKAGES[@]}"
+ensure_node
 BUILD_DIR="${LLMLOAD_BUILD_DIR:-$LLMLOAD_ROOT/build}"
 configure_and_build "$BUILD_DIR"
 

@@ -48,6 +48,15 @@ ensure_packages() {
   as_root apt-get install -y -qq --no-install-recommends "${missing[@]}"
 }
 
+# ensure_node: Node.js and npm for the conformance tests against the
+# providers' official SDKs (the machine image may already ship them).
+ensure_node() {
+  if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then
+    return 0
+  fi
+  ensure_packages nodejs npm
+}
+
 # configure_and_build BUILD_DIR [TARGET...]
 configure_and_build() {
   local build_dir="$1"
