@@ -91,10 +91,13 @@ void IngestPipeline::Process(std::vector<Item>& group) {
   for (size_t i = 0; i < group.size(); ++i) {
     const v1::SampleBatch& batch = group[i].batch;
     Plan plan{Kind::kStore, AckFor(batch)};
-    if (absl::Status s = RunRegistry::Validate(batch); !s.ok()) {
+    // Only this thread applies, so what Check accepts now, Apply accepts
+    // after the commit (but for an overflow two batches of one group cause
+    // together, handled below).
+    if (absl::StatusOr<ApplyResult> check = registry_->Check(batch); !check.ok()) {
       plan.kind = Kind::kRejected;
-      plan.ack.set_error(std::string(s.message()));
-    } else if (registry_->Contains(batch.run_id(), batch.worker_id(), batch.sequence())) {
+      plan.ack.set_error(std::string(check.status().message()));
+    } else if (*check == ApplyResult::kDuplicate) {
       plan.kind = Kind::kDuplicate;
     } else if (!keys.emplace(batch.run_id(), batch.worker_id(), batch.sequence()).second) {
       plan.kind = Kind::kDuplicateInGroup;
@@ -144,14 +147,15 @@ void IngestPipeline::Process(std::vector<Item>& group) {
           break;
         }
         if (absl::StatusOr<ApplyResult> r = registry_->Apply(batch); !r.ok()) {
-          // Validated above, so this cannot happen; the batch is stored and
-          // a restart would try again.
-          LLMLOAD_LOG(kError, "Applying a stored batch failed.")
+          // Stored but not applicable (its totals overflow together with an
+          // earlier batch of this group): rejected, as a replay will find.
+          counters_->rejected.fetch_add(1, std::memory_order_relaxed);
+          plan.ack.set_error(std::string(r.status().message()));
+          LLMLOAD_LOG(kError, "A stored batch does not apply; rejected.")
               .Kv("run_id", batch.run_id())
               .Kv("worker_id", batch.worker_id())
               .Kv("sequence", batch.sequence())
-              .Kv("error", std::string(r.status().message()));
-          counters_->applied.fetch_add(1, std::memory_order_relaxed);
+              .Kv("error", plan.ack.error());
         } else if (*r == ApplyResult::kDuplicate) {
           counters_->duplicate.fetch_add(1, std::memory_order_relaxed);
           plan.ack.set_duplicate(true);

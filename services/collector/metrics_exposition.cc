@@ -20,16 +20,23 @@ constexpr double kMicrosPerSecond = 1e6;
 constexpr std::array<std::pair<double, double>, 5> kQuantiles = {
     {{0.5, 50.0}, {0.9, 90.0}, {0.95, 95.0}, {0.99, 99.0}, {0.999, 99.9}}};
 
-// Counters exposed as their own family, with the name they get.
-constexpr std::array<std::pair<v1::Counter, const char*>, 7> kCounterFamilies = {{
-    {v1::TOKENS, "llmload_tokens_total"},
-    {v1::BYTES_IN, "llmload_bytes_received_total"},
-    {v1::BYTES_OUT, "llmload_bytes_sent_total"},
-    {v1::SESSIONS_OPENED, "llmload_sessions_opened_total"},
-    {v1::SESSIONS_FAILED, "llmload_sessions_failed_total"},
-    {v1::RECONNECTS, "llmload_reconnects_total"},
-    {v1::CYCLES, "llmload_cycles_total"},
-}};
+// Family name of a counter that is not a request outcome:
+// llmload_<name>_total, but bytes get the direction in their name.
+std::string CounterFamilyName(v1::Counter counter) {
+  switch (counter) {
+    case v1::BYTES_IN:
+      return "llmload_bytes_received_total";
+    case v1::BYTES_OUT:
+      return "llmload_bytes_sent_total";
+    default:
+      return "llmload_" + std::string(metrics::CounterName(counter)) + "_total";
+  }
+}
+
+// Counters that are requests by outcome (llmload_requests_total).
+bool IsOutcome(v1::Counter counter) {
+  return counter == v1::REQUESTS_OK || metrics::IsRequestFailureCounter(counter);
+}
 
 MetricFamily Family(std::string name, std::string help, MetricType type) {
   MetricFamily f;
@@ -67,10 +74,17 @@ std::vector<MetricFamily> MetricsExposition::Collect() const {
   MetricFamily requests = Family("llmload_requests_total",
                                  "Requests of the run by outcome (ok or the failure class).",
                                  MetricType::Counter);
+  // Every other counter gets a family of its own (tokens, bytes, sessions,
+  // reconnects, cycles, and whatever the vocabulary grows).
+  std::vector<v1::Counter> counter_ids;
   std::vector<MetricFamily> counters;
-  for (const auto& [counter, family_name] : kCounterFamilies) {
-    counters.push_back(Family(family_name,
-                              "Counter '" + std::string(metrics::CounterName(counter)) +
+  for (v1::Counter c : metrics::AllCounters()) {
+    if (IsOutcome(c)) {
+      continue;
+    }
+    counter_ids.push_back(c);
+    counters.push_back(Family(CounterFamilyName(c),
+                              "Counter '" + std::string(metrics::CounterName(c)) +
                                   "' of the run, summed over its workers.",
                               MetricType::Counter));
   }
@@ -102,9 +116,9 @@ std::vector<MetricFamily> MetricsExposition::Collect() const {
             run.merged.Get(c)));
       }
     }
-    for (size_t i = 0; i < kCounterFamilies.size(); ++i) {
+    for (size_t i = 0; i < counter_ids.size(); ++i) {
       counters[i].metric.push_back(
-          CounterMetric({{"run_id", run_id}}, run.merged.Get(kCounterFamilies[i].first)));
+          CounterMetric({{"run_id", run_id}}, run.merged.Get(counter_ids[i])));
     }
     ClientMetric gauge = RunMetric(run_id);
     gauge.gauge.value = static_cast<double>(run.ActiveSessions());

@@ -6,13 +6,14 @@
 //
 //   llmload_<metric>_seconds{run_id,quantile}  summary per run and latency
 //       metric with samples (ttft, itl, e2e, connect, session_setup, tpot,
-//       request): quantiles 0.5 0.9 0.95 0.99 0.999 of the merged
+//       request, and any metric metrics::AllMetrics() adds): quantiles 0.5 0.9 0.95 0.99 0.999 of the merged
 //       histogram, _sum and _count; seconds.
 //   llmload_requests_total{run_id,outcome}     outcome = ok or a failure class
 //   llmload_tokens_total, llmload_bytes_received_total,
 //   llmload_bytes_sent_total, llmload_sessions_opened_total,
 //   llmload_sessions_failed_total, llmload_reconnects_total,
-//   llmload_cycles_total                       counters per run_id
+//   llmload_cycles_total                       counters per run_id; any other
+//                                              counter as llmload_<name>_total
 //   llmload_active_sessions{run_id}            gauge
 //   llmload_collector_batches_total{result}    applied | duplicate | rejected
 //

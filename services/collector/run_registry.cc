@@ -49,9 +49,8 @@ absl::Status CheckFields(const v1::SampleBatch& batch) {
   return absl::OkStatus();
 }
 
-// Merges a validated batch's deltas into `set`: sparse, bucket by bucket, so
-// no dense scratch histogram is needed. Fails only when a count or sum would
-// overflow 64 bits.
+// Merges a checked batch's deltas into `set`: sparse, bucket by bucket, so
+// no dense scratch histogram is needed.
 absl::Status MergeValidated(const v1::SampleBatch& batch, metrics::MetricSet& set) {
   for (const v1::HistogramDelta& d : batch.histograms()) {
     if (absl::Status s = set.Hist(d.metric()).MergeEncoded(d.encoded()); !s.ok()) {
@@ -124,7 +123,7 @@ double RunState::DurationSeconds() const {
   return static_cast<double>(last_interval_end_us - first_interval_start_us) / 1e6;
 }
 
-absl::Status RunRegistry::Validate(const v1::SampleBatch& batch) {
+absl::Status RunRegistry::Decode(const v1::SampleBatch& batch, Totals* totals) {
   if (absl::Status s = CheckFields(batch); !s.ok()) {
     return s;
   }
@@ -132,8 +131,60 @@ absl::Status RunRegistry::Validate(const v1::SampleBatch& batch) {
   // per thread avoids allocating a dense MetricSet per batch.
   thread_local metrics::MetricSet scratch;
   absl::Status s = scratch.MergeBatch(batch);
+  if (s.ok() && totals != nullptr) {
+    for (int m = 1; m < metrics::kNumMetrics; ++m) {
+      const histogram::Histogram& h = scratch.Hist(static_cast<v1::Metric>(m));
+      totals->count[m] = h.Count();
+      totals->sum[m] = h.Sum();
+      totals->saturated[m] = h.Saturated();
+    }
+    for (int c = 1; c < metrics::kNumCounters; ++c) {
+      totals->counters[c] = scratch.Get(static_cast<v1::Counter>(c));
+    }
+  }
   scratch.Reset();
   return s;
+}
+
+absl::Status RunRegistry::Validate(const v1::SampleBatch& batch) { return Decode(batch, nullptr); }
+
+absl::StatusOr<ApplyResult> RunRegistry::CheckLocked(const v1::SampleBatch& batch,
+                                                     const Totals& totals) const {
+  auto run = runs_.find(batch.run_id());
+  if (run == runs_.end()) {
+    return ApplyResult::kApplied;
+  }
+  if (auto w = run->second.workers.find(batch.worker_id());
+      w != run->second.workers.end() && w->second.sequences.Contains(batch.sequence())) {
+    return ApplyResult::kDuplicate;
+  }
+  // A worker's totals never exceed its run's, so checking the run suffices.
+  constexpr uint64_t kMax = std::numeric_limits<uint64_t>::max();
+  const metrics::MetricSet& merged = run->second.merged;
+  for (int m = 1; m < metrics::kNumMetrics; ++m) {
+    const histogram::Histogram& h = merged.Hist(static_cast<v1::Metric>(m));
+    if (h.Count() > kMax - totals.count[m] || h.Sum() > kMax - totals.sum[m] ||
+        h.Saturated() > kMax - totals.saturated[m]) {
+      return absl::DataLossError(std::string(metrics::MetricName(static_cast<v1::Metric>(m))) +
+                                 ": merging would overflow the run's total");
+    }
+  }
+  for (int c = 1; c < metrics::kNumCounters; ++c) {
+    if (merged.Get(static_cast<v1::Counter>(c)) > kMax - totals.counters[c]) {
+      return absl::DataLossError(std::string(metrics::CounterName(static_cast<v1::Counter>(c))) +
+                                 ": merging would overflow the run's total");
+    }
+  }
+  return ApplyResult::kApplied;
+}
+
+absl::StatusOr<ApplyResult> RunRegistry::Check(const v1::SampleBatch& batch) const {
+  Totals totals;
+  if (absl::Status s = Decode(batch, &totals); !s.ok()) {
+    return s;
+  }
+  absl::ReaderMutexLock lock(&mu_);
+  return CheckLocked(batch, totals);
 }
 
 bool RunRegistry::Contains(std::string_view run_id, std::string_view worker_id,
@@ -148,34 +199,23 @@ bool RunRegistry::Contains(std::string_view run_id, std::string_view worker_id,
 }
 
 absl::StatusOr<ApplyResult> RunRegistry::Apply(const v1::SampleBatch& batch) {
-  // Validate before taking the lock: readers wait only for the merge.
-  if (absl::Status s = Validate(batch); !s.ok()) {
+  // Decode before taking the lock: readers wait only for the merge.
+  Totals totals;
+  if (absl::Status s = Decode(batch, &totals); !s.ok()) {
     return s;
   }
   absl::MutexLock lock(&mu_);
-  auto run_it = runs_.find(batch.run_id());
-  if (run_it == runs_.end()) {
-    run_it = runs_.try_emplace(batch.run_id()).first;
+  if (absl::StatusOr<ApplyResult> check = CheckLocked(batch, totals);
+      !check.ok() || *check == ApplyResult::kDuplicate) {
+    return check;
   }
-  RunState& run = run_it->second;
-  auto worker_it = run.workers.find(batch.worker_id());
-  if (worker_it == run.workers.end()) {
-    worker_it = run.workers.try_emplace(batch.worker_id()).first;
-  }
-  WorkerState& worker = worker_it->second;
-  if (worker.sequences.Contains(batch.sequence())) {
-    return ApplyResult::kDuplicate;
-  }
-  // Validated, so these can fail only on a 64-bit overflow of a count or sum
-  // (billions of years of samples), which is reported and leaves the batch
-  // unrecorded.
-  if (absl::Status s = MergeValidated(batch, run.merged); !s.ok()) {
-    return absl::InternalError("merging the batch into its run: " + std::string(s.message()));
-  }
-  if (absl::Status s = MergeValidated(batch, worker.metrics); !s.ok()) {
-    return absl::InternalError("merging the batch into its worker: " +
-                               std::string(s.message()));
-  }
+  RunState& run = runs_.try_emplace(batch.run_id()).first->second;
+  WorkerState& worker = run.workers.try_emplace(batch.worker_id()).first->second;
+  // Checked: decodable, and no total can overflow (bucket counts are bounded
+  // by the count; a worker's totals by its run's), so these cannot fail and
+  // the batch is applied whole.
+  (void)MergeValidated(batch, run.merged);
+  (void)MergeValidated(batch, worker.metrics);
   worker.sequences.Insert(batch.sequence());
   ++run.batches;
   ++worker.batches;

@@ -22,6 +22,7 @@
 
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -107,9 +108,14 @@ class RunRegistry {
   bool Contains(std::string_view run_id, std::string_view worker_id, uint64_t sequence) const
       ABSL_LOCKS_EXCLUDED(mu_);
 
-  // Validates and applies a batch, once: a batch already applied returns
-  // kDuplicate and changes nothing; an invalid one returns the error of
-  // Validate and changes nothing.
+  // What Apply would do now, changing nothing: kApplied when the batch would
+  // be merged, kDuplicate when it was applied already, else the error of
+  // Validate or DATA_LOSS when merging would overflow one of the run's 64-bit
+  // totals. With a single thread applying, a batch Check accepts is one
+  // Apply accepts, so the ingest pipeline checks before it stores.
+  absl::StatusOr<ApplyResult> Check(const v1::SampleBatch& batch) const ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Applies a batch, once, all or nothing, with the outcome Check reports.
   absl::StatusOr<ApplyResult> Apply(const v1::SampleBatch& batch) ABSL_LOCKS_EXCLUDED(mu_);
 
   // Statistics of a run (INVALID_ARGUMENT for an empty id, NOT_FOUND when no
@@ -129,6 +135,18 @@ class RunRegistry {
   uint64_t NumBatches() const ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
+  // Per-metric and per-counter totals of one batch.
+  struct Totals {
+    std::array<uint64_t, metrics::kNumMetrics> count{};
+    std::array<uint64_t, metrics::kNumMetrics> sum{};
+    std::array<uint64_t, metrics::kNumMetrics> saturated{};
+    std::array<uint64_t, metrics::kNumCounters> counters{};
+  };
+  // Validate, and fill *totals.
+  static absl::Status Decode(const v1::SampleBatch& batch, Totals* totals);
+  absl::StatusOr<ApplyResult> CheckLocked(const v1::SampleBatch& batch, const Totals& totals) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
+
   mutable absl::Mutex mu_;
   std::map<std::string, RunState, std::less<>> runs_ ABSL_GUARDED_BY(mu_);
   uint64_t batches_ ABSL_GUARDED_BY(mu_) = 0;

@@ -1,6 +1,7 @@
 #include "services/collector/run_registry.h"
 
 #include <algorithm>
+#include <limits>
 #include <map>
 #include <string>
 #include <vector>
@@ -251,6 +252,47 @@ TEST(RunRegistryTest, InvalidBatchesAreRejectedAndChangeNothing) {
   // A rejected batch does not use up its sequence: the good version applies.
   EXPECT_TRUE(RunRegistry::Validate(next).ok());
   EXPECT_EQ(*registry.Apply(next), ApplyResult::kApplied);
+}
+
+TEST(RunRegistryTest, CheckPredictsApplyAndChangesNothing) {
+  SampleGenerator gen(13);
+  metrics::MetricSet reference;
+  RunRegistry registry;
+  const v1::SampleBatch first = MakeSampleBatch(gen, 10, "r", "w", 1, reference);
+  EXPECT_EQ(*registry.Check(first), ApplyResult::kApplied);
+  EXPECT_EQ(registry.NumRuns(), 0u);
+  ASSERT_EQ(*registry.Apply(first), ApplyResult::kApplied);
+  EXPECT_EQ(*registry.Check(first), ApplyResult::kDuplicate);
+  v1::SampleBatch bad = first;
+  bad.set_sequence(2);
+  bad.mutable_histograms(0)->set_encoded("x");
+  EXPECT_FALSE(registry.Check(bad).ok());
+  EXPECT_EQ(registry.NumBatches(), 1u);
+}
+
+TEST(RunRegistryTest, RunningTotalOverflowIsRefusedWhole) {
+  RunRegistry registry;
+  metrics::MetricSet near_max;
+  near_max.Add(v1::REQUESTS_OK, std::numeric_limits<uint64_t>::max() - 5);
+  near_max.RecordUs(v1::TTFT, 1000);
+  ASSERT_TRUE(registry.Apply(MakeBatch("r", "w", 1, near_max)).ok());
+  absl::StatusOr<v1::RunStats> before = registry.GetRunStats("r", true);
+  ASSERT_TRUE(before.ok());
+
+  metrics::MetricSet more;
+  more.Add(v1::REQUESTS_OK, 10);
+  more.RecordUs(v1::TTFT, 2000);  // would merge fine on its own
+  const v1::SampleBatch overflowing = MakeBatch("r", "w2", 1, more);
+  EXPECT_TRUE(RunRegistry::Validate(overflowing).ok());  // fine in isolation
+  absl::StatusOr<ApplyResult> check = registry.Check(overflowing);
+  EXPECT_EQ(check.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(std::string(check.status().message()), HasSubstr("requests_ok"));
+  absl::StatusOr<ApplyResult> applied = registry.Apply(overflowing);
+  EXPECT_EQ(applied.status().code(), absl::StatusCode::kDataLoss);
+  absl::StatusOr<v1::RunStats> after = registry.GetRunStats("r", true);
+  ASSERT_TRUE(after.ok());
+  EXPECT_TRUE(MessageDifferencer::Equals(*before, *after));  // ttft untouched too
+  EXPECT_FALSE(registry.Contains("r", "w2", 1));
 }
 
 TEST(RunRegistryTest, CompleteOnlyWhenEveryWorkerSentItsFinalBatch) {
