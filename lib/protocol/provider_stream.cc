@@ -1,0 +1,333 @@
+#include "lib/protocol/provider_stream.h"
+
+#include <boost/json/monotonic_resource.hpp>
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+#include <boost/json/value.hpp>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+
+namespace llmload::protocol::llm {
+namespace json = boost::json;
+namespace {
+
+constexpr size_t kScratchBytes = 16 * 1024;
+
+std::string_view View(const json::value* v) {
+  if (v == nullptr || !v->is_string()) {
+    return {};
+  }
+  return {v->get_string().data(), v->get_string().size()};
+}
+
+int64_t Int(const json::value* v) {
+  if (v == nullptr) {
+    return -1;
+  }
+  if (v->is_int64()) {
+    return v->get_int64();
+  }
+  if (v->is_uint64()) {
+    return static_cast<int64_t>(v->get_uint64());
+  }
+  if (v->is_double()) {
+    return static_cast<int64_t>(v->get_double());
+  }
+  return -1;
+}
+
+const json::object* Obj(const json::value* v) { return v != nullptr && v->is_object() ? &v->get_object() : nullptr; }
+const json::value* At(const json::object* o, std::string_view k) {
+  return o == nullptr ? nullptr : o->if_contains(json::string_view(k.data(), k.size()));
+}
+
+// Emits the error item of an {"error": {...}} object; true if there was one.
+bool EmitError(const json::object& root, absl::FunctionRef<void(const StreamItem&)> out) {
+  const json::value* err = root.if_contains("error");
+  if (err == nullptr || (err->is_bool() && !err->get_bool()) || err->is_null()) {
+    return false;
+  }
+  StreamItem item;
+  item.kind = StreamItem::Kind::kError;
+  if (const json::object* e = Obj(err)) {
+    item.error_type = View(At(e, "type"));
+    if (item.error_type.empty()) {
+      item.error_type = View(At(e, "status"));
+    }
+    item.error_message = View(At(e, "message"));
+    const int64_t code = Int(At(e, "code"));
+    item.error_code = code > 0 && code < 1000 ? static_cast<int32_t>(code) : 0;
+  }
+  out(item);
+  return true;
+}
+
+void AppendJsonString(std::string& out, std::string_view s) {
+  out += json::serialize(json::string_view(s.data(), s.size()));
+}
+
+}  // namespace
+
+std::string RequestPath(Provider p, std::string_view model, bool stream) {
+  switch (p) {
+    case Provider::kOpenAiChat:
+      return "/v1/chat/completions";
+    case Provider::kAnthropic:
+      return "/v1/messages";
+    case Provider::kGemini:
+      return absl::StrCat("/v1beta/models/", absl::string_view(model.data(), model.size()),
+                          stream ? ":streamGenerateContent?alt=sse" : ":generateContent");
+  }
+  return "/";
+}
+
+std::string RequestBody(Provider p, const RequestParams& r) {
+  std::string out;
+  switch (p) {
+    case Provider::kOpenAiChat:
+      out = "{\"model\":";
+      AppendJsonString(out, r.model);
+      out += ",\"messages\":[{\"role\":\"user\",\"content\":";
+      AppendJsonString(out, r.prompt);
+      out += "}]";
+      if (r.max_tokens > 0) {
+        absl::StrAppend(&out, ",\"max_tokens\":", r.max_tokens);
+      }
+      if (r.stream) {
+        out += ",\"stream\":true,\"stream_options\":{\"include_usage\":true}";
+      }
+      out += "}";
+      return out;
+    case Provider::kAnthropic:
+      out = "{\"model\":";
+      AppendJsonString(out, r.model);
+      absl::StrAppend(&out, ",\"max_tokens\":", r.max_tokens > 0 ? r.max_tokens : 1024);
+      out += ",\"messages\":[{\"role\":\"user\",\"content\":";
+      AppendJsonString(out, r.prompt);
+      out += "}]";
+      if (r.stream) {
+        out += ",\"stream\":true";
+      }
+      out += "}";
+      return out;
+    case Provider::kGemini:
+      out = "{\"contents\":[{\"role\":\"user\",\"parts\":[{\"text\":";
+      AppendJsonString(out, r.prompt);
+      out += "}]}]";
+      if (r.max_tokens > 0) {
+        absl::StrAppend(&out, ",\"generationConfig\":{\"maxOutputTokens\":", r.max_tokens, "}");
+      }
+      out += "}";
+      return out;
+  }
+  return out;
+}
+
+StreamDecoder::StreamDecoder(Provider p)
+    : provider_(p), scratch_(new unsigned char[kScratchBytes]) {}
+StreamDecoder::~StreamDecoder() = default;
+
+absl::Status StreamDecoder::OnEvent(const sse::SseEvent& event,
+                                    absl::FunctionRef<void(const StreamItem&)> out) {
+  if (provider_ == Provider::kOpenAiChat && event.data.substr(0, 6) == "[DONE]") {
+    StreamItem done;
+    done.kind = StreamItem::Kind::kDone;
+    out(done);
+    return absl::OkStatus();
+  }
+  if (provider_ == Provider::kAnthropic && event.type == "ping") {
+    return absl::OkStatus();
+  }
+  json::monotonic_resource mr(scratch_.get(), kScratchBytes);
+  json::error_code ec;
+  json::value v = json::parse(json::string_view(event.data.data(), event.data.size()), ec, &mr);
+  if (ec || !v.is_object()) {
+    return absl::InvalidArgumentError("stream event is not a JSON object");
+  }
+  const json::object& root = v.get_object();
+  switch (provider_) {
+    case Provider::kOpenAiChat: {
+      if (EmitError(root, out)) {
+        return absl::OkStatus();
+      }
+      const json::value* choices = root.if_contains("choices");
+      if (choices != nullptr && choices->is_array() && !choices->get_array().empty()) {
+        const json::object* c0 = Obj(&choices->get_array()[0]);
+        const json::object* delta = Obj(At(c0, "delta"));
+        const json::value* content = At(delta, "content");
+        if (content != nullptr && content->is_string()) {
+          StreamItem item;
+          item.text = View(content);
+          out(item);
+        }
+      }
+      if (const json::object* usage = Obj(root.if_contains("usage"))) {
+        StreamItem item;
+        item.kind = StreamItem::Kind::kUsage;
+        item.output_tokens = Int(At(usage, "completion_tokens"));
+        if (item.output_tokens >= 0) {
+          out(item);
+        }
+      }
+      return absl::OkStatus();
+    }
+    case Provider::kAnthropic: {
+      const std::string_view type = View(root.if_contains("type"));
+      if (event.type == "error" || type == "error") {
+        if (!EmitError(root, out)) {
+          StreamItem item;
+          item.kind = StreamItem::Kind::kError;
+          out(item);
+        }
+        return absl::OkStatus();
+      }
+      if (type == "content_block_delta") {
+        const json::object* delta = Obj(root.if_contains("delta"));
+        if (View(At(delta, "type")) == "text_delta") {
+          StreamItem item;
+          item.text = View(At(delta, "text"));
+          out(item);
+        }
+      } else if (type == "message_delta") {
+        StreamItem item;
+        item.kind = StreamItem::Kind::kUsage;
+        item.output_tokens = Int(At(Obj(root.if_contains("usage")), "output_tokens"));
+        if (item.output_tokens >= 0) {
+          out(item);
+        }
+      } else if (type == "message_stop") {
+        StreamItem item;
+        item.kind = StreamItem::Kind::kDone;
+        out(item);
+      }
+      return absl::OkStatus();
+    }
+    case Provider::kGemini: {
+      if (EmitError(root, out)) {
+        return absl::OkStatus();
+      }
+      bool finished = false;
+      const json::value* cands = root.if_contains("candidates");
+      if (cands != nullptr && cands->is_array() && !cands->get_array().empty()) {
+        const json::object* c0 = Obj(&cands->get_array()[0]);
+        const json::object* content = Obj(At(c0, "content"));
+        const json::value* parts = At(content, "parts");
+        if (parts != nullptr && parts->is_array()) {
+          for (const json::value& part : parts->get_array()) {
+            const json::object* po = Obj(&part);
+            const json::value* thought = At(po, "thought");
+            if (thought != nullptr && thought->is_bool() && thought->get_bool()) {
+              continue;
+            }
+            const json::value* text = At(po, "text");
+            if (text != nullptr && text->is_string()) {
+              StreamItem item;
+              item.text = View(text);
+              out(item);
+            }
+          }
+        }
+        finished = !View(At(c0, "finishReason")).empty();
+      }
+      if (const json::object* usage = Obj(root.if_contains("usageMetadata"))) {
+        StreamItem item;
+        item.kind = StreamItem::Kind::kUsage;
+        item.output_tokens = Int(At(usage, "candidatesTokenCount"));
+        if (item.output_tokens >= 0) {
+          out(item);
+        }
+      }
+      if (finished) {
+        StreamItem item;
+        item.kind = StreamItem::Kind::kDone;
+        out(item);
+      }
+      return absl::OkStatus();
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Completion> ParseCompletion(Provider p, std::string_view body) {
+  json::error_code ec;
+  json::value v = json::parse(json::string_view(body.data(), body.size()), ec);
+  if (ec || !v.is_object()) {
+    return absl::InvalidArgumentError("response body is not a JSON object");
+  }
+  const json::object& root = v.get_object();
+  Completion c;
+  switch (p) {
+    case Provider::kOpenAiChat: {
+      const json::value* choices = root.if_contains("choices");
+      if (choices == nullptr || !choices->is_array() || choices->get_array().empty()) {
+        return absl::InvalidArgumentError("response has no choices");
+      }
+      const json::object* msg = Obj(At(Obj(&choices->get_array()[0]), "message"));
+      c.text = std::string(View(At(msg, "content")));
+      c.output_tokens = Int(At(Obj(root.if_contains("usage")), "completion_tokens"));
+      return c;
+    }
+    case Provider::kAnthropic: {
+      const json::value* content = root.if_contains("content");
+      if (content == nullptr || !content->is_array()) {
+        return absl::InvalidArgumentError("response has no content");
+      }
+      for (const json::value& block : content->get_array()) {
+        if (View(At(Obj(&block), "type")) == "text") {
+          c.text += std::string(View(At(Obj(&block), "text")));
+        }
+      }
+      c.output_tokens = Int(At(Obj(root.if_contains("usage")), "output_tokens"));
+      return c;
+    }
+    case Provider::kGemini: {
+      const json::value* cands = root.if_contains("candidates");
+      if (cands == nullptr || !cands->is_array() || cands->get_array().empty()) {
+        return absl::InvalidArgumentError("response has no candidates");
+      }
+      const json::value* parts = At(Obj(At(Obj(&cands->get_array()[0]), "content")), "parts");
+      if (parts != nullptr && parts->is_array()) {
+        for (const json::value& part : parts->get_array()) {
+          c.text += std::string(View(At(Obj(&part), "text")));
+        }
+      }
+      c.output_tokens = Int(At(Obj(root.if_contains("usageMetadata")), "candidatesTokenCount"));
+      return c;
+    }
+  }
+  return c;
+}
+
+ErrorBody ParseErrorBody(std::string_view body) {
+  ErrorBody out;
+  json::error_code ec;
+  json::value v = json::parse(json::string_view(body.data(), body.size()), ec);
+  if (ec || !v.is_object()) {
+    return out;
+  }
+  const json::object* err = Obj(v.get_object().if_contains("error"));
+  out.type = std::string(View(At(err, "type")));
+  if (out.type.empty()) {
+    out.type = std::string(View(At(err, "status")));
+  }
+  out.message = std::string(View(At(err, "message")));
+  return out;
+}
+
+double RetryAfterSeconds(std::string_view retry_after, std::string_view retry_after_ms) {
+  double v = 0;
+  if (!retry_after_ms.empty() &&
+      absl::SimpleAtod(absl::string_view(retry_after_ms.data(), retry_after_ms.size()), &v) &&
+      v >= 0 && v < 1e9) {
+    return v / 1000.0;
+  }
+  if (!retry_after.empty() &&
+      absl::SimpleAtod(absl::string_view(retry_after.data(), retry_after.size()), &v) && v >= 0 &&
+      v < 1e7) {
+    return v;
+  }
+  return -1;
+}
+
+}  // namespace llmload::protocol::llm

@@ -1,0 +1,100 @@
+// File: provider_stream.h
+//
+// Client side of the LLM provider APIs the worker drives over HTTP: request
+// paths and bodies, and the meaning of every streamed SSE event
+// (shared/protocols/sse-providers.md):
+//
+//   OPENAI_CHAT         data-only chunks; choices[0].delta.content is text;
+//                       a chunk with usage carries completion_tokens;
+//                       `data: [DONE]` ends; {"error":{…}} is a stream error.
+//   ANTHROPIC_MESSAGES  named events; content_block_delta/text_delta is text;
+//                       message_delta.usage.output_tokens; message_stop ends;
+//                       `event: error` is a stream error; ping is ignored.
+//   GEMINI              data-only GenerateContentResponse chunks; the text
+//                       parts of candidate 0; usageMetadata is a running
+//                       total; finishReason marks the last chunk; the end of
+//                       the body ends the stream; {"error":{code,…}} errors.
+//
+// Pure: bytes in, items out. Thread-compatible.
+
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "absl/functional/function_ref.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "lib/protocol/sse.h"
+
+namespace llmload::protocol::llm {
+
+enum class Provider { kOpenAiChat, kAnthropic, kGemini };
+
+struct StreamItem {
+  enum class Kind {
+    kContent,  // a piece of generated text (may be empty for role/metadata chunks: not a token)
+    kUsage,    // the target reported its output token count (cumulative)
+    kDone,     // the response is complete
+    kError,    // an in-stream error event
+  };
+  Kind kind = Kind::kContent;
+  std::string_view text;
+  int64_t output_tokens = -1;
+  int32_t error_code = 0;  // provider code (e.g. Gemini's HTTP-like code), 0 if none
+  std::string_view error_type;
+  std::string_view error_message;
+};
+
+struct RequestParams {
+  std::string_view model;
+  std::string_view prompt;
+  int32_t max_tokens = 0;  // 0: not sent (Anthropic requires one: 1024 then)
+  bool stream = true;
+};
+
+// Path (with query) below the target's base path.
+std::string RequestPath(Provider p, std::string_view model, bool stream);
+std::string RequestBody(Provider p, const RequestParams& params);
+
+// Interprets the SSE events of one response.
+class StreamDecoder {
+ public:
+  explicit StreamDecoder(Provider p);
+  ~StreamDecoder();
+  StreamDecoder(const StreamDecoder&) = delete;
+  StreamDecoder& operator=(const StreamDecoder&) = delete;
+
+  // INVALID_ARGUMENT when the event is not what the provider sends
+  // (malformed JSON, wrong shape): the stream is then a protocol error.
+  absl::Status OnEvent(const sse::SseEvent& event,
+                       absl::FunctionRef<void(const StreamItem&)> out);
+
+ private:
+  Provider provider_;
+  std::unique_ptr<unsigned char[]> scratch_;
+};
+
+// A non-streaming answer: its text and, when reported, the output tokens.
+struct Completion {
+  std::string text;
+  int64_t output_tokens = -1;
+};
+absl::StatusOr<Completion> ParseCompletion(Provider p, std::string_view body);
+
+// A provider error body (HTTP status >= 400): type/status and message, for
+// logs. Never fails: unknown shapes give empty fields.
+struct ErrorBody {
+  std::string type;
+  std::string message;
+};
+ErrorBody ParseErrorBody(std::string_view body);
+
+// Seconds to wait before retrying from Retry-After / retry-after-ms header
+// values (either may be empty); -1 when neither gives a usable value. An
+// HTTP-date is not supported (treated as absent).
+double RetryAfterSeconds(std::string_view retry_after, std::string_view retry_after_ms);
+
+}  // namespace llmload::protocol::llm
