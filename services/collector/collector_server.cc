@@ -32,6 +32,12 @@ absl::Status ValidateConfig(const CollectorConfig& config) {
   if (config.max_in_flight_per_stream == 0) {
     return absl::InvalidArgumentError("max_in_flight_per_stream must be at least 1");
   }
+  if (config.run_retention < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("run_retention must not be negative");
+  }
+  if (config.retention_sweep <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("retention_sweep must be positive");
+  }
   return absl::OkStatus();
 }
 
@@ -62,6 +68,8 @@ absl::StatusOr<std::unique_ptr<CollectorServer>> CollectorServer::Create(
 absl::Status CollectorServer::Start(const CollectorConfig& config,
                                     std::unique_ptr<BatchStore> store) {
   store_ = std::move(store);
+  run_retention_ = config.run_retention;
+  retention_sweep_ = config.retention_sweep;
 
   // Replay: everything acked before a restart is reported again, exactly.
   const auto replay_start = std::chrono::steady_clock::now();
@@ -79,6 +87,11 @@ absl::Status CollectorServer::Start(const CollectorConfig& config,
       return absl::OkStatus();
     }
     ++replayed_batches_;
+    // Archive finished runs as the replay goes (oldest are stored first), so
+    // memory stays bounded by the live runs rather than by the database.
+    if (replayed_batches_ % 1024 == 0) {
+      registry_.ArchiveFinished(absl::Now(), run_retention_);
+    }
     return absl::OkStatus();
   });
   if (!replayed.ok()) {
@@ -94,9 +107,11 @@ absl::Status CollectorServer::Start(const CollectorConfig& config,
       .Kv("runs", registry_.NumRuns())
       .Kv("elapsed_ms", static_cast<int64_t>(replay_ms));
 
+  registry_.ArchiveFinished(absl::Now(), run_retention_);
   pipeline_ = std::make_unique<IngestPipeline>(store_.get(), &registry_, &counters_,
                                                config.max_group_commit);
   scheduler_ = std::make_unique<Scheduler>();
+  scheduler_->RunAt(absl::Now() + retention_sweep_, [this] { Sweep(); });
   CollectorServiceImpl::Options options;
   options.max_in_flight = config.max_in_flight_per_stream;
   service_ = std::make_unique<CollectorServiceImpl>(pipeline_.get(), &registry_,
@@ -123,6 +138,17 @@ absl::Status CollectorServer::Start(const CollectorConfig& config,
     return absl::UnavailableError("cannot serve gRPC on " + config.grpc_address);
   }
   return absl::OkStatus();
+}
+
+void CollectorServer::Sweep() {
+  // Scheduler thread: the registry's writer lock is held only while dense
+  // histograms are freed.
+  if (const size_t n = registry_.ArchiveFinished(absl::Now(), run_retention_); n > 0) {
+    LLMLOAD_LOG(kInfo, "Archived finished runs; they left /metrics.")
+        .Kv("runs", n)
+        .Kv("retention_s", absl::ToInt64Seconds(run_retention_));
+  }
+  scheduler_->RunAt(absl::Now() + retention_sweep_, [this] { Sweep(); });
 }
 
 CollectorServer::~CollectorServer() { Shutdown(absl::ZeroDuration()); }

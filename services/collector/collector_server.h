@@ -46,6 +46,11 @@ struct CollectorConfig {
   size_t max_group_commit = IngestPipeline::kDefaultMaxGroup;
   // Batches per Ingest stream read but not yet acked.
   size_t max_in_flight_per_stream = 64;
+  // How long a finished run stays on /metrics after its data ended; then it
+  // is archived (its final statistics stay available over gRPC).
+  absl::Duration run_retention = absl::Hours(1);
+  // How often the retention check runs.
+  absl::Duration retention_sweep = absl::Seconds(5);
 };
 
 // INVALID_ARGUMENT naming the field when the config cannot work.
@@ -78,6 +83,8 @@ class CollectorServer {
  private:
   CollectorServer() = default;
   absl::Status Start(const CollectorConfig& config, std::unique_ptr<BatchStore> store);
+  // Archives expired runs and schedules the next sweep.
+  void Sweep();
 
   std::unique_ptr<BatchStore> store_;
   RunRegistry registry_;
@@ -88,6 +95,8 @@ class CollectorServer {
   std::unique_ptr<grpc::Server> server_;
   std::shared_ptr<MetricsExposition> exposition_;
   std::unique_ptr<prometheus::Exposer> exposer_;
+  absl::Duration run_retention_;
+  absl::Duration retention_sweep_;
   int grpc_port_ = 0;
   int metrics_port_ = 0;
   uint64_t replayed_batches_ = 0;

@@ -247,6 +247,7 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::RunStats> {
         scheduler_(scheduler),
         run_id_(request.run_id()),
         per_worker_(request.per_worker()),
+        windows_(request.windows()),
         interval_(WatchInterval(request.interval_ms())),
         poll_(std::min(poll, interval_)) {
     std::optional<grpc::Status> finish;
@@ -317,7 +318,7 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::RunStats> {
       if (cancelled_) {
         finished_ = true;
         finish = grpc::Status(grpc::StatusCode::CANCELLED, "watch cancelled");
-      } else if (absl::StatusOr<v1::RunStats> stats = registry_->GetRunStats(run_id_, per_worker_);
+      } else if (absl::StatusOr<v1::RunStats> stats = registry_->GetRunStats(run_id_, per_worker_, windows_);
                  !stats.ok()) {
         // Not there yet: a watcher may start before the first batch.
         finish = ScheduleLocked(absl::Now() + poll_);
@@ -351,6 +352,7 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::RunStats> {
   Scheduler* const scheduler_;
   const std::string run_id_;
   const bool per_worker_;
+  const bool windows_;
   const absl::Duration interval_;
   const absl::Duration poll_;
 
@@ -389,7 +391,7 @@ grpc::ServerUnaryReactor* CollectorServiceImpl::GetRunStats(grpc::CallbackServer
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   // A snapshot under the registry's reader lock: CPU only, no I/O.
   absl::StatusOr<v1::RunStats> stats =
-      registry_->GetRunStats(request->run_id(), request->per_worker());
+      registry_->GetRunStats(request->run_id(), request->per_worker(), request->windows());
   if (stats.ok()) {
     *response = *std::move(stats);
   }

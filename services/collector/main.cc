@@ -36,6 +36,12 @@ ABSL_FLAG(int32_t, max_in_flight_per_stream,
           "Batches an Ingest stream may have read but not yet acked before reading pauses "
           "(env LLMLOAD_COLLECTOR_MAX_IN_FLIGHT).");
 
+ABSL_FLAG(int32_t, run_retention_seconds,
+          llmload::EnvOr("LLMLOAD_COLLECTOR_RUN_RETENTION_SECONDS", int32_t{3600}),
+          "How long a finished run stays on /metrics after its last interval; then it is "
+          "archived and only GetRunStats serves it "
+          "(env LLMLOAD_COLLECTOR_RUN_RETENTION_SECONDS).");
+
 namespace {
 
 std::string HostOf(const std::string& address) {
@@ -66,6 +72,12 @@ int main(int argc, char** argv) {
   const int32_t grace_ms = absl::GetFlag(FLAGS_shutdown_grace_ms);
   const int32_t max_group = absl::GetFlag(FLAGS_max_group_commit);
   const int32_t max_in_flight = absl::GetFlag(FLAGS_max_in_flight_per_stream);
+  const int32_t retention_s = absl::GetFlag(FLAGS_run_retention_seconds);
+  if (retention_s < 0) {
+    std::fprintf(stderr, "--run_retention_seconds must be >= 0\n");
+    return 2;
+  }
+  config.run_retention = absl::Seconds(retention_s);
   if (grace_ms < 0 || max_group < 1 || max_in_flight < 1) {
     std::fprintf(stderr,
                  "--shutdown_grace_ms must be >= 0, --max_group_commit and "

@@ -93,8 +93,11 @@ std::vector<MetricFamily> MetricsExposition::Collect() const {
                                MetricType::Gauge);
 
   registry_->ForEachRun([&](const std::string& run_id, const RunState& run) {
+    if (run.archived()) {
+      return;
+    }
     for (size_t i = 0; i < all_metrics.size(); ++i) {
-      const histogram::Histogram& h = run.merged.Hist(all_metrics[i]);
+      const histogram::Histogram& h = run.merged->Hist(all_metrics[i]);
       if (h.Empty()) {
         continue;
       }
@@ -108,17 +111,17 @@ std::vector<MetricFamily> MetricsExposition::Collect() const {
       latency[i].metric.push_back(std::move(cm));
     }
     requests.metric.push_back(
-        CounterMetric({{"run_id", run_id}, {"outcome", "ok"}}, run.merged.Get(v1::REQUESTS_OK)));
+        CounterMetric({{"run_id", run_id}, {"outcome", "ok"}}, run.merged->Get(v1::REQUESTS_OK)));
     for (v1::Counter c : metrics::AllCounters()) {
       if (metrics::IsRequestFailureCounter(c)) {
         requests.metric.push_back(CounterMetric(
             {{"run_id", run_id}, {"outcome", std::string(metrics::CounterName(c))}},
-            run.merged.Get(c)));
+            run.merged->Get(c)));
       }
     }
     for (size_t i = 0; i < counter_ids.size(); ++i) {
       counters[i].metric.push_back(
-          CounterMetric({{"run_id", run_id}}, run.merged.Get(counter_ids[i])));
+          CounterMetric({{"run_id", run_id}}, run.merged->Get(counter_ids[i])));
     }
     ClientMetric gauge = RunMetric(run_id);
     gauge.gauge.value = static_cast<double>(run.ActiveSessions());

@@ -46,6 +46,22 @@ absl::Status CheckFields(const v1::SampleBatch& batch) {
   if (batch.active_us() < 0) {
     return absl::InvalidArgumentError("active_us is negative");
   }
+  if (batch.protocol().size() > 64) {
+    return absl::InvalidArgumentError("protocol is longer than 64 bytes");
+  }
+  for (const char ch : batch.protocol()) {
+    // A label value: an enum name, never free text.
+    if (!((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+          ch == '_')) {
+      return absl::InvalidArgumentError("protocol must be an enum name ([A-Za-z0-9_])");
+    }
+  }
+  if (!(batch.worker_cpu_percent() >= 0) || !(batch.worker_cpu_percent() < 1e6)) {
+    return absl::InvalidArgumentError("worker_cpu_percent must be in [0, 1e6)");
+  }
+  if (!(batch.worker_loop_lag_ms() >= 0) || !(batch.worker_loop_lag_ms() < 1e9)) {
+    return absl::InvalidArgumentError("worker_loop_lag_ms must be in [0, 1e9)");
+  }
   return absl::OkStatus();
 }
 
@@ -108,6 +124,27 @@ int64_t RunState::ActiveSessions() const {
   return sum;
 }
 
+std::unique_ptr<metrics::MetricSet> RunState::RebuildMerged() const {
+  auto set = std::make_unique<metrics::MetricSet>();
+  for (const auto& [id, w] : workers) {
+    for (v1::Metric m : metrics::AllMetrics()) {
+      w.metrics.Hist(m).MergeInto(set->Hist(m));
+    }
+    for (v1::Counter c : metrics::AllCounters()) {
+      set->Add(c, w.metrics.Get(c));
+    }
+  }
+  return set;
+}
+
+int RunState::ActiveWorkers() const {
+  int n = 0;
+  for (const auto& [id, w] : workers) {
+    n += w.final ? 0 : 1;
+  }
+  return n;
+}
+
 bool RunState::Complete() const {
   if (workers.empty()) {
     return false;
@@ -160,7 +197,11 @@ absl::StatusOr<ApplyResult> RunRegistry::CheckLocked(const v1::SampleBatch& batc
   }
   // A worker's totals never exceed its run's, so checking the run suffices.
   constexpr uint64_t kMax = std::numeric_limits<uint64_t>::max();
-  const metrics::MetricSet& merged = run->second.merged;
+  std::unique_ptr<metrics::MetricSet> rebuilt;
+  if (run->second.archived()) {
+    rebuilt = run->second.RebuildMerged();  // rare: a late batch of an archived run
+  }
+  const metrics::MetricSet& merged = rebuilt ? *rebuilt : *run->second.merged;
   for (int m = 1; m < metrics::kNumMetrics; ++m) {
     const histogram::Histogram& h = merged.Hist(static_cast<v1::Metric>(m));
     if (h.Count() > kMax - totals.count[m] || h.Sum() > kMax - totals.sum[m] ||
@@ -210,12 +251,20 @@ absl::StatusOr<ApplyResult> RunRegistry::Apply(const v1::SampleBatch& batch) {
     return check;
   }
   RunState& run = runs_.try_emplace(batch.run_id()).first->second;
+  if (run.archived()) {
+    run.merged = run.RebuildMerged();
+    run.complete_seen = absl::InfinitePast();
+  }
   WorkerState& worker = run.workers.try_emplace(batch.worker_id()).first->second;
   // Checked: decodable, and no total can overflow (bucket counts are bounded
   // by the count; a worker's totals by its run's), so these cannot fail and
   // the batch is applied whole.
-  (void)MergeValidated(batch, run.merged);
-  (void)MergeValidated(batch, worker.metrics);
+  (void)MergeValidated(batch, *run.merged);
+  worker.metrics.AddBatch(batch, totals.count);
+  run.windows.Add(batch, totals.count);
+  if (!batch.protocol().empty()) {
+    run.protocol = batch.protocol();
+  }
   worker.sequences.Insert(batch.sequence());
   ++run.batches;
   ++worker.batches;
@@ -233,22 +282,32 @@ absl::StatusOr<ApplyResult> RunRegistry::Apply(const v1::SampleBatch& batch) {
   if (batch.sequence() > worker.gauge_sequence) {
     worker.gauge_sequence = batch.sequence();
     worker.active_sessions = batch.active_sessions();
+    worker.cpu_percent = batch.worker_cpu_percent();
+    worker.loop_lag_ms = batch.worker_loop_lag_ms();
   }
   return ApplyResult::kApplied;
 }
 
-v1::RunStats BuildRunStats(std::string_view run_id, const RunState& run, bool per_worker) {
+v1::RunStats BuildRunStats(std::string_view run_id, const RunState& run, bool per_worker,
+                           bool windows) {
   v1::RunStats stats;
   stats.set_run_id(std::string(run_id));
-  FillMetrics(run.merged, *stats.mutable_metrics());
-  FillCounters(run.merged, *stats.mutable_counters());
+  std::unique_ptr<metrics::MetricSet> rebuilt;
+  if (run.archived()) {
+    rebuilt = run.RebuildMerged();
+  }
+  const metrics::MetricSet& merged = rebuilt ? *rebuilt : *run.merged;
+  FillMetrics(merged, *stats.mutable_metrics());
+  FillCounters(merged, *stats.mutable_counters());
+  stats.set_protocol(run.protocol);
+  stats.set_archived(run.archived());
   const double seconds = run.DurationSeconds();
   stats.set_duration_seconds(seconds);
   v1::Throughput* t = stats.mutable_throughput();
-  t->set_requests_per_sec(PerSecond(run.merged.Get(v1::REQUESTS_OK), seconds));
-  t->set_tokens_per_sec(PerSecond(run.merged.Get(v1::TOKENS), seconds));
-  t->set_cycles_per_sec(PerSecond(run.merged.Get(v1::CYCLES), seconds));
-  t->set_bytes_in_per_sec(PerSecond(run.merged.Get(v1::BYTES_IN), seconds));
+  t->set_requests_per_sec(PerSecond(merged.Get(v1::REQUESTS_OK), seconds));
+  t->set_tokens_per_sec(PerSecond(merged.Get(v1::TOKENS), seconds));
+  t->set_cycles_per_sec(PerSecond(merged.Get(v1::CYCLES), seconds));
+  t->set_bytes_in_per_sec(PerSecond(merged.Get(v1::BYTES_IN), seconds));
   stats.set_batches(run.batches);
   stats.set_active_sessions(run.ActiveSessions());
   stats.set_complete(run.Complete());
@@ -256,17 +315,27 @@ v1::RunStats BuildRunStats(std::string_view run_id, const RunState& run, bool pe
     for (const auto& [id, w] : run.workers) {
       v1::WorkerStats* ws = stats.add_workers();
       ws->set_worker_id(id);
-      FillMetrics(w.metrics, *ws->mutable_metrics());
-      FillCounters(w.metrics, *ws->mutable_counters());
+      w.metrics.FillMetrics(*ws->mutable_metrics());
+      for (v1::Counter c : metrics::AllCounters()) {
+        (*ws->mutable_counters())[std::string(metrics::CounterName(c))] = w.metrics.Get(c);
+      }
       ws->set_batches(w.batches);
       ws->set_final(w.final);
+      ws->set_cpu_percent(w.cpu_percent);
+      ws->set_loop_lag_ms(w.loop_lag_ms);
+      ws->set_active_sessions(w.active_sessions);
+    }
+  }
+  if (windows) {
+    for (v1::WindowStats& w : run.windows.Build()) {
+      *stats.add_windows() = std::move(w);
     }
   }
   return stats;
 }
 
 absl::StatusOr<v1::RunStats> RunRegistry::GetRunStats(std::string_view run_id,
-                                                      bool per_worker) const {
+                                                      bool per_worker, bool windows) const {
   if (run_id.empty()) {
     return absl::InvalidArgumentError("run_id is empty");
   }
@@ -276,7 +345,53 @@ absl::StatusOr<v1::RunStats> RunRegistry::GetRunStats(std::string_view run_id,
     return absl::NotFoundError("run \"" + std::string(run_id) +
                                "\" has no statistics: no batch of it was ingested");
   }
-  return BuildRunStats(run_id, it->second, per_worker);
+  return BuildRunStats(run_id, it->second, per_worker, windows);
+}
+
+size_t RunRegistry::ArchiveFinished(absl::Time now, absl::Duration retention) {
+  absl::MutexLock lock(&mu_);
+  size_t archived = 0;
+  for (auto& [id, run] : runs_) {
+    if (run.archived() || !run.Complete()) {
+      continue;
+    }
+    if (run.complete_seen == absl::InfinitePast()) {
+      run.complete_seen = now;
+    }
+    const absl::Time ended = run.last_interval_end_us > 0
+                                 ? absl::FromUnixMicros(run.last_interval_end_us)
+                                 : run.complete_seen;
+    if (now - ended < retention) {
+      continue;
+    }
+    run.merged.reset();
+    for (auto& [wid, w] : run.workers) {
+      w.metrics.Compact();
+    }
+    ++archived;
+  }
+  return archived;
+}
+
+size_t RunRegistry::NumArchivedRuns() const {
+  absl::ReaderMutexLock lock(&mu_);
+  size_t n = 0;
+  for (const auto& [id, run] : runs_) {
+    n += run.archived() ? 1 : 0;
+  }
+  return n;
+}
+
+size_t RunRegistry::SparseBytes() const {
+  absl::ReaderMutexLock lock(&mu_);
+  size_t n = 0;
+  for (const auto& [id, run] : runs_) {
+    n += run.windows.Bytes();
+    for (const auto& [wid, w] : run.workers) {
+      n += w.metrics.Bytes();
+    }
+  }
+  return n;
 }
 
 void RunRegistry::ForEachRun(

@@ -1,10 +1,16 @@
 // File: run_registry.h
 //
 // The collector's in-memory state: for every run, the merge of every batch
-// its workers shipped (a MetricSet per run and per worker, batch counts,
-// interval bounds, the workers' final flags and active-session gauges), and
-// the set of (worker, sequence) pairs already applied, so each batch counts
-// once.
+// its workers shipped (a dense MetricSet per run for scrape-time quantiles,
+// a sparse one per worker, a time series of sparse windows, batch counts,
+// interval bounds, the workers' final flags and gauges), and the set of
+// (worker, sequence) pairs already applied, so each batch counts once.
+//
+// Retention: ArchiveFinished() archives runs that finished more than a
+// retention period ago. An archived run drops its dense histograms (and
+// disappears from /metrics) but keeps its sparse per-worker sets and time
+// series, so GetRunStats still answers with its exact final statistics; a
+// late batch for it restores it first, so archiving never changes a result.
 //
 //   RunRegistry registry;
 //   if (absl::Status s = RunRegistry::Validate(batch); !s.ok()) { reject }
@@ -26,6 +32,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -34,8 +41,10 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "lib/metrics/metrics.h"
 #include "llmload/v1/stats.pb.h"
+#include "services/collector/time_series.h"
 
 namespace llmload::collector {
 
@@ -60,7 +69,7 @@ enum class ApplyResult { kApplied, kDuplicate };
 
 // What one worker contributed to a run.
 struct WorkerState {
-  metrics::MetricSet metrics;
+  SparseMetricSet metrics;
   SequenceSet sequences;
   uint64_t batches = 0;
   bool final = false;
@@ -68,11 +77,14 @@ struct WorkerState {
   // depend on the order batches arrive (or are replayed) in.
   uint64_t gauge_sequence = 0;
   int64_t active_sessions = 0;
+  double cpu_percent = 0;
+  double loop_lag_ms = 0;
 };
 
 // Everything merged for one run.
 struct RunState {
-  metrics::MetricSet merged;
+  // Dense merge of every batch; null once the run is archived.
+  std::unique_ptr<metrics::MetricSet> merged = std::make_unique<metrics::MetricSet>();
   uint64_t batches = 0;
   // Bounds over batches that carry an interval (unix microseconds); 0 when
   // none has one yet.
@@ -80,10 +92,19 @@ struct RunState {
   int64_t last_interval_end_us = 0;
   // Sorted by worker id, so reports are stable.
   std::map<std::string, WorkerState, std::less<>> workers;
-  // Per-time-window histograms will hang here (a map from window start to a
-  // MetricSet, filled from each batch's interval in Apply).
+  TimeSeries windows;
+  // Target protocol name the latest batch that named one carried.
+  std::string protocol;
+  // When an ArchiveFinished pass first saw the run complete (runs without
+  // intervals age from then).
+  absl::Time complete_seen = absl::InfinitePast();
 
+  bool archived() const { return merged == nullptr; }
+  // The dense merge rebuilt from the workers' sparse sets (equal to *merged).
+  std::unique_ptr<metrics::MetricSet> RebuildMerged() const;
   int64_t ActiveSessions() const;
+  // Workers that sent data and not yet their final batch.
+  int ActiveWorkers() const;
   // Every worker that sent data has sent its final batch.
   bool Complete() const;
   double DurationSeconds() const;
@@ -122,15 +143,25 @@ class RunRegistry {
   // batch of the run was applied). Metrics with samples only, in
   // metrics::AllMetrics() order; every counter by name; workers when
   // `per_worker`.
-  absl::StatusOr<v1::RunStats> GetRunStats(std::string_view run_id, bool per_worker) const
-      ABSL_LOCKS_EXCLUDED(mu_);
+  // `windows` adds the time series.
+  absl::StatusOr<v1::RunStats> GetRunStats(std::string_view run_id, bool per_worker,
+                                           bool windows = false) const ABSL_LOCKS_EXCLUDED(mu_);
 
-  // Calls `fn` for every run, in run-id order, under the reader lock: `fn`
-  // must be quick and must not call back into the registry.
+  // Archives every complete run whose data ended (newest interval end, or
+  // when first seen complete if it has none) at least `retention` before
+  // `now`. Returns how many were archived.
+  size_t ArchiveFinished(absl::Time now, absl::Duration retention) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Calls `fn` for every run (archived ones included: check run.archived()),
+  // in run-id order, under the reader lock: `fn` must be quick and must not
+  // call back into the registry.
   void ForEachRun(absl::FunctionRef<void(const std::string& run_id, const RunState& run)> fn) const
       ABSL_LOCKS_EXCLUDED(mu_);
 
   size_t NumRuns() const ABSL_LOCKS_EXCLUDED(mu_);
+  size_t NumArchivedRuns() const ABSL_LOCKS_EXCLUDED(mu_);
+  // Approximate heap bytes of the sparse state (workers and windows).
+  size_t SparseBytes() const ABSL_LOCKS_EXCLUDED(mu_);
   // Batches applied over all runs.
   uint64_t NumBatches() const ABSL_LOCKS_EXCLUDED(mu_);
 
@@ -153,6 +184,7 @@ class RunRegistry {
 };
 
 // Statistics of one merged state, shared by GetRunStats and tests.
-v1::RunStats BuildRunStats(std::string_view run_id, const RunState& run, bool per_worker);
+v1::RunStats BuildRunStats(std::string_view run_id, const RunState& run, bool per_worker,
+                           bool windows = false);
 
 }  // namespace llmload::collector

@@ -98,7 +98,7 @@ TEST(RunRegistryTest, MergesBatchesExactlyInAnyOrder) {
   registry.ForEachRun([&](const std::string& id, const RunState& run) {
     EXPECT_EQ(id, "run-1");
     for (v1::Metric m : metrics::AllMetrics()) {
-      EXPECT_TRUE(run.merged.Hist(m) == reference.Hist(m)) << metrics::MetricName(m);
+      EXPECT_TRUE(run.merged->Hist(m) == reference.Hist(m)) << metrics::MetricName(m);
     }
   });
 }
@@ -338,6 +338,76 @@ TEST(RunRegistryTest, RunsAreSeparate) {
   ExpectMetricsEqual(registry.GetRunStats("a", false)->metrics(), ref_a);
   ExpectMetricsEqual(registry.GetRunStats("b", false)->metrics(), ref_b);
   EXPECT_EQ(registry.NumRuns(), 2u);
+}
+
+}  // namespace
+}  // namespace llmload::collector
+
+namespace llmload::collector {
+namespace {
+
+TEST(RunRegistryRetentionTest, ArchivedRunsLeaveScrapesButKeepTheirExactStatistics) {
+  RunRegistry registry;
+  SampleGenerator gen(77);
+  metrics::MetricSet reference;
+  for (uint64_t seq = 1; seq <= 3; ++seq) {
+    v1::SampleBatch b = MakeSampleBatch(gen, 50, "done", "w1", seq, reference, seq == 3);
+    b.set_protocol("OPENAI_CHAT");
+    b.set_worker_cpu_percent(42.5);
+    b.set_worker_loop_lag_ms(3.25);
+    ASSERT_TRUE(registry.Apply(b).ok());
+  }
+  metrics::MetricSet live_ref;
+  ASSERT_TRUE(registry.Apply(MakeSampleBatch(gen, 50, "live", "w1", 1, live_ref)).ok());
+  absl::StatusOr<v1::RunStats> before = registry.GetRunStats("done", true, true);
+  ASSERT_TRUE(before.ok());
+  EXPECT_EQ(before->protocol(), "OPENAI_CHAT");
+  EXPECT_EQ(before->workers(0).cpu_percent(), 42.5);
+  EXPECT_EQ(before->workers(0).loop_lag_ms(), 3.25);
+  EXPECT_EQ(before->windows_size(), 3);  // one 1 s window per batch
+
+  // MakeBatch's intervals end in 2023: with a 1 h retention, "now" decides.
+  const absl::Time end = absl::FromUnixMicros(1'700'000'000'000'000 + 3'000'000);
+  EXPECT_EQ(registry.ArchiveFinished(end + absl::Minutes(59), absl::Hours(1)), 0u);
+  EXPECT_EQ(registry.ArchiveFinished(end + absl::Minutes(61), absl::Hours(1)), 1u);
+  EXPECT_EQ(registry.NumArchivedRuns(), 1u);  // "live" is not complete
+  std::vector<std::string> live;
+  registry.ForEachRun([&](const std::string& id, const RunState& run) {
+    if (!run.archived()) {
+      live.push_back(id);
+    }
+  });
+  EXPECT_EQ(live, std::vector<std::string>{"live"});
+
+  absl::StatusOr<v1::RunStats> after = registry.GetRunStats("done", true, true);
+  ASSERT_TRUE(after.ok());
+  EXPECT_TRUE(after->archived());
+  after->set_archived(false);
+  EXPECT_TRUE(MessageDifferencer::Equals(*before, *after)) << after->DebugString();
+  ExpectMetricsEqual(after->metrics(), reference);
+
+  // A duplicate is still recognised; a late batch restores the run.
+  v1::SampleBatch dup = MakeSampleBatch(gen, 5, "done", "w1", 2, reference);
+  EXPECT_EQ(*registry.Apply(dup), ApplyResult::kDuplicate);
+  metrics::MetricSet late_ref = reference;
+  v1::SampleBatch late = MakeSampleBatch(gen, 5, "done", "w2", 1, late_ref, true);
+  ASSERT_EQ(*registry.Apply(late), ApplyResult::kApplied);
+  EXPECT_EQ(registry.NumArchivedRuns(), 0u);
+  absl::StatusOr<v1::RunStats> restored = registry.GetRunStats("done", false);
+  ASSERT_TRUE(restored.ok());
+  EXPECT_FALSE(restored->archived());
+}
+
+TEST(RunRegistryRetentionTest, RejectsUnboundedProtocolLabels) {
+  RunRegistry registry;
+  metrics::MetricSet set;
+  set.Add(v1::REQUESTS_OK, 1);
+  v1::SampleBatch b = MakeBatch("r", "w", 1, set);
+  b.set_protocol("not an \"enum\"");
+  EXPECT_FALSE(RunRegistry::Validate(b).ok());
+  b.set_protocol("WS_CHAT");
+  b.set_worker_cpu_percent(-1);
+  EXPECT_FALSE(RunRegistry::Validate(b).ok());
 }
 
 }  // namespace
