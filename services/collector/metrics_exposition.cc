@@ -1,6 +1,8 @@
 #include "services/collector/metrics_exposition.h"
 
+#include <algorithm>
 #include <array>
+#include <limits>
 #include <string>
 #include <utility>
 
@@ -19,6 +21,12 @@ constexpr double kMicrosPerSecond = 1e6;
 // literals Summarize uses, so both report identical values).
 constexpr std::array<std::pair<double, double>, 5> kQuantiles = {
     {{0.5, 50.0}, {0.9, 90.0}, {0.95, 95.0}, {0.99, 99.0}, {0.999, 99.9}}};
+
+// Upper bounds (seconds) of the classic histograms' `le` buckets, the same in
+// every collector so histogram_quantile can aggregate across them.
+constexpr std::array<double, 17> kLeSeconds = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                                               0.05,   0.1,   0.25,   0.5,   1,    2.5,
+                                               5,      10,    30,     60,    120};
 
 // Family name of a counter that is not a request outcome:
 // llmload_<name>_total, but bytes get the direction in their name.
@@ -46,10 +54,20 @@ MetricFamily Family(std::string name, std::string help, MetricType type) {
   return f;
 }
 
-ClientMetric RunMetric(const std::string& run_id) {
-  ClientMetric m;
-  m.label.push_back({"run_id", run_id});
-  return m;
+// run_id, and protocol when the run has one (an empty label value is the
+// same as no label to Prometheus).
+std::vector<ClientMetric::Label> RunLabels(const std::string& run_id, const RunState& run) {
+  std::vector<ClientMetric::Label> labels{{"run_id", run_id}};
+  if (!run.protocol.empty()) {
+    labels.push_back({"protocol", run.protocol});
+  }
+  return labels;
+}
+
+std::vector<ClientMetric::Label> With(std::vector<ClientMetric::Label> labels, std::string name,
+                                      std::string value) {
+  labels.push_back({std::move(name), std::move(value)});
+  return labels;
 }
 
 ClientMetric CounterMetric(std::vector<ClientMetric::Label> labels, uint64_t value) {
@@ -59,17 +77,72 @@ ClientMetric CounterMetric(std::vector<ClientMetric::Label> labels, uint64_t val
   return m;
 }
 
+ClientMetric GaugeMetric(std::vector<ClientMetric::Label> labels, double value) {
+  ClientMetric m;
+  m.label = std::move(labels);
+  m.gauge.value = value;
+  return m;
+}
+
+}  // namespace
+
+ClientMetric::Histogram ClassicHistogram(const histogram::Histogram& h) {
+  using histogram::Histogram;
+  ClientMetric::Histogram out;
+  out.sample_count = h.Count();
+  out.sample_sum = static_cast<double>(h.Sum()) / kMicrosPerSecond;
+  std::array<uint64_t, kLeSeconds.size()> per_le{};
+  if (!h.Empty()) {
+    const size_t first = Histogram::BucketIndex(h.Min());
+    const size_t last = Histogram::BucketIndex(h.Max());
+    size_t le = 0;
+    for (size_t i = first; i <= last; ++i) {
+      const uint64_t count = h.CountAt(i);
+      if (count == 0) {
+        continue;
+      }
+      // The value Percentile reports for this bucket.
+      const uint64_t value = std::clamp(Histogram::BucketValue(i), h.Min(), h.Max());
+      while (le < kLeSeconds.size() &&
+             static_cast<double>(value) > kLeSeconds[le] * kMicrosPerSecond) {
+        ++le;
+      }
+      if (le < kLeSeconds.size()) {
+        per_le[le] += count;
+      }
+    }
+  }
+  uint64_t cumulative = 0;
+  for (size_t k = 0; k < kLeSeconds.size(); ++k) {
+    cumulative += per_le[k];
+    out.bucket.push_back({cumulative, kLeSeconds[k]});
+  }
+  out.bucket.push_back({h.Count(), std::numeric_limits<double>::infinity()});
+  return out;
+}
+
+namespace {
+
 }  // namespace
 
 std::vector<MetricFamily> MetricsExposition::Collect() const {
   const auto& all_metrics = metrics::AllMetrics();
   std::vector<MetricFamily> latency;
+  std::vector<MetricFamily> classic;
   latency.reserve(all_metrics.size());
+  classic.reserve(all_metrics.size());
   for (v1::Metric m : all_metrics) {
     const std::string name(metrics::MetricName(m));
     latency.push_back(Family("llmload_" + name + "_seconds",
-                             "Latency '" + name + "' of the run, merged over its workers (seconds).",
+                             "Latency '" + name +
+                                 "' of the run, merged over its workers: exact quantiles of the "
+                                 "merged histogram (seconds).",
                              MetricType::Summary));
+    classic.push_back(Family("llmload_" + name + "_histogram_seconds",
+                             "Latency '" + name +
+                                 "' of the run in fixed le buckets, for histogram_quantile and "
+                                 "heatmaps (seconds).",
+                             MetricType::Histogram));
   }
   MetricFamily requests = Family("llmload_requests_total",
                                  "Requests of the run by outcome (ok or the failure class).",
@@ -91,17 +164,39 @@ std::vector<MetricFamily> MetricsExposition::Collect() const {
   MetricFamily active = Family("llmload_active_sessions",
                                "Sessions open at the end of each worker's latest interval, summed.",
                                MetricType::Gauge);
+  MetricFamily workers = Family("llmload_run_workers",
+                                "Workers sending the run's samples (not yet final).",
+                                MetricType::Gauge);
+  MetricFamily complete = Family("llmload_run_complete",
+                                 "1 once every worker of the run sent its final batch.",
+                                 MetricType::Gauge);
+  MetricFamily cpu = Family("llmload_run_worker_cpu_ratio",
+                            "CPU use of each worker of the run in its latest batch (1 = one core).",
+                            MetricType::Gauge);
+  MetricFamily lag = Family("llmload_run_worker_loop_lag_seconds",
+                            "Largest event-loop lag of each worker of the run in its latest batch.",
+                            MetricType::Gauge);
+  size_t live_runs = 0;
+  size_t archived_runs = 0;
 
   registry_->ForEachRun([&](const std::string& run_id, const RunState& run) {
     if (run.archived()) {
+      ++archived_runs;
       return;
     }
+    ++live_runs;
+    const std::vector<ClientMetric::Label> labels = RunLabels(run_id, run);
     for (size_t i = 0; i < all_metrics.size(); ++i) {
       const histogram::Histogram& h = run.merged->Hist(all_metrics[i]);
       if (h.Empty()) {
         continue;
       }
-      ClientMetric cm = RunMetric(run_id);
+      ClientMetric hm;
+      hm.label = labels;
+      hm.histogram = ClassicHistogram(h);
+      classic[i].metric.push_back(std::move(hm));
+      ClientMetric cm;
+      cm.label = labels;
       cm.summary.sample_count = h.Count();
       cm.summary.sample_sum = static_cast<double>(h.Sum()) / kMicrosPerSecond;
       for (const auto& [quantile, percentile] : kQuantiles) {
@@ -111,27 +206,32 @@ std::vector<MetricFamily> MetricsExposition::Collect() const {
       latency[i].metric.push_back(std::move(cm));
     }
     requests.metric.push_back(
-        CounterMetric({{"run_id", run_id}, {"outcome", "ok"}}, run.merged->Get(v1::REQUESTS_OK)));
+        CounterMetric(With(labels, "outcome", "ok"), run.merged->Get(v1::REQUESTS_OK)));
     for (v1::Counter c : metrics::AllCounters()) {
       if (metrics::IsRequestFailureCounter(c)) {
         requests.metric.push_back(CounterMetric(
-            {{"run_id", run_id}, {"outcome", std::string(metrics::CounterName(c))}},
-            run.merged->Get(c)));
+            With(labels, "outcome", std::string(metrics::CounterName(c))), run.merged->Get(c)));
       }
     }
     for (size_t i = 0; i < counter_ids.size(); ++i) {
-      counters[i].metric.push_back(
-          CounterMetric({{"run_id", run_id}}, run.merged->Get(counter_ids[i])));
+      counters[i].metric.push_back(CounterMetric(labels, run.merged->Get(counter_ids[i])));
     }
-    ClientMetric gauge = RunMetric(run_id);
-    gauge.gauge.value = static_cast<double>(run.ActiveSessions());
-    active.metric.push_back(std::move(gauge));
+    active.metric.push_back(GaugeMetric(labels, static_cast<double>(run.ActiveSessions())));
+    workers.metric.push_back(GaugeMetric(labels, static_cast<double>(run.ActiveWorkers())));
+    complete.metric.push_back(GaugeMetric(labels, run.Complete() ? 1.0 : 0.0));
+    for (const auto& [worker_id, w] : run.workers) {
+      cpu.metric.push_back(GaugeMetric(With(labels, "worker_id", worker_id), w.cpu_percent / 100));
+      lag.metric.push_back(
+          GaugeMetric(With(labels, "worker_id", worker_id), w.loop_lag_ms / 1000));
+    }
   });
 
   std::vector<MetricFamily> out;
-  for (MetricFamily& f : latency) {
-    if (!f.metric.empty()) {
-      out.push_back(std::move(f));
+  for (std::vector<MetricFamily>* families : {&latency, &classic}) {
+    for (MetricFamily& f : *families) {
+      if (!f.metric.empty()) {
+        out.push_back(std::move(f));
+      }
     }
   }
   if (!requests.metric.empty()) {
@@ -140,7 +240,18 @@ std::vector<MetricFamily> MetricsExposition::Collect() const {
       out.push_back(std::move(f));
     }
     out.push_back(std::move(active));
+    out.push_back(std::move(workers));
+    out.push_back(std::move(complete));
+    out.push_back(std::move(cpu));
+    out.push_back(std::move(lag));
   }
+  MetricFamily runs = Family("llmload_collector_runs",
+                             "Runs this collector holds: live (on /metrics) or archived "
+                             "(finished, past retention, served over gRPC only).",
+                             MetricType::Gauge);
+  runs.metric.push_back(GaugeMetric({{"state", "live"}}, static_cast<double>(live_runs)));
+  runs.metric.push_back(GaugeMetric({{"state", "archived"}}, static_cast<double>(archived_runs)));
+  out.push_back(std::move(runs));
   MetricFamily batches = Family("llmload_collector_batches_total",
                                 "Sample batches this collector process received, by result.",
                                 MetricType::Counter);

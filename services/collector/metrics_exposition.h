@@ -4,20 +4,35 @@
 // time (a prometheus::Collectable registered with a prometheus::Exposer), so
 // the numbers are exactly those of GetRunStats at that moment:
 //
-//   llmload_<metric>_seconds{run_id,quantile}  summary per run and latency
-//       metric with samples (ttft, itl, e2e, connect, session_setup, tpot,
-//       request, and any metric metrics::AllMetrics() adds): quantiles 0.5 0.9 0.95 0.99 0.999 of the merged
-//       histogram, _sum and _count; seconds.
-//   llmload_requests_total{run_id,outcome}     outcome = ok or a failure class
+// Every per-run series carries run_id, and protocol when the workers named
+// the run's protocol (an empty label is no label to Prometheus).
+//
+//   llmload_<metric>_seconds{quantile}     summary per run and latency metric
+//       with samples (every metric of metrics::AllMetrics(): connect,
+//       session_setup, ttft, itl, tpot, e2e, request, ttft_service,
+//       e2e_service, chunk_gap): quantiles 0.5 0.9 0.95 0.99 0.999 of the
+//       merged histogram, exactly GetRunStats' values, _sum and _count.
+//   llmload_<metric>_histogram_seconds{le} classic histogram of the same
+//       samples in fixed buckets (0.5 ms .. 120 s, +Inf; a sample counts in
+//       the first bucket whose bound is >= the value Percentile reports for
+//       it), for histogram_quantile and heatmaps across collectors.
+//   llmload_requests_total{outcome}        ok or a failure class
 //   llmload_tokens_total, llmload_bytes_received_total,
 //   llmload_bytes_sent_total, llmload_sessions_opened_total,
 //   llmload_sessions_failed_total, llmload_reconnects_total,
-//   llmload_cycles_total                       counters per run_id; any other
-//                                              counter as llmload_<name>_total
-//   llmload_active_sessions{run_id}            gauge
-//   llmload_collector_batches_total{result}    applied | duplicate | rejected
+//   llmload_cycles_total, llmload_dropped_total, llmload_offered_total,
+//   llmload_good_total, llmload_chunks_total   (llmload_<counter>_total)
+//   llmload_active_sessions                gauge
+//   llmload_run_workers                    gauge: workers not yet final
+//   llmload_run_complete                   gauge 0/1
+//   llmload_run_worker_cpu_ratio{worker_id}, llmload_run_worker_loop_lag_seconds{worker_id}
+//                                          each worker's health, latest batch
+//   llmload_collector_batches_total{result}  applied | duplicate | rejected
+//   llmload_collector_runs{state}          live | archived
 //
-// Label values are run ids (bounded by the runs ingested) and fixed words.
+// Archived runs (finished, past retention) are not exposed. Label values are
+// run ids (bounded by the live runs), worker ids (bounded by the workers),
+// protocol enum names and fixed words.
 //
 // Thread-safe: Collect() takes the registry's reader lock.
 
@@ -31,6 +46,9 @@
 #include "services/collector/run_registry.h"
 
 namespace llmload::collector {
+
+// The classic histogram of `h` (microseconds) in seconds (for tests).
+prometheus::ClientMetric::Histogram ClassicHistogram(const histogram::Histogram& h);
 
 class MetricsExposition final : public prometheus::Collectable {
  public:

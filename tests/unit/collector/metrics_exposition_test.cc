@@ -1,5 +1,7 @@
 #include "services/collector/metrics_exposition.h"
 
+#include <algorithm>
+#include <cmath>
 #include <map>
 #include <string>
 
@@ -164,8 +166,109 @@ TEST(MetricsExpositionEmptyTest, OnlyOwnCountersWithoutRuns) {
   IngestCounters counters;
   MetricsExposition exposition(&registry, &counters);
   const auto families = exposition.Collect();
-  ASSERT_EQ(families.size(), 1u);
-  EXPECT_EQ(families[0].name, "llmload_collector_batches_total");
+  ASSERT_EQ(families.size(), 2u);
+  EXPECT_EQ(families[0].name, "llmload_collector_runs");
+  EXPECT_EQ(families[1].name, "llmload_collector_batches_total");
+}
+
+TEST_F(MetricsExpositionTest, ClassicHistogramsAreCumulativeAndMatchTheCount) {
+  MetricsExposition exposition(&registry_, &counters_);
+  const auto families = exposition.Collect();
+  for (v1::Metric m : metrics::AllMetrics()) {
+    const std::string name =
+        "llmload_" + std::string(metrics::MetricName(m)) + "_histogram_seconds";
+    SCOPED_TRACE(name);
+    const prometheus::MetricFamily* f = Find(families, name);
+    ASSERT_NE(f, nullptr);
+    EXPECT_EQ(f->type, prometheus::MetricType::Histogram);
+    ASSERT_EQ(f->metric.size(), 1u);
+    const auto& hist = f->metric[0].histogram;
+    const histogram::Histogram& h = reference_.Hist(m);
+    EXPECT_EQ(hist.sample_count, h.Count());
+    EXPECT_DOUBLE_EQ(hist.sample_sum, static_cast<double>(h.Sum()) / 1e6);
+    ASSERT_GE(hist.bucket.size(), 2u);
+    EXPECT_TRUE(std::isinf(hist.bucket.back().upper_bound));
+    EXPECT_EQ(hist.bucket.back().cumulative_count, h.Count());
+    for (size_t i = 1; i < hist.bucket.size(); ++i) {
+      EXPECT_LT(hist.bucket[i - 1].upper_bound, hist.bucket[i].upper_bound);
+      EXPECT_LE(hist.bucket[i - 1].cumulative_count, hist.bucket[i].cumulative_count);
+    }
+    // Each bucket counts exactly the samples whose reported value is <= le:
+    // brute force over every bucket of the reference.
+    for (const auto& b : hist.bucket) {
+      if (std::isinf(b.upper_bound)) {
+        continue;
+      }
+      uint64_t want = 0;
+      for (size_t i = 0; i < histogram::Histogram::NumBuckets(); ++i) {
+        if (h.CountAt(i) == 0) {
+          continue;
+        }
+        const uint64_t v = std::clamp(histogram::Histogram::BucketValue(i), h.Min(), h.Max());
+        if (static_cast<double>(v) <= b.upper_bound * 1e6) {
+          want += h.CountAt(i);
+        }
+      }
+      EXPECT_EQ(b.cumulative_count, want) << "le=" << b.upper_bound;
+    }
+    // Consistent with the exact quantiles: p50's value lies in the first
+    // bucket whose cumulative count reaches half the samples.
+    const double p50 = static_cast<double>(h.Percentile(50)) / 1e6;
+    for (const auto& b : hist.bucket) {
+      if (2 * b.cumulative_count >= h.Count()) {
+        EXPECT_LE(p50, b.upper_bound);
+        break;
+      }
+    }
+  }
+}
+
+TEST(ClassicHistogramTest, BucketBoundsAreInclusive) {
+  histogram::Histogram h;
+  h.Record(500);      // 0.5 ms: exactly on the first bound
+  h.Record(501);      // just above it
+  h.Record(1000000);  // 1 s: exactly on a bound (a bucket of width > 1)
+  h.Record(200000000);  // 200 s: above every finite bound
+  const auto hist = ClassicHistogram(h);
+  EXPECT_EQ(hist.bucket[0].upper_bound, 0.0005);
+  EXPECT_EQ(hist.bucket[0].cumulative_count, 1u);
+  EXPECT_EQ(hist.bucket[1].cumulative_count, 2u);
+  EXPECT_EQ(hist.bucket[hist.bucket.size() - 2].cumulative_count, 3u);
+  EXPECT_EQ(hist.bucket.back().cumulative_count, 4u);
+}
+
+TEST_F(MetricsExpositionTest, ProtocolAndWorkerHealthLabels) {
+  SampleGenerator gen(4);
+  metrics::MetricSet ref;
+  v1::SampleBatch b = MakeSampleBatch(gen, 5, "run-p", "w9", 1, ref, false, 2);
+  b.set_protocol("OPENAI_CHAT");
+  b.set_worker_cpu_percent(150);
+  b.set_worker_loop_lag_ms(12);
+  ASSERT_TRUE(registry_.Apply(b).ok());
+  MetricsExposition exposition(&registry_, &counters_);
+  const std::string text = prometheus::TextSerializer().Serialize(exposition.Collect());
+  EXPECT_THAT(text, HasSubstr("llmload_ttft_seconds{run_id=\"run-p\",protocol=\"OPENAI_CHAT\","
+                              "quantile=\"0.5\"}"));
+  EXPECT_THAT(text, HasSubstr("llmload_ttft_histogram_seconds_bucket{run_id=\"run-p\","
+                              "protocol=\"OPENAI_CHAT\",le=\"+Inf\"} 5"));
+  EXPECT_THAT(text, HasSubstr("llmload_run_worker_cpu_ratio{run_id=\"run-p\",protocol=\"OPENAI_CHAT\","
+                              "worker_id=\"w9\"} 1.5"));
+  EXPECT_THAT(text, HasSubstr("llmload_run_worker_loop_lag_seconds{run_id=\"run-p\","
+                              "protocol=\"OPENAI_CHAT\",worker_id=\"w9\"} 0.012"));
+  EXPECT_THAT(text, HasSubstr("llmload_run_workers{run_id=\"run-p\",protocol=\"OPENAI_CHAT\"} 1"));
+  EXPECT_THAT(text, HasSubstr("llmload_collector_runs{state=\"live\"} 2"));
+}
+
+TEST_F(MetricsExpositionTest, ArchivedRunsLeaveTheScrape) {
+  SampleGenerator gen(6);
+  metrics::MetricSet ref;
+  ASSERT_TRUE(registry_.Apply(MakeSampleBatch(gen, 5, "run-old", "w", 1, ref, true)).ok());
+  ASSERT_EQ(registry_.ArchiveFinished(absl::Now(), absl::Hours(1)), 1u);
+  MetricsExposition exposition(&registry_, &counters_);
+  const std::string text = prometheus::TextSerializer().Serialize(exposition.Collect());
+  EXPECT_THAT(text, ::testing::Not(HasSubstr("run-old")));
+  EXPECT_THAT(text, HasSubstr("llmload_collector_runs{state=\"archived\"} 1"));
+  EXPECT_TRUE(registry_.GetRunStats("run-old", true).ok());
 }
 
 }  // namespace
