@@ -35,6 +35,10 @@ ABSL_FLAG(int32_t, max_unacked_batches,
           llmload::EnvOr("LLMLOAD_MAX_UNACKED_BATCHES", int32_t{3600}),
           "Batches kept for resending while the collector is unreachable; past it the "
           "oldest are dropped and reported (env LLMLOAD_MAX_UNACKED_BATCHES).");
+ABSL_FLAG(std::string, metrics_address,
+          llmload::EnvOr("LLMLOAD_WORKER_METRICS_ADDRESS", "0.0.0.0:9103"),
+          "host:port of the worker's Prometheus /metrics (process health); empty disables it "
+          "(env LLMLOAD_WORKER_METRICS_ADDRESS).");
 ABSL_FLAG(int32_t, drain_seconds, llmload::EnvOr("LLMLOAD_DRAIN_SECONDS", int32_t{10}),
           "On SIGTERM: how long to wait for the last batches to be acked (env "
           "LLMLOAD_DRAIN_SECONDS).");
@@ -82,6 +86,7 @@ int main(int argc, char** argv) {
     return Fail("--max_unacked_batches must be at least 1");
   }
   config.max_unacked_batches = static_cast<size_t>(absl::GetFlag(FLAGS_max_unacked_batches));
+  config.metrics_address = absl::GetFlag(FLAGS_metrics_address);
 
   // Block the stop signals in every thread; the main thread waits for them.
   sigset_t signals;

@@ -36,6 +36,26 @@ void Worker::Start() {
   last_cpu_at_ = absl::Now();
   attach_thread_ = std::thread([this] { AttachLoop(); });
   control_thread_ = std::thread([this] { ControlLoop(); });
+  if (!config_.metrics_address.empty()) {
+    auto m = WorkerMetrics::Serve(config_.metrics_address, config_.worker_id, [this] {
+      WorkerHealth h;
+      absl::MutexLock lock(&mu_);
+      for (auto& [id, rs] : runs_) {
+        h.active_sessions += rs.runner->active_sessions();
+      }
+      h.runs = static_cast<int64_t>(runs_.size());
+      h.cpu_percent = last_cpu_percent_;
+      h.loop_lag_ms = last_lag_ms_;
+      h.event_loops = loops_.size();
+      h.batches_unacked = shipper_.Unacked();
+      return h;
+    });
+    if (m.ok()) {
+      metrics_ = *std::move(m);
+    } else {
+      LLMLOAD_LOG(kError, "Worker metrics endpoint disabled.").Kv("error", m.status().message());
+    }
+  }
   LLMLOAD_LOG(kInfo, "Worker started.")
       .Kv("worker_id", config_.worker_id)
       .Kv("orchestrator", config_.orchestrator)
@@ -81,6 +101,7 @@ void Worker::Shutdown(absl::Duration drain) {
   if (attach_thread_.joinable()) {
     attach_thread_.join();
   }
+  metrics_.reset();
   shipper_.Stop();
   loops_.Stop();
 }
@@ -234,6 +255,7 @@ void Worker::OnAssignment(const v1::ShardAssignment& a) {
   }
   RunState& rs = runs_[a.run_id()];
   rs.runner = *std::move(runner);
+  rs.protocol = v1::Protocol_Name(a.spec().target().protocol());
   rs.interval_start_us = NowUnixMicros();
   rs.runner->Start();
   LLMLOAD_LOG(kInfo, "Shard started.")
@@ -338,6 +360,9 @@ void Worker::Tick(bool interval_cut, bool heartbeat_due) {
       rs.interval_start_us = now_us;
       batch.set_active_sessions(runner->active_sessions());
       batch.set_final(finished);
+      batch.set_protocol(rs.protocol);
+      batch.set_worker_cpu_percent(last_cpu_percent_);
+      batch.set_worker_loop_lag_ms(last_lag_ms_);
       delta.AppendTo(batch);
       for (v1::Counter c : metrics::AllCounters()) {
         rs.totals_counters.Add(c, delta.Get(c));

@@ -24,6 +24,7 @@
 #include "services/worker/batch_shipper.h"
 #include "services/worker/event_loops.h"
 #include "services/worker/shard.h"
+#include "services/worker/worker_metrics.h"
 
 namespace llmload::worker {
 
@@ -35,6 +36,8 @@ struct WorkerConfig {
   int32_t threads = 1;
   absl::Duration batch_interval = absl::Seconds(1);
   size_t max_unacked_batches = 3600;
+  // host:port of the worker's /metrics endpoint; empty disables it.
+  std::string metrics_address;
 };
 
 class Worker {
@@ -56,6 +59,7 @@ class Worker {
     bool reported_terminal = false;
     v1::ShardState final_state = v1::SHARD_DONE;
     std::string error;
+    std::string protocol;  // the run's protocol enum name, for its batches
   };
 
   void AttachLoop();
@@ -86,6 +90,7 @@ class Worker {
   absl::Time last_cpu_at_ = absl::Now();
   double last_cpu_percent_ = 0;
   double last_lag_ms_ = 0;
+  std::unique_ptr<WorkerMetrics> metrics_;  // /metrics; null when disabled
 };
 
 }  // namespace llmload::worker
