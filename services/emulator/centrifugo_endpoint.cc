@@ -35,13 +35,13 @@ class CentrifugoSession final : public ServerConnection,
                                 public CentrifugoChannels,
                                 public std::enable_shared_from_this<CentrifugoSession> {
  public:
-  CentrifugoSession(tcp::socket&& socket, const CentrifugoEndpointOptions& options,
+  CentrifugoSession(ServerStream&& stream, const CentrifugoEndpointOptions& options,
                     ChannelHub* hub, ConnectionGuard guard, EventLoop& loop)
       : options_(options),
         hub_(hub),
         guard_(std::move(guard)),
         loop_(loop),
-        ws_(std::move(socket)),
+        ws_(std::move(stream)),
         ping_timer_(loop.context()),
         pong_timer_(loop.context()),
         deadline_timer_(loop.context()),
@@ -276,7 +276,7 @@ class CentrifugoSession final : public ServerConnection,
   ChannelHub* hub_;
   ConnectionGuard guard_;
   EventLoop& loop_;
-  websocket::stream<beast::tcp_stream> ws_;
+  websocket::stream<ServerStream> ws_;
   beast::flat_buffer buffer_;
   net::steady_timer ping_timer_;
   net::steady_timer pong_timer_;
@@ -298,10 +298,10 @@ class CentrifugoSession final : public ServerConnection,
 CentrifugoEndpoint::CentrifugoEndpoint(CentrifugoEndpointOptions options, ChannelHub* hub)
     : options_(std::move(options)), hub_(hub) {}
 
-void CentrifugoEndpoint::Accept(tcp::socket socket, HttpRequest request, ConnectionGuard guard,
+void CentrifugoEndpoint::Accept(ServerStream stream, HttpRequest request, ConnectionGuard guard,
                                 EventLoop& loop) {
   auto session =
-      std::make_shared<CentrifugoSession>(std::move(socket), options_, hub_, std::move(guard), loop);
+      std::make_shared<CentrifugoSession>(std::move(stream), options_, hub_, std::move(guard), loop);
   session->Run(std::move(request));
 }
 

@@ -44,7 +44,7 @@ class CentrifugoEndpoint : public WebSocketEndpoint {
   // hub must outlive every session.
   CentrifugoEndpoint(CentrifugoEndpointOptions options, ChannelHub* hub);
 
-  void Accept(boost::asio::ip::tcp::socket socket, HttpRequest request, ConnectionGuard guard,
+  void Accept(ServerStream stream, HttpRequest request, ConnectionGuard guard,
               EventLoop& loop) override;
 
  private:

@@ -62,7 +62,39 @@ absl::Status Validate(const EmulatorConfig& c) {
     return absl::InvalidArgumentError("size limits: each must be at least 1024 bytes, and the "
                                       "outbox at least one message");
   }
+  if (absl::Status s = ValidateBehaviour(BehaviourOf(c)); !s.ok()) {
+    return s;
+  }
+  if (!InRange(c.realm_rate_limit_per_minute, 0.0, 1e9) || c.realm_rate_limit_burst < 1) {
+    return absl::InvalidArgumentError(
+        "realm_rate_limit_per_minute: must be >= 0, and realm_rate_limit_burst >= 1");
+  }
+  if (!InRange(c.realm_auth_timeout_seconds, 0.01, 3600.0)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "realm_auth_timeout_seconds: must be in [0.01, 3600], got ", c.realm_auth_timeout_seconds));
+  }
+  if (!InRange(c.ws_chat_heartbeat_seconds, 0.01, 86400.0)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "ws_chat_heartbeat_seconds: must be in [0.01, 86400], got ", c.ws_chat_heartbeat_seconds));
+  }
+  if (c.tls_cert_file.empty() != c.tls_key_file.empty()) {
+    return absl::InvalidArgumentError(
+        "tls_cert_file, tls_key_file: give both (TLS on) or neither (TLS off)");
+  }
   return absl::OkStatus();
+}
+
+BehaviourConfig BehaviourOf(const EmulatorConfig& c) {
+  BehaviourConfig b;
+  b.length_words = c.length_words;
+  b.ttft_seconds = c.ttft_seconds;
+  b.token_delay_seconds = c.token_delay_seconds;
+  b.distribution = c.token_delay_distribution;
+  b.token_delay_spread_seconds = c.token_delay_spread_seconds;
+  b.faults = c.faults;
+  b.retry_after_seconds = c.retry_after_seconds;
+  b.seed = c.seed;
+  return b;
 }
 
 }  // namespace llmload::emulator

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "services/emulator/behaviour.h"
 
 namespace llmload::emulator {
 
@@ -29,6 +30,32 @@ struct EmulatorConfig {
   int32_t length_words = 100;
   double token_delay_seconds = 0.01;
   uint64_t seed = 42;  // word choice is a pure function of (seed, question, length)
+
+  // Timing and faults of every protocol (behaviour.h).
+  double ttft_seconds = 0;
+  DelayDistribution token_delay_distribution = DelayDistribution::kFixed;
+  double token_delay_spread_seconds = 0;  // standard deviation
+  FaultRates faults;
+  int32_t retry_after_seconds = 1;
+
+  // GEMINI: CRLF line ends in SSE (as the real service), else LF.
+  bool gemini_sse_crlf = true;
+
+  // REALM: API keys ("key:tenant" pairs) turn the auth flow on; rate limit
+  // per tenant (token bucket), applied only with auth on, as in Realm.
+  std::string realm_api_keys;       // "sk_1:tenant1,sk_2:tenant2"
+  std::string realm_api_keys_file;  // one "key:tenant" (or "key tenant") per line
+  double realm_rate_limit_per_minute = 60;
+  int32_t realm_rate_limit_burst = 100;
+  double realm_auth_timeout_seconds = 10;
+
+  // WS_CHAT: server heartbeat; a connection silent for two intervals is closed.
+  double ws_chat_heartbeat_seconds = 30;
+
+  // TLS: https/wss on a second port when both files are given.
+  uint16_t tls_port = 0;  // 0 = any free port (when TLS is on)
+  std::string tls_cert_file;
+  std::string tls_key_file;
 
   std::string jwt_secret = "super-secret-jwt-key";
   int64_t token_ttl_seconds = 3600;
@@ -52,5 +79,12 @@ struct EmulatorConfig {
 
 // INVALID_ARGUMENT naming the first bad field and its allowed range.
 absl::Status Validate(const EmulatorConfig& config);
+
+// The behaviour knobs of the config.
+BehaviourConfig BehaviourOf(const EmulatorConfig& config);
+
+inline bool TlsEnabled(const EmulatorConfig& c) {
+  return !c.tls_cert_file.empty() || !c.tls_key_file.empty();
+}
 
 }  // namespace llmload::emulator

@@ -50,3 +50,37 @@ std::string NewEpoch() {
 }
 
 }  // namespace llmload::emulator
+
+namespace llmload::emulator {
+
+std::string NewShortId(size_t length) {
+  static constexpr char kAlphabet[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+  thread_local uint64_t state = [] {
+    auto b = RandomBytes<8>();
+    uint64_t s = 0;
+    for (unsigned char c : b) {
+      s = (s << 8) | c;
+    }
+    return s;
+  }();
+  std::string out;
+  out.reserve(length);
+  uint64_t bits = 0;
+  int left = 0;
+  for (size_t i = 0; i < length; ++i) {
+    if (left == 0) {
+      uint64_t z = (state += 0x9e3779b97f4a7c15ULL);
+      z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+      z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+      bits = z ^ (z >> 31);
+      left = 10;  // 10 draws of 6 bits
+    }
+    out.push_back(kAlphabet[(bits & 63) % 62]);
+    bits >>= 6;
+    --left;
+  }
+  return out;
+}
+
+}  // namespace llmload::emulator

@@ -6,6 +6,7 @@
 
 #pragma once
 
+#include <cstddef>
 #include <string>
 
 namespace llmload::emulator {
@@ -14,5 +15,13 @@ namespace llmload::emulator {
 std::string NewUuid4();
 // Four characters from [A-Za-z0-9], like Centrifugo's stream epochs.
 std::string NewEpoch();
+
+}  // namespace llmload::emulator
+
+namespace llmload::emulator {
+
+// `length` characters from [A-Za-z0-9] for request and message ids (not
+// secret: a per-thread generator seeded once from the system CSPRNG).
+std::string NewShortId(size_t length);
 
 }  // namespace llmload::emulator

@@ -1,5 +1,7 @@
-// llmload-emulator: llmload's built-in target. Serves the llm-emulator REST
-// API and Centrifugo WebSocket (protocol CENTRIFUGO_EMULATOR) on one port.
+// llmload-emulator: llmload's built-in target. Serves every target protocol
+// (CENTRIFUGO_EMULATOR, REALM, WS_CHAT, OPENAI_CHAT, ANTHROPIC_MESSAGES,
+// GEMINI, HTTP_JSON) on one port, routed by path (server.h), and the same
+// over TLS on a second port when given a certificate and key.
 
 #include <sys/resource.h>
 
@@ -82,14 +84,90 @@ ABSL_FLAG(int32_t, max_connections,
           "Open connections (HTTP and WebSocket) beyond which new ones are refused (env "
           "LLMLOAD_EMULATOR_MAX_CONNECTIONS).");
 ABSL_FLAG(uint64_t, seed, EnvOrU64("LLMLOAD_EMULATOR_SEED", 42),
-          "Seed of the word choice: a response is a pure function of (seed, question, length) "
-          "(env LLMLOAD_EMULATOR_SEED).");
+          "Seed of every random choice: the words are a function of (seed, prompt, length), "
+          "faults and token gaps of (seed, protocol, request number) (env "
+          "LLMLOAD_EMULATOR_SEED).");
+
+ABSL_FLAG(double, ttft_seconds, llmload::EnvOr("LLMLOAD_EMULATOR_TTFT_SECONDS", 0.0),
+          "Time to first token, 0..60 s, every protocol; header x-llmload-ttft-ms (HTTP) or "
+          "options.ttftMs (WS chat) overrides it (env LLMLOAD_EMULATOR_TTFT_SECONDS).");
+ABSL_FLAG(std::string, token_delay_distribution,
+          llmload::EnvOr("LLMLOAD_EMULATOR_TOKEN_DELAY_DISTRIBUTION", "fixed"),
+          "Gap between tokens: fixed (= --token_delay_seconds), uniform or lognormal with mean "
+          "--token_delay_seconds and standard deviation --token_delay_spread_seconds (env "
+          "LLMLOAD_EMULATOR_TOKEN_DELAY_DISTRIBUTION).");
+ABSL_FLAG(double, token_delay_spread_seconds,
+          llmload::EnvOr("LLMLOAD_EMULATOR_TOKEN_DELAY_SPREAD_SECONDS", 0.0),
+          "Standard deviation of the token gap for uniform and lognormal, 0..60 (env "
+          "LLMLOAD_EMULATOR_TOKEN_DELAY_SPREAD_SECONDS).");
+ABSL_FLAG(double, fault_http_500, llmload::EnvOr("LLMLOAD_EMULATOR_FAULT_HTTP_500", 0.0),
+          "Probability that a request gets the protocol's HTTP 500 / internal error (env "
+          "LLMLOAD_EMULATOR_FAULT_HTTP_500). Header x-llmload-fault: 500 forces it.");
+ABSL_FLAG(double, fault_http_429, llmload::EnvOr("LLMLOAD_EMULATOR_FAULT_HTTP_429", 0.0),
+          "Probability of HTTP 429 with Retry-After / the protocol's rate-limit error (env "
+          "LLMLOAD_EMULATOR_FAULT_HTTP_429). x-llmload-fault: 429.");
+ABSL_FLAG(double, fault_error_event, llmload::EnvOr("LLMLOAD_EMULATOR_FAULT_ERROR_EVENT", 0.0),
+          "Probability that a stream stops halfway with the protocol's in-stream error event "
+          "(env LLMLOAD_EMULATOR_FAULT_ERROR_EVENT). x-llmload-fault: error_event.");
+ABSL_FLAG(double, fault_disconnect, llmload::EnvOr("LLMLOAD_EMULATOR_FAULT_DISCONNECT", 0.0),
+          "Probability that the TCP connection is dropped halfway through a response (env "
+          "LLMLOAD_EMULATOR_FAULT_DISCONNECT). x-llmload-fault: disconnect.");
+ABSL_FLAG(double, fault_malformed, llmload::EnvOr("LLMLOAD_EMULATOR_FAULT_MALFORMED", 0.0),
+          "Probability that a response carries one frame/event that is not valid JSON (env "
+          "LLMLOAD_EMULATOR_FAULT_MALFORMED). x-llmload-fault: malformed.");
+ABSL_FLAG(int32_t, retry_after_seconds,
+          llmload::EnvOr("LLMLOAD_EMULATOR_RETRY_AFTER_SECONDS", int32_t{1}),
+          "Retry-After of injected 429s, 0..3600 (env LLMLOAD_EMULATOR_RETRY_AFTER_SECONDS).");
+ABSL_FLAG(bool, gemini_sse_crlf, llmload::EnvOr("LLMLOAD_EMULATOR_GEMINI_SSE_CRLF", true),
+          "GEMINI: end SSE lines with CRLF like the real service (false: LF) (env "
+          "LLMLOAD_EMULATOR_GEMINI_SSE_CRLF).");
+ABSL_FLAG(std::string, realm_api_keys, llmload::EnvOr("LLMLOAD_EMULATOR_REALM_API_KEYS", ""),
+          "REALM: comma-separated key:tenant pairs; any key turns the auth flow on (env "
+          "LLMLOAD_EMULATOR_REALM_API_KEYS).");
+ABSL_FLAG(std::string, realm_api_keys_file,
+          llmload::EnvOr("LLMLOAD_EMULATOR_REALM_API_KEYS_FILE", ""),
+          "REALM: file of key:tenant lines ('#' comments), added to --realm_api_keys (env "
+          "LLMLOAD_EMULATOR_REALM_API_KEYS_FILE).");
+ABSL_FLAG(double, realm_rate_limit_per_minute,
+          llmload::EnvOr("LLMLOAD_EMULATOR_REALM_RATE_LIMIT_PER_MINUTE", 60.0),
+          "REALM: per-tenant refill of the call token bucket, calls/minute (auth on only) (env "
+          "LLMLOAD_EMULATOR_REALM_RATE_LIMIT_PER_MINUTE).");
+ABSL_FLAG(int32_t, realm_rate_limit_burst,
+          llmload::EnvOr("LLMLOAD_EMULATOR_REALM_RATE_LIMIT_BURST", int32_t{100}),
+          "REALM: per-tenant bucket size (env LLMLOAD_EMULATOR_REALM_RATE_LIMIT_BURST).");
+ABSL_FLAG(double, realm_auth_timeout_seconds,
+          llmload::EnvOr("LLMLOAD_EMULATOR_REALM_AUTH_TIMEOUT_SECONDS", 10.0),
+          "REALM: time allowed for the auth message (env "
+          "LLMLOAD_EMULATOR_REALM_AUTH_TIMEOUT_SECONDS).");
+ABSL_FLAG(double, ws_chat_heartbeat_seconds,
+          llmload::EnvOr("LLMLOAD_EMULATOR_WS_CHAT_HEARTBEAT_SECONDS", 30.0),
+          "WS_CHAT: server ping interval; a connection silent for a whole interval is then "
+          "closed (env LLMLOAD_EMULATOR_WS_CHAT_HEARTBEAT_SECONDS).");
+ABSL_FLAG(uint16_t, tls_port, llmload::EnvOr("LLMLOAD_EMULATOR_TLS_PORT", uint16_t{8443}),
+          "https/wss port, used when --tls_cert_file and --tls_key_file are given; 0 picks a "
+          "free one (env LLMLOAD_EMULATOR_TLS_PORT).");
+ABSL_FLAG(std::string, tls_cert_file, llmload::EnvOr("LLMLOAD_EMULATOR_TLS_CERT_FILE", ""),
+          "PEM certificate chain for the TLS port (env LLMLOAD_EMULATOR_TLS_CERT_FILE).");
+ABSL_FLAG(std::string, tls_key_file, llmload::EnvOr("LLMLOAD_EMULATOR_TLS_KEY_FILE", ""),
+          "PEM private key for the TLS port (env LLMLOAD_EMULATOR_TLS_KEY_FILE).");
 
 int main(int argc, char** argv) {
   llmload::InitProgram(argc, argv, "emulator",
                        "llmload-emulator [flags]\n\n"
-                       "llmload's built-in target: the llm-emulator REST API and Centrifugo "
-                       "WebSocket\n(protocol CENTRIFUGO_EMULATOR) on one HTTP port.");
+                       "llmload's built-in target: every protocol llmload drives, on one port "
+                       "routed by path:\n"
+                       "  CENTRIFUGO_EMULATOR  /api/sessions/create, /api/run, /health + WS "
+                       "/connection/websocket\n"
+                       "  REALM                WS / and /realm\n"
+                       "  WS_CHAT              WS /api/ws and /ws\n"
+                       "  OPENAI_CHAT          POST /v1/chat/completions\n"
+                       "  ANTHROPIC_MESSAGES   POST /v1/messages\n"
+                       "  GEMINI               POST /v1beta/models/{model}:streamGenerateContent"
+                       "?alt=sse, :generateContent\n"
+                       "  HTTP_JSON            POST /v1/generate (also /v1/json, /api/generate)\n"
+                       "Per-request extension headers on every HTTP protocol: x-llmload-fault "
+                       "(500|429|error_event|disconnect|malformed),\nx-llmload-token-delay-ms, "
+                       "x-llmload-length-words, x-llmload-ttft-ms.");
   llmload::emulator::EmulatorConfig config;
   config.host = absl::GetFlag(FLAGS_host);
   config.port = absl::GetFlag(FLAGS_port);
@@ -104,6 +182,34 @@ int main(int argc, char** argv) {
   config.http_idle_timeout_seconds = absl::GetFlag(FLAGS_http_idle_timeout_seconds);
   config.max_connections = absl::GetFlag(FLAGS_max_connections);
   config.seed = absl::GetFlag(FLAGS_seed);
+  config.ttft_seconds = absl::GetFlag(FLAGS_ttft_seconds);
+  const std::string distribution = absl::GetFlag(FLAGS_token_delay_distribution);
+  if (auto d = llmload::emulator::ParseDelayDistribution(distribution); d.has_value()) {
+    config.token_delay_distribution = *d;
+  } else {
+    std::fprintf(stderr,
+                 "llmload-emulator: token_delay_distribution: must be fixed, uniform or "
+                 "lognormal, got '%s'\n",
+                 distribution.c_str());
+    return 2;
+  }
+  config.token_delay_spread_seconds = absl::GetFlag(FLAGS_token_delay_spread_seconds);
+  config.faults.http_500 = absl::GetFlag(FLAGS_fault_http_500);
+  config.faults.http_429 = absl::GetFlag(FLAGS_fault_http_429);
+  config.faults.error_event = absl::GetFlag(FLAGS_fault_error_event);
+  config.faults.disconnect = absl::GetFlag(FLAGS_fault_disconnect);
+  config.faults.malformed = absl::GetFlag(FLAGS_fault_malformed);
+  config.retry_after_seconds = absl::GetFlag(FLAGS_retry_after_seconds);
+  config.gemini_sse_crlf = absl::GetFlag(FLAGS_gemini_sse_crlf);
+  config.realm_api_keys = absl::GetFlag(FLAGS_realm_api_keys);
+  config.realm_api_keys_file = absl::GetFlag(FLAGS_realm_api_keys_file);
+  config.realm_rate_limit_per_minute = absl::GetFlag(FLAGS_realm_rate_limit_per_minute);
+  config.realm_rate_limit_burst = absl::GetFlag(FLAGS_realm_rate_limit_burst);
+  config.realm_auth_timeout_seconds = absl::GetFlag(FLAGS_realm_auth_timeout_seconds);
+  config.ws_chat_heartbeat_seconds = absl::GetFlag(FLAGS_ws_chat_heartbeat_seconds);
+  config.tls_port = absl::GetFlag(FLAGS_tls_port);
+  config.tls_cert_file = absl::GetFlag(FLAGS_tls_cert_file);
+  config.tls_key_file = absl::GetFlag(FLAGS_tls_key_file);
 
   RaiseFileLimit();
   auto server = llmload::emulator::EmulatorServer::Create(config);
@@ -124,10 +230,15 @@ int main(int argc, char** argv) {
   LLMLOAD_LOG(kInfo, "Emulator listening.")
       .Kv("address", config.host)
       .Kv("port", (*server)->port())
+      .Kv("tls_port", (*server)->tls_port())
       .Kv("threads", config.threads)
-      .Kv("protocols", "CENTRIFUGO_EMULATOR")
+      .Kv("protocols",
+          "CENTRIFUGO_EMULATOR,REALM,WS_CHAT,OPENAI_CHAT,ANTHROPIC_MESSAGES,GEMINI,HTTP_JSON")
       .Kv("length_words", config.length_words)
-      .Kv("token_delay_seconds", config.token_delay_seconds);
+      .Kv("token_delay_seconds", config.token_delay_seconds)
+      .Kv("token_delay_distribution",
+          llmload::emulator::DelayDistributionName(config.token_delay_distribution))
+      .Kv("seed", config.seed);
   signal_context.run();
   LLMLOAD_LOG(kInfo, "Emulator stopping.").Kv("signal", received);
   (*server)->Shutdown(absl::Seconds(2));

@@ -22,7 +22,9 @@
 
 #pragma once
 
+#include <chrono>
 #include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -34,6 +36,8 @@
 #include "boost/beast/http/string_body.hpp"
 #include "boost/beast/http/verb.hpp"
 #include "services/emulator/event_loop.h"
+#include "services/emulator/stream.h"
+#include "services/emulator/transport.h"
 
 namespace llmload::emulator {
 
@@ -43,6 +47,15 @@ struct HttpResponse {
   boost::beast::http::response<boost::beast::http::string_body> message;
   // Runs on the connection's loop once the response is fully written.
   absl::AnyInvocable<void() &&> after_send;
+  // Wait this long before answering (a non-streaming response's
+  // generation time).
+  std::chrono::nanoseconds delay{0};
+  // Close the connection after `delay` without answering (fault
+  // "disconnect" of a non-streaming request).
+  bool drop_connection = false;
+  // A streaming body: the head of `message` is sent with chunked transfer
+  // encoding, then the stream's steps as they fall due.
+  std::unique_ptr<StreamSource> stream;
 };
 
 // A response with content-type application/json and the body's length.
@@ -56,8 +69,8 @@ class WebSocketEndpoint {
   virtual ~WebSocketEndpoint() = default;
   // Takes over a connection whose request is a WebSocket upgrade for this
   // endpoint's path. Called on `loop`'s thread.
-  virtual void Accept(boost::asio::ip::tcp::socket socket, HttpRequest request,
-                      ConnectionGuard guard, EventLoop& loop) = 0;
+  virtual void Accept(ServerStream stream, HttpRequest request, ConnectionGuard guard,
+                      EventLoop& loop) = 0;
 };
 
 class Router {

@@ -6,6 +6,9 @@
 #include <thread>
 #include <utility>
 
+#include <fstream>
+#include <sstream>
+
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "boost/asio/ip/address.hpp"
@@ -52,6 +55,45 @@ LlmEmulatorApiOptions MakeApiOptions(const EmulatorConfig& c) {
   return o;
 }
 
+WsEndpointOptions MakeWsOptions(const EmulatorConfig& c) {
+  WsEndpointOptions o;
+  o.max_message_bytes = c.max_ws_message_bytes;
+  o.max_outbox_bytes = c.max_ws_outbox_bytes;
+  return o;
+}
+
+WsChatOptions MakeWsChatOptions(const EmulatorConfig& c) {
+  WsChatOptions o;
+  o.heartbeat = Seconds(c.ws_chat_heartbeat_seconds);
+  o.now_ms = [] { return absl::ToUnixMillis(absl::Now()); };
+  return o;
+}
+
+absl::StatusOr<RealmOptions> MakeRealmOptions(const EmulatorConfig& c) {
+  RealmOptions o;
+  std::string keys = c.realm_api_keys;
+  if (!c.realm_api_keys_file.empty()) {
+    std::ifstream in(c.realm_api_keys_file);
+    if (!in) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("realm_api_keys_file: cannot read '", c.realm_api_keys_file, "'"));
+    }
+    std::ostringstream text;
+    text << in.rdbuf();
+    keys += "\n" + text.str();
+  }
+  auto parsed = ParseRealmApiKeys(keys);
+  if (!parsed.ok()) {
+    return parsed.status();
+  }
+  o.api_keys = std::move(*parsed);
+  o.auth_timeout = Seconds(c.realm_auth_timeout_seconds);
+  o.rate_limit_per_minute = c.realm_rate_limit_per_minute;
+  o.rate_limit_burst = c.realm_rate_limit_burst;
+  o.now = [] { return std::chrono::steady_clock::now(); };
+  return o;
+}
+
 }  // namespace
 
 bool EmulatorServer::SessionRunPublisher::StartRun(std::string_view session_id,
@@ -62,20 +104,40 @@ bool EmulatorServer::SessionRunPublisher::StartRun(std::string_view session_id,
   return hub_->StartTokenStream(channel, std::move(tokens), token_delay);
 }
 
-EmulatorServer::EmulatorServer(const EmulatorConfig& config)
+EmulatorServer::EmulatorServer(const EmulatorConfig& config, RealmOptions realm_options)
     : config_(config),
+      behaviour_(BehaviourOf(config)),
       hub_([] { return NewEpoch(); }),
       publisher_(&hub_),
       api_(MakeApiOptions(config), &publisher_),
-      centrifugo_(MakeCentrifugoOptions(config), &hub_) {
+      centrifugo_(MakeCentrifugoOptions(config), &hub_),
+      realm_(std::move(realm_options), MakeWsOptions(config), &behaviour_),
+      ws_chat_(MakeWsChatOptions(config), MakeWsOptions(config), &behaviour_),
+      openai_(&provider_),
+      anthropic_(&provider_),
+      gemini_(&provider_),
+      http_json_(&provider_) {
+  provider_.behaviour = &behaviour_;
+  provider_.unix_now = [] { return absl::ToUnixSeconds(absl::Now()); };
+  provider_.gemini_crlf = config.gemini_sse_crlf;
   http_options_.idle_timeout = Seconds(config.http_idle_timeout_seconds);
   http_options_.max_body_bytes = config.max_http_body_bytes;
   http_options_.max_header_bytes = config.max_http_header_bytes;
+  http_options_.max_stream_backlog_bytes = config.max_ws_outbox_bytes;
   api_.RegisterRoutes(&router_);
+  openai_.RegisterRoutes(&router_);
+  anthropic_.RegisterRoutes(&router_);
+  gemini_.RegisterRoutes(&router_);
+  http_json_.RegisterRoutes(&router_);
   router_.AddWebSocket("/connection/websocket", &centrifugo_);
+  router_.AddWebSocket("/", realm_.endpoint());
+  router_.AddWebSocket("/realm", realm_.endpoint());
+  router_.AddWebSocket("/api/ws", ws_chat_.endpoint());
+  router_.AddWebSocket("/ws", ws_chat_.endpoint());
   for (int32_t i = 0; i < config.threads; ++i) {
     loops_.push_back(std::make_unique<EventLoop>());
   }
+  listeners_[1].tls = true;
 }
 
 absl::StatusOr<std::unique_ptr<EmulatorServer>> EmulatorServer::Create(
@@ -83,14 +145,30 @@ absl::StatusOr<std::unique_ptr<EmulatorServer>> EmulatorServer::Create(
   if (absl::Status s = Validate(config); !s.ok()) {
     return s;
   }
-  std::unique_ptr<EmulatorServer> server(new EmulatorServer(config));
-  if (absl::Status s = server->Listen(); !s.ok()) {
+  absl::StatusOr<RealmOptions> realm = MakeRealmOptions(config);
+  if (!realm.ok()) {
+    return realm.status();
+  }
+  std::unique_ptr<EmulatorServer> server(new EmulatorServer(config, std::move(*realm)));
+  if (TlsEnabled(config)) {
+    auto context = MakeServerTlsContext(config.tls_cert_file, config.tls_key_file);
+    if (!context.ok()) {
+      return context.status();
+    }
+    server->tls_context_ = std::move(*context);
+  }
+  if (absl::Status s = server->Listen(&server->listeners_[0], config.port); !s.ok()) {
     return s;
+  }
+  if (server->tls_context_ != nullptr) {
+    if (absl::Status s = server->Listen(&server->listeners_[1], config.tls_port); !s.ok()) {
+      return s;
+    }
   }
   return server;
 }
 
-absl::Status EmulatorServer::Listen() {
+absl::Status EmulatorServer::Listen(Listener* listener, uint16_t port) {
   boost::system::error_code ec;
   const std::string host = config_.host == "localhost" ? "127.0.0.1" : config_.host;
   const net::ip::address address = net::ip::make_address(host, ec);
@@ -98,26 +176,26 @@ absl::Status EmulatorServer::Listen() {
     return absl::InvalidArgumentError(
         absl::StrCat("host: '", config_.host, "' is not an IP address"));
   }
-  const tcp::endpoint endpoint(address, config_.port);
-  acceptor_.emplace(loops_[0]->context());
-  accept_retry_.emplace(loops_[0]->context());
+  const tcp::endpoint endpoint(address, port);
+  listener->acceptor.emplace(loops_[0]->context());
+  listener->retry.emplace(loops_[0]->context());
   auto fail = [&](const char* what) {
-    return absl::UnavailableError(absl::StrCat("cannot ", what, " ", host, ":", config_.port,
-                                               ": ", ec.message()));
+    return absl::UnavailableError(
+        absl::StrCat("cannot ", what, " ", host, ":", port, ": ", ec.message()));
   };
-  if (acceptor_->open(endpoint.protocol(), ec); ec) {
+  if (listener->acceptor->open(endpoint.protocol(), ec); ec) {
     return fail("open a socket for");
   }
-  if (acceptor_->set_option(net::socket_base::reuse_address(true), ec); ec) {
+  if (listener->acceptor->set_option(net::socket_base::reuse_address(true), ec); ec) {
     return fail("set SO_REUSEADDR on");
   }
-  if (acceptor_->bind(endpoint, ec); ec) {
+  if (listener->acceptor->bind(endpoint, ec); ec) {
     return fail("bind");
   }
-  if (acceptor_->listen(net::socket_base::max_listen_connections, ec); ec) {
+  if (listener->acceptor->listen(net::socket_base::max_listen_connections, ec); ec) {
     return fail("listen on");
   }
-  port_ = acceptor_->local_endpoint(ec).port();
+  listener->port = listener->acceptor->local_endpoint(ec).port();
   return absl::OkStatus();
 }
 
@@ -130,15 +208,22 @@ void EmulatorServer::Start() {
   for (auto& loop : loops_) {
     loop->Start();
   }
-  net::post(loops_[0]->context(), [this] { DoAccept(); });
+  net::post(loops_[0]->context(), [this] {
+    for (Listener& l : listeners_) {
+      if (l.acceptor.has_value()) {
+        DoAccept(&l);
+      }
+    }
+  });
 }
 
-void EmulatorServer::DoAccept() {
-  EventLoop& loop = *loops_[next_loop_];
-  next_loop_ = (next_loop_ + 1) % loops_.size();
+void EmulatorServer::DoAccept(Listener* listener) {
+  EventLoop& loop = *loops_[listener->next_loop];
+  listener->next_loop = (listener->next_loop + 1) % loops_.size();
   // The new socket is bound to its loop's io_context from the start.
-  acceptor_->async_accept(net::any_io_executor(loop.context().get_executor()),
-                          boost::beast::bind_front_handler(&EmulatorServer::OnAccept, this, &loop));
+  listener->acceptor->async_accept(
+      net::any_io_executor(loop.context().get_executor()),
+      boost::beast::bind_front_handler(&EmulatorServer::OnAccept, this, listener, &loop));
 }
 
 void EmulatorServer::WarnRateLimited(const char* message, const std::string& detail) {
@@ -149,7 +234,8 @@ void EmulatorServer::WarnRateLimited(const char* message, const std::string& det
   }
 }
 
-void EmulatorServer::OnAccept(EventLoop* loop, boost::system::error_code ec, tcp::socket socket) {
+void EmulatorServer::OnAccept(Listener* listener, EventLoop* loop, boost::system::error_code ec,
+                              tcp::socket socket) {
   if (stopped_.load() || ec == net::error::operation_aborted) {
     return;
   }
@@ -158,30 +244,31 @@ void EmulatorServer::OnAccept(EventLoop* loop, boost::system::error_code ec, tcp
         ec == net::error::no_buffer_space) {
       // Out of file descriptors: back off instead of spinning.
       WarnRateLimited("Accept failed; retrying shortly.", ec.message());
-      accept_retry_->expires_after(std::chrono::milliseconds(100));
-      accept_retry_->async_wait([this](boost::system::error_code wait_ec) {
+      listener->retry->expires_after(std::chrono::milliseconds(100));
+      listener->retry->async_wait([this, listener](boost::system::error_code wait_ec) {
         if (!wait_ec && !stopped_.load()) {
-          DoAccept();
+          DoAccept(listener);
         }
       });
       return;
     }
     LLMLOAD_LOG(kDebug, "Accept failed.").Kv("error", ec.message());
-    return DoAccept();
+    return DoAccept(listener);
   }
-  if (open_connections() >= config_.max_connections) {
-    WarnRateLimited("Connection limit reached; refusing connections.",
+  const bool over_limit = open_connections() >= config_.max_connections;
+  if (over_limit) {
+    WarnRateLimited("Connection limit reached; answering 503.",
                     absl::StrCat("max_connections=", config_.max_connections));
-    boost::system::error_code ignored;
-    socket.close(ignored);
-    return DoAccept();
   }
   boost::system::error_code ignored;
   socket.set_option(tcp::no_delay(true), ignored);  // tokens are small; do not batch them
-  auto session = std::make_shared<HttpSession>(std::move(socket), http_options_, router_,
-                                               ConnectionGuard(&open_connections_), *loop);
+  ServerStream stream = listener->tls ? ServerStream(std::move(socket), *tls_context_)
+                                      : ServerStream(std::move(socket));
+  auto session = std::make_shared<HttpSession>(std::move(stream), http_options_, router_,
+                                               ConnectionGuard(&open_connections_), *loop,
+                                               over_limit);
   net::post(loop->context(), [session = std::move(session)] { session->Start(); });
-  DoAccept();
+  DoAccept(listener);
 }
 
 void EmulatorServer::Shutdown(absl::Duration grace) {
@@ -191,8 +278,12 @@ void EmulatorServer::Shutdown(absl::Duration grace) {
   if (started_.load()) {
     net::post(loops_[0]->context(), [this] {
       boost::system::error_code ignored;
-      acceptor_->close(ignored);
-      accept_retry_->cancel();
+      for (Listener& l : listeners_) {
+        if (l.acceptor.has_value()) {
+          l.acceptor->close(ignored);
+          l.retry->cancel();
+        }
+      }
     });
     for (auto& loop : loops_) {
       EventLoop* l = loop.get();

@@ -10,8 +10,19 @@
 //   …  // wait for SIGTERM
 //   (*s)->Shutdown(absl::Seconds(2));
 //
-// Protocols on the port today: the llm-emulator REST API
-// (llm_emulator_api.h) and Centrifugo WebSocket (centrifugo_endpoint.h).
+// Protocols on the port (routed by path):
+//   CENTRIFUGO_EMULATOR  REST /health, /api/sessions/create, /api/run,
+//                        /api/sessions/{id} (llm_emulator_api.h) + WS
+//                        /connection/websocket (centrifugo_endpoint.h)
+//   REALM                WS / and /realm (realm_endpoint.h)
+//   WS_CHAT              WS /api/ws and /ws (ws_chat_endpoint.h)
+//   OPENAI_CHAT          POST /v1/chat/completions (openai_chat_handler.h)
+//   ANTHROPIC_MESSAGES   POST /v1/messages (anthropic_messages_handler.h)
+//   GEMINI               POST /v1beta/models/{model}:streamGenerateContent[?alt=sse],
+//                        :generateContent (gemini_handler.h)
+//   HTTP_JSON            POST /v1/generate, /v1/json, /api/generate (http_json_handler.h)
+// With a TLS certificate and key, the same routes are served as https/wss
+// on a second port (tls_port()).
 //
 // Thread-safety: Create/Start/Shutdown from one controlling thread (not a
 // loop thread).
@@ -29,13 +40,22 @@
 #include "absl/time/time.h"
 #include "boost/asio/ip/tcp.hpp"
 #include "boost/asio/steady_timer.hpp"
+#include "boost/asio/ssl/context.hpp"
+#include "services/emulator/anthropic_messages_handler.h"
+#include "services/emulator/behaviour.h"
 #include "services/emulator/centrifugo_endpoint.h"
 #include "services/emulator/channel_hub.h"
 #include "services/emulator/config.h"
 #include "services/emulator/event_loop.h"
+#include "services/emulator/gemini_handler.h"
+#include "services/emulator/http_json_handler.h"
 #include "services/emulator/http_session.h"
 #include "services/emulator/llm_emulator_api.h"
+#include "services/emulator/openai_chat_handler.h"
+#include "services/emulator/provider_http.h"
+#include "services/emulator/realm_endpoint.h"
 #include "services/emulator/router.h"
+#include "services/emulator/ws_chat_endpoint.h"
 
 namespace llmload::emulator {
 
@@ -49,7 +69,10 @@ class EmulatorServer {
   EmulatorServer(const EmulatorServer&) = delete;
   EmulatorServer& operator=(const EmulatorServer&) = delete;
 
-  uint16_t port() const { return port_; }
+  uint16_t port() const { return listeners_[0].port; }
+  // The https/wss port; 0 when TLS is off.
+  uint16_t tls_port() const { return listeners_[1].port; }
+  Behaviour& behaviour() { return behaviour_; }
   int64_t open_connections() const { return open_connections_.load(std::memory_order_relaxed); }
 
   // Starts the loops and accepting.
@@ -71,10 +94,19 @@ class EmulatorServer {
     ChannelHub* hub_;
   };
 
-  explicit EmulatorServer(const EmulatorConfig& config);
-  absl::Status Listen();
-  void DoAccept();
-  void OnAccept(EventLoop* loop, boost::system::error_code ec, boost::asio::ip::tcp::socket socket);
+  struct Listener {
+    std::optional<boost::asio::ip::tcp::acceptor> acceptor;
+    std::optional<boost::asio::steady_timer> retry;
+    bool tls = false;
+    size_t next_loop = 0;  // loop 0 only
+    uint16_t port = 0;
+  };
+
+  EmulatorServer(const EmulatorConfig& config, RealmOptions realm_options);
+  absl::Status Listen(Listener* listener, uint16_t port);
+  void DoAccept(Listener* listener);
+  void OnAccept(Listener* listener, EventLoop* loop, boost::system::error_code ec,
+                boost::asio::ip::tcp::socket socket);
   void WarnRateLimited(const char* message, const std::string& detail);
 
   const EmulatorConfig config_;
@@ -83,20 +115,26 @@ class EmulatorServer {
   std::atomic<bool> started_{false};
   std::atomic<bool> stopped_{false};
 
+  Behaviour behaviour_;
+  ProviderContext provider_;
   ChannelHub hub_;
   SessionRunPublisher publisher_;
   LlmEmulatorApi api_;
   CentrifugoEndpoint centrifugo_;
+  RealmEndpoint realm_;
+  WsChatEndpoint ws_chat_;
+  OpenAiChatHandler openai_;
+  AnthropicMessagesHandler anthropic_;
+  GeminiHandler gemini_;
+  HttpJsonHandler http_json_;
   Router router_;
   HttpSessionOptions http_options_;
+  std::unique_ptr<boost::asio::ssl::context> tls_context_;
 
   // Declared after everything sessions use, so loops (and the handlers they
   // still hold) are destroyed first.
   std::vector<std::unique_ptr<EventLoop>> loops_;
-  size_t next_loop_ = 0;  // loop 0 only
-  std::optional<boost::asio::ip::tcp::acceptor> acceptor_;
-  std::optional<boost::asio::steady_timer> accept_retry_;
-  uint16_t port_ = 0;
+  Listener listeners_[2];  // plain, TLS
 };
 
 }  // namespace llmload::emulator

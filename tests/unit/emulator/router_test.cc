@@ -16,7 +16,7 @@ HttpRequest Request(http::verb method, std::string target) {
 
 class NullEndpoint : public WebSocketEndpoint {
  public:
-  void Accept(boost::asio::ip::tcp::socket, HttpRequest, ConnectionGuard, EventLoop&) override {}
+  void Accept(ServerStream, HttpRequest, ConnectionGuard, EventLoop&) override {}
 };
 
 class RouterTest : public testing::Test {
