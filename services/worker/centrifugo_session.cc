@@ -538,11 +538,4 @@ std::shared_ptr<Session> MakeCentrifugoSession(std::shared_ptr<LoopShard> shard,
   return std::make_shared<CentrifugoSession>(std::move(shard), client_id);
 }
 
-std::shared_ptr<Session> MakeSession(v1::Protocol protocol, std::shared_ptr<LoopShard> shard,
-                                     int32_t client_id) {
-  // Only CENTRIFUGO_EMULATOR exists so far; ShardRunner::Create refuses the rest.
-  (void)protocol;
-  return MakeCentrifugoSession(std::move(shard), client_id);
-}
-
 }  // namespace llmload::worker

@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "lib/common/log.h"
 #include "services/common/grpc_util.h"
+#include "services/worker/session_factory.h"
 
 namespace llmload::worker {
 namespace {
@@ -166,7 +167,7 @@ void LoopShard::MaybeDone() {
 absl::StatusOr<std::unique_ptr<ShardRunner>> ShardRunner::Create(
     EventLoops& loops, const v1::ShardAssignment& assignment) {
   const v1::RunSpec& spec = assignment.spec();
-  if (spec.target().protocol() != v1::CENTRIFUGO_EMULATOR) {
+  if (!SessionSupported(spec.target().protocol())) {
     return absl::UnimplementedError(
         absl::StrCat("spec.target.protocol: ", v1::Protocol_Name(spec.target().protocol()),
                      " is not implemented by this worker yet"));

@@ -1,0 +1,688 @@
+#include "services/worker/http_stream_session.h"
+
+#include <array>
+#include <cstdlib>
+#include <optional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+#include <boost/json/string.hpp>
+
+#include "absl/strings/str_cat.h"
+#include "lib/common/log.h"
+#include "lib/protocol/provider_stream.h"
+#include "lib/protocol/sse.h"
+#include "services/common/grpc_util.h"
+
+namespace llmload::worker {
+namespace {
+
+namespace beast = boost::beast;
+namespace llm = protocol::llm;
+
+constexpr size_t kReadChunk = 16 * 1024;
+constexpr size_t kMaxErrorBody = 64 * 1024;
+constexpr size_t kMaxJsonBody = 4 << 20;
+constexpr auto kDefaultConnectTimeout = std::chrono::seconds(10);
+
+uint64_t Micros(Clock::duration d) {
+  const auto us = std::chrono::duration_cast<std::chrono::microseconds>(d).count();
+  return us < 0 ? 0 : static_cast<uint64_t>(us);
+}
+
+std::chrono::milliseconds OrDefault(const google::protobuf::Duration& d, bool has,
+                                    std::chrono::milliseconds fallback) {
+  if (!has) {
+    return fallback;
+  }
+  const int64_t ms = absl::ToInt64Milliseconds(FromProtoDuration(d));
+  return ms > 0 ? std::chrono::milliseconds(ms) : fallback;
+}
+
+class HttpStreamSession final : public Session,
+                                public std::enable_shared_from_this<HttpStreamSession> {
+ public:
+  HttpStreamSession(std::shared_ptr<LoopShard> shard, int32_t client_id)
+      : shard_(std::move(shard)),
+        client_id_(client_id),
+        socket_(shard_->ioc()),
+        timer_(shard_->ioc()),
+        retry_timer_(shard_->ioc()),
+        read_buf_(new char[kReadChunk]) {
+    const v1::Target& t = shard_->settings().spec.target();
+    protocol_ = t.protocol();
+    streaming_ = protocol_ != v1::HTTP_JSON && !t.no_stream();
+    if (protocol_ == v1::ANTHROPIC_MESSAGES) {
+      provider_ = llm::Provider::kAnthropic;
+    } else if (protocol_ == v1::GEMINI) {
+      provider_ = llm::Provider::kGemini;
+    }
+    connect_timeout_ = OrDefault(t.connect_timeout(), t.has_connect_timeout(),
+                                 std::chrono::milliseconds(kDefaultConnectTimeout));
+    request_timeout_ = shard_->settings().request_timeout;
+    ttft_timeout_ = OrDefault(t.ttft_timeout(), t.has_ttft_timeout(), request_timeout_);
+    idle_timeout_ = OrDefault(t.idle_timeout(), t.has_idle_timeout(), request_timeout_);
+    reconnect_attempts_ = t.reconnect_attempts() == 0 ? 3 : std::max(0, t.reconnect_attempts());
+    reconnect_backoff_ = OrDefault(t.reconnect_backoff(), t.has_reconnect_backoff(),
+                                   std::chrono::milliseconds(1000));
+    if (!t.api_key_env().empty()) {
+      if (const char* key = std::getenv(t.api_key_env().c_str()); key != nullptr) {
+        api_key_ = key;
+      }
+    }
+  }
+
+  void Start() override {
+    session_start_ = Clock::now();
+    Connect();
+  }
+
+  void Cancel() override {
+    if (done_) {
+      return;
+    }
+    cancelled_ = true;
+    timer_.cancel();
+    retry_timer_.cancel();
+    boost::system::error_code ignored;
+    socket_.close(ignored);
+    Finish();
+  }
+
+  void Resume() override {
+    if (phase_ == Phase::kIdle && !cancelled_) {
+      Next();
+    }
+  }
+
+ private:
+  enum class Phase { kConnecting, kIdle, kScheduled, kInFlight, kDone };
+
+  metrics::MetricSet& M() { return shard_->metrics(); }
+
+  // ---- connection ----
+
+  void Connect() {
+    phase_ = Phase::kConnecting;
+    connect_start_ = Clock::now();
+    boost::system::error_code ignored;
+    socket_.close(ignored);
+    socket_ = tcp::socket(shard_->ioc());
+    buffer_.clear();
+    ArmDeadline(connect_timeout_);
+    net::async_connect(socket_, shard_->settings().target.endpoints,
+                       [self = shared_from_this()](const boost::system::error_code& ec,
+                                                   const tcp::endpoint&) { self->OnConnected(ec); });
+  }
+
+  void OnConnected(const boost::system::error_code& ec) {
+    if (cancelled_ || done_) {
+      return;
+    }
+    timer_.cancel();
+    if (ec) {
+      M().Add(timed_out_ ? v1::TIMEOUT : v1::CONNECT_FAILED);
+      return Reconnect("connect failed");
+    }
+    boost::system::error_code ignored;
+    socket_.set_option(tcp::no_delay(true), ignored);
+    const Clock::time_point now = Clock::now();
+    M().RecordUs(v1::CONNECT, Micros(now - connect_start_));
+    if (!opened_) {
+      opened_ = true;
+      M().RecordUs(v1::SESSION_SETUP, Micros(now - session_start_));
+      M().Add(v1::SESSIONS_OPENED);
+    }
+    failures_in_a_row_ = 0;
+    if (pending_request_) {
+      // A reconnect in the middle of the session: resend what was due.
+      pending_request_ = false;
+      return Send();
+    }
+    Next();
+  }
+
+  // After a lost connection: back off (1 s, 2 s, 4 s … with jitter) and try
+  // again, up to reconnect_attempts times in a row; then the session ends.
+  void Reconnect(const char* why) {
+    if (cancelled_ || done_) {
+      return;
+    }
+    if (failures_in_a_row_ >= reconnect_attempts_) {
+      if (!opened_) {
+        M().Add(v1::SESSIONS_FAILED);
+      }
+      LLMLOAD_LOG(kDebug, "Session gave up reconnecting.")
+          .Kv("client_id", client_id_)
+          .Kv("reason", why);
+      return End();
+    }
+    const auto base = reconnect_backoff_ * (1 << std::min(failures_in_a_row_, 10));
+    ++failures_in_a_row_;
+    M().Add(v1::RECONNECTS);
+    std::uniform_real_distribution<double> jitter(0.8, 1.2);
+    std::minstd_rand rng(static_cast<uint32_t>(client_id_ * 2654435761u + failures_in_a_row_));
+    const auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(base * jitter(rng));
+    phase_ = Phase::kConnecting;
+    retry_timer_.expires_after(wait);
+    retry_timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
+      if (!ec) {
+        self->Connect();
+      }
+    });
+  }
+
+  // ---- requests ----
+
+  void Next() {
+    if (cancelled_ || done_) {
+      return;
+    }
+    const NextStep step = shard_->NextRequest(this, requests_);
+    switch (step.kind) {
+      case NextStep::Kind::kClose:
+        return End();
+      case NextStep::Kind::kWait:
+        phase_ = Phase::kIdle;
+        return;
+      case NextStep::Kind::kRequest:
+        break;
+    }
+    requests_ = step.cycle;
+    from_intended_ = step.from_intended;
+    intended_ = step.intended;
+    Clock::time_point due = step.intended;
+    if (retry_after_ > Clock::now() && retry_after_ > due) {
+      due = retry_after_;  // the target asked us to wait (Retry-After)
+    }
+    if (due > Clock::now()) {
+      phase_ = Phase::kScheduled;
+      retry_timer_.expires_at(due);
+      retry_timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
+        if (!ec && self->phase_ == Phase::kScheduled) {
+          self->Send();
+        }
+      });
+      return;
+    }
+    Send();
+  }
+
+  http::request<http::string_body> BuildRequest() {
+    const ShardSettings& s = shard_->settings();
+    const v1::Target& t = s.spec.target();
+    const v1::Emulation& emu = s.spec.emulation();
+    std::string prompt = t.prompt().empty() ? std::string("Say something.") : t.prompt();
+    if (t.prompts_size() > 0) {
+      prompt = t.prompts(static_cast<int>((client_id_ + requests_ - 1) % t.prompts_size()));
+    }
+    int32_t max_tokens = t.max_tokens() > 0 ? t.max_tokens() : emu.length_words();
+    std::string target;
+    std::string body;
+    if (protocol_ == v1::HTTP_JSON) {
+      target = s.target.base_path.empty() ? "/" : s.target.base_path;
+      body = absl::StrCat("{\"prompt\":", boost::json::serialize(boost::json::string(prompt)),
+                          max_tokens > 0 ? absl::StrCat(",\"max_tokens\":", max_tokens) : "", "}");
+    } else {
+      const std::string model =
+          t.model().empty() ? std::string(provider_ == llm::Provider::kGemini ? "gemini-2.0-flash"
+                                                                            : "llmload")
+                            : t.model();
+      target = s.target.base_path + llm::RequestPath(provider_, model, streaming_);
+      llm::RequestParams params;
+      params.model = model;
+      params.prompt = prompt;
+      params.max_tokens = max_tokens;
+      params.stream = streaming_;
+      body = llm::RequestBody(provider_, params);
+    }
+    http::request<http::string_body> req{http::verb::post, target, 11};
+    req.set(http::field::host, s.target.host_header);
+    req.set(http::field::content_type, "application/json");
+    req.set(http::field::accept, streaming_ ? "text/event-stream" : "application/json");
+    req.set(http::field::user_agent, "llmload/0.1");
+    if (!api_key_.empty()) {
+      switch (provider_) {
+        case llm::Provider::kOpenAiChat:
+          req.set(http::field::authorization, "Bearer " + api_key_);
+          break;
+        case llm::Provider::kAnthropic:
+          req.set("x-api-key", api_key_);
+          break;
+        case llm::Provider::kGemini:
+          req.set("x-goog-api-key", api_key_);
+          break;
+      }
+    }
+    if (provider_ == llm::Provider::kAnthropic && protocol_ != v1::HTTP_JSON) {
+      req.set("anthropic-version", "2023-06-01");
+    }
+    // The emulator's per-request knobs (ignored by real providers).
+    if (emu.has_token_delay()) {
+      req.set("x-llmload-token-delay-ms",
+              absl::StrCat(absl::ToDoubleMilliseconds(FromProtoDuration(emu.token_delay()))));
+    }
+    if (emu.length_words() > 0) {
+      req.set("x-llmload-length-words", absl::StrCat(emu.length_words()));
+    }
+    for (const auto& [k, v] : t.headers()) {
+      req.set(k, v);
+    }
+    req.keep_alive(true);
+    req.body() = std::move(body);
+    req.prepare_payload();
+    return req;
+  }
+
+  void Send() {
+    if (cancelled_ || done_) {
+      return;
+    }
+    if (!socket_.is_open()) {
+      pending_request_ = true;
+      return Connect();
+    }
+    phase_ = Phase::kInFlight;
+    req_ = BuildRequest();
+    // Per-request state.
+    chunks_ = 0;
+    reported_tokens_ = -1;
+    stream_done_ = false;
+    stream_error_ = false;
+    gaps_.clear();
+    sse_.Reset();
+    decoder_.emplace(provider_);
+    error_body_.clear();
+    send_at_ = Clock::now();
+    last_activity_ = send_at_;
+    got_first_ = false;
+    ArmDeadline(ttft_timeout_);
+    M().Add(v1::BYTES_OUT, req_.body().size() + 200);
+    http::async_write(socket_, req_, [self = shared_from_this()](
+                                         const boost::system::error_code& ec, size_t) {
+      if (ec) {
+        return self->Fail(self->timed_out_ ? v1::TIMEOUT : v1::DISCONNECTED, "write failed");
+      }
+      self->ReadHeader();
+    });
+  }
+
+  void ReadHeader() {
+    parser_.emplace();
+    parser_->body_limit(boost::none);  // bounded by our own caps below
+    http::async_read_header(socket_, buffer_, *parser_,
+                            [self = shared_from_this()](const boost::system::error_code& ec,
+                                                        size_t n) { self->OnHeader(ec, n); });
+  }
+
+  void OnHeader(const boost::system::error_code& ec, size_t n) {
+    if (cancelled_ || done_) {
+      return;
+    }
+    if (ec) {
+      return Fail(timed_out_ ? v1::TIMEOUT : v1::DISCONNECTED, "no response");
+    }
+    M().Add(v1::BYTES_IN, n);
+    const Clock::time_point now = Clock::now();
+    M().RecordUs(v1::REQUEST, Micros(now - send_at_));
+    status_ = parser_->get().result_int();
+    last_activity_ = now;
+    if (status_ / 100 != 2) {
+      // Read the (bounded) error body so the connection can be reused.
+      const auto& h = parser_->get();
+      const double wait = llm::RetryAfterSeconds(std::string(h["retry-after"]),
+                                                 std::string(h["retry-after-ms"]));
+      if (wait > 0) {
+        retry_after_ = now + std::chrono::milliseconds(static_cast<int64_t>(wait * 1000));
+      }
+    }
+    ReadBody();
+  }
+
+  void ReadBody() {
+    if (parser_->is_done()) {
+      return OnBodyEnd();
+    }
+    parser_->get().body().data = read_buf_.get();
+    parser_->get().body().size = kReadChunk;
+    http::async_read_some(socket_, buffer_, *parser_,
+                          [self = shared_from_this()](const boost::system::error_code& ec,
+                                                      size_t) { self->OnBodyBytes(ec); });
+  }
+
+  void OnBodyBytes(boost::system::error_code ec) {
+    if (cancelled_ || done_) {
+      return;
+    }
+    if (ec == http::error::need_buffer) {
+      ec = {};
+    }
+    const size_t got = kReadChunk - parser_->get().body().size;
+    if (got > 0) {
+      M().Add(v1::BYTES_IN, got);
+      if (!Consume(std::string_view(read_buf_.get(), got))) {
+        return;  // failed inside
+      }
+    }
+    if (ec) {
+      return Fail(timed_out_ ? v1::TIMEOUT : v1::DISCONNECTED, "response cut short");
+    }
+    ReadBody();
+  }
+
+  // Returns false when the request has failed.
+  bool Consume(std::string_view bytes) {
+    const Clock::time_point now = Clock::now();
+    last_activity_ = now;
+    if (status_ / 100 != 2 || !streaming_) {
+      std::string& sink = error_body_;
+      const size_t cap = status_ / 100 != 2 ? kMaxErrorBody : kMaxJsonBody;
+      if (sink.size() + bytes.size() > cap) {
+        if (status_ / 100 != 2) {
+          return true;  // keep the start of an error body only
+        }
+        Fail(v1::PROTOCOL_ERROR, "response body over the size limit");
+        return false;
+      }
+      sink.append(bytes.data(), bytes.size());
+      return true;
+    }
+    absl::Status decode_status;
+    absl::Status s = sse_.Feed(bytes, [&](const protocol::sse::SseEvent& e) {
+      if (!decode_status.ok()) {
+        return;
+      }
+      decode_status = decoder_->OnEvent(e, [&](const llm::StreamItem& item) { OnItem(item, now); });
+    });
+    if (!s.ok() || !decode_status.ok()) {
+      Fail(v1::PROTOCOL_ERROR, "malformed stream");
+      return false;
+    }
+    if (stream_error_) {
+      Fail(stream_error_counter_, "error event in the stream");
+      return false;
+    }
+    return true;
+  }
+
+  void OnItem(const llm::StreamItem& item, Clock::time_point now) {
+    switch (item.kind) {
+      case llm::StreamItem::Kind::kContent:
+        if (item.text.empty()) {
+          return;  // role/metadata chunk: no content, not a token
+        }
+        if (!got_first_) {
+          got_first_ = true;
+          first_at_ = now;
+          M().RecordUs(v1::TTFT, Micros(now - Origin()));
+          if (from_intended_) {
+            M().RecordUs(v1::TTFT_SERVICE, Micros(now - send_at_));
+          }
+          ArmDeadline(idle_timeout_);
+        } else {
+          const uint64_t gap = Micros(now - last_chunk_at_);
+          M().RecordUs(v1::CHUNK_GAP, gap);
+          if (gaps_.size() < 1 << 16) {
+            gaps_.push_back(gap);
+          }
+        }
+        last_chunk_at_ = now;
+        ++chunks_;
+        return;
+      case llm::StreamItem::Kind::kUsage:
+        reported_tokens_ = item.output_tokens;
+        return;
+      case llm::StreamItem::Kind::kDone:
+        stream_done_ = true;
+        done_at_ = now;
+        return;
+      case llm::StreamItem::Kind::kError:
+        stream_error_ = true;
+        stream_error_counter_ =
+            item.error_code == 429 || item.error_type == "rate_limit_error" ||
+                    item.error_type == "RESOURCE_EXHAUSTED"
+                ? v1::RATE_LIMITED
+                : (item.error_code >= 400 && item.error_code < 500 ? v1::HTTP_4XX : v1::HTTP_5XX);
+        return;
+    }
+  }
+
+  Clock::time_point Origin() const { return from_intended_ ? intended_ : send_at_; }
+
+  void OnBodyEnd() {
+    timer_.cancel();
+    const Clock::time_point now = Clock::now();
+    const bool keep = parser_->get().keep_alive();
+    if (status_ / 100 != 2) {
+      const v1::Counter c = status_ == 429 ? v1::RATE_LIMITED
+                            : status_ >= 500 ? v1::HTTP_5XX
+                                             : v1::HTTP_4XX;
+      M().Add(c);
+      M().Add(v1::CYCLES);
+      shard_->RequestDone(RequestOutcome{});
+      return AfterRequest(keep);
+    }
+    uint64_t tokens = 0;
+    if (streaming_) {
+      if (!stream_done_) {
+        done_at_ = now;  // Gemini ends with the body; others may omit the end marker
+      }
+      tokens = reported_tokens_ >= 0 ? static_cast<uint64_t>(reported_tokens_) : chunks_;
+      RecordPerTokenGaps(tokens);
+      M().Add(v1::CHUNKS, chunks_);
+    } else {
+      done_at_ = now;
+      if (protocol_ == v1::HTTP_JSON) {
+        tokens = JsonUsageTokens(error_body_);
+      } else {
+        auto c = llm::ParseCompletion(provider_, error_body_);
+        if (!c.ok()) {
+          return Fail(v1::PROTOCOL_ERROR, "malformed completion");
+        }
+        tokens = c->output_tokens >= 0 ? static_cast<uint64_t>(c->output_tokens) : 0;
+      }
+    }
+    M().RecordUs(v1::E2E, Micros(done_at_ - Origin()));
+    if (from_intended_) {
+      M().RecordUs(v1::E2E_SERVICE, Micros(done_at_ - send_at_));
+    }
+    if (streaming_ && got_first_ && tokens > 1) {
+      M().RecordUs(v1::TPOT, Micros(done_at_ - first_at_) / (tokens - 1));
+    }
+    M().Add(v1::TOKENS, tokens);
+    M().Add(v1::REQUESTS_OK);
+    M().Add(v1::CYCLES);
+    RequestOutcome out;
+    out.ok = true;
+    out.ttft_us = got_first_ ? Micros(first_at_ - Origin()) : 0;
+    out.e2e_us = Micros(done_at_ - Origin());
+    out.tokens = tokens;
+    out.mean_itl_us = tokens > 1 && got_first_ ? Micros(last_chunk_at_ - first_at_) / (tokens - 1) : 0;
+    shard_->RequestDone(out);
+    AfterRequest(keep);
+  }
+
+  // itl per token: each chunk gap spread over the tokens a chunk carried on
+  // average (exactly one per chunk when tokens == chunks).
+  void RecordPerTokenGaps(uint64_t tokens) {
+    if (gaps_.empty()) {
+      return;
+    }
+    if (tokens <= chunks_ || chunks_ == 0) {
+      for (uint64_t g : gaps_) {
+        M().RecordUs(v1::ITL, g);
+      }
+      return;
+    }
+    const double per_chunk = static_cast<double>(tokens) / static_cast<double>(chunks_);
+    const auto reps = static_cast<uint64_t>(per_chunk + 0.5);
+    for (uint64_t g : gaps_) {
+      M().Hist(v1::ITL).Record(static_cast<uint64_t>(static_cast<double>(g) / per_chunk), reps);
+    }
+  }
+
+  static uint64_t JsonUsageTokens(std::string_view body) {
+    boost::json::error_code ec;
+    auto v = boost::json::parse(boost::json::string_view(body.data(), body.size()), ec);
+    if (ec || !v.is_object()) {
+      return 0;
+    }
+    const auto* usage = v.get_object().if_contains("usage");
+    if (usage == nullptr || !usage->is_object()) {
+      return 0;
+    }
+    for (const char* k : {"completion_tokens", "output_tokens", "tokens"}) {
+      if (const auto* t = usage->get_object().if_contains(k); t != nullptr && t->is_int64()) {
+        return static_cast<uint64_t>(std::max<int64_t>(0, t->get_int64()));
+      }
+    }
+    return 0;
+  }
+
+  void AfterRequest(bool keep_alive) {
+    if (!keep_alive) {
+      boost::system::error_code ignored;
+      socket_.close(ignored);
+    }
+    Next();
+  }
+
+  void Fail(v1::Counter counter, const char* why) {
+    if (done_ || cancelled_) {
+      return;
+    }
+    timer_.cancel();
+    M().Add(counter);
+    M().Add(v1::CYCLES);
+    shard_->RequestDone(RequestOutcome{});
+    LLMLOAD_LOG(kDebug, "Request failed.")
+        .Kv("client_id", client_id_)
+        .Kv("reason", why)
+        .Kv("counter", metrics::CounterName(counter));
+    boost::system::error_code ignored;
+    socket_.close(ignored);
+    if (counter == v1::DISCONNECTED || counter == v1::TIMEOUT) {
+      // The connection is gone: reconnect (with backoff) before the next one.
+      failures_in_a_row_ = 0;
+      phase_ = Phase::kConnecting;
+      const auto self = shared_from_this();
+      net::post(shard_->ioc(), [self] { self->ReconnectThenNext(); });
+      return;
+    }
+    Next();
+  }
+
+  void ReconnectThenNext() {
+    if (cancelled_ || done_) {
+      return;
+    }
+    M().Add(v1::RECONNECTS);
+    ++failures_in_a_row_;
+    Connect();
+  }
+
+  // One timer per session: a deadline for the current wait. For the idle
+  // timeout it checks the time of the last activity instead of being re-armed
+  // per chunk.
+  void ArmDeadline(std::chrono::milliseconds d) {
+    timed_out_ = false;
+    deadline_span_ = d;
+    timer_.expires_after(d);
+    timer_.async_wait([self = shared_from_this(), d](const boost::system::error_code& ec) {
+      self->OnDeadline(ec, d);
+    });
+  }
+
+  void OnDeadline(const boost::system::error_code& ec, std::chrono::milliseconds d) {
+    if (ec || done_ || cancelled_ || d != deadline_span_) {
+      return;
+    }
+    const Clock::time_point now = Clock::now();
+    if (phase_ == Phase::kInFlight && got_first_ && now - last_activity_ < d) {
+      timer_.expires_at(last_activity_ + d);
+      timer_.async_wait([self = shared_from_this(), d](const boost::system::error_code& e) {
+        self->OnDeadline(e, d);
+      });
+      return;
+    }
+    if (phase_ != Phase::kInFlight && phase_ != Phase::kConnecting) {
+      return;
+    }
+    timed_out_ = true;
+    boost::system::error_code ignored;
+    socket_.close(ignored);  // the pending operation fails and reports TIMEOUT
+  }
+
+  void End() {
+    boost::system::error_code ignored;
+    socket_.close(ignored);
+    Finish();
+  }
+
+  void Finish() {
+    if (done_) {
+      return;
+    }
+    done_ = true;
+    phase_ = Phase::kDone;
+    timer_.cancel();
+    retry_timer_.cancel();
+    shard_->SessionEnded(this);
+  }
+
+  std::shared_ptr<LoopShard> shard_;
+  const int32_t client_id_;
+  v1::Protocol protocol_;
+  llm::Provider provider_ = llm::Provider::kOpenAiChat;
+  bool streaming_ = true;
+  std::string api_key_;
+  std::chrono::milliseconds connect_timeout_{}, request_timeout_{}, ttft_timeout_{}, idle_timeout_{},
+      reconnect_backoff_{}, deadline_span_{};
+  int reconnect_attempts_ = 3;
+
+  tcp::socket socket_;
+  net::steady_timer timer_;
+  net::steady_timer retry_timer_;
+  beast::flat_buffer buffer_;
+  std::unique_ptr<char[]> read_buf_;
+  http::request<http::string_body> req_;
+  std::optional<http::response_parser<http::buffer_body>> parser_;
+  protocol::sse::SseParser sse_;
+  std::optional<llm::StreamDecoder> decoder_;
+  std::string error_body_;
+  std::vector<uint64_t> gaps_;
+
+  Phase phase_ = Phase::kConnecting;
+  bool opened_ = false;
+  bool cancelled_ = false;
+  bool done_ = false;
+  bool timed_out_ = false;
+  bool pending_request_ = false;
+  bool from_intended_ = false;
+  bool got_first_ = false;
+  bool stream_done_ = false;
+  bool stream_error_ = false;
+  v1::Counter stream_error_counter_ = v1::HTTP_5XX;
+  int failures_in_a_row_ = 0;
+  int64_t requests_ = 0;
+  unsigned status_ = 0;
+  uint64_t chunks_ = 0;
+  int64_t reported_tokens_ = -1;
+  Clock::time_point session_start_, connect_start_, intended_, send_at_, first_at_,
+      last_chunk_at_, last_activity_, done_at_, retry_after_;
+};
+
+}  // namespace
+
+std::shared_ptr<Session> MakeHttpStreamSession(std::shared_ptr<LoopShard> shard, int32_t client_id) {
+  return std::make_shared<HttpStreamSession>(std::move(shard), client_id);
+}
+
+}  // namespace llmload::worker

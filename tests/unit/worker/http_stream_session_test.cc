@@ -1,0 +1,328 @@
+// The HTTP driver against a scripted provider on loopback that replays the
+// fixture streams of shared/protocols, event by event, chunked.
+
+#include <atomic>
+#include <fstream>
+#include <functional>
+#include <mutex>
+#include <sstream>
+#include <thread>
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http.hpp>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "gtest/gtest.h"
+#include "services/worker/shard.h"
+
+namespace llmload::worker {
+namespace {
+
+namespace beast = boost::beast;
+
+std::string ReadFixture(const std::string& name) {
+  std::ifstream in(std::string(LLMLOAD_FIXTURES_DIR) + "/" + name, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// Splits an SSE body into its events (each keeps its blank-line terminator).
+std::vector<std::string> Events(const std::string& body) {
+  std::vector<std::string> out;
+  size_t pos = 0;
+  while (pos < body.size()) {
+    size_t end = body.find("\n\n", pos);
+    size_t crlf = body.find("\r\n\r\n", pos);
+    size_t stop = std::min(end == std::string::npos ? body.size() : end + 2,
+                           crlf == std::string::npos ? body.size() : crlf + 4);
+    out.push_back(body.substr(pos, stop - pos));
+    pos = stop;
+  }
+  return out;
+}
+
+// What the fake answers to request number n (0-based, over all connections).
+struct Reply {
+  int status = 200;
+  std::vector<std::string> pieces;  // body, sent as chunks 1 ms apart
+  std::string extra_headers;
+  bool cut = false;  // close the connection mid-body
+};
+
+class FakeProvider {
+ public:
+  explicit FakeProvider(std::function<Reply(int n, const std::string& target)> script)
+      : script_(std::move(script)), acceptor_(ioc_, {net::ip::make_address("127.0.0.1"), 0}) {
+    thread_ = std::thread([this] { AcceptLoop(); });
+  }
+  ~FakeProvider() {
+    stopping_ = true;
+    // A blocking accept() is not woken by close(): connect once to wake it.
+    {
+      net::io_context ioc;
+      tcp::socket poke(ioc);
+      boost::system::error_code ec;
+      poke.connect({net::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port())}, ec);
+    }
+    thread_.join();
+    boost::system::error_code ec;
+    acceptor_.close(ec);
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto& t : conns_) {
+      t.join();
+    }
+  }
+  int port() const { return acceptor_.local_endpoint().port(); }
+  int connections() const { return connections_.load(); }
+  int requests() const { return requests_.load(); }
+  std::string last_target() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return last_target_;
+  }
+  std::string last_body() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return last_body_;
+  }
+
+ private:
+  void AcceptLoop() {
+    while (!stopping_) {
+      tcp::socket s(ioc_);
+      boost::system::error_code ec;
+      acceptor_.accept(s, ec);
+      if (ec || stopping_) {
+        return;
+      }
+      ++connections_;
+      std::lock_guard<std::mutex> lock(mu_);
+      conns_.emplace_back([this, sock = std::move(s)]() mutable { Serve(std::move(sock)); });
+    }
+  }
+
+  void Serve(tcp::socket s) {
+    beast::flat_buffer buf;
+    for (;;) {
+      http::request<http::string_body> req;
+      boost::system::error_code ec;
+      http::read(s, buf, req, ec);
+      if (ec) {
+        return;
+      }
+      const int n = requests_++;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        last_target_ = std::string(req.target());
+        last_body_ = req.body();
+      }
+      Reply r = script_(n, std::string(req.target()));
+      std::string head = absl::StrCat("HTTP/1.1 ", r.status, " X\r\n", r.extra_headers);
+      if (r.status == 200 && r.pieces.size() != 1) {
+        head += "Content-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n";
+        net::write(s, net::buffer(head), ec);
+        for (const std::string& p : r.pieces) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(1));
+          std::string chunk = absl::StrCat(absl::Hex(p.size()), "\r\n", p, "\r\n");
+          net::write(s, net::buffer(chunk), ec);
+          if (r.cut) {
+            s.close(ec);
+            return;
+          }
+        }
+        net::write(s, net::buffer(std::string("0\r\n\r\n")), ec);
+      } else {
+        const std::string body = r.pieces.empty() ? std::string() : r.pieces[0];
+        head += absl::StrCat("Content-Type: application/json\r\nContent-Length: ", body.size(),
+                             "\r\n\r\n", body);
+        net::write(s, net::buffer(head), ec);
+      }
+      if (ec) {
+        return;
+      }
+    }
+  }
+
+  std::function<Reply(int, const std::string&)> script_;
+  net::io_context ioc_;
+  tcp::acceptor acceptor_;
+  std::thread thread_;
+  std::mutex mu_;
+  std::vector<std::thread> conns_;
+  std::atomic<bool> stopping_{false};
+  std::atomic<int> connections_{0};
+  std::atomic<int> requests_{0};
+  std::string last_target_;
+  std::string last_body_;
+};
+
+metrics::MetricSet RunShard(v1::Protocol protocol, int port, int clients, int cycles,
+                            const std::function<void(v1::Target*)>& tweak = nullptr) {
+  v1::ShardAssignment a;
+  a.set_run_id("r");
+  a.set_client_begin(0);
+  a.set_client_count(clients);
+  a.set_max_concurrent(clients);
+  v1::Target* t = a.mutable_spec()->mutable_target();
+  t->set_protocol(protocol);
+  t->set_url(absl::StrCat("http://127.0.0.1:", port));
+  t->set_model("m");
+  t->set_prompt("hello");
+  t->mutable_reconnect_backoff()->set_nanos(20 * 1000 * 1000);
+  if (tweak) {
+    tweak(t);
+  }
+  a.mutable_spec()->mutable_load()->mutable_closed()->set_clients(clients);
+  a.mutable_spec()->mutable_load()->mutable_closed()->set_cycles_per_client(cycles);
+  EventLoops loops(1);
+  auto runner = ShardRunner::Create(loops, a);
+  EXPECT_TRUE(runner.ok()) << runner.status();
+  metrics::MetricSet m;
+  if (!runner.ok()) {
+    return m;
+  }
+  (*runner)->Start();
+  const absl::Time deadline = absl::Now() + absl::Seconds(20);
+  while (!(*runner)->Finished() && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  EXPECT_TRUE((*runner)->Finished());
+  (*runner)->CutInto(m);
+  runner->reset();
+  loops.Stop();
+  return m;
+}
+
+TEST(HttpStreamSessionTest, OpenAiStreamsAreCountedExactlyAndConnectionsReused) {
+  const auto events = Events(ReadFixture("openai-chat-stream.sse"));
+  ASSERT_EQ(events.size(), 7u);
+  FakeProvider fake([&](int, const std::string&) { return Reply{200, events, "", false}; });
+  metrics::MetricSet m = RunShard(v1::OPENAI_CHAT, fake.port(), 2, 3);
+  EXPECT_EQ(m.Get(v1::REQUESTS_OK), 6u);
+  EXPECT_EQ(m.Get(v1::TOKENS), 18u);  // usage: 3 completion tokens each
+  EXPECT_EQ(m.Get(v1::CHUNKS), 18u);  // "Hello", " world", "!"; the role chunk is not content
+  EXPECT_EQ(m.Hist(v1::TTFT).Count(), 6u);
+  EXPECT_EQ(m.Hist(v1::E2E).Count(), 6u);
+  EXPECT_EQ(m.Hist(v1::CHUNK_GAP).Count(), 12u);
+  EXPECT_EQ(m.Hist(v1::ITL).Count(), 12u);
+  EXPECT_EQ(m.Hist(v1::TPOT).Count(), 6u);
+  EXPECT_EQ(m.Get(v1::SESSIONS_OPENED), 2u);
+  EXPECT_EQ(fake.connections(), 2);  // one keep-alive connection per session
+  EXPECT_EQ(fake.last_target(), "/v1/chat/completions");
+  EXPECT_NE(fake.last_body().find("\"stream\":true"), std::string::npos);
+}
+
+TEST(HttpStreamSessionTest, AnthropicUsageMakesItlPerToken) {
+  const auto events = Events(ReadFixture("anthropic-messages-stream.sse"));
+  FakeProvider fake([&](int, const std::string&) { return Reply{200, events, "", false}; });
+  metrics::MetricSet m = RunShard(v1::ANTHROPIC_MESSAGES, fake.port(), 1, 2);
+  EXPECT_EQ(m.Get(v1::REQUESTS_OK), 2u);
+  EXPECT_EQ(m.Get(v1::TOKENS), 8u);  // message_delta reports 4 output tokens over 3 chunks
+  EXPECT_EQ(m.Get(v1::CHUNKS), 6u);
+  EXPECT_EQ(m.Hist(v1::CHUNK_GAP).Count(), 4u);
+  // Each gap spread over round(4/3) = 1 token: itl keeps one sample per gap.
+  EXPECT_EQ(m.Hist(v1::ITL).Count(), 4u);
+  EXPECT_EQ(fake.last_target(), "/v1/messages");
+}
+
+TEST(HttpStreamSessionTest, GeminiCrlfStreamEndsWithTheBody) {
+  const auto events = Events(ReadFixture("gemini-stream.sse"));
+  ASSERT_EQ(events.size(), 3u);
+  FakeProvider fake([&](int, const std::string&) { return Reply{200, events, "", false}; });
+  metrics::MetricSet m = RunShard(v1::GEMINI, fake.port(), 1, 2);
+  EXPECT_EQ(m.Get(v1::REQUESTS_OK), 2u);
+  EXPECT_EQ(m.Get(v1::TOKENS), 6u);
+  EXPECT_EQ(fake.last_target(), "/v1beta/models/m:streamGenerateContent?alt=sse");
+}
+
+TEST(HttpStreamSessionTest, RateLimitHonoursRetryAfterThenSucceeds) {
+  const auto events = Events(ReadFixture("openai-chat-stream.sse"));
+  FakeProvider fake([&](int n, const std::string&) {
+    if (n == 0) {
+      return Reply{429,
+                   {R"({"error":{"message":"slow down","type":"requests","code":"rate_limit_exceeded"}})"},
+                   "retry-after-ms: 300\r\n",
+                   false};
+    }
+    return Reply{200, events, "", false};
+  });
+  const absl::Time start = absl::Now();
+  metrics::MetricSet m = RunShard(v1::OPENAI_CHAT, fake.port(), 1, 2);
+  EXPECT_GE(absl::Now() - start, absl::Milliseconds(300));
+  EXPECT_EQ(m.Get(v1::RATE_LIMITED), 1u);
+  EXPECT_EQ(m.Get(v1::REQUESTS_OK), 1u);
+  EXPECT_EQ(m.Get(v1::CYCLES), 2u);
+  EXPECT_EQ(fake.connections(), 1);  // the 429 body was read; the connection was reused
+}
+
+TEST(HttpStreamSessionTest, ErrorStatusesAndInStreamErrorsAreClassified) {
+  const auto err = Events(ReadFixture("anthropic-messages-stream-error.sse"));
+  FakeProvider fake([&](int n, const std::string&) {
+    switch (n) {
+      case 0:
+        return Reply{500, {R"({"type":"error","error":{"type":"api_error"}})"}, "", false};
+      case 1:
+        return Reply{400, {R"({"type":"error","error":{"type":"invalid_request_error"}})"}, "", false};
+      default:
+        return Reply{200, err, "", false};
+    }
+  });
+  metrics::MetricSet m = RunShard(v1::ANTHROPIC_MESSAGES, fake.port(), 1, 3);
+  EXPECT_EQ(m.Get(v1::HTTP_5XX), 2u);  // the 500, and the overloaded_error event
+  EXPECT_EQ(m.Get(v1::HTTP_4XX), 1u);
+  EXPECT_EQ(m.Get(v1::REQUESTS_OK), 0u);
+  EXPECT_EQ(m.Get(v1::CYCLES), 3u);
+}
+
+TEST(HttpStreamSessionTest, DisconnectMidStreamCountsAndReconnects) {
+  const auto events = Events(ReadFixture("openai-chat-stream.sse"));
+  FakeProvider fake([&](int n, const std::string&) { return Reply{200, events, "", n == 0}; });
+  metrics::MetricSet m = RunShard(v1::OPENAI_CHAT, fake.port(), 1, 3);
+  EXPECT_EQ(m.Get(v1::DISCONNECTED), 1u);
+  EXPECT_EQ(m.Get(v1::RECONNECTS), 1u);
+  EXPECT_EQ(m.Get(v1::REQUESTS_OK), 2u);
+  EXPECT_EQ(fake.connections(), 2);
+}
+
+TEST(HttpStreamSessionTest, MalformedStreamIsAProtocolError) {
+  FakeProvider fake([&](int, const std::string&) {
+    return Reply{200, {"data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n\n", "data: {oops\n\n"},
+                 "", false};
+  });
+  metrics::MetricSet m = RunShard(v1::OPENAI_CHAT, fake.port(), 1, 2);
+  EXPECT_EQ(m.Get(v1::PROTOCOL_ERROR), 2u);
+  EXPECT_EQ(m.Get(v1::REQUESTS_OK), 0u);
+}
+
+TEST(HttpStreamSessionTest, HttpJsonIsNonStreaming) {
+  FakeProvider fake([&](int, const std::string&) {
+    return Reply{200, {R"({"text":"hi","usage":{"completion_tokens":5}})"}, "", false};
+  });
+  metrics::MetricSet m = RunShard(v1::HTTP_JSON, fake.port(), 2, 2, [](v1::Target* t) {
+    t->set_url(t->url() + "/api/generate");
+  });
+  EXPECT_EQ(m.Get(v1::REQUESTS_OK), 4u);
+  EXPECT_EQ(m.Get(v1::TOKENS), 20u);
+  EXPECT_EQ(m.Hist(v1::E2E).Count(), 4u);
+  EXPECT_EQ(m.Hist(v1::TTFT).Count(), 0u);  // not defined without a stream
+  EXPECT_EQ(fake.last_target(), "/api/generate");
+}
+
+TEST(HttpStreamSessionTest, UnreachableTargetFailsTheSessionAfterRetries) {
+  int port = 0;
+  {
+    net::io_context ioc;
+    tcp::acceptor a(ioc, {net::ip::make_address("127.0.0.1"), 0});
+    port = a.local_endpoint().port();
+  }
+  metrics::MetricSet m = RunShard(v1::OPENAI_CHAT, port, 2, 2);
+  EXPECT_EQ(m.Get(v1::SESSIONS_FAILED), 2u);
+  EXPECT_EQ(m.Get(v1::CONNECT_FAILED), 8u);  // first try + 3 retries, per session
+  EXPECT_EQ(m.Get(v1::RECONNECTS), 6u);
+  EXPECT_EQ(m.Get(v1::REQUESTS_OK), 0u);
+}
+
+}  // namespace
+}  // namespace llmload::worker
