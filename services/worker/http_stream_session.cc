@@ -3,7 +3,6 @@
 #include <array>
 #include <cstdlib>
 #include <optional>
-#include <random>
 #include <string>
 #include <vector>
 
@@ -20,6 +19,7 @@
 #include "lib/protocol/provider_stream.h"
 #include "lib/protocol/sse.h"
 #include "services/common/grpc_util.h"
+#include "services/worker/session_util.h"
 
 namespace llmload::worker {
 namespace {
@@ -31,20 +31,6 @@ constexpr size_t kReadChunk = 16 * 1024;
 constexpr size_t kMaxErrorBody = 64 * 1024;
 constexpr size_t kMaxJsonBody = 4 << 20;
 constexpr auto kDefaultConnectTimeout = std::chrono::seconds(10);
-
-uint64_t Micros(Clock::duration d) {
-  const auto us = std::chrono::duration_cast<std::chrono::microseconds>(d).count();
-  return us < 0 ? 0 : static_cast<uint64_t>(us);
-}
-
-std::chrono::milliseconds OrDefault(const google::protobuf::Duration& d, bool has,
-                                    std::chrono::milliseconds fallback) {
-  if (!has) {
-    return fallback;
-  }
-  const int64_t ms = absl::ToInt64Milliseconds(FromProtoDuration(d));
-  return ms > 0 ? std::chrono::milliseconds(ms) : fallback;
-}
 
 class HttpStreamSession final : public Session,
                                 public std::enable_shared_from_this<HttpStreamSession> {
@@ -64,13 +50,13 @@ class HttpStreamSession final : public Session,
     } else if (protocol_ == v1::GEMINI) {
       provider_ = llm::Provider::kGemini;
     }
-    connect_timeout_ = OrDefault(t.connect_timeout(), t.has_connect_timeout(),
+    connect_timeout_ = DurationOr(t.connect_timeout(), t.has_connect_timeout(),
                                  std::chrono::milliseconds(kDefaultConnectTimeout));
     request_timeout_ = shard_->settings().request_timeout;
-    ttft_timeout_ = OrDefault(t.ttft_timeout(), t.has_ttft_timeout(), request_timeout_);
-    idle_timeout_ = OrDefault(t.idle_timeout(), t.has_idle_timeout(), request_timeout_);
+    ttft_timeout_ = DurationOr(t.ttft_timeout(), t.has_ttft_timeout(), request_timeout_);
+    idle_timeout_ = DurationOr(t.idle_timeout(), t.has_idle_timeout(), request_timeout_);
     reconnect_attempts_ = t.reconnect_attempts() == 0 ? 3 : std::max(0, t.reconnect_attempts());
-    reconnect_backoff_ = OrDefault(t.reconnect_backoff(), t.has_reconnect_backoff(),
+    reconnect_backoff_ = DurationOr(t.reconnect_backoff(), t.has_reconnect_backoff(),
                                    std::chrono::milliseconds(1000));
     if (!t.api_key_env().empty()) {
       if (const char* key = std::getenv(t.api_key_env().c_str()); key != nullptr) {
@@ -164,12 +150,10 @@ class HttpStreamSession final : public Session,
           .Kv("reason", why);
       return End();
     }
-    const auto base = reconnect_backoff_ * (1 << std::min(failures_in_a_row_, 10));
+    const auto wait = BackoffDelay(reconnect_backoff_, failures_in_a_row_,
+                                   static_cast<uint64_t>(client_id_));
     ++failures_in_a_row_;
     M().Add(v1::RECONNECTS);
-    std::uniform_real_distribution<double> jitter(0.8, 1.2);
-    std::minstd_rand rng(static_cast<uint32_t>(client_id_ * 2654435761u + failures_in_a_row_));
-    const auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(base * jitter(rng));
     phase_ = Phase::kConnecting;
     retry_timer_.expires_after(wait);
     retry_timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
@@ -475,7 +459,7 @@ class HttpStreamSession final : public Session,
         done_at_ = now;  // Gemini ends with the body; others may omit the end marker
       }
       tokens = reported_tokens_ >= 0 ? static_cast<uint64_t>(reported_tokens_) : chunks_;
-      RecordPerTokenGaps(tokens);
+      RecordTokenGaps(M(), gaps_, tokens, chunks_);
       M().Add(v1::CHUNKS, chunks_);
     } else {
       done_at_ = now;
@@ -507,25 +491,6 @@ class HttpStreamSession final : public Session,
     out.mean_itl_us = tokens > 1 && got_first_ ? Micros(last_chunk_at_ - first_at_) / (tokens - 1) : 0;
     shard_->RequestDone(out);
     AfterRequest(keep);
-  }
-
-  // itl per token: each chunk gap spread over the tokens a chunk carried on
-  // average (exactly one per chunk when tokens == chunks).
-  void RecordPerTokenGaps(uint64_t tokens) {
-    if (gaps_.empty()) {
-      return;
-    }
-    if (tokens <= chunks_ || chunks_ == 0) {
-      for (uint64_t g : gaps_) {
-        M().RecordUs(v1::ITL, g);
-      }
-      return;
-    }
-    const double per_chunk = static_cast<double>(tokens) / static_cast<double>(chunks_);
-    const auto reps = static_cast<uint64_t>(per_chunk + 0.5);
-    for (uint64_t g : gaps_) {
-      M().Hist(v1::ITL).Record(static_cast<uint64_t>(static_cast<double>(g) / per_chunk), reps);
-    }
   }
 
   static uint64_t JsonUsageTokens(std::string_view body) {

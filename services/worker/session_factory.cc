@@ -2,6 +2,7 @@
 
 #include "services/worker/centrifugo_session.h"
 #include "services/worker/http_stream_session.h"
+#include "services/worker/ws_llm_session.h"
 
 namespace llmload::worker {
 
@@ -12,6 +13,8 @@ bool SessionSupported(v1::Protocol protocol) {
     case v1::ANTHROPIC_MESSAGES:
     case v1::GEMINI:
     case v1::HTTP_JSON:
+    case v1::WS_CHAT:
+    case v1::REALM:
       return true;
     default:
       return false;
@@ -26,6 +29,9 @@ std::shared_ptr<Session> MakeSession(v1::Protocol protocol, std::shared_ptr<Loop
     case v1::GEMINI:
     case v1::HTTP_JSON:
       return MakeHttpStreamSession(std::move(shard), client_id);
+    case v1::WS_CHAT:
+    case v1::REALM:
+      return MakeWsLlmSession(std::move(shard), client_id);
     default:
       return MakeCentrifugoSession(std::move(shard), client_id);
   }

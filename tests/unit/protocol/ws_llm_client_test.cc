@@ -1,0 +1,132 @@
+#include "lib/protocol/ws_llm_client.h"
+
+#include <algorithm>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "boost/json/parse.hpp"
+#include "gtest/gtest.h"
+
+namespace llmload::protocol::wsllm {
+namespace {
+
+using Kind = WsEvent::Kind;
+
+// The server-to-client text frames of a fixture, in order.
+std::vector<std::string> ServerFrames(const std::string& name) {
+  std::ifstream in(std::string(LLMLOAD_FIXTURES_DIR) + "/" + name);
+  std::vector<std::string> out;
+  std::string line;
+  while (std::getline(in, line)) {
+    auto v = boost::json::parse(line);
+    if (v.at("dir").as_string() == "s2c" && v.as_object().contains("text")) {
+      out.emplace_back(v.at("text").as_string());
+    }
+  }
+  return out;
+}
+
+std::vector<Kind> Kinds(WsLlmClient& c, const std::vector<std::string>& frames, std::string* text,
+                        int64_t* tokens) {
+  std::vector<Kind> kinds;
+  for (const auto& f : frames) {
+    EXPECT_TRUE(c.Parse(f, [&](const WsEvent& e) {
+                   kinds.push_back(e.kind);
+                   if (e.kind == Kind::kChunk) {
+                     *text += std::string(e.text);
+                   }
+                   if (e.kind == Kind::kComplete && *tokens == -2) {
+                     *tokens = e.reported_tokens;  // the first completion: generate's
+                   }
+                 }).ok())
+        << f;
+  }
+  return kinds;
+}
+
+TEST(WsLlmClientTest, RealmFixtureSession) {
+  WsLlmClient c(Dialect::kRealm);
+  std::string text;
+  int64_t tokens = -2;
+  auto kinds = Kinds(c, ServerFrames("realm-generate.jsonl"), &text, &tokens);
+  ASSERT_GE(kinds.size(), 4u);
+  EXPECT_EQ(kinds[0], Kind::kIgnore);  // auth_required
+  EXPECT_EQ(kinds[1], Kind::kAuthOk);
+  EXPECT_EQ(kinds[2], Kind::kReady);  // welcome
+  EXPECT_EQ(std::count(kinds.begin(), kinds.end(), Kind::kChunk), 13);
+  EXPECT_EQ(tokens, 13);
+  EXPECT_EQ(text.substr(0, 12), "The capital ");
+}
+
+TEST(WsLlmClientTest, RealmErrorsAndAuthFailure) {
+  WsLlmClient c(Dialect::kRealm);
+  std::vector<std::string> codes;
+  double retry = -2;
+  for (const auto& f : ServerFrames("realm-errors.jsonl")) {
+    ASSERT_TRUE(c.Parse(f, [&](const WsEvent& e) {
+                   if (e.kind == Kind::kError) {
+                     codes.emplace_back(e.error_code);
+                     if (e.error_code == "RATE_LIMIT_EXCEEDED") {
+                       retry = e.retry_after_seconds;
+                     }
+                   }
+                 }).ok());
+  }
+  EXPECT_NE(std::find(codes.begin(), codes.end(), "UNAUTHORIZED"), codes.end());
+  EXPECT_NE(std::find(codes.begin(), codes.end(), "RATE_LIMIT_EXCEEDED"), codes.end());
+  EXPECT_GE(retry, 0);
+  bool failed = false;
+  for (const auto& f : ServerFrames("realm-auth-failed.jsonl")) {
+    ASSERT_TRUE(c.Parse(f, [&](const WsEvent& e) { failed = failed || e.kind == Kind::kAuthFailed; }).ok());
+  }
+  EXPECT_TRUE(failed);
+  EXPECT_DOUBLE_EQ(RetryAfterFromText("Rate limit exceeded. Try again in 12 seconds."), 12);
+  EXPECT_DOUBLE_EQ(RetryAfterFromText("nope"), -1);
+}
+
+TEST(WsLlmClientTest, WsChatFixtureSession) {
+  WsLlmClient c(Dialect::kWsChat);
+  std::string text;
+  int64_t tokens = -2;
+  auto kinds = Kinds(c, ServerFrames("ws-chat-session.jsonl"), &text, &tokens);
+  EXPECT_EQ(kinds[0], Kind::kReady);
+  EXPECT_EQ(std::count(kinds.begin(), kinds.end(), Kind::kChunk), 3);
+  EXPECT_EQ(std::count(kinds.begin(), kinds.end(), Kind::kComplete), 1);
+  EXPECT_EQ(tokens, -1);  // v1 reports no usage: tokens are counted as chunks
+}
+
+TEST(WsLlmClientTest, RequestsAreValidJsonOfTheProtocol) {
+  RequestParams p;
+  p.id = "r\"1";
+  p.prompt = "hi";
+  p.model = "m";
+  p.tenant = "t1";
+  p.max_tokens = 5;
+  p.token_delay_ms = 2.5;
+  auto chat = boost::json::parse(WsLlmClient(Dialect::kWsChat).EncodeRequest(p));
+  EXPECT_EQ(chat.at("type").as_string(), "user_message");
+  EXPECT_EQ(chat.at("id").as_string(), "r\"1");
+  EXPECT_EQ(chat.at("data").at("options").at("maxTokens").as_int64(), 5);
+  EXPECT_DOUBLE_EQ(chat.at("data").at("options").at("tokenDelayMs").as_double(), 2.5);
+  auto realm = boost::json::parse(WsLlmClient(Dialect::kRealm).EncodeRequest(p));
+  EXPECT_EQ(realm.at("function").as_string(), "generate");
+  EXPECT_EQ(realm.at("tenant_id").as_string(), "t1");
+  EXPECT_EQ(realm.at("params").at("max_tokens").as_int64(), 5);
+  EXPECT_TRUE(realm.at("params").at("stream").as_bool());
+  EXPECT_EQ(*WsLlmClient(Dialect::kRealm).OpeningFrame("k"), R"({"type":"auth","api_key":"k"})");
+  EXPECT_FALSE(WsLlmClient(Dialect::kRealm).OpeningFrame("").has_value());
+  EXPECT_FALSE(WsLlmClient(Dialect::kWsChat).OpeningFrame("k").has_value());
+}
+
+TEST(WsLlmClientTest, MalformedFramesAreErrors) {
+  for (Dialect d : {Dialect::kWsChat, Dialect::kRealm}) {
+    WsLlmClient c(d);
+    for (const char* bad : {"", "{", "[1]", "\"s\"", "nul"}) {
+      EXPECT_FALSE(c.Parse(bad, [](const WsEvent&) {}).ok()) << bad;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace llmload::protocol::wsllm
