@@ -4,6 +4,7 @@
 # replay), then the fuzzers for a bounded time.
 #
 #   SKIP_FUZZ=1       skip the timed libFuzzer runs (never in CI)
+#   SKIP_ASAN=1       skip the AddressSanitizer + UBSan unit-test build (never in CI)
 #   FUZZ_SECONDS=N    time per fuzz target (default 20)
 #   CTEST_ARGS="-R x" extra ctest arguments
 set -euo pipefail
@@ -18,6 +19,20 @@ log "Running the test suite."
 # shellcheck disable=SC2086
 ctest --test-dir "$BUILD_DIR" --output-on-failure -j "$(nproc 2>/dev/null || echo 2)" \
   --timeout 600 ${CTEST_ARGS:-}
+
+# The unit tests of everything that parses input from the network, and of
+# the worker's data path, again under AddressSanitizer and UBSan.
+ASAN_TESTS=(histogram_test metrics_test protocol_test worker_test cli_test)
+if [ "${CI:-}" = "true" ] || [ -z "${SKIP_ASAN:-}" ]; then
+  log "Building and running unit tests under ASan + UBSan."
+  ASAN_DIR="${LLMLOAD_ASAN_BUILD_DIR:-$LLMLOAD_ROOT/build-asan}"
+  LLMLOAD_BUILD_TYPE=Debug LLMLOAD_CMAKE_ARGS="${LLMLOAD_CMAKE_ARGS:-} -DLLMLOAD_SANITIZE=ON" \
+    configure_and_build "$ASAN_DIR" "${ASAN_TESTS[@]}"
+  for t in "${ASAN_TESTS[@]}"; do
+    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+      "$ASAN_DIR/bin/$t" --gtest_brief=1
+  done
+fi
 
 if [ "${CI:-}" = "true" ] || [ -z "${SKIP_FUZZ:-}" ]; then
   if [ -x "$LLMLOAD_ROOT/scripts/fuzz.sh" ]; then
