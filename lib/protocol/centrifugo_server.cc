@@ -263,6 +263,10 @@ std::string_view ServerDisconnectReason(ServerDisconnectCode code) {
   switch (code) {
     case ServerDisconnectCode::kShutdown:
       return "shutdown";
+    case ServerDisconnectCode::kInternal:
+      return "internal server error";
+    case ServerDisconnectCode::kExpired:
+      return "connection expired";
     case ServerDisconnectCode::kSlow:
       return "slow";
     case ServerDisconnectCode::kWriteError:
@@ -327,6 +331,21 @@ std::string EncodeConnectReply(uint32_t id, const ServerConnectResult& result) {
   if (result.pong) {
     sep();
     out.append("\"pong\":true");
+  }
+  out.append("}}");
+  return out;
+}
+
+std::string EncodeRefreshReply(uint32_t id, std::string_view client, std::string_view version,
+                               std::optional<int64_t> ttl_seconds) {
+  std::string out;
+  AppendReplyHead(&out, id, "refresh");
+  out.append("{\"client\":");
+  AppendJsonQuoted(&out, client);
+  out.append(",\"version\":");
+  AppendJsonQuoted(&out, version);
+  if (ttl_seconds.has_value()) {
+    absl::StrAppend(&out, ",\"expires\":true,\"ttl\":", *ttl_seconds);
   }
   out.append("}}");
   return out;

@@ -97,6 +97,8 @@ std::string_view ServerErrorMessage(ServerErrorCode code);
 // Disconnect codes, delivered as WebSocket close frames (centrifugo.md §7).
 enum class ServerDisconnectCode : uint16_t {
   kShutdown = 3001,
+  kInternal = 3004,
+  kExpired = 3005,
   kSlow = 3008,
   kWriteError = 3009,
   kNoPong = 3012,
@@ -133,6 +135,12 @@ struct ServerConnectResult {
 // {"id":N,"connect":{"client":…,"version":…,"expires":true,"ttl":…,
 //  "subs":{…},"ping":…,"pong":true}} (zero/empty fields omitted).
 std::string EncodeConnectReply(uint32_t id, const ServerConnectResult& result);
+
+// {"id":N,"refresh":{"client":…,"version":…,"expires":true,"ttl":…}}: the
+// reply to a connection token refresh (ttl omitted when the new token has
+// no exp).
+std::string EncodeRefreshReply(uint32_t id, std::string_view client, std::string_view version,
+                               std::optional<int64_t> ttl_seconds);
 
 // {"id":N,"subscribe":{"recoverable":true,"epoch":…,"positioned":true}}.
 std::string EncodeSubscribeReply(uint32_t id, const ServerSubscription& sub);

@@ -45,6 +45,7 @@ class CentrifugoSession final : public ServerConnection,
         ping_timer_(loop.context()),
         pong_timer_(loop.context()),
         deadline_timer_(loop.context()),
+        expiry_timer_(loop.context()),
         handler_(&options.handler, this, NewUuid4()) {}
 
   ~CentrifugoSession() override { handler_.OnClosed(); }
@@ -75,6 +76,16 @@ class CentrifugoSession final : public ServerConnection,
 
   // ChannelSubscriber
   void DeliverPush(std::string frame) override { Enqueue(std::move(frame)); }
+  void DeliverFault(Fault fault) override {
+    if (fault == Fault::kDisconnect) {
+      Teardown();
+      beast::error_code ignored;
+      beast::get_lowest_layer(ws_).socket().shutdown(tcp::socket::shutdown_both, ignored);
+      beast::get_lowest_layer(ws_).socket().close(ignored);
+    } else if (fault == Fault::kMalformed) {
+      Enqueue("{\"push\":{\"channel\":");
+    }
+  }
 
   // CentrifugoChannels
   centrifugo::ServerSubscription Subscribe(const std::string& channel) override {
@@ -127,6 +138,16 @@ class CentrifugoSession final : public ServerConnection,
     if (out.connected) {
       deadline_timer_.cancel();
       ArmPing();
+    }
+    if (out.expires_at_unix.has_value()) {
+      const int64_t left =
+          std::max<int64_t>(0, *out.expires_at_unix - absl::ToUnixSeconds(absl::Now()));
+      expiry_timer_.expires_after(std::chrono::seconds(left));
+      expiry_timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
+        if (!ec && !self->closing_) {
+          self->Apply(self->handler_.OnExpiryDeadline(absl::ToUnixSeconds(absl::Now())));
+        }
+      });
     }
     if (out.disconnect.has_value()) {
       Close(*out.disconnect, true);
@@ -190,6 +211,7 @@ class CentrifugoSession final : public ServerConnection,
     handler_.OnClosed();
     ping_timer_.cancel();
     pong_timer_.cancel();
+    expiry_timer_.cancel();
     if (!flush) {
       outbox_.clear();
       outbox_bytes_ = 0;
@@ -268,6 +290,7 @@ class CentrifugoSession final : public ServerConnection,
     ping_timer_.cancel();
     pong_timer_.cancel();
     deadline_timer_.cancel();
+    expiry_timer_.cancel();
     outbox_.clear();
     outbox_bytes_ = 0;
   }
@@ -281,6 +304,7 @@ class CentrifugoSession final : public ServerConnection,
   net::steady_timer ping_timer_;
   net::steady_timer pong_timer_;
   net::steady_timer deadline_timer_;
+  net::steady_timer expiry_timer_;
   CentrifugoHandler handler_;
 
   std::deque<std::string> outbox_;

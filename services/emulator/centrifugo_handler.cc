@@ -49,7 +49,7 @@ CentrifugoOutput CentrifugoHandler::OnMessage(std::string_view frame, int64_t no
     return out;
   }
   for (const centrifugo::ClientCommand& cmd : *commands) {
-    const bool go_on = connected_ ? HandleCommand(cmd, &out)
+    const bool go_on = connected_ ? HandleCommand(cmd, now_unix_seconds, &out)
                                   : HandleConnect(cmd, now_unix_seconds, &out);
     if (!go_on) {
       break;
@@ -81,6 +81,8 @@ bool CentrifugoHandler::HandleConnect(const centrifugo::ClientCommand& cmd, int6
   result.version = options_->version;
   if (claims->exp.has_value()) {
     result.ttl_seconds = *claims->exp - now;
+    expires_at_ = *claims->exp;
+    out->expires_at_unix = *claims->exp;
   }
   for (const std::string& channel : claims->channels) {
     if (channel.empty() || IsSubscribed(channel)) {
@@ -97,7 +99,29 @@ bool CentrifugoHandler::HandleConnect(const centrifugo::ClientCommand& cmd, int6
   return true;
 }
 
-bool CentrifugoHandler::HandleCommand(const centrifugo::ClientCommand& cmd,
+bool CentrifugoHandler::HandleRefresh(const centrifugo::ClientCommand& cmd, int64_t now,
+                                      CentrifugoOutput* out) {
+  absl::StatusOr<protocol::jwt::Claims> claims =
+      protocol::jwt::VerifyHs256(cmd.token, options_->jwt_secret);
+  if (!claims.ok()) {
+    Disconnect(out, ServerDisconnectCode::kInvalidToken);
+    return false;
+  }
+  if (protocol::jwt::IsExpired(*claims, now)) {
+    Reply(out, centrifugo::EncodeErrorReply(cmd.id, ServerErrorCode::kTokenExpired));
+    return true;
+  }
+  std::optional<int64_t> ttl;
+  expires_at_ = claims->exp;
+  if (claims->exp.has_value()) {
+    ttl = *claims->exp - now;
+    out->expires_at_unix = *claims->exp;
+  }
+  Reply(out, centrifugo::EncodeRefreshReply(cmd.id, client_id_, options_->version, ttl));
+  return true;
+}
+
+bool CentrifugoHandler::HandleCommand(const centrifugo::ClientCommand& cmd, int64_t now,
                                       CentrifugoOutput* out) {
   if (cmd.method == ClientMethod::kPong) {
     if (!awaiting_pong_) {
@@ -149,10 +173,11 @@ bool CentrifugoHandler::HandleCommand(const centrifugo::ClientCommand& cmd,
     case ClientMethod::kPublish:
       Reply(out, centrifugo::EncodeErrorReply(cmd.id, ServerErrorCode::kPermissionDenied));
       return true;
+    case ClientMethod::kRefresh:
+      return HandleRefresh(cmd, now, out);
     case ClientMethod::kPresence:
     case ClientMethod::kPresenceStats:
     case ClientMethod::kHistory:
-    case ClientMethod::kRefresh:
     case ClientMethod::kSubRefresh:
       Reply(out, centrifugo::EncodeErrorReply(cmd.id, ServerErrorCode::kNotAvailable));
       return true;
@@ -193,6 +218,14 @@ CentrifugoOutput CentrifugoHandler::OnStaleDeadline() {
   CentrifugoOutput out;
   if (!closed_ && !connected_) {
     Disconnect(&out, ServerDisconnectCode::kStale);
+  }
+  return out;
+}
+
+CentrifugoOutput CentrifugoHandler::OnExpiryDeadline(int64_t now_unix_seconds) {
+  CentrifugoOutput out;
+  if (!closed_ && connected_ && expires_at_.has_value() && now_unix_seconds >= *expires_at_) {
+    Disconnect(&out, ServerDisconnectCode::kExpired);
   }
   return out;
 }

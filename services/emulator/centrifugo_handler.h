@@ -17,8 +17,14 @@
 //   subscribed" (the centrifuge-js flow). Other channels of the "session:"
 //   namespace are subscribed on request; other namespaces get 102, channels
 //   without a namespace 103 (Centrifugo's default permissions).
+// - Token expiry: a token with exp makes the connection expire then; the
+//   socket arms a timer at expires_at_unix and OnExpiryDeadline closes with
+//   3005 "connection expired" unless a refresh command ({"refresh":
+//   {"token":…}}) moved the expiry: a good new token is answered with
+//   client, version, expires and ttl; an expired one with error 109; a bad
+//   one closes with 3500.
 // - unsubscribe replies {}; publish gets 103; presence, presence_stats,
-//   history, refresh and sub_refresh 108 "not available"; rpc and unknown
+//   history and sub_refresh 108 "not available"; rpc and unknown
 //   methods 104; send is ignored. A command other than send without id: 3501.
 // - Pings: OnPingDue emits {} and expects a pong ({} without id) before
 //   OnPongDeadline, else 3012 "no pong". A pong with no ping outstanding is
@@ -61,6 +67,9 @@ struct CentrifugoOutput {
   std::optional<protocol::centrifugo::ServerDisconnectCode> disconnect;
   // This input completed the connect: start pinging, stop the stale timer.
   bool connected = false;
+  // (Re)arm the expiry timer for this unix time (connect or refresh with a
+  // token that has exp).
+  std::optional<int64_t> expires_at_unix;
 };
 
 class CentrifugoHandler {
@@ -73,6 +82,7 @@ class CentrifugoHandler {
   CentrifugoOutput OnPingDue();
   CentrifugoOutput OnPongDeadline();
   CentrifugoOutput OnStaleDeadline();
+  CentrifugoOutput OnExpiryDeadline(int64_t now_unix_seconds);
   // The socket is going away: unsubscribe everything, ignore further input.
   // Idempotent.
   void OnClosed();
@@ -86,7 +96,10 @@ class CentrifugoHandler {
   // False when the rest of the frame must not be processed.
   bool HandleConnect(const protocol::centrifugo::ClientCommand& cmd, int64_t now,
                      CentrifugoOutput* out);
-  bool HandleCommand(const protocol::centrifugo::ClientCommand& cmd, CentrifugoOutput* out);
+  bool HandleCommand(const protocol::centrifugo::ClientCommand& cmd, int64_t now,
+                     CentrifugoOutput* out);
+  bool HandleRefresh(const protocol::centrifugo::ClientCommand& cmd, int64_t now,
+                     CentrifugoOutput* out);
   void Reply(CentrifugoOutput* out, std::string_view reply);
   void Disconnect(CentrifugoOutput* out, protocol::centrifugo::ServerDisconnectCode code);
   bool IsSubscribed(const std::string& channel) const;
@@ -97,6 +110,7 @@ class CentrifugoHandler {
   bool connected_ = false;
   bool closed_ = false;
   bool awaiting_pong_ = false;
+  std::optional<int64_t> expires_at_;
   std::vector<std::string> subscribed_;
 };
 

@@ -70,6 +70,28 @@ class ChannelHub::Channel {
     return targets.size();
   }
 
+  // Hands a mid-stream fault to every subscriber. Runs on the home loop.
+  void DeliverFault(Fault fault) {
+    absl::InlinedVector<Entry, 2> targets;
+    {
+      absl::MutexLock lock(&mu);
+      targets.assign(subscribers.begin(), subscribers.end());
+    }
+    for (Entry& e : targets) {
+      if (e.loop == home) {
+        if (auto sub = e.subscriber.lock()) {
+          sub->DeliverFault(fault);
+        }
+      } else {
+        net::post(*e.loop, [weak = std::move(e.subscriber), fault] {
+          if (auto sub = weak.lock()) {
+            sub->DeliverFault(fault);
+          }
+        });
+      }
+    }
+  }
+
   const std::string name;
   const std::string epoch;
   net::io_context* const home;
@@ -82,12 +104,10 @@ class ChannelHub::Channel {
 
 class ChannelHub::TokenStream : public std::enable_shared_from_this<TokenStream> {
  public:
-  TokenStream(ChannelHub* hub, std::shared_ptr<Channel> channel, std::vector<std::string> tokens,
-              std::chrono::nanoseconds delay)
+  TokenStream(ChannelHub* hub, std::shared_ptr<Channel> channel, ResponsePlan plan)
       : hub_(hub),
         channel_(std::move(channel)),
-        tokens_(std::move(tokens)),
-        delay_(delay),
+        plan_(std::move(plan)),
         timer_(*channel_->home) {}
 
   void Start() {
@@ -99,8 +119,9 @@ class ChannelHub::TokenStream : public std::enable_shared_from_this<TokenStream>
   void Step() {
     const auto now = std::chrono::steady_clock::now();
     size_t budget = kMaxBurst;
-    while (next_ <= tokens_.size()) {
-      const auto due = start_ + delay_ * static_cast<int64_t>(next_);
+    const std::vector<std::string>& tokens = plan_.tokens;
+    while (next_ <= tokens.size()) {
+      const auto due = start_ + plan_.OffsetOf(next_);
       if (due > now) {
         timer_.expires_at(due);
         timer_.async_wait(
@@ -111,9 +132,22 @@ class ChannelHub::TokenStream : public std::enable_shared_from_this<TokenStream>
         net::post(timer_.get_executor(), [self = shared_from_this()] { self->Step(); });
         return;
       }
+      if (!fault_done_ && next_ == plan_.fault_at && plan_.fault != Fault::kNone) {
+        fault_done_ = true;
+        if (plan_.fault == Fault::kErrorEvent) {
+          break;  // the run just stops: no done
+        }
+        if (plan_.fault == Fault::kDisconnect) {
+          channel_->DeliverFault(Fault::kDisconnect);
+          break;
+        }
+        if (plan_.fault == Fault::kMalformed) {
+          channel_->DeliverFault(Fault::kMalformed);
+        }
+      }
       size_t reached = 0;
-      if (next_ < tokens_.size()) {
-        const std::string& token = tokens_[next_];
+      if (next_ < tokens.size()) {
+        const std::string& token = tokens[next_];
         reached = channel_->Publish([&](std::string* out, uint64_t offset) {
           centrifugo::AppendTokenPush(out, channel_->name, token, offset);
         });
@@ -126,7 +160,7 @@ class ChannelHub::TokenStream : public std::enable_shared_from_this<TokenStream>
         LLMLOAD_LOG(kDebug, "Channel lost its subscribers; rest of the run dropped.")
             .Kv("channel", channel_->name)
             .Kv("published", next_)
-            .Kv("total", tokens_.size() + 1);
+            .Kv("total", tokens.size() + 1);
         break;
       }
       ++next_;
@@ -143,11 +177,11 @@ class ChannelHub::TokenStream : public std::enable_shared_from_this<TokenStream>
 
   ChannelHub* hub_;
   std::shared_ptr<Channel> channel_;
-  std::vector<std::string> tokens_;
-  std::chrono::nanoseconds delay_;
+  ResponsePlan plan_;
   net::steady_timer timer_;
   std::chrono::steady_clock::time_point start_;
-  size_t next_ = 0;  // index of the next publication; tokens_.size() = done
+  size_t next_ = 0;  // index of the next publication; tokens.size() = done
+  bool fault_done_ = false;
 };
 
 ChannelHub::ChannelHub(std::function<std::string()> new_epoch) : new_epoch_(std::move(new_epoch)) {}
@@ -204,6 +238,16 @@ void ChannelHub::Unsubscribe(std::string_view channel, const ChannelSubscriber* 
 
 bool ChannelHub::StartTokenStream(std::string_view channel, std::vector<std::string> tokens,
                                   std::chrono::nanoseconds delay) {
+  ResponsePlan plan;
+  plan.offsets.resize(tokens.size() + 1);
+  for (size_t i = 0; i < plan.offsets.size(); ++i) {
+    plan.offsets[i] = delay * static_cast<int64_t>(i);
+  }
+  plan.tokens = std::move(tokens);
+  return StartTokenStream(channel, std::move(plan));
+}
+
+bool ChannelHub::StartTokenStream(std::string_view channel, ResponsePlan plan) {
   std::shared_ptr<Channel> ch;
   {
     Shard& shard = ShardFor(channel);
@@ -220,7 +264,7 @@ bool ChannelHub::StartTokenStream(std::string_view channel, std::vector<std::str
     ++ch->active_streams;
   }
   net::io_context* home = ch->home;
-  auto stream = std::make_shared<TokenStream>(this, std::move(ch), std::move(tokens), delay);
+  auto stream = std::make_shared<TokenStream>(this, std::move(ch), std::move(plan));
   net::post(*home, [stream = std::move(stream)] { stream->Start(); });
   return true;
 }

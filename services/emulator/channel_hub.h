@@ -37,6 +37,7 @@
 #include "absl/synchronization/mutex.h"
 #include "boost/asio/io_context.hpp"
 #include "lib/protocol/centrifugo_server.h"
+#include "services/emulator/behaviour.h"
 
 namespace llmload::emulator {
 
@@ -46,6 +47,9 @@ class ChannelSubscriber {
   virtual ~ChannelSubscriber() = default;
   // Called on the subscriber's own loop with one encoded push.
   virtual void DeliverPush(std::string frame) = 0;
+  // A mid-stream fault of a run: kDisconnect drops the connection,
+  // kMalformed sends one frame that is not JSON. Others are ignored.
+  virtual void DeliverFault(Fault fault) { (void)fault; }
 };
 
 class ChannelHub {
@@ -71,6 +75,12 @@ class ChannelHub {
   // at once (in bursts, yielding to other work between them).
   bool StartTokenStream(std::string_view channel, std::vector<std::string> tokens,
                         std::chrono::nanoseconds delay);
+  // The same on a planned schedule: token i at plan.OffsetOf(i), done at
+  // plan.OffsetOf(n). The plan's mid-stream fault happens at fault_at:
+  // error_event stops the run there (no done: the original's only failure
+  // form), disconnect drops every subscriber's connection, malformed sends
+  // each subscriber one non-JSON frame and the run goes on.
+  bool StartTokenStream(std::string_view channel, ResponsePlan plan);
 
   size_t ChannelCountForTest() const;
 

@@ -9,6 +9,7 @@
 #include "lib/protocol/jwt.h"
 #include "services/emulator/config.h"
 #include "services/emulator/lorem.h"
+#include "services/emulator/provider_http.h"
 
 namespace llmload::emulator {
 namespace {
@@ -193,7 +194,16 @@ std::variant<RunRequest, ValidationError> ParseRunRequest(std::string_view body,
 }
 
 LlmEmulatorApi::LlmEmulatorApi(LlmEmulatorApiOptions options, RunPublisher* publisher)
-    : options_(std::move(options)), publisher_(publisher) {}
+    : options_(std::move(options)), publisher_(publisher), behaviour_(options_.behaviour) {
+  if (behaviour_ == nullptr) {
+    BehaviourConfig c;
+    c.length_words = options_.default_length_words;
+    c.token_delay_seconds = options_.default_token_delay_seconds;
+    c.seed = options_.seed;
+    own_behaviour_ = std::make_unique<Behaviour>(c);
+    behaviour_ = own_behaviour_.get();
+  }
+}
 
 void LlmEmulatorApi::RegisterRoutes(Router* router) {
   router->AddHttp(http::verb::get, "/health",
@@ -229,24 +239,45 @@ HttpResponse LlmEmulatorApi::CreateSession(const HttpRequest&) const {
 }
 
 HttpResponse LlmEmulatorApi::Run(const HttpRequest& request) const {
-  std::variant<RunRequest, ValidationError> parsed =
-      ParseRunRequest(request.body(), options_.default_length_words,
-                      options_.default_token_delay_seconds);
+  absl::StatusOr<RequestOverrides> overrides = OverridesFromHeaders(request);
+  if (!overrides.ok()) {
+    return JsonResponse(http::status::bad_request,
+                        "{\"detail\":" + [&] {
+                          std::string q;
+                          AppendJsonQuoted(&q, Msg(overrides.status()));
+                          return q;
+                        }() + "}");
+  }
+  std::variant<RunRequest, ValidationError> parsed = ParseRunRequest(
+      request.body(), overrides->length_words.value_or(options_.default_length_words),
+      overrides->token_delay_seconds.value_or(options_.default_token_delay_seconds));
   if (auto* error = std::get_if<ValidationError>(&parsed)) {
     return JsonResponse(http::status::unprocessable_entity, std::move(error->body));
   }
   RunRequest& run = std::get<RunRequest>(parsed);
-  LoremText text = GenerateLorem(options_.seed, run.question, run.length_words);
+  overrides->length_words = run.length_words;
+  overrides->token_delay_seconds = run.token_delay_seconds;
+  ResponsePlan plan = behaviour_->Plan(Protocol::kCentrifugo, run.question, *overrides);
+  if (plan.fault == Fault::kHttp500) {
+    return TypedResponse(http::status::internal_server_error, "text/plain; charset=utf-8",
+                         "Internal Server Error");
+  }
+  if (plan.fault == Fault::kHttp429) {
+    HttpResponse r = JsonResponse(http::status::too_many_requests,
+                                  "{\"detail\":\"Too Many Requests\"}");
+    r.message.set(http::field::retry_after,
+                  std::to_string(behaviour_->config().retry_after_seconds));
+    return r;
+  }
   std::string body;
-  body.reserve(text.text.size() + 16);
+  body.reserve(plan.text.size() + 16);
   body += "{\"response\":";
-  AppendJsonQuoted(&body, text.text);
+  AppendJsonQuoted(&body, plan.text);
   body += "}";
   HttpResponse response = JsonResponse(http::status::ok, std::move(body));
-  const auto delay = std::chrono::nanoseconds(std::llround(run.token_delay_seconds * 1e9));
   response.after_send = [publisher = publisher_, session_id = std::move(run.session_id),
-                         tokens = std::move(text.tokens), delay]() mutable {
-    if (!publisher->StartRun(session_id, std::move(tokens), delay)) {
+                         plan = std::move(plan)]() mutable {
+    if (!publisher->StartRun(session_id, std::move(plan))) {
       LLMLOAD_LOG(kDebug, "No WebSocket subscribed to the session; run publications dropped.")
           .Kv("session_id", session_id);
     }

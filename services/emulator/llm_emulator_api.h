@@ -14,9 +14,17 @@
 // server's defaults for that run only (the original API has none):
 //   "length_words":        integer in [1, 100000]  (JSON number; 50.0 is accepted as 50)
 //   "token_delay_seconds": number in [0, 60]
-// null counts as absent. Bad values, like a missing or non-string
+// null counts as absent. The x-llmload-length-words / x-llmload-token-delay-ms
+// / x-llmload-ttft-ms headers give the same per request (a body field wins
+// over its header). Bad values, like a missing or non-string
 // session_id/question, give 422 with a FastAPI/pydantic-shaped
 // {"detail":[{"type":…,"loc":["body",…],"msg":…,"input":…}]}.
+//
+// Faults (x-llmload-fault header or the --fault_* rates, counted as
+// CENTRIFUGO_EMULATOR requests): 500 -> HTTP 500 text/plain "Internal Server
+// Error" (Starlette's), 429 -> HTTP 429 {"detail":"Too Many Requests"} with
+// Retry-After; error_event, disconnect and malformed answer 200 and then
+// hit the publications (channel_hub.h).
 //
 // Handlers touch no sockets: time, ids and publishing are injected.
 // Thread-safe (const after construction).
@@ -26,12 +34,14 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <variant>
 #include <vector>
 
 #include "absl/time/time.h"
+#include "services/emulator/behaviour.h"
 #include "services/emulator/router.h"
 
 namespace llmload::emulator {
@@ -58,12 +68,11 @@ std::variant<RunRequest, ValidationError> ParseRunRequest(std::string_view body,
 class RunPublisher {
  public:
   virtual ~RunPublisher() = default;
-  // Publishes tokens one by one into session_id's channel, token_delay apart,
-  // then {"done":true} one more delay later. Returns false when no WebSocket
-  // is subscribed to the channel: the run is dropped (as the original's
-  // publications to a channel nobody listens on are lost).
-  virtual bool StartRun(std::string_view session_id, std::vector<std::string> tokens,
-                        std::chrono::nanoseconds token_delay) = 0;
+  // Publishes the plan's tokens one by one into session_id's channel at
+  // their offsets, then {"done":true} one gap later. Returns false when no
+  // WebSocket is subscribed to the channel: the run is dropped (as the
+  // original's publications to a channel nobody listens on are lost).
+  virtual bool StartRun(std::string_view session_id, ResponsePlan plan) = 0;
 };
 
 struct LlmEmulatorApiOptions {
@@ -74,6 +83,9 @@ struct LlmEmulatorApiOptions {
   uint64_t seed = 0;
   std::function<absl::Time()> now;           // wall clock, for token exp
   std::function<std::string()> new_session_id;
+  // Plans runs (timing, faults); when null, a private one built from the
+  // defaults above (fixed delay, no faults).
+  Behaviour* behaviour = nullptr;
 };
 
 class LlmEmulatorApi {
@@ -90,6 +102,8 @@ class LlmEmulatorApi {
  private:
   LlmEmulatorApiOptions options_;
   RunPublisher* publisher_;
+  std::unique_ptr<Behaviour> own_behaviour_;
+  Behaviour* behaviour_;
 };
 
 }  // namespace llmload::emulator

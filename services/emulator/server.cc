@@ -43,8 +43,9 @@ CentrifugoEndpointOptions MakeCentrifugoOptions(const EmulatorConfig& c) {
   return o;
 }
 
-LlmEmulatorApiOptions MakeApiOptions(const EmulatorConfig& c) {
+LlmEmulatorApiOptions MakeApiOptions(const EmulatorConfig& c, Behaviour* behaviour) {
   LlmEmulatorApiOptions o;
+  o.behaviour = behaviour;
   o.jwt_secret = c.jwt_secret;
   o.token_ttl_seconds = c.token_ttl_seconds;
   o.default_length_words = c.length_words;
@@ -97,11 +98,10 @@ absl::StatusOr<RealmOptions> MakeRealmOptions(const EmulatorConfig& c) {
 }  // namespace
 
 bool EmulatorServer::SessionRunPublisher::StartRun(std::string_view session_id,
-                                                   std::vector<std::string> tokens,
-                                                   std::chrono::nanoseconds token_delay) {
+                                                   ResponsePlan plan) {
   std::string channel = "session:";
   channel.append(session_id);
-  return hub_->StartTokenStream(channel, std::move(tokens), token_delay);
+  return hub_->StartTokenStream(channel, std::move(plan));
 }
 
 EmulatorServer::EmulatorServer(const EmulatorConfig& config, RealmOptions realm_options)
@@ -109,7 +109,7 @@ EmulatorServer::EmulatorServer(const EmulatorConfig& config, RealmOptions realm_
       behaviour_(BehaviourOf(config)),
       hub_([] { return NewEpoch(); }),
       publisher_(&hub_),
-      api_(MakeApiOptions(config), &publisher_),
+      api_(MakeApiOptions(config, &behaviour_), &publisher_),
       centrifugo_(MakeCentrifugoOptions(config), &hub_),
       realm_(std::move(realm_options), MakeWsOptions(config), &behaviour_),
       ws_chat_(MakeWsChatOptions(config), MakeWsOptions(config), &behaviour_),

@@ -87,8 +87,7 @@ class EmulatorServer {
   class SessionRunPublisher final : public RunPublisher {
    public:
     explicit SessionRunPublisher(ChannelHub* hub) : hub_(hub) {}
-    bool StartRun(std::string_view session_id, std::vector<std::string> tokens,
-                  std::chrono::nanoseconds token_delay) override;
+    bool StartRun(std::string_view session_id, ResponsePlan plan) override;
 
    private:
     ChannelHub* hub_;

@@ -19,15 +19,16 @@ constexpr int64_t kNow = 1795000000;
 
 class FakePublisher : public RunPublisher {
  public:
-  bool StartRun(std::string_view session_id, std::vector<std::string> tokens,
-                std::chrono::nanoseconds token_delay) override {
-    calls.push_back(Call{std::string(session_id), std::move(tokens), token_delay});
+  bool StartRun(std::string_view session_id, ResponsePlan plan) override {
+    const std::chrono::nanoseconds delay = plan.OffsetOf(1) - plan.OffsetOf(0);
+    calls.push_back(Call{std::string(session_id), plan.tokens, delay, plan});
     return subscribed;
   }
   struct Call {
     std::string session_id;
     std::vector<std::string> tokens;
     std::chrono::nanoseconds delay;
+    ResponsePlan plan;
   };
   std::vector<Call> calls;
   bool subscribed = true;
