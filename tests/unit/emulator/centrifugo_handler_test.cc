@@ -270,5 +270,39 @@ TEST_F(CentrifugoHandlerTest, OnClosedUnsubscribesOnce) {
   EXPECT_EQ(channels_.unsubscribed, std::vector<std::string>{kChannel});
 }
 
+TEST_F(CentrifugoHandlerTest, ConnectionExpiresAtTokenExpUnlessRefreshed) {
+  CentrifugoOutput out = handler_.OnMessage(ConnectFrame(kFixtureToken), kBeforeFixtureExp);
+  ASSERT_EQ(out.expires_at_unix, 1767229200);
+  // Not yet.
+  EXPECT_FALSE(handler_.OnExpiryDeadline(1767229200 - 1).disconnect.has_value());
+  // A fresh token moves the expiry and is answered with the new ttl.
+  protocol::jwt::Claims claims;
+  claims.sub = "u";
+  claims.exp = 1767229200 + 600;
+  const std::string fresh =
+      protocol::jwt::SignHs256(protocol::jwt::EncodeClaims(claims), kSecret);
+  CentrifugoOutput refreshed = handler_.OnMessage(
+      "{\"refresh\":{\"token\":\"" + fresh + "\"},\"id\":3}", 1767229200 - 100);
+  EXPECT_EQ(refreshed.frame,
+            "{\"id\":3,\"refresh\":{\"client\":\"3b1f7a52-8c0e-4d6b-a0f4-2e9d51c7b8a3\","
+            "\"version\":\"6.5.0\",\"expires\":true,\"ttl\":700}}");
+  EXPECT_EQ(refreshed.expires_at_unix, 1767229200 + 600);
+  EXPECT_FALSE(handler_.OnExpiryDeadline(1767229200 + 1).disconnect.has_value());
+  EXPECT_EQ(handler_.OnExpiryDeadline(1767229200 + 600).disconnect, ServerDisconnectCode::kExpired);
+}
+
+TEST_F(CentrifugoHandlerTest, RefreshWithExpiredOrBadTokens) {
+  Connect();
+  CentrifugoOutput expired = handler_.OnMessage(
+      "{\"refresh\":{\"token\":\"" + std::string(kFixtureToken) + "\"},\"id\":3}",
+      kAfterFixtureExp);
+  EXPECT_EQ(expired.frame, "{\"id\":3,\"error\":{\"code\":109,\"message\":\"token expired\"}}");
+  EXPECT_FALSE(expired.disconnect.has_value());
+  CentrifugoOutput bad = handler_.OnMessage(
+      "{\"refresh\":{\"token\":\"" + std::string(kFixtureBadToken) + "\"},\"id\":4}",
+      kBeforeFixtureExp);
+  EXPECT_EQ(bad.disconnect, ServerDisconnectCode::kInvalidToken);
+}
+
 }  // namespace
 }  // namespace llmload::emulator

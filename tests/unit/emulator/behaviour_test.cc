@@ -1,0 +1,150 @@
+#include "services/emulator/behaviour.h"
+
+#include <cmath>
+#include <map>
+
+#include "gtest/gtest.h"
+#include "services/emulator/lorem.h"
+
+namespace llmload::emulator {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::nanoseconds;
+
+TEST(BehaviourTest, DefaultsAreCleanAndDeterministic) {
+  BehaviourConfig c;
+  c.length_words = 5;
+  c.token_delay_seconds = 0.01;
+  ResponsePlan p = MakePlan(c, Protocol::kOpenAiChat, 0, "q", {});
+  EXPECT_EQ(p.fault, Fault::kNone);
+  ASSERT_EQ(p.tokens.size(), 5u);
+  EXPECT_EQ(p.text, GenerateLorem(c.seed, "q", 5).text);
+  ASSERT_EQ(p.offsets.size(), 6u);
+  for (size_t i = 0; i < p.offsets.size(); ++i) {
+    EXPECT_EQ(p.OffsetOf(i), milliseconds(10) * static_cast<int64_t>(i));
+  }
+  EXPECT_EQ(p.GenerationTime(), milliseconds(40));
+  EXPECT_EQ(p.fault_at, 3u);
+}
+
+TEST(BehaviourTest, OverridesWin) {
+  BehaviourConfig c;
+  RequestOverrides o;
+  o.length_words = 3;
+  o.token_delay_seconds = 0.002;
+  o.ttft_seconds = 0.5;
+  o.fault = Fault::kMalformed;
+  ResponsePlan p = MakePlan(c, Protocol::kGemini, 9, "q", o);
+  EXPECT_EQ(p.tokens.size(), 3u);
+  EXPECT_EQ(p.fault, Fault::kMalformed);
+  EXPECT_EQ(p.OffsetOf(0), milliseconds(500));
+  EXPECT_EQ(p.OffsetOf(2), milliseconds(504));
+}
+
+TEST(BehaviourTest, FaultDrawsAreReproducibleAndMatchTheRates) {
+  BehaviourConfig c;
+  c.length_words = 1;
+  c.seed = 7;
+  c.faults.http_500 = 0.1;
+  c.faults.http_429 = 0.05;
+  c.faults.disconnect = 0.02;
+  c.faults.malformed = 0.01;
+  std::map<Fault, int> counts;
+  constexpr int kN = 20000;
+  for (int i = 0; i < kN; ++i) {
+    const Fault f = MakePlan(c, Protocol::kOpenAiChat, static_cast<uint64_t>(i), "q", {}).fault;
+    EXPECT_EQ(f, MakePlan(c, Protocol::kOpenAiChat, static_cast<uint64_t>(i), "other", {}).fault);
+    ++counts[f];
+  }
+  // Binomial standard deviations are below 45 for these rates.
+  EXPECT_NEAR(counts[Fault::kHttp500], 0.10 * kN, 200);
+  EXPECT_NEAR(counts[Fault::kHttp429], 0.05 * kN, 150);
+  EXPECT_NEAR(counts[Fault::kDisconnect], 0.02 * kN, 100);
+  EXPECT_NEAR(counts[Fault::kMalformed], 0.01 * kN, 70);
+  EXPECT_EQ(counts[Fault::kErrorEvent], 0);
+
+  // The same seed numbers the same requests the same way; another seed does not.
+  int same = 0;
+  int differs = 0;
+  for (int i = 0; i < 500; ++i) {
+    const auto idx = static_cast<uint64_t>(i);
+    same += MakePlan(c, Protocol::kRealm, idx, "q", {}).fault ==
+            MakePlan(c, Protocol::kRealm, idx, "q", {}).fault;
+    BehaviourConfig other = c;
+    other.seed = 8;
+    differs += MakePlan(c, Protocol::kRealm, idx, "q", {}).fault !=
+               MakePlan(other, Protocol::kRealm, idx, "q", {}).fault;
+  }
+  EXPECT_EQ(same, 500);
+  EXPECT_GT(differs, 0);
+}
+
+TEST(BehaviourTest, BehaviourNumbersRequestsPerProtocol) {
+  BehaviourConfig c;
+  c.faults.http_429 = 0.5;
+  Behaviour a(c);
+  Behaviour b(c);
+  for (int i = 0; i < 50; ++i) {
+    b.Plan(Protocol::kGemini, "q", {});  // another protocol's requests do not shift OpenAI's
+  }
+  for (int i = 0; i < 50; ++i) {
+    EXPECT_EQ(a.Plan(Protocol::kOpenAiChat, "q", {}).fault,
+              b.Plan(Protocol::kOpenAiChat, "q", {}).fault);
+  }
+  EXPECT_EQ(a.RequestCount(Protocol::kOpenAiChat), 50u);
+  EXPECT_EQ(b.RequestCount(Protocol::kGemini), 50u);
+}
+
+TEST(BehaviourTest, DelayDistributionsHaveTheConfiguredMeanAndSpread) {
+  for (DelayDistribution d : {DelayDistribution::kUniform, DelayDistribution::kLogNormal}) {
+    BehaviourConfig c;
+    c.length_words = 20000;
+    c.token_delay_seconds = 0.01;
+    c.token_delay_spread_seconds = 0.004;
+    c.distribution = d;
+    ResponsePlan p = MakePlan(c, Protocol::kWsChat, 3, "q", {});
+    double sum = 0;
+    double sum2 = 0;
+    const size_t n = p.tokens.size();
+    for (size_t i = 1; i < n; ++i) {
+      const double gap = std::chrono::duration<double>(p.OffsetOf(i) - p.OffsetOf(i - 1)).count();
+      ASSERT_GE(gap, 0);
+      sum += gap;
+      sum2 += gap * gap;
+    }
+    const double mean = sum / static_cast<double>(n - 1);
+    const double sd = std::sqrt(sum2 / static_cast<double>(n - 1) - mean * mean);
+    EXPECT_NEAR(mean, 0.01, 0.0002) << DelayDistributionName(d);
+    EXPECT_NEAR(sd, 0.004, 0.0003) << DelayDistributionName(d);
+    // Reproducible.
+    EXPECT_EQ(p.offsets, MakePlan(c, Protocol::kWsChat, 3, "q", {}).offsets);
+  }
+}
+
+TEST(BehaviourTest, NamesRoundTrip) {
+  for (Fault f : {Fault::kNone, Fault::kHttp500, Fault::kHttp429, Fault::kErrorEvent,
+                  Fault::kDisconnect, Fault::kMalformed}) {
+    EXPECT_EQ(ParseFault(FaultName(f)), f);
+  }
+  EXPECT_FALSE(ParseFault("503").has_value());
+  EXPECT_EQ(ParseDelayDistribution("lognormal"), DelayDistribution::kLogNormal);
+  EXPECT_FALSE(ParseDelayDistribution("normal").has_value());
+}
+
+TEST(BehaviourTest, ValidateRejectsBadKnobs) {
+  BehaviourConfig c;
+  EXPECT_TRUE(ValidateBehaviour(c).ok());
+  c.faults.http_500 = 0.7;
+  c.faults.http_429 = 0.4;
+  EXPECT_FALSE(ValidateBehaviour(c).ok());
+  c = BehaviourConfig();
+  c.faults.malformed = -0.1;
+  EXPECT_FALSE(ValidateBehaviour(c).ok());
+  c = BehaviourConfig();
+  c.ttft_seconds = 61;
+  EXPECT_FALSE(ValidateBehaviour(c).ok());
+}
+
+}  // namespace
+}  // namespace llmload::emulator
