@@ -211,4 +211,81 @@ absl::StatusOr<std::vector<ShardPlan>> PlanClosed(int32_t clients, int32_t max_c
   return plan;
 }
 
+absl::StatusOr<std::vector<ShardPlan>> PlanDuration(int32_t connections,
+                                                    const std::vector<WorkerCapacity>& workers,
+                                                    int32_t max_workers) {
+  if (connections < 1 || connections > kMaxClients) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("connections must be between 1 and ", kMaxClients, ", got ", connections));
+  }
+  return PlanClosed(connections, connections, workers, max_workers);
+}
+
+absl::StatusOr<std::vector<ShardPlan>> PlanOpen(double rate_per_second, int32_t max_in_flight,
+                                                const std::vector<WorkerCapacity>& workers,
+                                                int32_t max_workers) {
+  if (!(rate_per_second >= 0) || !std::isfinite(rate_per_second)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("rate_per_second must be >= 0, got ", rate_per_second));
+  }
+  if (max_in_flight < 0 || max_in_flight > kMaxClients) {
+    return absl::InvalidArgumentError(absl::StrCat("max_in_flight must be between 0 and ",
+                                                   kMaxClients, ", got ", max_in_flight));
+  }
+  if (max_workers < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("max_workers must be >= 0 (0: no limit), got ", max_workers));
+  }
+  if (absl::Status s = CheckWorkers(workers); !s.ok()) {
+    return s;
+  }
+  int64_t limit = static_cast<int64_t>(workers.size());
+  if (max_workers > 0) {
+    limit = std::min<int64_t>(limit, max_workers);
+  }
+  if (max_in_flight > 0) {
+    limit = std::min<int64_t>(limit, max_in_flight);
+  }
+  const std::vector<int32_t> chosen = SelectWorkers(workers, limit);
+  const size_t k = chosen.size();
+  std::vector<double> capacity(k);
+  double capacity_sum = 0;
+  for (size_t i = 0; i < k; ++i) {
+    capacity[i] = static_cast<double>(workers[chosen[i]].capacity);
+    capacity_sum += capacity[i];
+  }
+  std::vector<int64_t> in_flight(k);
+  if (max_in_flight > 0) {
+    absl::StatusOr<std::vector<int64_t>> split = Apportion(
+        max_in_flight, capacity, std::vector<int64_t>(k, 1), std::vector<int64_t>(k, max_in_flight));
+    if (!split.ok()) {
+      return split.status();
+    }
+    in_flight = *std::move(split);
+  } else {
+    for (size_t i = 0; i < k; ++i) {
+      in_flight[i] = workers[chosen[i]].capacity;
+    }
+  }
+  std::vector<ShardPlan> plan(k);
+  int64_t next_client = 0;
+  for (size_t i = 0; i < k; ++i) {
+    if (next_client + in_flight[i] > kMaxClients) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "the in-flight caps of the workers exceed ", kMaxClients,
+          " sessions; set maxInFlight"));
+    }
+    ShardPlan& shard = plan[i];
+    shard.worker_index = chosen[i];
+    shard.worker_id = workers[chosen[i]].id;
+    shard.client_begin = static_cast<int32_t>(next_client);
+    shard.client_count = static_cast<int32_t>(in_flight[i]);
+    shard.max_concurrent = shard.client_count;
+    shard.rate_share = capacity[i] / capacity_sum;
+    shard.rate_per_second = rate_per_second * shard.rate_share;
+    next_client += in_flight[i];
+  }
+  return plan;
+}
+
 }  // namespace llmload::planning

@@ -52,8 +52,10 @@ struct ShardPlan {
   int32_t client_count = 0;
   // Sessions the shard may hold open at once.
   int32_t max_concurrent = 0;
-  // Open model (future): arrivals per second this shard generates.
+  // Open model: arrivals per second this shard generates, and its fraction
+  // of the run's arrivals (rate_per_second / total rate; scales ramp stages).
   double rate_per_second = 0;
+  double rate_share = 0;
 };
 
 inline constexpr int32_t kMaxClients = 1000000;
@@ -78,6 +80,31 @@ inline constexpr int32_t kMaxClients = 1000000;
 absl::StatusOr<std::vector<ShardPlan>> PlanClosed(int32_t clients, int32_t max_concurrent,
                                                   const std::vector<WorkerCapacity>& workers,
                                                   int32_t max_workers);
+
+// Duration model: `connections` sessions cycling for the run's duration.
+// The same split as PlanClosed with every connection open at once:
+// client_count == max_concurrent on every shard.
+absl::StatusOr<std::vector<ShardPlan>> PlanDuration(int32_t connections,
+                                                    const std::vector<WorkerCapacity>& workers,
+                                                    int32_t max_workers);
+
+// Open model: `rate_per_second` arrivals (> 0, or 0 when ramp stages set
+// the rate) with at most `max_in_flight` requests in flight over the run
+// (0: each worker's capacity), over at most `max_workers` workers.
+//
+// Guarantees on success:
+//   - k = min(#workers, max_workers if > 0, max_in_flight if > 0) shards on
+//     the workers with the most capacity, ordered by worker index;
+//   - rate_share is proportional to capacity and the shares sum to 1;
+//     rate_per_second = rate_share * rate_per_second;
+//   - max_in_flight: >= 1 each, proportional to capacity, summing to
+//     max_in_flight (or each worker's capacity when 0);
+//   - client ids: shard i owns [client_begin, client_begin + client_count)
+//     with client_count == its max_concurrent; ranges are disjoint and
+//     contiguous from 0.
+absl::StatusOr<std::vector<ShardPlan>> PlanOpen(double rate_per_second, int32_t max_in_flight,
+                                                const std::vector<WorkerCapacity>& workers,
+                                                int32_t max_workers);
 
 // ---- Building blocks (public so every load model shares them) ----
 

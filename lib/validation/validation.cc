@@ -13,6 +13,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/time.h"
 #include "boost/url/parse.hpp"
+#include "lib/load/verdict.h"
 #include "lib/metrics/metrics.h"
 
 namespace llmload::validation {
@@ -229,6 +230,81 @@ void CheckRunDuration(std::string_view path, bool present, const google::protobu
   }
 }
 
+void CheckThinkTime(std::string_view prefix, const v1::ThinkTime& t, Checker& check) {
+  const std::string base(prefix);
+  absl::Duration lo = absl::ZeroDuration();
+  absl::Duration hi = absl::ZeroDuration();
+  const bool lo_ok = !t.has_min() || ToDuration(t.min(), base + ".min", check, &lo);
+  const bool hi_ok = !t.has_max() || ToDuration(t.max(), base + ".max", check, &hi);
+  if (!lo_ok || !hi_ok) {
+    return;
+  }
+  if (lo < absl::ZeroDuration() || lo > absl::Hours(1)) {
+    check.Invalid(base + ".min", absl::StrCat("must be between 0s and 1h, got ", Fmt(lo)));
+  } else if (hi < absl::ZeroDuration() || hi > absl::Hours(1)) {
+    check.Invalid(base + ".max", absl::StrCat("must be between 0s and 1h, got ", Fmt(hi)));
+  } else if (t.has_max() && hi < lo) {
+    check.Invalid(base + ".max",
+                  absl::StrCat("must be >= min (", Fmt(lo), "), got ", Fmt(hi)));
+  }
+}
+
+bool ValidRate(double r) { return r >= 0 && std::isfinite(r) && r <= kMaxLoadUnits; }
+
+void CheckOpen(const v1::OpenLoad& o, Checker& check) {
+  const bool staged = o.stages_size() > 0;
+  if (!ValidRate(o.rate_per_second()) || (!staged && !(o.rate_per_second() > 0))) {
+    check.Invalid("spec.load.open.ratePerSecond",
+                  absl::StrCat(staged ? "must be >= 0" : "must be > 0", " and <= ",
+                               kMaxLoadUnits, ", got ", o.rate_per_second()));
+  }
+  if (!staged || o.has_duration()) {
+    CheckRunDuration("spec.load.open.duration", o.has_duration(), o.duration(), check);
+  }
+  if (!v1::ArrivalDistribution_IsValid(o.distribution())) {
+    check.Invalid("spec.load.open.distribution",
+                  absl::StrCat("unknown value ", static_cast<int>(o.distribution()),
+                               "; one of POISSON, UNIFORM"));
+  }
+  if (o.stages_size() > kMaxStages) {
+    check.Invalid("spec.load.open.stages",
+                  absl::StrCat("at most ", kMaxStages, " entries, got ", o.stages_size()));
+  }
+  absl::Duration total = absl::ZeroDuration();
+  double peak = o.rate_per_second();
+  for (int i = 0; i < o.stages_size() && i < kMaxStages; ++i) {
+    const v1::RateStage& st = o.stages(i);
+    const std::string path = absl::StrCat("spec.load.open.stages[", i, "]");
+    if (!ValidRate(st.target_rate())) {
+      check.Invalid(path + ".targetRate", absl::StrCat("must be >= 0 and <= ", kMaxLoadUnits,
+                                                       ", got ", st.target_rate()));
+    }
+    peak = std::max(peak, st.target_rate());
+    absl::Duration d;
+    if (!st.has_duration()) {
+      check.Invalid(path + ".duration", "required, e.g. \"30s\"");
+    } else if (ToDuration(st.duration(), path + ".duration", check, &d)) {
+      if (d <= absl::ZeroDuration() || d > absl::Hours(24)) {
+        check.Invalid(path + ".duration",
+                      absl::StrCat("must be > 0s and at most 24h, got ", Fmt(d)));
+      }
+      total += d;
+    }
+  }
+  if (total > absl::Hours(24)) {
+    check.Invalid("spec.load.open.stages",
+                  absl::StrCat("must last at most 24h in total, got ", Fmt(total)));
+  }
+  if (staged && !(peak > 0)) {
+    check.Invalid("spec.load.open.stages", "every rate is 0: no request would start");
+  }
+  if (o.max_in_flight() < 0 || o.max_in_flight() > kMaxLoadUnits) {
+    check.Invalid("spec.load.open.maxInFlight",
+                  absl::StrCat("must be 0 (each worker's capacity) or ", Range(1, kMaxLoadUnits),
+                               ", got ", o.max_in_flight()));
+  }
+}
+
 void CheckLoad(const v1::RunSpec& spec, Checker& check) {
   const v1::Load& load = spec.load();
   switch (load.model_case()) {
@@ -242,29 +318,19 @@ void CheckLoad(const v1::RunSpec& spec, Checker& check) {
                       absl::StrCat("must be 0 (same as clients) or ", Range(1, kMaxLoadUnits),
                                    ", got ", c.max_concurrent()));
       }
+      CheckThinkTime("spec.load.closed.thinkTime", c.think_time(), check);
       break;
     }
     case v1::Load::kDuration: {
       const v1::DurationLoad& d = load.duration();
       CheckCount("spec.load.duration.connections", d.connections(), 1, kMaxLoadUnits, check);
       CheckRunDuration("spec.load.duration.duration", d.has_duration(), d.duration(), check);
-      check.Unimplemented("spec.load.duration",
-                          "the duration load model is not implemented yet; use closed");
+      CheckThinkTime("spec.load.duration.thinkTime", d.think_time(), check);
       break;
     }
-    case v1::Load::kOpen: {
-      const v1::OpenLoad& o = load.open();
-      if (!(o.rate_per_second() > 0) || !std::isfinite(o.rate_per_second()) ||
-          o.rate_per_second() > kMaxLoadUnits) {
-        check.Invalid("spec.load.open.ratePerSecond",
-                      absl::StrCat("must be > 0 and <= ", kMaxLoadUnits, ", got ",
-                                   o.rate_per_second()));
-      }
-      CheckRunDuration("spec.load.open.duration", o.has_duration(), o.duration(), check);
-      check.Unimplemented("spec.load.open",
-                          "the open load model is not implemented yet; use closed");
+    case v1::Load::kOpen:
+      CheckOpen(load.open(), check);
       break;
-    }
     case v1::Load::MODEL_NOT_SET:
       check.Invalid("spec.load", "required: exactly one of closed, duration, open");
       break;
@@ -287,6 +353,19 @@ void CheckEmulation(const v1::Emulation& e, Checker& check) {
   }
 }
 
+std::string MetricNames() {
+  std::vector<std::string> names;
+  for (int m = 1; m < metrics::kNumMetrics; ++m) {
+    const std::string_view n = metrics::MetricName(static_cast<v1::Metric>(m));
+    names.emplace_back(n.data(), n.size());
+  }
+  names.emplace_back(load::kErrorRateMetric);
+  for (std::string_view n : load::kThroughputMetrics) {
+    names.emplace_back(n);
+  }
+  return absl::StrJoin(names, ", ");
+}
+
 void CheckThresholds(const v1::RunSpec& spec, Checker& check) {
   if (spec.thresholds_size() > kMaxThresholds) {
     check.Invalid("spec.thresholds", absl::StrCat("at most ", kMaxThresholds, " entries, got ",
@@ -296,25 +375,72 @@ void CheckThresholds(const v1::RunSpec& spec, Checker& check) {
   for (int i = 0; i < spec.thresholds_size(); ++i) {
     const v1::Threshold& t = spec.thresholds(i);
     const std::string path = absl::StrCat("spec.thresholds[", i, "]");
-    if (!metrics::MetricFromName(t.metric()).has_value()) {
-      std::vector<std::string> names;
-      for (int m = 1; m < metrics::kNumMetrics; ++m) {
-        const std::string_view n = metrics::MetricName(static_cast<v1::Metric>(m));
-        names.emplace_back(n.data(), n.size());
-      }
+    const bool is_latency = metrics::MetricFromName(t.metric()).has_value();
+    const bool is_error_rate = t.metric() == load::kErrorRateMetric;
+    const bool is_throughput =
+        std::find(std::begin(load::kThroughputMetrics), std::end(load::kThroughputMetrics),
+                  t.metric()) != std::end(load::kThroughputMetrics);
+    if (!is_latency && !is_error_rate && !is_throughput) {
       const std::string what =
           t.metric().empty() ? std::string("required") : "unknown metric " + Quote(t.metric());
-      check.Invalid(path + ".metric", absl::StrCat(what, "; one of ", absl::StrJoin(names, ", ")));
+      check.Invalid(path + ".metric", absl::StrCat(what, "; one of ", MetricNames()));
+      continue;
     }
-    if (!(t.percentile() > 0 && t.percentile() <= 100)) {
-      check.Invalid(path + ".percentile", absl::StrCat("must be in (0, 100], got ", t.percentile()));
+    if (!v1::ThresholdKind_IsValid(t.kind())) {
+      check.Invalid(path + ".kind", absl::StrCat("unknown value ", static_cast<int>(t.kind())));
+      continue;
     }
-    absl::Duration below;
-    if (!t.has_below()) {
-      check.Invalid(path + ".below", "required, e.g. \"0.5s\"");
-    } else if (ToDuration(t.below(), path + ".below", check, &below) &&
-               below <= absl::ZeroDuration()) {
-      check.Invalid(path + ".below", absl::StrCat("must be > 0, got ", Fmt(below)));
+    const v1::ThresholdKind kind = load::KindOf(t);
+    const bool consistent = (kind == v1::PERCENTILE && is_latency) ||
+                            (kind == v1::ERROR_RATE && is_error_rate) ||
+                            (kind == v1::THROUGHPUT && is_throughput);
+    if (!consistent) {
+      check.Invalid(path + ".kind",
+                    absl::StrCat(v1::ThresholdKind_Name(kind), " does not apply to metric ",
+                                 Quote(t.metric())));
+      continue;
+    }
+    switch (kind) {
+      case v1::ERROR_RATE:
+        if (!(t.below_value() > 0 && t.below_value() <= 1)) {
+          check.Invalid(path + ".belowValue",
+                        absl::StrCat("must be a fraction in (0, 1] (0.01 is 1 %), got ",
+                                     t.below_value()));
+        }
+        break;
+      case v1::THROUGHPUT:
+        if (!(t.above() >= 0) || !std::isfinite(t.above())) {
+          check.Invalid(path + ".above", absl::StrCat("must be >= 0, got ", t.above()));
+        }
+        break;
+      default: {
+        if (!(t.percentile() > 0 && t.percentile() <= 100)) {
+          check.Invalid(path + ".percentile",
+                        absl::StrCat("must be in (0, 100], got ", t.percentile()));
+        }
+        absl::Duration below;
+        if (!t.has_below()) {
+          check.Invalid(path + ".below", "required, e.g. \"0.5s\"");
+        } else if (ToDuration(t.below(), path + ".below", check, &below) &&
+                   below <= absl::ZeroDuration()) {
+          check.Invalid(path + ".below", absl::StrCat("must be > 0, got ", Fmt(below)));
+        }
+        break;
+      }
+    }
+  }
+}
+
+void CheckObjectives(const v1::Objectives& o, Checker& check) {
+  const std::pair<const char*, const google::protobuf::Duration*> fields[] = {
+      {"spec.objectives.ttft", o.has_ttft() ? &o.ttft() : nullptr},
+      {"spec.objectives.meanItl", o.has_mean_itl() ? &o.mean_itl() : nullptr},
+      {"spec.objectives.e2e", o.has_e2e() ? &o.e2e() : nullptr}};
+  for (const auto& [path, d] : fields) {
+    absl::Duration v;
+    if (d != nullptr && ToDuration(*d, path, check, &v) &&
+        (v <= absl::ZeroDuration() || v > absl::Hours(1))) {
+      check.Invalid(path, absl::StrCat("must be > 0 and at most 1h, got ", Fmt(v)));
     }
   }
 }
@@ -361,6 +487,7 @@ absl::Status ValidateRunSpec(const v1::RunSpec& spec) {
   CheckLoad(spec, check);
   CheckEmulation(spec.emulation(), check);
   CheckThresholds(spec, check);
+  CheckObjectives(spec.objectives(), check);
   CheckLabels(spec, check);
   if (spec.max_workers() < 0) {
     check.Invalid("spec.maxWorkers",
@@ -373,6 +500,13 @@ void ApplyDefaults(v1::RunSpec* spec) {
   if (spec->load().has_closed() && spec->load().closed().max_concurrent() == 0) {
     v1::ClosedLoad* closed = spec->mutable_load()->mutable_closed();
     closed->set_max_concurrent(closed->clients());
+  }
+  if (spec->load().has_open() &&
+      spec->load().open().distribution() == v1::ARRIVAL_DISTRIBUTION_UNSPECIFIED) {
+    spec->mutable_load()->mutable_open()->set_distribution(v1::POISSON);
+  }
+  for (v1::Threshold& t : *spec->mutable_thresholds()) {
+    t.set_kind(load::KindOf(t));
   }
 }
 

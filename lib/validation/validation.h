@@ -11,9 +11,10 @@
 //
 // A spec with an invalid field gets INVALID_ARGUMENT (the first such field,
 // in message order). A valid spec that asks for something not built yet (a
-// protocol other than CENTRIFUGO_EMULATOR, the duration or open load model)
-// gets UNIMPLEMENTED, e.g. "spec.target.protocol: REALM is not implemented
-// yet". Invalid fields are reported before unimplemented ones.
+// protocol other than CENTRIFUGO_EMULATOR) gets UNIMPLEMENTED, e.g.
+// "spec.target.protocol: REALM is not implemented yet". Invalid fields are
+// reported before unimplemented ones. All three load models (closed,
+// duration, open) are implemented.
 //
 //   if (absl::Status s = validation::ValidateRunSpec(spec); !s.ok()) return s;
 //   validation::ApplyDefaults(&spec);
@@ -33,11 +34,13 @@ inline constexpr int kMaxLengthWords = 100000;
 inline constexpr int kMaxLabels = 64;
 inline constexpr int kMaxLabelValueLength = 256;
 inline constexpr int kMaxThresholds = 64;
+inline constexpr int kMaxStages = 100;  // open-model ramp stages
 
 absl::Status ValidateRunSpec(const v1::RunSpec& spec);
 
 // Fills the defaults a validated spec leaves implicit, so workers and reports
-// see explicit values: load.closed.maxConcurrent 0 -> clients.
+// see explicit values: load.closed.maxConcurrent 0 -> clients,
+// load.open.distribution -> POISSON, thresholds[].kind inferred from metric.
 void ApplyDefaults(v1::RunSpec* spec);
 
 }  // namespace llmload::validation

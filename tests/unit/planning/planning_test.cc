@@ -377,5 +377,117 @@ TEST(ApportionRateTest, SplitsInProportion) {
   EXPECT_DOUBLE_EQ(parts[1], 20.0);
 }
 
+// ---- Duration and open models ----
+
+TEST(PlanDurationTest, EveryConnectionOpenAtOnceOnExactlyOneWorker) {
+  absl::StatusOr<std::vector<ShardPlan>> plan =
+      PlanDuration(10, {{"a", 100}, {"b", 300}}, /*max_workers=*/0);
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  ASSERT_EQ(plan->size(), 2u);
+  EXPECT_EQ((*plan)[0].client_count, 3);  // 10 * 100/400 = 2.5 -> 3 (largest remainder, tie low)
+  EXPECT_EQ((*plan)[1].client_count, 7);
+  for (const ShardPlan& s : *plan) {
+    EXPECT_EQ(s.max_concurrent, s.client_count);
+  }
+  EXPECT_FALSE(PlanDuration(0, {{"a", 1}}, 0).ok());
+  // More workers than connections: one connection each on the biggest.
+  plan = PlanDuration(2, {{"a", 1}, {"b", 5}, {"c", 9}}, 0);
+  ASSERT_TRUE(plan.ok());
+  ASSERT_EQ(plan->size(), 2u);
+  EXPECT_EQ((*plan)[0].worker_id, "b");
+  EXPECT_EQ((*plan)[1].worker_id, "c");
+}
+
+TEST(PlanOpenTest, RateAndInFlightFollowCapacity) {
+  absl::StatusOr<std::vector<ShardPlan>> plan =
+      PlanOpen(100, 40, {{"a", 100}, {"b", 300}}, /*max_workers=*/0);
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  ASSERT_EQ(plan->size(), 2u);
+  EXPECT_DOUBLE_EQ((*plan)[0].rate_per_second, 25);
+  EXPECT_DOUBLE_EQ((*plan)[1].rate_per_second, 75);
+  EXPECT_DOUBLE_EQ((*plan)[0].rate_share, 0.25);
+  EXPECT_EQ((*plan)[0].max_concurrent, 10);
+  EXPECT_EQ((*plan)[1].max_concurrent, 30);
+  EXPECT_EQ((*plan)[0].client_begin, 0);
+  EXPECT_EQ((*plan)[1].client_begin, 10);
+  // No cap: each worker's capacity.
+  plan = PlanOpen(10, 0, {{"a", 7}, {"b", 9}}, 1);
+  ASSERT_TRUE(plan.ok());
+  ASSERT_EQ(plan->size(), 1u);  // maxWorkers
+  EXPECT_EQ((*plan)[0].worker_id, "b");
+  EXPECT_EQ((*plan)[0].max_concurrent, 9);
+  EXPECT_DOUBLE_EQ((*plan)[0].rate_per_second, 10);
+  // A cap of 1 uses one worker.
+  plan = PlanOpen(10, 1, {{"a", 7}, {"b", 9}}, 0);
+  ASSERT_TRUE(plan.ok());
+  EXPECT_EQ(plan->size(), 1u);
+  EXPECT_FALSE(PlanOpen(-1, 0, {{"a", 1}}, 0).ok());
+  EXPECT_FALSE(PlanOpen(1, -1, {{"a", 1}}, 0).ok());
+  EXPECT_EQ(PlanOpen(1, 0, {}, 0).status().code(), absl::StatusCode::kFailedPrecondition);
+}
+
+class OpenAndDurationPropertyTest : public ::testing::TestWithParam<int> {};
+
+TEST_P(OpenAndDurationPropertyTest, RandomCapacitiesAndCounts) {
+  std::mt19937 rng(static_cast<uint32_t>(GetParam()) * 7919u + 1u);
+  std::uniform_int_distribution<int> nworkers(1, 12);
+  std::uniform_int_distribution<int32_t> cap(1, 5000);
+  std::uniform_int_distribution<int32_t> units(1, 300);
+  std::uniform_int_distribution<int32_t> maxw(0, 6);
+  for (int round = 0; round < 50; ++round) {
+    std::vector<WorkerCapacity> workers;
+    const int n = nworkers(rng);
+    for (int i = 0; i < n; ++i) {
+      workers.push_back({"w" + std::to_string(i), cap(rng)});
+    }
+    const int32_t max_workers = maxw(rng);
+    // Duration: every connection id on exactly one shard, contiguous.
+    const int32_t connections = units(rng);
+    absl::StatusOr<std::vector<ShardPlan>> d = PlanDuration(connections, workers, max_workers);
+    ASSERT_TRUE(d.ok()) << d.status();
+    int32_t next = 0;
+    for (const ShardPlan& s : *d) {
+      EXPECT_EQ(s.client_begin, next);
+      EXPECT_GE(s.client_count, 1);
+      EXPECT_EQ(s.max_concurrent, s.client_count);
+      next += s.client_count;
+    }
+    EXPECT_EQ(next, connections);
+    EXPECT_LE(static_cast<int>(d->size()), max_workers > 0 ? max_workers : n);
+
+    // Open: shares sum to 1, in-flight caps sum to the cap, ids disjoint,
+    // more capacity never means less rate.
+    const double rate = static_cast<double>(units(rng)) / 3.0;
+    const int32_t in_flight = units(rng);
+    absl::StatusOr<std::vector<ShardPlan>> o = PlanOpen(rate, in_flight, workers, max_workers);
+    ASSERT_TRUE(o.ok()) << o.status();
+    double share = 0;
+    double total_rate = 0;
+    int32_t total_in_flight = 0;
+    next = 0;
+    for (const ShardPlan& s : *o) {
+      share += s.rate_share;
+      total_rate += s.rate_per_second;
+      total_in_flight += s.max_concurrent;
+      EXPECT_GE(s.max_concurrent, 1);
+      EXPECT_EQ(s.client_begin, next);
+      EXPECT_EQ(s.client_count, s.max_concurrent);
+      next += s.client_count;
+    }
+    EXPECT_NEAR(share, 1.0, 1e-9);
+    EXPECT_NEAR(total_rate, rate, 1e-9 * rate + 1e-12);
+    EXPECT_EQ(total_in_flight, in_flight);
+    for (const ShardPlan& a : *o) {
+      for (const ShardPlan& b : *o) {
+        if (workers[a.worker_index].capacity > workers[b.worker_index].capacity) {
+          EXPECT_GE(a.rate_per_second, b.rate_per_second);
+        }
+      }
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Seeds, OpenAndDurationPropertyTest, ::testing::Range(0, 20));
+
 }  // namespace
 }  // namespace llmload::planning

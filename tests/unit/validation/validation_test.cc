@@ -235,13 +235,21 @@ INSTANTIATE_TEST_SUITE_P(
                    s.mutable_load()->mutable_closed()->set_max_concurrent(1000001);
                  },
                  kInvalid, "spec.load.closed.maxConcurrent", "got 1000001"},
-        BadField{"DurationModelUnimplemented",
+        BadField{"DurationThinkMaxBelowMin",
                  [](v1::RunSpec& s) {
                    auto* d = s.mutable_load()->mutable_duration();
                    d->set_connections(10);
                    *d->mutable_duration() = Dur(30, 0);
+                   *d->mutable_think_time()->mutable_min() = Dur(2, 0);
+                   *d->mutable_think_time()->mutable_max() = Dur(1, 0);
                  },
-                 kUnimplemented, "spec.load.duration", "not implemented yet"},
+                 kInvalid, "spec.load.duration.thinkTime.max", "must be >= min (2s), got 1s"},
+        BadField{"ClosedThinkNegative",
+                 [](v1::RunSpec& s) {
+                   *s.mutable_load()->mutable_closed()->mutable_think_time()->mutable_min() =
+                       Dur(-1, 0);
+                 },
+                 kInvalid, "spec.load.closed.thinkTime.min", "between 0s and 1h"},
         BadField{"DurationConnectionsZero",
                  [](v1::RunSpec& s) {
                    *s.mutable_load()->mutable_duration()->mutable_duration() = Dur(30, 0);
@@ -252,13 +260,43 @@ INSTANTIATE_TEST_SUITE_P(
                    s.mutable_load()->mutable_duration()->set_connections(10);
                  },
                  kInvalid, "spec.load.duration.duration", "required"},
-        BadField{"OpenModelUnimplemented",
+        BadField{"OpenStageWithoutDuration",
+                 [](v1::RunSpec& s) {
+                   auto* o = s.mutable_load()->mutable_open();
+                   o->set_rate_per_second(20);
+                   o->add_stages()->set_target_rate(50);
+                 },
+                 kInvalid, "spec.load.open.stages[0].duration", "required"},
+        BadField{"OpenStageNegativeRate",
+                 [](v1::RunSpec& s) {
+                   auto* o = s.mutable_load()->mutable_open();
+                   auto* st = o->add_stages();
+                   st->set_target_rate(-1);
+                   *st->mutable_duration() = Dur(10, 0);
+                 },
+                 kInvalid, "spec.load.open.stages[0].targetRate", "must be >= 0"},
+        BadField{"OpenStagesAllZero",
+                 [](v1::RunSpec& s) {
+                   auto* st = s.mutable_load()->mutable_open()->add_stages();
+                   *st->mutable_duration() = Dur(10, 0);
+                 },
+                 kInvalid, "spec.load.open.stages", "every rate is 0"},
+        BadField{"OpenMaxInFlightNegative",
                  [](v1::RunSpec& s) {
                    auto* o = s.mutable_load()->mutable_open();
                    o->set_rate_per_second(20);
                    *o->mutable_duration() = Dur(60, 0);
+                   o->set_max_in_flight(-1);
                  },
-                 kUnimplemented, "spec.load.open", "not implemented yet"},
+                 kInvalid, "spec.load.open.maxInFlight", "got -1"},
+        BadField{"OpenDistributionUnknown",
+                 [](v1::RunSpec& s) {
+                   auto* o = s.mutable_load()->mutable_open();
+                   o->set_rate_per_second(20);
+                   *o->mutable_duration() = Dur(60, 0);
+                   o->set_distribution(static_cast<v1::ArrivalDistribution>(9));
+                 },
+                 kInvalid, "spec.load.open.distribution", "one of POISSON, UNIFORM"},
         BadField{"OpenRateZero",
                  [](v1::RunSpec& s) {
                    *s.mutable_load()->mutable_open()->mutable_duration() = Dur(60, 0);
@@ -300,6 +338,26 @@ INSTANTIATE_TEST_SUITE_P(
         BadField{"ThresholdBelowMissing",
                  [](v1::RunSpec& s) { s.mutable_thresholds(0)->clear_below(); }, kInvalid,
                  "spec.thresholds[0].below", "required"},
+        BadField{"ErrorRateBoundOutOfRange",
+                 [](v1::RunSpec& s) {
+                   auto* t = s.add_thresholds();
+                   t->set_metric("error_rate");
+                   t->set_below_value(5);
+                 },
+                 kInvalid, "spec.thresholds[1].belowValue", "fraction in (0, 1]"},
+        BadField{"ThroughputNegative",
+                 [](v1::RunSpec& s) {
+                   auto* t = s.add_thresholds();
+                   t->set_metric("requests_per_sec");
+                   t->set_above(-1);
+                 },
+                 kInvalid, "spec.thresholds[1].above", "must be >= 0"},
+        BadField{"KindDoesNotFitMetric",
+                 [](v1::RunSpec& s) { s.mutable_thresholds(0)->set_kind(v1::THROUGHPUT); },
+                 kInvalid, "spec.thresholds[0].kind", "THROUGHPUT does not apply to metric \"ttft\""},
+        BadField{"ObjectiveZero",
+                 [](v1::RunSpec& s) { *s.mutable_objectives()->mutable_ttft() = Dur(0, 0); },
+                 kInvalid, "spec.objectives.ttft", "must be > 0"},
         BadField{"LabelKeyBadSyntax",
                  [](v1::RunSpec& s) { (*s.mutable_labels())["1team"] = "x"; }, kInvalid,
                  "spec.labels[\"1team\"]", "label name"},
@@ -323,4 +381,41 @@ INSTANTIATE_TEST_SUITE_P(
     [](const ::testing::TestParamInfo<BadField>& info) { return info.param.test_name; });
 
 }  // namespace
+
+TEST(ValidateRunSpecTest, EveryLoadModelAndVerdictFieldPassesInJson) {
+  // The JSON names users write for the duration and open models, think
+  // time, ramp stages, every threshold kind and the goodput objectives.
+  v1::RunSpec spec = FromJson(R"json({
+    "target": {"protocol": "CENTRIFUGO_EMULATOR", "url": "http://127.0.0.1:8080"},
+    "load": {"open": {"ratePerSecond": 20, "duration": "60s", "distribution": "UNIFORM",
+                      "stages": [{"targetRate": 50, "duration": "30s"},
+                                 {"targetRate": 0, "duration": "10s"}],
+                      "maxInFlight": 100, "seed": "42"}},
+    "thresholds": [{"metric": "ttft", "percentile": 95, "below": "0.5s"},
+                   {"metric": "error_rate", "belowValue": 0.01, "abortOnFail": true},
+                   {"metric": "requests_per_sec", "above": 10},
+                   {"metric": "goodput_ratio", "kind": "THROUGHPUT", "above": 0.9}],
+    "objectives": {"ttft": "0.5s", "meanItl": "0.05s", "e2e": "5s"}})json");
+  EXPECT_TRUE(ValidateRunSpec(spec).ok()) << ValidateRunSpec(spec);
+  ApplyDefaults(&spec);
+  EXPECT_EQ(spec.thresholds(0).kind(), v1::PERCENTILE);
+  EXPECT_EQ(spec.thresholds(1).kind(), v1::ERROR_RATE);
+  EXPECT_EQ(spec.thresholds(2).kind(), v1::THROUGHPUT);
+  EXPECT_EQ(spec.load().open().distribution(), v1::UNIFORM);
+
+  const v1::RunSpec duration = FromJson(R"json({
+    "target": {"protocol": "CENTRIFUGO_EMULATOR", "url": "http://127.0.0.1:8080"},
+    "load": {"duration": {"connections": 10, "duration": "30s",
+                          "thinkTime": {"min": "0.1s", "max": "0.5s"}}}})json");
+  EXPECT_TRUE(ValidateRunSpec(duration).ok()) << ValidateRunSpec(duration);
+
+  // Stages alone set the rate: ratePerSecond 0 and no duration are fine.
+  v1::RunSpec ramp = FromJson(R"json({
+    "target": {"protocol": "CENTRIFUGO_EMULATOR", "url": "http://127.0.0.1:8080"},
+    "load": {"open": {"stages": [{"targetRate": 100, "duration": "20s"}]}}})json");
+  EXPECT_TRUE(ValidateRunSpec(ramp).ok()) << ValidateRunSpec(ramp);
+  ApplyDefaults(&ramp);
+  EXPECT_EQ(ramp.load().open().distribution(), v1::POISSON);
+}
+
 }  // namespace llmload::validation
