@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <deque>
+#include <optional>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -47,7 +48,7 @@ class AttachLink {
 class WatchLink {
  public:
   explicit WatchLink(WatchReactor* reactor) : reactor_(reactor) {}
-  void Push(const v1::Run& run) ABSL_LOCKS_EXCLUDED(mu_);
+  void Push(const v1::RunUpdate& update) ABSL_LOCKS_EXCLUDED(mu_);
   void Close(const grpc::Status& status) ABSL_LOCKS_EXCLUDED(mu_);
   void Detach() ABSL_LOCKS_EXCLUDED(mu_) {
     absl::MutexLock lock(&mu_);
@@ -197,18 +198,18 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::RunUpdate> {
 
   const std::shared_ptr<WatchLink>& link() const { return link_; }
 
-  void Push(const v1::Run& run) ABSL_LOCKS_EXCLUDED(mu_) {
+  void Push(const v1::RunUpdate& update) ABSL_LOCKS_EXCLUDED(mu_) {
     absl::MutexLock lock(&mu_);
     if (finish_requested_ || terminal_queued_) {
       return;
     }
-    terminal_queued_ = IsTerminal(run.state());
+    terminal_queued_ = IsTerminal(update.run().state());
     if (writing_) {
-      *pending_.mutable_run() = run;
+      pending_ = update;
       has_pending_ = true;
       return;
     }
-    *current_.mutable_run() = run;
+    current_ = update;
     writing_ = true;
     StartWrite(&current_);
   }
@@ -291,10 +292,10 @@ void AttachLink::Close(const grpc::Status& status) {
   }
 }
 
-void WatchLink::Push(const v1::Run& run) {
+void WatchLink::Push(const v1::RunUpdate& update) {
   absl::MutexLock lock(&mu_);
   if (reactor_ != nullptr) {
-    reactor_->Push(run);
+    reactor_->Push(update);
   }
 }
 
@@ -392,6 +393,10 @@ void OrchestratorServiceImpl::Stop() {
   if (ticker_.joinable()) {
     ticker_.join();
   }
+  // Collector calls in flight capture `this`: wait for their callbacks.
+  absl::MutexLock lock(&mu_);
+  auto idle = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return stats_calls_ == 0; };
+  mu_.AwaitWithTimeout(absl::Condition(&idle), config_.collector_deadline + absl::Seconds(1));
 }
 
 grpc::ServerUnaryReactor* OrchestratorServiceImpl::NewUnaryReactor() {
@@ -487,15 +492,17 @@ absl::StatusOr<v1::Run> OrchestratorServiceImpl::StartRunLocked(const v1::RunSpe
   }
   if (idle.empty()) {
     return absl::FailedPreconditionError(
-        attached == 0 ? std::string("no idle workers attached (no worker is attached)")
-                      : absl::StrCat("no idle workers attached (", attached,
-                                     " attached, all busy with other runs)"));
+        attached == 0
+            ? std::string("no idle workers attached (no worker is attached)")
+            : absl::StrCat("no idle workers attached (", attached,
+                           " attached, all busy with other runs: ",
+                           absl::StrJoin(active_runs_, ", "),
+                           "); runs do not share workers: wait for a run to end, stop it, or "
+                           "attach more workers"));
   }
   v1::RunSpec spec = request_spec;
   validation::ApplyDefaults(&spec);
-  const v1::ClosedLoad& closed = spec.load().closed();
-  absl::StatusOr<std::vector<planning::ShardPlan>> plan = planning::PlanClosed(
-      closed.clients(), closed.max_concurrent(), idle, spec.max_workers());
+  absl::StatusOr<std::vector<planning::ShardPlan>> plan = PlanRun(spec, idle);
   if (!plan.ok()) {
     return plan.status();
   }
@@ -505,10 +512,7 @@ absl::StatusOr<v1::Run> OrchestratorServiceImpl::StartRunLocked(const v1::RunSpe
   RunEntry& entry = runs_[id];
   entry.run = NewRun(id, spec, *plan, now);
   v1::Run& run = entry.run;
-  AddEvent(&run, now,
-           absl::StrCat("run created: ", closed.clients(), " clients x ",
-                        closed.cycles_per_client(), " cycles, at most ", closed.max_concurrent(),
-                        " concurrent"));
+  AddEvent(&run, now, absl::StrCat("run created: ", DescribeLoad(spec)));
   active_runs_.insert(id);
 
   std::vector<std::string> described;
@@ -520,6 +524,12 @@ absl::StatusOr<v1::Run> OrchestratorServiceImpl::StartRunLocked(const v1::RunSpe
     assign->set_client_begin(shard.client_begin());
     assign->set_client_count(shard.client_count());
     assign->set_max_concurrent(shard.max_concurrent());
+    assign->set_rate_per_second(shard.rate_per_second());
+    for (const planning::ShardPlan& p : *plan) {
+      if (p.worker_id == shard.worker_id()) {
+        assign->set_rate_share(p.rate_share);
+      }
+    }
     workers_.at(shard.worker_id()).link->Send(message);
     described.push_back(DescribeShard(shard));
   }
@@ -533,8 +543,10 @@ absl::StatusOr<v1::Run> OrchestratorServiceImpl::StartRunLocked(const v1::RunSpe
       .Kv("run_id", id)
       .Kv("name", spec.name())
       .Kv("workers", run.shards_size())
-      .Kv("clients", closed.clients());
-  NotifyWatchers(run, absl::Now());
+      .Kv("load", DescribeLoad(spec));
+  entry.rate_at = absl::Now();
+  entry.next_poll = absl::Now() + absl::Seconds(1);
+  NotifyWatchers(entry, absl::Now());
   return run;
 }
 
@@ -674,7 +686,7 @@ grpc::ServerWriteReactor<v1::RunUpdate>* OrchestratorServiceImpl::WatchRun(
                      absl::StrCat("run \"", request->id(), "\" not found")));
   }
   auto* reactor = new WatchReactor(this, request->id());
-  reactor->Push(it->second.run);
+  reactor->Push(MakeUpdate(it->second, absl::Now()));
   if (!IsTerminal(it->second.run.state())) {
     watchers_[request->id()].push_back({reactor->link(), absl::Now()});
   }
@@ -693,13 +705,15 @@ void OrchestratorServiceImpl::RemoveWatcher(const std::string& run_id, const Wat
   }
 }
 
-void OrchestratorServiceImpl::NotifyWatchers(const v1::Run& run, absl::Time now) {
+void OrchestratorServiceImpl::NotifyWatchers(const RunEntry& entry, absl::Time now) {
+  const v1::Run& run = entry.run;
   auto it = watchers_.find(run.id());
   if (it == watchers_.end()) {
     return;
   }
+  const v1::RunUpdate update = MakeUpdate(entry, now);
   for (Watcher& w : it->second) {
-    w.link->Push(run);
+    w.link->Push(update);
     w.last_push = now;
   }
   if (IsTerminal(run.state())) {
@@ -819,6 +833,10 @@ absl::Status OrchestratorServiceImpl::OnWorkerMessage(const std::shared_ptr<Atta
     case v1::WorkerMessage::kHeartbeat:
       worker.heartbeat = message.heartbeat();
       worker.last_heartbeat = now_ts;
+      for (const std::string& run_id : ActiveRunsOf(link->worker_id)) {
+        RunEntry& entry = runs_.at(run_id);
+        entry.max_loop_lag_ms = std::max(entry.max_loop_lag_ms, message.heartbeat().loop_lag_ms());
+      }
       break;
     case v1::WorkerMessage::kShardUpdate:
       HandleShardUpdate(link->worker_id, *link, message.shard_update());
@@ -924,12 +942,14 @@ void OrchestratorServiceImpl::HandleShardUpdate(const std::string& worker_id, At
 void OrchestratorServiceImpl::RunChanged(RunEntry& entry, const std::string& failure) {
   v1::Run& run = entry.run;
   SumProgress(&run);
-  const v1::RunState next = DecideState(run, entry.stop_requested);
-  if (IsTerminal(next) && !IsTerminal(run.state())) {
-    const google::protobuf::Timestamp now = NowTimestamp();
+  v1::RunState next = DecideState(run, entry.stop_requested);
+  if (next == v1::CANCELLED && !entry.abort_reason.empty()) {
+    next = v1::FAILED;  // stopped by a failing threshold, not by a user
+  }
+  if (IsTerminal(next) && !IsTerminal(run.state()) && !entry.finalizing) {
     std::string error;
     if (next == v1::FAILED) {
-      error = failure;
+      error = !entry.abort_reason.empty() ? entry.abort_reason : failure;
       for (const v1::Shard& shard : run.shards()) {
         if (error.empty() && !shard.error().empty()) {
           error = absl::StrCat("worker ", shard.worker_id(), ": ", shard.error());
@@ -944,16 +964,223 @@ void OrchestratorServiceImpl::RunChanged(RunEntry& entry, const std::string& fai
         }
       }
     }
-    FinishRun(&run, next, now, error);
-    active_runs_.erase(run.id());
-    LogLine(next == v1::FAILED ? LogLevel::kWarn : LogLevel::kInfo, "Run finished.")
-        .Kv("run_id", run.id())
-        .Kv("state", v1::RunState_Name(next))
-        .Kv("cycles_done", run.progress().cycles_done())
-        .Kv("error", run.error());
+    if (collector_ != nullptr && collector_->async() != nullptr && !stopping_) {
+      // Decide the verdict on the final statistics first.
+      entry.finalizing = true;
+      entry.final_state = next;
+      entry.final_error = error;
+      RequestStats(entry, /*final=*/true);
+    } else {
+      FinalizeRun(entry, next, error, nullptr);
+    }
   }
   writer_->Enqueue(run);
-  NotifyWatchers(run, absl::Now());
+  NotifyWatchers(entry, absl::Now());
+}
+
+void OrchestratorServiceImpl::FinalizeRun(RunEntry& entry, v1::RunState state,
+                                          const std::string& error, const v1::RunStats* stats) {
+  v1::Run& run = entry.run;
+  const google::protobuf::Timestamp now = NowTimestamp();
+  bool passed = true;
+  run.clear_threshold_results();
+  if (stats != nullptr) {
+    for (v1::ThresholdResult& r : load::EvaluateAll(run.spec().thresholds(), *stats,
+                                                    /*final_stats=*/true, &passed)) {
+      *run.add_threshold_results() = std::move(r);
+    }
+  } else {
+    for (const v1::Threshold& t : run.spec().thresholds()) {
+      v1::ThresholdResult* r = run.add_threshold_results();
+      *r->mutable_threshold() = t;
+      r->set_passed(false);
+      r->set_description(absl::StrCat(t.metric(), ": no statistics (collector unreachable)"));
+      passed = false;
+    }
+  }
+  if (!entry.abort_reason.empty()) {
+    passed = false;
+  }
+  run.set_passed(passed);
+  load::WarningInputs inputs;
+  inputs.max_loop_lag_ms = entry.max_loop_lag_ms;
+  inputs.e2e_over_time = entry.e2e_series;
+  run.clear_warnings();
+  for (std::string& w : load::WarningSigns(stats != nullptr ? *stats : v1::RunStats(), inputs)) {
+    run.add_warnings(std::move(w));
+  }
+  run.set_max_loop_lag_ms(entry.max_loop_lag_ms);
+  std::vector<std::string> violated;
+  for (const v1::ThresholdResult& r : run.threshold_results()) {
+    if (!r.passed()) {
+      violated.push_back(r.description());
+    }
+  }
+  if (!violated.empty()) {
+    AddEvent(&run, now, absl::StrCat("thresholds failed: ", absl::StrJoin(violated, "; ")));
+  } else if (run.threshold_results_size() > 0) {
+    AddEvent(&run, now, absl::StrCat("all ", run.threshold_results_size(), " thresholds passed"));
+  }
+  FinishRun(&run, state, now, error);
+  active_runs_.erase(run.id());
+  entry.finalizing = false;
+  LogLine(state == v1::FAILED ? LogLevel::kWarn : LogLevel::kInfo, "Run finished.")
+      .Kv("run_id", run.id())
+      .Kv("state", v1::RunState_Name(state))
+      .Kv("passed", passed ? "true" : "false")
+      .Kv("cycles_done", run.progress().cycles_done())
+      .Kv("error", run.error());
+}
+
+void OrchestratorServiceImpl::RequestStats(RunEntry& entry, bool final) {
+  if (collector_ == nullptr || collector_->async() == nullptr) {
+    return;
+  }
+  if (!final) {
+    if (entry.poll_in_flight) {
+      return;
+    }
+    entry.poll_in_flight = true;
+  }
+  struct StatsCall {
+    grpc::ClientContext context;
+    v1::GetRunStatsRequest request;
+    v1::RunStats response;
+  };
+  auto* call = new StatsCall;
+  call->request.set_run_id(entry.run.id());
+  call->context.set_deadline(absl::ToChronoTime(absl::Now() + config_.collector_deadline));
+  ++stats_calls_;
+  collector_->async()->GetRunStats(&call->context, &call->request, &call->response,
+                                   [this, call, final](grpc::Status status) {
+                                     OnStats(call->request.run_id(),
+                                             status.ok() ? &call->response : nullptr, final);
+                                     delete call;
+                                   });
+}
+
+void OrchestratorServiceImpl::OnStats(const std::string& run_id, const v1::RunStats* stats,
+                                      bool final) {
+  absl::MutexLock lock(&mu_);
+  --stats_calls_;
+  auto it = runs_.find(run_id);
+  if (it == runs_.end()) {
+    return;
+  }
+  RunEntry& entry = it->second;
+  if (!final) {
+    entry.poll_in_flight = false;
+  }
+  const bool has_data = stats != nullptr && (stats->batches() > 0 || stats->metrics_size() > 0);
+  if (has_data) {
+    entry.last_stats = *stats;
+    if (const v1::MetricStats* e2e = load::FindMetric(*stats, "e2e"); e2e != nullptr) {
+      if (entry.e2e_series.empty() || entry.e2e_series.back().first != e2e->count()) {
+        entry.e2e_series.emplace_back(e2e->count(), e2e->mean_ms());
+      }
+      // Bounded: keep every other snapshot (cumulative ones stay exact).
+      if (entry.e2e_series.size() > 4096) {
+        load::CumulativeMeans halved;
+        for (size_t i = 0; i < entry.e2e_series.size(); i += 2) {
+          halved.push_back(entry.e2e_series[i]);
+        }
+        halved.push_back(entry.e2e_series.back());
+        entry.e2e_series = std::move(halved);
+      }
+    }
+  }
+  if (final) {
+    if (entry.finalizing && !IsTerminal(entry.run.state())) {
+      if (stats == nullptr) {
+        LLMLOAD_LOG(kWarn, "No final statistics from the collector; thresholds cannot pass.")
+            .Kv("run_id", run_id);
+      }
+      FinalizeRun(entry, entry.final_state, entry.final_error, stats);
+      writer_->Enqueue(entry.run);
+      NotifyWatchers(entry, absl::Now());
+    }
+    return;
+  }
+  if (!has_data || stopping_ || entry.finalizing || IsTerminal(entry.run.state()) ||
+      entry.stop_requested) {
+    return;
+  }
+  for (const v1::Threshold& t : entry.run.spec().thresholds()) {
+    if (!t.abort_on_fail()) {
+      continue;
+    }
+    const v1::ThresholdResult r = load::Evaluate(t, *stats, /*final_stats=*/false);
+    if (!r.passed()) {
+      AbortRun(entry, absl::StrCat("threshold failed, run aborted: ", r.description()));
+      return;
+    }
+  }
+}
+
+void OrchestratorServiceImpl::AbortRun(RunEntry& entry, const std::string& reason) {
+  entry.abort_reason = reason;
+  entry.stop_requested = true;
+  entry.stop_deadline = absl::Now() + config_.stop_grace;
+  AddEvent(&entry.run, NowTimestamp(), reason);
+  LLMLOAD_LOG(kWarn, "Aborting run: a threshold failed.")
+      .Kv("run_id", entry.run.id())
+      .Kv("reason", reason);
+  SendStops(entry.run);
+  RunChanged(entry, reason);
+}
+
+void OrchestratorServiceImpl::SampleRates(RunEntry& entry, absl::Time now) {
+  const v1::ShardProgress& p = entry.run.progress();
+  const int64_t requests = p.requests_ok() + p.requests_failed();
+  const double dt = absl::ToDoubleSeconds(now - entry.rate_at);
+  if (dt < 1.0) {
+    return;
+  }
+  entry.requests_per_sec = static_cast<double>(requests - entry.rate_requests) / dt;
+  entry.tokens_per_sec = static_cast<double>(p.tokens() - entry.rate_tokens) / dt;
+  entry.rate_requests = requests;
+  entry.rate_tokens = p.tokens();
+  entry.rate_at = now;
+}
+
+v1::RunUpdate OrchestratorServiceImpl::MakeUpdate(const RunEntry& entry, absl::Time now) const {
+  v1::RunUpdate update;
+  *update.mutable_run() = entry.run;
+  const v1::Run& run = entry.run;
+  v1::LiveStats* live = update.mutable_live();
+  if (run.has_started_at()) {
+    const absl::Time started =
+        absl::FromUnixSeconds(run.started_at().seconds()) + absl::Nanoseconds(run.started_at().nanos());
+    absl::Time until = now;
+    if (run.has_finished_at()) {
+      until = absl::FromUnixSeconds(run.finished_at().seconds()) +
+              absl::Nanoseconds(run.finished_at().nanos());
+    }
+    const double elapsed = std::max(0.0, absl::ToDoubleSeconds(until - started));
+    live->set_elapsed_seconds(elapsed);
+    const double length = LoadSeconds(run.spec());
+    if (length > 0) {
+      live->set_remaining_seconds(std::max(0.0, length - elapsed));
+    }
+  }
+  const v1::ShardProgress& p = run.progress();
+  live->set_cycles_done(p.cycles_done());
+  live->set_cycles_total(p.cycles_total());
+  live->set_active_sessions(p.active_sessions());
+  live->set_requests_ok(p.requests_ok());
+  live->set_requests_failed(p.requests_failed());
+  live->set_tokens(p.tokens());
+  live->set_requests_per_sec(IsTerminal(run.state()) ? 0 : entry.requests_per_sec);
+  live->set_tokens_per_sec(IsTerminal(run.state()) ? 0 : entry.tokens_per_sec);
+  if (const v1::MetricStats* m = load::FindMetric(entry.last_stats, "ttft"); m != nullptr) {
+    live->set_ttft_p50_ms(m->p50_ms());
+    live->set_ttft_p99_ms(m->p99_ms());
+  }
+  if (const v1::MetricStats* m = load::FindMetric(entry.last_stats, "itl"); m != nullptr) {
+    live->set_itl_p50_ms(m->p50_ms());
+    live->set_itl_p99_ms(m->p99_ms());
+  }
+  return update;
 }
 
 void OrchestratorServiceImpl::SendStops(const v1::Run& run) {
@@ -1061,7 +1288,7 @@ void OrchestratorServiceImpl::Tick(absl::Time now) {
   const std::vector<std::string> active(active_runs_.begin(), active_runs_.end());
   for (const std::string& run_id : active) {
     RunEntry& entry = runs_.at(run_id);
-    if (!entry.stop_requested || now < entry.stop_deadline) {
+    if (!entry.stop_requested || now < entry.stop_deadline || entry.finalizing) {
       continue;
     }
     std::vector<std::string> stragglers;
@@ -1081,12 +1308,30 @@ void OrchestratorServiceImpl::Tick(absl::Time now) {
     RunChanged(entry, "");
   }
 
+  // Live statistics: rates from progress, the collector polled once per
+  // second (percentiles, abort on a failing threshold, latency trend).
+  for (const std::string& run_id : active_runs_) {
+    RunEntry& entry = runs_.at(run_id);
+    if (entry.run.state() != v1::RUNNING || entry.finalizing) {
+      continue;
+    }
+    SampleRates(entry, now);
+    if (now >= entry.next_poll) {
+      entry.next_poll = now + absl::Seconds(1);
+      RequestStats(entry, /*final=*/false);
+    }
+  }
+
   // Periodic WatchRun updates.
   for (auto& [run_id, list] : watchers_) {
-    const v1::Run& run = runs_.at(run_id).run;
+    const RunEntry& entry = runs_.at(run_id);
+    std::optional<v1::RunUpdate> update;
     for (Watcher& w : list) {
       if (now - w.last_push >= config_.watch_interval) {
-        w.link->Push(run);
+        if (!update.has_value()) {
+          update = MakeUpdate(entry, now);
+        }
+        w.link->Push(*update);
         w.last_push = now;
       }
     }

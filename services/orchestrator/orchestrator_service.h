@@ -9,7 +9,19 @@
 // All state sits behind one absl::Mutex with short critical sections; SQLite
 // writes happen on the RunWriter's thread, collector calls on the callback
 // stub. A ticker thread (Start/Stop) declares silent workers lost, ends stop
-// grace periods and sends the periodic WatchRun updates.
+// grace periods and sends the periodic WatchRun updates; once per second it
+// polls the collector for each running run (live percentiles, abort on a
+// failing threshold, the latency trend).
+//
+// Runs do not share workers: a run is planned over the attached workers
+// that have no unfinished shard, and StartRun answers FAILED_PRECONDITION
+// when there is none. A worker that attaches during a run is not given any
+// of it (the plan is fixed at StartRun); it serves the next run.
+//
+// The verdict: when every shard has ended, the run stays RUNNING while the
+// orchestrator fetches the final statistics (bounded by the collector
+// deadline), evaluates the thresholds and warning signs, and only then
+// becomes terminal, so a terminal run always carries `passed`.
 //
 // Lock order: OrchestratorServiceImpl::mu_ -> a stream link's mutex -> the
 // stream reactor's mutex. Reactors never call into the service while holding
@@ -32,6 +44,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
+#include "lib/load/verdict.h"
 #include "llmload/v1/collector.grpc.pb.h"
 #include "llmload/v1/orchestrator.grpc.pb.h"
 #include "services/orchestrator/run_store.h"
@@ -130,6 +143,27 @@ class OrchestratorServiceImpl final : public v1::Orchestrator::CallbackService {
     v1::Run run;
     bool stop_requested = false;
     absl::Time stop_deadline;
+    // A threshold with abortOnFail failed: the run is being stopped and ends
+    // FAILED with this reason.
+    std::string abort_reason;
+    // Every shard ended; the final statistics are being fetched to decide
+    // the verdict before the run becomes terminal.
+    bool finalizing = false;
+    v1::RunState final_state = v1::RUN_STATE_UNSPECIFIED;
+    std::string final_error;
+    // Live view: the collector's latest statistics (polled once per second),
+    // cumulative e2e means over time (latency-rising warning), rates from
+    // progress deltas, and the highest loop lag of the run's workers.
+    bool poll_in_flight = false;
+    absl::Time next_poll;
+    v1::RunStats last_stats;
+    load::CumulativeMeans e2e_series;
+    double max_loop_lag_ms = 0;
+    absl::Time rate_at;
+    int64_t rate_requests = 0;
+    int64_t rate_tokens = 0;
+    double requests_per_sec = 0;
+    double tokens_per_sec = 0;
   };
 
   absl::StatusOr<v1::Run> StartRunLocked(const v1::RunSpec& spec) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -143,7 +177,22 @@ class OrchestratorServiceImpl final : public v1::Orchestrator::CallbackService {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Sends stop to the workers of the run's unfinished shards.
   void SendStops(const v1::Run& run) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void NotifyWatchers(const v1::Run& run, absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void NotifyWatchers(const RunEntry& entry, absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The run plus its live statistics, as WatchRun streams it.
+  v1::RunUpdate MakeUpdate(const RunEntry& entry, absl::Time now) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Asks the collector for the run's statistics (`final`: to decide the
+  // verdict); the answer goes to OnStats.
+  void RequestStats(RunEntry& entry, bool final) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void OnStats(const std::string& run_id, const v1::RunStats* stats, bool final)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // Stops the run because a threshold can no longer pass; it ends FAILED.
+  void AbortRun(RunEntry& entry, const std::string& reason) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Moves the run to its terminal state with the verdict (thresholds
+  // evaluated on `stats`, null when unavailable) and warning signs.
+  void FinalizeRun(RunEntry& entry, v1::RunState state, const std::string& error,
+                   const v1::RunStats* stats) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void SampleRates(RunEntry& entry, absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool WorkerBusy(const std::string& worker_id) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::vector<std::string> ActiveRunsOf(const std::string& worker_id) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -162,6 +211,7 @@ class OrchestratorServiceImpl final : public v1::Orchestrator::CallbackService {
   absl::flat_hash_map<std::string, std::vector<Watcher>> watchers_ ABSL_GUARDED_BY(mu_);
   std::mt19937_64 rng_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  int64_t stats_calls_ ABSL_GUARDED_BY(mu_) = 0;  // collector calls with `this` in flight
 
   absl::Mutex calls_mu_;
   int64_t calls_in_flight_ ABSL_GUARDED_BY(calls_mu_) = 0;

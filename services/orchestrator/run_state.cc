@@ -2,7 +2,10 @@
 
 #include <utility>
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 
 namespace llmload::orchestrator {
 
@@ -16,9 +19,69 @@ bool IsTerminal(v1::ShardState state) {
 }
 
 std::string DescribeShard(const v1::Shard& shard) {
+  if (shard.rate_per_second() > 0) {
+    return absl::StrFormat("%s: %.2f req/s, in flight <= %d (ids %d-%d)", shard.worker_id(),
+                           shard.rate_per_second(), shard.max_concurrent(), shard.client_begin(),
+                           shard.client_begin() + shard.client_count() - 1);
+  }
   return absl::StrCat(shard.worker_id(), ": clients ", shard.client_begin(), "-",
                       shard.client_begin() + shard.client_count() - 1, " (concurrency ",
                       shard.max_concurrent(), ")");
+}
+
+double LoadSeconds(const v1::RunSpec& spec) {
+  auto secs = [](const google::protobuf::Duration& d) {
+    return static_cast<double>(d.seconds()) + static_cast<double>(d.nanos()) / 1e9;
+  };
+  if (spec.load().has_duration()) {
+    return secs(spec.load().duration().duration());
+  }
+  if (spec.load().has_open()) {
+    double staged = 0;
+    for (const v1::RateStage& st : spec.load().open().stages()) {
+      staged += secs(st.duration());
+    }
+    return std::max(staged, secs(spec.load().open().duration()));
+  }
+  return 0;
+}
+
+std::string DescribeLoad(const v1::RunSpec& spec) {
+  const v1::Load& load = spec.load();
+  if (load.has_duration()) {
+    return absl::StrFormat("duration: %d connections for %.1fs", load.duration().connections(),
+                           LoadSeconds(spec));
+  }
+  if (load.has_open()) {
+    const v1::OpenLoad& o = load.open();
+    std::string out = absl::StrFormat("open: %.2f req/s (%s) for %.1fs", o.rate_per_second(),
+                                      o.distribution() == v1::UNIFORM ? "uniform" : "poisson",
+                                      LoadSeconds(spec));
+    if (o.stages_size() > 0) {
+      absl::StrAppend(&out, absl::StrFormat(", %d ramp stages", o.stages_size()));
+    }
+    if (o.max_in_flight() > 0) {
+      absl::StrAppend(&out, absl::StrFormat(", at most %d in flight", o.max_in_flight()));
+    }
+    return out;
+  }
+  return absl::StrCat("closed: ", load.closed().clients(), " clients x ",
+                      load.closed().cycles_per_client(), " cycles, at most ",
+                      load.closed().max_concurrent(), " concurrent");
+}
+
+absl::StatusOr<std::vector<planning::ShardPlan>> PlanRun(
+    const v1::RunSpec& spec, const std::vector<planning::WorkerCapacity>& workers) {
+  const v1::Load& load = spec.load();
+  if (load.has_duration()) {
+    return planning::PlanDuration(load.duration().connections(), workers, spec.max_workers());
+  }
+  if (load.has_open()) {
+    return planning::PlanOpen(load.open().rate_per_second(), load.open().max_in_flight(), workers,
+                              spec.max_workers());
+  }
+  return planning::PlanClosed(load.closed().clients(), load.closed().max_concurrent(), workers,
+                              spec.max_workers());
 }
 
 int64_t TotalCycles(const v1::RunSpec& spec) {
@@ -50,6 +113,7 @@ v1::Run NewRun(const std::string& id, const v1::RunSpec& spec,
     shard->set_client_begin(p.client_begin);
     shard->set_client_count(p.client_count);
     shard->set_max_concurrent(p.max_concurrent);
+    shard->set_rate_per_second(p.rate_per_second);
     shard->set_state(v1::SHARD_ASSIGNED);
     shard->mutable_progress()->set_cycles_total(ShardCycles(spec, *shard));
   }

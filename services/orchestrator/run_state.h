@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/statusor.h"
 #include "google/protobuf/timestamp.pb.h"
 #include "lib/planning/planning.h"
 #include "llmload/v1/run.pb.h"
@@ -21,6 +22,7 @@ bool IsTerminal(v1::RunState state);
 bool IsTerminal(v1::ShardState state);
 
 // "w1: clients 0-6 (concurrency 3)".
+// For the open model: "w1: 12.50 req/s, in flight <= 100 (ids 0-99)".
 std::string DescribeShard(const v1::Shard& shard);
 
 // A PENDING run with one SHARD_ASSIGNED shard per plan entry.
@@ -28,7 +30,13 @@ v1::Run NewRun(const std::string& id, const v1::RunSpec& spec,
                const std::vector<planning::ShardPlan>& plan,
                const google::protobuf::Timestamp& now);
 
-// Cycles the whole run (or one shard) has to do.
+// How long the load of a duration or open run lasts (0 for closed).
+double LoadSeconds(const v1::RunSpec& spec);
+
+// "closed: 10 clients x 5 cycles, at most 10 concurrent" and the like.
+std::string DescribeLoad(const v1::RunSpec& spec);
+
+// Cycles the whole run (or one shard) has to do (closed model; 0 otherwise).
 int64_t TotalCycles(const v1::RunSpec& spec);
 int64_t ShardCycles(const v1::RunSpec& spec, const v1::Shard& shard);
 
@@ -40,6 +48,11 @@ void SumProgress(v1::Run* run);
 // requested, CANCELLED when every shard is CANCELLED or DONE; COMPLETED when
 // every shard is DONE; else the current state.
 v1::RunState DecideState(const v1::Run& run, bool stop_requested);
+
+// The planner's split of the spec's load model over `workers` (closed,
+// duration or open).
+absl::StatusOr<std::vector<planning::ShardPlan>> PlanRun(
+    const v1::RunSpec& spec, const std::vector<planning::WorkerCapacity>& workers);
 
 void AddEvent(v1::Run* run, const google::protobuf::Timestamp& now, std::string message);
 

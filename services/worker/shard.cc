@@ -1,6 +1,7 @@
 #include "services/worker/shard.h"
 
 #include <latch>
+#include <random>
 
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
@@ -70,6 +71,52 @@ std::string HostHeader(const ParsedUrl& url) {
   return url.port == 80 ? url.host : absl::StrCat(url.host, ":", url.port);
 }
 
+uint64_t SplitMix64(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ULL;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+
+std::chrono::nanoseconds ToChrono(const google::protobuf::Duration& d) {
+  return std::chrono::seconds(d.seconds()) + std::chrono::nanoseconds(d.nanos());
+}
+
+load::ThinkTime ThinkOf(const v1::ThinkTime& t) {
+  load::ThinkTime out;
+  out.min_s = std::chrono::duration<double>(ToChrono(t.min())).count();
+  out.max_s = t.has_max() ? std::chrono::duration<double>(ToChrono(t.max())).count() : out.min_s;
+  return out;
+}
+
+// Fills the load-model part of the settings from the spec.
+void ApplyLoadModel(const v1::RunSpec& spec, ShardSettings* settings) {
+  settings->objectives = load::ObjectiveLimits::FromProto(spec.objectives());
+  const v1::Load& load = spec.load();
+  if (load.has_closed()) {
+    settings->model = LoadModel::kClosed;
+    settings->cycles_per_client = std::max(1, load.closed().cycles_per_client());
+    settings->think = ThinkOf(load.closed().think_time());
+  } else if (load.has_duration()) {
+    settings->model = LoadModel::kDuration;
+    settings->length = ToChrono(load.duration().duration());
+    settings->think = ThinkOf(load.duration().think_time());
+  } else if (load.has_open()) {
+    const v1::OpenLoad& o = load.open();
+    settings->model = LoadModel::kOpen;
+    settings->base_rate = o.rate_per_second();
+    settings->distribution =
+        o.distribution() == v1::UNIFORM ? load::Distribution::kUniform : load::Distribution::kPoisson;
+    std::chrono::nanoseconds staged{0};
+    for (const v1::RateStage& st : o.stages()) {
+      settings->stages.push_back(
+          {st.target_rate(), std::chrono::duration<double>(ToChrono(st.duration())).count()});
+      staged += ToChrono(st.duration());
+    }
+    settings->length = std::max(ToChrono(o.duration()), staged);
+  }
+}
+
 }  // namespace
 
 std::vector<int64_t> SplitEvenly(int64_t total, int parts) {
@@ -85,27 +132,64 @@ std::vector<int64_t> SplitEvenly(int64_t total, int parts) {
 
 LoopShard::LoopShard(net::io_context& ioc, std::shared_ptr<const ShardSettings> settings,
                      std::deque<int32_t> clients, int32_t limit, std::atomic<int>* loops_remaining,
-                     std::atomic<int64_t>* active_sessions)
+                     std::atomic<int64_t>* active_sessions, LoopLoad load)
     : ioc_(ioc),
       settings_(std::move(settings)),
       pending_(std::move(clients)),
       limit_(limit),
       loops_remaining_(loops_remaining),
-      active_sessions_(active_sessions) {
+      active_sessions_(active_sessions),
+      load_(load),
+      rng_(load.seed),
+      end_timer_(ioc),
+      arrival_timer_(ioc) {
   http_ = std::make_shared<HttpPool>(ioc_, settings_->target.endpoints,
                                      settings_->target.host_header, settings_->request_timeout,
                                      kMaxHttpConnsPerLoop);
 }
 
-void LoopShard::Start() {
-  net::post(ioc_, [self = shared_from_this()] { self->Fill(); });
+void LoopShard::Start(Clock::time_point start) {
+  net::post(ioc_, [self = shared_from_this(), start] { self->Begin(start); });
+}
+
+void LoopShard::Begin(Clock::time_point start) {
+  if (cancelled_) {
+    return MaybeDone();
+  }
+  start_ = start;
+  const ShardSettings& s = *settings_;
+  if (s.model != LoadModel::kClosed) {
+    end_timer_.expires_at(start_ + std::chrono::duration_cast<Clock::duration>(s.length));
+    end_timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
+      if (!ec) {
+        self->EndLoad();
+      }
+    });
+  }
+  if (s.model == LoadModel::kOpen) {
+    const double length_s = std::chrono::duration<double>(s.length).count();
+    arrivals_ = std::make_unique<load::ArrivalSchedule>(
+        load::RateProfile(s.base_rate, length_s, s.stages, load_.rate_share), s.distribution,
+        load_.seed);
+    ScheduleNextArrival();
+    return;
+  }
+  Fill();
 }
 
 void LoopShard::Cancel() {
   net::post(ioc_, [self = shared_from_this()] {
     self->cancelled_ = true;
     self->pending_.clear();
-    std::vector<Session*> live(self->live_.begin(), self->live_.end());
+    self->idle_.clear();
+    self->assigned_.clear();
+    self->end_timer_.cancel();
+    self->arrival_timer_.cancel();
+    std::vector<Session*> live;
+    live.reserve(self->live_.size());
+    for (const auto& [s, id] : self->live_) {
+      live.push_back(s);
+    }
     for (Session* s : live) {
       s->Cancel();
     }
@@ -114,51 +198,213 @@ void LoopShard::Cancel() {
   });
 }
 
+void LoopShard::StartSession(int32_t client_id) {
+  std::shared_ptr<Session> s =
+      MakeSession(settings_->spec.target().protocol(), shared_from_this(), client_id);
+  live_.emplace(s.get(), client_id);
+  active_sessions_->fetch_add(1, std::memory_order_relaxed);
+  s->Start();
+}
+
 void LoopShard::Fill() {
-  while (!cancelled_ && !pending_.empty() && static_cast<int32_t>(live_.size()) < limit_) {
+  // Closed and duration models: every client id is a session to run, at
+  // most limit_ at once. The open model opens sessions on arrivals.
+  while (settings_->model != LoadModel::kOpen && !cancelled_ && !ending_ && !pending_.empty() &&
+         static_cast<int32_t>(live_.size()) < limit_) {
     const int32_t client = pending_.front();
     pending_.pop_front();
-    std::shared_ptr<Session> s =
-        MakeSession(settings_->spec.target().protocol(), shared_from_this(), client);
-    live_.insert(s.get());
-    active_sessions_->fetch_add(1, std::memory_order_relaxed);
-    s->Start();
+    StartSession(client);
   }
   MaybeDone();
 }
 
 NextStep LoopShard::NextRequest(Session* session, int64_t requests_done) {
-  (void)session;
   NextStep step;
-  // Closed model: every client runs cycles_per_client requests, back to back.
-  if (cancelled_ || requests_done >= settings_->cycles_per_client) {
-    step.kind = NextStep::Kind::kClose;
+  step.kind = NextStep::Kind::kClose;
+  if (cancelled_ || ending_) {
     return step;
+  }
+  const ShardSettings& s = *settings_;
+  if (s.model == LoadModel::kOpen) {
+    // A session asks for work: give it the arrival it was opened or resumed
+    // for, else it waits for the next one.
+    auto it = assigned_.find(session);
+    if (it == assigned_.end()) {
+      idle_.push_back(session);
+      step.kind = NextStep::Kind::kWait;
+      return step;
+    }
+    step.kind = NextStep::Kind::kRequest;
+    step.cycle = requests_done + 1;
+    step.intended = it->second;
+    step.from_intended = true;
+    assigned_.erase(it);
+    return step;
+  }
+  if (s.model == LoadModel::kClosed && requests_done >= s.cycles_per_client) {
+    return step;
+  }
+  Clock::time_point intended = Clock::now();
+  if (requests_done > 0 && s.think.enabled()) {
+    intended += std::chrono::duration_cast<Clock::duration>(
+        std::chrono::duration<double>(s.think.Sample(rng_)));
+  }
+  if (s.model == LoadModel::kDuration &&
+      intended >= start_ + std::chrono::duration_cast<Clock::duration>(s.length)) {
+    return step;  // the next request would start after the end
   }
   step.kind = NextStep::Kind::kRequest;
   step.cycle = requests_done + 1;
-  step.intended = Clock::now();
+  step.intended = intended;
+  metrics().Add(v1::OFFERED);
   return step;
 }
 
 void LoopShard::RequestDone(const RequestOutcome& outcome) {
-  // Per-request objectives (goodput) are evaluated here once the spec has
-  // them; every request is counted as offered.
-  (void)outcome;
+  if (settings_->objectives.Good(outcome.ok, outcome.ttft_us, outcome.mean_itl_us, outcome.e2e_us,
+                                 outcome.tokens)) {
+    metrics().Add(v1::GOOD);
+  }
 }
 
 void LoopShard::SessionEnded(Session* session) {
-  if (live_.erase(session) == 0) {
+  auto it = live_.find(session);
+  if (it == live_.end()) {
     return;
   }
+  const int32_t client = it->second;
+  live_.erase(it);
   active_sessions_->fetch_sub(1, std::memory_order_relaxed);
+  if (settings_->model == LoadModel::kOpen) {
+    assigned_.erase(session);
+    std::erase(idle_, session);
+    if (!cancelled_ && !ending_) {
+      pending_.push_back(client);  // the id is free for a later session
+    }
+  }
   // Start the next client after the current handler returns.
   net::post(ioc_, [self = shared_from_this()] { self->Fill(); });
 }
 
+void LoopShard::ScheduleNextArrival() {
+  std::optional<double> t = arrivals_->Next();
+  if (!t.has_value()) {
+    return;  // no more arrivals; the end timer ends the load
+  }
+  next_arrival_ =
+      start_ + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(*t));
+  arrival_timer_.expires_at(next_arrival_);
+  arrival_timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
+    if (!ec) {
+      self->OnArrivalTimer();
+    }
+  });
+}
+
+void LoopShard::OnArrivalTimer() {
+  if (cancelled_ || ending_) {
+    return;
+  }
+  // Every arrival due by now, each with its own intended time (a late timer
+  // must not shift the schedule: that would hide coordinated omission).
+  const Clock::time_point now = Clock::now();
+  const Clock::time_point end =
+      start_ + std::chrono::duration_cast<Clock::duration>(settings_->length);
+  while (next_arrival_ <= now && next_arrival_ < end) {
+    Arrive(next_arrival_);
+    std::optional<double> t = arrivals_->Next();
+    if (!t.has_value()) {
+      return;
+    }
+    next_arrival_ =
+        start_ + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(*t));
+  }
+  if (next_arrival_ >= end) {
+    return;
+  }
+  arrival_timer_.expires_at(next_arrival_);
+  arrival_timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
+    if (!ec) {
+      self->OnArrivalTimer();
+    }
+  });
+}
+
+void LoopShard::Arrive(Clock::time_point intended) {
+  metrics().Add(v1::OFFERED);
+  if (!idle_.empty()) {
+    Session* s = idle_.back();
+    idle_.pop_back();
+    assigned_[s] = intended;
+    s->Resume();
+    return;
+  }
+  if (static_cast<int32_t>(live_.size()) < limit_ && !pending_.empty()) {
+    const int32_t client = pending_.front();
+    pending_.pop_front();
+    // Register the arrival before Start: the session asks for it once set up.
+    std::shared_ptr<Session> s =
+        MakeSession(settings_->spec.target().protocol(), shared_from_this(), client);
+    live_.emplace(s.get(), client);
+    assigned_[s.get()] = intended;
+    active_sessions_->fetch_add(1, std::memory_order_relaxed);
+    s->Start();
+    return;
+  }
+  metrics().Add(v1::DROPPED);  // over the in-flight cap: counted, never silently skipped
+}
+
+void LoopShard::EndLoad() {
+  if (cancelled_ || ending_) {
+    return;
+  }
+  ending_ = true;
+  arrival_timer_.cancel();
+  pending_.clear();
+  assigned_.clear();  // arrivals not yet sent by a session still setting up
+  // Idle sessions close now; busy ones close after their request.
+  std::vector<Session*> idle;
+  idle.swap(idle_);
+  for (Session* s : idle) {
+    s->Resume();
+  }
+  end_timer_.expires_after(settings_->drain);
+  end_timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
+    if (!ec) {
+      self->ForceEnd();
+    }
+  });
+  MaybeDone();
+}
+
+void LoopShard::ForceEnd() {
+  if (done_) {
+    return;
+  }
+  std::vector<Session*> live;
+  live.reserve(live_.size());
+  for (const auto& [s, id] : live_) {
+    live.push_back(s);
+  }
+  if (!live.empty()) {
+    LLMLOAD_LOG(kDebug, "Sessions still busy after the drain; cancelling them.")
+        .Kv("run_id", settings_->run_id)
+        .Kv("sessions", static_cast<int64_t>(live.size()));
+  }
+  for (Session* s : live) {
+    s->Cancel();
+  }
+  http_->CloseAll();
+  MaybeDone();
+}
+
 void LoopShard::MaybeDone() {
-  if (!done_ && live_.empty() && pending_.empty()) {
+  const bool load_over =
+      settings_->model == LoadModel::kClosed ? pending_.empty() : (ending_ || cancelled_);
+  if (!done_ && live_.empty() && load_over) {
     done_ = true;
+    end_timer_.cancel();
+    arrival_timer_.cancel();
     http_->CloseAll();
     loops_remaining_->fetch_sub(1);
   }
@@ -172,8 +418,8 @@ absl::StatusOr<std::unique_ptr<ShardRunner>> ShardRunner::Create(
         absl::StrCat("spec.target.protocol: ", v1::Protocol_Name(spec.target().protocol()),
                      " is not implemented by this worker yet"));
   }
-  if (!spec.load().has_closed()) {
-    return absl::UnimplementedError("spec.load: only the closed model is implemented yet");
+  if (spec.load().model_case() == v1::Load::MODEL_NOT_SET) {
+    return absl::InvalidArgumentError("spec.load: no load model");
   }
   if (assignment.client_count() <= 0 || assignment.max_concurrent() <= 0) {
     return absl::InvalidArgumentError("assignment has no clients or no concurrency");
@@ -181,7 +427,7 @@ absl::StatusOr<std::unique_ptr<ShardRunner>> ShardRunner::Create(
   auto settings = std::make_shared<ShardSettings>();
   settings->run_id = assignment.run_id();
   settings->spec = spec;
-  settings->cycles_per_client = std::max(1, spec.load().closed().cycles_per_client());
+  ApplyLoadModel(spec, settings.get());
   if (spec.target().has_request_timeout()) {
     const auto ms = absl::ToInt64Milliseconds(FromProtoDuration(spec.target().request_timeout()));
     if (ms > 0) {
@@ -218,7 +464,18 @@ absl::StatusOr<std::unique_ptr<ShardRunner>> ShardRunner::Create(
 
   auto runner = std::unique_ptr<ShardRunner>(new ShardRunner(loops, settings));
   runner->cycles_total_ =
-      static_cast<int64_t>(assignment.client_count()) * settings->cycles_per_client;
+      settings->model == LoadModel::kClosed
+          ? static_cast<int64_t>(assignment.client_count()) * settings->cycles_per_client
+          : 0;
+  // This shard's fraction of the open model's arrivals.
+  double rate_share = assignment.rate_share();
+  if (rate_share <= 0 && settings->base_rate > 0) {
+    rate_share = assignment.rate_per_second() / settings->base_rate;
+  }
+  const uint64_t seed_base =
+      spec.load().has_open() && spec.load().open().seed() != 0
+          ? spec.load().open().seed()
+          : std::random_device{}() ^ (static_cast<uint64_t>(std::random_device{}()) << 32);
   // Spread clients and the concurrency limit over the loops; a loop with no
   // concurrency share runs no clients.
   const int used = static_cast<int>(
@@ -232,9 +489,15 @@ absl::StatusOr<std::unique_ptr<ShardRunner>> ShardRunner::Create(
     for (int64_t k = 0; k < clients[static_cast<size_t>(i)]; ++k) {
       ids.push_back(next++);
     }
+    LoopLoad loop_load;
+    // Each loop gets an equal part of the shard's arrivals and its own
+    // random stream (distinct per shard and loop for the same run seed).
+    loop_load.rate_share = rate_share / used;
+    loop_load.seed = SplitMix64(seed_base ^ SplitMix64(static_cast<uint64_t>(
+                                                assignment.client_begin()) * 1000 + i));
     auto shard = std::make_shared<LoopShard>(
         loops.loop(i), settings, std::move(ids), static_cast<int32_t>(limits[static_cast<size_t>(i)]),
-        &runner->loops_remaining_, &runner->active_sessions_);
+        &runner->loops_remaining_, &runner->active_sessions_, loop_load);
     runner->shards_.emplace_back(i, std::move(shard));
   }
   return runner;
@@ -243,8 +506,9 @@ absl::StatusOr<std::unique_ptr<ShardRunner>> ShardRunner::Create(
 ShardRunner::~ShardRunner() { Cancel(); }
 
 void ShardRunner::Start() {
+  const Clock::time_point start = Clock::now();
   for (auto& [loop, shard] : shards_) {
-    shard->Start();
+    shard->Start(start);
   }
 }
 

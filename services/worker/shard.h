@@ -23,8 +23,12 @@
 #include <string>
 #include <vector>
 
-#include "absl/container/flat_hash_set.h"
+#include <random>
+
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
+#include "lib/load/arrivals.h"
+#include "lib/load/verdict.h"
 #include "lib/metrics/metrics.h"
 #include "lib/protocol/centrifugo_client.h"
 #include "llmload/v1/orchestrator.pb.h"
@@ -42,12 +46,36 @@ struct TargetInfo {
   std::string base_path;  // URL path prefix without trailing '/'
 };
 
+enum class LoadModel { kClosed, kDuration, kOpen };
+
 struct ShardSettings {
   std::string run_id;
   v1::RunSpec spec;
   int32_t cycles_per_client = 1;
   std::chrono::milliseconds request_timeout{120000};
   TargetInfo target;
+
+  // The load model (from spec.load) and what it needs.
+  LoadModel model = LoadModel::kClosed;
+  // Duration and open models: how long requests keep starting.
+  std::chrono::nanoseconds length{0};
+  // After `length`, requests in flight get this long to finish; sessions
+  // still busy then are cancelled (their requests are not counted).
+  std::chrono::milliseconds drain{500};
+  load::ThinkTime think;             // closed and duration models
+  load::ObjectiveLimits objectives;  // goodput
+  // Open model: rate profile of the whole run (each loop scales it by its
+  // share) and the arrival distribution.
+  double base_rate = 0;
+  std::vector<load::Stage> stages;
+  load::Distribution distribution = load::Distribution::kPoisson;
+};
+
+// What one loop of a shard runs besides its clients: its share of the open
+// model's arrivals and the seed of its random draws.
+struct LoopLoad {
+  double rate_share = 0;
+  uint64_t seed = 0;
 };
 
 class LoopShard;
@@ -94,12 +122,16 @@ class Session {
 
 class LoopShard : public std::enable_shared_from_this<LoopShard> {
  public:
+  // `clients`: the client ids this loop runs (closed, duration) or may give
+  // to sessions it opens for arrivals (open); `limit`: sessions at once
+  // (open: the in-flight cap).
   LoopShard(net::io_context& ioc, std::shared_ptr<const ShardSettings> settings,
             std::deque<int32_t> clients, int32_t limit, std::atomic<int>* loops_remaining,
-            std::atomic<int64_t>* active_sessions);
+            std::atomic<int64_t>* active_sessions, LoopLoad load = {});
 
-  // Both post to the loop; safe from any thread.
-  void Start();
+  // Both post to the loop; safe from any thread. `start` is the moment the
+  // load begins (shared by every loop of the shard).
+  void Start(Clock::time_point start = Clock::now());
   void Cancel();
 
   // Loop thread only.
@@ -121,22 +153,43 @@ class LoopShard : public std::enable_shared_from_this<LoopShard> {
   metrics::MetricSet& spare() { return active_ == &sets_[0] ? sets_[1] : sets_[0]; }
 
  private:
+  void Begin(Clock::time_point start);
   void Fill();
+  void StartSession(int32_t client_id);
   void MaybeDone();
+  // Open model.
+  void ScheduleNextArrival();
+  void OnArrivalTimer();
+  void Arrive(Clock::time_point intended);
+  // Duration and open models: `length` is over.
+  void EndLoad();
+  void ForceEnd();
 
   net::io_context& ioc_;
   std::shared_ptr<const ShardSettings> settings_;
-  std::deque<int32_t> pending_;
+  std::deque<int32_t> pending_;  // client ids not running (open: free ids)
   int32_t limit_;
   std::atomic<int>* loops_remaining_;
   std::atomic<int64_t>* active_sessions_;
+  LoopLoad load_;
   std::shared_ptr<HttpPool> http_;
   protocol::centrifugo::ClientFrameParser centrifugo_parser_;
-  absl::flat_hash_set<Session*> live_;
+  absl::flat_hash_map<Session*, int32_t> live_;  // session -> client id
   metrics::MetricSet sets_[2];
   metrics::MetricSet* active_ = &sets_[0];
   bool cancelled_ = false;
   bool done_ = false;
+  bool ending_ = false;  // duration/open: no request starts any more
+  std::mt19937_64 rng_;
+  net::steady_timer end_timer_;
+  // Open model: the arrival process, its timer, sessions waiting for an
+  // arrival, and arrivals handed to a session that has not asked yet.
+  std::unique_ptr<load::ArrivalSchedule> arrivals_;
+  net::steady_timer arrival_timer_;
+  Clock::time_point start_{};
+  Clock::time_point next_arrival_{};
+  std::vector<Session*> idle_;
+  absl::flat_hash_map<Session*, Clock::time_point> assigned_;
 };
 
 class ShardRunner {

@@ -4,6 +4,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 
 namespace llmload::cli {
 namespace {
@@ -37,6 +38,51 @@ absl::Status ParseDouble(const std::string& flag, const std::string& text, doubl
   return absl::OkStatus();
 }
 
+absl::Status ParseSeconds(const std::string& flag, const std::string& text, double* out) {
+  return ParseDouble(flag, text, 0, 86400, out);
+}
+
+absl::Status ParseThink(const std::string& text, Options& o) {
+  const size_t colon = text.find(':');
+  if (colon == std::string::npos) {
+    if (absl::Status s = ParseSeconds("think", text, &o.think_min_seconds); !s.ok()) {
+      return s;
+    }
+    o.think_max_seconds = o.think_min_seconds;
+    return absl::OkStatus();
+  }
+  if (absl::Status s = ParseSeconds("think", text.substr(0, colon), &o.think_min_seconds);
+      !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = ParseSeconds("think", text.substr(colon + 1), &o.think_max_seconds);
+      !s.ok()) {
+    return s;
+  }
+  if (o.think_max_seconds < o.think_min_seconds) {
+    return absl::InvalidArgumentError("--think: MAX must be >= MIN in MIN:MAX");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ParseRamp(const std::string& text, Options& o) {
+  o.ramp.clear();
+  for (absl::string_view part : absl::StrSplit(text, ',')) {
+    const std::string item(part);
+    const size_t colon = item.find(':');
+    double rate = 0;
+    double seconds = 0;
+    if (colon == std::string::npos || !absl::SimpleAtod(item.substr(0, colon), &rate) ||
+        !absl::SimpleAtod(item.substr(colon + 1), &seconds) || !(rate >= 0) ||
+        !(seconds > 0) || rate > 1e6 || seconds > 86400) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--ramp: expected RATE:SECONDS[,RATE:SECONDS...] (e.g. 10:30,50:60), got '", text, "'"));
+    }
+    o.ramp.emplace_back(rate, seconds);
+  }
+  return absl::OkStatus();
+}
+
 const std::vector<FlagSpec>& Flags() {
   static const auto* kFlags = new std::vector<FlagSpec>{
       {"clients", "NUM_CLIENTS", true,
@@ -53,6 +99,53 @@ const std::vector<FlagSpec>& Flags() {
        [](Options& o, const std::string& v) {
          return ParseInt("max-concurrent", v, 1, 1000000, &o.max_concurrent);
        }},
+      {"duration", "LLMLOAD_DURATION_SECONDS", true,
+       [](Options& o, const std::string& v) {
+         return ParseDouble("duration", v, 1, 86400, &o.duration_seconds);
+       }},
+      {"rate", "LLMLOAD_RATE", true,
+       [](Options& o, const std::string& v) { return ParseDouble("rate", v, 0.001, 1e6, &o.rate); }},
+      {"arrivals", nullptr, true,
+       [](Options& o, const std::string& v) {
+         if (v != "poisson" && v != "uniform") {
+           return absl::InvalidArgumentError(
+               absl::StrCat("--arrivals: expected poisson or uniform, got '", v, "'"));
+         }
+         o.arrivals = v;
+         return absl::OkStatus();
+       }},
+      {"ramp", nullptr, true, [](Options& o, const std::string& v) { return ParseRamp(v, o); }},
+      {"max-in-flight", nullptr, true,
+       [](Options& o, const std::string& v) {
+         return ParseInt("max-in-flight", v, 1, 1000000, &o.max_in_flight);
+       }},
+      {"seed", nullptr, true,
+       [](Options& o, const std::string& v) {
+         if (!absl::SimpleAtoi(v, &o.seed)) {
+           return absl::InvalidArgumentError(absl::StrCat("--seed: expected an integer, got '", v, "'"));
+         }
+         return absl::OkStatus();
+       }},
+      {"think", nullptr, true, [](Options& o, const std::string& v) { return ParseThink(v, o); }},
+      {"threshold", nullptr, true,
+       [](Options& o, const std::string& v) {
+         if (auto t = ParseThreshold(v); !t.ok()) {
+           return t.status();
+         }
+         o.thresholds.push_back(v);
+         return absl::OkStatus();
+       }},
+      {"abort-on-fail", nullptr, false,
+       [](Options& o, const std::string&) {
+         o.abort_on_fail = true;
+         return absl::OkStatus();
+       }},
+      {"slo-ttft", nullptr, true,
+       [](Options& o, const std::string& v) { return ParseDouble("slo-ttft", v, 1e-6, 3600, &o.slo_ttft_seconds); }},
+      {"slo-itl", nullptr, true,
+       [](Options& o, const std::string& v) { return ParseDouble("slo-itl", v, 1e-6, 3600, &o.slo_itl_seconds); }},
+      {"slo-e2e", nullptr, true,
+       [](Options& o, const std::string& v) { return ParseDouble("slo-e2e", v, 1e-6, 3600, &o.slo_e2e_seconds); }},
       {"workers", "LLMLOAD_WORKERS", true,
        [](Options& o, const std::string& v) { return ParseInt("workers", v, 1, 64, &o.workers); }},
       {"worker-threads", "LLMLOAD_WORKER_THREADS", true,
@@ -212,7 +305,151 @@ absl::StatusOr<Options> ParseArgs(
   if (o.max_concurrent > o.clients) {
     o.max_concurrent = o.clients;
   }
+  if ((o.rate > 0 && o.ramp.empty() && o.duration_seconds <= 0)) {
+    return absl::InvalidArgumentError("--rate needs --duration SECONDS (or --ramp)");
+  }
+  if (!o.ramp.empty() && o.rate <= 0) {
+    o.rate = 0;  // the ramp starts from 0 req/s
+  }
   return o;
+}
+
+absl::StatusOr<v1::Threshold> ParseThreshold(const std::string& text) {
+  const auto bad = [&](const std::string& why) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--threshold '", text, "': ", why,
+        " (e.g. ttft:p95<0.5s, e2e:p99<800ms, error_rate<0.01, requests_per_sec>50)"));
+  };
+  v1::Threshold t;
+  const size_t lt = text.find('<');
+  const size_t gt = text.find('>');
+  if ((lt == std::string::npos) == (gt == std::string::npos)) {
+    return bad("needs exactly one of < or >");
+  }
+  const size_t op = lt != std::string::npos ? lt : gt;
+  const std::string left = text.substr(0, op);
+  const std::string right = text.substr(op + 1);
+  if (gt != std::string::npos) {
+    double above = 0;
+    if (!absl::SimpleAtod(right, &above) || !(above >= 0)) {
+      return bad("the bound after > must be a number >= 0");
+    }
+    t.set_metric(left);
+    t.set_kind(v1::THROUGHPUT);
+    t.set_above(above);
+    return t;
+  }
+  if (left == "error_rate") {
+    double v = 0;
+    if (!absl::SimpleAtod(right, &v) || !(v > 0 && v <= 1)) {
+      return bad("error_rate takes a fraction in (0, 1]");
+    }
+    t.set_metric(left);
+    t.set_kind(v1::ERROR_RATE);
+    t.set_below_value(v);
+    return t;
+  }
+  const size_t colon = left.find(':');
+  double percentile = 0;
+  if (colon == std::string::npos || left.size() < colon + 3 || left[colon + 1] != 'p' ||
+      !absl::SimpleAtod(left.substr(colon + 2), &percentile) ||
+      !(percentile > 0 && percentile <= 100)) {
+    return bad("a latency threshold is METRIC:pNN<DURATION");
+  }
+  // Durations: 500ms, 0.5s, 250us, or plain seconds.
+  double scale = 1;
+  std::string number = right;
+  for (const auto& [suffix, factor] :
+       std::vector<std::pair<std::string, double>>{{"ms", 1e-3}, {"us", 1e-6}, {"s", 1}}) {
+    if (number.size() > suffix.size() &&
+        number.compare(number.size() - suffix.size(), suffix.size(), suffix) == 0) {
+      number = number.substr(0, number.size() - suffix.size());
+      scale = factor;
+      break;
+    }
+  }
+  double value = 0;
+  if (!absl::SimpleAtod(number, &value) || !(value > 0)) {
+    return bad("the bound after < must be a positive duration");
+  }
+  const double seconds = value * scale;
+  t.set_metric(left.substr(0, colon));
+  t.set_kind(v1::PERCENTILE);
+  t.set_percentile(percentile);
+  t.mutable_below()->set_seconds(static_cast<int64_t>(seconds));
+  t.mutable_below()->set_nanos(
+      static_cast<int32_t>((seconds - static_cast<double>(static_cast<int64_t>(seconds))) * 1e9));
+  return t;
+}
+
+namespace {
+
+void SetDuration(double seconds, google::protobuf::Duration* out) {
+  const auto whole = static_cast<int64_t>(seconds);
+  out->set_seconds(whole);
+  out->set_nanos(static_cast<int32_t>((seconds - static_cast<double>(whole)) * 1e9));
+}
+
+}  // namespace
+
+v1::RunSpec SpecFromOptions(const Options& o, const std::string& url) {
+  v1::RunSpec spec;
+  spec.set_name(o.name.empty() ? "llmload-cli" : o.name);
+  spec.mutable_target()->set_protocol(v1::CENTRIFUGO_EMULATOR);
+  spec.mutable_target()->set_url(url);
+  v1::ThinkTime think;
+  if (o.think_min_seconds > 0 || o.think_max_seconds > 0) {
+    SetDuration(o.think_min_seconds, think.mutable_min());
+    SetDuration(o.think_max_seconds, think.mutable_max());
+  }
+  if (o.rate > 0 || !o.ramp.empty()) {
+    auto* open = spec.mutable_load()->mutable_open();
+    open->set_rate_per_second(o.rate);
+    if (o.duration_seconds > 0) {
+      SetDuration(o.duration_seconds, open->mutable_duration());
+    }
+    open->set_distribution(o.arrivals == "uniform" ? v1::UNIFORM : v1::POISSON);
+    for (const auto& [rate, seconds] : o.ramp) {
+      v1::RateStage* st = open->add_stages();
+      st->set_target_rate(rate);
+      SetDuration(seconds, st->mutable_duration());
+    }
+    open->set_max_in_flight(o.max_in_flight);
+    open->set_seed(o.seed);
+  } else if (o.duration_seconds > 0) {
+    auto* d = spec.mutable_load()->mutable_duration();
+    d->set_connections(o.clients);
+    SetDuration(o.duration_seconds, d->mutable_duration());
+    if (think.has_min()) {
+      *d->mutable_think_time() = think;
+    }
+  } else {
+    auto* closed = spec.mutable_load()->mutable_closed();
+    closed->set_clients(o.clients);
+    closed->set_cycles_per_client(o.cycles);
+    closed->set_max_concurrent(std::min(o.max_concurrent, o.clients));
+    if (think.has_min()) {
+      *closed->mutable_think_time() = think;
+    }
+  }
+  spec.mutable_emulation()->set_length_words(o.length_words);
+  SetDuration(o.delay_seconds, spec.mutable_emulation()->mutable_token_delay());
+  for (const std::string& text : o.thresholds) {
+    if (absl::StatusOr<v1::Threshold> t = ParseThreshold(text); t.ok()) {
+      t->set_abort_on_fail(o.abort_on_fail);
+      *spec.add_thresholds() = *t;
+    }
+  }
+  if (o.slo_ttft_seconds > 0) {
+    SetDuration(o.slo_ttft_seconds, spec.mutable_objectives()->mutable_ttft());
+  }
+  if (o.slo_itl_seconds > 0) {
+    SetDuration(o.slo_itl_seconds, spec.mutable_objectives()->mutable_mean_itl());
+  }
+  if (o.slo_e2e_seconds > 0) {
+    SetDuration(o.slo_e2e_seconds, spec.mutable_objectives()->mutable_e2e());
+  }
+  return spec;
 }
 
 std::string UsageText() {
@@ -238,6 +475,27 @@ Run shape (flags of the original emulator client; environment variable in bracke
   --delay SECONDS      delay between tokens                     [TOKEN_DELAY_SECONDS]    0.01
   --max-concurrent N   sessions open at once                    [MAX_CONCURRENT_CLIENTS] 50
 
+Load model (closed by default: --clients x --cycles):
+  --duration SECONDS   duration model: --clients connections cycling this long;
+                       with --rate: how long the open model runs  [LLMLOAD_DURATION_SECONDS]
+  --rate R             open model: R requests/s arriving whatever the responses do
+                                                                [LLMLOAD_RATE]
+  --arrivals KIND      poisson or uniform inter-arrival times                     poisson
+  --ramp R:S,...       open model ramp stages: to R req/s over S seconds, in turn
+  --max-in-flight N    open model: requests in flight at once; arrivals over it
+                       are counted as dropped              (default: worker capacity)
+  --seed N             seed of the arrival process (0: random)                    0
+  --think S|MIN:MAX    think time between a client's requests (closed, duration)
+
+Verdict (exit status 1 when a threshold fails):
+  --threshold SPEC     ttft:p95<0.5s, e2e:p99<800ms, error_rate<0.01,
+                       requests_per_sec>50 (tokens_per_sec, goodput_per_sec,
+                       goodput_ratio); repeatable
+  --abort-on-fail      stop the run as soon as a threshold fails
+  --slo-ttft S         goodput objective: time to first token at most S
+  --slo-itl S          goodput objective: mean inter-token latency at most S
+  --slo-e2e S          goodput objective: request latency at most S
+
 local:
   --workers N          worker processes                         [LLMLOAD_WORKERS]        2
   --worker-threads N   event-loop threads per worker            [LLMLOAD_WORKER_THREADS] 1
@@ -257,8 +515,8 @@ run, get, list, stop, watch, workers:
   --progress-interval SECONDS   progress line period                                   5
   --timeout SECONDS    give up waiting after this long (0: never)                      0
 
-Exit status: 0 when the run COMPLETED, 1 when it FAILED or was CANCELLED, 2 on usage
-or connection errors.
+Exit status: 0 when the run COMPLETED and every threshold passed, 1 when it FAILED,
+was CANCELLED or a threshold failed, 2 on usage or connection errors.
 )";
 }
 

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "llmload/v1/run.pb.h"
 
 namespace llmload::cli {
 
@@ -29,6 +30,23 @@ struct Options {
   int32_t length_words = 100;
   double delay_seconds = 0.01;
   int32_t max_concurrent = 50;
+
+  // Load model (closed unless one of these is set).
+  double duration_seconds = 0;  // --duration: duration model (--clients connections)
+  double rate = 0;              // --rate: open model for --duration seconds
+  std::string arrivals = "poisson";
+  std::vector<std::pair<double, double>> ramp;  // --ramp RATE:SECONDS,...
+  int32_t max_in_flight = 0;
+  uint64_t seed = 0;
+  double think_min_seconds = 0;  // --think S or MIN:MAX
+  double think_max_seconds = 0;
+
+  // Verdict.
+  std::vector<std::string> thresholds;  // --threshold, as given
+  bool abort_on_fail = false;
+  double slo_ttft_seconds = 0;  // goodput objectives
+  double slo_itl_seconds = 0;
+  double slo_e2e_seconds = 0;
 
   // local
   int32_t workers = 2;
@@ -54,6 +72,14 @@ struct Options {
 absl::StatusOr<Options> ParseArgs(
     const std::vector<std::string>& args,
     const std::function<std::optional<std::string>(const std::string&)>& getenv);
+
+// Parses one --threshold: "ttft:p95<0.5s", "e2e:p99<800ms", "error_rate<0.01",
+// "requests_per_sec>50" (also tokens_per_sec, goodput_per_sec,
+// goodput_ratio).
+absl::StatusOr<v1::Threshold> ParseThreshold(const std::string& text);
+
+// The run spec the flags describe (without -f).
+v1::RunSpec SpecFromOptions(const Options& o, const std::string& url);
 
 // The text printed by `llmload help` and on usage errors.
 std::string UsageText();

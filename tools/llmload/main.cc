@@ -88,13 +88,39 @@ void StopOnInterrupt(Stub* stub, const std::string& run_id) {
   }).detach();
 }
 
-// Follows a run to its end, printing progress lines, then prints the report.
+// Progress on a terminal: one bar redrawn in place on stderr.
+class ProgressBar {
+ public:
+  ProgressBar() : enabled_(::isatty(STDERR_FILENO) == 1 && std::getenv("TERM") != nullptr &&
+                           std::string(std::getenv("TERM")) != "dumb") {}
+  bool enabled() const { return enabled_; }
+  void Draw(const v1::RunUpdate& update) {
+    std::string line = FormatProgressBar(update, 30);
+    std::fprintf(stderr, "\r%s\x1b[K", line.c_str());
+    std::fflush(stderr);
+    drawn_ = true;
+  }
+  void End() {
+    if (drawn_) {
+      std::fprintf(stderr, "\n");
+      drawn_ = false;
+    }
+  }
+
+ private:
+  bool enabled_;
+  bool drawn_ = false;
+};
+
+// Follows a run to its end, printing progress (a bar on a terminal, plain
+// lines otherwise), then prints the report.
 int FollowRun(Stub* stub, const std::string& run_id, const Options& o) {
   const absl::Time start = absl::Now();
   absl::Time last_print = absl::InfinitePast();
   const absl::Duration period = absl::Seconds(o.progress_interval_seconds);
   v1::Run last;
   bool terminal = false;
+  ProgressBar bar;
   // Prefer the WatchRun stream; fall back to polling GetRun.
   {
     grpc::ClientContext ctx;
@@ -105,9 +131,11 @@ int FollowRun(Stub* stub, const std::string& run_id, const Options& o) {
     while (reader->Read(&update)) {
       last = update.run();
       terminal = Terminal(last.state());
-      if (!terminal && absl::Now() - last_print >= period) {
+      if (!terminal && bar.enabled()) {
+        bar.Draw(update);
+      } else if (!terminal && absl::Now() - last_print >= period) {
         last_print = absl::Now();
-        LLMLOAD_LOG(kInfo, FormatProgress(last, absl::ToDoubleSeconds(absl::Now() - start)));
+        LLMLOAD_LOG(kInfo, FormatProgress(update));
       }
       if (terminal) {
         break;
@@ -121,6 +149,7 @@ int FollowRun(Stub* stub, const std::string& run_id, const Options& o) {
       ctx.TryCancel();
     }
     (void)reader->Finish();
+    bar.End();
   }
   while (!terminal) {
     if (o.timeout_seconds > 0 && absl::Now() - start > absl::Seconds(o.timeout_seconds)) {
@@ -152,21 +181,15 @@ int FollowRun(Stub* stub, const std::string& run_id, const Options& o) {
     return RpcError("GetRun", st);
   }
   PrintRun(final_run, o.json);
-  return final_run.state() == v1::COMPLETED ? kExitOk : kExitRunFailed;
+  if (final_run.state() == v1::COMPLETED && final_run.has_passed() && !final_run.passed()) {
+    std::fprintf(stderr, "llmload: run %s completed but failed its thresholds\n",
+                 run_id.c_str());
+  }
+  return RunPassed(final_run) ? kExitOk : kExitRunFailed;
 }
 
 v1::RunSpec SpecFromFlags(const Options& o, const std::string& url) {
-  v1::RunSpec spec;
-  spec.set_name(o.name.empty() ? "llmload-cli" : o.name);
-  spec.mutable_target()->set_protocol(v1::CENTRIFUGO_EMULATOR);
-  spec.mutable_target()->set_url(url);
-  auto* closed = spec.mutable_load()->mutable_closed();
-  closed->set_clients(o.clients);
-  closed->set_cycles_per_client(o.cycles);
-  closed->set_max_concurrent(std::min(o.max_concurrent, o.clients));
-  spec.mutable_emulation()->set_length_words(o.length_words);
-  ToProtoDuration(absl::Seconds(o.delay_seconds), spec.mutable_emulation()->mutable_token_delay());
-  return spec;
+  return SpecFromOptions(o, url);
 }
 
 absl::StatusOr<v1::RunSpec> SpecFromFile(const std::string& path) {
@@ -256,6 +279,14 @@ int CmdRun(const Options& o) {
     spec = *s;
     if (!o.name.empty()) {
       spec.set_name(o.name);
+    }
+    // --threshold and --slo-* add to what the file says.
+    const v1::RunSpec extra = SpecFromOptions(o, "");
+    for (const v1::Threshold& t : extra.thresholds()) {
+      *spec.add_thresholds() = t;
+    }
+    if (extra.has_objectives()) {
+      spec.mutable_objectives()->MergeFrom(extra.objectives());
     }
   } else {
     spec = SpecFromFlags(o, o.url);

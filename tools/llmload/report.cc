@@ -1,10 +1,12 @@
 #include "tools/llmload/report.h"
 
+#include <algorithm>
 #include <cstdio>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/time.h"
+#include "lib/load/verdict.h"
 #include "lib/metrics/metrics.h"
 
 namespace llmload::cli {
@@ -41,12 +43,98 @@ std::string LatencyLine(const v1::RunStats& stats, v1::Metric m, bool with_max) 
   return out;
 }
 
+double LoadSeconds(const v1::Run& run) {
+  auto secs = [](const google::protobuf::Duration& d) {
+    return static_cast<double>(d.seconds()) + static_cast<double>(d.nanos()) / 1e9;
+  };
+  const v1::Load& load = run.spec().load();
+  if (load.has_duration()) {
+    return secs(load.duration().duration());
+  }
+  if (load.has_open()) {
+    double staged = 0;
+    for (const auto& st : load.open().stages()) {
+      staged += secs(st.duration());
+    }
+    return std::max(staged, secs(load.open().duration()));
+  }
+  return 0;
+}
+
+std::string ModelName(const v1::Run& run) {
+  const v1::Load& load = run.spec().load();
+  if (load.has_open()) {
+    return absl::StrFormat("open(%.2f req/s, %s)", load.open().rate_per_second(),
+                           load.open().distribution() == v1::UNIFORM ? "uniform" : "poisson");
+  }
+  if (load.has_duration()) {
+    return absl::StrCat("duration(", load.duration().connections(), " connections)");
+  }
+  return "closed";
+}
+
 std::string Timestamp(const google::protobuf::Timestamp& t) {
   if (t.seconds() == 0) {
     return "-";
   }
   return absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", absl::FromUnixSeconds(t.seconds()),
                           absl::UTCTimeZone());
+}
+
+// Offered / admitted / failed / goodput, the coordinated-omission gap,
+// thresholds and warning signs.
+std::string FormatLoadSections(const v1::Run& run) {
+  const v1::RunStats& st = run.stats();
+  const load::LoadAccounting a = load::Account(st);
+  std::string out;
+  absl::StrAppend(&out, "\nLOAD:\n  [model=", ModelName(run), ", offered=", a.offered,
+                  ", dropped=", a.dropped, ", admitted=", a.admitted, ", refused=", a.refused,
+                  ", ok=", a.ok, ", failed=", a.failed);
+  const uint64_t accounted = a.ok + a.failed + a.dropped;
+  if (a.offered > accounted) {
+    absl::StrAppend(&out, ", unfinished=", a.offered - accounted);
+  }
+  absl::StrAppend(&out, "]\n");
+  const bool has_objectives = run.spec().objectives().has_ttft() ||
+                              run.spec().objectives().has_mean_itl() ||
+                              run.spec().objectives().has_e2e();
+  absl::StrAppend(&out, "\nGOODPUT:\n  [good=", a.good,
+                  absl::StrFormat(", goodput_ratio=%.4f, goodput_per_sec=%.2f", a.goodput_ratio,
+                                  a.goodput_per_sec),
+                  has_objectives ? "" : ", objectives=none (every ok request counts)", "]\n");
+  const v1::MetricStats* ttft = load::FindMetric(st, "ttft");
+  const v1::MetricStats* ttft_service = load::FindMetric(st, "ttft_service");
+  const v1::MetricStats* e2e = load::FindMetric(st, "e2e");
+  const v1::MetricStats* e2e_service = load::FindMetric(st, "e2e_service");
+  if (ttft != nullptr && ttft_service != nullptr && ttft_service->count() > 0) {
+    absl::StrAppend(
+        &out, "\nCOORDINATED OMISSION (latency from intended start minus service time, ms):\n",
+        absl::StrFormat("  [ttft_p50_gap=%.2f, ttft_p99_gap=%.2f, ttft_max_gap=%.2f",
+                        ttft->p50_ms() - ttft_service->p50_ms(),
+                        ttft->p99_ms() - ttft_service->p99_ms(),
+                        ttft->max_ms() - ttft_service->max_ms()));
+    if (e2e != nullptr && e2e_service != nullptr && e2e_service->count() > 0) {
+      absl::StrAppend(&out, absl::StrFormat(", e2e_p50_gap=%.2f, e2e_p99_gap=%.2f",
+                                            e2e->p50_ms() - e2e_service->p50_ms(),
+                                            e2e->p99_ms() - e2e_service->p99_ms()));
+    }
+    absl::StrAppend(&out, "]\n");
+  }
+  if (run.threshold_results_size() > 0 || run.has_passed()) {
+    absl::StrAppend(&out, "\nTHRESHOLDS: ",
+                    !run.has_passed() ? "not evaluated" : (run.passed() ? "PASSED" : "FAILED"),
+                    "\n");
+    for (const v1::ThresholdResult& r : run.threshold_results()) {
+      absl::StrAppend(&out, "  [", r.passed() ? "pass" : "FAIL", "] ", r.description(), "\n");
+    }
+  }
+  if (run.warnings_size() > 0) {
+    absl::StrAppend(&out, "\nWARNINGS:\n");
+    for (const std::string& w : run.warnings()) {
+      absl::StrAppend(&out, "  ! ", w, "\n");
+    }
+  }
+  return out;
 }
 
 }  // namespace
@@ -60,6 +148,57 @@ std::string FormatProgress(const v1::Run& run, double elapsed_seconds) {
                       ", tokens=", p.tokens(), ", active_sessions=", p.active_sessions(), "]");
 }
 
+std::string FormatProgress(const v1::RunUpdate& update) {
+  const v1::Run& run = update.run();
+  const v1::LiveStats& l = update.live();
+  std::string out = absl::StrCat("Test progress. [state=", v1::RunState_Name(run.state()),
+                                 ", elapsed=", absl::StrFormat("%.1fs", l.elapsed_seconds()));
+  if (l.cycles_total() > 0) {
+    absl::StrAppend(&out, ", cycles=", l.cycles_done(), "/", l.cycles_total());
+  } else if (LoadSeconds(run) > 0) {
+    absl::StrAppend(&out, ", remaining=", absl::StrFormat("%.1fs", l.remaining_seconds()));
+  }
+  absl::StrAppend(&out, ", requests_ok=", l.requests_ok(), ", errors=", l.requests_failed(),
+                  ", tokens=", l.tokens(), ", active_sessions=", l.active_sessions(),
+                  absl::StrFormat(", requests_per_sec=%.1f, tokens_per_sec=%.1f",
+                                  l.requests_per_sec(), l.tokens_per_sec()),
+                  absl::StrFormat(", ttft_p50_ms=%.1f, ttft_p99_ms=%.1f, itl_p50_ms=%.1f, "
+                                  "itl_p99_ms=%.1f]",
+                                  l.ttft_p50_ms(), l.ttft_p99_ms(), l.itl_p50_ms(),
+                                  l.itl_p99_ms()));
+  return out;
+}
+
+std::string FormatProgressBar(const v1::RunUpdate& update, int width) {
+  const v1::Run& run = update.run();
+  const v1::LiveStats& l = update.live();
+  double fraction = 0;
+  std::string position;
+  if (l.cycles_total() > 0) {
+    fraction = static_cast<double>(l.cycles_done()) / static_cast<double>(l.cycles_total());
+    position = absl::StrCat(l.cycles_done(), "/", l.cycles_total(), " cycles");
+  } else if (const double length = LoadSeconds(run); length > 0) {
+    fraction = (length - l.remaining_seconds()) / length;
+    position = absl::StrFormat("%.1fs/%.1fs", length - l.remaining_seconds(), length);
+  }
+  fraction = std::clamp(fraction, 0.0, 1.0);
+  width = std::max(width, 1);
+  const int filled = static_cast<int>(fraction * width + 0.5);
+  return absl::StrCat(
+      "[", std::string(static_cast<size_t>(filled), '#'),
+      std::string(static_cast<size_t>(width - filled), '.'), "] ",
+      absl::StrFormat("%3d%%  %s  ok=%d fail=%d  %.1f req/s %.0f tok/s  ttft p50/p99 "
+                      "%.0f/%.0f ms  itl p50/p99 %.1f/%.1f ms  sessions=%d",
+                      static_cast<int>(fraction * 100), position, l.requests_ok(),
+                      l.requests_failed(), l.requests_per_sec(), l.tokens_per_sec(),
+                      l.ttft_p50_ms(), l.ttft_p99_ms(), l.itl_p50_ms(), l.itl_p99_ms(),
+                      l.active_sessions()));
+}
+
+bool RunPassed(const v1::Run& run) {
+  return run.state() == v1::COMPLETED && (!run.has_passed() || run.passed());
+}
+
 std::string FormatReport(const v1::Run& run) {
   const v1::RunStats& st = run.stats();
   const std::string rule(79, '=');
@@ -69,8 +208,10 @@ std::string FormatReport(const v1::Run& run) {
   int64_t cycles_total = run.progress().cycles_total();
   if (run.spec().load().has_closed()) {
     clients = run.spec().load().closed().clients();
+  } else if (run.spec().load().has_duration()) {
+    clients = run.spec().load().duration().connections();
   }
-  const char* verb = run.state() == v1::COMPLETED ? "Test completed." : "Test ended.";
+  const char* verb = RunPassed(run) ? "Test completed." : "Test ended.";
   absl::StrAppend(&out, verb, " [run_id=", run.id(), ", state=", v1::RunState_Name(run.state()),
                   ", total_clients=", clients, ", total_cycles=", run.progress().cycles_done(),
                   "/", cycles_total, ", duration=", absl::StrFormat("%.2fs", st.duration_seconds()),
@@ -104,6 +245,7 @@ std::string FormatReport(const v1::Run& run) {
                   "]\n");
   absl::StrAppend(&out, "\nREQUESTS:\n  [ok=", CounterValue(st, v1::REQUESTS_OK), ", ",
                   error_fields, ", tokens=", CounterValue(st, v1::TOKENS), "]\n");
+  absl::StrAppend(&out, FormatLoadSections(run));
   absl::StrAppend(&out, "\nALL METRICS (ms):\n");
   absl::StrAppend(&out, absl::StrFormat("  %-14s %9s %9s %9s %9s %9s %9s %9s %9s\n", "metric",
                                         "count", "min", "mean", "p50", "p90", "p99", "p99.9",

@@ -48,10 +48,10 @@ TEST(ShardRunnerTest, RefusesWhatItCannotRunWithAClearError) {
   ASSERT_FALSE(bad.ok());
   EXPECT_NE(bad.status().message().find("spec.target.url"), absl::string_view::npos);
   auto proto = Assignment("http://127.0.0.1:1");
-  proto.mutable_spec()->mutable_target()->set_protocol(v1::REALM);
-  auto realm = ShardRunner::Create(loops, proto);
-  ASSERT_FALSE(realm.ok());
-  EXPECT_EQ(realm.status().code(), absl::StatusCode::kUnimplemented);
+  proto.mutable_spec()->mutable_target()->set_protocol(v1::PROTOCOL_UNSPECIFIED);
+  auto unspecified = ShardRunner::Create(loops, proto);
+  ASSERT_FALSE(unspecified.ok());
+  EXPECT_EQ(unspecified.status().code(), absl::StatusCode::kUnimplemented);
   loops.Stop();
 }
 
@@ -98,6 +98,67 @@ TEST(ShardRunnerTest, FailedSessionsStillFinishTheShard) {
   EXPECT_EQ(m.Get(v1::CONNECT_FAILED), 5u);
   EXPECT_EQ(m.Get(v1::REQUESTS_OK), 0u);
   EXPECT_EQ((*runner)->active_sessions(), 0);
+  runner->reset();
+  loops.Stop();
+}
+
+TEST(ShardRunnerTest, DurationShardEndsAtItsDurationEvenWhenSessionsFail) {
+  // Sessions fail at once, but the load model is time-bound: the shard ends
+  // when the duration does (plus at most the drain), not before.
+  RefusingPort refusing;
+  EventLoops loops(2);
+  v1::ShardAssignment a = Assignment("http://127.0.0.1:" + std::to_string(refusing.port()));
+  auto* d = a.mutable_spec()->mutable_load()->mutable_duration();
+  d->set_connections(5);
+  d->mutable_duration()->set_seconds(1);
+  auto runner = ShardRunner::Create(loops, a);
+  ASSERT_TRUE(runner.ok()) << runner.status();
+  EXPECT_EQ((*runner)->cycles_total(), 0);
+  const absl::Time start = absl::Now();
+  (*runner)->Start();
+  const absl::Time deadline = start + absl::Seconds(10);
+  while (!(*runner)->Finished() && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  ASSERT_TRUE((*runner)->Finished());
+  EXPECT_GE(absl::Now() - start, absl::Milliseconds(950));
+  EXPECT_LE(absl::Now() - start, absl::Milliseconds(1800));
+  EXPECT_FALSE((*runner)->cancelled());
+  metrics::MetricSet m;
+  (*runner)->CutInto(m);
+  EXPECT_EQ(m.Get(v1::SESSIONS_FAILED), 5u);
+  runner->reset();
+  loops.Stop();
+}
+
+TEST(ShardRunnerTest, OpenShardCountsEveryArrivalAndDropsOverTheCap) {
+  // 200 arrivals/s for 1 s with at most 2 sessions: sessions to a port that
+  // refuses fail fast and free their slot, so arrivals either start a
+  // session or are dropped; every one is offered.
+  RefusingPort refusing;
+  EventLoops loops(1);
+  v1::ShardAssignment a = Assignment("http://127.0.0.1:" + std::to_string(refusing.port()));
+  auto* o = a.mutable_spec()->mutable_load()->mutable_open();
+  o->set_rate_per_second(200);
+  o->set_distribution(v1::UNIFORM);
+  o->set_seed(3);
+  o->mutable_duration()->set_seconds(1);
+  a.set_client_count(2);
+  a.set_max_concurrent(2);
+  a.set_rate_share(1.0);
+  auto runner = ShardRunner::Create(loops, a);
+  ASSERT_TRUE(runner.ok()) << runner.status();
+  (*runner)->Start();
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (!(*runner)->Finished() && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  ASSERT_TRUE((*runner)->Finished());
+  metrics::MetricSet m;
+  (*runner)->CutInto(m);
+  EXPECT_NEAR(static_cast<double>(m.Get(v1::OFFERED)), 200.0, 1.0);
+  EXPECT_EQ(m.Get(v1::OFFERED), m.Get(v1::DROPPED) + m.Get(v1::SESSIONS_FAILED));
+  EXPECT_GT(m.Get(v1::SESSIONS_FAILED), 0u);
   runner->reset();
   loops.Stop();
 }
