@@ -68,6 +68,9 @@ configure_and_build() {
   local launcher=()
   if command -v ccache >/dev/null 2>&1; then
     launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+    # Share cache entries between clones of the repository (CI builds a
+    # fresh clone each time).
+    export CCACHE_BASEDIR="$LLMLOAD_ROOT" CCACHE_NOHASHDIR=true
   fi
   cmake -S "$LLMLOAD_ROOT" -B "$build_dir" -G Ninja \
     -DCMAKE_BUILD_TYPE="${LLMLOAD_BUILD_TYPE:-RelWithDebInfo}" \
