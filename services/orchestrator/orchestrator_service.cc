@@ -998,8 +998,8 @@ void OrchestratorServiceImpl::FinalizeRun(RunEntry& entry, v1::RunState state,
       passed = false;
     }
   }
-  if (!entry.abort_reason.empty()) {
-    passed = false;
+  if (!entry.abort_reason.empty() || state == v1::FAILED) {
+    passed = false;  // a failed run never passes, thresholds or not
   }
   run.set_passed(passed);
   load::WarningInputs inputs;

@@ -89,5 +89,74 @@ TEST(CliArgsTest, RemoteCommands) {
   EXPECT_NE(UsageText().find("--max-concurrent"), std::string::npos);
 }
 
+TEST(CliArgsTest, ThresholdSpecsParseIntoEveryKind) {
+  auto t = ParseThreshold("ttft:p95<0.5s");
+  ASSERT_TRUE(t.ok()) << t.status();
+  EXPECT_EQ(t->metric(), "ttft");
+  EXPECT_EQ(t->kind(), v1::PERCENTILE);
+  EXPECT_DOUBLE_EQ(t->percentile(), 95);
+  EXPECT_EQ(t->below().seconds(), 0);
+  EXPECT_EQ(t->below().nanos(), 500000000);
+  t = ParseThreshold("e2e:p99.9<800ms");
+  ASSERT_TRUE(t.ok()) << t.status();
+  EXPECT_DOUBLE_EQ(t->percentile(), 99.9);
+  EXPECT_EQ(t->below().nanos(), 800000000);
+  t = ParseThreshold("error_rate<0.01");
+  ASSERT_TRUE(t.ok());
+  EXPECT_EQ(t->kind(), v1::ERROR_RATE);
+  EXPECT_DOUBLE_EQ(t->below_value(), 0.01);
+  t = ParseThreshold("requests_per_sec>50");
+  ASSERT_TRUE(t.ok());
+  EXPECT_EQ(t->kind(), v1::THROUGHPUT);
+  EXPECT_DOUBLE_EQ(t->above(), 50);
+  for (const char* bad : {"ttft<1s", "ttft:p95", "ttft:p0<1s", "ttft:p95<-1s", "error_rate<2",
+                          "a<1>2", "requests_per_sec>x"}) {
+    EXPECT_FALSE(ParseThreshold(bad).ok()) << bad;
+  }
+}
+
+TEST(CliArgsTest, LoadModelFlagsBuildTheSpec) {
+  auto o = Parse({"run", "--url", "http://h:1", "--rate", "20", "--duration", "60",
+                  "--arrivals", "uniform", "--ramp", "50:30,0:10", "--max-in-flight", "100",
+                  "--seed", "7", "--threshold", "ttft:p95<0.5s", "--threshold",
+                  "error_rate<0.01", "--abort-on-fail", "--slo-ttft", "0.5", "--slo-itl",
+                  "0.05"});
+  ASSERT_TRUE(o.ok()) << o.status();
+  v1::RunSpec spec = SpecFromOptions(*o, "http://h:1");
+  ASSERT_TRUE(spec.load().has_open());
+  const v1::OpenLoad& open = spec.load().open();
+  EXPECT_DOUBLE_EQ(open.rate_per_second(), 20);
+  EXPECT_EQ(open.duration().seconds(), 60);
+  EXPECT_EQ(open.distribution(), v1::UNIFORM);
+  ASSERT_EQ(open.stages_size(), 2);
+  EXPECT_DOUBLE_EQ(open.stages(0).target_rate(), 50);
+  EXPECT_EQ(open.stages(1).duration().seconds(), 10);
+  EXPECT_EQ(open.max_in_flight(), 100);
+  EXPECT_EQ(open.seed(), 7u);
+  ASSERT_EQ(spec.thresholds_size(), 2);
+  EXPECT_TRUE(spec.thresholds(0).abort_on_fail());
+  EXPECT_EQ(spec.objectives().ttft().nanos(), 500000000);
+  EXPECT_EQ(spec.objectives().mean_itl().nanos(), 50000000);
+
+  o = Parse({"local", "--duration", "30", "--clients", "8", "--think", "0.1:0.5"});
+  ASSERT_TRUE(o.ok()) << o.status();
+  spec = SpecFromOptions(*o, "http://h:1");
+  ASSERT_TRUE(spec.load().has_duration());
+  EXPECT_EQ(spec.load().duration().connections(), 8);
+  EXPECT_EQ(spec.load().duration().duration().seconds(), 30);
+  EXPECT_EQ(spec.load().duration().think_time().min().nanos(), 100000000);
+  EXPECT_EQ(spec.load().duration().think_time().max().nanos(), 500000000);
+
+  o = Parse({"local"});
+  ASSERT_TRUE(o.ok());
+  EXPECT_TRUE(SpecFromOptions(*o, "http://h:1").load().has_closed());
+
+  EXPECT_FALSE(Parse({"local", "--rate", "5"}).ok());  // needs --duration or --ramp
+  EXPECT_FALSE(Parse({"local", "--arrivals", "bursty"}).ok());
+  EXPECT_FALSE(Parse({"local", "--ramp", "10"}).ok());
+  EXPECT_FALSE(Parse({"local", "--think", "2:1"}).ok());
+  EXPECT_FALSE(Parse({"local", "--threshold", "nonsense"}).ok());
+}
+
 }  // namespace
 }  // namespace llmload::cli

@@ -1,5 +1,7 @@
 #include "tools/llmload/report.h"
 
+#include <tuple>
+
 #include "gtest/gtest.h"
 #include "lib/metrics/metrics.h"
 
@@ -74,6 +76,84 @@ TEST(ReportTest, ProgressLine) {
   EXPECT_EQ(FormatProgress(run, 3.25),
             "Test progress. [state=RUNNING, elapsed=3.2s, cycles=20/50, requests_ok=19, "
             "errors=1, tokens=1900, active_sessions=0]");
+}
+
+v1::Run OpenRunWithVerdict() {
+  v1::Run run;
+  run.set_id("run-1");
+  run.set_state(v1::COMPLETED);
+  v1::OpenLoad* open = run.mutable_spec()->mutable_load()->mutable_open();
+  open->set_rate_per_second(20);
+  open->mutable_duration()->set_seconds(10);
+  v1::RunStats* st = run.mutable_stats();
+  (*st->mutable_counters())["offered"] = 200;
+  (*st->mutable_counters())["dropped"] = 5;
+  (*st->mutable_counters())["requests_ok"] = 180;
+  (*st->mutable_counters())["rate_limited"] = 10;
+  (*st->mutable_counters())["good"] = 150;
+  st->set_duration_seconds(10);
+  for (auto [name, p50, p99] : {std::tuple{"ttft", 600.0, 1100.0},
+                                std::tuple{"ttft_service", 100.0, 150.0}}) {
+    v1::MetricStats* m = st->add_metrics();
+    m->set_metric(name);
+    m->set_count(180);
+    m->set_p50_ms(p50);
+    m->set_p99_ms(p99);
+    m->set_max_ms(p99);
+  }
+  run.set_passed(false);
+  v1::ThresholdResult* r = run.add_threshold_results();
+  r->set_passed(false);
+  r->set_description("ttft p95 = 1000.00 ms (limit < 500.00 ms, 180 samples)");
+  run.add_warnings("5 arrivals dropped by the in-flight cap");
+  return run;
+}
+
+TEST(ReportTest, LoadGoodputOmissionThresholdsAndWarnings) {
+  const v1::Run run = OpenRunWithVerdict();
+  const std::string out = FormatReport(run);
+  EXPECT_NE(out.find("Test ended. [run_id=run-1"), std::string::npos) << out;
+  EXPECT_NE(out.find("LOAD:\n  [model=open(20.00 req/s, poisson), offered=200, dropped=5, "
+                     "admitted=180, refused=10, ok=180, failed=10, unfinished=5]"),
+            std::string::npos)
+      << out;
+  EXPECT_NE(out.find("GOODPUT:\n  [good=150, goodput_ratio=0.7500, goodput_per_sec=15.00"),
+            std::string::npos)
+      << out;
+  EXPECT_NE(out.find("[ttft_p50_gap=500.00, ttft_p99_gap=950.00"), std::string::npos) << out;
+  EXPECT_NE(out.find("THRESHOLDS: FAILED\n  [FAIL] ttft p95 = 1000.00 ms"), std::string::npos)
+      << out;
+  EXPECT_NE(out.find("WARNINGS:\n  ! 5 arrivals dropped"), std::string::npos) << out;
+  EXPECT_FALSE(RunPassed(run));
+  v1::Run ok = run;
+  ok.set_passed(true);
+  EXPECT_TRUE(RunPassed(ok));
+  ok.set_state(v1::CANCELLED);
+  EXPECT_FALSE(RunPassed(ok));
+}
+
+TEST(ReportTest, ProgressBarAndPlainLineCarryLiveStats) {
+  v1::RunUpdate u;
+  u.mutable_run()->set_state(v1::RUNNING);
+  u.mutable_run()->mutable_spec()->mutable_load()->mutable_duration()->mutable_duration()
+      ->set_seconds(20);
+  v1::LiveStats* l = u.mutable_live();
+  l->set_elapsed_seconds(5);
+  l->set_remaining_seconds(15);
+  l->set_requests_ok(40);
+  l->set_requests_per_sec(8);
+  l->set_tokens_per_sec(400);
+  l->set_ttft_p50_ms(12);
+  l->set_ttft_p99_ms(30);
+  const std::string bar = FormatProgressBar(u, 20);
+  EXPECT_EQ(bar.substr(0, 22), "[#####...............]") << bar;
+  EXPECT_NE(bar.find(" 25%  5.0s/20.0s  ok=40 fail=0  8.0 req/s 400 tok/s  ttft p50/p99 12/30 ms"),
+            std::string::npos)
+      << bar;
+  const std::string line = FormatProgress(u);
+  EXPECT_NE(line.find("remaining=15.0s"), std::string::npos) << line;
+  EXPECT_NE(line.find("requests_per_sec=8.0"), std::string::npos) << line;
+  EXPECT_NE(line.find("ttft_p99_ms=30.0"), std::string::npos) << line;
 }
 
 }  // namespace

@@ -282,6 +282,7 @@ TEST_F(OrchestratorServiceTest, ShardFailureFailsTheRunAndStopsTheOthers) {
   a.Update(run.id(), v1::SHARD_FAILED, 0, "target refused");
   ASSERT_TRUE(RunReaches(run.id(), v1::FAILED));
   EXPECT_THAT(GetRun(run.id()).error(), HasSubstr("target refused"));
+  EXPECT_FALSE(GetRun(run.id()).passed());  // a failed run never passes
   auto stop = b.NextStop(kWait);
   ASSERT_TRUE(stop.has_value());
   EXPECT_EQ(stop->run_id(), run.id());
@@ -635,6 +636,91 @@ TEST_F(OrchestratorServiceTest, ShutdownEndsWorkerStreams) {
   auto ended = a.WaitEnded(kWait);
   ASSERT_TRUE(ended.has_value());
   EXPECT_EQ(ended->error_code(), grpc::StatusCode::UNAVAILABLE);
+}
+
+v1::RunSpec OpenSpec(double rate, int32_t max_in_flight) {
+  v1::RunSpec spec = ClosedSpec(1, 1, 0);
+  v1::OpenLoad* open = spec.mutable_load()->mutable_open();
+  open->set_rate_per_second(rate);
+  open->set_max_in_flight(max_in_flight);
+  open->mutable_duration()->set_seconds(30);
+  return spec;
+}
+
+TEST_F(OrchestratorServiceTest, OpenRunSplitsRateAndInFlightByCapacity) {
+  FakeWorker& a = AddWorker("a", 10);
+  FakeWorker& b = AddWorker("b", 30);
+  v1::Run run;
+  ASSERT_TRUE(StartRun(OpenSpec(100, 40), &run).ok());
+  auto qa = a.NextAssign(kWait);
+  auto qb = b.NextAssign(kWait);
+  ASSERT_TRUE(qa.has_value());
+  ASSERT_TRUE(qb.has_value());
+  EXPECT_DOUBLE_EQ(qa->rate_per_second(), 25);
+  EXPECT_DOUBLE_EQ(qb->rate_per_second(), 75);
+  EXPECT_DOUBLE_EQ(qa->rate_share() + qb->rate_share(), 1.0);
+  EXPECT_EQ(qa->max_concurrent(), 10);
+  EXPECT_EQ(qb->max_concurrent(), 30);
+  EXPECT_EQ(qa->client_begin() + qa->client_count(), qb->client_begin());
+  EXPECT_EQ(qa->spec().load().open().distribution(), v1::POISSON);  // default made explicit
+  EXPECT_TRUE(HasEvent(GetRun(run.id()), "run created: open: 100.00 req/s (poisson)"));
+}
+
+TEST_F(OrchestratorServiceTest, SecondRunOnBusyWorkersIsRefusedAndLateWorkerDoesNotDisturb) {
+  FakeWorker& a = AddWorker("a", 10);
+  v1::Run run;
+  v1::RunSpec spec = ClosedSpec(4, 2, 0);
+  spec.mutable_load()->clear_closed();
+  spec.mutable_load()->mutable_duration()->set_connections(4);
+  spec.mutable_load()->mutable_duration()->mutable_duration()->set_seconds(30);
+  ASSERT_TRUE(StartRun(spec, &run).ok());
+  ASSERT_TRUE(a.NextAssign(kWait).has_value());
+  v1::Run second;
+  grpc::Status status = StartRun(ClosedSpec(1, 1, 0), &second);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_THAT(status.error_message(), HasSubstr("all busy with other runs: " + run.id()));
+  EXPECT_THAT(status.error_message(), HasSubstr("runs do not share workers"));
+  // A worker attaching now gets nothing of the running run.
+  FakeWorker& late = AddWorker("late", 100);
+  EXPECT_FALSE(late.NextAssign(absl::Milliseconds(300)).has_value());
+  const v1::Run now = GetRun(run.id());
+  ASSERT_EQ(now.shards_size(), 1);
+  EXPECT_EQ(now.shards(0).worker_id(), "a");
+  EXPECT_EQ(now.state(), v1::RUNNING);
+  // ...but serves the next run.
+  EXPECT_TRUE(StartRun(ClosedSpec(1, 1, 0), &second).ok());
+  EXPECT_TRUE(late.NextAssign(kWait).has_value());
+}
+
+TEST_F(OrchestratorServiceTest, VerdictIsSetWhenTheRunEnds) {
+  FakeWorker& a = AddWorker("a", 10);
+  v1::Run run;
+  ASSERT_TRUE(StartRun(ClosedSpec(1, 1, 0), &run).ok());
+  EXPECT_FALSE(run.has_passed());
+  ASSERT_TRUE(a.NextAssign(kWait).has_value());
+  a.Update(run.id(), v1::SHARD_DONE, 1);
+  ASSERT_TRUE(RunReaches(run.id(), v1::COMPLETED));
+  v1::Run done = GetRun(run.id());
+  ASSERT_TRUE(done.has_passed());
+  EXPECT_TRUE(done.passed());  // no thresholds
+  EXPECT_EQ(done.threshold_results_size(), 0);
+
+  // With a threshold and no statistics to judge it, the run does not pass.
+  v1::RunSpec spec = ClosedSpec(1, 1, 0);
+  v1::Threshold* t = spec.add_thresholds();
+  t->set_metric("ttft");
+  t->set_percentile(95);
+  t->mutable_below()->set_seconds(1);
+  ASSERT_TRUE(StartRun(spec, &run).ok());
+  ASSERT_TRUE(a.NextAssign(kWait).has_value());
+  a.Update(run.id(), v1::SHARD_DONE, 1);
+  ASSERT_TRUE(RunReaches(run.id(), v1::COMPLETED));
+  done = GetRun(run.id());
+  ASSERT_TRUE(done.has_passed());
+  EXPECT_FALSE(done.passed());
+  ASSERT_EQ(done.threshold_results_size(), 1);
+  EXPECT_FALSE(done.threshold_results(0).passed());
+  EXPECT_TRUE(HasEvent(done, "thresholds failed"));
 }
 
 }  // namespace
