@@ -164,22 +164,53 @@ absl::Status RunRegistry::Decode(const v1::SampleBatch& batch, Totals* totals) {
   if (absl::Status s = CheckFields(batch); !s.ok()) {
     return s;
   }
-  // MergeBatch decodes everything before it changes anything; a scratch set
-  // per thread avoids allocating a dense MetricSet per batch.
-  thread_local metrics::MetricSet scratch;
-  absl::Status s = scratch.MergeBatch(batch);
-  if (s.ok() && totals != nullptr) {
-    for (int m = 1; m < metrics::kNumMetrics; ++m) {
-      const histogram::Histogram& h = scratch.Hist(static_cast<v1::Metric>(m));
-      totals->count[m] = h.Count();
-      totals->sum[m] = h.Sum();
-      totals->saturated[m] = h.Saturated();
+  // Each delta is decoded into a per-thread dense scratch histogram
+  // (MergeEncoded validates everything before it changes anything), and only
+  // the histograms touched are cleared afterwards: no dense MetricSet is
+  // allocated per batch.
+  thread_local std::array<histogram::Histogram, metrics::kNumMetrics> scratch;
+  std::array<bool, metrics::kNumMetrics> touched{};
+  std::array<uint64_t, metrics::kNumCounters> counters{};
+  absl::Status s;
+  for (const v1::HistogramDelta& d : batch.histograms()) {
+    const int m = d.metric();
+    if (m <= 0 || m >= metrics::kNumMetrics) {
+      s = absl::InvalidArgumentError("batch names an unknown metric");
+      break;
     }
-    for (int c = 1; c < metrics::kNumCounters; ++c) {
-      totals->counters[c] = scratch.Get(static_cast<v1::Counter>(c));
+    touched[m] = true;
+    if (absl::Status e = scratch[m].MergeEncoded(d.encoded()); !e.ok()) {
+      s = absl::Status(e.code(), std::string(metrics::MetricName(static_cast<v1::Metric>(m))) +
+                                     ": " + std::string(e.message()));
+      break;
     }
   }
-  scratch.Reset();
+  for (const v1::CounterDelta& d : batch.counters()) {
+    if (!s.ok()) {
+      break;
+    }
+    const int c = d.counter();
+    if (c <= 0 || c >= metrics::kNumCounters) {
+      s = absl::InvalidArgumentError("batch names an unknown counter");
+    } else if (counters[c] > std::numeric_limits<uint64_t>::max() - d.value()) {
+      s = absl::DataLossError("batch counter overflows");
+    } else {
+      counters[c] += d.value();
+    }
+  }
+  if (s.ok() && totals != nullptr) {
+    for (int m = 1; m < metrics::kNumMetrics; ++m) {
+      totals->count[m] = scratch[m].Count();
+      totals->sum[m] = scratch[m].Sum();
+      totals->saturated[m] = scratch[m].Saturated();
+    }
+    totals->counters = counters;
+  }
+  for (int m = 1; m < metrics::kNumMetrics; ++m) {
+    if (touched[m]) {
+      scratch[m].Reset();
+    }
+  }
   return s;
 }
 

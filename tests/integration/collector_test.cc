@@ -42,7 +42,9 @@ class Collector {
         testing_util::BinPath("llmload-collector"),
         {"--grpc_address=127.0.0.1:" + std::to_string(grpc_port_),
          "--metrics_address=127.0.0.1:" + std::to_string(metrics_port_), "--db_path=" + db,
-         "--shutdown_grace_ms=500"},
+         // The batches' intervals are from 2023: keep finished runs on
+         // /metrics (retention counts from a run's last interval).
+         "--shutdown_grace_ms=500", "--run_retention_seconds=1000000000"},
         dir + "/collector." + std::to_string(run) + ".log", dir);
   }
 
