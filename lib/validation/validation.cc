@@ -1,5 +1,8 @@
 #include "lib/validation/validation.h"
 
+#include <tuple>
+#include <utility>
+
 #include <algorithm>
 #include <cmath>
 #include <string>
@@ -9,6 +12,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/time.h"
@@ -19,7 +23,6 @@
 namespace llmload::validation {
 namespace {
 
-constexpr std::string_view kImplementedProtocols = "CENTRIFUGO_EMULATOR";
 
 // Collects the first invalid field and the first unimplemented feature.
 class Checker {
@@ -175,13 +178,54 @@ void CheckTarget(const v1::Target& target, Checker& check) {
                   absl::StrCat("required, one of ", absl::StrJoin(names, ", ")));
   } else if (!v1::Protocol_IsValid(protocol)) {
     check.Invalid("spec.target.protocol", absl::StrCat("unknown value ", static_cast<int>(protocol)));
-  } else if (v1::Protocol_Name(protocol) != kImplementedProtocols) {
-    check.Unimplemented("spec.target.protocol",
-                        absl::StrCat(v1::Protocol_Name(protocol), " is not implemented yet"));
   }
 
   CheckUrl("spec.target.url", target.url(), /*required=*/true, check);
   CheckUrl("spec.target.wsUrl", target.ws_url(), /*required=*/false, check);
+  for (const auto& [path, url] : {std::pair<const char*, const std::string*>{"spec.target.url",
+                                                                            &target.url()},
+                                  {"spec.target.wsUrl", &target.ws_url()}}) {
+    const std::string lower = absl::AsciiStrToLower(*url);
+    if (absl::StartsWith(lower, "https://") || absl::StartsWith(lower, "wss://")) {
+      check.Unimplemented(path, "TLS targets (https, wss) are not supported by the worker yet");
+    }
+  }
+  if (!target.source_addresses().empty()) {
+    check.Unimplemented("spec.target.sourceAddresses", "is not supported by the worker yet");
+  }
+  for (const auto& [path, d, has] :
+       {std::tuple<const char*, const google::protobuf::Duration*, bool>{
+            "spec.target.connectTimeout", &target.connect_timeout(), target.has_connect_timeout()},
+        {"spec.target.ttftTimeout", &target.ttft_timeout(), target.has_ttft_timeout()},
+        {"spec.target.idleTimeout", &target.idle_timeout(), target.has_idle_timeout()},
+        {"spec.target.reconnectBackoff", &target.reconnect_backoff(),
+         target.has_reconnect_backoff()}}) {
+    if (!has) {
+      continue;
+    }
+    const absl::Duration v = absl::Seconds(d->seconds()) + absl::Nanoseconds(d->nanos());
+    if (v < absl::ZeroDuration() || v > absl::Hours(1)) {
+      check.Invalid(path, absl::StrCat("must be between 0 (default) and 1h, got ",
+                                       absl::FormatDuration(v)));
+    }
+  }
+  if (target.reconnect_attempts() < -1 || target.reconnect_attempts() > 100) {
+    check.Invalid("spec.target.reconnectAttempts",
+                  absl::StrCat("must be between -1 (never) and 100 (0: default 3), got ",
+                               target.reconnect_attempts()));
+  }
+  if (target.prompts_size() > 100000) {
+    check.Invalid("spec.target.prompts",
+                  absl::StrCat("at most 100000 prompts, got ", target.prompts_size()));
+  }
+  if (!target.tenant().empty() &&
+      (target.tenant().size() < 3 || target.tenant().size() > 64 ||
+       target.tenant().find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                         "0123456789_-") != std::string::npos)) {
+    check.Invalid("spec.target.tenant",
+                  absl::StrCat("must be 3-64 characters of [A-Za-z0-9_-], got ",
+                               Quote(target.tenant())));
+  }
 
   if (target.max_tokens() < 0) {
     check.Invalid("spec.target.maxTokens",

@@ -48,7 +48,7 @@ TEST(ValidateRunSpecTest, MinimalSpecPasses) {
 TEST(ValidateRunSpecTest, RichValidSpecPasses) {
   const v1::RunSpec spec = FromJson(R"json({
     "name": "nightly soak — ü",
-    "target": {"protocol": "CENTRIFUGO_EMULATOR", "url": "wss://[::1]:8443/base?x=1",
+    "target": {"protocol": "CENTRIFUGO_EMULATOR", "url": "ws://[::1]:8443/base?x=1",
                "wsUrl": "ws://10.0.0.2/connection/websocket", "maxTokens": 256,
                "headers": {"X-Request-Id": "abc", "Authorization": "Bearer x"},
                "apiKeyEnv": "OPENAI_API_KEY", "requestTimeout": "3600s"},
@@ -81,22 +81,29 @@ TEST(ValidateRunSpecTest, ExampleMessageFromBrief) {
 
 TEST(ValidateRunSpecTest, InvalidIsReportedBeforeUnimplemented) {
   v1::RunSpec spec = ValidSpec();
-  spec.mutable_target()->set_protocol(v1::REALM);
+  spec.mutable_target()->set_url("https://127.0.0.1:8443");
   spec.set_max_workers(-1);
   const absl::Status s = ValidateRunSpec(spec);
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(s.message()), StartsWith("spec.maxWorkers: "));
 }
 
-TEST(ValidateRunSpecTest, EveryOtherProtocolIsUnimplemented) {
-  for (v1::Protocol p : {v1::REALM, v1::WS_CHAT, v1::OPENAI_CHAT, v1::ANTHROPIC_MESSAGES,
-                         v1::GEMINI, v1::HTTP_JSON}) {
+TEST(ValidateRunSpecTest, EveryProtocolIsAccepted) {
+  for (v1::Protocol p : {v1::CENTRIFUGO_EMULATOR, v1::REALM, v1::WS_CHAT, v1::OPENAI_CHAT,
+                         v1::ANTHROPIC_MESSAGES, v1::GEMINI, v1::HTTP_JSON}) {
     v1::RunSpec spec = ValidSpec();
     spec.mutable_target()->set_protocol(p);
+    EXPECT_TRUE(ValidateRunSpec(spec).ok()) << v1::Protocol_Name(p);
+  }
+}
+
+TEST(ValidateRunSpecTest, TlsTargetsAreNotImplementedYet) {
+  for (const char* url : {"https://127.0.0.1:8443", "wss://127.0.0.1:8443/api/ws"}) {
+    v1::RunSpec spec = ValidSpec();
+    spec.mutable_target()->set_url(url);
     const absl::Status s = ValidateRunSpec(spec);
-    EXPECT_EQ(s.code(), absl::StatusCode::kUnimplemented) << v1::Protocol_Name(p);
-    EXPECT_EQ(s.message(),
-              "spec.target.protocol: " + v1::Protocol_Name(p) + " is not implemented yet");
+    EXPECT_EQ(s.code(), absl::StatusCode::kUnimplemented) << url;
+    EXPECT_THAT(std::string(s.message()), StartsWith("spec.target.url: TLS targets")) << url;
   }
 }
 
@@ -149,9 +156,24 @@ INSTANTIATE_TEST_SUITE_P(
                    s.mutable_target()->set_protocol(static_cast<v1::Protocol>(42));
                  },
                  kInvalid, "spec.target.protocol", "unknown value 42"},
-        BadField{"ProtocolRealm",
-                 [](v1::RunSpec& s) { s.mutable_target()->set_protocol(v1::REALM); },
-                 kUnimplemented, "spec.target.protocol", "REALM is not implemented yet"},
+        BadField{"UrlTls",
+                 [](v1::RunSpec& s) { s.mutable_target()->set_url("https://127.0.0.1:1"); },
+                 kUnimplemented, "spec.target.url", "TLS targets"},
+        BadField{"ConnectTimeoutNegative",
+                 [](v1::RunSpec& s) { s.mutable_target()->mutable_connect_timeout()->set_seconds(-1); },
+                 kInvalid, "spec.target.connectTimeout", "between 0 (default) and 1h"},
+        BadField{"IdleTimeoutTooLong",
+                 [](v1::RunSpec& s) { s.mutable_target()->mutable_idle_timeout()->set_seconds(7200); },
+                 kInvalid, "spec.target.idleTimeout", "between 0 (default) and 1h"},
+        BadField{"ReconnectAttemptsBelowMinusOne",
+                 [](v1::RunSpec& s) { s.mutable_target()->set_reconnect_attempts(-2); },
+                 kInvalid, "spec.target.reconnectAttempts", "got -2"},
+        BadField{"TenantBadChars",
+                 [](v1::RunSpec& s) { s.mutable_target()->set_tenant("a b c"); },
+                 kInvalid, "spec.target.tenant", "[A-Za-z0-9_-]"},
+        BadField{"SourceAddressesUnimplemented",
+                 [](v1::RunSpec& s) { s.mutable_target()->add_source_addresses("127.0.0.2"); },
+                 kUnimplemented, "spec.target.sourceAddresses", "not supported"},
         BadField{"UrlMissing", [](v1::RunSpec& s) { s.mutable_target()->clear_url(); }, kInvalid,
                  "spec.target.url", "required"},
         BadField{"UrlNotAUrl", [](v1::RunSpec& s) { s.mutable_target()->set_url("127.0.0.1:8080"); },
