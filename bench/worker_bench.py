@@ -93,7 +93,7 @@ def run_one(bin_dir, sessions, quick):
             wait_port(port)
         worker = start("llmload-worker", [f"--orchestrator=127.0.0.1:{orch}",
                                           f"--collector=127.0.0.1:{col}", "--threads=1",
-                                          "--capacity=20000", "--worker_id=bench",
+                                          "--capacity=20000", "--worker_id=bench", "--metrics_address=",
                                           "--log_level=warn"])
         time.sleep(1.5)  # attach and settle
         idle_rss = rss_bytes(worker.pid)

@@ -100,7 +100,7 @@ TEST(CliTest, RemoteCommandsAgainstRunningServices) {
   auto worker = testing_util::ChildProcess::Start(
       BinPath("llmload-worker"),
       {absl::StrCat("--orchestrator=127.0.0.1:", orch), absl::StrCat("--collector=127.0.0.1:", col),
-       "--worker_id=cli-w", "--threads=1"},
+       "--worker_id=cli-w", "--threads=1", "--metrics_address="},
       dir + "/worker.log", dir);
   ASSERT_TRUE(testing_util::WaitForTcp(orch, absl::Seconds(20)));
   ASSERT_TRUE(testing_util::WaitForTcp(emu, absl::Seconds(20)));

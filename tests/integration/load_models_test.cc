@@ -65,7 +65,8 @@ class LoadModelsTest : public ::testing::Test {
           BinPath("llmload-worker"),
           {absl::StrCat("--orchestrator=127.0.0.1:", orchestrator_port_),
            absl::StrCat("--collector=127.0.0.1:", collector_port_),
-           absl::StrCat("--worker_id=worker-", i), "--threads=2", "--batch_interval_ms=200"},
+           absl::StrCat("--worker_id=worker-", i), "--threads=2", "--batch_interval_ms=200",
+           "--metrics_address="},
           dir_ + absl::StrCat("/worker-", i, ".log"), dir_));
     }
     ASSERT_TRUE(testing_util::WaitForTcp(emulator_port_, absl::Seconds(20)));

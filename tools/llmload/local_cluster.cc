@@ -178,6 +178,8 @@ absl::Status LocalCluster::Start() {
                        {absl::StrCat("--orchestrator=", orchestrator_address()),
                         absl::StrCat("--collector=", collector_addr),
                         absl::StrCat("--worker_id=local-worker-", i),
+                        // Workers share the machine: no fixed :9103 each.
+                        "--metrics_address=",
                         absl::StrCat("--threads=", options_.worker_threads)});
         !s.ok()) {
       return s;
