@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "lib/common/log.h"
 #include "services/common/grpc_util.h"
+#include "services/worker/session_util.h"
 
 namespace llmload::worker {
 namespace {
@@ -27,10 +28,6 @@ namespace cf = protocol::centrifugo;
 constexpr uint32_t kConnectCommandId = 1;
 constexpr size_t kMaxWsMessageBytes = 1 << 20;
 
-uint64_t Micros(Clock::duration d) {
-  const auto us = std::chrono::duration_cast<std::chrono::microseconds>(d).count();
-  return us < 0 ? 0 : static_cast<uint64_t>(us);
-}
 
 // Counter for a failed HTTP exchange.
 v1::Counter ClassifyHttp(const HttpResult& r) {
@@ -281,10 +278,8 @@ class CentrifugoSession final : public Session,
     }
     cycle_ = static_cast<int>(step.cycle);
     phase_ = Phase::kCycle;
-    tokens_ = 0;
     http_done_ = stream_done_ = false;
-    from_intended_ = step.from_intended;
-    intended_at_ = step.intended;
+    step_ = step;
     if (step.intended > Clock::now()) {
       // Not due yet: wait on the cycle timer, then send.
       phase_ = Phase::kScheduled;
@@ -320,15 +315,12 @@ class CentrifugoSession final : public Session,
     http::request<http::string_body> req{http::verb::post, Path("/api/run"), 11};
     req.set(http::field::content_type, "application/json");
     req.body() = json::serialize(body);
-    send_at_ = Clock::now();
+    meter_.Begin(step_, Clock::now());
     ArmTimer();
     shard_->http().Request(std::move(req), [self = shared_from_this(), cycle = cycle_](HttpResult&& r) {
       self->OnRunResponse(std::move(r), cycle);
     });
   }
-
-  // Where ttft and e2e count from: the intended start in the open model.
-  Clock::time_point LatencyOrigin() const { return from_intended_ ? intended_at_ : send_at_; }
 
   void OnRunResponse(HttpResult&& r, int cycle) {
     if (cancelled_ || phase_ != Phase::kCycle || cycle != cycle_) {
@@ -341,30 +333,20 @@ class CentrifugoSession final : public Session,
         return FailActive(c, "/api/run timed out");
       }
       // The request was refused: no tokens will come. Count it, go on.
-      M().Add(c);
-      M().Add(v1::CYCLES);
       timer_.cancel();
-      shard_->RequestDone(RequestOutcome{});
+      shard_->RequestDone(RequestMeter::Fail(M(), c));
       return StartCycle();
     }
-    M().RecordUs(v1::REQUEST, Micros(r.headers_at - send_at_));
+    M().RecordUs(v1::REQUEST, Micros(r.headers_at - meter_.send_at()));
     http_done_ = true;
     MaybeFinishCycle();
   }
 
+  // One publication, one token.
   void OnToken(Clock::time_point now) {
-    if (tokens_ == 0) {
-      first_at_ = now;
-      M().RecordUs(v1::TTFT, Micros(now - LatencyOrigin()));
-      if (from_intended_) {
-        M().RecordUs(v1::TTFT_SERVICE, Micros(now - send_at_));
-      }
+    if (meter_.Chunk(M(), now)) {
       ArmTimer();  // a fresh wait for the rest of the response
-    } else {
-      M().RecordUs(v1::ITL, Micros(now - last_at_));
     }
-    last_at_ = now;
-    ++tokens_;
   }
 
   void MaybeFinishCycle() {
@@ -372,24 +354,7 @@ class CentrifugoSession final : public Session,
       return;
     }
     timer_.cancel();
-    M().RecordUs(v1::E2E, Micros(done_at_ - LatencyOrigin()));
-    if (from_intended_) {
-      M().RecordUs(v1::E2E_SERVICE, Micros(done_at_ - send_at_));
-    }
-    if (tokens_ > 1) {
-      // tpot = (e2e - ttft) / (tokens - 1)
-      M().RecordUs(v1::TPOT, Micros(done_at_ - first_at_) / (tokens_ - 1));
-    }
-    M().Add(v1::TOKENS, tokens_);
-    M().Add(v1::REQUESTS_OK);
-    M().Add(v1::CYCLES);
-    RequestOutcome outcome;
-    outcome.ok = true;
-    outcome.ttft_us = tokens_ > 0 ? Micros(first_at_ - LatencyOrigin()) : 0;
-    outcome.e2e_us = Micros(done_at_ - LatencyOrigin());
-    outcome.tokens = tokens_;
-    outcome.mean_itl_us = tokens_ > 1 ? Micros(last_at_ - first_at_) / (tokens_ - 1) : 0;
-    shard_->RequestDone(outcome);
+    shard_->RequestDone(meter_.Complete(M(), done_at_, /*reported_tokens=*/-1));
     StartCycle();
   }
 
@@ -435,9 +400,7 @@ class CentrifugoSession final : public Session,
       return FailSetup(counter, why);
     }
     if (phase_ == Phase::kCycle) {
-      M().Add(counter);
-      M().Add(v1::CYCLES);
-      shard_->RequestDone(RequestOutcome{});
+      shard_->RequestDone(RequestMeter::Fail(M(), counter));
     }
     LLMLOAD_LOG(kDebug, "Session failed.")
         .Kv("client_id", client_id_)
@@ -522,14 +485,13 @@ class CentrifugoSession final : public Session,
   bool cancelled_ = false;
   bool finished_ = false;
   bool timed_out_ = false;
-  bool from_intended_ = false;
   int cycle_ = 0;
   // Per cycle.
   bool http_done_ = false;
   bool stream_done_ = false;
-  uint64_t tokens_ = 0;
-  Clock::time_point session_start_, connect_start_, intended_at_, send_at_, first_at_, last_at_,
-      done_at_;
+  NextStep step_;
+  RequestMeter meter_;
+  Clock::time_point session_start_, connect_start_, done_at_;
 };
 
 }  // namespace

@@ -180,12 +180,8 @@ class HttpStreamSession final : public Session,
         break;
     }
     requests_ = step.cycle;
-    from_intended_ = step.from_intended;
-    intended_ = step.intended;
-    Clock::time_point due = step.intended;
-    if (retry_after_ > Clock::now() && retry_after_ > due) {
-      due = retry_after_;  // the target asked us to wait (Retry-After)
-    }
+    step_ = step;
+    const Clock::time_point due = DueTime(step, retry_after_);  // Retry-After may push it back
     if (due > Clock::now()) {
       phase_ = Phase::kScheduled;
       retry_timer_.expires_at(due);
@@ -276,17 +272,14 @@ class HttpStreamSession final : public Session,
     phase_ = Phase::kInFlight;
     req_ = BuildRequest();
     // Per-request state.
-    chunks_ = 0;
     reported_tokens_ = -1;
     stream_done_ = false;
     stream_error_ = false;
-    gaps_.clear();
     sse_.Reset();
     decoder_.emplace(provider_);
     error_body_.clear();
-    send_at_ = Clock::now();
-    last_activity_ = send_at_;
-    got_first_ = false;
+    meter_.Begin(step_, Clock::now());
+    last_activity_ = meter_.send_at();
     ArmDeadline(ttft_timeout_);
     M().Add(v1::BYTES_OUT, req_.body().size() + 200);
     http::async_write(socket_, req_, [self = shared_from_this()](
@@ -315,7 +308,7 @@ class HttpStreamSession final : public Session,
     }
     M().Add(v1::BYTES_IN, n);
     const Clock::time_point now = Clock::now();
-    M().RecordUs(v1::REQUEST, Micros(now - send_at_));
+    M().RecordUs(v1::REQUEST, Micros(now - meter_.send_at()));
     status_ = parser_->get().result_int();
     last_activity_ = now;
     if (status_ / 100 != 2) {
@@ -402,23 +395,9 @@ class HttpStreamSession final : public Session,
         if (item.text.empty()) {
           return;  // role/metadata chunk: no content, not a token
         }
-        if (!got_first_) {
-          got_first_ = true;
-          first_at_ = now;
-          M().RecordUs(v1::TTFT, Micros(now - Origin()));
-          if (from_intended_) {
-            M().RecordUs(v1::TTFT_SERVICE, Micros(now - send_at_));
-          }
+        if (meter_.Chunk(M(), now)) {
           ArmDeadline(idle_timeout_);
-        } else {
-          const uint64_t gap = Micros(now - last_chunk_at_);
-          M().RecordUs(v1::CHUNK_GAP, gap);
-          if (gaps_.size() < 1 << 16) {
-            gaps_.push_back(gap);
-          }
         }
-        last_chunk_at_ = now;
-        ++chunks_;
         return;
       case llm::StreamItem::Kind::kUsage:
         reported_tokens_ = item.output_tokens;
@@ -438,8 +417,6 @@ class HttpStreamSession final : public Session,
     }
   }
 
-  Clock::time_point Origin() const { return from_intended_ ? intended_ : send_at_; }
-
   void OnBodyEnd() {
     timer_.cancel();
     const Clock::time_point now = Clock::now();
@@ -448,48 +425,26 @@ class HttpStreamSession final : public Session,
       const v1::Counter c = status_ == 429 ? v1::RATE_LIMITED
                             : status_ >= 500 ? v1::HTTP_5XX
                                              : v1::HTTP_4XX;
-      M().Add(c);
-      M().Add(v1::CYCLES);
-      shard_->RequestDone(RequestOutcome{});
+      shard_->RequestDone(RequestMeter::Fail(M(), c));
       return AfterRequest(keep);
     }
-    uint64_t tokens = 0;
     if (streaming_) {
-      if (!stream_done_) {
-        done_at_ = now;  // Gemini ends with the body; others may omit the end marker
-      }
-      tokens = reported_tokens_ >= 0 ? static_cast<uint64_t>(reported_tokens_) : chunks_;
-      RecordTokenGaps(M(), gaps_, tokens, chunks_);
-      M().Add(v1::CHUNKS, chunks_);
+      // Gemini ends with the body; the others may omit their end marker.
+      const Clock::time_point done_at = stream_done_ ? done_at_ : now;
+      shard_->RequestDone(meter_.Complete(M(), done_at, reported_tokens_));
     } else {
-      done_at_ = now;
+      int64_t tokens = 0;
       if (protocol_ == v1::HTTP_JSON) {
-        tokens = JsonUsageTokens(error_body_);
+        tokens = static_cast<int64_t>(JsonUsageTokens(error_body_));
       } else {
         auto c = llm::ParseCompletion(provider_, error_body_);
         if (!c.ok()) {
           return Fail(v1::PROTOCOL_ERROR, "malformed completion");
         }
-        tokens = c->output_tokens >= 0 ? static_cast<uint64_t>(c->output_tokens) : 0;
+        tokens = std::max<int64_t>(0, c->output_tokens);
       }
+      shard_->RequestDone(meter_.Complete(M(), now, tokens, /*count_chunks=*/false));
     }
-    M().RecordUs(v1::E2E, Micros(done_at_ - Origin()));
-    if (from_intended_) {
-      M().RecordUs(v1::E2E_SERVICE, Micros(done_at_ - send_at_));
-    }
-    if (streaming_ && got_first_ && tokens > 1) {
-      M().RecordUs(v1::TPOT, Micros(done_at_ - first_at_) / (tokens - 1));
-    }
-    M().Add(v1::TOKENS, tokens);
-    M().Add(v1::REQUESTS_OK);
-    M().Add(v1::CYCLES);
-    RequestOutcome out;
-    out.ok = true;
-    out.ttft_us = got_first_ ? Micros(first_at_ - Origin()) : 0;
-    out.e2e_us = Micros(done_at_ - Origin());
-    out.tokens = tokens;
-    out.mean_itl_us = tokens > 1 && got_first_ ? Micros(last_chunk_at_ - first_at_) / (tokens - 1) : 0;
-    shard_->RequestDone(out);
     AfterRequest(keep);
   }
 
@@ -524,9 +479,7 @@ class HttpStreamSession final : public Session,
       return;
     }
     timer_.cancel();
-    M().Add(counter);
-    M().Add(v1::CYCLES);
-    shard_->RequestDone(RequestOutcome{});
+    shard_->RequestDone(RequestMeter::Fail(M(), counter));
     LLMLOAD_LOG(kDebug, "Request failed.")
         .Kv("client_id", client_id_)
         .Kv("reason", why)
@@ -570,7 +523,7 @@ class HttpStreamSession final : public Session,
       return;
     }
     const Clock::time_point now = Clock::now();
-    if (phase_ == Phase::kInFlight && got_first_ && now - last_activity_ < d) {
+    if (phase_ == Phase::kInFlight && meter_.got_first() && now - last_activity_ < d) {
       timer_.expires_at(last_activity_ + d);
       timer_.async_wait([self = shared_from_this(), d](const boost::system::error_code& e) {
         self->OnDeadline(e, d);
@@ -622,7 +575,8 @@ class HttpStreamSession final : public Session,
   protocol::sse::SseParser sse_;
   std::optional<llm::StreamDecoder> decoder_;
   std::string error_body_;
-  std::vector<uint64_t> gaps_;
+  NextStep step_;
+  RequestMeter meter_;
 
   Phase phase_ = Phase::kConnecting;
   bool opened_ = false;
@@ -630,18 +584,14 @@ class HttpStreamSession final : public Session,
   bool done_ = false;
   bool timed_out_ = false;
   bool pending_request_ = false;
-  bool from_intended_ = false;
-  bool got_first_ = false;
   bool stream_done_ = false;
   bool stream_error_ = false;
   v1::Counter stream_error_counter_ = v1::HTTP_5XX;
   int failures_in_a_row_ = 0;
   int64_t requests_ = 0;
   unsigned status_ = 0;
-  uint64_t chunks_ = 0;
   int64_t reported_tokens_ = -1;
-  Clock::time_point session_start_, connect_start_, intended_, send_at_, first_at_,
-      last_chunk_at_, last_activity_, done_at_, retry_after_;
+  Clock::time_point session_start_, connect_start_, last_activity_, done_at_, retry_after_;
 };
 
 }  // namespace

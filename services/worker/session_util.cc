@@ -41,4 +41,65 @@ void RecordTokenGaps(metrics::MetricSet& m, const std::vector<uint64_t>& gaps, u
   }
 }
 
+void RequestMeter::Begin(const NextStep& step, Clock::time_point send_at) {
+  send_at_ = send_at;
+  intended_ = step.intended;
+  from_intended_ = step.from_intended;
+  chunks_ = 0;
+  gaps_.clear();
+}
+
+bool RequestMeter::Chunk(metrics::MetricSet& m, Clock::time_point now) {
+  const bool first = chunks_ == 0;
+  if (first) {
+    first_at_ = now;
+    m.RecordUs(v1::TTFT, Micros(now - origin()));
+    if (from_intended_) {
+      m.RecordUs(v1::TTFT_SERVICE, Micros(now - send_at_));
+    }
+  } else {
+    const uint64_t gap = Micros(now - last_at_);
+    m.RecordUs(v1::CHUNK_GAP, gap);
+    if (gaps_.size() < (1u << 16)) {
+      gaps_.push_back(gap);
+    }
+  }
+  last_at_ = now;
+  ++chunks_;
+  return first;
+}
+
+RequestOutcome RequestMeter::Complete(metrics::MetricSet& m, Clock::time_point done_at,
+                                      int64_t reported_tokens, bool count_chunks) {
+  const uint64_t tokens = reported_tokens >= 0 ? static_cast<uint64_t>(reported_tokens) : chunks_;
+  RecordTokenGaps(m, gaps_, tokens, chunks_);
+  m.RecordUs(v1::E2E, Micros(done_at - origin()));
+  if (from_intended_) {
+    m.RecordUs(v1::E2E_SERVICE, Micros(done_at - send_at_));
+  }
+  if (chunks_ > 0 && tokens > 1) {
+    // tpot = (e2e - ttft) / (tokens - 1)
+    m.RecordUs(v1::TPOT, Micros(done_at - first_at_) / (tokens - 1));
+  }
+  m.Add(v1::TOKENS, tokens);
+  if (count_chunks) {
+    m.Add(v1::CHUNKS, chunks_);
+  }
+  m.Add(v1::REQUESTS_OK);
+  m.Add(v1::CYCLES);
+  RequestOutcome out;
+  out.ok = true;
+  out.ttft_us = chunks_ > 0 ? Micros(first_at_ - origin()) : 0;
+  out.e2e_us = Micros(done_at - origin());
+  out.tokens = tokens;
+  out.mean_itl_us = chunks_ > 0 && tokens > 1 ? Micros(last_at_ - first_at_) / (tokens - 1) : 0;
+  return out;
+}
+
+RequestOutcome RequestMeter::Fail(metrics::MetricSet& m, v1::Counter counter) {
+  m.Add(counter);
+  m.Add(v1::CYCLES);
+  return RequestOutcome{};
+}
+
 }  // namespace llmload::worker

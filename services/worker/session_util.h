@@ -12,6 +12,7 @@
 #include "google/protobuf/duration.pb.h"
 #include "lib/metrics/metrics.h"
 #include "services/worker/http_pool.h"
+#include "services/worker/shard.h"
 
 namespace llmload::worker {
 
@@ -34,5 +35,41 @@ std::chrono::milliseconds BackoffDelay(std::chrono::milliseconds base, int attem
 // that many times, so that itl is per token.
 void RecordTokenGaps(metrics::MetricSet& m, const std::vector<uint64_t>& gaps, uint64_t tokens,
                      uint64_t chunks);
+
+// The measurements of one request, the same for every protocol driver:
+// ttft from the origin (the intended start in the open model, else the
+// send), chunk_gap between content chunks, itl per token, tpot, e2e, the
+// service-time twins in the open model, and the outcome for the shard.
+class RequestMeter {
+ public:
+  // A request is sent now (`send_at`) for `step`.
+  void Begin(const NextStep& step, Clock::time_point send_at);
+  // A content chunk arrived. Returns true for the first one.
+  bool Chunk(metrics::MetricSet& m, Clock::time_point now);
+  // The response is complete. `reported_tokens` < 0: one token per chunk.
+  // Records e2e, tpot, itl, tokens, chunks (when `count_chunks`), ok and
+  // cycles, and returns the outcome to hand to LoopShard::RequestDone.
+  RequestOutcome Complete(metrics::MetricSet& m, Clock::time_point done_at,
+                          int64_t reported_tokens, bool count_chunks = true);
+  // The request failed: counts the class and the cycle.
+  static RequestOutcome Fail(metrics::MetricSet& m, v1::Counter counter);
+
+  bool got_first() const { return chunks_ > 0; }
+  uint64_t chunks() const { return chunks_; }
+  Clock::time_point send_at() const { return send_at_; }
+  Clock::time_point origin() const { return from_intended_ ? intended_ : send_at_; }
+
+ private:
+  Clock::time_point send_at_, intended_, first_at_, last_at_;
+  bool from_intended_ = false;
+  uint64_t chunks_ = 0;
+  std::vector<uint64_t> gaps_;
+};
+
+// When a session should send the request of `step`: its intended time,
+// pushed back to `not_before` (a target's Retry-After).
+inline Clock::time_point DueTime(const NextStep& step, Clock::time_point not_before) {
+  return std::max(step.intended, not_before);
+}
 
 }  // namespace llmload::worker

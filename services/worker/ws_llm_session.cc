@@ -252,25 +252,9 @@ class WsLlmSession final : public Session, public std::enable_shared_from_this<W
         Send(e.reply);
         return;
       case Kind::kChunk:
-        if (phase_ != Phase::kInFlight) {
-          return;
+        if (phase_ == Phase::kInFlight) {
+          meter_.Chunk(M(), now);
         }
-        if (!got_first_) {
-          got_first_ = true;
-          first_at_ = now;
-          M().RecordUs(v1::TTFT, Micros(now - Origin()));
-          if (from_intended_) {
-            M().RecordUs(v1::TTFT_SERVICE, Micros(now - send_at_));
-          }
-        } else {
-          const uint64_t gap = Micros(now - last_chunk_at_);
-          M().RecordUs(v1::CHUNK_GAP, gap);
-          if (gaps_.size() < (1u << 16)) {
-            gaps_.push_back(gap);
-          }
-        }
-        last_chunk_at_ = now;
-        ++chunks_;
         return;
       case Kind::kComplete:
         if (phase_ == Phase::kInFlight) {
@@ -304,9 +288,8 @@ class WsLlmSession final : public Session, public std::enable_shared_from_this<W
         break;
     }
     requests_ = step.cycle;
-    from_intended_ = step.from_intended;
-    intended_ = step.intended;
-    Clock::time_point due = std::max(step.intended, retry_after_);
+    step_ = step;
+    const Clock::time_point due = DueTime(step, retry_after_);
     if (due > Clock::now()) {
       phase_ = Phase::kScheduled;
       retry_timer_.expires_at(due);
@@ -339,38 +322,14 @@ class WsLlmSession final : public Session, public std::enable_shared_from_this<W
       p.token_delay_ms = absl::ToDoubleMilliseconds(FromProtoDuration(emu.token_delay()));
     }
     phase_ = Phase::kInFlight;
-    chunks_ = 0;
-    got_first_ = false;
-    gaps_.clear();
-    send_at_ = Clock::now();
+    meter_.Begin(step_, Clock::now());
     ArmDeadline(ttft_timeout_);
     Send(client_.EncodeRequest(p));
   }
 
-  Clock::time_point Origin() const { return from_intended_ ? intended_ : send_at_; }
-
   void Completed(Clock::time_point now, int64_t reported) {
     timer_.cancel();
-    const uint64_t tokens = reported >= 0 ? static_cast<uint64_t>(reported) : chunks_;
-    RecordTokenGaps(M(), gaps_, tokens, chunks_);
-    M().RecordUs(v1::E2E, Micros(now - Origin()));
-    if (from_intended_) {
-      M().RecordUs(v1::E2E_SERVICE, Micros(now - send_at_));
-    }
-    if (got_first_ && tokens > 1) {
-      M().RecordUs(v1::TPOT, Micros(now - first_at_) / (tokens - 1));
-    }
-    M().Add(v1::TOKENS, tokens);
-    M().Add(v1::CHUNKS, chunks_);
-    M().Add(v1::REQUESTS_OK);
-    M().Add(v1::CYCLES);
-    RequestOutcome out;
-    out.ok = true;
-    out.ttft_us = got_first_ ? Micros(first_at_ - Origin()) : 0;
-    out.e2e_us = Micros(now - Origin());
-    out.tokens = tokens;
-    out.mean_itl_us = got_first_ && tokens > 1 ? Micros(last_chunk_at_ - first_at_) / (tokens - 1) : 0;
-    shard_->RequestDone(out);
+    shard_->RequestDone(meter_.Complete(M(), now, reported));
     Next();
   }
 
@@ -385,9 +344,7 @@ class WsLlmSession final : public Session, public std::enable_shared_from_this<W
                e.error_code == "INVALID_MESSAGE" || e.error_code == "UNKNOWN_MESSAGE_TYPE") {
       c = v1::HTTP_4XX;
     }
-    M().Add(c);
-    M().Add(v1::CYCLES);
-    shard_->RequestDone(RequestOutcome{});
+    shard_->RequestDone(RequestMeter::Fail(M(), c));
     Next();
   }
 
@@ -397,9 +354,7 @@ class WsLlmSession final : public Session, public std::enable_shared_from_this<W
     timer_.cancel();
     keepalive_timer_.cancel();
     if (phase_ == Phase::kInFlight) {
-      M().Add(counter);
-      M().Add(v1::CYCLES);
-      shard_->RequestDone(RequestOutcome{});
+      shard_->RequestDone(RequestMeter::Fail(M(), counter));
     } else if (counter == v1::PROTOCOL_ERROR) {
       M().Add(counter);
     }
@@ -502,15 +457,12 @@ class WsLlmSession final : public Session, public std::enable_shared_from_this<W
   bool cancelled_ = false;
   bool done_ = false;
   bool timed_out_ = false;
-  bool from_intended_ = false;
-  bool got_first_ = false;
   int failures_in_a_row_ = 0;
   int64_t requests_ = 0;
-  uint64_t chunks_ = 0;
   std::string request_id_;
-  std::vector<uint64_t> gaps_;
-  Clock::time_point session_start_, connect_start_, intended_, send_at_, first_at_,
-      last_chunk_at_, retry_after_;
+  NextStep step_;
+  RequestMeter meter_;
+  Clock::time_point session_start_, connect_start_, retry_after_;
 };
 
 }  // namespace
