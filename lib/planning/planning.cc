@@ -288,4 +288,18 @@ absl::StatusOr<std::vector<ShardPlan>> PlanOpen(double rate_per_second, int32_t 
   return plan;
 }
 
+absl::StatusOr<std::vector<ShardPlan>> PlanForSpec(const v1::RunSpec& spec,
+                                                   const std::vector<WorkerCapacity>& workers) {
+  const v1::Load& load = spec.load();
+  if (load.has_duration()) {
+    return PlanDuration(load.duration().connections(), workers, spec.max_workers());
+  }
+  if (load.has_open()) {
+    return PlanOpen(load.open().rate_per_second(), load.open().max_in_flight(), workers,
+                    spec.max_workers());
+  }
+  return PlanClosed(load.closed().clients(), load.closed().max_concurrent(), workers,
+                    spec.max_workers());
+}
+
 }  // namespace llmload::planning

@@ -33,6 +33,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "llmload/v1/run.pb.h"
 
 namespace llmload::planning {
 
@@ -130,5 +131,10 @@ absl::StatusOr<std::vector<int64_t>> Apportion(int64_t total, const std::vector<
 // Splits a real-valued total (e.g. an arrival rate) in exact proportion to
 // the weights (all > 0). The parts sum to `total` up to rounding.
 std::vector<double> ApportionRate(double total, const std::vector<double>& weights);
+
+// The plan of a whole run spec: dispatches on its load model (closed,
+// duration or open) with the spec's maxWorkers.
+absl::StatusOr<std::vector<ShardPlan>> PlanForSpec(const v1::RunSpec& spec,
+                                                   const std::vector<WorkerCapacity>& workers);
 
 }  // namespace llmload::planning

@@ -502,7 +502,7 @@ absl::StatusOr<v1::Run> OrchestratorServiceImpl::StartRunLocked(const v1::RunSpe
   }
   v1::RunSpec spec = request_spec;
   validation::ApplyDefaults(&spec);
-  absl::StatusOr<std::vector<planning::ShardPlan>> plan = PlanRun(spec, idle);
+  absl::StatusOr<std::vector<planning::ShardPlan>> plan = planning::PlanForSpec(spec, idle);
   if (!plan.ok()) {
     return plan.status();
   }

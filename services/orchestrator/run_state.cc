@@ -70,20 +70,6 @@ std::string DescribeLoad(const v1::RunSpec& spec) {
                       load.closed().max_concurrent(), " concurrent");
 }
 
-absl::StatusOr<std::vector<planning::ShardPlan>> PlanRun(
-    const v1::RunSpec& spec, const std::vector<planning::WorkerCapacity>& workers) {
-  const v1::Load& load = spec.load();
-  if (load.has_duration()) {
-    return planning::PlanDuration(load.duration().connections(), workers, spec.max_workers());
-  }
-  if (load.has_open()) {
-    return planning::PlanOpen(load.open().rate_per_second(), load.open().max_in_flight(), workers,
-                              spec.max_workers());
-  }
-  return planning::PlanClosed(load.closed().clients(), load.closed().max_concurrent(), workers,
-                              spec.max_workers());
-}
-
 int64_t TotalCycles(const v1::RunSpec& spec) {
   if (!spec.load().has_closed()) {
     return 0;

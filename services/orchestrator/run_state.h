@@ -49,11 +49,6 @@ void SumProgress(v1::Run* run);
 // every shard is DONE; else the current state.
 v1::RunState DecideState(const v1::Run& run, bool stop_requested);
 
-// The planner's split of the spec's load model over `workers` (closed,
-// duration or open).
-absl::StatusOr<std::vector<planning::ShardPlan>> PlanRun(
-    const v1::RunSpec& spec, const std::vector<planning::WorkerCapacity>& workers);
-
 void AddEvent(v1::Run* run, const google::protobuf::Timestamp& now, std::string message);
 
 // Moves the run to a terminal state: state, finished_at, an event, and the

@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <csignal>
 #include <cstdio>
 #include <thread>
@@ -14,6 +15,7 @@
 #include "lib/common/env.h"
 #include "lib/common/log.h"
 #include "services/common/flags.h"
+#include "services/worker/oneshot.h"
 #include "services/worker/worker.h"
 
 ABSL_FLAG(std::string, orchestrator, llmload::EnvOr("LLMLOAD_ORCHESTRATOR", "127.0.0.1:50051"),
@@ -39,6 +41,11 @@ ABSL_FLAG(std::string, metrics_address,
           llmload::EnvOr("LLMLOAD_WORKER_METRICS_ADDRESS", "0.0.0.0:9103"),
           "host:port of the worker's Prometheus /metrics (process health); empty disables it "
           "(env LLMLOAD_WORKER_METRICS_ADDRESS).");
+ABSL_FLAG(std::string, oneshot, "",
+          "Run this run spec (proto JSON: a RunSpec or {\"spec\": ...}) in this process alone, "
+          "without orchestrator or collector, print its statistics and exit (0: every request "
+          "succeeded, 1: some failed, 2: bad spec).");
+ABSL_FLAG(bool, oneshot_json, false, "With --oneshot: print the statistics as proto JSON.");
 ABSL_FLAG(int32_t, drain_seconds, llmload::EnvOr("LLMLOAD_DRAIN_SECONDS", int32_t{10}),
           "On SIGTERM: how long to wait for the last batches to be acked (env "
           "LLMLOAD_DRAIN_SECONDS).");
@@ -95,6 +102,21 @@ int main(int argc, char** argv) {
   sigaddset(&signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
+
+  if (const std::string spec = absl::GetFlag(FLAGS_oneshot); !spec.empty()) {
+    std::atomic<bool> interrupted{false};
+    std::thread([signals, &interrupted]() mutable {
+      int sig = 0;
+      if (sigwait(&signals, &sig) == 0) {
+        interrupted = true;
+      }
+    }).detach();
+    llmload::worker::OneShotOptions options;
+    options.spec_path = spec;
+    options.threads = config.threads;
+    options.json = absl::GetFlag(FLAGS_oneshot_json);
+    return llmload::worker::RunOneShot(options, [&interrupted] { return interrupted.load(); });
+  }
 
   llmload::worker::Worker worker(config);
   worker.Start();
