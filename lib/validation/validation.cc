@@ -186,8 +186,9 @@ void CheckTarget(const v1::Target& target, Checker& check) {
                                                                             &target.url()},
                                   {"spec.target.wsUrl", &target.ws_url()}}) {
     const std::string lower = absl::AsciiStrToLower(*url);
-    if (absl::StartsWith(lower, "https://") || absl::StartsWith(lower, "wss://")) {
-      check.Unimplemented(path, "TLS targets (https, wss) are not supported by the worker yet");
+    if ((absl::StartsWith(lower, "https://") || absl::StartsWith(lower, "wss://")) &&
+        target.protocol() == v1::CENTRIFUGO_EMULATOR) {
+      check.Unimplemented(path, "TLS is not supported for CENTRIFUGO_EMULATOR targets yet");
     }
   }
   if (!target.source_addresses().empty()) {

@@ -4,9 +4,11 @@
 #include <cstdlib>
 #include <optional>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include <boost/asio/connect.hpp>
+#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
@@ -32,13 +34,17 @@ constexpr size_t kMaxErrorBody = 64 * 1024;
 constexpr size_t kMaxJsonBody = 4 << 20;
 constexpr auto kDefaultConnectTimeout = std::chrono::seconds(10);
 
+// kTls: the connection is an ssl::stream over the TCP socket (https).
+template <bool kTls>
 class HttpStreamSession final : public Session,
-                                public std::enable_shared_from_this<HttpStreamSession> {
+                                public std::enable_shared_from_this<HttpStreamSession<kTls>> {
+  using Stream = std::conditional_t<kTls, net::ssl::stream<tcp::socket>, tcp::socket>;
+  using std::enable_shared_from_this<HttpStreamSession<kTls>>::shared_from_this;
+
  public:
   HttpStreamSession(std::shared_ptr<LoopShard> shard, int32_t client_id)
       : shard_(std::move(shard)),
         client_id_(client_id),
-        socket_(shard_->ioc()),
         timer_(shard_->ioc()),
         retry_timer_(shard_->ioc()),
         read_buf_(new char[kReadChunk]) {
@@ -77,8 +83,7 @@ class HttpStreamSession final : public Session,
     cancelled_ = true;
     timer_.cancel();
     retry_timer_.cancel();
-    boost::system::error_code ignored;
-    socket_.close(ignored);
+    CloseSocket();
     Finish();
   }
 
@@ -93,17 +98,36 @@ class HttpStreamSession final : public Session,
 
   metrics::MetricSet& M() { return shard_->metrics(); }
 
+  // The TCP socket under the (TLS) stream.
+  tcp::socket& Sock() {
+    if constexpr (kTls) {
+      return stream_->next_layer();
+    } else {
+      return *stream_;
+    }
+  }
+  bool SocketOpen() { return stream_.has_value() && Sock().is_open(); }
+  void CloseSocket() {
+    if (stream_) {
+      boost::system::error_code ignored;
+      Sock().close(ignored);
+    }
+  }
+
   // ---- connection ----
 
   void Connect() {
     phase_ = Phase::kConnecting;
     connect_start_ = Clock::now();
-    boost::system::error_code ignored;
-    socket_.close(ignored);
-    socket_ = tcp::socket(shard_->ioc());
+    CloseSocket();
+    if constexpr (kTls) {
+      stream_.emplace(shard_->ioc(), *shard_->settings().target.tls_context);
+    } else {
+      stream_.emplace(shard_->ioc());
+    }
     buffer_.clear();
     ArmDeadline(connect_timeout_);
-    net::async_connect(socket_, shard_->settings().target.endpoints,
+    net::async_connect(Sock(), shard_->settings().target.endpoints,
                        [self = shared_from_this()](const boost::system::error_code& ec,
                                                    const tcp::endpoint&) { self->OnConnected(ec); });
   }
@@ -112,13 +136,39 @@ class HttpStreamSession final : public Session,
     if (cancelled_ || done_) {
       return;
     }
-    timer_.cancel();
     if (ec) {
+      timer_.cancel();
       M().Add(timed_out_ ? v1::TIMEOUT : v1::CONNECT_FAILED);
       return Reconnect("connect failed");
     }
     boost::system::error_code ignored;
-    socket_.set_option(tcp::no_delay(true), ignored);
+    Sock().set_option(tcp::no_delay(true), ignored);
+    if constexpr (kTls) {
+      const TargetInfo& t = shard_->settings().target;
+      if (!SetUpTlsClient(*stream_, t.host, t.verify)) {
+        timer_.cancel();
+        M().Add(v1::CONNECT_FAILED);
+        return Reconnect("cannot set SNI");
+      }
+      stream_->async_handshake(net::ssl::stream_base::client,
+                               [self = shared_from_this()](const boost::system::error_code& e) {
+                                 self->OnSecured(e);
+                               });
+      return;
+    }
+    OnSecured({});
+  }
+
+  // TCP (and TLS) established: the session is usable.
+  void OnSecured(const boost::system::error_code& ec) {
+    if (cancelled_ || done_) {
+      return;
+    }
+    timer_.cancel();
+    if (ec) {
+      M().Add(timed_out_ ? v1::TIMEOUT : v1::CONNECT_FAILED);
+      return Reconnect("TLS handshake failed");
+    }
     const Clock::time_point now = Clock::now();
     M().RecordUs(v1::CONNECT, Micros(now - connect_start_));
     if (!opened_) {
@@ -265,7 +315,7 @@ class HttpStreamSession final : public Session,
     if (cancelled_ || done_) {
       return;
     }
-    if (!socket_.is_open()) {
+    if (!SocketOpen()) {
       pending_request_ = true;
       return Connect();
     }
@@ -282,7 +332,7 @@ class HttpStreamSession final : public Session,
     last_activity_ = meter_.send_at();
     ArmDeadline(ttft_timeout_);
     M().Add(v1::BYTES_OUT, req_.body().size() + 200);
-    http::async_write(socket_, req_, [self = shared_from_this()](
+    http::async_write(*stream_, req_, [self = shared_from_this()](
                                          const boost::system::error_code& ec, size_t) {
       if (ec) {
         return self->Fail(self->timed_out_ ? v1::TIMEOUT : v1::DISCONNECTED, "write failed");
@@ -294,7 +344,7 @@ class HttpStreamSession final : public Session,
   void ReadHeader() {
     parser_.emplace();
     parser_->body_limit(boost::none);  // bounded by our own caps below
-    http::async_read_header(socket_, buffer_, *parser_,
+    http::async_read_header(*stream_, buffer_, *parser_,
                             [self = shared_from_this()](const boost::system::error_code& ec,
                                                         size_t n) { self->OnHeader(ec, n); });
   }
@@ -329,7 +379,7 @@ class HttpStreamSession final : public Session,
     }
     parser_->get().body().data = read_buf_.get();
     parser_->get().body().size = kReadChunk;
-    http::async_read_some(socket_, buffer_, *parser_,
+    http::async_read_some(*stream_, buffer_, *parser_,
                           [self = shared_from_this()](const boost::system::error_code& ec,
                                                       size_t) { self->OnBodyBytes(ec); });
   }
@@ -468,8 +518,7 @@ class HttpStreamSession final : public Session,
 
   void AfterRequest(bool keep_alive) {
     if (!keep_alive) {
-      boost::system::error_code ignored;
-      socket_.close(ignored);
+      CloseSocket();
     }
     Next();
   }
@@ -484,8 +533,7 @@ class HttpStreamSession final : public Session,
         .Kv("client_id", client_id_)
         .Kv("reason", why)
         .Kv("counter", metrics::CounterName(counter));
-    boost::system::error_code ignored;
-    socket_.close(ignored);
+    CloseSocket();
     if (counter == v1::DISCONNECTED || counter == v1::TIMEOUT) {
       // The connection is gone: reconnect (with backoff) before the next one.
       failures_in_a_row_ = 0;
@@ -534,13 +582,11 @@ class HttpStreamSession final : public Session,
       return;
     }
     timed_out_ = true;
-    boost::system::error_code ignored;
-    socket_.close(ignored);  // the pending operation fails and reports TIMEOUT
+    CloseSocket();  // the pending operation fails and reports TIMEOUT
   }
 
   void End() {
-    boost::system::error_code ignored;
-    socket_.close(ignored);
+    CloseSocket();
     Finish();
   }
 
@@ -565,7 +611,7 @@ class HttpStreamSession final : public Session,
       reconnect_backoff_{}, deadline_span_{};
   int reconnect_attempts_ = 3;
 
-  tcp::socket socket_;
+  std::optional<Stream> stream_;
   net::steady_timer timer_;
   net::steady_timer retry_timer_;
   beast::flat_buffer buffer_;
@@ -597,7 +643,10 @@ class HttpStreamSession final : public Session,
 }  // namespace
 
 std::shared_ptr<Session> MakeHttpStreamSession(std::shared_ptr<LoopShard> shard, int32_t client_id) {
-  return std::make_shared<HttpStreamSession>(std::move(shard), client_id);
+  if (shard->settings().target.tls) {
+    return std::make_shared<HttpStreamSession<true>>(std::move(shard), client_id);
+  }
+  return std::make_shared<HttpStreamSession<false>>(std::move(shard), client_id);
 }
 
 }  // namespace llmload::worker

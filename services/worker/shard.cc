@@ -20,6 +20,7 @@ constexpr size_t kMaxHttpConnsPerLoop = 128;
 constexpr auto kDefaultRequestTimeout = std::chrono::milliseconds(120000);
 
 struct ParsedUrl {
+  bool tls = false;
   std::string scheme;
   std::string host;
   uint16_t port = 0;
@@ -33,15 +34,12 @@ absl::StatusOr<ParsedUrl> ParseTargetUrl(const std::string& url, const char* fie
   }
   ParsedUrl out;
   out.scheme = std::string(parsed->scheme());
-  if (out.scheme == "https" || out.scheme == "wss") {
-    return absl::UnimplementedError(
-        absl::StrCat(field, ": TLS targets (", out.scheme, ") are not supported by this worker yet"));
-  }
-  if (out.scheme != "http" && out.scheme != "ws") {
+  out.tls = out.scheme == "https" || out.scheme == "wss";
+  if (!out.tls && out.scheme != "http" && out.scheme != "ws") {
     return absl::InvalidArgumentError(absl::StrCat(field, ": unsupported scheme ", out.scheme));
   }
   out.host = std::string(parsed->host_address());
-  out.port = parsed->has_port() ? parsed->port_number() : 80;
+  out.port = parsed->has_port() ? parsed->port_number() : (out.tls ? 443 : 80);
   out.path = std::string(parsed->encoded_path());
   while (!out.path.empty() && out.path.back() == '/') {
     out.path.pop_back();
@@ -68,7 +66,7 @@ absl::StatusOr<std::vector<tcp::endpoint>> Resolve(const ParsedUrl& url) {
 }
 
 std::string HostHeader(const ParsedUrl& url) {
-  return url.port == 80 ? url.host : absl::StrCat(url.host, ":", url.port);
+  return url.port == (url.tls ? 443 : 80) ? url.host : absl::StrCat(url.host, ":", url.port);
 }
 
 uint64_t SplitMix64(uint64_t x) {
@@ -461,6 +459,22 @@ absl::StatusOr<std::unique_ptr<ShardRunner>> ShardRunner::Create(
   settings->target.ws_host_header = HostHeader(ws_url);
   settings->target.ws_endpoints = *std::move(ws_endpoints);
   settings->target.base_path = url->path;
+  settings->target.tls = url->tls;
+  settings->target.ws_tls = ws_url.tls;
+  settings->target.host = url->host;
+  settings->target.ws_host = ws_url.host;
+  if (url->tls || ws_url.tls) {
+    if (spec.target().protocol() == v1::CENTRIFUGO_EMULATOR) {
+      return absl::UnimplementedError(
+          "spec.target.url: TLS is not supported for CENTRIFUGO_EMULATOR targets yet");
+    }
+    auto ctx = MakeClientTlsContext(spec.target());
+    if (!ctx.ok()) {
+      return ctx.status();
+    }
+    settings->target.tls_context = *std::move(ctx);
+    settings->target.verify = !spec.target().insecure_skip_verify();
+  }
 
   auto runner = std::unique_ptr<ShardRunner>(new ShardRunner(loops, settings));
   runner->cycles_total_ =

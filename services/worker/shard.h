@@ -34,6 +34,7 @@
 #include "llmload/v1/orchestrator.pb.h"
 #include "services/worker/event_loops.h"
 #include "services/worker/http_pool.h"
+#include "services/worker/tls.h"
 
 namespace llmload::worker {
 
@@ -44,6 +45,14 @@ struct TargetInfo {
   std::string ws_host_header;
   std::vector<tcp::endpoint> ws_endpoints;
   std::string base_path;  // URL path prefix without trailing '/'
+  // https / wss: the client context and the host names for SNI and
+  // certificate verification.
+  bool tls = false;
+  bool ws_tls = false;
+  bool verify = true;
+  std::string host;
+  std::string ws_host;
+  std::shared_ptr<boost::asio::ssl::context> tls_context;
 };
 
 enum class LoadModel { kClosed, kDuration, kOpen };

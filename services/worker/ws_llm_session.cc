@@ -3,12 +3,15 @@
 #include <cstdlib>
 #include <deque>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
+#include <boost/asio/ssl/stream.hpp>
 #include <boost/beast/websocket.hpp>
+#include <boost/beast/websocket/ssl.hpp>
 
 #include "absl/strings/str_cat.h"
 #include "lib/common/log.h"
@@ -26,7 +29,13 @@ namespace wsllm = protocol::wsllm;
 constexpr size_t kMaxMessageBytes = 1 << 20;
 constexpr auto kKeepAlive = std::chrono::seconds(20);
 
-class WsLlmSession final : public Session, public std::enable_shared_from_this<WsLlmSession> {
+// kTls: the WebSocket runs over an ssl::stream (wss).
+template <bool kTls>
+class WsLlmSession final : public Session,
+                           public std::enable_shared_from_this<WsLlmSession<kTls>> {
+  using Transport = std::conditional_t<kTls, net::ssl::stream<tcp::socket>, tcp::socket>;
+  using std::enable_shared_from_this<WsLlmSession<kTls>>::shared_from_this;
+
  public:
   WsLlmSession(std::shared_ptr<LoopShard> shard, int32_t client_id)
       : shard_(std::move(shard)),
@@ -86,7 +95,11 @@ class WsLlmSession final : public Session, public std::enable_shared_from_this<W
   void Connect() {
     phase_ = Phase::kConnecting;
     connect_start_ = Clock::now();
-    ws_.emplace(shard_->ioc());
+    if constexpr (kTls) {
+      ws_.emplace(shard_->ioc(), *shard_->settings().target.tls_context);
+    } else {
+      ws_.emplace(shard_->ioc());
+    }
     ws_->read_message_max(kMaxMessageBytes);
     rbuf_.clear();
     outbox_.clear();
@@ -105,6 +118,29 @@ class WsLlmSession final : public Session, public std::enable_shared_from_this<W
     }
     boost::system::error_code ignored;
     beast::get_lowest_layer(*ws_).set_option(tcp::no_delay(true), ignored);
+    if constexpr (kTls) {
+      const TargetInfo& t = shard_->settings().target;
+      if (!SetUpTlsClient(ws_->next_layer(), t.ws_host, t.verify)) {
+        return SetupFailed(v1::CONNECT_FAILED, "cannot set SNI");
+      }
+      ws_->next_layer().async_handshake(
+          net::ssl::stream_base::client,
+          [self = shared_from_this()](const boost::system::error_code& ec) {
+            if (self->cancelled_ || self->done_) {
+              return;
+            }
+            if (ec) {
+              return self->SetupFailed(self->timed_out_ ? v1::TIMEOUT : v1::CONNECT_FAILED,
+                                       "TLS handshake failed");
+            }
+            self->Upgrade();
+          });
+      return;
+    }
+    Upgrade();
+  }
+
+  void Upgrade() {
     ws_->async_handshake(shard_->settings().target.ws_host_header, path_,
                          [self = shared_from_this()](const boost::system::error_code& ec) {
                            self->OnUpgrade(ec);
@@ -444,7 +480,7 @@ class WsLlmSession final : public Session, public std::enable_shared_from_this<W
       reconnect_backoff_{};
   int reconnect_attempts_ = 3;
 
-  std::optional<websocket::stream<tcp::socket>> ws_;
+  std::optional<websocket::stream<Transport>> ws_;
   net::steady_timer timer_;
   net::steady_timer retry_timer_;
   net::steady_timer keepalive_timer_;
@@ -468,7 +504,10 @@ class WsLlmSession final : public Session, public std::enable_shared_from_this<W
 }  // namespace
 
 std::shared_ptr<Session> MakeWsLlmSession(std::shared_ptr<LoopShard> shard, int32_t client_id) {
-  return std::make_shared<WsLlmSession>(std::move(shard), client_id);
+  if (shard->settings().target.ws_tls) {
+    return std::make_shared<WsLlmSession<true>>(std::move(shard), client_id);
+  }
+  return std::make_shared<WsLlmSession<false>>(std::move(shard), client_id);
 }
 
 }  // namespace llmload::worker

@@ -464,13 +464,13 @@ TEST_F(OrchestratorServiceTest, ErrorsChangeNothing) {
   grpc::Status status = StartRun(bad, &run);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_EQ(status.error_message(), "spec.load.closed.clients: must be between 1 and 1000000, got 0");
-  // Not implemented yet: TLS targets.
+  // Not implemented yet: TLS for the Centrifugo flow.
   v1::RunSpec tls = ClosedSpec(1, 1, 0);
   tls.mutable_target()->set_url("https://127.0.0.1:8443");
   status = StartRun(tls, &run);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::UNIMPLEMENTED);
   EXPECT_EQ(status.error_message(),
-            "spec.target.url: TLS targets (https, wss) are not supported by the worker yet");
+            "spec.target.url: TLS is not supported for CENTRIFUGO_EMULATOR targets yet");
   // No workers.
   status = StartRun(ClosedSpec(1, 1, 0), &run);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);

@@ -97,13 +97,15 @@ TEST(ValidateRunSpecTest, EveryProtocolIsAccepted) {
   }
 }
 
-TEST(ValidateRunSpecTest, TlsTargetsAreNotImplementedYet) {
+TEST(ValidateRunSpecTest, TlsTargetsExceptTheCentrifugoFlow) {
   for (const char* url : {"https://127.0.0.1:8443", "wss://127.0.0.1:8443/api/ws"}) {
     v1::RunSpec spec = ValidSpec();
     spec.mutable_target()->set_url(url);
     const absl::Status s = ValidateRunSpec(spec);
     EXPECT_EQ(s.code(), absl::StatusCode::kUnimplemented) << url;
-    EXPECT_THAT(std::string(s.message()), StartsWith("spec.target.url: TLS targets")) << url;
+    EXPECT_THAT(std::string(s.message()), StartsWith("spec.target.url: TLS is not supported"));
+    spec.mutable_target()->set_protocol(v1::OPENAI_CHAT);
+    EXPECT_TRUE(ValidateRunSpec(spec).ok()) << url;
   }
 }
 
@@ -158,7 +160,7 @@ INSTANTIATE_TEST_SUITE_P(
                  kInvalid, "spec.target.protocol", "unknown value 42"},
         BadField{"UrlTls",
                  [](v1::RunSpec& s) { s.mutable_target()->set_url("https://127.0.0.1:1"); },
-                 kUnimplemented, "spec.target.url", "TLS targets"},
+                 kUnimplemented, "spec.target.url", "TLS is not supported"},
         BadField{"ConnectTimeoutNegative",
                  [](v1::RunSpec& s) { s.mutable_target()->mutable_connect_timeout()->set_seconds(-1); },
                  kInvalid, "spec.target.connectTimeout", "between 0 (default) and 1h"},

@@ -1,0 +1,112 @@
+// The worker over TLS (https, wss) against the emulator's TLS port, with a
+// certificate made for the test: verified through caFile, refused without
+// it, accepted with insecureSkipVerify.
+
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "boost/json/parse.hpp"
+#include "gtest/gtest.h"
+#include "tests/testing/process.h"
+
+namespace llmload {
+namespace {
+
+std::pair<int, std::string> Shell(const std::string& command) {
+  FILE* pipe = ::popen(command.c_str(), "r");
+  std::string out;
+  std::array<char, 4096> buf{};
+  size_t n = 0;
+  while ((n = std::fread(buf.data(), 1, buf.size(), pipe)) > 0) {
+    out.append(buf.data(), n);
+  }
+  const int status = ::pclose(pipe);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+class WorkerTlsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = testing_util::MakeTempDir("tls");
+    const std::string gen = absl::StrCat(
+        "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 "
+        "-addext subjectAltName=IP:127.0.0.1 -keyout ", dir_, "/key.pem -out ", dir_,
+        "/cert.pem >/dev/null 2>&1");
+    ASSERT_EQ(std::system(gen.c_str()), 0) << "openssl could not make a test certificate";
+    port_ = testing_util::FreePort();
+    tls_port_ = testing_util::FreePort();
+    emulator_ = testing_util::ChildProcess::Start(
+        testing_util::BinPath("llmload-emulator"),
+        {"--host=127.0.0.1", absl::StrCat("--port=", port_), absl::StrCat("--tls_port=", tls_port_),
+         "--tls_cert_file=" + dir_ + "/cert.pem", "--tls_key_file=" + dir_ + "/key.pem",
+         "--threads=1"},
+        dir_ + "/emulator.log", dir_);
+    ASSERT_TRUE(testing_util::WaitForTcp(tls_port_, absl::Seconds(20)));
+  }
+
+  // Runs a one-shot spec; returns the exit code and the counters.
+  std::pair<int, boost::json::object> Run(const std::string& protocol, const std::string& url,
+                                          const std::string& extra) {
+    const std::string spec = dir_ + "/spec.json";
+    std::ofstream(spec) << absl::StrCat(
+        R"({"target": {"protocol": ")", protocol, R"(", "url": ")", url,
+        R"(", "model": "m", "reconnectAttempts": -1)", extra,
+        R"(}, "load": {"closed": {"clients": 2, "cyclesPerClient": 2}},
+           "emulation": {"lengthWords": 6, "tokenDelay": "0.001s"}})");
+    auto [code, out] = Shell(absl::StrCat("timeout 60 ", testing_util::BinPath("llmload-worker"),
+                                          " --oneshot=", spec,
+                                          " --oneshot_json --threads=1 --log_level=error"));
+    boost::json::error_code ec;
+    auto v = boost::json::parse(out, ec);
+    EXPECT_FALSE(ec) << out;
+    boost::json::object counters;
+    if (!ec && v.is_object() && v.as_object().contains("counters")) {
+      counters = v.at("counters").as_object();
+    }
+    return {code, counters};
+  }
+
+  std::string dir_;
+  int port_ = 0;
+  int tls_port_ = 0;
+  std::unique_ptr<testing_util::ChildProcess> emulator_;
+};
+
+TEST_F(WorkerTlsTest, HttpsAndWssWithTheTestCa) {
+  const std::string ca = absl::StrCat(R"(, "caFile": ")", dir_, R"(/cert.pem")");
+  for (const auto& [protocol, url] :
+       std::vector<std::pair<std::string, std::string>>{
+           {"OPENAI_CHAT", absl::StrCat("https://127.0.0.1:", tls_port_)},
+           {"GEMINI", absl::StrCat("https://127.0.0.1:", tls_port_)},
+           {"WS_CHAT", absl::StrCat("wss://127.0.0.1:", tls_port_, "/api/ws")},
+           {"REALM", absl::StrCat("wss://127.0.0.1:", tls_port_, "/")}}) {
+    SCOPED_TRACE(protocol);
+    auto [code, counters] = Run(protocol, url, ca);
+    EXPECT_EQ(code, 0);
+    ASSERT_TRUE(counters.contains("requests_ok"));
+    EXPECT_EQ(counters.at("requests_ok").as_string(), "4");
+    EXPECT_EQ(counters.at("tokens").as_string(), "24");
+  }
+}
+
+TEST_F(WorkerTlsTest, AnUnknownCaIsRefusedUnlessVerificationIsSkipped) {
+  const std::string url = absl::StrCat("https://127.0.0.1:", tls_port_);
+  auto [code, counters] = Run("ANTHROPIC_MESSAGES", url, "");
+  EXPECT_EQ(code, 1);
+  ASSERT_TRUE(counters.contains("sessions_failed"));
+  EXPECT_EQ(counters.at("sessions_failed").as_string(), "2");
+  EXPECT_FALSE(counters.contains("requests_ok"));
+  auto [ok_code, ok_counters] = Run("ANTHROPIC_MESSAGES", url, R"(, "insecureSkipVerify": true)");
+  EXPECT_EQ(ok_code, 0);
+  ASSERT_TRUE(ok_counters.contains("requests_ok"));
+  EXPECT_EQ(ok_counters.at("requests_ok").as_string(), "4");
+}
+
+}  // namespace
+}  // namespace llmload
