@@ -1,6 +1,8 @@
 #include "lib/validation/validation.h"
 
 #include <tuple>
+
+#include <boost/asio/ip/address.hpp>
 #include <utility>
 
 #include <algorithm>
@@ -191,8 +193,13 @@ void CheckTarget(const v1::Target& target, Checker& check) {
       check.Unimplemented(path, "TLS is not supported for CENTRIFUGO_EMULATOR targets yet");
     }
   }
-  if (!target.source_addresses().empty()) {
-    check.Unimplemented("spec.target.sourceAddresses", "is not supported by the worker yet");
+  for (int i = 0; i < target.source_addresses_size(); ++i) {
+    boost::system::error_code ec;
+    (void)boost::asio::ip::make_address(target.source_addresses(i), ec);
+    if (ec) {
+      check.Invalid(absl::StrCat("spec.target.sourceAddresses[", i, "]"),
+                    absl::StrCat("not an IP address, got ", Quote(target.source_addresses(i))));
+    }
   }
   for (const auto& [path, d, has] :
        {std::tuple<const char*, const google::protobuf::Duration*, bool>{

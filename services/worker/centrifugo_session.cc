@@ -120,11 +120,12 @@ class CentrifugoSession final : public Session,
     phase_ = Phase::kConnect;
     connect_start_ = Clock::now();
     ArmTimer();
-    net::async_connect(beast::get_lowest_layer(ws_), shard_->settings().target.ws_endpoints,
-                       [self = shared_from_this()](const boost::system::error_code& ec,
-                                                   const tcp::endpoint&) {
-                         self->OnTcpConnected(ec);
-                       });
+    const TargetInfo& t = shard_->settings().target;
+    AsyncConnect(beast::get_lowest_layer(ws_), t.ws_endpoints, t.source_addresses,
+                 static_cast<uint64_t>(client_id_),
+                 [self = shared_from_this()](const boost::system::error_code& ec) {
+                   self->OnTcpConnected(ec);
+                 });
   }
 
   void OnTcpConnected(const boost::system::error_code& ec) {

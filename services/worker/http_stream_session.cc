@@ -127,9 +127,11 @@ class HttpStreamSession final : public Session,
     }
     buffer_.clear();
     ArmDeadline(connect_timeout_);
-    net::async_connect(Sock(), shard_->settings().target.endpoints,
-                       [self = shared_from_this()](const boost::system::error_code& ec,
-                                                   const tcp::endpoint&) { self->OnConnected(ec); });
+    const TargetInfo& t = shard_->settings().target;
+    AsyncConnect(Sock(), t.endpoints, t.source_addresses, static_cast<uint64_t>(client_id_),
+                 [self = shared_from_this()](const boost::system::error_code& ec) {
+                   self->OnConnected(ec);
+                 });
   }
 
   void OnConnected(const boost::system::error_code& ec) {

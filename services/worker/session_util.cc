@@ -1,5 +1,7 @@
 #include "services/worker/session_util.h"
 
+#include <netinet/in.h>
+
 #include <algorithm>
 #include <random>
 
@@ -21,6 +23,22 @@ std::chrono::milliseconds BackoffDelay(std::chrono::milliseconds base, int attem
   std::uniform_real_distribution<double> jitter(0.8, 1.2);
   const auto raw = base * (int64_t{1} << std::clamp(attempt, 0, 10));
   return std::chrono::duration_cast<std::chrono::milliseconds>(raw * jitter(rng));
+}
+
+bool PrepareSocket(tcp::socket& socket, const tcp::endpoint& endpoint,
+                   const std::vector<boost::asio::ip::address>& sources, uint64_t salt,
+                   boost::system::error_code& ec) {
+  socket.open(endpoint.protocol(), ec);
+  if (ec || sources.empty()) {
+    return !ec;
+  }
+  const boost::asio::ip::address& source = sources[salt % sources.size()];
+#ifdef IP_BIND_ADDRESS_NO_PORT
+  const int one = 1;
+  ::setsockopt(socket.native_handle(), IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
+#endif
+  socket.bind(tcp::endpoint(source, 0), ec);
+  return !ec;
 }
 
 void RecordTokenGaps(metrics::MetricSet& m, const std::vector<uint64_t>& gaps, uint64_t tokens,

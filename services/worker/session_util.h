@@ -9,6 +9,9 @@
 #include <cstdint>
 #include <vector>
 
+#include <boost/asio/connect.hpp>
+#include <boost/asio/post.hpp>
+
 #include "google/protobuf/duration.pb.h"
 #include "lib/metrics/metrics.h"
 #include "services/worker/http_pool.h"
@@ -35,6 +38,38 @@ std::chrono::milliseconds BackoffDelay(std::chrono::milliseconds base, int attem
 // that many times, so that itl is per token.
 void RecordTokenGaps(metrics::MetricSet& m, const std::vector<uint64_t>& gaps, uint64_t tokens,
                      uint64_t chunks);
+
+// Opens `socket` for `endpoint` and, when `sources` is not empty, binds it
+// to sources[salt % size] with IP_BIND_ADDRESS_NO_PORT, so the kernel picks
+// the port at connect time per (source, destination) pair: many sessions to
+// one target spread over several local addresses without exhausting one
+// address's ephemeral ports. Returns false (with `ec`) on failure.
+bool PrepareSocket(tcp::socket& socket, const tcp::endpoint& endpoint,
+                   const std::vector<boost::asio::ip::address>& sources, uint64_t salt,
+                   boost::system::error_code& ec);
+
+// Connects `socket` to the target: the usual walk over `endpoints`, or,
+// with source addresses, from one of them (PrepareSocket) to the first
+// endpoint. `handler(error_code)` runs on the socket's executor.
+template <class Handler>
+void AsyncConnect(tcp::socket& socket, const std::vector<tcp::endpoint>& endpoints,
+                  const std::vector<boost::asio::ip::address>& sources, uint64_t salt,
+                  Handler handler) {
+  if (sources.empty()) {
+    boost::asio::async_connect(
+        socket, endpoints,
+        [h = std::move(handler)](const boost::system::error_code& ec, const tcp::endpoint&) mutable {
+          h(ec);
+        });
+    return;
+  }
+  boost::system::error_code ec;
+  if (!PrepareSocket(socket, endpoints.front(), sources, salt, ec)) {
+    boost::asio::post(socket.get_executor(), [h = std::move(handler), ec]() mutable { h(ec); });
+    return;
+  }
+  socket.async_connect(endpoints.front(), std::move(handler));
+}
 
 // The measurements of one request, the same for every protocol driver:
 // ttft from the origin (the intended start in the open model, else the

@@ -459,6 +459,15 @@ absl::StatusOr<std::unique_ptr<ShardRunner>> ShardRunner::Create(
   settings->target.ws_host_header = HostHeader(ws_url);
   settings->target.ws_endpoints = *std::move(ws_endpoints);
   settings->target.base_path = url->path;
+  for (const std::string& a : spec.target().source_addresses()) {
+    boost::system::error_code ec;
+    auto addr = boost::asio::ip::make_address(a, ec);
+    if (ec) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("spec.target.sourceAddresses: not an IP address: ", a));
+    }
+    settings->target.source_addresses.push_back(addr);
+  }
   settings->target.tls = url->tls;
   settings->target.ws_tls = ws_url.tls;
   settings->target.host = url->host;

@@ -53,6 +53,8 @@ struct TargetInfo {
   std::string host;
   std::string ws_host;
   std::shared_ptr<boost::asio::ssl::context> tls_context;
+  // Local addresses sessions' connections are spread over (empty: any).
+  std::vector<boost::asio::ip::address> source_addresses;
 };
 
 enum class LoadModel { kClosed, kDuration, kOpen };

@@ -104,9 +104,12 @@ class WsLlmSession final : public Session,
     rbuf_.clear();
     outbox_.clear();
     ArmDeadline(connect_timeout_);
-    net::async_connect(beast::get_lowest_layer(*ws_), shard_->settings().target.ws_endpoints,
-                       [self = shared_from_this()](const boost::system::error_code& ec,
-                                                   const tcp::endpoint&) { self->OnTcp(ec); });
+    const TargetInfo& t = shard_->settings().target;
+    AsyncConnect(beast::get_lowest_layer(*ws_), t.ws_endpoints, t.source_addresses,
+                 static_cast<uint64_t>(client_id_),
+                 [self = shared_from_this()](const boost::system::error_code& ec) {
+                   self->OnTcp(ec);
+                 });
   }
 
   void OnTcp(const boost::system::error_code& ec) {

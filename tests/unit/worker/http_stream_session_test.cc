@@ -5,6 +5,7 @@
 #include <fstream>
 #include <functional>
 #include <mutex>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -83,6 +84,10 @@ class FakeProvider {
     std::lock_guard<std::mutex> lock(mu_);
     return last_target_;
   }
+  std::set<std::string> peers() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return peers_;
+  }
   std::string last_body() {
     std::lock_guard<std::mutex> lock(mu_);
     return last_body_;
@@ -99,6 +104,11 @@ class FakeProvider {
       }
       ++connections_;
       std::lock_guard<std::mutex> lock(mu_);
+      boost::system::error_code peer_ec;
+      const auto peer = s.remote_endpoint(peer_ec);
+      if (!peer_ec) {
+        peers_.insert(peer.address().to_string());
+      }
       conns_.emplace_back([this, sock = std::move(s)]() mutable { Serve(std::move(sock)); });
     }
   }
@@ -156,6 +166,7 @@ class FakeProvider {
   std::atomic<int> requests_{0};
   std::string last_target_;
   std::string last_body_;
+  std::set<std::string> peers_;
 };
 
 metrics::MetricSet RunShard(v1::Protocol protocol, int port, int clients, int cycles,
@@ -322,6 +333,17 @@ TEST(HttpStreamSessionTest, UnreachableTargetFailsTheSessionAfterRetries) {
   EXPECT_EQ(m.Get(v1::CONNECT_FAILED), 8u);  // first try + 3 retries, per session
   EXPECT_EQ(m.Get(v1::RECONNECTS), 6u);
   EXPECT_EQ(m.Get(v1::REQUESTS_OK), 0u);
+}
+
+TEST(HttpStreamSessionTest, ConnectionsSpreadOverSourceAddresses) {
+  const auto events = Events(ReadFixture("openai-chat-stream.sse"));
+  FakeProvider fake([&](int, const std::string&) { return Reply{200, events, "", false}; });
+  metrics::MetricSet m = RunShard(v1::OPENAI_CHAT, fake.port(), 4, 1, [](v1::Target* t) {
+    t->add_source_addresses("127.0.0.2");
+    t->add_source_addresses("127.0.0.3");
+  });
+  EXPECT_EQ(m.Get(v1::REQUESTS_OK), 4u);
+  EXPECT_EQ(fake.peers(), (std::set<std::string>{"127.0.0.2", "127.0.0.3"}));
 }
 
 }  // namespace
