@@ -354,7 +354,7 @@ TEST_F(PrometheusTest, ExactQuantilesAndEveryDashboardPanelThroughARealPrometheu
 
   // Every panel of every dashboard returns data for the run.
   const fs::path dashboards =
-      fs::path(__FILE__).parent_path().parent_path().parent_path() / "deploy/grafana/dashboards";
+      fs::path(LLMLOAD_SOURCE_DIR) / "deploy/grafana/dashboards";
   std::vector<std::pair<std::string, std::string>> exprs;
   int files = 0;
   for (const fs::directory_entry& e : fs::directory_iterator(dashboards)) {
