@@ -24,98 +24,23 @@
 #include "llmload/v1/orchestrator.grpc.pb.h"
 #include "services/common/grpc_util.h"
 #include "tests/testing/process.h"
+#include "tests/testing/stack.h"
 
 namespace llmload {
 namespace {
 
 using testing_util::BinPath;
-using testing_util::ChildProcess;
-using testing_util::FreePort;
 
 absl::Time ToTime(const google::protobuf::Timestamp& t) {
   return absl::FromUnixSeconds(t.seconds()) + absl::Nanoseconds(t.nanos());
 }
 
-class LoadModelsTest : public ::testing::Test {
+class LoadModelsTest : public testing_util::StackTest {
  protected:
   void SetUp() override {
-    dir_ = testing_util::MakeTempDir("load-models");
-    ASSERT_FALSE(dir_.empty());
-    emulator_port_ = FreePort();
-    collector_port_ = FreePort();
-    metrics_port_ = FreePort();
-    orchestrator_port_ = FreePort();
-    emulator_ = ChildProcess::Start(BinPath("llmload-emulator"),
-                                    {"--host=127.0.0.1", absl::StrCat("--port=", emulator_port_),
-                                     "--threads=1"},
-                                    dir_ + "/emulator.log", dir_);
-    collector_ = ChildProcess::Start(
-        BinPath("llmload-collector"),
-        {absl::StrCat("--grpc_address=127.0.0.1:", collector_port_),
-         absl::StrCat("--metrics_address=127.0.0.1:", metrics_port_), "--db_path=collector.db"},
-        dir_ + "/collector.log", dir_);
-    ASSERT_TRUE(testing_util::WaitForTcp(collector_port_, absl::Seconds(20)));
-    orchestrator_ = ChildProcess::Start(
-        BinPath("llmload-orchestrator"),
-        {absl::StrCat("--grpc_address=127.0.0.1:", orchestrator_port_),
-         absl::StrCat("--collector=127.0.0.1:", collector_port_)},
-        dir_ + "/orchestrator.log", dir_);
-    for (int i = 0; i < 2; ++i) {
-      workers_.push_back(ChildProcess::Start(
-          BinPath("llmload-worker"),
-          {absl::StrCat("--orchestrator=127.0.0.1:", orchestrator_port_),
-           absl::StrCat("--collector=127.0.0.1:", collector_port_),
-           absl::StrCat("--worker_id=worker-", i), "--threads=2", "--batch_interval_ms=200",
-           "--metrics_address="},
-          dir_ + absl::StrCat("/worker-", i, ".log"), dir_));
-    }
-    ASSERT_TRUE(testing_util::WaitForTcp(emulator_port_, absl::Seconds(20)));
-    ASSERT_TRUE(testing_util::WaitForTcp(orchestrator_port_, absl::Seconds(20)));
-    stub_ = v1::Orchestrator::NewStub(MakeChannel(absl::StrCat("127.0.0.1:", orchestrator_port_)));
-    ASSERT_TRUE(WaitForWorkers(2, absl::Seconds(20)));
-  }
-
-  void TearDown() override {
-    if (emulator_ != nullptr) {
-      ::kill(emulator_->pid(), SIGCONT);  // never leave it stopped
-    }
-    if (HasFailure()) {
-      for (const auto& [name, p] : std::map<std::string, ChildProcess*>{
-               {"emulator", emulator_.get()}, {"collector", collector_.get()},
-               {"orchestrator", orchestrator_.get()}, {"worker-0", workers_[0].get()},
-               {"worker-1", workers_[1].get()}}) {
-        if (p != nullptr) {
-          std::string log = p->ReadLog();
-          if (log.size() > 3000) {
-            log = log.substr(log.size() - 3000);
-          }
-          std::cerr << "---- " << name << " log ----\n" << log << "\n";
-        }
-      }
-    }
-    for (auto& w : workers_) {
-      w->Stop();
-    }
-    if (orchestrator_) orchestrator_->Stop();
-    if (collector_) collector_->Stop();
-    if (emulator_) emulator_->Stop();
-  }
-
-  ::testing::AssertionResult WaitForWorkers(int n, absl::Duration timeout) {
-    const absl::Time deadline = absl::Now() + timeout;
-    int seen = 0;
-    while (absl::Now() < deadline) {
-      grpc::ClientContext ctx;
-      v1::ListWorkersResponse resp;
-      if (stub_->ListWorkers(&ctx, v1::ListWorkersRequest(), &resp).ok()) {
-        seen = resp.workers_size();
-        if (seen >= n) {
-          return ::testing::AssertionSuccess();
-        }
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    return ::testing::AssertionFailure() << "only " << seen << " of " << n << " workers attached";
+    testing_util::StackOptions options;
+    options.worker_threads = 2;
+    StartStack(options);
   }
 
   v1::RunSpec BaseSpec(int words, double delay_s) {
@@ -136,16 +61,6 @@ class LoadModelsTest : public ::testing::Test {
     return spec;
   }
 
-  v1::Run StartRun(const v1::RunSpec& spec) {
-    grpc::ClientContext ctx;
-    v1::StartRunRequest req;
-    *req.mutable_spec() = spec;
-    v1::Run run;
-    grpc::Status st = stub_->StartRun(&ctx, req, &run);
-    EXPECT_TRUE(st.ok()) << st.error_message();
-    return run;
-  }
-
   v1::Run GetRun(const std::string& id) {
     grpc::ClientContext ctx;
     v1::GetRunRequest req;
@@ -155,44 +70,10 @@ class LoadModelsTest : public ::testing::Test {
     return run;
   }
 
-  v1::Run WaitForEnd(const std::string& id, absl::Duration timeout) {
-    const absl::Time deadline = absl::Now() + timeout;
-    v1::Run run;
-    while (absl::Now() < deadline) {
-      run = GetRun(id);
-      if (run.state() == v1::COMPLETED || run.state() == v1::FAILED ||
-          run.state() == v1::CANCELLED) {
-        return run;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    ADD_FAILURE() << "run " << id << " did not end within " << absl::FormatDuration(timeout)
-                  << "; last state " << v1::RunState_Name(run.state());
-    return run;
-  }
-
-  static uint64_t Counter(const v1::RunStats& s, v1::Counter c) {
-    auto it = s.counters().find(std::string(metrics::CounterName(c)));
-    return it == s.counters().end() ? 0 : it->second;
-  }
-
+  static uint64_t Counter(const v1::RunStats& s, v1::Counter c) { return CounterOf(s, c); }
   static const v1::MetricStats* Metric(const v1::RunStats& s, v1::Metric m) {
-    for (const auto& ms : s.metrics()) {
-      if (ms.metric() == metrics::MetricName(m)) {
-        return &ms;
-      }
-    }
-    return nullptr;
+    return MetricOf(s, m);
   }
-
-  std::string dir_;
-  int emulator_port_ = 0;
-  int collector_port_ = 0;
-  int metrics_port_ = 0;
-  int orchestrator_port_ = 0;
-  std::unique_ptr<ChildProcess> emulator_, collector_, orchestrator_;
-  std::vector<std::unique_ptr<ChildProcess>> workers_;
-  std::unique_ptr<v1::Orchestrator::Stub> stub_;
 };
 
 TEST_F(LoadModelsTest, DurationRunEndsOnTime) {

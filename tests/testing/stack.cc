@@ -1,0 +1,153 @@
+#include "tests/testing/stack.h"
+
+#include <signal.h>
+
+#include <iostream>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "lib/metrics/metrics.h"
+#include "services/common/grpc_util.h"
+
+namespace llmload::testing_util {
+
+void StackTest::StartStack(const StackOptions& options) {
+  dir_ = MakeTempDir("stack");
+  ASSERT_FALSE(dir_.empty());
+  emulator_port_ = FreePort();
+  collector_port_ = FreePort();
+  metrics_port_ = FreePort();
+  orchestrator_port_ = FreePort();
+  std::vector<std::string> emulator_args = {"--host=127.0.0.1",
+                                            absl::StrCat("--port=", emulator_port_),
+                                            "--threads=1", "--tls_port=0"};
+  emulator_args.insert(emulator_args.end(), options.emulator_args.begin(),
+                       options.emulator_args.end());
+  emulator_ = ChildProcess::Start(BinPath("llmload-emulator"), emulator_args,
+                                  dir_ + "/emulator.log", dir_);
+  StartCollector();
+  orchestrator_ = ChildProcess::Start(
+      BinPath("llmload-orchestrator"),
+      {absl::StrCat("--grpc_address=127.0.0.1:", orchestrator_port_),
+       absl::StrCat("--collector=127.0.0.1:", collector_port_)},
+      dir_ + "/orchestrator.log", dir_);
+  for (int i = 0; i < options.workers; ++i) {
+    std::vector<std::string> args = {
+        absl::StrCat("--orchestrator=127.0.0.1:", orchestrator_port_),
+        absl::StrCat("--collector=127.0.0.1:", collector_port_),
+        absl::StrCat("--worker_id=worker-", i),
+        absl::StrCat("--threads=", options.worker_threads),
+        "--batch_interval_ms=200",
+        "--metrics_address="};  // workers share the machine: no fixed :9103
+    args.insert(args.end(), options.worker_args.begin(), options.worker_args.end());
+    workers_.push_back(ChildProcess::Start(BinPath("llmload-worker"), args,
+                                           dir_ + absl::StrCat("/worker-", i, ".log"), dir_));
+  }
+  ASSERT_TRUE(WaitForTcp(emulator_port_, absl::Seconds(20)));
+  ASSERT_TRUE(WaitForTcp(orchestrator_port_, absl::Seconds(20)));
+  stub_ = v1::Orchestrator::NewStub(MakeChannel(absl::StrCat("127.0.0.1:", orchestrator_port_)));
+  ASSERT_TRUE(WaitForWorkers(options.workers, absl::Seconds(20)));
+}
+
+void StackTest::StartCollector() {
+  collector_ = ChildProcess::Start(
+      BinPath("llmload-collector"),
+      {absl::StrCat("--grpc_address=127.0.0.1:", collector_port_),
+       absl::StrCat("--metrics_address=127.0.0.1:", metrics_port_), "--db_path=collector.db"},
+      dir_ + "/collector.log", dir_);
+  ASSERT_TRUE(WaitForTcp(collector_port_, absl::Seconds(20)));
+}
+
+void StackTest::TearDown() {
+  if (emulator_ != nullptr) {
+    ::kill(emulator_->pid(), SIGCONT);  // a test may have stopped it
+  }
+  if (HasFailure()) {
+    std::vector<ChildProcess*> all = {emulator_.get(), collector_.get(), orchestrator_.get()};
+    for (auto& w : workers_) {
+      all.push_back(w.get());
+    }
+    for (ChildProcess* p : all) {
+      if (p != nullptr) {
+        std::string log = p->ReadLog();
+        if (log.size() > 3000) {
+          log = log.substr(log.size() - 3000);
+        }
+        std::cerr << "---- " << p->log_path() << " ----\n" << log << "\n";
+      }
+    }
+  }
+  for (auto& w : workers_) {
+    w->Stop();
+  }
+  for (auto* p : {&orchestrator_, &collector_, &emulator_}) {
+    if (*p) {
+      (*p)->Stop();
+    }
+  }
+}
+
+::testing::AssertionResult StackTest::WaitForWorkers(int n, absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  int seen = 0;
+  while (absl::Now() < deadline) {
+    grpc::ClientContext ctx;
+    v1::ListWorkersResponse resp;
+    if (stub_->ListWorkers(&ctx, v1::ListWorkersRequest(), &resp).ok()) {
+      seen = resp.workers_size();
+      if (seen >= n) {
+        return ::testing::AssertionSuccess();
+      }
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return ::testing::AssertionFailure() << "only " << seen << " of " << n << " workers attached";
+}
+
+v1::Run StackTest::StartRun(const v1::RunSpec& spec) {
+  grpc::ClientContext ctx;
+  v1::StartRunRequest req;
+  *req.mutable_spec() = spec;
+  v1::Run run;
+  grpc::Status st = stub_->StartRun(&ctx, req, &run);
+  EXPECT_TRUE(st.ok()) << st.error_message();
+  return run;
+}
+
+v1::Run StackTest::WaitForEnd(const std::string& id, absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  v1::Run run;
+  while (absl::Now() < deadline) {
+    grpc::ClientContext ctx;
+    v1::GetRunRequest req;
+    req.set_id(id);
+    if (stub_->GetRun(&ctx, req, &run).ok() &&
+        (run.state() == v1::COMPLETED || run.state() == v1::FAILED ||
+         run.state() == v1::CANCELLED)) {
+      return run;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ADD_FAILURE() << "run " << id << " did not end within " << absl::FormatDuration(timeout)
+                << "; last state " << v1::RunState_Name(run.state());
+  return run;
+}
+
+std::string StackTest::EmulatorUrl() const { return absl::StrCat("http://127.0.0.1:", emulator_port_); }
+
+uint64_t StackTest::CounterOf(const v1::RunStats& stats, v1::Counter counter) {
+  auto it = stats.counters().find(std::string(metrics::CounterName(counter)));
+  return it == stats.counters().end() ? 0 : it->second;
+}
+
+const v1::MetricStats* StackTest::MetricOf(const v1::RunStats& stats, v1::Metric metric) {
+  for (const auto& s : stats.metrics()) {
+    if (s.metric() == metrics::MetricName(metric)) {
+      return &s;
+    }
+  }
+  return nullptr;
+}
+
+}  // namespace llmload::testing_util

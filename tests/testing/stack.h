@@ -1,0 +1,62 @@
+// File: stack.h
+//
+// A whole llmload deployment for integration tests: the real emulator,
+// collector, orchestrator and workers as child processes on free loopback
+// ports, sharing one temp directory. Fixtures derive from StackTest and call
+// StartStack() in SetUp; TearDown stops everything (printing the services'
+// logs when the test failed).
+//
+//   class MyTest : public testing_util::StackTest {
+//     void SetUp() override { StartStack(testing_util::StackOptions()); }
+//   };
+
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/time/time.h"
+#include "gtest/gtest.h"
+#include "llmload/v1/orchestrator.grpc.pb.h"
+#include "tests/testing/process.h"
+
+namespace llmload::testing_util {
+
+struct StackOptions {
+  int workers = 2;
+  int worker_threads = 1;
+  std::vector<std::string> emulator_args;  // extra flags
+  std::vector<std::string> worker_args;    // extra flags for every worker
+};
+
+class StackTest : public ::testing::Test {
+ protected:
+  // Starts every service and waits until the workers are attached.
+  void StartStack(const StackOptions& options);
+  // Starts (or restarts) the collector on its port and database.
+  void StartCollector();
+  void TearDown() override;
+
+  ::testing::AssertionResult WaitForWorkers(int n, absl::Duration timeout);
+  // StartRun over gRPC (expects success).
+  v1::Run StartRun(const v1::RunSpec& spec);
+  // Polls GetRun until the run is COMPLETED, FAILED or CANCELLED.
+  v1::Run WaitForEnd(const std::string& id, absl::Duration timeout);
+  std::string EmulatorUrl() const;
+
+  // Counter and metric look-ups in merged statistics.
+  static uint64_t CounterOf(const v1::RunStats& stats, v1::Counter counter);
+  static const v1::MetricStats* MetricOf(const v1::RunStats& stats, v1::Metric metric);
+
+  std::string dir_;
+  int emulator_port_ = 0;
+  int collector_port_ = 0;
+  int metrics_port_ = 0;
+  int orchestrator_port_ = 0;
+  std::unique_ptr<ChildProcess> emulator_, collector_, orchestrator_;
+  std::vector<std::unique_ptr<ChildProcess>> workers_;
+  std::unique_ptr<v1::Orchestrator::Stub> stub_;
+};
+
+}  // namespace llmload::testing_util
