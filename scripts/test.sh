@@ -23,15 +23,22 @@ ctest --test-dir "$BUILD_DIR" --output-on-failure -j "$(nproc 2>/dev/null || ech
 # The unit tests of everything that parses input from the network, and of
 # the worker's data path, again under AddressSanitizer and UBSan.
 ASAN_TESTS=(histogram_test metrics_test protocol_test worker_test cli_test)
+# The fuzz corpora (regression inputs included) replayed under the sanitizers.
+ASAN_REPLAYS=(histogram_decode_fuzz sse_stream_fuzz centrifugo_client_fuzz ws_llm_client_fuzz)
 if [ "${CI:-}" = "true" ] || [ -z "${SKIP_ASAN:-}" ]; then
   log "Building and running unit tests under ASan + UBSan."
   ASAN_DIR="${LLMLOAD_ASAN_BUILD_DIR:-$LLMLOAD_ROOT/build-asan}"
   LLMLOAD_BUILD_TYPE=Debug LLMLOAD_CMAKE_ARGS="${LLMLOAD_CMAKE_ARGS:-} -DLLMLOAD_SANITIZE=ON" \
-    configure_and_build "$ASAN_DIR" "${ASAN_TESTS[@]}"
+    configure_and_build "$ASAN_DIR" "${ASAN_TESTS[@]}" "${ASAN_REPLAYS[@]/%/_replay}"
+  export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+  export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
   for t in "${ASAN_TESTS[@]}"; do
-    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-      "$ASAN_DIR/bin/$t" --gtest_brief=1
+    "$ASAN_DIR/bin/$t" --gtest_brief=1
   done
+  for f in "${ASAN_REPLAYS[@]}"; do
+    "$ASAN_DIR/bin/${f}_replay" "$LLMLOAD_ROOT/tests/fuzz/corpus/$f"
+  done
+  unset ASAN_OPTIONS UBSAN_OPTIONS
 fi
 
 if [ "${CI:-}" = "true" ] || [ -z "${SKIP_FUZZ:-}" ]; then

@@ -13,6 +13,9 @@ namespace json = boost::json;
 namespace {
 
 constexpr size_t kScratchBytes = 16 * 1024;
+// Largest token count or error code taken from a target (2^53: exact in a
+// double, far above any real count).
+constexpr int64_t kMaxCount = int64_t{1} << 53;
 
 std::string_view View(const json::value* v) {
   if (v == nullptr || !v->is_string()) {
@@ -29,10 +32,15 @@ int64_t Int(const json::value* v) {
     return v->get_int64();
   }
   if (v->is_uint64()) {
-    return static_cast<int64_t>(v->get_uint64());
+    return v->get_uint64() <= static_cast<uint64_t>(kMaxCount)
+               ? static_cast<int64_t>(v->get_uint64())
+               : -1;
   }
   if (v->is_double()) {
-    return static_cast<int64_t>(v->get_double());
+    // A target can send any number: only finite, integral-range values
+    // count (converting anything else to an integer is undefined).
+    const double d = v->get_double();
+    return d >= 0 && d <= static_cast<double>(kMaxCount) ? static_cast<int64_t>(d) : -1;
   }
   return -1;
 }

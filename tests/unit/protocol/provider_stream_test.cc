@@ -129,6 +129,29 @@ TEST(ProviderStreamTest, MalformedEventsAreErrors) {
   EXPECT_EQ(items, 0);
 }
 
+TEST(ProviderStreamTest, AbsurdNumbersFromTheTargetAreIgnored) {
+  // Found by sse_stream_fuzz: a usage count far beyond int64 was converted
+  // with undefined behaviour.
+  for (const char* usage : {"7.7e40", "-3", "1e308", "18446744073709551615", "2.5"}) {
+    StreamDecoder d(Provider::kOpenAiChat);
+    sse::SseEvent e;
+    e.type = "message";
+    const std::string data = std::string(R"({"choices":[],"usage":{"completion_tokens":)") + usage + "}}";
+    e.data = data;
+    int64_t tokens = -2;
+    ASSERT_TRUE(d.OnEvent(e, [&](const StreamItem& it) {
+                   if (it.kind == StreamItem::Kind::kUsage) {
+                     tokens = it.output_tokens;
+                   }
+                 }).ok());
+    if (std::string(usage) == "2.5") {
+      EXPECT_EQ(tokens, 2);
+    } else {
+      EXPECT_EQ(tokens, -2) << usage;  // not reported at all
+    }
+  }
+}
+
 TEST(ProviderStreamTest, RequestsHaveTheProvidersShape) {
   RequestParams r;
   r.model = "m\"1";
