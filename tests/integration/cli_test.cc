@@ -1,10 +1,8 @@
 // The llmload command line as users run it: `llmload local`, and the remote
 // subcommands against running services.
 
-#include <sys/wait.h>
 #include <unistd.h>
 
-#include <array>
 #include <cstdio>
 #include <string>
 
@@ -18,32 +16,12 @@ namespace llmload {
 namespace {
 
 using testing_util::BinPath;
-
-struct Result {
-  int exit_code = -1;
-  std::string output;
-};
-
-// Runs a shell command line, capturing stdout and stderr.
-Result Shell(const std::string& command) {
-  Result r;
-  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
-  if (pipe == nullptr) {
-    return r;
-  }
-  std::array<char, 4096> buf{};
-  size_t n = 0;
-  while ((n = std::fread(buf.data(), 1, buf.size(), pipe)) > 0) {
-    r.output.append(buf.data(), n);
-  }
-  const int status = ::pclose(pipe);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
+using testing_util::RunShell;
+using testing_util::ShellResult;
 
 TEST(CliTest, LocalRunsAWholeTestAndPrintsTheReport) {
   const std::string dir = testing_util::MakeTempDir("cli-local");
-  const Result r = Shell(absl::StrCat(
+  const ShellResult r = RunShell(absl::StrCat(
       "timeout 120 ", BinPath("llmload"), " local --clients 6 --cycles 2 --length 20 --delay 0.002",
       " --max-concurrent 4 --workers 2 --progress-interval 0.2 --state-dir ", dir));
   ASSERT_EQ(r.exit_code, 0) << r.output;
@@ -68,13 +46,13 @@ TEST(CliTest, LocalRunsAWholeTestAndPrintsTheReport) {
 }
 
 TEST(CliTest, BadFlagsExitTwoWithAClearMessage) {
-  Result r = Shell(absl::StrCat(BinPath("llmload"), " local --clients 0"));
+  ShellResult r = RunShell(absl::StrCat(BinPath("llmload"), " local --clients 0"));
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.output.find("--clients: expected an integer from 1"), std::string::npos) << r.output;
-  r = Shell(absl::StrCat(BinPath("llmload"), " frobnicate"));
+  r = RunShell(absl::StrCat(BinPath("llmload"), " frobnicate"));
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.output.find("unknown command 'frobnicate'"), std::string::npos);
-  r = Shell(absl::StrCat("NUM_CLIENTS=abc ", BinPath("llmload"), " local"));
+  r = RunShell(absl::StrCat("NUM_CLIENTS=abc ", BinPath("llmload"), " local"));
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.output.find("NUM_CLIENTS"), std::string::npos);
 }
@@ -107,9 +85,9 @@ TEST(CliTest, RemoteCommandsAgainstRunningServices) {
   const std::string cli = absl::StrCat(BinPath("llmload"), " --orchestrator 127.0.0.1:", orch);
 
   // Wait for the worker to attach.
-  Result workers;
+  ShellResult workers;
   for (int i = 0; i < 200; ++i) {
-    workers = Shell(cli + " workers");
+    workers = RunShell(cli + " workers");
     if (workers.output.find("cli-w") != std::string::npos) {
       break;
     }
@@ -128,35 +106,35 @@ TEST(CliTest, RemoteCommandsAgainstRunningServices) {
                   "emulation": {"lengthWords": 5, "tokenDelay": "0.001s"}}})",
                emu);
   std::fclose(f);
-  Result run = Shell(cli + " run -f " + spec + " --json");
+  ShellResult run = RunShell(cli + " run -f " + spec + " --json");
   ASSERT_EQ(run.exit_code, 0) << run.output;
   EXPECT_NE(run.output.find("\"state\": \"COMPLETED\""), std::string::npos) << run.output;
   EXPECT_NE(run.output.find("\"tokens\": \"30\""), std::string::npos) << run.output;
 
   // --detach prints the id; get, list and watch find the run.
-  Result detached = Shell(cli + " run --url http://127.0.0.1:" + std::to_string(emu) +
+  ShellResult detached = RunShell(cli + " run --url http://127.0.0.1:" + std::to_string(emu) +
                         " --clients 2 --cycles 1 --length 3 --delay 0.001 --detach --name det");
   ASSERT_EQ(detached.exit_code, 0) << detached.output;
   std::vector<std::string> lines = absl::StrSplit(detached.output, '\n', absl::SkipEmpty());
   ASSERT_FALSE(lines.empty());
   const std::string id = lines.back();
   ASSERT_EQ(id.rfind("run-", 0), 0u) << detached.output;
-  Result watched = Shell(cli + " watch " + id);
+  ShellResult watched = RunShell(cli + " watch " + id);
   EXPECT_EQ(watched.exit_code, 0) << watched.output;
   EXPECT_NE(watched.output.find("Test completed. [run_id=" + id), std::string::npos);
-  Result got = Shell(cli + " get " + id);
+  ShellResult got = RunShell(cli + " get " + id);
   EXPECT_EQ(got.exit_code, 0);
   EXPECT_NE(got.output.find("state=COMPLETED"), std::string::npos) << got.output;
-  Result list = Shell(cli + " list");
+  ShellResult list = RunShell(cli + " list");
   EXPECT_EQ(list.exit_code, 0);
   EXPECT_NE(list.output.find(id), std::string::npos) << list.output;
   EXPECT_NE(list.output.find("from-file"), std::string::npos) << list.output;
 
   // Errors from the server are reported with their code.
-  Result missing = Shell(cli + " get run-does-not-exist");
+  ShellResult missing = RunShell(cli + " get run-does-not-exist");
   EXPECT_EQ(missing.exit_code, 2);
   EXPECT_NE(missing.output.find("NOT_FOUND"), std::string::npos) << missing.output;
-  Result stop_done = Shell(cli + " stop " + id);
+  ShellResult stop_done = RunShell(cli + " stop " + id);
   EXPECT_EQ(stop_done.exit_code, 2);
   EXPECT_NE(stop_done.output.find("FAILED_PRECONDITION"), std::string::npos) << stop_done.output;
 }

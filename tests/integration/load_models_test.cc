@@ -6,9 +6,7 @@
 // intended start so a stalled target cannot hide queueing.
 
 #include <signal.h>
-#include <sys/wait.h>
 
-#include <array>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -30,6 +28,8 @@ namespace llmload {
 namespace {
 
 using testing_util::BinPath;
+using testing_util::RunShell;
+using testing_util::ShellResult;
 
 absl::Time ToTime(const google::protobuf::Timestamp& t) {
   return absl::FromUnixSeconds(t.seconds()) + absl::Nanoseconds(t.nanos());
@@ -221,27 +221,6 @@ TEST_F(LoadModelsTest, OpenModelMeasuresFromIntendedStartThroughAStalledTarget) 
   EXPECT_GE(e2e->max_ms(), 0.8 * stall_ms);
 }
 
-struct ShellResult {
-  int exit_code = -1;
-  std::string output;
-};
-
-ShellResult Shell(const std::string& command) {
-  ShellResult r;
-  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
-  if (pipe == nullptr) {
-    return r;
-  }
-  std::array<char, 4096> buf{};
-  size_t n = 0;
-  while ((n = std::fread(buf.data(), 1, buf.size(), pipe)) > 0) {
-    r.output.append(buf.data(), n);
-  }
-  const int status = ::pclose(pipe);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
-
 TEST_F(LoadModelsTest, FailingThresholdFailsTheRunAndTheCliExitsNonZero) {
   // TTFT on loopback is far above 1 us: the threshold must fail, and so
   // must the CLI; the passing one is listed as passed.
@@ -257,7 +236,7 @@ TEST_F(LoadModelsTest, FailingThresholdFailsTheRunAndTheCliExitsNonZero) {
                      {"metric": "error_rate", "belowValue": 0.5}],
       "objectives": {"ttft": "10s"}}})json";
   }
-  const ShellResult r = Shell(absl::StrCat("timeout 60 ", BinPath("llmload"), " run -f ",
+  const ShellResult r = RunShell(absl::StrCat("timeout 60 ", BinPath("llmload"), " run -f ",
                                            spec_path, " --orchestrator 127.0.0.1:",
                                            orchestrator_port_, " --progress-interval 0.2"));
   EXPECT_EQ(r.exit_code, 1) << r.output;

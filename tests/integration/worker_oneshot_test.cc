@@ -1,9 +1,7 @@
 // `llmload-worker --oneshot`: one process runs a whole spec against the real
 // emulator and prints exact statistics, without orchestrator or collector.
 
-#include <sys/wait.h>
 
-#include <array>
 #include <cstdio>
 #include <fstream>
 #include <string>
@@ -15,18 +13,6 @@
 
 namespace llmload {
 namespace {
-
-std::pair<int, std::string> Shell(const std::string& command) {
-  FILE* pipe = ::popen(command.c_str(), "r");
-  std::string out;
-  std::array<char, 4096> buf{};
-  size_t n = 0;
-  while ((n = std::fread(buf.data(), 1, buf.size(), pipe)) > 0) {
-    out.append(buf.data(), n);
-  }
-  const int status = ::pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
-}
 
 TEST(WorkerOneShotTest, RunsASpecAloneAndPrintsExactStatistics) {
   const std::string dir = testing_util::MakeTempDir("oneshot");
@@ -41,9 +27,11 @@ TEST(WorkerOneShotTest, RunsASpecAloneAndPrintsExactStatistics) {
       R"({"spec": {"target": {"protocol": "ANTHROPIC_MESSAGES", "url": "http://127.0.0.1:)", port,
       R"(", "model": "m"}, "load": {"closed": {"clients": 3, "cyclesPerClient": 2}},
           "emulation": {"lengthWords": 7, "tokenDelay": "0.001s"}}})");
-  auto [code, out] = Shell(absl::StrCat("timeout 60 ", testing_util::BinPath("llmload-worker"),
-                                        " --oneshot=", spec, " --oneshot_json --threads=1",
-                                        " --log_level=warn"));
+  // Standard output only: it is the JSON document.
+  auto [code, out] = testing_util::RunShell(
+      absl::StrCat("timeout 60 ", testing_util::BinPath("llmload-worker"), " --oneshot=", spec,
+                   " --oneshot_json --threads=1 --log_level=warn"),
+      /*with_stderr=*/false);
   ASSERT_EQ(code, 0) << out;
   boost::json::error_code ec;
   auto v = boost::json::parse(out, ec);
@@ -55,8 +43,8 @@ TEST(WorkerOneShotTest, RunsASpecAloneAndPrintsExactStatistics) {
 
   // A bad spec is a clear error and exit 2.
   std::ofstream(dir + "/bad.json") << R"({"spec": {"target": {"protocol": "OPENAI_CHAT"}}})";
-  auto [bad_code, bad_out] = Shell(absl::StrCat(testing_util::BinPath("llmload-worker"),
-                                                " --oneshot=", dir, "/bad.json 2>&1"));
+  auto [bad_code, bad_out] = testing_util::RunShell(
+      absl::StrCat(testing_util::BinPath("llmload-worker"), " --oneshot=", dir, "/bad.json"));
   EXPECT_EQ(bad_code, 2);
   EXPECT_NE(bad_out.find("spec.target.url"), std::string::npos) << bad_out;
 }

@@ -2,9 +2,7 @@
 // certificate made for the test: verified through caFile, refused without
 // it, accepted with insecureSkipVerify.
 
-#include <sys/wait.h>
 
-#include <array>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -17,18 +15,6 @@
 
 namespace llmload {
 namespace {
-
-std::pair<int, std::string> Shell(const std::string& command) {
-  FILE* pipe = ::popen(command.c_str(), "r");
-  std::string out;
-  std::array<char, 4096> buf{};
-  size_t n = 0;
-  while ((n = std::fread(buf.data(), 1, buf.size(), pipe)) > 0) {
-    out.append(buf.data(), n);
-  }
-  const int status = ::pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
-}
 
 class WorkerTlsTest : public ::testing::Test {
  protected:
@@ -59,9 +45,10 @@ class WorkerTlsTest : public ::testing::Test {
         R"(", "model": "m", "reconnectAttempts": -1)", extra,
         R"(}, "load": {"closed": {"clients": 2, "cyclesPerClient": 2}},
            "emulation": {"lengthWords": 6, "tokenDelay": "0.001s"}})");
-    auto [code, out] = Shell(absl::StrCat("timeout 60 ", testing_util::BinPath("llmload-worker"),
-                                          " --oneshot=", spec,
-                                          " --oneshot_json --threads=1 --log_level=error"));
+    auto [code, out] = testing_util::RunShell(
+        absl::StrCat("timeout 60 ", testing_util::BinPath("llmload-worker"), " --oneshot=", spec,
+                     " --oneshot_json --threads=1 --log_level=error"),
+        /*with_stderr=*/false);
     boost::json::error_code ec;
     auto v = boost::json::parse(out, ec);
     EXPECT_FALSE(ec) << out;

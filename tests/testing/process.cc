@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -189,6 +190,22 @@ std::string ChildProcess::ReadLog() const {
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
+}
+
+ShellResult RunShell(const std::string& command, bool with_stderr) {
+  ShellResult r;
+  FILE* pipe = ::popen((with_stderr ? command + " 2>&1" : command).c_str(), "r");
+  if (pipe == nullptr) {
+    return r;
+  }
+  char buf[4096];
+  size_t n = 0;
+  while ((n = std::fread(buf, 1, sizeof(buf), pipe)) > 0) {
+    r.output.append(buf, n);
+  }
+  const int status = ::pclose(pipe);
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
 }
 
 std::string HttpGet(int port, const std::string& target, int* status) {

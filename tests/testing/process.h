@@ -62,6 +62,14 @@ class ChildProcess {
   std::string log_path_;
 };
 
+struct ShellResult {
+  int exit_code = -1;  // -1 when the command did not exit normally
+  std::string output;
+};
+// Runs a shell command line and captures its standard output (and its
+// standard error too when `with_stderr`).
+ShellResult RunShell(const std::string& command, bool with_stderr = true);
+
 // Minimal blocking HTTP/1.1 GET against 127.0.0.1:port; returns the body,
 // or an empty string on failure. *status receives the status code.
 std::string HttpGet(int port, const std::string& target, int* status = nullptr);
