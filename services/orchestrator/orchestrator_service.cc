@@ -783,7 +783,6 @@ absl::Status OrchestratorServiceImpl::OnWorkerMessage(const std::shared_ptr<Atta
     }
     auto [it, inserted] = workers_.try_emplace(hello.worker_id());
     WorkerEntry& worker = it->second;
-    const bool was_detached = !inserted && worker.link == nullptr;
     if (!inserted && worker.link != nullptr && worker.link != link) {
       worker.link->Close(grpc::Status(
           grpc::StatusCode::ABORTED,
@@ -811,7 +810,10 @@ absl::Status OrchestratorServiceImpl::OnWorkerMessage(const std::shared_ptr<Atta
         .Kv("threads", hello.threads())
         .Kv("version", hello.version())
         .Kv("active_runs", static_cast<int64_t>(runs.size()));
-    if (was_detached) {
+    // A known worker is back, whether its old stream had already ended or
+    // is only now being replaced (the new hello can overtake the old
+    // stream's end): its shards continue either way.
+    if (!inserted) {
       for (const std::string& run_id : runs) {
         RunEntry& entry = runs_.at(run_id);
         AddEvent(&entry.run, now_ts,
