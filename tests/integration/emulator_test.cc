@@ -138,6 +138,25 @@ class WsClient {
     return ::testing::AssertionSuccess();
   }
 
+  // Writes, bypassing the WebSocket layer, the start of a masked text frame
+  // that declares `declared_length` payload bytes but carries only the first
+  // `sent_length`: the server must judge the size from the header, and the
+  // test has no unread data left at the server to turn its close into a reset.
+  ::testing::AssertionResult SendTruncatedFrame(uint64_t declared_length, size_t sent_length) {
+    std::string frame = {'\x81', '\xff'};  // FIN + text; masked, 64-bit length
+    for (int shift = 56; shift >= 0; shift -= 8) {
+      frame.push_back(static_cast<char>((declared_length >> shift) & 0xff));
+    }
+    frame.append(4, '\0');  // zero mask key: the payload goes as is
+    frame.append(sent_length, ' ');
+    auto& tcp = beast::get_lowest_layer(ws_);
+    tcp.expires_after(kIoTimeout);
+    if (auto ec = Await(ioc_, [&](auto h) { net::async_write(tcp, net::buffer(frame), h); })) {
+      return ::testing::AssertionFailure() << "raw write: " << ec.message();
+    }
+    return ::testing::AssertionSuccess();
+  }
+
   // One WebSocket message, or the server's close frame.
   ::testing::AssertionResult Read(Message* m,
                                   std::chrono::steady_clock::duration timeout = kIoTimeout) {
@@ -501,7 +520,8 @@ TEST_F(EmulatorTest, OversizedMessageCloses1009) {
   StartEmulator();
   WsClient ws;
   ASSERT_TRUE(ws.Connect(port_));
-  ASSERT_TRUE(ws.Send(std::string(200 * 1024, ' ')));
+  // 200 KiB declared against the 64 KiB default limit.
+  ASSERT_TRUE(ws.SendTruncatedFrame(200 * 1024, 16));
   WsClient::Message m;
   ASSERT_TRUE(ws.ReadClose(&m));
   EXPECT_EQ(m.close_code, 1009);
