@@ -1,5 +1,8 @@
 #include "lib/protocol/ws_llm_client.h"
 
+#include <memory>
+#include <optional>
+
 #include <boost/json/monotonic_resource.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
@@ -129,9 +132,7 @@ double RetryAfterFromText(std::string_view message) {
   return absl::SimpleAtod(absl::string_view(rest.data(), rest.size()), &v) ? v : -1;
 }
 
-WsLlmClient::WsLlmClient(Dialect dialect)
-    : dialect_(dialect), scratch_(new unsigned char[kScratchBytes]) {}
-WsLlmClient::~WsLlmClient() = default;
+WsLlmClient::WsLlmClient(Dialect dialect) : dialect_(dialect) {}
 
 std::optional<std::string> WsLlmClient::OpeningFrame(std::string_view api_key) const {
   if (dialect_ == Dialect::kRealm && !api_key.empty()) {
@@ -183,9 +184,30 @@ std::string WsLlmClient::EncodeKeepAlive(std::string_view id) const {
 
 absl::Status WsLlmClient::Parse(std::string_view frame,
                                 absl::FunctionRef<void(const WsEvent&)> on_event) {
-  json::monotonic_resource mr(scratch_.get(), kScratchBytes);
+  // The parse tree lives in one scratch area per thread, not per client: a
+  // worker holds thousands of idle sessions and parses for one at a time. A
+  // parse started from inside an event handler (none does so today) gets a
+  // resource of its own, so the outer event's views stay valid.
+  thread_local std::unique_ptr<unsigned char[]> scratch(new unsigned char[kScratchBytes]);
+  thread_local bool scratch_in_use = false;
+  std::optional<json::monotonic_resource> mr;
+  const bool nested = scratch_in_use;
+  if (nested) {
+    mr.emplace();
+  } else {
+    mr.emplace(scratch.get(), kScratchBytes);
+    scratch_in_use = true;
+  }
+  struct Release {
+    bool nested;
+    ~Release() {
+      if (!nested) {
+        scratch_in_use = false;
+      }
+    }
+  } release{nested};
   json::error_code ec;
-  json::value v = json::parse(json::string_view(frame.data(), frame.size()), ec, &mr);
+  json::value v = json::parse(json::string_view(frame.data(), frame.size()), ec, &*mr);
   if (ec || !v.is_object()) {
     return absl::InvalidArgumentError("websocket message is not a JSON object");
   }

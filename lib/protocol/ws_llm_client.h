@@ -13,7 +13,8 @@
 //            `complete`; `error` frames with codes (RATE_LIMIT_EXCEEDED,
 //            UNAUTHORIZED, DISPATCH_ERROR, INTERNAL_ERROR).
 //
-// Pure: frames in, events out. Thread-compatible.
+// Pure: frames in, events out. Thread-compatible; an event's views are valid
+// only during its callback.
 
 #pragma once
 
@@ -66,9 +67,6 @@ struct RequestParams {
 class WsLlmClient {
  public:
   explicit WsLlmClient(Dialect dialect);
-  ~WsLlmClient();
-  WsLlmClient(const WsLlmClient&) = delete;
-  WsLlmClient& operator=(const WsLlmClient&) = delete;
 
   Dialect dialect() const { return dialect_; }
   // The first frame to send after the upgrade (realm auth with an API key),
@@ -84,7 +82,6 @@ class WsLlmClient {
 
  private:
   Dialect dialect_;
-  std::unique_ptr<unsigned char[]> scratch_;
 };
 
 // Realm's rate-limit message carries the wait in its text

@@ -2,6 +2,7 @@
 // shards against the target and ships samples to the collector.
 
 #include <signal.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -57,6 +58,22 @@ int Fail(const std::string& message) {
   return 2;
 }
 
+// Every session holds a socket: take the whole hard limit on open
+// descriptors, as any load generator must (the soft default is often 1024).
+void RaiseDescriptorLimit() {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur >= limit.rlim_max) {
+    return;
+  }
+  const rlim_t before = limit.rlim_cur;
+  limit.rlim_cur = limit.rlim_max;
+  if (setrlimit(RLIMIT_NOFILE, &limit) != 0) {
+    LLMLOAD_LOG(kWarn, "Cannot raise the open-descriptor limit.")
+        .Kv("soft", static_cast<uint64_t>(before))
+        .Kv("hard", static_cast<uint64_t>(limit.rlim_max));
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -64,6 +81,7 @@ int main(int argc, char** argv) {
                        "runs load-test shards assigned by the orchestrator.\n"
                        "Usage: llmload-worker [--orchestrator=HOST:PORT] [--collector=HOST:PORT] "
                        "[flags]");
+  RaiseDescriptorLimit();
   llmload::worker::WorkerConfig config;
   config.orchestrator = absl::GetFlag(FLAGS_orchestrator);
   config.collector = absl::GetFlag(FLAGS_collector);

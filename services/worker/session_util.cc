@@ -1,7 +1,5 @@
 #include "services/worker/session_util.h"
 
-#include <netinet/in.h>
-
 #include <algorithm>
 #include <random>
 
@@ -25,36 +23,20 @@ std::chrono::milliseconds BackoffDelay(std::chrono::milliseconds base, int attem
   return std::chrono::duration_cast<std::chrono::milliseconds>(raw * jitter(rng));
 }
 
-bool PrepareSocket(tcp::socket& socket, const tcp::endpoint& endpoint,
-                   const std::vector<boost::asio::ip::address>& sources, uint64_t salt,
-                   boost::system::error_code& ec) {
-  socket.open(endpoint.protocol(), ec);
-  if (ec || sources.empty()) {
-    return !ec;
-  }
-  const boost::asio::ip::address& source = sources[salt % sources.size()];
-#ifdef IP_BIND_ADDRESS_NO_PORT
-  const int one = 1;
-  ::setsockopt(socket.native_handle(), IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
-#endif
-  socket.bind(tcp::endpoint(source, 0), ec);
-  return !ec;
-}
-
-void RecordTokenGaps(metrics::MetricSet& m, const std::vector<uint64_t>& gaps, uint64_t tokens,
+void RecordTokenGaps(metrics::MetricSet& m, const std::vector<uint32_t>& gaps, uint64_t tokens,
                      uint64_t chunks) {
   if (gaps.empty()) {
     return;
   }
   if (tokens <= chunks || chunks == 0) {
-    for (uint64_t g : gaps) {
+    for (uint32_t g : gaps) {
       m.RecordUs(v1::ITL, g);
     }
     return;
   }
   const double per_chunk = static_cast<double>(tokens) / static_cast<double>(chunks);
   const auto reps = static_cast<uint64_t>(per_chunk + 0.5);
-  for (uint64_t g : gaps) {
+  for (uint32_t g : gaps) {
     m.Hist(v1::ITL).Record(static_cast<uint64_t>(static_cast<double>(g) / per_chunk), reps);
   }
 }
@@ -79,7 +61,8 @@ bool RequestMeter::Chunk(metrics::MetricSet& m, Clock::time_point now) {
     const uint64_t gap = Micros(now - last_at_);
     m.RecordUs(v1::CHUNK_GAP, gap);
     if (gaps_.size() < (1u << 16)) {
-      gaps_.push_back(gap);
+      // 32 bits of microseconds hold gaps of over an hour.
+      gaps_.push_back(static_cast<uint32_t>(std::min<uint64_t>(gap, UINT32_MAX)));
     }
   }
   last_at_ = now;
@@ -91,6 +74,9 @@ RequestOutcome RequestMeter::Complete(metrics::MetricSet& m, Clock::time_point d
                                       int64_t reported_tokens, bool count_chunks) {
   const uint64_t tokens = reported_tokens >= 0 ? static_cast<uint64_t>(reported_tokens) : chunks_;
   RecordTokenGaps(m, gaps_, tokens, chunks_);
+  if (gaps_.capacity() > 64) {
+    std::vector<uint32_t>().swap(gaps_);  // an idle session keeps no long response's gaps
+  }
   m.RecordUs(v1::E2E, Micros(done_at - origin()));
   if (from_intended_) {
     m.RecordUs(v1::E2E_SERVICE, Micros(done_at - send_at_));

@@ -5,6 +5,8 @@
 
 #pragma once
 
+#include <netinet/in.h>
+
 #include <chrono>
 #include <cstdint>
 #include <vector>
@@ -36,7 +38,7 @@ std::chrono::milliseconds BackoffDelay(std::chrono::milliseconds base, int attem
 // carried `tokens` tokens in `chunks` chunks: one sample per gap when every
 // chunk is one token, else each gap divided by the average tokens per chunk,
 // that many times, so that itl is per token.
-void RecordTokenGaps(metrics::MetricSet& m, const std::vector<uint64_t>& gaps, uint64_t tokens,
+void RecordTokenGaps(metrics::MetricSet& m, const std::vector<uint32_t>& gaps, uint64_t tokens,
                      uint64_t chunks);
 
 // Opens `socket` for `endpoint` and, when `sources` is not empty, binds it
@@ -44,15 +46,30 @@ void RecordTokenGaps(metrics::MetricSet& m, const std::vector<uint64_t>& gaps, u
 // the port at connect time per (source, destination) pair: many sessions to
 // one target spread over several local addresses without exhausting one
 // address's ephemeral ports. Returns false (with `ec`) on failure.
-bool PrepareSocket(tcp::socket& socket, const tcp::endpoint& endpoint,
+// (A template over the socket type: sessions keep sockets bound to their
+// loop's io_context executor, the HTTP pool asio's default one.)
+template <class Socket>
+bool PrepareSocket(Socket& socket, const tcp::endpoint& endpoint,
                    const std::vector<boost::asio::ip::address>& sources, uint64_t salt,
-                   boost::system::error_code& ec);
+                   boost::system::error_code& ec) {
+  socket.open(endpoint.protocol(), ec);
+  if (ec || sources.empty()) {
+    return !ec;
+  }
+  const boost::asio::ip::address& source = sources[salt % sources.size()];
+#ifdef IP_BIND_ADDRESS_NO_PORT
+  const int one = 1;
+  ::setsockopt(socket.native_handle(), IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
+#endif
+  socket.bind(tcp::endpoint(source, 0), ec);
+  return !ec;
+}
 
 // Connects `socket` to the target: the usual walk over `endpoints`, or,
 // with source addresses, from one of them (PrepareSocket) to the first
 // endpoint. `handler(error_code)` runs on the socket's executor.
-template <class Handler>
-void AsyncConnect(tcp::socket& socket, const std::vector<tcp::endpoint>& endpoints,
+template <class Socket, class Handler>
+void AsyncConnect(Socket& socket, const std::vector<tcp::endpoint>& endpoints,
                   const std::vector<boost::asio::ip::address>& sources, uint64_t salt,
                   Handler handler) {
   if (sources.empty()) {
@@ -92,13 +109,15 @@ class RequestMeter {
   bool got_first() const { return chunks_ > 0; }
   uint64_t chunks() const { return chunks_; }
   Clock::time_point send_at() const { return send_at_; }
+  // When the last content chunk arrived (valid once got_first()).
+  Clock::time_point last_at() const { return last_at_; }
   Clock::time_point origin() const { return from_intended_ ? intended_ : send_at_; }
 
  private:
   Clock::time_point send_at_, intended_, first_at_, last_at_;
   bool from_intended_ = false;
   uint64_t chunks_ = 0;
-  std::vector<uint64_t> gaps_;
+  std::vector<uint32_t> gaps_;  // µs between content chunks
 };
 
 // When a session should send the request of `step`: its intended time,

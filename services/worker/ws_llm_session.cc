@@ -1,39 +1,38 @@
 #include "services/worker/ws_llm_session.h"
 
+#include <algorithm>
 #include <cstdlib>
-#include <deque>
 #include <string>
-#include <type_traits>
-#include <vector>
-
-#include <boost/asio/connect.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/beast/core/flat_buffer.hpp>
-#include <boost/asio/ssl/stream.hpp>
-#include <boost/beast/websocket.hpp>
-#include <boost/beast/websocket/ssl.hpp>
 
 #include "absl/strings/str_cat.h"
 #include "lib/common/log.h"
 #include "lib/protocol/ws_llm_client.h"
 #include "services/common/grpc_util.h"
 #include "services/worker/session_util.h"
+#include "services/worker/ws_connection.h"
 
 namespace llmload::worker {
 namespace {
 
-namespace beast = boost::beast;
-namespace websocket = beast::websocket;
 namespace wsllm = protocol::wsllm;
 
 constexpr size_t kMaxMessageBytes = 1 << 20;
 constexpr auto kKeepAlive = std::chrono::seconds(20);
+// How long a close handshake may take before the socket is just dropped.
+constexpr auto kCloseGrace = std::chrono::seconds(2);
+constexpr Clock::time_point kNever = Clock::time_point::max();
 
-// kTls: the WebSocket runs over an ssl::stream (wss).
+// kTls: the WebSocket runs over TLS (wss).
+//
+// Timeouts cost nothing per token: the session keeps one timer, armed for
+// the earliest thing it must act on (a set-up or request deadline, the next
+// keep-alive, a scheduled request or reconnect). Each chunk only stamps its
+// arrival; when the timer fires, the deadline is recomputed from those
+// stamps and the timer re-armed if the session is still within it.
 template <bool kTls>
 class WsLlmSession final : public Session,
+                           public WsConnectionOwner,
                            public std::enable_shared_from_this<WsLlmSession<kTls>> {
-  using Transport = std::conditional_t<kTls, net::ssl::stream<tcp::socket>, tcp::socket>;
   using std::enable_shared_from_this<WsLlmSession<kTls>>::shared_from_this;
 
  public:
@@ -42,27 +41,9 @@ class WsLlmSession final : public Session,
         client_id_(client_id),
         client_(shard_->settings().spec.target().protocol() == v1::REALM ? wsllm::Dialect::kRealm
                                                                          : wsllm::Dialect::kWsChat),
-        timer_(shard_->ioc()),
-        retry_timer_(shard_->ioc()),
-        keepalive_timer_(shard_->ioc()) {
-    const v1::Target& t = shard_->settings().spec.target();
-    connect_timeout_ = DurationOr(t.connect_timeout(), t.has_connect_timeout(),
-                                  std::chrono::milliseconds(10000));
-    request_timeout_ = shard_->settings().request_timeout;
-    ttft_timeout_ = DurationOr(t.ttft_timeout(), t.has_ttft_timeout(), request_timeout_);
-    reconnect_attempts_ = t.reconnect_attempts() == 0 ? 3 : std::max(0, t.reconnect_attempts());
-    reconnect_backoff_ = DurationOr(t.reconnect_backoff(), t.has_reconnect_backoff(),
-                                    std::chrono::milliseconds(1000));
-    if (!t.api_key_env().empty()) {
-      if (const char* key = std::getenv(t.api_key_env().c_str()); key != nullptr) {
-        api_key_ = key;
-      }
-    }
-    // The WebSocket path is the target URL's path (ws://host:port/api/ws).
-    path_ = shard_->settings().target.base_path;
-    if (path_.empty()) {
-      path_ = client_.dialect() == wsllm::Dialect::kWsChat ? "/api/ws" : "/";
-    }
+        conn_(shard_->ioc(), *this, kMaxMessageBytes),
+        timer_(shard_->ioc().get_executor()) {
+    keepalive_ = !client_.EncodeKeepAlive("x").empty();
   }
 
   void Start() override {
@@ -75,7 +56,7 @@ class WsLlmSession final : public Session,
       return;
     }
     cancelled_ = true;
-    CloseSocket();
+    conn_.Abort();
     Finish();
   }
 
@@ -85,194 +66,169 @@ class WsLlmSession final : public Session,
     }
   }
 
+  // ---- WsConnectionOwner ----
+
+  void OnWsOpen(Clock::time_point now) override {
+    M().RecordUs(v1::CONNECT, Micros(now - connect_start_));
+    phase_ = Phase::kSetup;
+    const v1::Target& t = shard_->settings().spec.target();
+    std::string api_key;
+    if (!t.api_key_env().empty()) {
+      if (const char* key = std::getenv(t.api_key_env().c_str()); key != nullptr) {
+        api_key = key;
+      }
+    }
+    if (auto opening = client_.OpeningFrame(api_key)) {
+      Send(*opening);
+    }
+  }
+
+  void OnWsMessage(std::string_view message, Clock::time_point now) override {
+    M().Add(v1::BYTES_IN, message.size());
+    const absl::Status s =
+        client_.Parse(message, [&](const wsllm::WsEvent& e) { OnEvent(e, now); });
+    if (!s.ok() && !done_ && conn_.is_open()) {
+      conn_.Abort();
+      if (phase_ == Phase::kConnecting || phase_ == Phase::kSetup) {
+        return SetupFailed(v1::PROTOCOL_ERROR, "malformed message during set-up");
+      }
+      ConnectionLost(v1::PROTOCOL_ERROR);
+    }
+  }
+
+  void OnWsEnd(WsEnd end, std::string_view why) override {
+    if (done_) {
+      return;
+    }
+    if (phase_ == Phase::kClosing) {
+      return Finish();
+    }
+    v1::Counter counter = v1::DISCONNECTED;
+    switch (end) {
+      case WsEnd::kConnectFailed:
+        counter = v1::CONNECT_FAILED;
+        break;
+      case WsEnd::kUpgradeRefused: {
+        const int status = conn_.refused_status();
+        counter = status == 429 ? v1::RATE_LIMITED
+                  : status >= 500 ? v1::HTTP_5XX
+                  : status >= 400 ? v1::HTTP_4XX
+                                  : v1::PROTOCOL_ERROR;
+        break;
+      }
+      case WsEnd::kProtocolError:
+        counter = v1::PROTOCOL_ERROR;
+        break;
+      case WsEnd::kClosedByPeer:
+      case WsEnd::kLost:
+      case WsEnd::kClosed:
+        counter = v1::DISCONNECTED;
+        break;
+    }
+    if (phase_ == Phase::kConnecting || phase_ == Phase::kSetup) {
+      return SetupFailed(counter, why);
+    }
+    ConnectionLost(counter);
+  }
+
  private:
-  enum class Phase { kConnecting, kSetup, kIdle, kScheduled, kInFlight, kClosing, kDone };
+  enum class Phase {
+    kConnecting,  // TCP, TLS, upgrade
+    kSetup,       // upgraded; waiting for the target's ready (auth, welcome)
+    kIdle,        // ready, the load model said wait
+    kScheduled,   // a request is due at due_
+    kInFlight,
+    kBackoff,     // reconnecting at due_
+    kClosing,
+    kDone,
+  };
 
   metrics::MetricSet& M() { return shard_->metrics(); }
+
+  // The spec's timeouts and reconnection policy, read when needed rather
+  // than copied into each of the shard's many sessions.
+  const v1::Target& T() const { return shard_->settings().spec.target(); }
+  std::chrono::milliseconds RequestTimeout() const { return shard_->settings().request_timeout; }
+  std::chrono::milliseconds ConnectTimeout() const {
+    return DurationOr(T().connect_timeout(), T().has_connect_timeout(),
+                      std::chrono::milliseconds(10000));
+  }
+  std::chrono::milliseconds TtftTimeout() const {
+    return DurationOr(T().ttft_timeout(), T().has_ttft_timeout(), RequestTimeout());
+  }
+  std::chrono::milliseconds IdleTimeout() const {
+    return DurationOr(T().idle_timeout(), T().has_idle_timeout(), RequestTimeout());
+  }
+  int ReconnectAttempts() const {
+    return T().reconnect_attempts() == 0 ? 3 : std::max(0, T().reconnect_attempts());
+  }
+  std::chrono::milliseconds ReconnectBackoff() const {
+    return DurationOr(T().reconnect_backoff(), T().has_reconnect_backoff(),
+                      std::chrono::milliseconds(1000));
+  }
 
   // ---- connection and set-up ----
 
   void Connect() {
     phase_ = Phase::kConnecting;
     connect_start_ = Clock::now();
-    if constexpr (kTls) {
-      ws_.emplace(shard_->ioc(), *shard_->settings().target.tls_context);
-    } else {
-      ws_.emplace(shard_->ioc());
+    const ShardSettings& s = shard_->settings();
+    std::string path = s.target.base_path;
+    if (path.empty()) {
+      path = client_.dialect() == wsllm::Dialect::kWsChat ? "/api/ws" : "/";
     }
-    ws_->read_message_max(kMaxMessageBytes);
-    rbuf_.clear();
-    outbox_.clear();
-    ArmDeadline(connect_timeout_);
-    const TargetInfo& t = shard_->settings().target;
-    AsyncConnect(beast::get_lowest_layer(*ws_), t.ws_endpoints, t.source_addresses,
-                 static_cast<uint64_t>(client_id_),
-                 [self = shared_from_this()](const boost::system::error_code& ec) {
-                   self->OnTcp(ec);
-                 });
-  }
-
-  void OnTcp(const boost::system::error_code& ec) {
-    if (cancelled_ || done_) {
-      return;
+    HeaderList headers;
+    for (const auto& [name, value] : s.spec.target().headers()) {
+      headers.emplace_back(name, value);
     }
-    if (ec) {
-      return SetupFailed(timed_out_ ? v1::TIMEOUT : v1::CONNECT_FAILED, "connect failed");
-    }
-    boost::system::error_code ignored;
-    beast::get_lowest_layer(*ws_).set_option(tcp::no_delay(true), ignored);
-    if constexpr (kTls) {
-      const TargetInfo& t = shard_->settings().target;
-      if (!SetUpTlsClient(ws_->next_layer(), t.ws_host, t.verify)) {
-        return SetupFailed(v1::CONNECT_FAILED, "cannot set SNI");
-      }
-      ws_->next_layer().async_handshake(
-          net::ssl::stream_base::client,
-          [self = shared_from_this()](const boost::system::error_code& ec) {
-            if (self->cancelled_ || self->done_) {
-              return;
-            }
-            if (ec) {
-              return self->SetupFailed(self->timed_out_ ? v1::TIMEOUT : v1::CONNECT_FAILED,
-                                       "TLS handshake failed");
-            }
-            self->Upgrade();
-          });
-      return;
-    }
-    Upgrade();
-  }
-
-  void Upgrade() {
-    ws_->async_handshake(shard_->settings().target.ws_host_header, path_,
-                         [self = shared_from_this()](const boost::system::error_code& ec) {
-                           self->OnUpgrade(ec);
-                         });
-  }
-
-  void OnUpgrade(const boost::system::error_code& ec) {
-    if (cancelled_ || done_) {
-      return;
-    }
-    if (ec) {
-      return SetupFailed(timed_out_ ? v1::TIMEOUT : v1::CONNECT_FAILED, "websocket upgrade failed");
-    }
-    M().RecordUs(v1::CONNECT, Micros(Clock::now() - connect_start_));
-    phase_ = Phase::kSetup;
-    if (auto opening = client_.OpeningFrame(api_key_)) {
-      Send(std::move(*opening));
-    }
-    DoRead();
+    conn_.Open(s.target, path, headers, static_cast<uint64_t>(client_id_), shared_from_this());
+    Schedule();
   }
 
   void OnReady(Clock::time_point now) {
-    timer_.cancel();
     if (!opened_) {
       opened_ = true;
       M().RecordUs(v1::SESSION_SETUP, Micros(now - session_start_));
       M().Add(v1::SESSIONS_OPENED);
     }
     failures_in_a_row_ = 0;
-    ArmKeepAlive();
+    keepalive_at_ = keepalive_ ? now + kKeepAlive : kNever;
     Next();
   }
 
-  void SetupFailed(v1::Counter counter, const char* why) {
+  void SetupFailed(v1::Counter counter, std::string_view why) {
     if (done_) {
       return;
     }
-    timer_.cancel();
     M().Add(counter);
-    CloseSocket();
-    if (counter == v1::HTTP_4XX || failures_in_a_row_ >= reconnect_attempts_) {
+    conn_.Abort();
+    if (counter == v1::HTTP_4XX || failures_in_a_row_ >= ReconnectAttempts() ||
+        shard_->cancelled()) {
       if (!opened_) {
         M().Add(v1::SESSIONS_FAILED);
       }
       LLMLOAD_LOG(kDebug, "Session set-up failed.")
           .Kv("client_id", client_id_)
-          .Kv("reason", why);
+          .Kv("reason", std::string(why));
       return Finish();
     }
     Reconnect();
   }
 
   void Reconnect() {
-    const auto wait = BackoffDelay(reconnect_backoff_, failures_in_a_row_,
+    const auto wait = BackoffDelay(ReconnectBackoff(), failures_in_a_row_,
                                    static_cast<uint64_t>(client_id_));
     ++failures_in_a_row_;
     M().Add(v1::RECONNECTS);
-    phase_ = Phase::kConnecting;
-    retry_timer_.expires_after(wait);
-    retry_timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
-      if (!ec && !self->done_) {
-        self->Connect();
-      }
-    });
+    phase_ = Phase::kBackoff;
+    due_ = Clock::now() + wait;
+    keepalive_at_ = kNever;
+    Schedule();
   }
 
-  // ---- I/O ----
-
-  void Send(std::string text) {
+  void Send(std::string_view text) {
     M().Add(v1::BYTES_OUT, text.size());
-    outbox_.push_back(std::move(text));
-    if (outbox_.size() == 1) {
-      DoWrite();
-    }
-  }
-
-  void DoWrite() {
-    ws_->text(true);
-    ws_->async_write(net::buffer(outbox_.front()),
-                     [self = shared_from_this(), gen = generation_](
-                         const boost::system::error_code& ec, size_t) {
-                       if (ec || gen != self->generation_) {
-                         return;  // the read side reports the failure
-                       }
-                       self->outbox_.pop_front();
-                       if (!self->outbox_.empty()) {
-                         self->DoWrite();
-                       }
-                     });
-  }
-
-  void DoRead() {
-    ws_->async_read(rbuf_, [self = shared_from_this(), gen = generation_](
-                               const boost::system::error_code& ec, size_t n) {
-      if (gen == self->generation_) {
-        self->OnRead(ec, n);
-      }
-    });
-  }
-
-  void OnRead(const boost::system::error_code& ec, size_t n) {
-    if (cancelled_ || done_) {
-      return;
-    }
-    if (ec) {
-      if (phase_ == Phase::kClosing) {
-        return Finish();
-      }
-      if (phase_ == Phase::kConnecting || phase_ == Phase::kSetup) {
-        return SetupFailed(timed_out_ ? v1::TIMEOUT : v1::DISCONNECTED, "closed during set-up");
-      }
-      return ConnectionLost(ec == websocket::error::message_too_big ? v1::PROTOCOL_ERROR
-                            : timed_out_                            ? v1::TIMEOUT
-                                                                    : v1::DISCONNECTED);
-    }
-    const Clock::time_point now = Clock::now();
-    M().Add(v1::BYTES_IN, n);
-    const auto data = rbuf_.cdata();
-    std::string_view frame(static_cast<const char*>(data.data()), data.size());
-    const uint64_t gen = generation_;
-    absl::Status s = client_.Parse(frame, [&](const wsllm::WsEvent& e) { OnEvent(e, now); });
-    rbuf_.consume(rbuf_.size());
-    if (done_ || gen != generation_) {
-      return;
-    }
-    if (!s.ok()) {
-      return ConnectionLost(v1::PROTOCOL_ERROR);
-    }
-    DoRead();
+    conn_.SendText(text);
   }
 
   void OnEvent(const wsllm::WsEvent& e, Clock::time_point now) {
@@ -297,7 +253,8 @@ class WsLlmSession final : public Session,
         return;
       case Kind::kComplete:
         if (phase_ == Phase::kInFlight) {
-          Completed(now, e.reported_tokens);
+          shard_->RequestDone(meter_.Complete(M(), now, e.reported_tokens));
+          Next();
         }
         return;
       case Kind::kError:
@@ -322,7 +279,7 @@ class WsLlmSession final : public Session,
         return BeginClose();
       case NextStep::Kind::kWait:
         phase_ = Phase::kIdle;
-        return;
+        return Schedule();
       case NextStep::Kind::kRequest:
         break;
     }
@@ -331,13 +288,8 @@ class WsLlmSession final : public Session,
     const Clock::time_point due = DueTime(step, retry_after_);
     if (due > Clock::now()) {
       phase_ = Phase::kScheduled;
-      retry_timer_.expires_at(due);
-      retry_timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
-        if (!ec && self->phase_ == Phase::kScheduled) {
-          self->SendRequest();
-        }
-      });
-      return;
+      due_ = due;
+      return Schedule();
     }
     SendRequest();
   }
@@ -346,13 +298,14 @@ class WsLlmSession final : public Session,
     const ShardSettings& s = shard_->settings();
     const v1::Target& t = s.spec.target();
     const v1::Emulation& emu = s.spec.emulation();
-    std::string prompt = t.prompt().empty() ? std::string("Say something.") : t.prompt();
+    std::string_view prompt = t.prompt().empty() ? std::string_view("Say something.")
+                                                 : std::string_view(t.prompt());
     if (t.prompts_size() > 0) {
       prompt = t.prompts(static_cast<int>((client_id_ + requests_ - 1) % t.prompts_size()));
     }
-    request_id_ = absl::StrCat("llmload_", client_id_, "_", requests_);
+    const std::string request_id = absl::StrCat("llmload_", client_id_, "_", requests_);
     wsllm::RequestParams p;
-    p.id = request_id_;
+    p.id = request_id;
     p.prompt = prompt;
     p.model = t.model();
     p.tenant = t.tenant();
@@ -362,18 +315,11 @@ class WsLlmSession final : public Session,
     }
     phase_ = Phase::kInFlight;
     meter_.Begin(step_, Clock::now());
-    ArmDeadline(ttft_timeout_);
     Send(client_.EncodeRequest(p));
-  }
-
-  void Completed(Clock::time_point now, int64_t reported) {
-    timer_.cancel();
-    shard_->RequestDone(meter_.Complete(M(), now, reported));
-    Next();
+    Schedule();
   }
 
   void RequestFailed(const wsllm::WsEvent& e) {
-    timer_.cancel();
     v1::Counter c = v1::HTTP_5XX;
     if (e.error_code == "RATE_LIMIT_EXCEEDED") {
       c = v1::RATE_LIMITED;
@@ -387,17 +333,15 @@ class WsLlmSession final : public Session,
     Next();
   }
 
-  // The connection broke (or sent garbage): the request in flight fails,
-  // the session reconnects and goes on.
+  // The connection broke (or sent garbage, or a deadline passed): the
+  // request in flight fails, the session reconnects and goes on.
   void ConnectionLost(v1::Counter counter) {
-    timer_.cancel();
-    keepalive_timer_.cancel();
     if (phase_ == Phase::kInFlight) {
       shard_->RequestDone(RequestMeter::Fail(M(), counter));
-    } else if (counter == v1::PROTOCOL_ERROR) {
+    } else if (counter == v1::PROTOCOL_ERROR || counter == v1::TIMEOUT) {
       M().Add(counter);
     }
-    CloseSocket();
+    conn_.Abort();
     if (shard_->cancelled()) {
       return Finish();
     }
@@ -407,59 +351,91 @@ class WsLlmSession final : public Session,
 
   void BeginClose() {
     phase_ = Phase::kClosing;
-    timer_.cancel();
-    keepalive_timer_.cancel();
-    ws_->async_close(websocket::close_code::normal,
-                     [self = shared_from_this()](const boost::system::error_code&) {
-                       // The pending read completes with `closed` and finishes.
-                       if (self->phase_ == Phase::kClosing) {
-                         self->CloseSocket();
-                         self->Finish();
-                       }
-                     });
-  }
-
-  void CloseSocket() {
-    ++generation_;  // handlers of the old connection become no-ops
-    if (ws_) {
-      boost::system::error_code ignored;
-      beast::get_lowest_layer(*ws_).close(ignored);
+    due_ = Clock::now() + kCloseGrace;
+    keepalive_at_ = kNever;
+    conn_.Close();  // OnWsEnd finishes the session
+    if (!done_) {
+      Schedule();
     }
   }
 
-  // ---- timers ----
+  // ---- the one timer ----
 
-  void ArmDeadline(std::chrono::milliseconds d) {
-    timed_out_ = false;
-    timer_.expires_after(d);
-    timer_.async_wait([self = shared_from_this(), gen = generation_](
-                          const boost::system::error_code& ec) {
-      if (ec || self->done_ || gen != self->generation_) {
-        return;
+  // The moment the session must act next in its current phase.
+  Clock::time_point Deadline() const {
+    switch (phase_) {
+      case Phase::kConnecting:
+      case Phase::kSetup:
+        return connect_start_ + ConnectTimeout();
+      case Phase::kInFlight: {
+        const Clock::time_point whole = meter_.send_at() + RequestTimeout();
+        if (!meter_.got_first()) {
+          return std::min(whole, meter_.send_at() + TtftTimeout());
+        }
+        return std::min(whole, meter_.last_at() + IdleTimeout());
       }
-      if (self->phase_ == Phase::kConnecting || self->phase_ == Phase::kSetup) {
-        self->timed_out_ = true;
-        self->SetupFailed(v1::TIMEOUT, "set-up timed out");
-      } else if (self->phase_ == Phase::kInFlight) {
-        self->timed_out_ = true;
-        self->ConnectionLost(v1::TIMEOUT);
-      }
-    });
+      case Phase::kScheduled:
+      case Phase::kBackoff:
+      case Phase::kClosing:
+        return due_;
+      case Phase::kIdle:
+      case Phase::kDone:
+        return kNever;
+    }
+    return kNever;
   }
 
-  void ArmKeepAlive() {
-    if (client_.EncodeKeepAlive("x").empty()) {
+  // Arms the timer for the earliest of the deadline and the keep-alive,
+  // unless it is already armed for that moment or earlier (it then fires,
+  // finds nothing due, and re-arms).
+  void Schedule() {
+    const Clock::time_point next = std::min(Deadline(), keepalive_at_);
+    if (next == kNever || next >= armed_for_) {
       return;
     }
-    keepalive_timer_.expires_after(kKeepAlive);
-    keepalive_timer_.async_wait([self = shared_from_this(), gen = generation_](
-                                    const boost::system::error_code& ec) {
-      if (ec || self->done_ || gen != self->generation_ || self->phase_ == Phase::kClosing) {
-        return;
+    armed_for_ = next;
+    timer_.expires_at(next);
+    timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
+      if (!ec) {
+        self->OnTimer();
       }
-      self->Send(self->client_.EncodeKeepAlive(absl::StrCat("keepalive_", self->client_id_)));
-      self->ArmKeepAlive();
     });
+  }
+
+  void OnTimer() {
+    armed_for_ = kNever;
+    if (done_) {
+      return;
+    }
+    const Clock::time_point now = Clock::now();
+    if (now >= keepalive_at_) {
+      keepalive_at_ = now + kKeepAlive;
+      if (conn_.is_open()) {
+        Send(client_.EncodeKeepAlive(absl::StrCat("keepalive_", client_id_)));
+      }
+    }
+    if (now >= Deadline()) {
+      switch (phase_) {
+        case Phase::kConnecting:
+        case Phase::kSetup:
+          return SetupFailed(v1::TIMEOUT, "set-up timed out");
+        case Phase::kInFlight:
+          return ConnectionLost(v1::TIMEOUT);
+        case Phase::kScheduled:
+          SendRequest();
+          break;
+        case Phase::kBackoff:
+          Connect();
+          break;
+        case Phase::kClosing:
+          conn_.Abort();
+          return Finish();
+        case Phase::kIdle:
+        case Phase::kDone:
+          break;
+      }
+    }
+    Schedule();
   }
 
   void Finish() {
@@ -469,39 +445,27 @@ class WsLlmSession final : public Session,
     done_ = true;
     phase_ = Phase::kDone;
     timer_.cancel();
-    retry_timer_.cancel();
-    keepalive_timer_.cancel();
     shard_->SessionEnded(this);
   }
 
   std::shared_ptr<LoopShard> shard_;
   const int32_t client_id_;
   wsllm::WsLlmClient client_;
-  std::string api_key_;
-  std::string path_;
-  std::chrono::milliseconds connect_timeout_{}, request_timeout_{}, ttft_timeout_{},
-      reconnect_backoff_{};
-  int reconnect_attempts_ = 3;
-
-  std::optional<websocket::stream<Transport>> ws_;
-  net::steady_timer timer_;
-  net::steady_timer retry_timer_;
-  net::steady_timer keepalive_timer_;
-  beast::flat_buffer rbuf_;
-  std::deque<std::string> outbox_;
-  uint64_t generation_ = 0;
+  WsConnection<kTls> conn_;
+  LoopTimer timer_;
+  Clock::time_point armed_for_ = kNever;
 
   Phase phase_ = Phase::kConnecting;
+  bool keepalive_ = false;
   bool opened_ = false;
   bool cancelled_ = false;
   bool done_ = false;
-  bool timed_out_ = false;
   int failures_in_a_row_ = 0;
   int64_t requests_ = 0;
-  std::string request_id_;
   NextStep step_;
   RequestMeter meter_;
   Clock::time_point session_start_, connect_start_, retry_after_;
+  Clock::time_point due_ = kNever, keepalive_at_ = kNever;
 };
 
 }  // namespace

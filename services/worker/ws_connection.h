@@ -1,0 +1,155 @@
+// File: ws_connection.h
+//
+// One client WebSocket of a session driver: TCP connect (from a source
+// address when the spec spreads them), TLS for wss, the upgrade, text
+// messages in and out, ping answers, the close handshake.
+//
+// Built for many mostly idle sessions per loop (lib/protocol/ws_framing.h
+// does the framing). Over plain TCP a connection waits for readability and
+// then reads into one buffer shared by the whole loop, so an idle connection
+// holds no read buffer at all, only the tail of a frame split across reads;
+// small writes go straight to the socket and only what the kernel refuses
+// waits in a buffer. Over TLS the stream needs its own read buffer.
+//
+// The owner (a session driver) gets its callbacks on the loop's thread and
+// keeps the connection alive by handing Open() a shared_ptr that every
+// pending operation holds. Abort() drops the socket at once and makes every
+// pending operation a no-op; no callback follows it.
+
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/stream.hpp>
+
+#include "lib/protocol/ws_framing.h"
+#include "services/worker/shard.h"
+
+namespace llmload::worker {
+
+enum class WsEnd {
+  kConnectFailed,   // TCP connect or TLS handshake failed
+  kUpgradeRefused,  // the target answered the upgrade with another status
+  kProtocolError,   // a bad upgrade response, a malformed frame, an oversized message
+  kClosedByPeer,    // the target sent a close frame first (close_code())
+  kLost,            // the connection ended without a close frame
+  kClosed,          // the close handshake we began completed
+};
+
+class WsConnectionOwner {
+ public:
+  // The upgrade completed: messages may be sent.
+  virtual void OnWsOpen(Clock::time_point now) = 0;
+  // One text (or binary) message; `now` is when its read completed.
+  virtual void OnWsMessage(std::string_view message, Clock::time_point now) = 0;
+  // The connection is over (`why`, for logs). Not called after Abort().
+  virtual void OnWsEnd(WsEnd end, std::string_view why) = 0;
+
+ protected:
+  ~WsConnectionOwner() = default;
+};
+
+using HeaderList = std::vector<std::pair<std::string, std::string>>;
+
+// Sockets and timers bound to their loop's io_context itself rather than to
+// asio's type-erased any_io_executor: every pending operation is smaller
+// and cheaper to complete, which adds up over tens of thousands of sessions.
+using LoopExecutor = net::io_context::executor_type;
+using LoopSocket = net::basic_stream_socket<tcp, LoopExecutor>;
+using LoopTimer = net::basic_waitable_timer<Clock, net::wait_traits<Clock>, LoopExecutor>;
+
+// kTls: wss (TLS over TCP) instead of ws.
+template <bool kTls>
+class WsConnection {
+ public:
+  WsConnection(net::io_context& ioc, WsConnectionOwner& owner, size_t max_message_bytes);
+  ~WsConnection();
+  WsConnection(const WsConnection&) = delete;
+  WsConnection& operator=(const WsConnection&) = delete;
+
+  // Connects to `target` and upgrades at `path` with `headers`; `salt`
+  // picks the source address. Ends an earlier connection first (silently).
+  void Open(const TargetInfo& target, std::string_view path, const HeaderList& headers,
+            uint64_t salt, std::shared_ptr<void> keepalive);
+  // Queues one text message (only while open).
+  void SendText(std::string_view text);
+  // Starts the close handshake (1000); OnWsEnd(kClosed) follows when the
+  // target answers or drops the connection.
+  void Close();
+  void Abort();
+
+  bool is_open() const { return state_ == State::kOpen; }
+  int refused_status() const { return refused_status_; }
+  uint16_t close_code() const { return close_code_; }
+
+ private:
+  using TlsStream = net::ssl::stream<tcp::socket>;
+  enum class State : uint8_t { kIdle, kConnecting, kUpgrading, kOpen, kClosing, kDone };
+
+  auto& Socket() {
+    if constexpr (kTls) {
+      return stream_->next_layer();
+    } else {
+      return stream_;
+    }
+  }
+  // What a handler holds to keep a TLS stream alive (nothing for plain).
+  struct NoHold {};
+  auto TlsHold() const {
+    if constexpr (kTls) {
+      return stream_;
+    } else {
+      return NoHold{};
+    }
+  }
+  bool HasSocket() const {
+    if constexpr (kTls) {
+      return stream_ != nullptr;
+    } else {
+      return stream_.is_open();
+    }
+  }
+  void OnConnected(const boost::system::error_code& ec, uint64_t gen);
+  void SendUpgrade();
+  void StartRead();
+  void OnReadable(const boost::system::error_code& ec, uint64_t gen);
+  void OnBytes(const char* data, size_t n);
+  void OnFrames(std::string_view data, Clock::time_point now);
+  void SendFrame(protocol::ws::Opcode opcode, std::string_view payload);
+  void Flush();
+  void End(WsEnd end, std::string_view why);
+  void Drop();
+
+  net::io_context& ioc_;
+  WsConnectionOwner& owner_;
+  std::shared_ptr<void> keepalive_;
+  // Plain: the socket, reopened for each connection (it lives as long as
+  // the owner, which every pending operation keeps alive). TLS: a new stream
+  // per connection, shared with the handlers of operations that touch it
+  // when they resume, so that dropping a connection never leaves them a
+  // dangling one.
+  std::conditional_t<kTls, std::shared_ptr<TlsStream>, LoopSocket> stream_;
+  protocol::ws::FrameReader reader_;
+  std::string handshake_;  // upgrade: the response so far (then released)
+  std::string key_;        // upgrade: our Sec-WebSocket-Key (then released)
+  std::string out_;        // frames not yet handed to the socket
+  std::string writing_;    // frames an async write is sending
+  std::unique_ptr<char[]> tls_buffer_;  // TLS only: the read buffer
+  uint64_t gen_ = 0;  // bumped when a connection ends: its handlers become no-ops
+  int refused_status_ = 0;
+  uint16_t close_code_ = 0;
+  State state_ = State::kIdle;
+  bool write_pending_ = false;
+};
+
+extern template class WsConnection<false>;
+extern template class WsConnection<true>;
+
+}  // namespace llmload::worker
