@@ -247,8 +247,12 @@ class WsLlmSession final : public Session,
         Send(e.reply);
         return;
       case Kind::kChunk:
-        if (phase_ == Phase::kInFlight) {
-          meter_.Chunk(M(), now);
+        // After the first chunk the deadline becomes the idle gap, which may
+        // be sooner than the time-to-first-token limit the timer was armed
+        // for; later chunks only move it later, which the timer finds when
+        // it fires.
+        if (phase_ == Phase::kInFlight && meter_.Chunk(M(), now)) {
+          Schedule();
         }
         return;
       case Kind::kComplete:

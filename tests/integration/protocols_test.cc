@@ -3,6 +3,7 @@
 // emulator's forced faults counted in the right class.
 
 #include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -89,8 +90,10 @@ class ProtocolsTest : public ::testing::Test {
   }
 
   // Runs 4 clients x 3 requests x 10 words and returns the finished run.
+  // `tweak` may change the spec before it is sent.
   static v1::Run RunProtocol(v1::Protocol protocol, const std::string& url,
-                             const std::map<std::string, std::string>& headers = {}) {
+                             const std::map<std::string, std::string>& headers = {},
+                             const std::function<void(v1::RunSpec*)>& tweak = nullptr) {
     v1::StartRunRequest req;
     v1::RunSpec* spec = req.mutable_spec();
     spec->set_name(absl::StrCat("proto-", v1::Protocol_Name(protocol)));
@@ -108,6 +111,9 @@ class ProtocolsTest : public ::testing::Test {
     closed->set_max_concurrent(4);
     spec->mutable_emulation()->set_length_words(10);
     spec->mutable_emulation()->mutable_token_delay()->set_nanos(2 * 1000 * 1000);
+    if (tweak) {
+      tweak(spec);
+    }
     v1::Run run;
     {
       grpc::ClientContext ctx;
@@ -219,50 +225,78 @@ TEST_F(ProtocolsTest, ForcedFaultsLandInTheirClass) {
       {v1::GEMINI, "error_event", v1::HTTP_5XX},
       {v1::OPENAI_CHAT, "malformed", v1::PROTOCOL_ERROR},
       {v1::ANTHROPIC_MESSAGES, "disconnect", v1::DISCONNECTED},
+      // WebSocket targets take the fault from the upgrade request's headers.
+      // (WS chat has no rate-limit error: its PROCESSING_ERROR is a 5xx.)
+      {v1::WS_CHAT, "500", v1::HTTP_5XX},
+      {v1::WS_CHAT, "disconnect", v1::DISCONNECTED},
+      {v1::WS_CHAT, "malformed", v1::PROTOCOL_ERROR},
+      {v1::REALM, "429", v1::RATE_LIMITED},
+      {v1::REALM, "error_event", v1::HTTP_5XX},
+      {v1::REALM, "disconnect", v1::DISCONNECTED},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(absl::StrCat(v1::Protocol_Name(c.protocol), " ", c.fault));
-    const v1::Run run = RunProtocol(c.protocol, Http(), {{"x-llmload-fault", c.fault}});
+    const std::string url = c.protocol == v1::WS_CHAT ? Ws("/api/ws")
+                            : c.protocol == v1::REALM ? Ws("/")
+                                                      : Http();
+    const v1::Run run = RunProtocol(c.protocol, url, {{"x-llmload-fault", c.fault}});
     ASSERT_EQ(run.state(), v1::COMPLETED) << run.error();
     EXPECT_EQ(C(run, c.counter), 12u);
     EXPECT_EQ(Failures(run), 12u);
     EXPECT_EQ(C(run, v1::REQUESTS_OK), 0u);
     EXPECT_EQ(C(run, v1::CYCLES), 12u);
-    if (c.counter == v1::DISCONNECTED) {
+    if (c.counter == v1::DISCONNECTED || (c.counter == v1::PROTOCOL_ERROR &&
+                                          c.protocol == v1::WS_CHAT)) {
       EXPECT_EQ(C(run, v1::RECONNECTS), 12u);  // every lost connection re-established
     }
   }
 }
 
-// Seeded random faults: a fresh emulator with the same seed gives the same
-// faults, so the counts per class are exact and repeatable, and every
-// request is accounted for.
-TEST_F(ProtocolsTest, SeededFaultsGiveTheSameCountsEveryTime) {
-  std::vector<std::map<std::string, uint64_t>> seen;
-  for (int attempt = 0; attempt < 2; ++attempt) {
-    const int port = FreePort();
-    auto emulator = ChildProcess::Start(
-        BinPath("llmload-emulator"),
-        {"--host=127.0.0.1", absl::StrCat("--port=", port), "--threads=1", "--tls_port=0",
-         "--retry_after_seconds=0", "--seed=7", "--fault_http_500=0.2", "--fault_http_429=0.15",
-         "--fault_disconnect=0.1"},
-        *dir_ + absl::StrCat("/seeded-", attempt, ".log"), *dir_);
-    ASSERT_TRUE(testing_util::WaitForTcp(port, absl::Seconds(20)));
-    const v1::Run run = RunProtocol(v1::OPENAI_CHAT, absl::StrCat("http://127.0.0.1:", port));
-    emulator->Stop();
+// The time-to-first-token and the idle gap between tokens are each enforced
+// over WebSocket and HTTP: a target slower than the limit times out every
+// request, and the session reconnects and goes on.
+TEST_F(ProtocolsTest, IdleAndTtftTimeoutsFailRequestsAsTimeouts) {
+  // A second emulator whose first token comes 300 ms after the request.
+  const int slow_port = FreePort();
+  auto slow = ChildProcess::Start(
+      BinPath("llmload-emulator"),
+      {"--host=127.0.0.1", absl::StrCat("--port=", slow_port), "--threads=1", "--tls_port=0",
+       "--ttft_seconds=0.3"},
+      *dir_ + "/slow-emulator.log", *dir_);
+  ASSERT_TRUE(testing_util::WaitForTcp(slow_port, absl::Seconds(20)));
+  struct Case {
+    v1::Protocol protocol;
+    std::string url;
+    bool idle;  // else ttft
+  };
+  const std::string slow_ws = absl::StrCat("ws://127.0.0.1:", slow_port);
+  const std::vector<Case> cases = {{v1::WS_CHAT, Ws("/api/ws"), true},
+                                   {v1::REALM, Ws("/"), true},
+                                   {v1::OPENAI_CHAT, Http(), true},
+                                   {v1::WS_CHAT, slow_ws + "/api/ws", false},
+                                   {v1::REALM, slow_ws + "/", false}};
+  for (const Case& c : cases) {
+    SCOPED_TRACE(absl::StrCat(v1::Protocol_Name(c.protocol), c.idle ? " idle" : " ttft"));
+    const absl::Time start = absl::Now();
+    const v1::Run run = RunProtocol(c.protocol, c.url, {}, [&](v1::RunSpec* spec) {
+      spec->mutable_load()->mutable_closed()->set_cycles_per_client(2);
+      auto* limit = c.idle ? spec->mutable_target()->mutable_idle_timeout()
+                           : spec->mutable_target()->mutable_ttft_timeout();
+      limit->set_nanos(100 * 1000 * 1000);
+      if (c.idle) {
+        // Tokens 300 ms apart.
+        spec->mutable_emulation()->mutable_token_delay()->set_nanos(300 * 1000 * 1000);
+      }
+    });
     ASSERT_EQ(run.state(), v1::COMPLETED) << run.error();
-    EXPECT_EQ(C(run, v1::REQUESTS_OK) + Failures(run), 12u);
-    EXPECT_EQ(C(run, v1::CYCLES), 12u);
-    EXPECT_GT(Failures(run), 0u);
-    EXPECT_EQ(C(run, v1::TOKENS), 10u * C(run, v1::REQUESTS_OK));
-    EXPECT_EQ(C(run, v1::RECONNECTS), C(run, v1::DISCONNECTED));
-    std::map<std::string, uint64_t> counts;
-    for (v1::Counter c : {v1::REQUESTS_OK, v1::HTTP_5XX, v1::RATE_LIMITED, v1::DISCONNECTED}) {
-      counts[std::string(metrics::CounterName(c))] = C(run, c);
-    }
-    seen.push_back(counts);
+    EXPECT_EQ(C(run, v1::TIMEOUT), 8u);
+    EXPECT_EQ(C(run, v1::REQUESTS_OK), 0u);
+    EXPECT_EQ(C(run, v1::RECONNECTS), 8u);
+    EXPECT_EQ(Count(run, v1::TTFT), c.idle ? 8u : 0u);
+    // Far sooner than the 3 s a 10-word response takes at 300 ms a word.
+    EXPECT_LT(absl::Now() - start, absl::Seconds(3));
   }
-  EXPECT_EQ(seen[0], seen[1]);
+  slow->Stop();
 }
 
 }  // namespace
