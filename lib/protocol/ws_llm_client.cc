@@ -1,5 +1,6 @@
 #include "lib/protocol/ws_llm_client.h"
 
+#include <cctype>
 #include <memory>
 #include <optional>
 
@@ -117,6 +118,228 @@ void ParseRealm(const json::object& root, absl::FunctionRef<void(const WsEvent&)
   out(e);
 }
 
+// ---- the fast path for content chunks ----
+//
+// Nearly every message of a response is a content chunk, and building a
+// JSON DOM for each one was half of the worker's CPU on an unpaced stream.
+// ChunkScanner validates the whole message against the JSON grammar in one
+// pass without allocating, and reads the few fields of a chunk. It gives up
+// (and Parse falls back to the DOM) on anything it does not handle exactly
+// as the DOM parse would: non-ASCII bytes, escapes in the strings it reads,
+// numbers with exponents or many digits, repeated keys it reads, deep
+// nesting. The fuzz target checks that both paths agree.
+class ChunkScanner {
+ public:
+  explicit ChunkScanner(std::string_view text) : p_(text.data()), end_(text.data() + text.size()) {}
+
+  // One JSON value, skipped. False when it is not one (or not handled).
+  bool SkipValue(int depth) {
+    SkipSpace();
+    if (p_ == end_ || depth > kMaxDepth) {
+      return false;
+    }
+    switch (*p_) {
+      case '{':
+        return Object(depth, [this](std::string_view, int d) { return SkipValue(d); });
+      case '[':
+        return Array(depth);
+      case '"': {
+        std::string_view unused;
+        bool escaped = false;
+        return String(&unused, &escaped);
+      }
+      case 't':
+        return Literal("true");
+      case 'f':
+        return Literal("false");
+      case 'n':
+        return Literal("null");
+      default:
+        return Number();
+    }
+  }
+
+  // An object; `member(key, depth)` consumes each member's value.
+  template <class Member>
+  bool Object(int depth, Member&& member) {
+    SkipSpace();
+    if (p_ == end_ || *p_ != '{') {
+      return false;
+    }
+    ++p_;
+    SkipSpace();
+    if (p_ != end_ && *p_ == '}') {
+      ++p_;
+      return true;
+    }
+    for (;;) {
+      SkipSpace();
+      std::string_view key;
+      bool escaped = false;
+      if (!String(&key, &escaped) || escaped) {
+        return false;
+      }
+      SkipSpace();
+      if (p_ == end_ || *p_ != ':') {
+        return false;
+      }
+      ++p_;
+      if (!member(key, depth + 1)) {
+        return false;
+      }
+      SkipSpace();
+      if (p_ == end_) {
+        return false;
+      }
+      if (*p_ == '}') {
+        ++p_;
+        return true;
+      }
+      if (*p_ != ',') {
+        return false;
+      }
+      ++p_;
+    }
+  }
+
+  // A string without escapes (else `*escaped`), as the view between quotes.
+  bool StringValue(std::string_view* out) {
+    SkipSpace();
+    bool escaped = false;
+    return String(out, &escaped) && !escaped;
+  }
+
+  bool AtEnd() {
+    SkipSpace();
+    return p_ == end_;
+  }
+
+ private:
+  static constexpr int kMaxDepth = 30;  // Boost.JSON's default limit is 32
+
+  void SkipSpace() {
+    while (p_ != end_ && (*p_ == ' ' || *p_ == '\n' || *p_ == '\r' || *p_ == '\t')) {
+      ++p_;
+    }
+  }
+
+  bool Array(int depth) {
+    ++p_;  // '['
+    SkipSpace();
+    if (p_ != end_ && *p_ == ']') {
+      ++p_;
+      return true;
+    }
+    for (;;) {
+      if (!SkipValue(depth + 1)) {
+        return false;
+      }
+      SkipSpace();
+      if (p_ == end_) {
+        return false;
+      }
+      if (*p_ == ']') {
+        ++p_;
+        return true;
+      }
+      if (*p_ != ',') {
+        return false;
+      }
+      ++p_;
+    }
+  }
+
+  bool String(std::string_view* out, bool* escaped) {
+    if (p_ == end_ || *p_ != '"') {
+      return false;
+    }
+    const char* start = ++p_;
+    while (p_ != end_) {
+      const auto c = static_cast<unsigned char>(*p_);
+      if (c == '"') {
+        *out = std::string_view(start, static_cast<size_t>(p_ - start));
+        ++p_;
+        return true;
+      }
+      if (c < 0x20 || c >= 0x80) {
+        return false;  // control characters are invalid; non-ASCII goes to the DOM
+      }
+      if (c == '\\') {
+        *escaped = true;
+        ++p_;
+        if (p_ == end_) {
+          return false;
+        }
+        const char e = *p_;
+        if (e == 'u') {
+          unsigned code = 0;
+          for (int i = 0; i < 4; ++i) {
+            ++p_;
+            if (p_ == end_ || !std::isxdigit(static_cast<unsigned char>(*p_))) {
+              return false;
+            }
+            const char h = *p_;
+            code = code * 16 + static_cast<unsigned>(h <= '9'   ? h - '0'
+                                                     : h <= 'F' ? h - 'A' + 10
+                                                                : h - 'a' + 10);
+          }
+          if (code >= 0xd800 && code <= 0xdfff) {
+            return false;  // surrogates must pair up: the DOM checks that
+          }
+        } else if (std::string_view("\"\\/bfnrt").find(e) == std::string_view::npos) {
+          return false;
+        }
+      }
+      ++p_;
+    }
+    return false;
+  }
+
+  bool Literal(std::string_view word) {
+    if (static_cast<size_t>(end_ - p_) < word.size() || std::string_view(p_, word.size()) != word) {
+      return false;
+    }
+    p_ += word.size();
+    return true;
+  }
+
+  // -?(0|[1-9][0-9]*)(.[0-9]+)? with at most 15 digits: exact in a double
+  // and in an int64 alike, so the DOM could not read it differently.
+  bool Number() {
+    const char* start = p_;
+    if (p_ != end_ && *p_ == '-') {
+      ++p_;
+    }
+    const char* digits = p_;
+    while (p_ != end_ && *p_ >= '0' && *p_ <= '9') {
+      ++p_;
+    }
+    const size_t int_digits = static_cast<size_t>(p_ - digits);
+    if (int_digits == 0 || (int_digits > 1 && *digits == '0')) {
+      return false;
+    }
+    size_t frac_digits = 0;
+    if (p_ != end_ && *p_ == '.') {
+      ++p_;
+      const char* frac = p_;
+      while (p_ != end_ && *p_ >= '0' && *p_ <= '9') {
+        ++p_;
+      }
+      frac_digits = static_cast<size_t>(p_ - frac);
+      if (frac_digits == 0) {
+        return false;
+      }
+    }
+    if (p_ != end_ && (*p_ == 'e' || *p_ == 'E')) {
+      return false;  // exponents: left to the DOM
+    }
+    return p_ != start && int_digits + frac_digits <= 15;
+  }
+
+  const char* p_;
+  const char* end_;
+};
+
 }  // namespace
 
 double RetryAfterFromText(std::string_view message) {
@@ -130,6 +353,65 @@ double RetryAfterFromText(std::string_view message) {
   rest = rest.substr(0, end);
   double v = 0;
   return absl::SimpleAtod(absl::string_view(rest.data(), rest.size()), &v) ? v : -1;
+}
+
+bool ParseChunkFast(Dialect dialect, std::string_view frame, WsEvent* e) {
+  ChunkScanner scan(frame);
+  std::string_view type, id, status, text, token;
+  int seen_type = 0, seen_id = 0, seen_status = 0, seen_data = 0, seen_text = 0, seen_token = 0;
+  const auto data_member = [&](std::string_view key, int depth) {
+    if (dialect == Dialect::kWsChat ? key == "chunk" : key == "text") {
+      ++seen_text;
+      return scan.StringValue(&text);
+    }
+    if (dialect == Dialect::kRealm && key == "token") {
+      ++seen_token;
+      return scan.StringValue(&token);
+    }
+    return scan.SkipValue(depth);
+  };
+  const auto root_member = [&](std::string_view key, int depth) {
+    if (key == "type") {
+      ++seen_type;
+      return scan.StringValue(&type);
+    }
+    if (key == "id") {
+      ++seen_id;
+      return scan.StringValue(&id);
+    }
+    if (dialect == Dialect::kRealm && key == "status") {
+      ++seen_status;
+      return scan.StringValue(&status);
+    }
+    if (key == "data") {
+      ++seen_data;
+      return scan.Object(depth, data_member);
+    }
+    return scan.SkipValue(depth);
+  };
+  if (!scan.Object(0, root_member) || !scan.AtEnd()) {
+    return false;
+  }
+  // A repeated key would make the DOM's choice matter: leave it to the DOM.
+  if (seen_type > 1 || seen_id > 1 || seen_status > 1 || seen_data != 1 || seen_text > 1 ||
+      seen_token > 1) {
+    return false;
+  }
+  *e = WsEvent{};
+  e->kind = WsEvent::Kind::kChunk;
+  e->id = id;
+  if (dialect == Dialect::kWsChat) {
+    if (seen_type != 1 || type != "llm_chunk") {
+      return false;
+    }
+    e->text = text;
+  } else {
+    if (seen_type != 0 || status != "streaming") {
+      return false;
+    }
+    e->text = text.empty() ? token : text;
+  }
+  return true;
 }
 
 WsLlmClient::WsLlmClient(Dialect dialect) : dialect_(dialect) {}
@@ -184,6 +466,10 @@ std::string WsLlmClient::EncodeKeepAlive(std::string_view id) const {
 
 absl::Status WsLlmClient::Parse(std::string_view frame,
                                 absl::FunctionRef<void(const WsEvent&)> on_event) {
+  if (WsEvent chunk; fast_path_ && ParseChunkFast(dialect_, frame, &chunk)) {
+    on_event(chunk);
+    return absl::OkStatus();
+  }
   // The parse tree lives in one scratch area per thread, not per client: a
   // worker holds thousands of idle sessions and parses for one at a time. A
   // parse started from inside an event handler (none does so today) gets a

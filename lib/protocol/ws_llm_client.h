@@ -79,10 +79,19 @@ class WsLlmClient {
   // One text frame from the server. INVALID_ARGUMENT when it is not a JSON
   // object of the protocol (the session is then a protocol error).
   absl::Status Parse(std::string_view frame, absl::FunctionRef<void(const WsEvent&)> on_event);
+  // Every frame through the DOM (tests comparing the two paths).
+  void set_fast_path(bool on) { fast_path_ = on; }
 
  private:
   Dialect dialect_;
+  bool fast_path_ = true;
 };
+
+// Parse's fast path: true when `frame` is a valid JSON content chunk of the
+// dialect that it could read without building a DOM (then `*e` is the
+// kChunk event Parse reports); false leaves the frame to the DOM parse.
+// Exposed for the fuzz target, which checks that both paths agree.
+bool ParseChunkFast(Dialect dialect, std::string_view frame, WsEvent* e);
 
 // Realm's rate-limit message carries the wait in its text
 // ("Rate limit exceeded. Try again in <N> seconds."); -1 if absent.

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <fstream>
 #include <string>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 #include "boost/json/parse.hpp"
@@ -125,6 +127,89 @@ TEST(WsLlmClientTest, MalformedFramesAreErrors) {
     for (const char* bad : {"", "{", "[1]", "\"s\"", "nul"}) {
       EXPECT_FALSE(c.Parse(bad, [](const WsEvent&) {}).ok()) << bad;
     }
+  }
+}
+
+// Runs `frame` through the DOM only: the events' (kind, id, text).
+std::vector<std::tuple<WsEvent::Kind, std::string, std::string>> DomEvents(Dialect d,
+                                                                           std::string_view frame) {
+  WsLlmClient dom(d);
+  dom.set_fast_path(false);
+  std::vector<std::tuple<WsEvent::Kind, std::string, std::string>> out;
+  (void)dom.Parse(frame, [&](const WsEvent& e) {
+    out.emplace_back(e.kind, std::string(e.id), std::string(e.text));
+  });
+  return out;
+}
+
+TEST(ChunkFastPathTest, ReadsCommonChunksExactlyAsTheDomDoes) {
+  const std::vector<std::pair<Dialect, std::string>> frames = {
+      {Dialect::kWsChat,
+       R"({"type":"llm_chunk","id":"c1","data":{"chunk":"lorem ","isComplete":false}})"},
+      {Dialect::kWsChat,
+       " {\"data\" : {\"isComplete\":false, \"n\":[1,-2.5,{\"a\":null}], \"chunk\":\"x\\\\\"}, "
+       "\"type\":\"llm_chunk\"}\n"},
+      {Dialect::kWsChat, R"({"type":"llm_chunk","data":{"chunk":"a","esc":"\u00e9\n"}})"},
+      {Dialect::kRealm, R"({"id":"r1","status":"streaming","data":{"text":"tok","index":3}})"},
+      {Dialect::kRealm, R"({"status":"streaming","id":"r2","data":{"token":"node"}})"},
+  };
+  for (const auto& [dialect, frame] : frames) {
+    WsEvent fast;
+    const bool taken = ParseChunkFast(dialect, frame, &fast);
+    const auto dom = DomEvents(dialect, frame);
+    ASSERT_EQ(dom.size(), 1u) << frame;
+    if (frame.find("\\\\") != std::string::npos) {
+      EXPECT_FALSE(taken) << "an escaped chunk text is the DOM's to decode: " << frame;
+      continue;
+    }
+    ASSERT_TRUE(taken) << frame;
+    EXPECT_EQ(std::make_tuple(fast.kind, std::string(fast.id), std::string(fast.text)), dom[0])
+        << frame;
+  }
+}
+
+TEST(ChunkFastPathTest, DeclinesWhatItDoesNotReadLikeTheDom) {
+  const std::vector<std::string> declined = {
+      R"({"type":"llm_complete","id":"m1","data":{"fullText":"x"}})",  // not a chunk
+      R"({"type":"llm_chunk","data":{"chunk":"caf\u00e9 is fine but é is not ASCII"}})",
+      "{\"type\":\"llm_chunk\",\"data\":{\"chunk\":\"\xc3\xa9\"}}",           // non-ASCII bytes
+      R"({"type":"llm_chunk","type":"llm_chunk","data":{"chunk":"a"}})",     // repeated key
+      R"({"type":"llm_chunk","data":{"chunk":"a"},"data":{"chunk":"b"}})",
+      R"({"type":"llm_chunk","data":{"chunk":"a","n":1e5}})",                // exponent
+      R"({"type":"llm_chunk","data":{"chunk":"a","n":1234567890123456}})",   // 16 digits
+      R"({"type":"llm_chunk","data":{"chunk":"a","s":"\ud800"}})",           // lone surrogate
+      R"({"type":"llm_chunk","data":{"chunk":1}})",                          // not a string
+      R"({"type":"llm_chunk","data":{"chunk":"a"}} x)",                      // trailing junk
+      R"({"type":"llm_chunk","data":{"chunk":"a",}})",                       // trailing comma
+      R"({"type":"llm_chunk","data":{"chunk":"a","n":01}})",
+      R"({"type":"llm_chunk","data":{"chunk":"a"})",                         // truncated
+      "{\"type\":\"llm_chunk\",\"data\":{\"chunk\":\"a\tb\"}}",               // raw control char
+      std::string(40, '[') + std::string(40, ']'),
+  };
+  for (const std::string& frame : declined) {
+    WsEvent e;
+    EXPECT_FALSE(ParseChunkFast(Dialect::kWsChat, frame, &e)) << frame;
+  }
+  WsEvent e;
+  EXPECT_FALSE(ParseChunkFast(Dialect::kRealm,
+                              R"({"type":"x","status":"streaming","data":{"text":"a"}})", &e));
+  EXPECT_FALSE(ParseChunkFast(Dialect::kRealm, R"({"status":"complete","data":{}})", &e));
+}
+
+TEST(ChunkFastPathTest, FixtureChunksTakeTheFastPath) {
+  for (const auto& [dialect, name] : {std::pair{Dialect::kWsChat, "ws-chat-session.jsonl"},
+                                      std::pair{Dialect::kRealm, "realm-generate.jsonl"}}) {
+    int fast = 0;
+    for (const std::string& frame : ServerFrames(name)) {
+      WsEvent e;
+      if (ParseChunkFast(dialect, frame, &e)) {
+        ++fast;
+        const auto dom = DomEvents(dialect, frame);
+        ASSERT_EQ(dom.size(), 1u);
+        EXPECT_EQ(std::make_tuple(e.kind, std::string(e.id), std::string(e.text)), dom[0]);
+      }
+    }
+    EXPECT_GT(fast, 0) << name;
   }
 }
 
