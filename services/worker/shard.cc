@@ -191,6 +191,7 @@ void LoopShard::Cancel() {
     for (Session* s : live) {
       s->Cancel();
     }
+    self->waiting_to_connect_.clear();
     self->http_->CloseAll();
     self->MaybeDone();
   });
@@ -202,6 +203,28 @@ void LoopShard::StartSession(int32_t client_id) {
   live_.emplace(s.get(), client_id);
   active_sessions_->fetch_add(1, std::memory_order_relaxed);
   s->Start();
+}
+
+bool LoopShard::AcquireConnectSlot(const std::shared_ptr<Session>& session) {
+  if (connecting_ < kMaxConnecting) {
+    ++connecting_;
+    return true;
+  }
+  waiting_to_connect_.push_back(session);
+  return false;
+}
+
+void LoopShard::ReleaseConnectSlot() {
+  --connecting_;
+  // Hand the slot to the next session still waiting (ended ones are gone).
+  while (!waiting_to_connect_.empty() && connecting_ < kMaxConnecting) {
+    std::shared_ptr<Session> next = std::move(waiting_to_connect_.front());
+    waiting_to_connect_.pop_front();
+    if (next != nullptr && live_.contains(next.get())) {
+      ++connecting_;
+      net::post(ioc_, [next] { next->OnConnectSlot(); });
+    }
+  }
 }
 
 void LoopShard::Fill() {

@@ -129,6 +129,9 @@ class Session {
   virtual void Cancel() = 0;
   // After a kWait step: ask NextRequest again.
   virtual void Resume() {}
+  // The connection set-up slot asked for with LoopShard::AcquireConnectSlot
+  // is free now.
+  virtual void OnConnectSlot() {}
 };
 
 class LoopShard : public std::enable_shared_from_this<LoopShard> {
@@ -159,6 +162,17 @@ class LoopShard : public std::enable_shared_from_this<LoopShard> {
   void RequestDone(const RequestOutcome& outcome);
   void SessionEnded(Session* session);
 
+  // Connection set-up admission. Opening thousands of connections at once
+  // overflows the target's accept queue, and the SYN retransmissions then
+  // add whole seconds to set-up times (and stall the loop while it catches
+  // up), so at most kMaxConnecting sessions per loop set up a connection at
+  // a time. True: go ahead now. False: the session is queued and its
+  // OnConnectSlot runs when a slot frees. Every granted slot is given back
+  // with ReleaseConnectSlot, once, when the set-up ends either way.
+  static constexpr int kMaxConnecting = 512;
+  bool AcquireConnectSlot(const std::shared_ptr<Session>& session);
+  void ReleaseConnectSlot();
+
   // Control thread, while the loop runs the posted swap: see CutInto.
   void SwapMetrics() { active_ = active_ == &sets_[0] ? &sets_[1] : &sets_[0]; }
   metrics::MetricSet& spare() { return active_ == &sets_[0] ? sets_[1] : sets_[0]; }
@@ -186,6 +200,10 @@ class LoopShard : public std::enable_shared_from_this<LoopShard> {
   std::shared_ptr<HttpPool> http_;
   protocol::centrifugo::ClientFrameParser centrifugo_parser_;
   absl::flat_hash_map<Session*, int32_t> live_;  // session -> client id
+  int connecting_ = 0;
+  // Sessions waiting for a connection slot (held here: nothing else keeps
+  // a session that has no operation pending alive).
+  std::deque<std::shared_ptr<Session>> waiting_to_connect_;
   metrics::MetricSet sets_[2];
   metrics::MetricSet* active_ = &sets_[0];
   bool cancelled_ = false;

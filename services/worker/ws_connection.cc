@@ -15,8 +15,8 @@ namespace {
 namespace ws = protocol::ws;
 
 // One read buffer per loop thread, shared by every plain connection on it:
-// a readable connection is drained into it and the bytes are parsed before
-// the next connection's turn.
+// a connection with more than its first read waiting is drained into it and
+// the bytes are parsed before the next connection's turn.
 constexpr size_t kReadBuffer = 64 * 1024;
 // TLS connections read through OpenSSL, record by record (16 KiB at most).
 constexpr size_t kTlsReadBuffer = 16 * 1024;
@@ -153,40 +153,52 @@ void WsConnection<kTls>::StartRead() {
           }
         });
   } else {
-    Socket().async_wait(tcp::socket::wait_read,
-                        [this, keep = keepalive_, gen](const boost::system::error_code& ec) {
-                          OnReadable(ec, gen);
-                        });
+    // A read (not a wait for readability): asio tries it at once only when
+    // the last read filled its buffer, and otherwise queues it without a
+    // system call, while a wait would re-arm epoll (epoll_ctl) every time.
+    Socket().async_read_some(
+        net::buffer(first_read_),
+        [this, keep = keepalive_, gen](const boost::system::error_code& ec, size_t n) {
+          OnRead(ec, n, gen);
+        });
   }
 }
 
 template <bool kTls>
-void WsConnection<kTls>::OnReadable(const boost::system::error_code& ec, uint64_t gen) {
+void WsConnection<kTls>::OnRead(const boost::system::error_code& ec, size_t n, uint64_t gen) {
   if (gen != gen_) {
     return;
   }
   if (ec) {
-    return End(WsEnd::kLost, "wait: " + ec.message());
+    return End(state_ == State::kClosing ? WsEnd::kClosed : WsEnd::kLost,
+               "read: " + ec.message());
   }
-  char* buffer = SharedReadBuffer();
-  for (;;) {
-    boost::system::error_code rec;
-    const size_t n = Socket().read_some(net::buffer(buffer, kReadBuffer), rec);
-    if (rec == net::error::would_block || rec == net::error::try_again) {
-      break;
-    }
-    if (rec) {
-      return End(state_ == State::kClosing ? WsEnd::kClosed : WsEnd::kLost,
-                 "read: " + rec.message());
-    }
-    OnBytes(buffer, n);
-    if (gen != gen_) {
-      return;
-    }
-    // A short read drained the socket: the next arrival wakes the reactor
-    // again, so there is no need to spend a system call on EAGAIN.
-    if (n < kReadBuffer) {
-      break;
+  OnBytes(first_read_.data(), n);
+  if (gen != gen_) {
+    return;
+  }
+  if (n == first_read_.size()) {
+    // More may be waiting: drain it through the loop's shared buffer.
+    char* buffer = SharedReadBuffer();
+    for (;;) {
+      boost::system::error_code rec;
+      const size_t got = Socket().read_some(net::buffer(buffer, kReadBuffer), rec);
+      if (rec == net::error::would_block || rec == net::error::try_again) {
+        break;
+      }
+      if (rec) {
+        return End(state_ == State::kClosing ? WsEnd::kClosed : WsEnd::kLost,
+                   "read: " + rec.message());
+      }
+      OnBytes(buffer, got);
+      if (gen != gen_) {
+        return;
+      }
+      // A short read drained the socket: the next arrival wakes the reactor
+      // again, so there is no need to spend a system call on EAGAIN.
+      if (got < kReadBuffer) {
+        break;
+      }
     }
   }
   StartRead();

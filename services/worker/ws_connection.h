@@ -5,11 +5,14 @@
 // messages in and out, ping answers, the close handshake.
 //
 // Built for many mostly idle sessions per loop (lib/protocol/ws_framing.h
-// does the framing). Over plain TCP a connection waits for readability and
-// then reads into one buffer shared by the whole loop, so an idle connection
-// holds no read buffer at all, only the tail of a frame split across reads;
-// small writes go straight to the socket and only what the kernel refuses
-// waits in a buffer. Over TLS the stream needs its own read buffer.
+// does the framing). Over plain TCP a connection keeps a 256-byte buffer for
+// the first read of each readiness event, which holds a whole token message
+// of a paced stream: one system call per token, as in a bare epoll loop.
+// When a read fills it, the rest is drained into one 64 KiB buffer shared by
+// the whole loop. Between reads a connection holds only the tail of a frame
+// split across them. Small writes go straight to the socket and only what
+// the kernel refuses waits in a buffer. Over TLS the stream needs its own
+// read buffer.
 //
 // The owner (a session driver) gets its callbacks on the loop's thread and
 // keeps the connection alive by handing Open() a shared_ptr that every
@@ -18,6 +21,7 @@
 
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -119,7 +123,7 @@ class WsConnection {
   void OnConnected(const boost::system::error_code& ec, uint64_t gen);
   void SendUpgrade();
   void StartRead();
-  void OnReadable(const boost::system::error_code& ec, uint64_t gen);
+  void OnRead(const boost::system::error_code& ec, size_t n, uint64_t gen);
   void OnBytes(const char* data, size_t n);
   void OnFrames(std::string_view data, Clock::time_point now);
   void SendFrame(protocol::ws::Opcode opcode, std::string_view payload);
@@ -142,6 +146,8 @@ class WsConnection {
   std::string out_;        // frames not yet handed to the socket
   std::string writing_;    // frames an async write is sending
   std::unique_ptr<char[]> tls_buffer_;  // TLS only: the read buffer
+  // Plain only: what one readiness event reads first (see StartRead).
+  std::array<char, 256> first_read_;
   uint64_t gen_ = 0;  // bumped when a connection ends: its handlers become no-ops
   int refused_status_ = 0;
   uint16_t close_code_ = 0;

@@ -133,6 +133,7 @@ class WsLlmSession final : public Session,
 
  private:
   enum class Phase {
+    kQueued,      // waiting for a connection set-up slot of the loop
     kConnecting,  // TCP, TLS, upgrade
     kSetup,       // upgraded; waiting for the target's ready (auth, welcome)
     kIdle,        // ready, the load model said wait
@@ -170,6 +171,32 @@ class WsLlmSession final : public Session,
   // ---- connection and set-up ----
 
   void Connect() {
+    phase_ = Phase::kQueued;
+    if (!shard_->AcquireConnectSlot(shared_from_this())) {
+      return;  // OnConnectSlot continues
+    }
+    has_slot_ = true;
+    OpenConnection();
+  }
+
+  void OnConnectSlot() override {
+    has_slot_ = true;
+    if (done_ || cancelled_) {
+      return ReleaseSlot();
+    }
+    OpenConnection();
+  }
+
+  // The set-up ended (ready, failed or abandoned): the next session may
+  // connect.
+  void ReleaseSlot() {
+    if (has_slot_) {
+      has_slot_ = false;
+      shard_->ReleaseConnectSlot();
+    }
+  }
+
+  void OpenConnection() {
     phase_ = Phase::kConnecting;
     connect_start_ = Clock::now();
     const ShardSettings& s = shard_->settings();
@@ -186,6 +213,7 @@ class WsLlmSession final : public Session,
   }
 
   void OnReady(Clock::time_point now) {
+    ReleaseSlot();
     if (!opened_) {
       opened_ = true;
       M().RecordUs(v1::SESSION_SETUP, Micros(now - session_start_));
@@ -202,6 +230,7 @@ class WsLlmSession final : public Session,
     }
     M().Add(counter);
     conn_.Abort();
+    ReleaseSlot();
     if (counter == v1::HTTP_4XX || failures_in_a_row_ >= ReconnectAttempts() ||
         shard_->cancelled()) {
       if (!opened_) {
@@ -382,6 +411,7 @@ class WsLlmSession final : public Session,
       case Phase::kBackoff:
       case Phase::kClosing:
         return due_;
+      case Phase::kQueued:
       case Phase::kIdle:
       case Phase::kDone:
         return kNever;
@@ -434,6 +464,7 @@ class WsLlmSession final : public Session,
         case Phase::kClosing:
           conn_.Abort();
           return Finish();
+        case Phase::kQueued:
         case Phase::kIdle:
         case Phase::kDone:
           break;
@@ -449,6 +480,7 @@ class WsLlmSession final : public Session,
     done_ = true;
     phase_ = Phase::kDone;
     timer_.cancel();
+    ReleaseSlot();
     shard_->SessionEnded(this);
   }
 
@@ -461,6 +493,7 @@ class WsLlmSession final : public Session,
 
   Phase phase_ = Phase::kConnecting;
   bool keepalive_ = false;
+  bool has_slot_ = false;  // holds one of the loop's connection set-up slots
   bool opened_ = false;
   bool cancelled_ = false;
   bool done_ = false;

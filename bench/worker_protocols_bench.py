@@ -1,0 +1,167 @@
+#!/usr/bin/env python3
+"""Worker cost per protocol: CPU per token and memory per session.
+
+For every target protocol, runs the one-shot worker (llmload-worker --oneshot,
+one loop thread, no orchestrator or collector) against the real emulator on
+loopback, the emulator pinned to CPU 0 and the worker to CPU 1, in three
+shapes:
+
+  startup  1 session, 1 token: the fixed cost subtracted from the others.
+  busy     200 sessions x 5 requests x 100 tokens, 5 ms apart: CPU per token.
+  idle     2 000 sessions x 1 request x 10 tokens, 500 ms apart: memory per
+           open session (peak RSS) and CPU per token of a mostly idle fleet.
+
+CPU is the worker process's user+sys time (getrusage of the child), net of
+the startup run; memory is its peak RSS net of the startup run's. The
+emulator's CPU per token in the same run is printed next to the worker's as
+the in-run baseline (it does the mirror-image work for every token), so the
+ratio column survives a noisy machine better than the absolute figures.
+
+Usage: bench/worker_protocols_bench.py [--build build] [--quick] [--protocols a,b]
+"""
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+# protocol -> URL path on the emulator
+PROTOCOLS = {
+    "WS_CHAT": "ws://127.0.0.1:{port}/api/ws",
+    "REALM": "ws://127.0.0.1:{port}/",
+    "CENTRIFUGO_EMULATOR": "http://127.0.0.1:{port}",
+    "OPENAI_CHAT": "http://127.0.0.1:{port}",
+    "ANTHROPIC_MESSAGES": "http://127.0.0.1:{port}",
+    "GEMINI": "http://127.0.0.1:{port}",
+    "HTTP_JSON": "http://127.0.0.1:{port}/v1/generate",
+}
+
+SHAPES = {
+    # name: (sessions, cycles, words, delay seconds)
+    "startup": (1, 1, 1, 0.0),
+    "busy": (200, 5, 100, 0.005),
+    "idle": (2000, 1, 10, 0.5),
+}
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, timeout=20):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listening on {port}")
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def run_worker(bin_dir, tmp, protocol, url, shape):
+    sessions, cycles, words, delay = shape
+    spec = {
+        "target": {"protocol": protocol, "url": url, "requestTimeout": "60s"},
+        "load": {"closed": {"clients": sessions, "cyclesPerClient": cycles,
+                            "maxConcurrent": sessions}},
+        "emulation": {"lengthWords": words, "tokenDelay": f"{delay:.3f}s"},
+    }
+    path = os.path.join(tmp, f"{protocol}-{sessions}.json")
+    with open(path, "w") as f:
+        json.dump(spec, f)
+    # GNU time reports the worker's own CPU and peak RSS (getrusage of the
+    # children would carry the high-water mark of earlier runs).
+    out = subprocess.run(
+        ["taskset", "-c", "1", "/usr/bin/time", "-f", "TIME %U %S %M",
+         os.path.join(bin_dir, "llmload-worker"), f"--oneshot={path}", "--oneshot_json",
+         "--threads=1", "--log_level=warn"],
+        capture_output=True, text=True, timeout=300)
+    if out.returncode != 0:
+        raise RuntimeError(f"{protocol}: worker exited {out.returncode}: {out.stderr[-1500:]}")
+    times = [line for line in out.stderr.splitlines() if line.startswith("TIME ")][-1].split()
+    stats = json.loads(out.stdout)
+    counters = stats.get("counters", {})
+    return {
+        "cpu_s": float(times[1]) + float(times[2]),
+        "maxrss_kib": int(times[3]),
+        "tokens": int(counters.get("tokens", 0)),
+        "requests_ok": int(counters.get("requests_ok", 0)),
+    }
+
+
+def bench_protocol(bin_dir, tmp, protocol, quick):
+    port = free_port()
+    log = open(os.path.join(tmp, f"emulator-{protocol}.log"), "w")
+    emulator = subprocess.Popen(
+        ["taskset", "-c", "0", os.path.join(bin_dir, "llmload-emulator"), "--host=127.0.0.1",
+         f"--port={port}", "--tls_port=0", "--threads=1", "--log_level=warn"],
+        stdout=log, stderr=subprocess.STDOUT, cwd=tmp)
+    try:
+        wait_port(port)
+        url = PROTOCOLS[protocol].format(port=port)
+        results = {}
+        for name in ("startup", "busy", "idle"):
+            sessions, cycles, words, delay = SHAPES[name]
+            if quick and name != "startup":
+                sessions, cycles = sessions // 4, 1
+            e0 = cpu_seconds(emulator.pid)
+            r = run_worker(bin_dir, tmp, protocol, url, (sessions, cycles, words, delay))
+            r["emulator_cpu_s"] = cpu_seconds(emulator.pid) - e0
+            r["sessions"] = sessions
+            r["expected_tokens"] = sessions * cycles * words
+            results[name] = r
+        return results
+    finally:
+        emulator.terminate()
+        emulator.wait(timeout=10)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--build", default=os.path.join(os.path.dirname(__file__), "..", "build"))
+    ap.add_argument("--quick", action="store_true", help="smaller shapes (a smoke test)")
+    ap.add_argument("--protocols", default=",".join(PROTOCOLS))
+    ap.add_argument("--json", help="also write the results here")
+    args = ap.parse_args()
+    bin_dir = os.path.join(args.build, "bin")
+    tmp = tempfile.mkdtemp(prefix="llmload-protocols-bench-")
+    all_results = {}
+    print("| protocol | tokens ok | worker µs/token (busy) | emulator µs/token | ratio "
+          "| worker µs/token (idle) | worker KiB/session (idle) |")
+    print("|---|---|---|---|---|---|---|")
+    for protocol in args.protocols.split(","):
+        r = bench_protocol(bin_dir, tmp, protocol, args.quick)
+        all_results[protocol] = r
+        base = r["startup"]
+        busy, idle = r["busy"], r["idle"]
+        ok = all(x["tokens"] == x["expected_tokens"] for x in (busy, idle))
+        busy_us = 1e6 * (busy["cpu_s"] - base["cpu_s"]) / max(busy["tokens"], 1)
+        emu_us = 1e6 * busy["emulator_cpu_s"] / max(busy["tokens"], 1)
+        idle_us = 1e6 * (idle["cpu_s"] - base["cpu_s"]) / max(idle["tokens"], 1)
+        kib = (idle["maxrss_kib"] - base["maxrss_kib"]) / idle["sessions"]
+        print(f"| {protocol} | {'yes' if ok else 'NO'} ({busy['tokens'] + idle['tokens']}) "
+              f"| {busy_us:.2f} | {emu_us:.2f} | {busy_us / emu_us if emu_us else float('nan'):.2f} "
+              f"| {idle_us:.2f} | {kib:.2f} |", flush=True)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(all_results, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
