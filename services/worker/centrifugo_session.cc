@@ -1,6 +1,8 @@
 #include "services/worker/centrifugo_session.h"
 
+#include <algorithm>
 #include <deque>
+#include <optional>
 #include <string>
 
 #include <boost/asio/connect.hpp>
@@ -53,7 +55,6 @@ class CentrifugoSession final : public Session,
   CentrifugoSession(std::shared_ptr<LoopShard> shard, int32_t client_id)
       : shard_(std::move(shard)),
         client_id_(client_id),
-        ws_(shard_->ioc()),
         timer_(shard_->ioc()) {}
 
   void Start() override {
@@ -70,9 +71,8 @@ class CentrifugoSession final : public Session,
       return;
     }
     cancelled_ = true;
-    boost::system::error_code ignored;
     timer_.cancel();
-    beast::get_lowest_layer(ws_).close(ignored);
+    CloseSocket();
     Finish();
   }
 
@@ -85,6 +85,7 @@ class CentrifugoSession final : public Session,
     kScheduled,  // a request is due at a future intended time
     kCycle,      // a request is in flight
     kClosing,
+    kReconnectWait,  // a lost connection: a new session after the backoff
     kDone
   };
 
@@ -120,11 +121,16 @@ class CentrifugoSession final : public Session,
     phase_ = Phase::kConnect;
     connect_start_ = Clock::now();
     ArmTimer();
+    ws_.emplace(shard_->ioc());
+    outbox_.clear();
+    rbuf_.clear();
     const TargetInfo& t = shard_->settings().target;
-    AsyncConnect(beast::get_lowest_layer(ws_), t.ws_endpoints, t.source_addresses,
+    AsyncConnect(beast::get_lowest_layer(*ws_), t.ws_endpoints, t.source_addresses,
                  static_cast<uint64_t>(client_id_),
-                 [self = shared_from_this()](const boost::system::error_code& ec) {
-                   self->OnTcpConnected(ec);
+                 [self = shared_from_this(), gen = generation_](const boost::system::error_code& ec) {
+                   if (gen == self->generation_) {
+                     self->OnTcpConnected(ec);
+                   }
                  });
   }
 
@@ -136,13 +142,16 @@ class CentrifugoSession final : public Session,
       return FailSetup(timed_out_ ? v1::TIMEOUT : v1::CONNECT_FAILED, "connect failed");
     }
     boost::system::error_code ignored;
-    beast::get_lowest_layer(ws_).set_option(tcp::no_delay(true), ignored);
-    ws_.read_message_max(kMaxWsMessageBytes);
-    ws_.async_handshake(shard_->settings().target.ws_host_header,
-                        Path("/connection/websocket"),
-                        [self = shared_from_this()](const boost::system::error_code& ec) {
-                          self->OnHandshake(ec);
-                        });
+    beast::get_lowest_layer(*ws_).set_option(tcp::no_delay(true), ignored);
+    ws_->read_message_max(kMaxWsMessageBytes);
+    ws_->async_handshake(shard_->settings().target.ws_host_header,
+                         Path("/connection/websocket"),
+                         [self = shared_from_this(), gen = generation_](
+                             const boost::system::error_code& ec) {
+                           if (gen == self->generation_) {
+                             self->OnHandshake(ec);
+                           }
+                         });
   }
 
   void OnHandshake(const boost::system::error_code& ec) {
@@ -169,11 +178,12 @@ class CentrifugoSession final : public Session,
   }
 
   void DoWrite() {
-    ws_.text(true);
-    ws_.async_write(net::buffer(outbox_.front()),
-                    [self = shared_from_this()](const boost::system::error_code& ec, size_t) {
-                      if (ec) {
-                        return;  // the read side sees the failure and ends the session
+    ws_->text(true);
+    ws_->async_write(net::buffer(outbox_.front()),
+                    [self = shared_from_this(), gen = generation_](
+                        const boost::system::error_code& ec, size_t) {
+                      if (ec || gen != self->generation_) {
+                        return;  // the read side sees the failure
                       }
                       self->outbox_.pop_front();
                       if (!self->outbox_.empty() && self->phase_ != Phase::kDone) {
@@ -183,8 +193,12 @@ class CentrifugoSession final : public Session,
   }
 
   void DoRead() {
-    ws_.async_read(rbuf_, [self = shared_from_this()](const boost::system::error_code& ec,
-                                                      size_t n) { self->OnRead(ec, n); });
+    ws_->async_read(rbuf_, [self = shared_from_this(), gen = generation_](
+                               const boost::system::error_code& ec, size_t n) {
+      if (gen == self->generation_) {
+        self->OnRead(ec, n);
+      }
+    });
   }
 
   void OnRead(const boost::system::error_code& ec, size_t n) {
@@ -229,9 +243,12 @@ class CentrifugoSession final : public Session,
         if (phase_ == Phase::kAwaitConnectReply && e.id == kConnectCommandId) {
           pong_ = e.pong;
           timer_.cancel();
-          M().RecordUs(v1::SESSION_SETUP, Micros(now - session_start_));
-          M().Add(v1::SESSIONS_OPENED);
-          setup_done_ = true;
+          failures_in_a_row_ = 0;
+          if (!setup_done_) {  // a reconnection is not a new session
+            M().RecordUs(v1::SESSION_SETUP, Micros(now - session_start_));
+            M().Add(v1::SESSIONS_OPENED);
+            setup_done_ = true;
+          }
           StartCycle();
         }
         return phase_ != Phase::kDone;
@@ -366,7 +383,8 @@ class CentrifugoSession final : public Session,
     timer_.expires_after(shard_->settings().request_timeout);
     timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
       if (ec || self->phase_ == Phase::kDone || self->phase_ == Phase::kClosing ||
-          self->phase_ == Phase::kIdle || self->phase_ == Phase::kScheduled) {
+          self->phase_ == Phase::kIdle || self->phase_ == Phase::kScheduled ||
+          self->phase_ == Phase::kReconnectWait) {
         return;
       }
       self->timed_out_ = true;
@@ -383,6 +401,14 @@ class CentrifugoSession final : public Session,
       return;
     }
     M().Add(counter);
+    if (setup_done_) {
+      // Re-establishing a session that was open: try again while attempts
+      // remain, else the session ends (it was counted as opened).
+      if (failures_in_a_row_ < ReconnectAttempts() && !shard_->cancelled()) {
+        return Reconnect();
+      }
+      return Teardown();
+    }
     M().Add(v1::SESSIONS_FAILED);
     LLMLOAD_LOG(kDebug, "Session set-up failed.")
         .Kv("client_id", client_id_)
@@ -391,8 +417,10 @@ class CentrifugoSession final : public Session,
     Teardown();
   }
 
-  // A failure after set-up: the cycle in flight (if any) fails and the
-  // session ends, because the stream's state is unknown.
+  // A failure after set-up: the cycle in flight (if any) fails, the
+  // connection and the emulator session are dropped (the stream's state is
+  // unknown), and a new session is set up after the reconnection backoff to
+  // run the remaining cycles.
   void FailActive(v1::Counter counter, const char* why) {
     if (phase_ == Phase::kDone) {
       return;
@@ -407,13 +435,55 @@ class CentrifugoSession final : public Session,
         .Kv("client_id", client_id_)
         .Kv("session_id", session_id_)
         .Kv("reason", why);
-    Teardown();
+    if (shard_->cancelled() || cancelled_) {
+      return Teardown();
+    }
+    Reconnect();
+  }
+
+  int ReconnectAttempts() const {
+    const v1::Target& t = shard_->settings().spec.target();
+    return t.reconnect_attempts() == 0 ? 3 : std::max(0, t.reconnect_attempts());
+  }
+
+  void Reconnect() {
+    CloseSocket();
+    if (!session_id_.empty()) {
+      // The old emulator session goes; nobody waits for the answer.
+      http::request<http::string_body> req{http::verb::delete_,
+                                           Path(absl::StrCat("/api/sessions/", session_id_)), 11};
+      shard_->http().Request(std::move(req), [self = shared_from_this()](HttpResult&& r) {
+        self->AddHttpBytes(r);
+      });
+      session_id_.clear();
+    }
+    const v1::Target& t = shard_->settings().spec.target();
+    const auto wait = BackoffDelay(DurationOr(t.reconnect_backoff(), t.has_reconnect_backoff(),
+                                              std::chrono::milliseconds(1000)),
+                                   failures_in_a_row_, static_cast<uint64_t>(client_id_));
+    ++failures_in_a_row_;
+    M().Add(v1::RECONNECTS);
+    phase_ = Phase::kReconnectWait;
+    timer_.expires_after(wait);
+    timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
+      if (!ec && self->phase_ == Phase::kReconnectWait && !self->cancelled_) {
+        self->Start();
+      }
+    });
+  }
+
+  void CloseSocket() {
+    ++generation_;
+    if (ws_) {
+      boost::system::error_code ignored;
+      beast::get_lowest_layer(*ws_).close(ignored);
+    }
   }
 
   void BeginClose() {
     phase_ = Phase::kClosing;
     timer_.cancel();
-    ws_.async_close(websocket::close_code::normal,
+    ws_->async_close(websocket::close_code::normal,
                     [self = shared_from_this()](const boost::system::error_code&) {
                       // The pending read completes with `closed` and calls AfterClose.
                       if (self->phase_ == Phase::kClosing) {
@@ -427,8 +497,7 @@ class CentrifugoSession final : public Session,
       return;
     }
     phase_ = Phase::kDone;
-    boost::system::error_code ignored;
-    beast::get_lowest_layer(ws_).close(ignored);
+    CloseSocket();
     DeleteSessionThenFinish();
   }
 
@@ -436,8 +505,7 @@ class CentrifugoSession final : public Session,
     const bool had_session = !session_id_.empty();
     phase_ = Phase::kDone;
     timer_.cancel();
-    boost::system::error_code ignored;
-    beast::get_lowest_layer(ws_).close(ignored);
+    CloseSocket();
     if (had_session && !shard_->cancelled()) {
       DeleteSessionThenFinish();
     } else {
@@ -474,7 +542,9 @@ class CentrifugoSession final : public Session,
 
   std::shared_ptr<LoopShard> shard_;
   const int32_t client_id_;
-  websocket::stream<tcp::socket> ws_;
+  std::optional<websocket::stream<tcp::socket>> ws_;  // one per connection
+  uint64_t generation_ = 0;  // bumped when a connection is dropped
+  int failures_in_a_row_ = 0;
   net::steady_timer timer_;
   beast::flat_buffer rbuf_;
   std::deque<std::string> outbox_;

@@ -252,6 +252,46 @@ TEST_F(ProtocolsTest, ForcedFaultsLandInTheirClass) {
   }
 }
 
+// Seeded random faults: a fresh emulator with the same seed gives the same
+// faults, so the counts per class are exact and repeatable, and every
+// request is accounted for - on every streaming protocol.
+TEST_F(ProtocolsTest, SeededFaultsGiveTheSameCountsEveryTime) {
+  const std::vector<std::pair<v1::Protocol, std::string>> cases = {
+      {v1::OPENAI_CHAT, ""},         {v1::ANTHROPIC_MESSAGES, ""}, {v1::GEMINI, ""},
+      {v1::CENTRIFUGO_EMULATOR, ""}, {v1::WS_CHAT, "/api/ws"},     {v1::REALM, "/"}};
+  for (const auto& [protocol, path] : cases) {
+    SCOPED_TRACE(v1::Protocol_Name(protocol));
+    std::vector<std::map<std::string, uint64_t>> seen;
+    for (int attempt = 0; attempt < 2; ++attempt) {
+      const int port = FreePort();
+      auto emulator = ChildProcess::Start(
+          BinPath("llmload-emulator"),
+          {"--host=127.0.0.1", absl::StrCat("--port=", port), "--threads=1", "--tls_port=0",
+           "--retry_after_seconds=0", "--seed=7", "--fault_http_500=0.2",
+           "--fault_http_429=0.15", "--fault_disconnect=0.1"},
+          *dir_ + absl::StrCat("/seeded-", v1::Protocol_Name(protocol), "-", attempt, ".log"),
+          *dir_);
+      ASSERT_TRUE(testing_util::WaitForTcp(port, absl::Seconds(20)));
+      const std::string url =
+          absl::StrCat(path.empty() ? "http" : "ws", "://127.0.0.1:", port, path);
+      const v1::Run run = RunProtocol(protocol, url);
+      emulator->Stop();
+      ASSERT_EQ(run.state(), v1::COMPLETED) << run.error();
+      EXPECT_EQ(C(run, v1::REQUESTS_OK) + Failures(run), 12u);
+      EXPECT_EQ(C(run, v1::CYCLES), 12u);
+      EXPECT_GT(Failures(run), 0u);
+      EXPECT_EQ(C(run, v1::TOKENS), 10u * C(run, v1::REQUESTS_OK));
+      EXPECT_EQ(C(run, v1::RECONNECTS), C(run, v1::DISCONNECTED));
+      std::map<std::string, uint64_t> counts;
+      for (v1::Counter c : {v1::REQUESTS_OK, v1::HTTP_5XX, v1::RATE_LIMITED, v1::DISCONNECTED}) {
+        counts[std::string(metrics::CounterName(c))] = C(run, c);
+      }
+      seen.push_back(counts);
+    }
+    EXPECT_EQ(seen[0], seen[1]);
+  }
+}
+
 // The time-to-first-token and the idle gap between tokens are each enforced
 // over WebSocket and HTTP: a target slower than the limit times out every
 // request, and the session reconnects and goes on.
