@@ -24,7 +24,8 @@ ctest --test-dir "$BUILD_DIR" --output-on-failure -j "$(nproc 2>/dev/null || ech
 # the worker's data path, again under AddressSanitizer and UBSan.
 ASAN_TESTS=(histogram_test metrics_test protocol_test worker_test cli_test)
 # The fuzz corpora (regression inputs included) replayed under the sanitizers.
-ASAN_REPLAYS=(histogram_decode_fuzz sse_stream_fuzz centrifugo_client_fuzz ws_llm_client_fuzz)
+ASAN_REPLAYS=(histogram_decode_fuzz sse_stream_fuzz centrifugo_client_fuzz ws_llm_client_fuzz
+              ws_framing_fuzz)
 if [ "${CI:-}" = "true" ] || [ -z "${SKIP_ASAN:-}" ]; then
   log "Building and running unit tests under ASan + UBSan."
   ASAN_DIR="${LLMLOAD_ASAN_BUILD_DIR:-$LLMLOAD_ROOT/build-asan}"
