@@ -1,6 +1,5 @@
 #include "services/worker/centrifugo_session.h"
 
-#include <algorithm>
 #include <deque>
 #include <optional>
 #include <string>
@@ -404,7 +403,7 @@ class CentrifugoSession final : public Session,
     if (setup_done_) {
       // Re-establishing a session that was open: try again while attempts
       // remain, else the session ends (it was counted as opened).
-      if (failures_in_a_row_ < ReconnectAttempts() && !shard_->cancelled()) {
+      if (failures_in_a_row_ < shard_->settings().reconnect_attempts && !shard_->cancelled()) {
         return Reconnect();
       }
       return Teardown();
@@ -441,11 +440,6 @@ class CentrifugoSession final : public Session,
     Reconnect();
   }
 
-  int ReconnectAttempts() const {
-    const v1::Target& t = shard_->settings().spec.target();
-    return t.reconnect_attempts() == 0 ? 3 : std::max(0, t.reconnect_attempts());
-  }
-
   void Reconnect() {
     CloseSocket();
     if (!session_id_.empty()) {
@@ -457,10 +451,8 @@ class CentrifugoSession final : public Session,
       });
       session_id_.clear();
     }
-    const v1::Target& t = shard_->settings().spec.target();
-    const auto wait = BackoffDelay(DurationOr(t.reconnect_backoff(), t.has_reconnect_backoff(),
-                                              std::chrono::milliseconds(1000)),
-                                   failures_in_a_row_, static_cast<uint64_t>(client_id_));
+    const auto wait = BackoffDelay(shard_->settings().reconnect_backoff, failures_in_a_row_,
+                                   static_cast<uint64_t>(client_id_));
     ++failures_in_a_row_;
     M().Add(v1::RECONNECTS);
     phase_ = Phase::kReconnectWait;

@@ -32,7 +32,6 @@ namespace llm = protocol::llm;
 constexpr size_t kReadChunk = 16 * 1024;
 constexpr size_t kMaxErrorBody = 64 * 1024;
 constexpr size_t kMaxJsonBody = 4 << 20;
-constexpr auto kDefaultConnectTimeout = std::chrono::seconds(10);
 
 // kTls: the connection is an ssl::stream over the TCP socket (https).
 template <bool kTls>
@@ -56,14 +55,6 @@ class HttpStreamSession final : public Session,
     } else if (protocol_ == v1::GEMINI) {
       provider_ = llm::Provider::kGemini;
     }
-    connect_timeout_ = DurationOr(t.connect_timeout(), t.has_connect_timeout(),
-                                 std::chrono::milliseconds(kDefaultConnectTimeout));
-    request_timeout_ = shard_->settings().request_timeout;
-    ttft_timeout_ = DurationOr(t.ttft_timeout(), t.has_ttft_timeout(), request_timeout_);
-    idle_timeout_ = DurationOr(t.idle_timeout(), t.has_idle_timeout(), request_timeout_);
-    reconnect_attempts_ = t.reconnect_attempts() == 0 ? 3 : std::max(0, t.reconnect_attempts());
-    reconnect_backoff_ = DurationOr(t.reconnect_backoff(), t.has_reconnect_backoff(),
-                                   std::chrono::milliseconds(1000));
     if (!t.api_key_env().empty()) {
       if (const char* key = std::getenv(t.api_key_env().c_str()); key != nullptr) {
         api_key_ = key;
@@ -126,7 +117,7 @@ class HttpStreamSession final : public Session,
       stream_.emplace(shard_->ioc());
     }
     buffer_.clear();
-    ArmDeadline(connect_timeout_);
+    ArmDeadline(shard_->settings().connect_timeout);
     const TargetInfo& t = shard_->settings().target;
     AsyncConnect(Sock(), t.endpoints, t.source_addresses, static_cast<uint64_t>(client_id_),
                  [self = shared_from_this()](const boost::system::error_code& ec) {
@@ -193,7 +184,7 @@ class HttpStreamSession final : public Session,
     if (cancelled_ || done_) {
       return;
     }
-    if (failures_in_a_row_ >= reconnect_attempts_) {
+    if (failures_in_a_row_ >= shard_->settings().reconnect_attempts) {
       if (!opened_) {
         M().Add(v1::SESSIONS_FAILED);
       }
@@ -202,7 +193,7 @@ class HttpStreamSession final : public Session,
           .Kv("reason", why);
       return End();
     }
-    const auto wait = BackoffDelay(reconnect_backoff_, failures_in_a_row_,
+    const auto wait = BackoffDelay(shard_->settings().reconnect_backoff, failures_in_a_row_,
                                    static_cast<uint64_t>(client_id_));
     ++failures_in_a_row_;
     M().Add(v1::RECONNECTS);
@@ -332,7 +323,7 @@ class HttpStreamSession final : public Session,
     error_body_.clear();
     meter_.Begin(step_, Clock::now());
     last_activity_ = meter_.send_at();
-    ArmDeadline(ttft_timeout_);
+    ArmDeadline(shard_->settings().ttft_timeout);
     M().Add(v1::BYTES_OUT, req_.body().size() + 200);
     http::async_write(*stream_, req_, [self = shared_from_this()](
                                          const boost::system::error_code& ec, size_t) {
@@ -448,7 +439,7 @@ class HttpStreamSession final : public Session,
           return;  // role/metadata chunk: no content, not a token
         }
         if (meter_.Chunk(M(), now)) {
-          ArmDeadline(idle_timeout_);
+          ArmDeadline(shard_->settings().idle_timeout);
         }
         return;
       case llm::StreamItem::Kind::kUsage:
@@ -609,9 +600,7 @@ class HttpStreamSession final : public Session,
   llm::Provider provider_ = llm::Provider::kOpenAiChat;
   bool streaming_ = true;
   std::string api_key_;
-  std::chrono::milliseconds connect_timeout_{}, request_timeout_{}, ttft_timeout_{}, idle_timeout_{},
-      reconnect_backoff_{}, deadline_span_{};
-  int reconnect_attempts_ = 3;
+  std::chrono::milliseconds deadline_span_{};
 
   std::optional<Stream> stream_;
   net::steady_timer timer_;

@@ -11,6 +11,7 @@
 #include "lib/common/log.h"
 #include "services/common/grpc_util.h"
 #include "services/worker/session_factory.h"
+#include "services/worker/session_util.h"
 
 namespace llmload::worker {
 namespace {
@@ -457,6 +458,17 @@ absl::StatusOr<std::unique_ptr<ShardRunner>> ShardRunner::Create(
   } else {
     settings->request_timeout = kDefaultRequestTimeout;
   }
+  const v1::Target& t = spec.target();
+  settings->connect_timeout =
+      DurationOr(t.connect_timeout(), t.has_connect_timeout(), std::chrono::milliseconds(10000));
+  settings->ttft_timeout =
+      DurationOr(t.ttft_timeout(), t.has_ttft_timeout(), settings->request_timeout);
+  settings->idle_timeout =
+      DurationOr(t.idle_timeout(), t.has_idle_timeout(), settings->request_timeout);
+  settings->reconnect_attempts =
+      t.reconnect_attempts() == 0 ? 3 : std::max(0, t.reconnect_attempts());
+  settings->reconnect_backoff = DurationOr(t.reconnect_backoff(), t.has_reconnect_backoff(),
+                                           std::chrono::milliseconds(1000));
   auto url = ParseTargetUrl(spec.target().url(), "spec.target.url");
   if (!url.ok()) {
     return url.status();

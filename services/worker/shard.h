@@ -64,6 +64,13 @@ struct ShardSettings {
   v1::RunSpec spec;
   int32_t cycles_per_client = 1;
   std::chrono::milliseconds request_timeout{120000};
+  // The target's other time limits and reconnection policy, resolved once
+  // from the spec with their defaults for every session driver.
+  std::chrono::milliseconds connect_timeout{10000};
+  std::chrono::milliseconds ttft_timeout{120000};  // default: request_timeout
+  std::chrono::milliseconds idle_timeout{120000};  // default: request_timeout
+  int reconnect_attempts = 3;
+  std::chrono::milliseconds reconnect_backoff{1000};
   TargetInfo target;
 
   // The load model (from spec.load) and what it needs.

@@ -146,27 +146,7 @@ class WsLlmSession final : public Session,
 
   metrics::MetricSet& M() { return shard_->metrics(); }
 
-  // The spec's timeouts and reconnection policy, read when needed rather
-  // than copied into each of the shard's many sessions.
-  const v1::Target& T() const { return shard_->settings().spec.target(); }
-  std::chrono::milliseconds RequestTimeout() const { return shard_->settings().request_timeout; }
-  std::chrono::milliseconds ConnectTimeout() const {
-    return DurationOr(T().connect_timeout(), T().has_connect_timeout(),
-                      std::chrono::milliseconds(10000));
-  }
-  std::chrono::milliseconds TtftTimeout() const {
-    return DurationOr(T().ttft_timeout(), T().has_ttft_timeout(), RequestTimeout());
-  }
-  std::chrono::milliseconds IdleTimeout() const {
-    return DurationOr(T().idle_timeout(), T().has_idle_timeout(), RequestTimeout());
-  }
-  int ReconnectAttempts() const {
-    return T().reconnect_attempts() == 0 ? 3 : std::max(0, T().reconnect_attempts());
-  }
-  std::chrono::milliseconds ReconnectBackoff() const {
-    return DurationOr(T().reconnect_backoff(), T().has_reconnect_backoff(),
-                      std::chrono::milliseconds(1000));
-  }
+  const ShardSettings& S() const { return shard_->settings(); }
 
   // ---- connection and set-up ----
 
@@ -231,7 +211,7 @@ class WsLlmSession final : public Session,
     M().Add(counter);
     conn_.Abort();
     ReleaseSlot();
-    if (counter == v1::HTTP_4XX || failures_in_a_row_ >= ReconnectAttempts() ||
+    if (counter == v1::HTTP_4XX || failures_in_a_row_ >= S().reconnect_attempts ||
         shard_->cancelled()) {
       if (!opened_) {
         M().Add(v1::SESSIONS_FAILED);
@@ -245,7 +225,7 @@ class WsLlmSession final : public Session,
   }
 
   void Reconnect() {
-    const auto wait = BackoffDelay(ReconnectBackoff(), failures_in_a_row_,
+    const auto wait = BackoffDelay(S().reconnect_backoff, failures_in_a_row_,
                                    static_cast<uint64_t>(client_id_));
     ++failures_in_a_row_;
     M().Add(v1::RECONNECTS);
@@ -399,13 +379,13 @@ class WsLlmSession final : public Session,
     switch (phase_) {
       case Phase::kConnecting:
       case Phase::kSetup:
-        return connect_start_ + ConnectTimeout();
+        return connect_start_ + S().connect_timeout;
       case Phase::kInFlight: {
-        const Clock::time_point whole = meter_.send_at() + RequestTimeout();
+        const Clock::time_point whole = meter_.send_at() + S().request_timeout;
         if (!meter_.got_first()) {
-          return std::min(whole, meter_.send_at() + TtftTimeout());
+          return std::min(whole, meter_.send_at() + S().ttft_timeout);
         }
-        return std::min(whole, meter_.last_at() + IdleTimeout());
+        return std::min(whole, meter_.last_at() + S().idle_timeout);
       }
       case Phase::kScheduled:
       case Phase::kBackoff:
