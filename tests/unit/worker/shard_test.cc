@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <numeric>
+#include <vector>
 
 #include "gtest/gtest.h"
 
@@ -159,6 +160,67 @@ TEST(ShardRunnerTest, OpenShardCountsEveryArrivalAndDropsOverTheCap) {
   EXPECT_NEAR(static_cast<double>(m.Get(v1::OFFERED)), 200.0, 1.0);
   EXPECT_EQ(m.Get(v1::OFFERED), m.Get(v1::DROPPED) + m.Get(v1::SESSIONS_FAILED));
   EXPECT_GT(m.Get(v1::SESSIONS_FAILED), 0u);
+  runner->reset();
+  loops.Stop();
+}
+
+// A loopback port that accepts TCP connections (the kernel's backlog does)
+// and never answers: WebSocket upgrades sent to it stay pending.
+class SilentPort {
+ public:
+  SilentPort() : fd_(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0)) {
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+    ::listen(fd_, 4096);
+    socklen_t len = sizeof(addr);
+    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
+    port_ = ntohs(addr.sin_port);
+  }
+  ~SilentPort() {
+    for (int fd : accepted_) {
+      ::close(fd);
+    }
+    ::close(fd_);
+  }
+  int port() const { return port_; }
+  // Accepts whatever is pending; the number accepted so far.
+  size_t AcceptPending() {
+    for (int fd; (fd = ::accept(fd_, nullptr, nullptr)) >= 0;) {
+      accepted_.push_back(fd);
+    }
+    return accepted_.size();
+  }
+
+ private:
+  int fd_;
+  int port_ = 0;
+  std::vector<int> accepted_;
+};
+
+TEST(ShardRunnerTest, AtMostMaxConnectingSessionsSetUpAtOnce) {
+  // 600 WebSocket sessions to a target that never finishes an upgrade: only
+  // kMaxConnecting of them may be connecting at any time, the others wait.
+  SilentPort silent;
+  EventLoops loops(1);
+  v1::ShardAssignment a = Assignment("ws://127.0.0.1:" + std::to_string(silent.port()) + "/ws");
+  a.mutable_spec()->mutable_target()->set_protocol(v1::WS_CHAT);
+  a.mutable_spec()->mutable_target()->mutable_connect_timeout()->set_seconds(30);
+  a.mutable_spec()->mutable_load()->mutable_closed()->set_clients(600);
+  a.mutable_spec()->mutable_load()->mutable_closed()->set_cycles_per_client(1);
+  a.set_client_count(600);
+  a.set_max_concurrent(600);
+  auto runner = ShardRunner::Create(loops, a);
+  ASSERT_TRUE(runner.ok()) << runner.status();
+  (*runner)->Start();
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (silent.AcceptPending() < LoopShard::kMaxConnecting && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  absl::SleepFor(absl::Milliseconds(300));  // time for any excess to show
+  EXPECT_EQ(silent.AcceptPending(), static_cast<size_t>(LoopShard::kMaxConnecting));
+  (*runner)->Cancel();
   runner->reset();
   loops.Stop();
 }
