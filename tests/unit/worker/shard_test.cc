@@ -220,7 +220,14 @@ TEST(ShardRunnerTest, AtMostMaxConnectingSessionsSetUpAtOnce) {
   }
   absl::SleepFor(absl::Milliseconds(300));  // time for any excess to show
   EXPECT_EQ(silent.AcceptPending(), static_cast<size_t>(LoopShard::kMaxConnecting));
+  // Cancelled, every session ends, the queued ones included.
   (*runner)->Cancel();
+  const absl::Time cancel_deadline = absl::Now() + absl::Seconds(5);
+  while (!(*runner)->Finished() && absl::Now() < cancel_deadline) {
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  EXPECT_TRUE((*runner)->Finished());
+  EXPECT_EQ((*runner)->active_sessions(), 0);
   runner->reset();
   loops.Stop();
 }
