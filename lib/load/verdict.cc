@@ -90,6 +90,7 @@ LoadAccounting Account(const v1::RunStats& stats) {
   a.offered = CounterValue(stats, v1::OFFERED);
   a.dropped = CounterValue(stats, v1::DROPPED);
   a.ok = CounterValue(stats, v1::REQUESTS_OK);
+  a.unfinished = CounterValue(stats, v1::UNFINISHED);
   for (v1::Counter c : metrics::AllCounters()) {
     if (metrics::IsRequestFailureCounter(c)) {
       a.failed += CounterValue(stats, c);

@@ -21,7 +21,8 @@
 //   llmload_bytes_sent_total, llmload_sessions_opened_total,
 //   llmload_sessions_failed_total, llmload_reconnects_total,
 //   llmload_cycles_total, llmload_dropped_total, llmload_offered_total,
-//   llmload_good_total, llmload_chunks_total   (llmload_<counter>_total)
+//   llmload_good_total, llmload_chunks_total, llmload_unfinished_total
+//   (llmload_<counter>_total)
 //   llmload_active_sessions                gauge
 //   llmload_run_workers                    gauge: workers not yet final
 //   llmload_run_complete                   gauge 0/1

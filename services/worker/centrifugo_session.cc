@@ -351,7 +351,7 @@ class CentrifugoSession final : public Session,
       }
       // The request was refused: no tokens will come. Count it, go on.
       timer_.cancel();
-      shard_->RequestDone(RequestMeter::Fail(M(), c));
+      shard_->RequestDone(this, RequestMeter::Fail(M(), c));
       return StartCycle();
     }
     M().RecordUs(v1::REQUEST, Micros(r.headers_at - meter_.send_at()));
@@ -371,7 +371,7 @@ class CentrifugoSession final : public Session,
       return;
     }
     timer_.cancel();
-    shard_->RequestDone(meter_.Complete(M(), done_at_, /*reported_tokens=*/-1));
+    shard_->RequestDone(this, meter_.Complete(M(), done_at_, /*reported_tokens=*/-1));
     StartCycle();
   }
 
@@ -428,7 +428,7 @@ class CentrifugoSession final : public Session,
       return FailSetup(counter, why);
     }
     if (phase_ == Phase::kCycle) {
-      shard_->RequestDone(RequestMeter::Fail(M(), counter));
+      shard_->RequestDone(this, RequestMeter::Fail(M(), counter));
     }
     LLMLOAD_LOG(kDebug, "Session failed.")
         .Kv("client_id", client_id_)

@@ -468,13 +468,13 @@ class HttpStreamSession final : public Session,
       const v1::Counter c = status_ == 429 ? v1::RATE_LIMITED
                             : status_ >= 500 ? v1::HTTP_5XX
                                              : v1::HTTP_4XX;
-      shard_->RequestDone(RequestMeter::Fail(M(), c));
+      shard_->RequestDone(this, RequestMeter::Fail(M(), c));
       return AfterRequest(keep);
     }
     if (streaming_) {
       // Gemini ends with the body; the others may omit their end marker.
       const Clock::time_point done_at = stream_done_ ? done_at_ : now;
-      shard_->RequestDone(meter_.Complete(M(), done_at, reported_tokens_));
+      shard_->RequestDone(this, meter_.Complete(M(), done_at, reported_tokens_));
     } else {
       int64_t tokens = 0;
       if (protocol_ == v1::HTTP_JSON) {
@@ -486,7 +486,7 @@ class HttpStreamSession final : public Session,
         }
         tokens = std::max<int64_t>(0, c->output_tokens);
       }
-      shard_->RequestDone(meter_.Complete(M(), now, tokens, /*count_chunks=*/false));
+      shard_->RequestDone(this, meter_.Complete(M(), now, tokens, /*count_chunks=*/false));
     }
     AfterRequest(keep);
   }
@@ -521,7 +521,7 @@ class HttpStreamSession final : public Session,
       return;
     }
     timer_.cancel();
-    shard_->RequestDone(RequestMeter::Fail(M(), counter));
+    shard_->RequestDone(this, RequestMeter::Fail(M(), counter));
     LLMLOAD_LOG(kDebug, "Request failed.")
         .Kv("client_id", client_id_)
         .Kv("reason", why)

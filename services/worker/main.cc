@@ -132,6 +132,7 @@ int main(int argc, char** argv) {
     llmload::worker::OneShotOptions options;
     options.spec_path = spec;
     options.threads = config.threads;
+    options.capacity = config.capacity;
     options.json = absl::GetFlag(FLAGS_oneshot_json);
     return llmload::worker::RunOneShot(options, [&interrupted] { return interrupted.load(); });
   }

@@ -97,7 +97,7 @@ int RunOneShot(const OneShotOptions& options, const std::function<bool()>& inter
     return 2;
   }
   validation::ApplyDefaults(&*spec);
-  auto plan = planning::PlanForSpec(*spec, {{"oneshot", 1 << 30}});
+  auto plan = planning::PlanForSpec(*spec, {{"oneshot", options.capacity}});
   if (!plan.ok() || plan->size() != 1) {
     std::fprintf(stderr, "llmload-worker: cannot plan the run: %s\n",
                  plan.ok() ? "no shard" : plan.status().ToString().c_str());

@@ -7,6 +7,7 @@
 
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <string>
 
@@ -17,6 +18,9 @@ namespace llmload::worker {
 struct OneShotOptions {
   std::string spec_path;  // RunSpec or {"spec": …} in proto JSON
   int threads = 1;
+  // What the worker declares to the planner (--capacity): the open model's
+  // default in-flight cap.
+  int32_t capacity = 9000;
   bool json = false;  // print RunStats as proto JSON instead of text
   absl::Duration progress_interval = absl::Seconds(5);
 };

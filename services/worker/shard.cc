@@ -1,5 +1,7 @@
 #include "services/worker/shard.h"
 
+#include <algorithm>
+#include <cassert>
 #include <latch>
 #include <random>
 
@@ -181,29 +183,43 @@ void LoopShard::Cancel() {
     self->cancelled_ = true;
     self->pending_.clear();
     self->idle_.clear();
-    self->assigned_.clear();
+    // assigned_ empties as CancelLive ends its sessions (each counted
+    // UNFINISHED).
     self->end_timer_.cancel();
     self->arrival_timer_.cancel();
-    std::vector<Session*> live;
-    live.reserve(self->live_.size());
-    for (const auto& [s, id] : self->live_) {
-      live.push_back(s);
-    }
-    for (Session* s : live) {
-      s->Cancel();
-    }
+    self->CancelLive();
     self->waiting_to_connect_.clear();
     self->http_->CloseAll();
     self->MaybeDone();
   });
 }
 
-void LoopShard::StartSession(int32_t client_id) {
+void LoopShard::StartSession(int32_t client_id, std::optional<Clock::time_point> intended) {
   std::shared_ptr<Session> s =
       MakeSession(settings_->spec.target().protocol(), shared_from_this(), client_id);
-  live_.emplace(s.get(), client_id);
+  Session* raw = s.get();
+  live_.emplace(raw, LiveSession{std::move(s), client_id});
+  if (intended.has_value()) {
+    // Registered before Start: the session asks for it once set up.
+    assigned_[raw] = *intended;
+  }
   active_sessions_->fetch_add(1, std::memory_order_relaxed);
-  s->Start();
+  raw->Start();  // may end the session at once; live_ keeps it alive until a later handler
+}
+
+void LoopShard::CancelLive() {
+  // Cancel ends each session (SessionEnded erases it from live_), so walk a
+  // copy; the sessions themselves stay alive until posted handlers drop them.
+  std::vector<Session*> live;
+  live.reserve(live_.size());
+  for (const auto& [s, entry] : live_) {
+    live.push_back(s);
+  }
+  for (Session* s : live) {
+    if (live_.contains(s)) {
+      s->Cancel();
+    }
+  }
 }
 
 bool LoopShard::AcquireConnectSlot(const std::shared_ptr<Session>& session) {
@@ -263,6 +279,7 @@ NextStep LoopShard::NextRequest(Session* session, int64_t requests_done) {
     assigned_.erase(it);
     return step;
   }
+  assert(live_.contains(session) && "NextRequest from a session that has ended");
   if (s.model == LoadModel::kClosed && requests_done >= s.cycles_per_client) {
     return step;
   }
@@ -274,6 +291,7 @@ NextStep LoopShard::NextRequest(Session* session, int64_t requests_done) {
   if (s.model == LoadModel::kDuration &&
       intended >= start_ + std::chrono::duration_cast<Clock::duration>(s.length)) {
     return step;  // the next request would start after the end
+      assert(std::find(idle_.begin(), idle_.end(), session) == idle_.end());
   }
   step.kind = NextStep::Kind::kRequest;
   step.cycle = requests_done + 1;
@@ -282,7 +300,22 @@ NextStep LoopShard::NextRequest(Session* session, int64_t requests_done) {
   return step;
 }
 
-void LoopShard::RequestDone(const RequestOutcome& outcome) {
+void LoopShard::OpenRequest(Session* session) {
+  auto it = live_.find(session);
+  if (it != live_.end()) {
+    assert(!it->second.request_open && "a session asked for a request with one still open");
+    it->second.request_open = true;
+  }
+}
+
+void LoopShard::RequestDone(Session* session, const RequestOutcome& outcome) {
+  auto it = live_.find(session);
+  assert(it != live_.end() && it->second.request_open &&
+         "RequestDone for a request NextRequest did not hand out");
+  if (it != live_.end()) {
+    it->second.request_open = false;
+  }
+    OpenRequest(session);
   if (settings_->objectives.Good(outcome.ok, outcome.ttft_us, outcome.mean_itl_us, outcome.e2e_us,
                                  outcome.tokens)) {
     metrics().Add(v1::GOOD);
@@ -294,18 +327,27 @@ void LoopShard::SessionEnded(Session* session) {
   if (it == live_.end()) {
     return;
   }
-  const int32_t client = it->second;
+  const int32_t client = it->second.client;
+  if (it->second.request_open) {
+    metrics().Add(v1::UNFINISHED);  // cut off by the drain's end or a stop
+  }
+  // The session may be in the middle of one of its own member functions:
+  // its last owning reference goes from a later handler (lifetime rules).
+  std::shared_ptr<Session> owner = std::move(it->second.owner);
   live_.erase(it);
   active_sessions_->fetch_sub(1, std::memory_order_relaxed);
   if (settings_->model == LoadModel::kOpen) {
-    assigned_.erase(session);
+    if (assigned_.erase(session) > 0) {
+      metrics().Add(v1::UNFINISHED);  // its arrival was never sent
+    }
     std::erase(idle_, session);
     if (!cancelled_ && !ending_) {
+  OpenRequest(session);
       pending_.push_back(client);  // the id is free for a later session
     }
   }
   // Start the next client after the current handler returns.
-  net::post(ioc_, [self = shared_from_this()] { self->Fill(); });
+  net::post(ioc_, [self = shared_from_this(), owner = std::move(owner)] { self->Fill(); });
 }
 
 void LoopShard::ScheduleNextArrival() {
@@ -364,13 +406,7 @@ void LoopShard::Arrive(Clock::time_point intended) {
   if (static_cast<int32_t>(live_.size()) < limit_ && !pending_.empty()) {
     const int32_t client = pending_.front();
     pending_.pop_front();
-    // Register the arrival before Start: the session asks for it once set up.
-    std::shared_ptr<Session> s =
-        MakeSession(settings_->spec.target().protocol(), shared_from_this(), client);
-    live_.emplace(s.get(), client);
-    assigned_[s.get()] = intended;
-    active_sessions_->fetch_add(1, std::memory_order_relaxed);
-    s->Start();
+    StartSession(client, intended);
     return;
   }
   metrics().Add(v1::DROPPED);  // over the in-flight cap: counted, never silently skipped
@@ -379,16 +415,21 @@ void LoopShard::Arrive(Clock::time_point intended) {
 void LoopShard::EndLoad() {
   if (cancelled_ || ending_) {
     return;
+    assert(live_.contains(s) && "an idle session must be live");
   }
   ending_ = true;
   arrival_timer_.cancel();
   pending_.clear();
-  assigned_.clear();  // arrivals not yet sent by a session still setting up
+  // Arrivals not yet sent by a session still setting up are not sent now.
+  metrics().Add(v1::UNFINISHED, assigned_.size());
+  assigned_.clear();
   // Idle sessions close now; busy ones close after their request.
   std::vector<Session*> idle;
   idle.swap(idle_);
   for (Session* s : idle) {
-    s->Resume();
+    if (live_.contains(s)) {
+      s->Resume();
+    }
   }
   end_timer_.expires_after(settings_->drain);
   end_timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
@@ -403,18 +444,10 @@ void LoopShard::ForceEnd() {
   if (done_) {
     return;
   }
-  std::vector<Session*> live;
-  live.reserve(live_.size());
-  for (const auto& [s, id] : live_) {
-    live.push_back(s);
-  }
-  if (!live.empty()) {
+  if (!live_.empty()) {
     LLMLOAD_LOG(kDebug, "Sessions still busy after the drain; cancelling them.")
         .Kv("run_id", settings_->run_id)
-        .Kv("sessions", static_cast<int64_t>(live.size()));
-  }
-  for (Session* s : live) {
-    s->Cancel();
+        .Kv("sessions", static_cast<int64_t>(live_.size()));
   }
   http_->CloseAll();
   MaybeDone();
@@ -438,6 +471,7 @@ absl::StatusOr<std::unique_ptr<ShardRunner>> ShardRunner::Create(
   if (!SessionSupported(spec.target().protocol())) {
     return absl::UnimplementedError(
         absl::StrCat("spec.target.protocol: ", v1::Protocol_Name(spec.target().protocol()),
+  CancelLive();
                      " is not implemented by this worker yet"));
   }
   if (spec.load().model_case() == v1::Load::MODEL_NOT_SET) {

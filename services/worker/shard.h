@@ -12,6 +12,26 @@
 // Metrics are double-buffered per loop: sessions record into the active set;
 // at every batch cut the control thread has each loop swap sets (a posted
 // handler), then merges and clears the sets the loops no longer touch.
+//
+// Session lifetime (asserted in debug builds):
+//  - A LoopShard owns every session it started: `live_` holds the only
+//    owning reference that does not come from a pending operation. A
+//    session stays alive from MakeSession until SessionEnded, whatever it
+//    is waiting for (an I/O operation, a timer, a connection slot, or
+//    nothing at all while idle in the open model).
+//  - A session calls LoopShard::SessionEnded exactly once, when it is done
+//    or cancelled. The shard then drops its reference from a posted handler,
+//    never inside the session's own call stack, so a session never destroys
+//    itself while one of its member functions runs. Handlers still pending
+//    on the session keep it alive (they capture shared_from_this()) until
+//    they have run.
+//  - The shard calls Resume only on a session it holds in `idle_` (one that
+//    answered kWait and has not ended), Cancel and OnConnectSlot only on
+//    sessions in `live_`. Raw Session* keys (idle_, assigned_) are valid
+//    exactly while the session is in `live_`: SessionEnded erases them.
+//  - Sessions hold a shared_ptr to their LoopShard; the cycle is broken when
+//    the session ends, and every session ends: by its load model, by the
+//    drain deadline (ForceEnd), or by Cancel.
 
 #pragma once
 
@@ -20,6 +40,7 @@
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -165,8 +186,9 @@ class LoopShard : public std::enable_shared_from_this<LoopShard> {
   // The load model's decision for a session that has finished
   // `requests_done` requests and is ready for the next.
   NextStep NextRequest(Session* session, int64_t requests_done);
-  // Every request a driver started ends here exactly once (ok or failed).
-  void RequestDone(const RequestOutcome& outcome);
+  // Every request NextRequest handed to `session` ends here exactly once (ok
+  // or failed), unless the session ends first: then it counts as UNFINISHED.
+  void RequestDone(Session* session, const RequestOutcome& outcome);
   void SessionEnded(Session* session);
 
   // Connection set-up admission. Opening thousands of connections at once
@@ -187,7 +209,9 @@ class LoopShard : public std::enable_shared_from_this<LoopShard> {
  private:
   void Begin(Clock::time_point start);
   void Fill();
-  void StartSession(int32_t client_id);
+  // Creates the session for `client_id`, owned by live_; `intended`: the
+  // open model's arrival it is opened for.
+  void StartSession(int32_t client_id, std::optional<Clock::time_point> intended = std::nullopt);
   void MaybeDone();
   // Open model.
   void ScheduleNextArrival();
@@ -202,11 +226,22 @@ class LoopShard : public std::enable_shared_from_this<LoopShard> {
   std::deque<int32_t> pending_;  // client ids not running (open: free ids)
   int32_t limit_;
   std::atomic<int>* loops_remaining_;
+  // Cancels every live session (each ends and leaves live_).
+  void CancelLive();
+  // Marks the request NextRequest is handing to `session` as open.
+  void OpenRequest(Session* session);
   std::atomic<int64_t>* active_sessions_;
   LoopLoad load_;
   std::shared_ptr<HttpPool> http_;
   protocol::centrifugo::ClientFrameParser centrifugo_parser_;
-  absl::flat_hash_map<Session*, int32_t> live_;  // session -> client id
+  // Every session this shard started and that has not ended (see the
+  // lifetime rules above): the owning reference and the client id.
+  struct LiveSession {
+    std::shared_ptr<Session> owner;
+    int32_t client = 0;
+    bool request_open = false;  // NextRequest gave a request; RequestDone not yet
+  };
+  absl::flat_hash_map<Session*, LiveSession> live_;
   int connecting_ = 0;
   // Sessions waiting for a connection slot (held here: nothing else keeps
   // a session that has no operation pending alive).

@@ -266,7 +266,7 @@ class WsLlmSession final : public Session,
         return;
       case Kind::kComplete:
         if (phase_ == Phase::kInFlight) {
-          shard_->RequestDone(meter_.Complete(M(), now, e.reported_tokens));
+          shard_->RequestDone(this, meter_.Complete(M(), now, e.reported_tokens));
           Next();
         }
         return;
@@ -342,7 +342,7 @@ class WsLlmSession final : public Session,
                e.error_code == "INVALID_MESSAGE" || e.error_code == "UNKNOWN_MESSAGE_TYPE") {
       c = v1::HTTP_4XX;
     }
-    shard_->RequestDone(RequestMeter::Fail(M(), c));
+    shard_->RequestDone(this, RequestMeter::Fail(M(), c));
     Next();
   }
 
@@ -350,7 +350,7 @@ class WsLlmSession final : public Session,
   // request in flight fails, the session reconnects and goes on.
   void ConnectionLost(v1::Counter counter) {
     if (phase_ == Phase::kInFlight) {
-      shard_->RequestDone(RequestMeter::Fail(M(), counter));
+      shard_->RequestDone(this, RequestMeter::Fail(M(), counter));
     } else if (counter == v1::PROTOCOL_ERROR || counter == v1::TIMEOUT) {
       M().Add(counter);
     }
