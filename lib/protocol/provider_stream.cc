@@ -6,6 +6,7 @@
 #include <boost/json/value.hpp>
 
 #include "absl/strings/numbers.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 
 namespace llmload::protocol::llm {
@@ -88,6 +89,30 @@ std::string RequestPath(Provider p, std::string_view model, bool stream) {
                           stream ? ":streamGenerateContent?alt=sse" : ":generateContent");
   }
   return "/";
+}
+
+std::string RequestPathBelow(Provider p, std::string_view base_path, std::string_view model,
+                             bool stream) {
+  const absl::string_view base(base_path.data(), base_path.size());
+  switch (p) {
+    case Provider::kOpenAiChat:
+      if (absl::EndsWith(base, "/chat/completions")) {
+        return "";
+      }
+      break;
+    case Provider::kAnthropic:
+      if (absl::EndsWith(base, "/messages")) {
+        return "";
+      }
+      break;
+    case Provider::kGemini:
+      if (absl::EndsWith(base, ":streamGenerateContent") ||
+          absl::EndsWith(base, ":generateContent")) {
+        return stream && absl::EndsWith(base, ":streamGenerateContent") ? "?alt=sse" : "";
+      }
+      break;
+  }
+  return RequestPath(p, model, stream);
 }
 
 std::string RequestBody(Provider p, const RequestParams& r) {

@@ -57,6 +57,13 @@ struct RequestParams {
 
 // Path (with query) below the target's base path.
 std::string RequestPath(Provider p, std::string_view model, bool stream);
+// What to append to a target URL's `base_path` for a request: RequestPath,
+// unless the base already names the provider's endpoint (a full endpoint URL
+// such as Azure OpenAI's .../deployments/d/chat/completions, or Gemini's
+// .../models/m:streamGenerateContent), which is then used as it is (with
+// Gemini's alt=sse added for streaming).
+std::string RequestPathBelow(Provider p, std::string_view base_path, std::string_view model,
+                             bool stream);
 std::string RequestBody(Provider p, const RequestParams& params);
 
 // Interprets the SSE events of one response.

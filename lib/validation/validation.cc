@@ -161,6 +161,10 @@ void CheckUrl(std::string_view path, const std::string& url, bool required, Chec
     check.Invalid(path, absl::StrCat("port must be between 1 and 65535, got ", Quote(url)));
     return;
   }
+  if (parsed->has_fragment()) {
+    check.Invalid(path, "must not have a #fragment: a fragment is never sent to a server (the "
+                        "path and ?query are)");
+  }
   if (parsed->has_userinfo()) {
     check.Invalid(path, absl::StrCat("must not carry credentials (use headers or apiKeyEnv), got ",
                                      Quote(std::string(parsed->scheme()) + "://...")));

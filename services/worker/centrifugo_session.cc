@@ -89,7 +89,8 @@ class CentrifugoSession final : public Session,
   };
 
   std::string Path(std::string_view p) const {
-    return shard_->settings().target.base_path + std::string(p);
+    const TargetInfo& t = shard_->settings().target;
+    return JoinTarget(t.base_path, p, t.query);
   }
   metrics::MetricSet& M() { return shard_->metrics(); }
 
@@ -144,7 +145,8 @@ class CentrifugoSession final : public Session,
     beast::get_lowest_layer(*ws_).set_option(tcp::no_delay(true), ignored);
     ws_->read_message_max(kMaxWsMessageBytes);
     ws_->async_handshake(shard_->settings().target.ws_host_header,
-                         Path("/connection/websocket"),
+                         JoinTarget(shard_->settings().target.ws_base_path,
+                                    "/connection/websocket", shard_->settings().target.ws_query),
                          [self = shared_from_this(), gen = generation_](
                              const boost::system::error_code& ec) {
                            if (gen == self->generation_) {

@@ -250,7 +250,7 @@ class HttpStreamSession final : public Session,
     std::string target;
     std::string body;
     if (protocol_ == v1::HTTP_JSON) {
-      target = s.target.base_path.empty() ? "/" : s.target.base_path;
+      target = JoinTarget(s.target.base_path, "", s.target.query);
       body = absl::StrCat("{\"prompt\":", boost::json::serialize(boost::json::string(prompt)),
                           max_tokens > 0 ? absl::StrCat(",\"max_tokens\":", max_tokens) : "", "}");
     } else {
@@ -258,7 +258,9 @@ class HttpStreamSession final : public Session,
           t.model().empty() ? std::string(provider_ == llm::Provider::kGemini ? "gemini-2.0-flash"
                                                                             : "llmload")
                             : t.model();
-      target = s.target.base_path + llm::RequestPath(provider_, model, streaming_);
+      target = JoinTarget(s.target.base_path,
+                          llm::RequestPathBelow(provider_, s.target.base_path, model, streaming_),
+                          s.target.query);
       llm::RequestParams params;
       params.model = model;
       params.prompt = prompt;

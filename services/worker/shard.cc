@@ -28,6 +28,7 @@ struct ParsedUrl {
   std::string host;
   uint16_t port = 0;
   std::string path;
+  std::string query;
 };
 
 absl::StatusOr<ParsedUrl> ParseTargetUrl(const std::string& url, const char* field) {
@@ -43,10 +44,17 @@ absl::StatusOr<ParsedUrl> ParseTargetUrl(const std::string& url, const char* fie
   }
   out.host = std::string(parsed->host_address());
   out.port = parsed->has_port() ? parsed->port_number() : (out.tls ? 443 : 80);
+  if (parsed->has_userinfo() || parsed->has_fragment()) {
+    // Validation refuses these too; never quote the URL (it may hold a
+    // password).
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ": must not carry credentials or a #fragment"));
+  }
   out.path = std::string(parsed->encoded_path());
   while (!out.path.empty() && out.path.back() == '/') {
     out.path.pop_back();
   }
+  out.query = std::string(parsed->encoded_query());
   return out;
 }
 
@@ -119,6 +127,20 @@ void ApplyLoadModel(const v1::RunSpec& spec, ShardSettings* settings) {
 }
 
 }  // namespace
+
+std::string JoinTarget(std::string_view base_path, std::string_view suffix, std::string_view query) {
+  std::string out;
+  out.reserve(base_path.size() + suffix.size() + query.size() + 2);
+  out.append(base_path).append(suffix);
+  if (out.empty()) {
+    out = "/";
+  }
+  if (!query.empty()) {
+    out.push_back(out.find('?') == std::string::npos ? '?' : '&');
+    out.append(query);
+  }
+  return out;
+}
 
 std::vector<int64_t> SplitEvenly(int64_t total, int parts) {
   std::vector<int64_t> out(static_cast<size_t>(std::max(parts, 0)), 0);
@@ -257,6 +279,7 @@ void LoopShard::Fill() {
 }
 
 NextStep LoopShard::NextRequest(Session* session, int64_t requests_done) {
+  assert(live_.contains(session) && "NextRequest from a session that has ended");
   NextStep step;
   step.kind = NextStep::Kind::kClose;
   if (cancelled_ || ending_) {
@@ -268,6 +291,7 @@ NextStep LoopShard::NextRequest(Session* session, int64_t requests_done) {
     // for, else it waits for the next one.
     auto it = assigned_.find(session);
     if (it == assigned_.end()) {
+      assert(std::find(idle_.begin(), idle_.end(), session) == idle_.end());
       idle_.push_back(session);
       step.kind = NextStep::Kind::kWait;
       return step;
@@ -277,9 +301,9 @@ NextStep LoopShard::NextRequest(Session* session, int64_t requests_done) {
     step.intended = it->second;
     step.from_intended = true;
     assigned_.erase(it);
+    OpenRequest(session);
     return step;
   }
-  assert(live_.contains(session) && "NextRequest from a session that has ended");
   if (s.model == LoadModel::kClosed && requests_done >= s.cycles_per_client) {
     return step;
   }
@@ -291,12 +315,12 @@ NextStep LoopShard::NextRequest(Session* session, int64_t requests_done) {
   if (s.model == LoadModel::kDuration &&
       intended >= start_ + std::chrono::duration_cast<Clock::duration>(s.length)) {
     return step;  // the next request would start after the end
-      assert(std::find(idle_.begin(), idle_.end(), session) == idle_.end());
   }
   step.kind = NextStep::Kind::kRequest;
   step.cycle = requests_done + 1;
   step.intended = intended;
   metrics().Add(v1::OFFERED);
+  OpenRequest(session);
   return step;
 }
 
@@ -315,7 +339,6 @@ void LoopShard::RequestDone(Session* session, const RequestOutcome& outcome) {
   if (it != live_.end()) {
     it->second.request_open = false;
   }
-    OpenRequest(session);
   if (settings_->objectives.Good(outcome.ok, outcome.ttft_us, outcome.mean_itl_us, outcome.e2e_us,
                                  outcome.tokens)) {
     metrics().Add(v1::GOOD);
@@ -342,7 +365,6 @@ void LoopShard::SessionEnded(Session* session) {
     }
     std::erase(idle_, session);
     if (!cancelled_ && !ending_) {
-  OpenRequest(session);
       pending_.push_back(client);  // the id is free for a later session
     }
   }
@@ -399,6 +421,7 @@ void LoopShard::Arrive(Clock::time_point intended) {
   if (!idle_.empty()) {
     Session* s = idle_.back();
     idle_.pop_back();
+    assert(live_.contains(s) && "an idle session must be live");
     assigned_[s] = intended;
     s->Resume();
     return;
@@ -415,7 +438,6 @@ void LoopShard::Arrive(Clock::time_point intended) {
 void LoopShard::EndLoad() {
   if (cancelled_ || ending_) {
     return;
-    assert(live_.contains(s) && "an idle session must be live");
   }
   ending_ = true;
   arrival_timer_.cancel();
@@ -449,6 +471,7 @@ void LoopShard::ForceEnd() {
         .Kv("run_id", settings_->run_id)
         .Kv("sessions", static_cast<int64_t>(live_.size()));
   }
+  CancelLive();
   http_->CloseAll();
   MaybeDone();
 }
@@ -471,7 +494,6 @@ absl::StatusOr<std::unique_ptr<ShardRunner>> ShardRunner::Create(
   if (!SessionSupported(spec.target().protocol())) {
     return absl::UnimplementedError(
         absl::StrCat("spec.target.protocol: ", v1::Protocol_Name(spec.target().protocol()),
-  CancelLive();
                      " is not implemented by this worker yet"));
   }
   if (spec.load().model_case() == v1::Load::MODEL_NOT_SET) {
@@ -528,6 +550,9 @@ absl::StatusOr<std::unique_ptr<ShardRunner>> ShardRunner::Create(
   settings->target.ws_host_header = HostHeader(ws_url);
   settings->target.ws_endpoints = *std::move(ws_endpoints);
   settings->target.base_path = url->path;
+  settings->target.query = url->query;
+  settings->target.ws_base_path = ws_url.path;
+  settings->target.ws_query = ws_url.query;
   for (const std::string& a : spec.target().source_addresses()) {
     boost::system::error_code ec;
     auto addr = boost::asio::ip::make_address(a, ec);

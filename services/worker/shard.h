@@ -42,6 +42,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <random>
@@ -66,6 +67,11 @@ struct TargetInfo {
   std::string ws_host_header;
   std::vector<tcp::endpoint> ws_endpoints;
   std::string base_path;  // URL path prefix without trailing '/'
+  std::string query;      // the URL's query, encoded, without '?' (may be empty)
+  // The WebSocket URL's path and query (the same as above unless wsUrl is
+  // given).
+  std::string ws_base_path;
+  std::string ws_query;
   // https / wss: the client context and the host names for SNI and
   // certificate verification.
   bool tls = false;
@@ -220,16 +226,16 @@ class LoopShard : public std::enable_shared_from_this<LoopShard> {
   // Duration and open models: `length` is over.
   void EndLoad();
   void ForceEnd();
+  // Cancels every live session (each ends and leaves live_).
+  void CancelLive();
+  // Marks the request NextRequest is handing to `session` as open.
+  void OpenRequest(Session* session);
 
   net::io_context& ioc_;
   std::shared_ptr<const ShardSettings> settings_;
   std::deque<int32_t> pending_;  // client ids not running (open: free ids)
   int32_t limit_;
   std::atomic<int>* loops_remaining_;
-  // Cancels every live session (each ends and leaves live_).
-  void CancelLive();
-  // Marks the request NextRequest is handing to `session` as open.
-  void OpenRequest(Session* session);
   std::atomic<int64_t>* active_sessions_;
   LoopLoad load_;
   std::shared_ptr<HttpPool> http_;
@@ -292,6 +298,11 @@ class ShardRunner {
   std::atomic<bool> cancelled_{false};
   int64_t cycles_total_ = 0;
 };
+
+// The request target for `suffix` (a path, possibly with a query of its
+// own) below `base_path`, with the target URL's `query` appended: every part
+// of the URL the user gave reaches the target.
+std::string JoinTarget(std::string_view base_path, std::string_view suffix, std::string_view query);
 
 // Builds the session driver for the run's protocol.
 std::shared_ptr<Session> MakeSession(v1::Protocol protocol, std::shared_ptr<LoopShard> shard,

@@ -180,10 +180,11 @@ class WsLlmSession final : public Session,
     phase_ = Phase::kConnecting;
     connect_start_ = Clock::now();
     const ShardSettings& s = shard_->settings();
-    std::string path = s.target.base_path;
-    if (path.empty()) {
-      path = client_.dialect() == wsllm::Dialect::kWsChat ? "/api/ws" : "/";
-    }
+    const std::string path = JoinTarget(
+        s.target.ws_base_path,
+        s.target.ws_base_path.empty() && client_.dialect() == wsllm::Dialect::kWsChat ? "/api/ws"
+                                                                                     : "",
+        s.target.ws_query);
     HeaderList headers;
     for (const auto& [name, value] : s.spec.target().headers()) {
       headers.emplace_back(name, value);

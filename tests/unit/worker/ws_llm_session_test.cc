@@ -9,6 +9,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core/buffers_to_string.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http.hpp>
 #include <boost/beast/websocket.hpp>
 
 #include "absl/strings/str_cat.h"
@@ -69,6 +70,10 @@ class FakeWsServer {
     std::lock_guard<std::mutex> lock(mu_);
     return received_;
   }
+  std::vector<std::string> targets() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return targets_;
+  }
   void Record(const std::string& s) {
     std::lock_guard<std::mutex> lock(mu_);
     received_.push_back(s);
@@ -86,9 +91,20 @@ class FakeWsServer {
       const int index = connections_++;
       std::lock_guard<std::mutex> lock(mu_);
       conns_.emplace_back([this, index, sock = std::move(s)]() mutable {
-        Ws ws(std::move(sock));
+        // Read the upgrade request ourselves to record its target.
+        beast::flat_buffer buf;
+        http::request<http::string_body> upgrade;
         boost::system::error_code ec2;
-        ws.accept(ec2);
+        http::read(sock, buf, upgrade, ec2);
+        if (ec2) {
+          return;
+        }
+        {
+          std::lock_guard<std::mutex> target_lock(mu_);
+          targets_.emplace_back(upgrade.target());
+        }
+        Ws ws(std::move(sock));
+        ws.accept(upgrade, ec2);
         if (ec2) {
           return;
         }
@@ -107,6 +123,7 @@ class FakeWsServer {
   std::mutex mu_;
   std::vector<std::thread> conns_;
   std::vector<std::string> received_;
+  std::vector<std::string> targets_;  // the upgrade requests' targets
   std::atomic<bool> stopping_{false};
   std::atomic<int> connections_{0};
 };
@@ -183,6 +200,32 @@ TEST(WsLlmSessionTest, WsChatTurnsAreCountedExactly) {
   EXPECT_EQ(m.Hist(v1::ITL).Count(), 12u);
   EXPECT_EQ(m.Hist(v1::SESSION_SETUP).Count(), 2u);
   EXPECT_EQ(server.connections(), 2);
+  EXPECT_EQ(server.targets(), (std::vector<std::string>{"/api/ws", "/api/ws"}));
+}
+
+TEST(WsLlmSessionTest, TheUrlQueryReachesTheUpgradeRequest) {
+  // Seed 004's chat server refuses a connection without ?projectId=.
+  FakeWsServer server([&](int, Conn& c) {
+    c.Send(R"({"type":"status","id":"msg_0","data":{"status":"connected","message":"hi"}})");
+    for (std::string req; !(req = c.Recv()).empty();) {
+      if (req.find("\"user_message\"") != std::string::npos) {
+        ChatTurn(c, req, 2);
+      }
+    }
+  });
+  metrics::MetricSet m = RunShard(
+      v1::WS_CHAT, absl::StrCat("ws://127.0.0.1:", server.port(), "/api/ws?projectId=p7&x=%2F"), 1,
+      1);
+  EXPECT_EQ(m.Get(v1::REQUESTS_OK), 1u);
+  EXPECT_EQ(server.targets(), (std::vector<std::string>{"/api/ws?projectId=p7&x=%2F"}));
+  // The WebSocket URL's own path and query win when wsUrl is given.
+  FakeWsServer realm([&](int, Conn&) {});
+  RunShard(v1::WS_CHAT, "http://127.0.0.1:1/unused?no=1", 1, 1, [&](v1::RunSpec* s) {
+    s->mutable_target()->set_ws_url(
+        absl::StrCat("ws://127.0.0.1:", realm.port(), "/chat/ws?projectId=p9"));
+    s->mutable_target()->set_reconnect_attempts(-1);
+  });
+  EXPECT_EQ(realm.targets(), (std::vector<std::string>{"/chat/ws?projectId=p9"}));
 }
 
 TEST(WsLlmSessionTest, WsChatAnswersServerPingsAndSendsOptions) {
