@@ -80,6 +80,11 @@ class HttpPool::Conn : public std::enable_shared_from_this<HttpPool::Conn> {
                                 return self->Finish(ec);
                               }
                               self->got_bytes_ = true;
+                              const unsigned status = self->parser_->get().result_int();
+                              if (status / 100 == 1 && status != 101) {
+                                // Interim response (RFC 9110 section 15.2): skip it.
+                                return self->DoReadHeader();
+                              }
                               self->result_.headers_at = Clock::now();
                               self->DoReadBody();
                             });

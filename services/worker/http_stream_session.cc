@@ -109,6 +109,7 @@ class HttpStreamSession final : public Session,
 
   void Connect() {
     phase_ = Phase::kConnecting;
+    reused_conn_ = false;
     connect_start_ = Clock::now();
     CloseSocket();
     if constexpr (kTls) {
@@ -224,6 +225,7 @@ class HttpStreamSession final : public Session,
     }
     requests_ = step.cycle;
     step_ = step;
+    stale_retried_ = false;
     const Clock::time_point due = DueTime(step, retry_after_);  // Retry-After may push it back
     if (due > Clock::now()) {
       phase_ = Phase::kScheduled;
@@ -330,6 +332,9 @@ class HttpStreamSession final : public Session,
     http::async_write(*stream_, req_, [self = shared_from_this()](
                                          const boost::system::error_code& ec, size_t) {
       if (ec) {
+        if (self->cancelled_ || self->done_ || self->RetryOnStaleConnection(0)) {
+          return;
+        }
         return self->Fail(self->timed_out_ ? v1::TIMEOUT : v1::DISCONNECTED, "write failed");
       }
       self->ReadHeader();
@@ -349,12 +354,24 @@ class HttpStreamSession final : public Session,
       return;
     }
     if (ec) {
+      if (RetryOnStaleConnection(n)) {
+        return;
+      }
       return Fail(timed_out_ ? v1::TIMEOUT : v1::DISCONNECTED, "no response");
     }
     M().Add(v1::BYTES_IN, n);
+    const unsigned status = parser_->get().result_int();
+    if (status / 100 == 1) {
+      if (status == 101) {
+        return Fail(v1::PROTOCOL_ERROR, "101 Switching Protocols to a request that asked none");
+      }
+      // An interim response (100 Continue, 103 Early Hints, ...): RFC 9110
+      // section 15.2 says to skip it; the final response follows.
+      return ReadHeader();
+    }
     const Clock::time_point now = Clock::now();
     M().RecordUs(v1::REQUEST, Micros(now - meter_.send_at()));
-    status_ = parser_->get().result_int();
+    status_ = status;
     last_activity_ = now;
     if (status_ / 100 != 2) {
       // Read the (bounded) error body so the connection can be reused.
@@ -515,7 +532,26 @@ class HttpStreamSession final : public Session,
     if (!keep_alive) {
       CloseSocket();
     }
+    reused_conn_ = keep_alive;
     Next();
+  }
+
+  // A request on a kept-alive connection that the server had already closed
+  // (servers close idle connections: Node.js after 5 s, nginx after 75 s)
+  // fails before a single response byte. That is not the target failing the
+  // request: reconnect and send it once more. True when retrying.
+  bool RetryOnStaleConnection(size_t response_bytes) {
+    if (!reused_conn_ || timed_out_ || response_bytes > 0 || stale_retried_ ||
+        buffer_.size() > 0) {
+      return false;
+    }
+    stale_retried_ = true;
+    reused_conn_ = false;
+    timer_.cancel();
+    CloseSocket();
+    pending_request_ = true;
+    Connect();
+    return true;
   }
 
   void Fail(v1::Counter counter, const char* why) {
@@ -623,6 +659,8 @@ class HttpStreamSession final : public Session,
   bool done_ = false;
   bool timed_out_ = false;
   bool pending_request_ = false;
+  bool reused_conn_ = false;    // the connection has carried a complete response
+  bool stale_retried_ = false;  // this request was resent after a stale connection
   bool stream_done_ = false;
   bool stream_error_ = false;
   v1::Counter stream_error_counter_ = v1::HTTP_5XX;

@@ -52,6 +52,8 @@ struct Reply {
   std::vector<std::string> pieces;  // body, sent as chunks 1 ms apart
   std::string extra_headers;
   bool cut = false;  // close the connection mid-body
+  std::string interim;       // sent before the response, e.g. a 103 Early Hints
+  bool close_after = false;  // close the kept-alive connection after the response
 };
 
 class FakeProvider {
@@ -129,7 +131,8 @@ class FakeProvider {
         last_body_ = req.body();
       }
       Reply r = script_(n, std::string(req.target()));
-      std::string head = absl::StrCat("HTTP/1.1 ", r.status, " X\r\n", r.extra_headers);
+      std::string head =
+          absl::StrCat(r.interim, "HTTP/1.1 ", r.status, " X\r\n", r.extra_headers);
       if (r.status == 200 && r.pieces.size() != 1) {
         head += "Content-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n";
         net::write(s, net::buffer(head), ec);
@@ -149,7 +152,7 @@ class FakeProvider {
                              "\r\n\r\n", body);
         net::write(s, net::buffer(head), ec);
       }
-      if (ec) {
+      if (ec || r.close_after) {
         return;
       }
     }
@@ -344,6 +347,100 @@ TEST(HttpStreamSessionTest, ConnectionsSpreadOverSourceAddresses) {
   });
   EXPECT_EQ(m.Get(v1::REQUESTS_OK), 4u);
   EXPECT_EQ(fake.peers(), (std::set<std::string>{"127.0.0.2", "127.0.0.3"}));
+}
+
+}  // namespace
+}  // namespace llmload::worker
+
+namespace llmload::worker {
+namespace {
+
+TEST(HttpStreamSessionTest, InterimResponsesAreSkipped) {
+  // RFC 9110 15.2: a client skips 1xx responses it did not ask for; the
+  // final response that follows is the one that counts.
+  const auto events = Events(ReadFixture("openai-chat-stream.sse"));
+  FakeProvider fake([&](int n, const std::string&) {
+    Reply r{200, events, "", false};
+    r.interim = n % 2 == 0 ? "HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n"
+                           : "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 102 Processing\r\n\r\n";
+    return r;
+  });
+  metrics::MetricSet m = RunShard(v1::OPENAI_CHAT, fake.port(), 1, 4);
+  EXPECT_EQ(m.Get(v1::REQUESTS_OK), 4u);
+  EXPECT_EQ(m.Get(v1::HTTP_4XX), 0u);
+  EXPECT_EQ(m.Get(v1::TOKENS), 12u);
+  EXPECT_EQ(fake.connections(), 1);
+  FakeProvider json([&](int, const std::string&) {
+    Reply r{200, {R"({"text":"hi","usage":{"completion_tokens":2}})"}, "", false};
+    r.interim = "HTTP/1.1 100 Continue\r\n\r\n";
+    return r;
+  });
+  m = RunShard(v1::HTTP_JSON, json.port(), 1, 2);
+  EXPECT_EQ(m.Get(v1::REQUESTS_OK), 2u);
+  EXPECT_EQ(m.Get(v1::TOKENS), 4u);
+}
+
+TEST(HttpStreamSessionTest, ASwitchingProtocolsAnswerIsAProtocolError) {
+  FakeProvider fake([&](int, const std::string&) {
+    Reply r{200, {"{}"}, "", false};
+    r.interim = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\n";
+    return r;
+  });
+  metrics::MetricSet m = RunShard(v1::OPENAI_CHAT, fake.port(), 1, 1);
+  EXPECT_EQ(m.Get(v1::PROTOCOL_ERROR), 1u);
+  EXPECT_EQ(m.Get(v1::REQUESTS_OK), 0u);
+}
+
+TEST(HttpStreamSessionTest, AConnectionTheServerClosedWhileIdleIsReplacedWithoutAFailure) {
+  // The server closes every connection after one response without saying so
+  // (as servers do with idle keep-alive connections): the next request on it
+  // meets a closed socket before any response byte. That request is resent
+  // on a fresh connection, not counted as failed.
+  const auto events = Events(ReadFixture("openai-chat-stream.sse"));
+  FakeProvider fake([&](int, const std::string&) {
+    Reply r{200, events, "", false};
+    r.close_after = true;
+    return r;
+  });
+  metrics::MetricSet m = RunShard(v1::OPENAI_CHAT, fake.port(), 1, 3);
+  EXPECT_EQ(m.Get(v1::REQUESTS_OK), 3u);
+  EXPECT_EQ(metrics::FailedRequests(m), 0u);
+  EXPECT_EQ(fake.connections(), 3);
+  EXPECT_EQ(fake.requests(), 3);
+}
+
+TEST(HttpStreamSessionTest, EveryPartOfTheTargetUrlReachesTheTarget) {
+  const auto events = Events(ReadFixture("openai-chat-stream.sse"));
+  FakeProvider fake([&](int, const std::string&) { return Reply{200, events, "", false}; });
+  // A gateway prefix and a query: the provider's path goes below the prefix,
+  // the query follows.
+  RunShard(v1::OPENAI_CHAT, fake.port(), 1, 1,
+           [](v1::Target* t) { t->set_url(t->url() + "/gw/openai?team=a%20b&x=1"); });
+  EXPECT_EQ(fake.last_target(), "/gw/openai/v1/chat/completions?team=a%20b&x=1");
+  // Azure OpenAI's shape: the URL names the endpoint itself.
+  metrics::MetricSet m = RunShard(v1::OPENAI_CHAT, fake.port(), 1, 1, [](v1::Target* t) {
+    t->set_url(t->url() + "/openai/deployments/d1/chat/completions?api-version=2024-10-21");
+  });
+  EXPECT_EQ(m.Get(v1::REQUESTS_OK), 1u);
+  EXPECT_EQ(fake.last_target(), "/openai/deployments/d1/chat/completions?api-version=2024-10-21");
+  RunShard(v1::ANTHROPIC_MESSAGES, fake.port(), 1, 1,
+           [](v1::Target* t) { t->set_url(t->url() + "/v1/messages?beta=true"); });
+  EXPECT_EQ(fake.last_target(), "/v1/messages?beta=true");
+  // Gemini keeps its own alt=sse beside the URL's query.
+  RunShard(v1::GEMINI, fake.port(), 1, 1,
+           [](v1::Target* t) { t->set_url(t->url() + "?key-hint=1"); });
+  EXPECT_EQ(fake.last_target(), "/v1beta/models/m:streamGenerateContent?alt=sse&key-hint=1");
+  RunShard(v1::HTTP_JSON, fake.port(), 1, 1,
+           [](v1::Target* t) { t->set_url(t->url() + "/api/generate?mode=fast"); });
+  EXPECT_EQ(fake.last_target(), "/api/generate?mode=fast");
+}
+
+TEST(JoinTargetTest, AppendsTheQueryAfterTheSuffixOwnQuery) {
+  EXPECT_EQ(JoinTarget("", "", ""), "/");
+  EXPECT_EQ(JoinTarget("", "", "a=1"), "/?a=1");
+  EXPECT_EQ(JoinTarget("/base", "/api/run", ""), "/base/api/run");
+  EXPECT_EQ(JoinTarget("/base", "/api/run", "a=1&b=2"), "/base/api/run?a=1&b=2");
+  EXPECT_EQ(JoinTarget("", "/m:stream?alt=sse", "k=v"), "/m:stream?alt=sse&k=v");
 }
 
 }  // namespace
