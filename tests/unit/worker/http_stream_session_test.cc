@@ -49,6 +49,12 @@ std::vector<std::string> Events(const std::string& body) {
 // What the fake answers to request number n (0-based, over all connections).
 struct Reply {
   int status = 200;
+  Reply(int status_code, std::vector<std::string> body_pieces, std::string headers = "",
+        bool cut_mid_body = false)
+      : status(status_code),
+        pieces(std::move(body_pieces)),
+        extra_headers(std::move(headers)),
+        cut(cut_mid_body) {}
   std::vector<std::string> pieces;  // body, sent as chunks 1 ms apart
   std::string extra_headers;
   bool cut = false;  // close the connection mid-body
