@@ -111,7 +111,7 @@ absl::Status CollectorServer::Start(const CollectorConfig& config,
   pipeline_ = std::make_unique<IngestPipeline>(store_.get(), &registry_, &counters_,
                                                config.max_group_commit);
   scheduler_ = std::make_unique<Scheduler>();
-  scheduler_->RunAt(absl::Now() + retention_sweep_, [this] { Sweep(); });
+  scheduler_->RunAt(Scheduler::Now() + retention_sweep_, [this] { Sweep(); });
   CollectorServiceImpl::Options options;
   options.max_in_flight = config.max_in_flight_per_stream;
   service_ = std::make_unique<CollectorServiceImpl>(pipeline_.get(), &registry_,
@@ -148,7 +148,7 @@ void CollectorServer::Sweep() {
         .Kv("runs", n)
         .Kv("retention_s", absl::ToInt64Seconds(run_retention_));
   }
-  scheduler_->RunAt(absl::Now() + retention_sweep_, [this] { Sweep(); });
+  scheduler_->RunAt(Scheduler::Now() + retention_sweep_, [this] { Sweep(); });
 }
 
 CollectorServer::~CollectorServer() { Shutdown(absl::ZeroDuration()); }

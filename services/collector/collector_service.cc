@@ -257,7 +257,7 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::RunStats> {
         finished_ = true;
         finish = grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "run_id is empty");
       } else {
-        finish = ScheduleLocked(absl::Now());
+        finish = ScheduleLocked(Scheduler::Now());
       }
     }
     if (finish.has_value()) {
@@ -321,11 +321,11 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::RunStats> {
       } else if (absl::StatusOr<v1::RunStats> stats = registry_->GetRunStats(run_id_, per_worker_, windows_);
                  !stats.ok()) {
         // Not there yet: a watcher may start before the first batch.
-        finish = ScheduleLocked(absl::Now() + poll_);
+        finish = ScheduleLocked(Scheduler::Now() + poll_);
       } else {
         message_ = *std::move(stats);
         last_ = message_.complete();
-        next_due_ = absl::Now() + interval_;
+        next_due_ = Scheduler::Now() + interval_;
         write_in_flight_ = true;
         write = true;
       }

@@ -1,6 +1,12 @@
 #include "services/collector/scheduler.h"
 
+#include <chrono>
+
 namespace llmload::collector {
+
+absl::Time Scheduler::Now() {
+  return absl::UnixEpoch() + absl::FromChrono(std::chrono::steady_clock::now().time_since_epoch());
+}
 
 Scheduler::Scheduler() : thread_([this] { Loop(); }) {}
 
@@ -57,13 +63,14 @@ void Scheduler::Loop() {
     }
     auto first = tasks_.begin();
     const auto first_key = first->first;
-    if (absl::Now() < first_key.first) {
+    if (const absl::Time now = Now(); now < first_key.first) {
       // Wakes early when a sooner task arrives, the first one is cancelled,
-      // or on Stop.
+      // or on Stop. A timeout, not a deadline: the mutex's deadlines are on
+      // the wall clock.
       auto changed = [this, first_key]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
         return stopping_ || tasks_.empty() || tasks_.begin()->first != first_key;
       };
-      mu_.AwaitWithDeadline(absl::Condition(&changed), first_key.first);
+      mu_.AwaitWithTimeout(absl::Condition(&changed), first_key.first - now);
       continue;
     }
     absl::AnyInvocable<void()> task = std::move(first->second);

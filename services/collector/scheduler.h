@@ -3,9 +3,11 @@
 // A timer thread: runs a task at (or soon after) a given time. gRPC reactors
 // use it to wake up later without blocking a reaction; tasks run on the
 // scheduler's thread one at a time, so they must be quick and must not block.
+// Times are on the monotonic clock of Scheduler::Now(), so a step of the
+// wall clock neither stalls nor hurries a task.
 //
 //   Scheduler scheduler;
-//   Scheduler::TaskId id = scheduler.RunAt(absl::Now() + absl::Seconds(1), [] { ... });
+//   Scheduler::TaskId id = scheduler.RunAt(Scheduler::Now() + absl::Seconds(1), [] { ... });
 //   if (scheduler.Cancel(id)) { /* it will not run */ }
 //
 // Thread-safe.
@@ -33,8 +35,12 @@ class Scheduler {
   Scheduler(const Scheduler&) = delete;
   Scheduler& operator=(const Scheduler&) = delete;
 
-  // Runs `task` on the scheduler thread once `when` has passed. After Stop()
-  // the task is dropped (and 0 returned).
+  // The monotonic clock RunAt's times are read on (steady_clock as an
+  // absl::Time; only differences between its values mean anything).
+  static absl::Time Now();
+
+  // Runs `task` on the scheduler thread once `when` (a Now() time) has
+  // passed. After Stop() the task is dropped (and 0 returned).
   TaskId RunAt(absl::Time when, absl::AnyInvocable<void()> task) ABSL_LOCKS_EXCLUDED(mu_);
 
   // True when the task was removed before it started: it will never run.

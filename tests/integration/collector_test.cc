@@ -20,6 +20,7 @@
 #include "llmload/v1/collector.grpc.pb.h"
 #include "tests/testing/process.h"
 #include "tests/unit/collector/batch_util.h"
+#include "tests/testing/mono_clock.h"
 
 namespace llmload {
 namespace {
@@ -31,7 +32,7 @@ using collector::batch_util::SampleGenerator;
 constexpr absl::Duration kTimeout = absl::Seconds(20);
 
 void SetDeadline(grpc::ClientContext& ctx) {
-  ctx.set_deadline(absl::ToChronoTime(absl::Now() + kTimeout));
+  ctx.set_deadline(testing_util::GrpcDeadline(kTimeout));
 }
 
 class Collector {
@@ -57,7 +58,7 @@ class Collector {
     }
     channel_ = grpc::CreateChannel("127.0.0.1:" + std::to_string(grpc_port_),
                                    grpc::InsecureChannelCredentials());
-    if (!channel_->WaitForConnected(absl::ToChronoTime(absl::Now() + kTimeout))) {
+    if (!channel_->WaitForConnected(testing_util::GrpcDeadline(kTimeout))) {
       return ::testing::AssertionFailure() << "gRPC not connected\n" << process_->ReadLog();
     }
     stub_ = v1::Collector::NewStub(channel_);

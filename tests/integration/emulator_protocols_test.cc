@@ -29,6 +29,7 @@
 #include "boost/json.hpp"
 #include "gtest/gtest.h"
 #include "tests/testing/process.h"
+#include "tests/testing/mono_clock.h"
 
 namespace llmload {
 namespace {
@@ -355,8 +356,8 @@ TEST_F(EmulatorProtocolsTest, ConnectionLimitAnswers503) {
   // The probe connection of WaitForTcp may still hold the only slot for a
   // moment: retry the upgrade (it is answered 503 until the slot is free).
   std::unique_ptr<WsClient> holder;
-  const absl::Time deadline = absl::Now() + absl::Seconds(5);
-  while (absl::Now() < deadline) {
+  const absl::Time deadline = testing_util::MonoNow() + absl::Seconds(5);
+  while (testing_util::MonoNow() < deadline) {
     auto c = std::make_unique<WsClient>();
     if (c->Connect(port_, "/ws")) {
       holder = std::move(c);

@@ -23,6 +23,7 @@
 #include "services/common/grpc_util.h"
 #include "tests/testing/process.h"
 #include "tests/testing/stack.h"
+#include "tests/testing/mono_clock.h"
 
 namespace llmload {
 namespace {
@@ -77,12 +78,12 @@ class LoadModelsTest : public testing_util::StackTest {
 };
 
 TEST_F(LoadModelsTest, DurationRunEndsOnTime) {
-  const absl::Time requested = absl::Now();
+  const absl::Time requested = testing_util::MonoNow();
   v1::Run started = StartRun(DurationSpec(6, absl::Seconds(3)));
   ASSERT_FALSE(started.id().empty());
   EXPECT_EQ(started.shards_size(), 2);
   v1::Run run = WaitForEnd(started.id(), absl::Seconds(30));
-  const absl::Time ended = absl::Now();
+  const absl::Time ended = testing_util::MonoNow();
   ASSERT_EQ(run.state(), v1::COMPLETED) << run.error();
   ASSERT_TRUE(run.has_passed());
   EXPECT_TRUE(run.passed());
@@ -107,12 +108,12 @@ TEST_F(LoadModelsTest, StopRunMidRunCancelsWithinTwoSecondsKeepingPartialResults
   v1::Run started = StartRun(DurationSpec(4, absl::Seconds(60)));
   ASSERT_FALSE(started.id().empty());
   // Wait until requests are flowing.
-  const absl::Time deadline = absl::Now() + absl::Seconds(15);
-  while (absl::Now() < deadline && GetRun(started.id()).progress().requests_ok() < 10) {
+  const absl::Time deadline = testing_util::MonoNow() + absl::Seconds(15);
+  while (testing_util::MonoNow() < deadline && GetRun(started.id()).progress().requests_ok() < 10) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   ASSERT_GE(GetRun(started.id()).progress().requests_ok(), 10);
-  const absl::Time stop_at = absl::Now();
+  const absl::Time stop_at = testing_util::MonoNow();
   {
     grpc::ClientContext ctx;
     v1::StopRunRequest req;
@@ -121,7 +122,7 @@ TEST_F(LoadModelsTest, StopRunMidRunCancelsWithinTwoSecondsKeepingPartialResults
     ASSERT_TRUE(stub_->StopRun(&ctx, req, &resp).ok());
   }
   v1::Run run = WaitForEnd(started.id(), absl::Seconds(5));
-  EXPECT_LE(absl::Now() - stop_at, absl::Seconds(2));
+  EXPECT_LE(testing_util::MonoNow() - stop_at, absl::Seconds(2));
   ASSERT_EQ(run.state(), v1::CANCELLED) << run.error();
   for (const v1::Shard& shard : run.shards()) {
     EXPECT_EQ(shard.state(), v1::SHARD_CANCELLED) << shard.worker_id();
@@ -134,12 +135,12 @@ TEST_F(LoadModelsTest, WatchRunStreamsLiveStatsAtLeastOncePerSecond) {
   v1::Run started = StartRun(DurationSpec(4, absl::Seconds(4)));
   ASSERT_FALSE(started.id().empty());
   grpc::ClientContext ctx;
-  ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(30)));
+  ctx.set_deadline(testing_util::GrpcDeadline(absl::Seconds(30)));
   v1::WatchRunRequest req;
   req.set_id(started.id());
   auto reader = stub_->WatchRun(&ctx, req);
   v1::RunUpdate update;
-  absl::Time last = absl::Now();
+  absl::Time last = testing_util::MonoNow();
   absl::Duration max_gap = absl::ZeroDuration();
   int updates = 0;
   double max_rps = 0;
@@ -149,7 +150,7 @@ TEST_F(LoadModelsTest, WatchRunStreamsLiveStatsAtLeastOncePerSecond) {
   bool saw_remaining = false;
   v1::RunState final_state = v1::RUN_STATE_UNSPECIFIED;
   while (reader->Read(&update)) {
-    const absl::Time now = absl::Now();
+    const absl::Time now = testing_util::MonoNow();
     if (updates > 0) {
       max_gap = std::max(max_gap, now - last);
     }
@@ -268,11 +269,11 @@ TEST_F(LoadModelsTest, AbortOnFailStopsTheRunEarlyAsFailed) {
   t->set_percentile(50);
   ToProtoDuration(absl::Microseconds(1), t->mutable_below());
   t->set_abort_on_fail(true);
-  const absl::Time start = absl::Now();
+  const absl::Time start = testing_util::MonoNow();
   v1::Run started = StartRun(spec);
   ASSERT_FALSE(started.id().empty());
   v1::Run run = WaitForEnd(started.id(), absl::Seconds(20));
-  EXPECT_LT(absl::Now() - start, absl::Seconds(15));
+  EXPECT_LT(testing_util::MonoNow() - start, absl::Seconds(15));
   EXPECT_EQ(run.state(), v1::FAILED);
   EXPECT_NE(run.error().find("threshold failed, run aborted: ttft p50"), std::string::npos)
       << run.error();

@@ -33,6 +33,7 @@
 #include "llmload/v1/collector.grpc.pb.h"
 #include "services/common/grpc_util.h"
 #include "tests/testing/process.h"
+#include "tests/testing/mono_clock.h"
 
 namespace llmload {
 namespace {
@@ -222,9 +223,9 @@ class PrometheusTest : public ::testing::Test {
 
   ::testing::AssertionResult WaitForValue(const std::string& promql, double at_least,
                                           absl::Duration timeout) {
-    const absl::Time deadline = absl::Now() + timeout;
+    const absl::Time deadline = testing_util::MonoNow() + timeout;
     std::optional<double> v;
-    while (absl::Now() < deadline) {
+    while (testing_util::MonoNow() < deadline) {
       v = Scalar(promql);
       if (v.has_value() && *v >= at_least) {
         return ::testing::AssertionSuccess();
@@ -260,7 +261,8 @@ TEST_F(PrometheusTest, ExactQuantilesAndEveryDashboardPanelThroughARealPrometheu
   constexpr int kIntervals = 6;
   uint64_t applied = 0;
   for (int seq = 1; seq <= kIntervals; ++seq) {
-    const int64_t now_us = absl::ToUnixMicros(absl::Now());
+    // wall clock: batch timestamps are Unix times, as workers send them.
+    const int64_t now_us = absl::ToUnixMicros(absl::Now());  // wall clock
     for (const char* worker : {"w-a", "w-b"}) {
       metrics::MetricSet set;
       for (v1::Metric m : metrics::AllMetrics()) {

@@ -16,6 +16,7 @@
 #include "llmload/v1/orchestrator.grpc.pb.h"
 #include "services/common/grpc_util.h"
 #include "tests/testing/process.h"
+#include "tests/testing/mono_clock.h"
 
 namespace llmload {
 namespace {
@@ -58,8 +59,8 @@ class ProtocolsTest : public ::testing::Test {
     ASSERT_TRUE(testing_util::WaitForTcp(orchestrator, absl::Seconds(20)));
     stub_ = v1::Orchestrator::NewStub(MakeChannel(absl::StrCat("127.0.0.1:", orchestrator)))
                 .release();
-    const absl::Time deadline = absl::Now() + absl::Seconds(20);
-    while (absl::Now() < deadline) {
+    const absl::Time deadline = testing_util::MonoNow() + absl::Seconds(20);
+    while (testing_util::MonoNow() < deadline) {
       grpc::ClientContext ctx;
       v1::ListWorkersResponse resp;
       if (stub_->ListWorkers(&ctx, {}, &resp).ok() && resp.workers_size() == 1) {
@@ -123,8 +124,8 @@ class ProtocolsTest : public ::testing::Test {
         return run;
       }
     }
-    const absl::Time deadline = absl::Now() + absl::Seconds(60);
-    while (absl::Now() < deadline) {
+    const absl::Time deadline = testing_util::MonoNow() + absl::Seconds(60);
+    while (testing_util::MonoNow() < deadline) {
       grpc::ClientContext ctx;
       v1::GetRunRequest get;
       get.set_id(run.id());
@@ -317,7 +318,7 @@ TEST_F(ProtocolsTest, IdleAndTtftTimeoutsFailRequestsAsTimeouts) {
                                    {v1::REALM, slow_ws + "/", false}};
   for (const Case& c : cases) {
     SCOPED_TRACE(absl::StrCat(v1::Protocol_Name(c.protocol), c.idle ? " idle" : " ttft"));
-    const absl::Time start = absl::Now();
+    const absl::Time start = testing_util::MonoNow();
     const v1::Run run = RunProtocol(c.protocol, c.url, {}, [&](v1::RunSpec* spec) {
       spec->mutable_load()->mutable_closed()->set_cycles_per_client(2);
       auto* limit = c.idle ? spec->mutable_target()->mutable_idle_timeout()
@@ -334,7 +335,7 @@ TEST_F(ProtocolsTest, IdleAndTtftTimeoutsFailRequestsAsTimeouts) {
     EXPECT_EQ(C(run, v1::RECONNECTS), 8u);
     EXPECT_EQ(Count(run, v1::TTFT), c.idle ? 8u : 0u);
     // Far sooner than the 3 s a 10-word response takes at 300 ms a word.
-    EXPECT_LT(absl::Now() - start, absl::Seconds(3));
+    EXPECT_LT(testing_util::MonoNow() - start, absl::Seconds(3));
   }
   slow->Stop();
 }

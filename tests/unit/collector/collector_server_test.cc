@@ -7,6 +7,7 @@
 #include "gtest/gtest.h"
 #include "llmload/v1/collector.grpc.pb.h"
 #include "tests/unit/collector/batch_util.h"
+#include "tests/testing/mono_clock.h"
 
 namespace llmload::collector {
 namespace {
@@ -64,7 +65,7 @@ TEST_F(CollectorServerTest, StoresInSqliteAndReplaysInTheNextInstance) {
     EXPECT_GT((*server)->metrics_port(), 0);
     auto stub = v1::Collector::NewStub((*server)->InProcessChannel());
     grpc::ClientContext ctx;
-    ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(20)));
+    ctx.set_deadline(testing_util::GrpcDeadline(absl::Seconds(20)));
     auto stream = stub->Ingest(&ctx);
     ASSERT_TRUE(stream->Write(batch));
     v1::IngestAck ack;

@@ -15,6 +15,7 @@
 #include "services/collector/collector_server.h"
 #include "tests/unit/collector/batch_util.h"
 #include "tests/unit/collector/fake_store.h"
+#include "tests/testing/mono_clock.h"
 
 namespace llmload::collector {
 namespace {
@@ -26,7 +27,7 @@ using batch_util::SampleGenerator;
 constexpr absl::Duration kTimeout = absl::Seconds(20);
 
 void SetDeadline(grpc::ClientContext& ctx) {
-  ctx.set_deadline(absl::ToChronoTime(absl::Now() + kTimeout));
+  ctx.set_deadline(testing_util::GrpcDeadline(kTimeout));
 }
 
 // An Ingest stream with a reader thread that collects acks.
@@ -357,7 +358,7 @@ TEST_F(CollectorServiceTest, WatchWaitsForTheRunAndEndsWhenComplete) {
 
 TEST_F(CollectorServiceTest, WatchOfAnUnknownRunSendsNothingUntilTheClientGivesUp) {
   grpc::ClientContext ctx;
-  ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Milliseconds(400)));
+  ctx.set_deadline(testing_util::GrpcDeadline(absl::Milliseconds(400)));
   v1::WatchRunStatsRequest req;
   req.set_run_id("never");
   req.set_interval_ms(100);
@@ -387,9 +388,9 @@ TEST_F(CollectorServiceTest, ShutdownEndsOpenWatchesAndStreams) {
   metrics::MetricSet reference;
   ASSERT_TRUE(client.Write(MakeSampleBatch(gen_, 5, "r", "w", 1, reference)));
   ASSERT_TRUE(client.WaitForAcks(1));
-  const absl::Time start = absl::Now();
+  const absl::Time start = testing_util::MonoNow();
   Stop();
-  EXPECT_LT(absl::Now() - start, absl::Seconds(5));
+  EXPECT_LT(testing_util::MonoNow() - start, absl::Seconds(5));
   v1::RunStats s;
   EXPECT_FALSE(reader->Read(&s));
   EXPECT_FALSE(reader->Finish().ok());

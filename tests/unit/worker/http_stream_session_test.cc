@@ -18,6 +18,7 @@
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "services/worker/shard.h"
+#include "tests/testing/mono_clock.h"
 
 namespace llmload::worker {
 namespace {
@@ -48,13 +49,13 @@ std::vector<std::string> Events(const std::string& body) {
 
 // What the fake answers to request number n (0-based, over all connections).
 struct Reply {
-  int status = 200;
   Reply(int status_code, std::vector<std::string> body_pieces, std::string headers = "",
         bool cut_mid_body = false)
       : status(status_code),
         pieces(std::move(body_pieces)),
         extra_headers(std::move(headers)),
         cut(cut_mid_body) {}
+  int status = 200;
   std::vector<std::string> pieces;  // body, sent as chunks 1 ms apart
   std::string extra_headers;
   bool cut = false;  // close the connection mid-body
@@ -204,8 +205,8 @@ metrics::MetricSet RunShard(v1::Protocol protocol, int port, int clients, int cy
     return m;
   }
   (*runner)->Start();
-  const absl::Time deadline = absl::Now() + absl::Seconds(20);
-  while (!(*runner)->Finished() && absl::Now() < deadline) {
+  const absl::Time deadline = testing_util::MonoNow() + absl::Seconds(20);
+  while (!(*runner)->Finished() && testing_util::MonoNow() < deadline) {
     absl::SleepFor(absl::Milliseconds(5));
   }
   EXPECT_TRUE((*runner)->Finished());
@@ -268,9 +269,9 @@ TEST(HttpStreamSessionTest, RateLimitHonoursRetryAfterThenSucceeds) {
     }
     return Reply{200, events, "", false};
   });
-  const absl::Time start = absl::Now();
+  const absl::Time start = testing_util::MonoNow();
   metrics::MetricSet m = RunShard(v1::OPENAI_CHAT, fake.port(), 1, 2);
-  EXPECT_GE(absl::Now() - start, absl::Milliseconds(300));
+  EXPECT_GE(testing_util::MonoNow() - start, absl::Milliseconds(300));
   EXPECT_EQ(m.Get(v1::RATE_LIMITED), 1u);
   EXPECT_EQ(m.Get(v1::REQUESTS_OK), 1u);
   EXPECT_EQ(m.Get(v1::CYCLES), 2u);

@@ -16,6 +16,7 @@
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "services/worker/shard.h"
+#include "tests/testing/mono_clock.h"
 
 namespace llmload::worker {
 namespace {
@@ -152,8 +153,8 @@ metrics::MetricSet RunShard(v1::Protocol protocol, const std::string& url, int c
     return m;
   }
   (*runner)->Start();
-  const absl::Time deadline = absl::Now() + absl::Seconds(20);
-  while (!(*runner)->Finished() && absl::Now() < deadline) {
+  const absl::Time deadline = testing_util::MonoNow() + absl::Seconds(20);
+  while (!(*runner)->Finished() && testing_util::MonoNow() < deadline) {
     absl::SleepFor(absl::Milliseconds(5));
   }
   EXPECT_TRUE((*runner)->Finished());
