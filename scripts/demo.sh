@@ -8,6 +8,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
 ensure_packages "${LLMLOAD_BUILD_PACKAGES[@]}"
 BUILD_DIR="${LLMLOAD_BUILD_DIR:-$LLMLOAD_ROOT/build}"
+# The tests' packages may be missing here, so the tree is configured without
+# them; scripts/test.sh turns them back on.
 LLMLOAD_CMAKE_ARGS="${LLMLOAD_CMAKE_ARGS:-} -DBUILD_TESTING=OFF" \
   configure_and_build "$BUILD_DIR" llmload llmload-emulator llmload-collector \
   llmload-orchestrator llmload-worker

@@ -7,7 +7,7 @@ export LLMLOAD_ROOT
 
 # Packages needed to build and run llmload.
 LLMLOAD_BUILD_PACKAGES=(
-  g++ cmake ninja-build pkg-config ca-certificates
+  g++ cmake ninja-build pkg-config ca-certificates ccache
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
   libabsl-dev prometheus-cpp-dev libsqlite3-dev libssl-dev
@@ -57,10 +57,9 @@ ensure_node() {
   ensure_packages nodejs npm
 }
 
-# configure_and_build BUILD_DIR [TARGET...]
-configure_and_build() {
+# configure BUILD_DIR: (re)configures with Ninja; LLMLOAD_CMAKE_ARGS are added.
+configure() {
   local build_dir="$1"
-  shift
   local werror=OFF
   if [ "${CI:-}" = "true" ] || [ "${LLMLOAD_WERROR:-}" = "ON" ]; then
     werror=ON
@@ -75,6 +74,13 @@ configure_and_build() {
   cmake -S "$LLMLOAD_ROOT" -B "$build_dir" -G Ninja \
     -DCMAKE_BUILD_TYPE="${LLMLOAD_BUILD_TYPE:-RelWithDebInfo}" \
     -DLLMLOAD_WERROR="$werror" "${launcher[@]}" ${LLMLOAD_CMAKE_ARGS:-}
+}
+
+# configure_and_build BUILD_DIR [TARGET...]
+configure_and_build() {
+  local build_dir="$1"
+  shift
+  configure "$build_dir"
   local jobs
   jobs="$(nproc 2>/dev/null || echo 2)"
   if [ $# -gt 0 ]; then
