@@ -3,6 +3,7 @@
 
 #include "services/orchestrator/orchestrator_service.h"
 
+#include <sqlite3.h>
 #include <stdlib.h>
 
 #include <algorithm>
@@ -178,6 +179,27 @@ class OrchestratorServiceTest : public ::testing::Test {
                                         absl::Duration timeout = kWait) {
     return Eventually([&] { return GetRun(id).state() == state; }, timeout,
                       absl::StrCat(id, " to reach ", v1::RunState_Name(state)));
+  }
+
+  // Makes the orchestrator's database refuse writes from now on, as a full
+  // or failing disk would: a trigger aborts every `op` ("INSERT" or
+  // "UPDATE") on the runs table. HealStore(op) removes it.
+  void BreakStore(const std::string& op) {
+    ExecOnStore(absl::StrCat("CREATE TRIGGER refuse_", op, " BEFORE ", op,
+                             " ON runs BEGIN SELECT RAISE(ABORT, 'injected: disk I/O error'); END"));
+  }
+  void HealStore(const std::string& op) {
+    ExecOnStore(absl::StrCat("DROP TRIGGER refuse_", op));
+  }
+  void ExecOnStore(const std::string& sql) {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(db_path_.c_str(), &db), SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    char* error = nullptr;
+    const int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &error);
+    EXPECT_EQ(rc, SQLITE_OK) << sql << ": " << (error != nullptr ? error : "");
+    sqlite3_free(error);
+    sqlite3_close(db);
   }
 
   static bool HasEvent(const v1::Run& run, const std::string& needle) {
@@ -722,6 +744,43 @@ TEST_F(OrchestratorServiceTest, VerdictIsSetWhenTheRunEnds) {
   ASSERT_EQ(done.threshold_results_size(), 1);
   EXPECT_FALSE(done.threshold_results(0).passed());
   EXPECT_TRUE(HasEvent(done, "thresholds failed"));
+}
+
+TEST_F(OrchestratorServiceTest, RunThatCannotBeStoredIsRefusedAndNothingIsDispatched) {
+  FakeWorker& a = AddWorker("a", 10);
+  BreakStore("INSERT");
+  v1::Run run;
+  grpc::Status status = StartRun(ClosedSpec(2, 1, 0), &run);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_THAT(status.error_message(), HasSubstr("could not be stored"));
+  EXPECT_THAT(status.error_message(), HasSubstr("injected: disk I/O error"));
+  EXPECT_THAT(status.error_message(), HasSubstr("no worker was given any of it"));
+  EXPECT_EQ(ListRuns().runs_size(), 0);
+
+  // Nothing changed: once the store works again, the same worker takes the
+  // next run, and that run's assignment is the first it ever receives.
+  HealStore("INSERT");
+  v1::Run second;
+  status = StartRun(ClosedSpec(2, 1, 0), &second);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  auto assign = a.NextAssign(kWait);
+  ASSERT_TRUE(assign.has_value());
+  EXPECT_EQ(assign->run_id(), second.id());
+  EXPECT_EQ(ListRuns().runs_size(), 1);
+}
+
+TEST_F(OrchestratorServiceTest, ALaterStoreFailureIsRecordedAndTheRunGoesOn) {
+  FakeWorker& a = AddWorker("a", 10);
+  BreakStore("UPDATE");  // the new run is inserted; every later write of it fails
+  v1::Run run;
+  grpc::Status status = StartRun(ClosedSpec(1, 1, 0), &run);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  ASSERT_TRUE(a.NextAssign(kWait).has_value());
+  ASSERT_TRUE(Eventually([&] { return HasEvent(GetRun(run.id()), "could not store the run"); },
+                         kWait, "the store failure event"));
+  EXPECT_TRUE(HasEvent(GetRun(run.id()), "injected: disk I/O error"));
+  a.Update(run.id(), v1::SHARD_DONE, 1);
+  ASSERT_TRUE(RunReaches(run.id(), v1::COMPLETED));
 }
 
 }  // namespace
