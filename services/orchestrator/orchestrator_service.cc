@@ -12,6 +12,7 @@
 #include "lib/planning/planning.h"
 #include "lib/validation/validation.h"
 #include "services/common/grpc_util.h"
+#include "services/common/process_identity.h"
 #include "services/orchestrator/run_state.h"
 
 namespace llmload::orchestrator {
@@ -73,6 +74,26 @@ class FinishedReactor final : public Base {
 const grpc::Status kShuttingDown(grpc::StatusCode::UNAVAILABLE, "orchestrator is shutting down");
 
 std::string Seconds(absl::Duration d) { return absl::FormatDuration(d); }
+
+// "; process 1234 has exited" or "; process 1234 is still running" when the
+// worker runs on this host (`local_host`); "" when it cannot be known. How
+// the process ended is never said: only its parent (waitpid) learns the exit
+// code or signal, and the orchestrator did not start it.
+std::string ProcessClause(const v1::WorkerHello& hello, const std::string& local_host) {
+  ProcessIdentity process;
+  process.pid = hello.pid();
+  process.start_ticks = hello.pid_start_ticks();
+  process.host = hello.host_id();
+  switch (ProbeProcess(process, local_host)) {
+    case ProcessFate::kExited:
+      return absl::StrCat("; process ", hello.pid(), " has exited");
+    case ProcessFate::kRunning:
+      return absl::StrCat("; process ", hello.pid(), " is still running");
+    case ProcessFate::kUnknown:
+      break;
+  }
+  return "";
+}
 
 bool ValidWorkerId(const std::string& id) {
   return !id.empty() && id.size() <= 128 && std::all_of(id.begin(), id.end(), [](char c) {
@@ -352,7 +373,10 @@ bool RecoverRun(v1::Run* run, const google::protobuf::Timestamp& now) {
 OrchestratorServiceImpl::OrchestratorServiceImpl(
     const OrchestratorConfig& config, RunWriter* writer, std::vector<v1::Run> stored_runs,
     std::unique_ptr<v1::Collector::StubInterface> collector)
-    : config_(config), writer_(writer), collector_(std::move(collector)) {
+    : config_(config),
+      host_id_(HostIdentity()),
+      writer_(writer),
+      collector_(std::move(collector)) {
   absl::MutexLock lock(&mu_);
   rng_.seed(std::random_device{}());
   for (v1::Run& run : stored_runs) {
@@ -1328,14 +1352,17 @@ void OrchestratorServiceImpl::OnWorkerStreamClosed(const std::shared_ptr<AttachL
   if (stopping_) {
     return;
   }
+  const std::string process = ProcessClause(it->second.hello, host_id_);
   LLMLOAD_LOG(kWarn, "Worker stream closed during a run; waiting for it to re-attach.")
       .Kv("worker_id", worker_id)
+      .Kv("process", process.empty() ? "unknown" : process.substr(2))
       .Kv("timeout", Seconds(config_.heartbeat_timeout));
   const google::protobuf::Timestamp now = NowTimestamp();
   for (const std::string& run_id : runs) {
     RunEntry& entry = runs_.at(run_id);
     AddEvent(&entry.run, now,
-             absl::StrCat("worker ", worker_id, " stream closed; lost unless it re-attaches within ",
+             absl::StrCat("worker ", worker_id, " stream closed", process,
+                          "; lost unless it re-attaches within ",
                           Seconds(config_.heartbeat_timeout)));
     RunChanged(entry, "");
   }
@@ -1386,10 +1413,12 @@ void OrchestratorServiceImpl::Tick(absl::Time now) {
   std::vector<std::pair<std::string, std::string>> lost;
   for (const auto& [id, worker] : workers_) {
     if (worker.link != nullptr && now - worker.last_seen > config_.heartbeat_timeout) {
-      lost.emplace_back(id, absl::StrCat("no heartbeat for ", Seconds(config_.heartbeat_timeout)));
+      lost.emplace_back(id, absl::StrCat("no heartbeat for ", Seconds(config_.heartbeat_timeout),
+                                         ProcessClause(worker.hello, host_id_)));
     } else if (worker.link == nullptr && now - worker.detached_at > config_.heartbeat_timeout) {
       lost.emplace_back(id, absl::StrCat("stream closed and not re-attached within ",
-                                         Seconds(config_.heartbeat_timeout)));
+                                         Seconds(config_.heartbeat_timeout),
+                                         ProcessClause(worker.hello, host_id_)));
     }
   }
   for (const auto& [id, reason] : lost) {

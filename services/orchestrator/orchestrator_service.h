@@ -24,6 +24,11 @@
 // when there is none. A worker that attaches during a run is not given any
 // of it (the plan is fixed at StartRun); it serves the next run.
 //
+// A lost worker: when its stream ends or it falls silent, the run's events
+// say whether its process is still running or has exited, if the worker
+// runs on this host (its hello carries its pid and host identity, see
+// services/common/process_identity.h); from elsewhere nothing is claimed.
+//
 // The verdict: when every shard has ended, the run stays RUNNING while the
 // orchestrator fetches the final statistics (bounded by the collector
 // deadline), evaluates the thresholds and warning signs, and only then
@@ -229,6 +234,7 @@ class OrchestratorServiceImpl final : public v1::Orchestrator::CallbackService {
   grpc::ServerUnaryReactor* NewUnaryReactor();
 
   const OrchestratorConfig config_;
+  const std::string host_id_;  // this process's HostIdentity()
   RunWriter* const writer_;
   const std::unique_ptr<v1::Collector::StubInterface> collector_;
 

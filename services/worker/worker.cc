@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "lib/common/log.h"
 #include "services/common/grpc_util.h"
+#include "services/common/process_identity.h"
 
 namespace llmload::worker {
 namespace {
@@ -149,6 +150,12 @@ bool Worker::RunAttachStream() {
   hello.mutable_hello()->set_capacity(config_.capacity);
   hello.mutable_hello()->set_threads(loops_.size());
   hello.mutable_hello()->set_version(kVersion);
+  // Lets an orchestrator on this host check, should the stream break,
+  // whether this process is still alive.
+  const ProcessIdentity self = SelfIdentity();
+  hello.mutable_hello()->set_pid(self.pid);
+  hello.mutable_hello()->set_pid_start_ticks(self.start_ticks);
+  hello.mutable_hello()->set_host_id(self.host);
   bool attached = false;
   bool broken = false;
   if (stream->Write(hello)) {

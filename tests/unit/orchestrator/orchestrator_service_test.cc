@@ -5,6 +5,8 @@
 
 #include <sqlite3.h>
 #include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <functional>
@@ -18,6 +20,7 @@
 #include "gtest/gtest.h"
 #include "llmload/v1/collector.grpc.pb.h"
 #include "services/common/grpc_util.h"
+#include "services/common/process_identity.h"
 #include "services/orchestrator/orchestrator_server.h"
 #include "tests/unit/orchestrator/fake_worker.h"
 
@@ -781,6 +784,79 @@ TEST_F(OrchestratorServiceTest, ALaterStoreFailureIsRecordedAndTheRunGoesOn) {
   EXPECT_TRUE(HasEvent(GetRun(run.id()), "injected: disk I/O error"));
   a.Update(run.id(), v1::SHARD_DONE, 1);
   ASSERT_TRUE(RunReaches(run.id(), v1::COMPLETED));
+}
+
+// The lost-worker events say what became of the worker's process when the
+// hello placed it on this host; integration_orchestrator_test kills a real
+// worker for the "has exited" case.
+class LostWorkerProcessTest : public OrchestratorServiceTest {
+ protected:
+  // Starts a run on a worker whose hello names `pid` on `host`, drops its
+  // stream and returns the run once the worker is declared lost.
+  v1::Run RunAndLoseWorker(int32_t pid, uint64_t start_ticks, const std::string& host) {
+    workers_.push_back(std::make_unique<FakeWorker>(channel_, "w1", 10));
+    FakeWorker& w = *workers_.back();
+    w.SetProcess(pid, start_ticks, host);
+    EXPECT_TRUE(w.Attach());
+    v1::Run run;
+    EXPECT_TRUE(StartRun(ClosedSpec(2, 2, 0), &run).ok());
+    EXPECT_TRUE(w.NextAssign(kWait).has_value());
+    w.Disconnect();
+    EXPECT_TRUE(RunReaches(run.id(), v1::FAILED));
+    return GetRun(run.id());
+  }
+
+  static std::string EventWith(const v1::Run& run, const std::string& needle) {
+    for (const v1::RunEvent& e : run.events()) {
+      if (absl::StrContains(e.message(), needle)) {
+        return e.message();
+      }
+    }
+    return "";
+  }
+};
+
+TEST_F(LostWorkerProcessTest, ProcessStillRunningIsSaid) {
+  const ProcessIdentity self = SelfIdentity();  // this test process: alive
+  ASSERT_FALSE(self.host.empty());
+  const v1::Run run = RunAndLoseWorker(self.pid, self.start_ticks, self.host);
+  const std::string running = absl::StrCat("process ", self.pid, " is still running");
+  EXPECT_THAT(EventWith(run, "worker w1 stream closed"), HasSubstr(running));
+  EXPECT_THAT(EventWith(run, "worker w1 lost"), HasSubstr(running));
+  EXPECT_THAT(run.error(), HasSubstr(running));
+}
+
+TEST_F(LostWorkerProcessTest, ProcessThatExitedIsSaid) {
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    _exit(0);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);  // reaped: the pid is free
+  const v1::Run run = RunAndLoseWorker(child, 0, HostIdentity());
+  const std::string exited = absl::StrCat("process ", child, " has exited");
+  EXPECT_THAT(EventWith(run, "worker w1 stream closed"), HasSubstr(exited));
+  EXPECT_THAT(EventWith(run, "worker w1 lost"), HasSubstr(exited));
+}
+
+TEST_F(LostWorkerProcessTest, ReusedPidCountsAsExited) {
+  ProcessIdentity self = SelfIdentity();
+  // Our pid, but a start time that is not ours: an earlier process that had
+  // this pid, now gone.
+  const v1::Run run = RunAndLoseWorker(self.pid, self.start_ticks + 1, self.host);
+  EXPECT_THAT(EventWith(run, "worker w1 lost"),
+              HasSubstr(absl::StrCat("process ", self.pid, " has exited")));
+}
+
+TEST_F(LostWorkerProcessTest, NothingIsClaimedForAnotherHost) {
+  const ProcessIdentity self = SelfIdentity();
+  for (const std::string& host : {std::string("elsewhere 0000 pid:[1]"), std::string()}) {
+    const v1::Run run = RunAndLoseWorker(self.pid, self.start_ticks, host);
+    EXPECT_NE(EventWith(run, "worker w1 stream closed"), "");
+    EXPECT_EQ(EventWith(run, "process"), "") << "host \"" << host << "\"";
+    workers_.clear();
+  }
 }
 
 }  // namespace
