@@ -1019,6 +1019,25 @@ void OrchestratorServiceImpl::HandleShardUpdate(const std::string& worker_id, At
     if (shard->progress().cycles_total() == 0) {
       shard->mutable_progress()->set_cycles_total(ShardCycles(run.spec(), *shard));
     }
+    // Batches the collector rejected are missing from the statistics: said
+    // when the first arrive and, if more came since, when the shard ends
+    // (not on every progress update).
+    const v1::ShardProgress& p = shard->progress();
+    int64_t& said = entry.rejections_said[worker_id];
+    if (p.batches_rejected() > said && (said == 0 || IsTerminal(update.state()))) {
+      said = p.batches_rejected();
+      AddEvent(&run, NowTimestamp(),
+               absl::StrCat("collector rejected ", p.batches_rejected(),
+                            p.batches_rejected() == 1 ? " batch (" : " batches (",
+                            p.requests_rejected(), " requests, ", p.samples_rejected(),
+                            " latency samples) from worker ", worker_id, ": ",
+                            p.rejection_reason()));
+      LLMLOAD_LOG(kWarn, "The collector rejected sample batches of a run.")
+          .Kv("run_id", run.id())
+          .Kv("worker_id", worker_id)
+          .Kv("batches", p.batches_rejected())
+          .Kv("reason", p.rejection_reason());
+    }
   }
   const v1::ShardState before = shard->state();
   switch (update.state()) {
@@ -1142,6 +1161,13 @@ void OrchestratorServiceImpl::FinalizeRun(RunEntry& entry, v1::RunState state,
   run.clear_warnings();
   for (std::string& w : load::WarningSigns(stats != nullptr ? *stats : v1::RunStats(), inputs)) {
     run.add_warnings(std::move(w));
+  }
+  if (const v1::ShardProgress& p = run.progress(); p.batches_rejected() > 0) {
+    run.add_warnings(absl::StrCat("the collector rejected ", p.batches_rejected(),
+                                  " sample batches (", p.requests_rejected(), " requests, ",
+                                  p.samples_rejected(),
+                                  " latency samples); the statistics do not include them (",
+                                  p.rejection_reason(), ")"));
   }
   run.set_max_loop_lag_ms(entry.max_loop_lag_ms);
   std::vector<std::string> violated;

@@ -179,6 +179,8 @@ class OrchestratorServiceImpl final : public v1::Orchestrator::CallbackService {
     double tokens_per_sec = 0;
     // A write of this run failed and the run says so (once).
     bool store_failure_recorded = false;
+    // Per worker: the rejected-batch count its last rejection event named.
+    std::map<std::string, int64_t> rejections_said;
   };
 
   // A run between planning and its first durable write: its workers are

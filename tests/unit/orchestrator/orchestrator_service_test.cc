@@ -786,6 +786,67 @@ TEST_F(OrchestratorServiceTest, ALaterStoreFailureIsRecordedAndTheRunGoesOn) {
   ASSERT_TRUE(RunReaches(run.id(), v1::COMPLETED));
 }
 
+TEST_F(OrchestratorServiceTest, BatchesTheCollectorRejectedAreReported) {
+  FakeWorker& a = AddWorker("a", 10);
+  FakeWorker& b = AddWorker("b", 10);
+  v1::Run run;
+  ASSERT_TRUE(StartRun(ClosedSpec(4, 1, 0), &run).ok());
+  ASSERT_TRUE(a.NextAssign(kWait).has_value());
+  ASSERT_TRUE(b.NextAssign(kWait).has_value());
+  const std::string reason = "interval_end_us is before interval_start_us";
+  auto report = [&](FakeWorker& w, v1::ShardState state, int64_t rejected) {
+    v1::WorkerMessage m;
+    v1::ShardUpdate* u = m.mutable_shard_update();
+    u->set_run_id(run.id());
+    u->set_state(state);
+    v1::ShardProgress* p = u->mutable_progress();
+    p->set_cycles_done(2);
+    p->set_requests_ok(2);
+    p->set_batches_rejected(rejected);
+    p->set_requests_rejected(3 * rejected);
+    p->set_samples_rejected(40 * rejected);
+    p->set_rejection_reason(reason);
+    return w.Send(m);
+  };
+  auto events_with = [](const v1::Run& r, const std::string& needle) {
+    return std::count_if(r.events().begin(), r.events().end(), [&](const v1::RunEvent& e) {
+      return absl::StrContains(e.message(), needle);
+    });
+  };
+
+  // The first rejection is said at once...
+  ASSERT_TRUE(report(a, v1::SHARD_RUNNING, 1));
+  ASSERT_TRUE(Eventually(
+      [&] {
+        return HasEvent(GetRun(run.id()),
+                        "collector rejected 1 batch (3 requests, 40 latency samples) from "
+                        "worker a: " + reason);
+      },
+      kWait, "the rejection event"));
+  EXPECT_EQ(GetRun(run.id()).progress().batches_rejected(), 1);
+  // ...later ones while the shard runs only in its progress, and the total
+  // again when it ends.
+  ASSERT_TRUE(report(a, v1::SHARD_RUNNING, 2));
+  ASSERT_TRUE(report(a, v1::SHARD_DONE, 3));
+  ASSERT_TRUE(b.Update(run.id(), v1::SHARD_DONE, 2));
+  ASSERT_TRUE(RunReaches(run.id(), v1::COMPLETED));
+  const v1::Run done = GetRun(run.id());
+  EXPECT_EQ(events_with(done, "collector rejected"), 2) << done.DebugString();
+  EXPECT_TRUE(HasEvent(done, "collector rejected 3 batches (9 requests, 120 latency samples) from "
+                             "worker a: " + reason));
+  EXPECT_EQ(done.progress().batches_rejected(), 3);
+  EXPECT_EQ(done.progress().requests_rejected(), 9);
+  EXPECT_EQ(done.progress().samples_rejected(), 120);
+  EXPECT_EQ(done.progress().rejection_reason(), "a: " + reason);
+  const v1::Shard& shard_a = done.shards(0).worker_id() == "a" ? done.shards(0) : done.shards(1);
+  EXPECT_EQ(shard_a.progress().rejection_reason(), reason);
+  EXPECT_THAT(std::vector<std::string>(done.warnings().begin(), done.warnings().end()),
+              ::testing::Contains(HasSubstr(
+                  "the collector rejected 3 sample batches (9 requests, 120 latency samples)")));
+  EXPECT_THAT(std::vector<std::string>(done.warnings().begin(), done.warnings().end()),
+              ::testing::Contains(HasSubstr("a: " + reason)));
+}
+
 // The lost-worker events say what became of the worker's process when the
 // hello placed it on this host; integration_orchestrator_test kills a real
 // worker for the "has exited" case.
