@@ -12,6 +12,7 @@
 #include "lib/planning/planning.h"
 #include "lib/validation/validation.h"
 #include "services/common/grpc_util.h"
+#include "services/common/process_identity.h"
 #include "services/orchestrator/run_state.h"
 
 namespace llmload::orchestrator {
@@ -73,6 +74,26 @@ class FinishedReactor final : public Base {
 const grpc::Status kShuttingDown(grpc::StatusCode::UNAVAILABLE, "orchestrator is shutting down");
 
 std::string Seconds(absl::Duration d) { return absl::FormatDuration(d); }
+
+// "; process 1234 has exited" or "; process 1234 is still running" when the
+// worker runs on this host (`local_host`); "" when it cannot be known. How
+// the process ended is never said: only its parent (waitpid) learns the exit
+// code or signal, and the orchestrator did not start it.
+std::string ProcessClause(const v1::WorkerHello& hello, const std::string& local_host) {
+  ProcessIdentity process;
+  process.pid = hello.pid();
+  process.start_ticks = hello.pid_start_ticks();
+  process.host = hello.host_id();
+  switch (ProbeProcess(process, local_host)) {
+    case ProcessFate::kExited:
+      return absl::StrCat("; process ", hello.pid(), " has exited");
+    case ProcessFate::kRunning:
+      return absl::StrCat("; process ", hello.pid(), " is still running");
+    case ProcessFate::kUnknown:
+      break;
+  }
+  return "";
+}
 
 bool ValidWorkerId(const std::string& id) {
   return !id.empty() && id.size() <= 128 && std::all_of(id.begin(), id.end(), [](char c) {
@@ -352,7 +373,10 @@ bool RecoverRun(v1::Run* run, const google::protobuf::Timestamp& now) {
 OrchestratorServiceImpl::OrchestratorServiceImpl(
     const OrchestratorConfig& config, RunWriter* writer, std::vector<v1::Run> stored_runs,
     std::unique_ptr<v1::Collector::StubInterface> collector)
-    : config_(config), writer_(writer), collector_(std::move(collector)) {
+    : config_(config),
+      host_id_(HostIdentity()),
+      writer_(writer),
+      collector_(std::move(collector)) {
   absl::MutexLock lock(&mu_);
   rng_.seed(std::random_device{}());
   for (v1::Run& run : stored_runs) {
@@ -428,13 +452,20 @@ void OrchestratorServiceImpl::TickerLoop() {
 std::string OrchestratorServiceImpl::NewRunId() {
   for (;;) {
     std::string id = absl::StrFormat("run-%012x", rng_() & 0xffffffffffffULL);
-    if (!runs_.contains(id)) {
+    if (!runs_.contains(id) && !starting_.contains(id)) {
       return id;
     }
   }
 }
 
 bool OrchestratorServiceImpl::WorkerBusy(const std::string& worker_id) const {
+  for (const auto& [run_id, starting] : starting_) {
+    for (const v1::Shard& shard : starting.run.shards()) {
+      if (shard.worker_id() == worker_id) {
+        return true;
+      }
+    }
+  }
   return !ActiveRunsOf(worker_id).empty();
 }
 
@@ -462,23 +493,30 @@ grpc::ServerUnaryReactor* OrchestratorServiceImpl::StartRun(grpc::CallbackServer
     reactor->Finish(ToGrpcStatus(s));
     return reactor;
   }
-  absl::MutexLock lock(&mu_);
+  absl::ReleasableMutexLock lock(&mu_);
   if (stopping_) {
     reactor->Finish(kShuttingDown);
     return reactor;
   }
-  absl::StatusOr<v1::Run> run = StartRunLocked(request->spec());
-  if (!run.ok()) {
-    reactor->Finish(ToGrpcStatus(run.status()));
+  absl::StatusOr<StartingRun> starting = PlanRunLocked(request->spec());
+  if (!starting.ok()) {
+    reactor->Finish(ToGrpcStatus(starting.status()));
     return reactor;
   }
-  *reply = *run;
-  // Answer once the run is durable; the writer thread runs the callback.
-  writer_->Enqueue(*run, [reactor](absl::Status) { reactor->Finish(grpc::Status::OK); });
+  // Store first, dispatch after: no worker may start a run the orchestrator
+  // could not keep. The workers stay reserved meanwhile.
+  const v1::Run pending = starting->run;
+  const std::string id = pending.id();
+  starting_.emplace(id, *std::move(starting));
+  lock.Release();  // the writer may run the callback inline
+  writer_->Enqueue(pending, [this, id, reactor, reply](absl::Status stored) {
+    OnRunStored(id, stored, reactor, reply);
+  });
   return reactor;
 }
 
-absl::StatusOr<v1::Run> OrchestratorServiceImpl::StartRunLocked(const v1::RunSpec& request_spec) {
+absl::StatusOr<OrchestratorServiceImpl::StartingRun> OrchestratorServiceImpl::PlanRunLocked(
+    const v1::RunSpec& request_spec) {
   std::vector<planning::WorkerCapacity> idle;
   int attached = 0;
   for (const auto& [id, worker] : workers_) {
@@ -509,45 +547,139 @@ absl::StatusOr<v1::Run> OrchestratorServiceImpl::StartRunLocked(const v1::RunSpe
 
   const google::protobuf::Timestamp now = NowTimestamp();
   const std::string id = NewRunId();
-  RunEntry& entry = runs_[id];
-  entry.run = NewRun(id, spec, *plan, now);
-  v1::Run& run = entry.run;
-  AddEvent(&run, now, absl::StrCat("run created: ", DescribeLoad(spec)));
-  active_runs_.insert(id);
-
-  std::vector<std::string> described;
-  for (const v1::Shard& shard : run.shards()) {
-    v1::OrchestratorMessage message;
-    v1::ShardAssignment* assign = message.mutable_assign();
-    assign->set_run_id(id);
-    *assign->mutable_spec() = spec;
-    assign->set_client_begin(shard.client_begin());
-    assign->set_client_count(shard.client_count());
-    assign->set_max_concurrent(shard.max_concurrent());
-    assign->set_rate_per_second(shard.rate_per_second());
+  StartingRun starting;
+  starting.run = NewRun(id, spec, *plan, now);
+  AddEvent(&starting.run, now, absl::StrCat("run created: ", DescribeLoad(spec)));
+  for (const v1::Shard& shard : starting.run.shards()) {
+    v1::ShardAssignment& assign = starting.assignments.emplace_back();
+    assign.set_run_id(id);
+    *assign.mutable_spec() = spec;
+    assign.set_client_begin(shard.client_begin());
+    assign.set_client_count(shard.client_count());
+    assign.set_max_concurrent(shard.max_concurrent());
+    assign.set_rate_per_second(shard.rate_per_second());
     for (const planning::ShardPlan& p : *plan) {
       if (p.worker_id == shard.worker_id()) {
-        assign->set_rate_share(p.rate_share);
+        assign.set_rate_share(p.rate_share);
       }
     }
-    workers_.at(shard.worker_id()).link->Send(message);
+  }
+  return starting;
+}
+
+void OrchestratorServiceImpl::OnRunStored(const std::string& run_id, const absl::Status& stored,
+                                          grpc::ServerUnaryReactor* reactor, v1::Run* reply) {
+  absl::MutexLock lock(&mu_);
+  auto node = starting_.extract(run_id);
+  if (node.empty()) {
+    reactor->Finish(grpc::Status(grpc::StatusCode::INTERNAL,
+                                 absl::StrCat("internal error: run ", run_id, " is not starting")));
+    return;
+  }
+  StartingRun& starting = node.mapped();
+  if (!stored.ok()) {
+    // Nothing was dispatched and the workers are free again: the run leaves
+    // no trace, and the caller may simply try again.
+    LLMLOAD_LOG(kError, "Run not started: it could not be stored.")
+        .Kv("run_id", run_id)
+        .Kv("error", std::string(stored.message()));
+    reactor->Finish(grpc::Status(
+        grpc::StatusCode::UNAVAILABLE,
+        absl::StrCat("run not started: it could not be stored (", stored.message(),
+                     "); no worker was given any of it")));
+    return;
+  }
+  const google::protobuf::Timestamp now = NowTimestamp();
+  RunEntry& entry = runs_[run_id];
+  entry.run = std::move(starting.run);
+  v1::Run& run = entry.run;
+  if (stopping_) {
+    // Stored but never dispatched: end it now rather than leave it to the
+    // next start-up's recovery.
+    for (v1::Shard& shard : *run.mutable_shards()) {
+      shard.set_state(v1::SHARD_CANCELLED);
+      shard.set_error("orchestrator shut down before the shard was dispatched");
+    }
+    FinishRun(&run, v1::FAILED, now, "orchestrator shut down before the run was dispatched");
+    PersistRun(run);
+    reactor->Finish(kShuttingDown);
+    return;
+  }
+  active_runs_.insert(run_id);
+
+  std::vector<std::string> described;
+  std::vector<std::string> gone;
+  for (int i = 0; i < run.shards_size(); ++i) {
+    v1::Shard& shard = *run.mutable_shards(i);
+    auto worker = workers_.find(shard.worker_id());
+    if (worker == workers_.end() || worker->second.link == nullptr) {
+      // Its stream ended while the run was being stored.
+      shard.set_state(v1::SHARD_LOST);
+      shard.set_error("worker detached before its shard was dispatched");
+      gone.push_back(shard.worker_id());
+      continue;
+    }
+    v1::OrchestratorMessage message;
+    *message.mutable_assign() = std::move(starting.assignments[static_cast<size_t>(i)]);
+    worker->second.link->Send(message);
     described.push_back(DescribeShard(shard));
   }
   run.set_state(v1::RUNNING);
   *run.mutable_started_at() = now;
-  AddEvent(&run, now,
-           absl::StrCat("run started on ", run.shards_size(),
-                        run.shards_size() == 1 ? " worker: " : " workers: ",
-                        absl::StrJoin(described, "; ")));
+  if (!described.empty()) {
+    AddEvent(&run, now,
+             absl::StrCat("run started on ", described.size(),
+                          described.size() == 1 ? " worker: " : " workers: ",
+                          absl::StrJoin(described, "; ")));
+  }
+  std::string failure;
+  if (!gone.empty()) {
+    failure = absl::StrCat("worker ", absl::StrJoin(gone, ", "),
+                           " detached before its shard was dispatched");
+    AddEvent(&run, now, failure);
+  }
   LLMLOAD_LOG(kInfo, "Run started.")
-      .Kv("run_id", id)
-      .Kv("name", spec.name())
-      .Kv("workers", run.shards_size())
-      .Kv("load", DescribeLoad(spec));
+      .Kv("run_id", run_id)
+      .Kv("name", run.spec().name())
+      .Kv("workers", static_cast<int64_t>(described.size()))
+      .Kv("load", DescribeLoad(run.spec()));
   entry.rate_at = absl::Now();
   entry.next_poll = absl::Now() + absl::Seconds(1);
-  NotifyWatchers(entry, absl::Now());
-  return run;
+  RunChanged(entry, failure);  // persists the started run, notifies watchers
+  *reply = entry.run;
+  reactor->Finish(grpc::Status::OK);
+}
+
+void OrchestratorServiceImpl::PersistRun(const v1::Run& run) {
+  writer_->Enqueue(run, [this, id = run.id()](absl::Status stored) {
+    if (!stored.ok()) {
+      absl::MutexLock lock(&store_failures_mu_);
+      store_failures_.emplace_back(id, std::string(stored.message()));
+    }
+  });
+}
+
+void OrchestratorServiceImpl::RecordStoreFailures() {
+  std::vector<std::pair<std::string, std::string>> failures;
+  {
+    absl::MutexLock lock(&store_failures_mu_);
+    failures.swap(store_failures_);
+  }
+  for (const auto& [run_id, error] : failures) {
+    auto it = runs_.find(run_id);
+    if (it == runs_.end() || it->second.store_failure_recorded) {
+      continue;
+    }
+    // The run goes on (its workers are busy with it either way); the next
+    // change writes it again. Until one succeeds, a restart would show an
+    // older state of it.
+    RunEntry& entry = it->second;
+    entry.store_failure_recorded = true;
+    AddEvent(&entry.run, NowTimestamp(),
+             absl::StrCat("could not store the run (", error,
+                          "); an orchestrator restart would show an older state of it"));
+    NotifyWatchers(entry, absl::Now());
+  }
 }
 
 grpc::ServerUnaryReactor* OrchestratorServiceImpl::GetRun(grpc::CallbackServerContext* ctx,
@@ -887,6 +1019,25 @@ void OrchestratorServiceImpl::HandleShardUpdate(const std::string& worker_id, At
     if (shard->progress().cycles_total() == 0) {
       shard->mutable_progress()->set_cycles_total(ShardCycles(run.spec(), *shard));
     }
+    // Batches the collector rejected are missing from the statistics: said
+    // when the first arrive and, if more came since, when the shard ends
+    // (not on every progress update).
+    const v1::ShardProgress& p = shard->progress();
+    int64_t& said = entry.rejections_said[worker_id];
+    if (p.batches_rejected() > said && (said == 0 || IsTerminal(update.state()))) {
+      said = p.batches_rejected();
+      AddEvent(&run, NowTimestamp(),
+               absl::StrCat("collector rejected ", p.batches_rejected(),
+                            p.batches_rejected() == 1 ? " batch (" : " batches (",
+                            p.requests_rejected(), " requests, ", p.samples_rejected(),
+                            " latency samples) from worker ", worker_id, ": ",
+                            p.rejection_reason()));
+      LLMLOAD_LOG(kWarn, "The collector rejected sample batches of a run.")
+          .Kv("run_id", run.id())
+          .Kv("worker_id", worker_id)
+          .Kv("batches", p.batches_rejected())
+          .Kv("reason", p.rejection_reason());
+    }
   }
   const v1::ShardState before = shard->state();
   switch (update.state()) {
@@ -976,7 +1127,7 @@ void OrchestratorServiceImpl::RunChanged(RunEntry& entry, const std::string& fai
       FinalizeRun(entry, next, error, nullptr);
     }
   }
-  writer_->Enqueue(run);
+  PersistRun(run);
   NotifyWatchers(entry, absl::Now());
 }
 
@@ -1010,6 +1161,13 @@ void OrchestratorServiceImpl::FinalizeRun(RunEntry& entry, v1::RunState state,
   run.clear_warnings();
   for (std::string& w : load::WarningSigns(stats != nullptr ? *stats : v1::RunStats(), inputs)) {
     run.add_warnings(std::move(w));
+  }
+  if (const v1::ShardProgress& p = run.progress(); p.batches_rejected() > 0) {
+    run.add_warnings(absl::StrCat("the collector rejected ", p.batches_rejected(),
+                                  " sample batches (", p.requests_rejected(), " requests, ",
+                                  p.samples_rejected(),
+                                  " latency samples); the statistics do not include them (",
+                                  p.rejection_reason(), ")"));
   }
   run.set_max_loop_lag_ms(entry.max_loop_lag_ms);
   std::vector<std::string> violated;
@@ -1098,7 +1256,7 @@ void OrchestratorServiceImpl::OnStats(const std::string& run_id, const v1::RunSt
             .Kv("run_id", run_id);
       }
       FinalizeRun(entry, entry.final_state, entry.final_error, stats);
-      writer_->Enqueue(entry.run);
+      PersistRun(entry.run);
       NotifyWatchers(entry, absl::Now());
     }
     return;
@@ -1220,14 +1378,17 @@ void OrchestratorServiceImpl::OnWorkerStreamClosed(const std::shared_ptr<AttachL
   if (stopping_) {
     return;
   }
+  const std::string process = ProcessClause(it->second.hello, host_id_);
   LLMLOAD_LOG(kWarn, "Worker stream closed during a run; waiting for it to re-attach.")
       .Kv("worker_id", worker_id)
+      .Kv("process", process.empty() ? "unknown" : process.substr(2))
       .Kv("timeout", Seconds(config_.heartbeat_timeout));
   const google::protobuf::Timestamp now = NowTimestamp();
   for (const std::string& run_id : runs) {
     RunEntry& entry = runs_.at(run_id);
     AddEvent(&entry.run, now,
-             absl::StrCat("worker ", worker_id, " stream closed; lost unless it re-attaches within ",
+             absl::StrCat("worker ", worker_id, " stream closed", process,
+                          "; lost unless it re-attaches within ",
                           Seconds(config_.heartbeat_timeout)));
     RunChanged(entry, "");
   }
@@ -1272,14 +1433,18 @@ void OrchestratorServiceImpl::Tick(absl::Time now) {
   if (stopping_) {
     return;
   }
+  RecordStoreFailures();
+
   // Liveness.
   std::vector<std::pair<std::string, std::string>> lost;
   for (const auto& [id, worker] : workers_) {
     if (worker.link != nullptr && now - worker.last_seen > config_.heartbeat_timeout) {
-      lost.emplace_back(id, absl::StrCat("no heartbeat for ", Seconds(config_.heartbeat_timeout)));
+      lost.emplace_back(id, absl::StrCat("no heartbeat for ", Seconds(config_.heartbeat_timeout),
+                                         ProcessClause(worker.hello, host_id_)));
     } else if (worker.link == nullptr && now - worker.detached_at > config_.heartbeat_timeout) {
       lost.emplace_back(id, absl::StrCat("stream closed and not re-attached within ",
-                                         Seconds(config_.heartbeat_timeout)));
+                                         Seconds(config_.heartbeat_timeout),
+                                         ProcessClause(worker.hello, host_id_)));
     }
   }
   for (const auto& [id, reason] : lost) {

@@ -13,10 +13,21 @@
 // polls the collector for each running run (live percentiles, abort on a
 // failing threshold, the latency trend).
 //
+// StartRun stores the new run (PENDING) before any worker hears of it and
+// dispatches the shards from the store's callback, so it never answers OK
+// for a run that is not durable and a run that could not be stored leaves
+// no trace. A later write that fails is logged and recorded on the run as an
+// event (its stored copy is behind); the run goes on.
+//
 // Runs do not share workers: a run is planned over the attached workers
 // that have no unfinished shard, and StartRun answers FAILED_PRECONDITION
 // when there is none. A worker that attaches during a run is not given any
 // of it (the plan is fixed at StartRun); it serves the next run.
+//
+// A lost worker: when its stream ends or it falls silent, the run's events
+// say whether its process is still running or has exited, if the worker
+// runs on this host (its hello carries its pid and host identity, see
+// services/common/process_identity.h); from elsewhere nothing is claimed.
 //
 // The verdict: when every shard has ended, the run stays RUNNING while the
 // orchestrator fetches the final statistics (bounded by the collector
@@ -24,8 +35,8 @@
 // becomes terminal, so a terminal run always carries `passed`.
 //
 // Lock order: OrchestratorServiceImpl::mu_ -> a stream link's mutex -> the
-// stream reactor's mutex. Reactors never call into the service while holding
-// their own mutex.
+// stream reactor's mutex; mu_ -> the RunWriter's mutex -> store_failures_mu_.
+// Reactors never call into the service while holding their own mutex.
 
 #pragma once
 
@@ -78,8 +89,10 @@ class WatchLink;
 
 class OrchestratorServiceImpl final : public v1::Orchestrator::CallbackService {
  public:
-  // `writer` persists runs; `stored_runs` are the runs loaded at start-up
-  // (already recovered, see RecoverRuns). `collector` may be null.
+  // `writer` persists runs; its callbacks call into the service, so it must
+  // be stopped before the service is destroyed. `stored_runs` are the runs
+  // loaded at start-up (already recovered, see RecoverRuns). `collector` may
+  // be null.
   OrchestratorServiceImpl(const OrchestratorConfig& config, RunWriter* writer,
                           std::vector<v1::Run> stored_runs,
                           std::unique_ptr<v1::Collector::StubInterface> collector);
@@ -164,9 +177,31 @@ class OrchestratorServiceImpl final : public v1::Orchestrator::CallbackService {
     int64_t rate_tokens = 0;
     double requests_per_sec = 0;
     double tokens_per_sec = 0;
+    // A write of this run failed and the run says so (once).
+    bool store_failure_recorded = false;
+    // Per worker: the rejected-batch count its last rejection event named.
+    std::map<std::string, int64_t> rejections_said;
   };
 
-  absl::StatusOr<v1::Run> StartRunLocked(const v1::RunSpec& spec) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A run between planning and its first durable write: its workers are
+  // reserved (WorkerBusy) and nothing is dispatched yet.
+  struct StartingRun {
+    v1::Run run;                                   // PENDING
+    std::vector<v1::ShardAssignment> assignments;  // one per shard, in order
+  };
+
+  // Plans a PENDING run over the idle workers and reserves them.
+  absl::StatusOr<StartingRun> PlanRunLocked(const v1::RunSpec& spec)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The writer's answer for a starting run: on success the run is tracked
+  // and dispatched and StartRun answers it; on failure it is forgotten and
+  // StartRun fails.
+  void OnRunStored(const std::string& run_id, const absl::Status& stored,
+                   grpc::ServerUnaryReactor* reactor, v1::Run* reply) ABSL_LOCKS_EXCLUDED(mu_);
+  // Queues the run's current state for the store. A failed write reaches the
+  // run as an event at the next Tick.
+  void PersistRun(const v1::Run& run) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void RecordStoreFailures() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void HandleShardUpdate(const std::string& worker_id, AttachLink& link,
                          const v1::ShardUpdate& update) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Re-derives progress and state after shards changed; finishes the run
@@ -201,6 +236,7 @@ class OrchestratorServiceImpl final : public v1::Orchestrator::CallbackService {
   grpc::ServerUnaryReactor* NewUnaryReactor();
 
   const OrchestratorConfig config_;
+  const std::string host_id_;  // this process's HostIdentity()
   RunWriter* const writer_;
   const std::unique_ptr<v1::Collector::StubInterface> collector_;
 
@@ -208,10 +244,18 @@ class OrchestratorServiceImpl final : public v1::Orchestrator::CallbackService {
   std::map<std::string, WorkerEntry> workers_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, RunEntry> runs_ ABSL_GUARDED_BY(mu_);
   std::set<std::string> active_runs_ ABSL_GUARDED_BY(mu_);  // not terminal
+  std::map<std::string, StartingRun> starting_ ABSL_GUARDED_BY(mu_);  // being stored
   absl::flat_hash_map<std::string, std::vector<Watcher>> watchers_ ABSL_GUARDED_BY(mu_);
   std::mt19937_64 rng_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   int64_t stats_calls_ ABSL_GUARDED_BY(mu_) = 0;  // collector calls with `this` in flight
+
+  // Failed writes (run id, error) as PersistRun's callbacks report them.
+  // Those never take mu_: a stopped writer calls back at once, while mu_ is
+  // held. Tick moves them onto the runs.
+  absl::Mutex store_failures_mu_;
+  std::vector<std::pair<std::string, std::string>> store_failures_
+      ABSL_GUARDED_BY(store_failures_mu_);
 
   absl::Mutex calls_mu_;
   int64_t calls_in_flight_ ABSL_GUARDED_BY(calls_mu_) = 0;

@@ -118,6 +118,13 @@ void SumProgress(v1::Run* run) {
     sum.set_active_sessions(sum.active_sessions() + p.active_sessions());
     sum.set_sessions_opened(sum.sessions_opened() + p.sessions_opened());
     sum.set_sessions_failed(sum.sessions_failed() + p.sessions_failed());
+    sum.set_batches_rejected(sum.batches_rejected() + p.batches_rejected());
+    sum.set_requests_rejected(sum.requests_rejected() + p.requests_rejected());
+    sum.set_samples_rejected(sum.samples_rejected() + p.samples_rejected());
+    if (p.batches_rejected() > 0) {
+      absl::StrAppend(sum.mutable_rejection_reason(), sum.rejection_reason().empty() ? "" : "; ",
+                      shard.worker_id(), ": ", p.rejection_reason());
+    }
   }
   sum.set_cycles_total(TotalCycles(run->spec()));
   *run->mutable_progress() = sum;

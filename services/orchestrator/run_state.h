@@ -40,7 +40,9 @@ std::string DescribeLoad(const v1::RunSpec& spec);
 int64_t TotalCycles(const v1::RunSpec& spec);
 int64_t ShardCycles(const v1::RunSpec& spec, const v1::Shard& shard);
 
-// run.progress = sum over shards; cycles_total = clients * cyclesPerClient.
+// run.progress = sum over shards; cycles_total = clients * cyclesPerClient;
+// rejection_reason = "w1: <reason>; w2: <reason>" over the shards with
+// rejected batches.
 void SumProgress(v1::Run* run);
 
 // The state the run should be in given its shards: FAILED if any shard

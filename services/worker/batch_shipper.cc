@@ -3,10 +3,50 @@
 #include <algorithm>
 #include <chrono>
 
+#include "absl/strings/str_join.h"
 #include "lib/common/log.h"
+#include "lib/histogram/histogram.h"
+#include "lib/metrics/metrics.h"
 #include "services/common/grpc_util.h"
 
 namespace llmload::worker {
+namespace {
+
+// Distinct reasons kept per run; past it, further ones are only noted.
+constexpr size_t kMaxReasons = 3;
+constexpr char kMoreReasons[] = "and other reasons";
+
+// Adds a rejected batch and what it held to `r`, and the collector's reason
+// to `reasons` (distinct ones, bounded) and so to r.reason.
+void CountRejected(const v1::SampleBatch& batch, const std::string& reason,
+                   BatchShipper::Rejections& r, std::vector<std::string>& reasons) {
+  ++r.batches;
+  for (const v1::CounterDelta& c : batch.counters()) {
+    if (c.counter() == v1::REQUESTS_OK || metrics::IsRequestFailureCounter(c.counter())) {
+      r.requests += c.value();
+    }
+  }
+  for (const v1::HistogramDelta& h : batch.histograms()) {
+    // A delta that does not decode (perhaps the very reason) counts as none.
+    if (absl::StatusOr<histogram::Histogram> decoded = histogram::Histogram::Decode(h.encoded());
+        decoded.ok()) {
+      r.samples += decoded->Count();
+    }
+  }
+  if (std::find(reasons.begin(), reasons.end(), reason) != reasons.end()) {
+    return;
+  }
+  if (reasons.size() < kMaxReasons) {
+    reasons.push_back(reason);
+  } else if (reasons.size() == kMaxReasons) {
+    reasons.push_back(kMoreReasons);
+  } else {
+    return;
+  }
+  r.reason = absl::StrJoin(reasons, "; ");
+}
+
+}  // namespace
 
 BatchShipper::BatchShipper(std::string collector_address, size_t max_unacked)
     : address_(std::move(collector_address)), max_unacked_(std::max<size_t>(max_unacked, 1)) {
@@ -67,6 +107,12 @@ uint64_t BatchShipper::DroppedBatches(const std::string& run_id) {
   absl::MutexLock lock(&mu_);
   auto it = runs_.find(run_id);
   return it == runs_.end() ? 0 : it->second.dropped;
+}
+
+BatchShipper::Rejections BatchShipper::Rejected(const std::string& run_id) {
+  absl::MutexLock lock(&mu_);
+  auto it = runs_.find(run_id);
+  return it == runs_.end() ? Rejections() : it->second.rejected;
 }
 
 void BatchShipper::ForgetRun(const std::string& run_id) {
@@ -140,7 +186,9 @@ bool BatchShipper::RunStream() {
       }
       got_ack = true;
       if (!ack.error().empty()) {
-        LLMLOAD_LOG(kError, "Collector rejected a batch.")
+        // Final: resending cannot change the answer. Counted below, reported
+        // with the shard's progress.
+        LLMLOAD_LOG(kError, "Collector rejected a batch; its samples are lost.")
             .Kv("run_id", ack.run_id())
             .Kv("sequence", ack.sequence())
             .Kv("error", ack.error());
@@ -152,6 +200,9 @@ bool BatchShipper::RunStream() {
           RunSeq& rs = runs_[b.run_id()];
           rs.acked = std::max(rs.acked, b.sequence());
           --rs.outstanding;
+          if (!ack.error().empty()) {
+            CountRejected(b, ack.error(), rs.rejected, rs.reasons);
+          }
           unacked_.erase(unacked_.begin() + static_cast<std::ptrdiff_t>(i));
           if (i < sent_on_stream_) {
             --sent_on_stream_;

@@ -10,6 +10,11 @@
 // The queue is bounded: past max_unacked, the oldest batch is dropped and
 // counted (DroppedBatches), never silently.
 //
+// A batch the collector rejects (an ack carrying an error) is final too: it
+// will never be applied, so it is not resent, but it is counted per run with
+// what it held and the collector's reason (Rejected), for the shard to
+// report.
+//
 // Thread-safe. Owns a sender thread and, per stream, a reader thread.
 
 #pragma once
@@ -22,6 +27,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
@@ -43,6 +49,17 @@ class BatchShipper {
   bool AllAcked(const std::string& run_id);
   uint64_t AckedSequence(const std::string& run_id);
   uint64_t DroppedBatches(const std::string& run_id);
+
+  // What the collector rejected of one run's batches.
+  struct Rejections {
+    uint64_t batches = 0;
+    uint64_t requests = 0;  // requests the batches counted, ok or failed
+    uint64_t samples = 0;   // latency samples in their histograms
+    // The collector's reasons, each once, in the order first seen, "; "
+    // between them.
+    std::string reason;
+  };
+  Rejections Rejected(const std::string& run_id);
   void ForgetRun(const std::string& run_id);
   size_t Unacked();
   bool Connected();
@@ -56,6 +73,8 @@ class BatchShipper {
     uint64_t acked = 0;  // highest acked
     uint64_t outstanding = 0;
     uint64_t dropped = 0;
+    Rejections rejected;
+    std::vector<std::string> reasons;  // distinct, bounded: rejected.reason
   };
   void SenderLoop();
   bool RunStream();  // one stream's life; false when stopping

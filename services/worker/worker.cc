@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "lib/common/log.h"
 #include "services/common/grpc_util.h"
+#include "services/common/process_identity.h"
 
 namespace llmload::worker {
 namespace {
@@ -149,6 +150,12 @@ bool Worker::RunAttachStream() {
   hello.mutable_hello()->set_capacity(config_.capacity);
   hello.mutable_hello()->set_threads(loops_.size());
   hello.mutable_hello()->set_version(kVersion);
+  // Lets an orchestrator on this host check, should the stream break,
+  // whether this process is still alive.
+  const ProcessIdentity self = SelfIdentity();
+  hello.mutable_hello()->set_pid(self.pid);
+  hello.mutable_hello()->set_pid_start_ticks(self.start_ticks);
+  hello.mutable_hello()->set_host_id(self.host);
   bool attached = false;
   bool broken = false;
   if (stream->Write(hello)) {
@@ -293,6 +300,11 @@ v1::ShardUpdate Worker::MakeUpdate(const std::string& run_id, RunState& rs, v1::
   p->set_active_sessions(rs.runner ? rs.runner->active_sessions() : 0);
   p->set_sessions_opened(static_cast<int64_t>(t.Get(v1::SESSIONS_OPENED)));
   p->set_sessions_failed(static_cast<int64_t>(t.Get(v1::SESSIONS_FAILED)));
+  const BatchShipper::Rejections rejected = shipper_.Rejected(run_id);
+  p->set_batches_rejected(static_cast<int64_t>(rejected.batches));
+  p->set_requests_rejected(static_cast<int64_t>(rejected.requests));
+  p->set_samples_rejected(static_cast<int64_t>(rejected.samples));
+  p->set_rejection_reason(rejected.reason);
   u.set_acked_sequence(shipper_.AckedSequence(run_id));
   return u;
 }
@@ -394,7 +406,8 @@ void Worker::Tick(bool interval_cut, bool heartbeat_due) {
           .Kv("run_id", id)
           .Kv("state", v1::ShardState_Name(rs.final_state))
           .Kv("requests_ok", rs.totals_counters.Get(v1::REQUESTS_OK))
-          .Kv("tokens", rs.totals_counters.Get(v1::TOKENS));
+          .Kv("tokens", rs.totals_counters.Get(v1::TOKENS))
+          .Kv("batches_rejected", msg.shard_update().progress().batches_rejected());
       done.push_back(id);
     } else if (interval_cut && !rs.final_enqueued) {
       v1::WorkerMessage msg;

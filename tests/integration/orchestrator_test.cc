@@ -194,5 +194,66 @@ TEST_F(OrchestratorBinaryTest, RunInProgressAtRestartIsFailed) {
   EXPECT_EQ(after.error(), "orchestrator restarted while the run was in progress");
 }
 
+// A real worker process killed with SIGKILL mid-run: the orchestrator shares
+// its host, so the lost-worker events say that the process has exited.
+TEST_F(OrchestratorBinaryTest, KilledWorkerProcessIsReportedAsExited) {
+  // Neither the collector nor the target listens: the shard keeps failing to
+  // connect for its whole duration, which is all this test needs.
+  std::unique_ptr<ChildProcess> worker = ChildProcess::Start(
+      BinPath("llmload-worker"),
+      {absl::StrCat("--orchestrator=127.0.0.1:", port_),
+       absl::StrCat("--collector=127.0.0.1:", testing_util::FreePort()), "--worker_id=crashy",
+       "--threads=1", "--batch_interval_ms=200", "--metrics_address="},
+      dir_ + "/worker.log", dir_);
+  ASSERT_NE(worker, nullptr);
+  const pid_t pid = worker->pid();
+  v1::RunSpec spec = ClosedSpec(1, 1);
+  spec.mutable_target()->set_url(absl::StrCat("http://127.0.0.1:", testing_util::FreePort()));
+  spec.mutable_load()->clear_closed();
+  spec.mutable_load()->mutable_duration()->set_connections(2);
+  spec.mutable_load()->mutable_duration()->mutable_duration()->set_seconds(60);
+  const absl::Time deadline = absl::Now() + kWait;
+  auto attached = [&] {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(absl::ToChronoTime(absl::Now() + kWait));
+    v1::ListWorkersResponse workers;
+    return stub_->ListWorkers(&ctx, v1::ListWorkersRequest(), &workers).ok() &&
+           workers.workers_size() == 1;
+  };
+  while (!attached() && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  ASSERT_TRUE(attached()) << worker->ReadLog();
+  v1::Run run;
+  grpc::Status status = StartRun(spec, &run);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  auto shard_running = [&] {
+    v1::Run now;
+    return GetRun(run.id(), &now).ok() && now.shards_size() == 1 &&
+           now.shards(0).state() == v1::SHARD_RUNNING;
+  };
+  while (!shard_running() && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  ASSERT_TRUE(shard_running()) << worker->ReadLog();
+
+  worker->Kill();
+  ASSERT_TRUE(RunReaches(run.id(), v1::FAILED));
+  v1::Run failed;
+  ASSERT_TRUE(GetRun(run.id(), &failed).ok());
+  const std::string exited = absl::StrCat("process ", pid, " has exited");
+  bool closed_event = false;
+  bool lost_event = false;
+  for (const v1::RunEvent& e : failed.events()) {
+    closed_event = closed_event || (e.message().find("stream closed") != std::string::npos &&
+                                    e.message().find(exited) != std::string::npos);
+    lost_event = lost_event || (e.message().find("worker crashy lost") != std::string::npos &&
+                                e.message().find(exited) != std::string::npos);
+  }
+  EXPECT_TRUE(closed_event) << failed.DebugString();
+  EXPECT_TRUE(lost_event) << failed.DebugString();
+  EXPECT_NE(failed.error().find(exited), std::string::npos) << failed.error();
+}
+
 }  // namespace
 }  // namespace llmload

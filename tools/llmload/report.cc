@@ -245,6 +245,18 @@ std::string FormatReport(const v1::Run& run) {
                   "]\n");
   absl::StrAppend(&out, "\nREQUESTS:\n  [ok=", CounterValue(st, v1::REQUESTS_OK), ", ",
                   error_fields, ", tokens=", CounterValue(st, v1::TOKENS), "]\n");
+  if (const v1::ShardProgress& p = run.progress(); p.batches_rejected() > 0) {
+    absl::StrAppend(&out, "\nREJECTED BY THE COLLECTOR (missing from these statistics):\n",
+                    "  [batches=", p.batches_rejected(), ", requests=", p.requests_rejected(),
+                    ", samples=", p.samples_rejected(), "]\n");
+    for (const v1::Shard& shard : run.shards()) {
+      if (shard.progress().batches_rejected() > 0) {
+        absl::StrAppend(&out, "  [worker=", shard.worker_id(),
+                        ", batches=", shard.progress().batches_rejected(),
+                        ", reason=", shard.progress().rejection_reason(), "]\n");
+      }
+    }
+  }
   absl::StrAppend(&out, FormatLoadSections(run));
   absl::StrAppend(&out, "\nALL METRICS (ms):\n");
   absl::StrAppend(&out, absl::StrFormat("  %-14s %9s %9s %9s %9s %9s %9s %9s %9s\n", "metric",

@@ -57,6 +57,30 @@ TEST(ReportTest, KeepsTheOriginalClientsLayout) {
   EXPECT_NE(r.find("END-TO-END LATENCY (ms):\n  [no samples]"), std::string::npos);
 }
 
+TEST(ReportTest, SaysWhatTheCollectorRejected) {
+  EXPECT_EQ(FormatReport(SampleRun()).find("REJECTED"), std::string::npos);
+  v1::Run run = SampleRun();
+  const std::string reason = "interval_end_us is before interval_start_us";
+  v1::Shard* w1 = run.add_shards();
+  w1->set_worker_id("w1");
+  w1->mutable_progress()->set_batches_rejected(3);
+  w1->mutable_progress()->set_requests_rejected(21);
+  w1->mutable_progress()->set_samples_rejected(81);
+  w1->mutable_progress()->set_rejection_reason(reason);
+  run.add_shards()->set_worker_id("w2");
+  run.mutable_progress()->set_batches_rejected(3);
+  run.mutable_progress()->set_requests_rejected(21);
+  run.mutable_progress()->set_samples_rejected(81);
+  run.mutable_progress()->set_rejection_reason("w1: " + reason);
+  const std::string r = FormatReport(run);
+  EXPECT_NE(r.find("\nREJECTED BY THE COLLECTOR (missing from these statistics):\n"
+                   "  [batches=3, requests=21, samples=81]\n"
+                   "  [worker=w1, batches=3, reason=" + reason + "]\n"),
+            std::string::npos)
+      << r;
+  EXPECT_EQ(r.find("worker=w2"), std::string::npos) << r;
+}
+
 TEST(ReportTest, FailedRunSaysSoWithItsError) {
   v1::Run run = SampleRun();
   run.set_state(v1::FAILED);

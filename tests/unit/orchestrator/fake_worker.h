@@ -40,6 +40,13 @@ class FakeWorker {
 
   const std::string& id() const { return id_; }
 
+  // What the hello says about the worker's process (before Open/Attach).
+  void SetProcess(int32_t pid, uint64_t start_ticks, std::string host_id) {
+    pid_ = pid;
+    pid_start_ticks_ = start_ticks;
+    host_id_ = std::move(host_id);
+  }
+
   // Opens the stream and sends hello (without waiting for the answer).
   void Open() {
     stream_ = stub_->Attach(&context_);
@@ -49,6 +56,9 @@ class FakeWorker {
     hello.mutable_hello()->set_capacity(capacity_);
     hello.mutable_hello()->set_threads(2);
     hello.mutable_hello()->set_version("fake-1");
+    hello.mutable_hello()->set_pid(pid_);
+    hello.mutable_hello()->set_pid_start_ticks(pid_start_ticks_);
+    hello.mutable_hello()->set_host_id(host_id_);
     Send(hello);
   }
 
@@ -191,6 +201,9 @@ class FakeWorker {
   std::unique_ptr<v1::Orchestrator::Stub> stub_;
   const std::string id_;
   const int32_t capacity_;
+  int32_t pid_ = 0;
+  uint64_t pid_start_ticks_ = 0;
+  std::string host_id_;
   grpc::ClientContext context_;
   std::unique_ptr<grpc::ClientReaderWriter<v1::WorkerMessage, v1::OrchestratorMessage>> stream_;
   std::thread reader_;

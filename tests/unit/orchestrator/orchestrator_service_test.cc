@@ -3,7 +3,10 @@
 
 #include "services/orchestrator/orchestrator_service.h"
 
+#include <sqlite3.h>
 #include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <functional>
@@ -17,6 +20,7 @@
 #include "gtest/gtest.h"
 #include "llmload/v1/collector.grpc.pb.h"
 #include "services/common/grpc_util.h"
+#include "services/common/process_identity.h"
 #include "services/orchestrator/orchestrator_server.h"
 #include "tests/unit/orchestrator/fake_worker.h"
 
@@ -178,6 +182,27 @@ class OrchestratorServiceTest : public ::testing::Test {
                                         absl::Duration timeout = kWait) {
     return Eventually([&] { return GetRun(id).state() == state; }, timeout,
                       absl::StrCat(id, " to reach ", v1::RunState_Name(state)));
+  }
+
+  // Makes the orchestrator's database refuse writes from now on, as a full
+  // or failing disk would: a trigger aborts every `op` ("INSERT" or
+  // "UPDATE") on the runs table. HealStore(op) removes it.
+  void BreakStore(const std::string& op) {
+    ExecOnStore(absl::StrCat("CREATE TRIGGER refuse_", op, " BEFORE ", op,
+                             " ON runs BEGIN SELECT RAISE(ABORT, 'injected: disk I/O error'); END"));
+  }
+  void HealStore(const std::string& op) {
+    ExecOnStore(absl::StrCat("DROP TRIGGER refuse_", op));
+  }
+  void ExecOnStore(const std::string& sql) {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(db_path_.c_str(), &db), SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    char* error = nullptr;
+    const int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &error);
+    EXPECT_EQ(rc, SQLITE_OK) << sql << ": " << (error != nullptr ? error : "");
+    sqlite3_free(error);
+    sqlite3_close(db);
   }
 
   static bool HasEvent(const v1::Run& run, const std::string& needle) {
@@ -722,6 +747,177 @@ TEST_F(OrchestratorServiceTest, VerdictIsSetWhenTheRunEnds) {
   ASSERT_EQ(done.threshold_results_size(), 1);
   EXPECT_FALSE(done.threshold_results(0).passed());
   EXPECT_TRUE(HasEvent(done, "thresholds failed"));
+}
+
+TEST_F(OrchestratorServiceTest, RunThatCannotBeStoredIsRefusedAndNothingIsDispatched) {
+  FakeWorker& a = AddWorker("a", 10);
+  BreakStore("INSERT");
+  v1::Run run;
+  grpc::Status status = StartRun(ClosedSpec(2, 1, 0), &run);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_THAT(status.error_message(), HasSubstr("could not be stored"));
+  EXPECT_THAT(status.error_message(), HasSubstr("injected: disk I/O error"));
+  EXPECT_THAT(status.error_message(), HasSubstr("no worker was given any of it"));
+  EXPECT_EQ(ListRuns().runs_size(), 0);
+
+  // Nothing changed: once the store works again, the same worker takes the
+  // next run, and that run's assignment is the first it ever receives.
+  HealStore("INSERT");
+  v1::Run second;
+  status = StartRun(ClosedSpec(2, 1, 0), &second);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  auto assign = a.NextAssign(kWait);
+  ASSERT_TRUE(assign.has_value());
+  EXPECT_EQ(assign->run_id(), second.id());
+  EXPECT_EQ(ListRuns().runs_size(), 1);
+}
+
+TEST_F(OrchestratorServiceTest, ALaterStoreFailureIsRecordedAndTheRunGoesOn) {
+  FakeWorker& a = AddWorker("a", 10);
+  BreakStore("UPDATE");  // the new run is inserted; every later write of it fails
+  v1::Run run;
+  grpc::Status status = StartRun(ClosedSpec(1, 1, 0), &run);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  ASSERT_TRUE(a.NextAssign(kWait).has_value());
+  ASSERT_TRUE(Eventually([&] { return HasEvent(GetRun(run.id()), "could not store the run"); },
+                         kWait, "the store failure event"));
+  EXPECT_TRUE(HasEvent(GetRun(run.id()), "injected: disk I/O error"));
+  a.Update(run.id(), v1::SHARD_DONE, 1);
+  ASSERT_TRUE(RunReaches(run.id(), v1::COMPLETED));
+}
+
+TEST_F(OrchestratorServiceTest, BatchesTheCollectorRejectedAreReported) {
+  FakeWorker& a = AddWorker("a", 10);
+  FakeWorker& b = AddWorker("b", 10);
+  v1::Run run;
+  ASSERT_TRUE(StartRun(ClosedSpec(4, 1, 0), &run).ok());
+  ASSERT_TRUE(a.NextAssign(kWait).has_value());
+  ASSERT_TRUE(b.NextAssign(kWait).has_value());
+  const std::string reason = "interval_end_us is before interval_start_us";
+  auto report = [&](FakeWorker& w, v1::ShardState state, int64_t rejected) {
+    v1::WorkerMessage m;
+    v1::ShardUpdate* u = m.mutable_shard_update();
+    u->set_run_id(run.id());
+    u->set_state(state);
+    v1::ShardProgress* p = u->mutable_progress();
+    p->set_cycles_done(2);
+    p->set_requests_ok(2);
+    p->set_batches_rejected(rejected);
+    p->set_requests_rejected(3 * rejected);
+    p->set_samples_rejected(40 * rejected);
+    p->set_rejection_reason(reason);
+    return w.Send(m);
+  };
+  auto events_with = [](const v1::Run& r, const std::string& needle) {
+    return std::count_if(r.events().begin(), r.events().end(), [&](const v1::RunEvent& e) {
+      return absl::StrContains(e.message(), needle);
+    });
+  };
+
+  // The first rejection is said at once...
+  ASSERT_TRUE(report(a, v1::SHARD_RUNNING, 1));
+  ASSERT_TRUE(Eventually(
+      [&] {
+        return HasEvent(GetRun(run.id()),
+                        "collector rejected 1 batch (3 requests, 40 latency samples) from "
+                        "worker a: " + reason);
+      },
+      kWait, "the rejection event"));
+  EXPECT_EQ(GetRun(run.id()).progress().batches_rejected(), 1);
+  // ...later ones while the shard runs only in its progress, and the total
+  // again when it ends.
+  ASSERT_TRUE(report(a, v1::SHARD_RUNNING, 2));
+  ASSERT_TRUE(report(a, v1::SHARD_DONE, 3));
+  ASSERT_TRUE(b.Update(run.id(), v1::SHARD_DONE, 2));
+  ASSERT_TRUE(RunReaches(run.id(), v1::COMPLETED));
+  const v1::Run done = GetRun(run.id());
+  EXPECT_EQ(events_with(done, "collector rejected"), 2) << done.DebugString();
+  EXPECT_TRUE(HasEvent(done, "collector rejected 3 batches (9 requests, 120 latency samples) from "
+                             "worker a: " + reason));
+  EXPECT_EQ(done.progress().batches_rejected(), 3);
+  EXPECT_EQ(done.progress().requests_rejected(), 9);
+  EXPECT_EQ(done.progress().samples_rejected(), 120);
+  EXPECT_EQ(done.progress().rejection_reason(), "a: " + reason);
+  const v1::Shard& shard_a = done.shards(0).worker_id() == "a" ? done.shards(0) : done.shards(1);
+  EXPECT_EQ(shard_a.progress().rejection_reason(), reason);
+  EXPECT_THAT(std::vector<std::string>(done.warnings().begin(), done.warnings().end()),
+              ::testing::Contains(HasSubstr(
+                  "the collector rejected 3 sample batches (9 requests, 120 latency samples)")));
+  EXPECT_THAT(std::vector<std::string>(done.warnings().begin(), done.warnings().end()),
+              ::testing::Contains(HasSubstr("a: " + reason)));
+}
+
+// The lost-worker events say what became of the worker's process when the
+// hello placed it on this host; integration_orchestrator_test kills a real
+// worker for the "has exited" case.
+class LostWorkerProcessTest : public OrchestratorServiceTest {
+ protected:
+  // Starts a run on a worker whose hello names `pid` on `host`, drops its
+  // stream and returns the run once the worker is declared lost.
+  v1::Run RunAndLoseWorker(int32_t pid, uint64_t start_ticks, const std::string& host) {
+    workers_.push_back(std::make_unique<FakeWorker>(channel_, "w1", 10));
+    FakeWorker& w = *workers_.back();
+    w.SetProcess(pid, start_ticks, host);
+    EXPECT_TRUE(w.Attach());
+    v1::Run run;
+    EXPECT_TRUE(StartRun(ClosedSpec(2, 2, 0), &run).ok());
+    EXPECT_TRUE(w.NextAssign(kWait).has_value());
+    w.Disconnect();
+    EXPECT_TRUE(RunReaches(run.id(), v1::FAILED));
+    return GetRun(run.id());
+  }
+
+  static std::string EventWith(const v1::Run& run, const std::string& needle) {
+    for (const v1::RunEvent& e : run.events()) {
+      if (absl::StrContains(e.message(), needle)) {
+        return e.message();
+      }
+    }
+    return "";
+  }
+};
+
+TEST_F(LostWorkerProcessTest, ProcessStillRunningIsSaid) {
+  const ProcessIdentity self = SelfIdentity();  // this test process: alive
+  ASSERT_FALSE(self.host.empty());
+  const v1::Run run = RunAndLoseWorker(self.pid, self.start_ticks, self.host);
+  const std::string running = absl::StrCat("process ", self.pid, " is still running");
+  EXPECT_THAT(EventWith(run, "worker w1 stream closed"), HasSubstr(running));
+  EXPECT_THAT(EventWith(run, "worker w1 lost"), HasSubstr(running));
+  EXPECT_THAT(run.error(), HasSubstr(running));
+}
+
+TEST_F(LostWorkerProcessTest, ProcessThatExitedIsSaid) {
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    _exit(0);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);  // reaped: the pid is free
+  const v1::Run run = RunAndLoseWorker(child, 0, HostIdentity());
+  const std::string exited = absl::StrCat("process ", child, " has exited");
+  EXPECT_THAT(EventWith(run, "worker w1 stream closed"), HasSubstr(exited));
+  EXPECT_THAT(EventWith(run, "worker w1 lost"), HasSubstr(exited));
+}
+
+TEST_F(LostWorkerProcessTest, ReusedPidCountsAsExited) {
+  ProcessIdentity self = SelfIdentity();
+  // Our pid, but a start time that is not ours: an earlier process that had
+  // this pid, now gone.
+  const v1::Run run = RunAndLoseWorker(self.pid, self.start_ticks + 1, self.host);
+  EXPECT_THAT(EventWith(run, "worker w1 lost"),
+              HasSubstr(absl::StrCat("process ", self.pid, " has exited")));
+}
+
+TEST_F(LostWorkerProcessTest, NothingIsClaimedForAnotherHost) {
+  const ProcessIdentity self = SelfIdentity();
+  for (const std::string& host : {std::string("elsewhere 0000 pid:[1]"), std::string()}) {
+    const v1::Run run = RunAndLoseWorker(self.pid, self.start_ticks, host);
+    EXPECT_NE(EventWith(run, "worker w1 stream closed"), "");
+    EXPECT_EQ(EventWith(run, "process"), "") << "host \"" << host << "\"";
+    workers_.clear();
+  }
 }
 
 }  // namespace

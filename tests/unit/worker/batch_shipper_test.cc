@@ -6,6 +6,7 @@
 
 #include "absl/synchronization/mutex.h"
 #include "gtest/gtest.h"
+#include "lib/metrics/metrics.h"
 #include "llmload/v1/collector.grpc.pb.h"
 #include "services/common/grpc_util.h"
 
@@ -13,7 +14,8 @@ namespace llmload::worker {
 namespace {
 
 // A collector that acks batches, remembers what it applied, and can be told
-// to break the stream after receiving some batches without acking them.
+// to break the stream after receiving some batches without acking them, or
+// to reject given batches as invalid (answered with an error, never applied).
 class FakeCollector final : public v1::Collector::Service {
  public:
   grpc::Status Ingest(grpc::ServerContext* ctx,
@@ -38,8 +40,12 @@ class FakeCollector final : public v1::Collector::Service {
       {
         absl::MutexLock lock(&mu_);
         auto key = std::make_pair(batch.run_id(), batch.sequence());
-        ack.set_duplicate(applied_.count(key) != 0);
-        applied_.insert(key);
+        if (auto it = reject_.find(key); it != reject_.end()) {
+          ack.set_error(it->second);
+        } else {
+          ack.set_duplicate(applied_.count(key) != 0);
+          applied_.insert(key);
+        }
       }
       if (!stream->Write(ack)) {
         break;
@@ -48,6 +54,11 @@ class FakeCollector final : public v1::Collector::Service {
     return grpc::Status::OK;
   }
 
+  // The collector's answer to batch `sequence` of `run` is `reason`.
+  void Reject(const std::string& run, uint64_t sequence, const std::string& reason) {
+    absl::MutexLock lock(&mu_);
+    reject_[{run, sequence}] = reason;
+  }
   void BreakAfter(int n) {
     absl::MutexLock lock(&mu_);
     break_after_ = n;
@@ -64,6 +75,7 @@ class FakeCollector final : public v1::Collector::Service {
  private:
   absl::Mutex mu_;
   std::set<std::pair<std::string, uint64_t>> applied_ ABSL_GUARDED_BY(mu_);
+  std::map<std::pair<std::string, uint64_t>, std::string> reject_ ABSL_GUARDED_BY(mu_);
   int received_ ABSL_GUARDED_BY(mu_) = 0;
   int break_after_ ABSL_GUARDED_BY(mu_) = 0;
 };
@@ -80,6 +92,23 @@ class BatchShipperTest : public ::testing::Test {
     v1::SampleBatch b;
     b.set_run_id(run);
     b.set_worker_id("w");
+    return b;
+  }
+  // A batch that measured 5 ok and 2 timed-out requests, with 7 ttft and 20
+  // itl samples.
+  static v1::SampleBatch MeasuredBatch(const std::string& run) {
+    metrics::MetricSet set;
+    for (uint64_t i = 1; i <= 7; ++i) {
+      set.RecordUs(v1::TTFT, 1000 * i);
+    }
+    for (uint64_t i = 1; i <= 20; ++i) {
+      set.RecordUs(v1::ITL, 100 * i);
+    }
+    set.Add(v1::REQUESTS_OK, 5);
+    set.Add(v1::TIMEOUT, 2);
+    set.Add(v1::TOKENS, 27);
+    v1::SampleBatch b = Batch(run);
+    set.AppendTo(b);
     return b;
   }
   std::string Address() const { return "127.0.0.1:" + std::to_string(port_); }
@@ -156,6 +185,52 @@ TEST_F(BatchShipperTest, BoundedQueueDropsTheOldestAndCountsIt) {
   }
   EXPECT_EQ(shipper.Unacked(), 3u);
   EXPECT_EQ(shipper.DroppedBatches("r"), 2u);
+}
+
+TEST_F(BatchShipperTest, CountsWhatTheCollectorRejectsAndWhy) {
+  // The collector's own reasons (services/collector/run_registry.cc): a
+  // stepped wall clock, and a total that would overflow.
+  const std::string stepped = "interval_end_us is before interval_start_us";
+  const std::string overflow = "ttft: merging would overflow the run's total";
+  collector_.Reject("run", 2, stepped);
+  collector_.Reject("run", 3, stepped);
+  collector_.Reject("run", 5, overflow);
+  BatchShipper shipper(Address(), 100);
+  for (int i = 0; i < 5; ++i) {
+    shipper.Enqueue(MeasuredBatch("run"));
+  }
+  shipper.Enqueue(MeasuredBatch("other"));
+  ASSERT_TRUE(shipper.Flush(absl::Seconds(10)));
+
+  // A rejected batch is answered for good: nothing is left to resend...
+  EXPECT_TRUE(shipper.AllAcked("run"));
+  EXPECT_EQ(shipper.Unacked(), 0u);
+  EXPECT_EQ(collector_.applied(),
+            (std::set<std::pair<std::string, uint64_t>>{{"run", 1}, {"run", 4}, {"other", 1}}));
+  // ...but it is counted, with what it held and the collector's reasons.
+  const BatchShipper::Rejections rejected = shipper.Rejected("run");
+  EXPECT_EQ(rejected.batches, 3u);
+  EXPECT_EQ(rejected.requests, 3u * 7);
+  EXPECT_EQ(rejected.samples, 3u * 27);
+  EXPECT_EQ(rejected.reason, stepped + "; " + overflow);
+  EXPECT_EQ(shipper.Rejected("other").batches, 0u);
+  EXPECT_TRUE(shipper.Rejected("other").reason.empty());
+}
+
+TEST_F(BatchShipperTest, KeepsAFewDistinctReasons) {
+  for (uint64_t s = 1; s <= 6; ++s) {
+    collector_.Reject("run", s, s == 6 ? "reason 1" : "reason " + std::to_string(s));
+  }
+  BatchShipper shipper(Address(), 100);
+  for (int i = 0; i < 6; ++i) {
+    shipper.Enqueue(Batch("run"));
+  }
+  ASSERT_TRUE(shipper.Flush(absl::Seconds(10)));
+  const BatchShipper::Rejections rejected = shipper.Rejected("run");
+  EXPECT_EQ(rejected.batches, 6u);
+  EXPECT_EQ(rejected.requests, 0u);
+  EXPECT_EQ(rejected.samples, 0u);
+  EXPECT_EQ(rejected.reason, "reason 1; reason 2; reason 3; and other reasons");
 }
 
 }  // namespace
