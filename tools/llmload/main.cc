@@ -19,6 +19,7 @@
 #include "google/protobuf/util/json_util.h"
 #include "lib/common/log.h"
 #include "llmload/v1/orchestrator.grpc.pb.h"
+#include "services/common/crash_handler.h"
 #include "services/common/grpc_util.h"
 #include "tools/llmload/cli_args.h"
 #include "tools/llmload/local_cluster.h"
@@ -370,6 +371,7 @@ int CmdWorkers(const Options& o) {
 
 int main(int argc, char** argv) {
   using namespace llmload::cli;
+  llmload::InstallCrashHandler(argv[0]);
   std::vector<std::string> args(argv + 1, argv + argc);
   auto options = ParseArgs(args, [](const std::string& name) -> std::optional<std::string> {
     const char* v = std::getenv(name.c_str());
