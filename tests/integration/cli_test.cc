@@ -116,6 +116,66 @@ class CliProcessTest : public ::testing::Test {
   pid_t stopped_worker_ = -1;
 };
 
+// A service that dies mid-run is named, with its pid and how it died, as
+// soon as it dies and again on the way out; the exit status says the run
+// cannot be trusted.
+TEST_F(CliProcessTest, LocalSaysWhichWorkerDiedAndFails) {
+  ASSERT_NO_FATAL_FAILURE(StartLocal({"--clients", "4", "--cycles", "30", "--length", "20",
+                                      "--delay", "0.01", "--max-concurrent", "4", "--workers",
+                                      "2"}));
+  ASSERT_TRUE(WaitForOutput("Run started.", absl::Seconds(60)));
+  absl::SleepFor(absl::Seconds(1));
+  const pid_t worker = ChildOfCli("--worker_id=local-worker-1");
+  ASSERT_GT(worker, 0) << cli_->ReadLog();
+  ASSERT_EQ(::kill(worker, SIGSEGV), 0);
+
+  const std::string died =
+      absl::StrCat("worker-1 (pid ", worker, ") was killed by signal 11 (SIGSEGV)");
+  // Said while the run goes on, with the end of the worker's log.
+  EXPECT_TRUE(WaitForOutput(died + "; the end of its log", absl::Seconds(10)));
+  EXPECT_EQ(cli_->Wait(absl::Seconds(180)), 1) << cli_->ReadLog();
+  const std::string out = cli_->ReadLog();
+  // The crash handler's trace, relayed from the worker's log.
+  EXPECT_NE(out.find("*** SIGSEGV received"), std::string::npos) << out;
+  // Said again after the report.
+  const size_t report = out.find("LOAD TEST RESULTS");
+  ASSERT_NE(report, std::string::npos) << out;
+  EXPECT_NE(out.find(absl::StrCat("llmload: ", died, "; its log: ", dir_,
+                                  "/state/worker-1.log"),
+                     report),
+            std::string::npos)
+      << out;
+  // Only that one: the others stopped cleanly.
+  EXPECT_EQ(out.find("while stopping"), std::string::npos) << out;
+  // The logs are kept for a look.
+  EXPECT_EQ(::access((dir_ + "/state/worker-1.log").c_str(), R_OK), 0);
+}
+
+// The run itself may complete without the dead service (here the target:
+// the sessions count connect failures and finish), yet the exit status
+// still fails.
+TEST_F(CliProcessTest, LocalFailsWhenAServiceDiedEvenIfTheRunCompleted) {
+  ASSERT_NO_FATAL_FAILURE(StartLocal({"--clients", "4", "--cycles", "30", "--length", "20",
+                                      "--delay", "0.01", "--max-concurrent", "4", "--workers",
+                                      "2"}));
+  ASSERT_TRUE(WaitForOutput("Run started.", absl::Seconds(60)));
+  absl::SleepFor(absl::Seconds(1));
+  const pid_t emulator = ChildOfCli("llmload-emulator");
+  ASSERT_GT(emulator, 0) << cli_->ReadLog();
+  ASSERT_EQ(::kill(emulator, SIGSEGV), 0);
+
+  EXPECT_EQ(cli_->Wait(absl::Seconds(180)), 1) << cli_->ReadLog();
+  const std::string out = cli_->ReadLog();
+  const size_t report = out.find("state=COMPLETED");
+  ASSERT_NE(report, std::string::npos) << out;
+  EXPECT_NE(out.find(absl::StrCat("llmload: emulator (pid ", emulator,
+                                  ") was killed by signal 11 (SIGSEGV); its log: ", dir_,
+                                  "/state/emulator.log"),
+                     report),
+            std::string::npos)
+      << out;
+}
+
 // Ctrl-C while a run is followed stops the run and keeps what it measured.
 TEST_F(CliProcessTest, InterruptStopsTheRun) {
   ASSERT_NO_FATAL_FAILURE(StartLocal({"--clients", "2", "--cycles", "1000", "--length", "20",

@@ -251,8 +251,17 @@ int CmdLocal(const Options& o) {
       .Kv("metrics", absl::StrCat("http://127.0.0.1:", cluster.collector_metrics_port(), "/metrics"))
       .Kv("state_dir", cluster.state_dir());
   auto stub = v1::Orchestrator::NewStub(MakeChannel(cluster.orchestrator_address()));
-  const int rc = StartAndFollow(stub.get(), SpecFromFlags(o, cluster.emulator_url()), o);
+  int rc = StartAndFollow(stub.get(), SpecFromFlags(o, cluster.emulator_url()), o);
   cluster.Stop();
+  // A service that died took its part of the run (or its results) with it:
+  // say which, again after the report, and fail.
+  const std::vector<LocalCluster::ChildFailure> failures = cluster.failures();
+  for (const LocalCluster::ChildFailure& f : failures) {
+    std::fprintf(stderr, "llmload: %s; its log: %s\n", f.Describe().c_str(), f.log.c_str());
+  }
+  if (!failures.empty() && rc == kExitOk) {
+    rc = kExitRunFailed;
+  }
   if (rc == kExitOk && !o.keep_state && o.state_dir.empty()) {
     std::error_code ec;
     std::filesystem::remove_all(cluster.state_dir(), ec);
