@@ -9,6 +9,7 @@
 #include "absl/strings/match.h"
 #include "lib/common/env.h"
 #include "lib/common/log.h"
+#include "services/common/crash_handler.h"
 
 ABSL_FLAG(std::string, log_level, llmload::EnvOr("LLMLOAD_LOG_LEVEL", "info"),
           "Log level: debug, info, warn, error (env LLMLOAD_LOG_LEVEL).");
@@ -19,6 +20,7 @@ namespace llmload {
 
 std::vector<char*> InitProgram(int argc, char** argv, std::string_view component,
                                std::string_view usage) {
+  InstallCrashHandler(argv[0]);
   absl::FlagsUsageConfig config;
   // --help lists llmload's own flags, not the libraries'.
   config.contains_help_flags = [](absl::string_view file) {

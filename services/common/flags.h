@@ -20,6 +20,7 @@ ABSL_DECLARE_FLAG(std::string, log_format);
 
 namespace llmload {
 
+// Installs the crash handler (crash_handler.h), then parses the flags.
 // Returns the positional arguments (argv[0] first). Exits with a clear
 // message on a bad flag or bad --log_level.
 std::vector<char*> InitProgram(int argc, char** argv, std::string_view component,

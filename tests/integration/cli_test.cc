@@ -1,11 +1,19 @@
 // The llmload command line as users run it: `llmload local`, and the remote
 // subcommands against running services.
 
+#include <dirent.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <sstream>
 #include <string>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
@@ -16,8 +24,191 @@ namespace llmload {
 namespace {
 
 using testing_util::BinPath;
+using testing_util::ChildProcess;
 using testing_util::RunShell;
 using testing_util::ShellResult;
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// The pid of a child of `parent` with `arg` on its command line (or running
+// the binary named `arg`), or -1: how a test finds a service `llmload local`
+// started.
+pid_t ChildWithArg(pid_t parent, const std::string& arg) {
+  DIR* proc = ::opendir("/proc");
+  if (proc == nullptr) {
+    return -1;
+  }
+  pid_t found = -1;
+  while (dirent* entry = ::readdir(proc)) {
+    const pid_t pid = std::atoi(entry->d_name);
+    if (pid <= 0) {
+      continue;
+    }
+    const std::string dir = absl::StrCat("/proc/", pid);
+    const std::string stat = ReadFile(dir + "/stat");
+    const size_t paren = stat.rfind(')');
+    if (paren == std::string::npos) {
+      continue;
+    }
+    // After the name: state, then the parent's pid.
+    const std::vector<std::string> fields =
+        absl::StrSplit(stat.substr(paren + 2), ' ', absl::SkipEmpty());
+    if (fields.size() < 2 || std::atoi(fields[1].c_str()) != parent) {
+      continue;
+    }
+    const std::vector<std::string> argv =
+        absl::StrSplit(ReadFile(dir + "/cmdline"), '\0', absl::SkipEmpty());
+    for (const std::string& a : argv) {
+      if (a == arg || absl::EndsWith(a, "/" + arg)) {
+        found = pid;
+      }
+    }
+  }
+  ::closedir(proc);
+  return found;
+}
+
+// `llmload local` as a child process of the test, its output in a file.
+class CliProcessTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = testing_util::MakeTempDir("cli-proc");
+    ASSERT_FALSE(dir_.empty());
+  }
+
+  void TearDown() override {
+    if (stopped_worker_ > 0) {
+      ::kill(stopped_worker_, SIGCONT);
+    }
+    // A test that gave up early: let llmload stop its services itself.
+    if (cli_ != nullptr && cli_->Running()) {
+      cli_->Stop(absl::Seconds(30));
+    }
+    if (HasFailure() && cli_ != nullptr) {
+      std::cerr << "---- llmload output ----\n" << cli_->ReadLog() << "\n";
+    }
+  }
+
+  void StartLocal(const std::vector<std::string>& flags) {
+    std::vector<std::string> args = {"local", "--state-dir", dir_ + "/state",
+                                      "--progress-interval", "0.5"};
+    args.insert(args.end(), flags.begin(), flags.end());
+    cli_ = ChildProcess::Start(BinPath("llmload"), args, dir_ + "/llmload.out", dir_);
+    ASSERT_NE(cli_, nullptr);
+  }
+
+  ::testing::AssertionResult WaitForOutput(const std::string& text, absl::Duration timeout) {
+    return testing_util::WaitUntil(
+        [&] { return absl::StrContains(cli_->ReadLog(), text); }, timeout,
+        absl::StrCat("\"", text, "\" from llmload"));
+  }
+
+  // A service of the local cluster, by an argument or its binary's name.
+  pid_t ChildOfCli(const std::string& arg) { return ChildWithArg(cli_->pid(), arg); }
+
+  std::string dir_;
+  std::unique_ptr<ChildProcess> cli_;
+  pid_t stopped_worker_ = -1;
+};
+
+// A service that dies mid-run is named, with its pid and how it died, as
+// soon as it dies and again on the way out; the exit status says the run
+// cannot be trusted.
+TEST_F(CliProcessTest, LocalSaysWhichWorkerDiedAndFails) {
+  ASSERT_NO_FATAL_FAILURE(StartLocal({"--clients", "4", "--cycles", "30", "--length", "20",
+                                      "--delay", "0.01", "--max-concurrent", "4", "--workers",
+                                      "2"}));
+  ASSERT_TRUE(WaitForOutput("Run started.", absl::Seconds(60)));
+  absl::SleepFor(absl::Seconds(1));
+  const pid_t worker = ChildOfCli("--worker_id=local-worker-1");
+  ASSERT_GT(worker, 0) << cli_->ReadLog();
+  ASSERT_EQ(::kill(worker, SIGSEGV), 0);
+
+  const std::string died =
+      absl::StrCat("worker-1 (pid ", worker, ") was killed by signal 11 (SIGSEGV)");
+  // Said while the run goes on, with the end of the worker's log.
+  EXPECT_TRUE(WaitForOutput(died + "; the end of its log", absl::Seconds(10)));
+  EXPECT_EQ(cli_->Wait(absl::Seconds(180)), 1) << cli_->ReadLog();
+  const std::string out = cli_->ReadLog();
+  // The crash handler's trace, relayed from the worker's log.
+  EXPECT_NE(out.find("*** SIGSEGV received"), std::string::npos) << out;
+  // Said again after the report.
+  const size_t report = out.find("LOAD TEST RESULTS");
+  ASSERT_NE(report, std::string::npos) << out;
+  EXPECT_NE(out.find(absl::StrCat("llmload: ", died, "; its log: ", dir_,
+                                  "/state/worker-1.log"),
+                     report),
+            std::string::npos)
+      << out;
+  // Only that one: the others stopped cleanly.
+  EXPECT_EQ(out.find("while stopping"), std::string::npos) << out;
+  // The logs are kept for a look.
+  EXPECT_EQ(::access((dir_ + "/state/worker-1.log").c_str(), R_OK), 0);
+}
+
+// The run itself may complete without the dead service (here the target:
+// the sessions count connect failures and finish), yet the exit status
+// still fails.
+TEST_F(CliProcessTest, LocalFailsWhenAServiceDiedEvenIfTheRunCompleted) {
+  ASSERT_NO_FATAL_FAILURE(StartLocal({"--clients", "4", "--cycles", "30", "--length", "20",
+                                      "--delay", "0.01", "--max-concurrent", "4", "--workers",
+                                      "2"}));
+  ASSERT_TRUE(WaitForOutput("Run started.", absl::Seconds(60)));
+  absl::SleepFor(absl::Seconds(1));
+  const pid_t emulator = ChildOfCli("llmload-emulator");
+  ASSERT_GT(emulator, 0) << cli_->ReadLog();
+  ASSERT_EQ(::kill(emulator, SIGSEGV), 0);
+
+  EXPECT_EQ(cli_->Wait(absl::Seconds(180)), 1) << cli_->ReadLog();
+  const std::string out = cli_->ReadLog();
+  const size_t report = out.find("state=COMPLETED");
+  ASSERT_NE(report, std::string::npos) << out;
+  EXPECT_NE(out.find(absl::StrCat("llmload: emulator (pid ", emulator,
+                                  ") was killed by signal 11 (SIGSEGV); its log: ", dir_,
+                                  "/state/emulator.log"),
+                     report),
+            std::string::npos)
+      << out;
+}
+
+// Ctrl-C while a run is followed stops the run and keeps what it measured.
+TEST_F(CliProcessTest, InterruptStopsTheRun) {
+  ASSERT_NO_FATAL_FAILURE(StartLocal({"--clients", "2", "--cycles", "1000", "--length", "20",
+                                      "--delay", "0.01", "--workers", "1"}));
+  ASSERT_TRUE(WaitForOutput("Run started.", absl::Seconds(60)));
+  absl::SleepFor(absl::Seconds(1));
+  cli_->Signal(SIGINT);
+  EXPECT_EQ(cli_->Wait(absl::Seconds(60)), 1) << cli_->ReadLog();
+  const std::string out = cli_->ReadLog();
+  EXPECT_NE(out.find("Interrupted: stopping run run-"), std::string::npos) << out;
+  EXPECT_NE(out.find("state=CANCELLED"), std::string::npos) << out;
+  EXPECT_NE(out.find("LOAD TEST RESULTS"), std::string::npos) << out;
+}
+
+// The interrupt watcher holds the orchestrator stub; it used to be a
+// detached thread that outlived the run and the stub, so a Ctrl-C after the
+// run (here: while `llmload local` stops its services) still reached it,
+// after --timeout even through a freed stub. Now it ends with the run.
+TEST_F(CliProcessTest, AnInterruptAfterTheRunIsNotActedOn) {
+  ASSERT_NO_FATAL_FAILURE(StartLocal({"--clients", "2", "--cycles", "1000", "--length", "20",
+                                      "--delay", "0.01", "--workers", "2", "--timeout", "3"}));
+  ASSERT_TRUE(WaitForOutput("Run started.", absl::Seconds(60)));
+  // A stopped worker holds the shutdown of the services for their 10 s
+  // grace: the window in which the late interrupt comes.
+  stopped_worker_ = ChildOfCli("--worker_id=local-worker-0");
+  ASSERT_GT(stopped_worker_, 0) << cli_->ReadLog();
+  ASSERT_EQ(::kill(stopped_worker_, SIGSTOP), 0);
+  ASSERT_TRUE(WaitForOutput("gave up waiting for run", absl::Seconds(30)));
+  cli_->Signal(SIGINT);
+  EXPECT_EQ(cli_->Wait(absl::Seconds(60)), 1) << cli_->ReadLog();
+  const std::string out = cli_->ReadLog();
+  EXPECT_EQ(out.find("Interrupted: stopping run"), std::string::npos) << out;
+}
 
 TEST(CliTest, LocalRunsAWholeTestAndPrintsTheReport) {
   const std::string dir = testing_util::MakeTempDir("cli-local");

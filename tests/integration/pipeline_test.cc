@@ -1,8 +1,6 @@
 // End to end: the real emulator, collector, orchestrator and two workers on
 // loopback ports, driven over gRPC and HTTP the way users drive them.
 
-#include <signal.h>
-
 #include <chrono>
 #include <map>
 #include <memory>
@@ -144,8 +142,7 @@ TEST_F(PipelineTest, WorkersResendUnackedBatchesAfterCollectorRestart) {
     ASSERT_EQ(mid.state(), v1::RUNNING);
     ASSERT_LT(mid.progress().cycles_done(), 80);
   }
-  ::kill(collector_->pid(), SIGKILL);
-  collector_->Wait(absl::Seconds(5));
+  collector_->Kill();
   std::this_thread::sleep_for(std::chrono::milliseconds(1000));
   StartCollector();
   v1::Run run = WaitForEnd(started.id(), absl::Seconds(90));

@@ -59,16 +59,13 @@ class ProtocolsTest : public ::testing::Test {
     ASSERT_TRUE(testing_util::WaitForTcp(orchestrator, absl::Seconds(20)));
     stub_ = v1::Orchestrator::NewStub(MakeChannel(absl::StrCat("127.0.0.1:", orchestrator)))
                 .release();
-    const absl::Time deadline = testing_util::MonoNow() + absl::Seconds(20);
-    while (testing_util::MonoNow() < deadline) {
-      grpc::ClientContext ctx;
-      v1::ListWorkersResponse resp;
-      if (stub_->ListWorkers(&ctx, {}, &resp).ok() && resp.workers_size() == 1) {
-        return;
-      }
-      absl::SleepFor(absl::Milliseconds(50));
-    }
-    FAIL() << "the worker did not attach";
+    ASSERT_TRUE(testing_util::WaitUntil(
+        [] {
+          grpc::ClientContext ctx;
+          v1::ListWorkersResponse resp;
+          return stub_->ListWorkers(&ctx, {}, &resp).ok() && resp.workers_size() == 1;
+        },
+        absl::Seconds(20), "the worker to attach", absl::Milliseconds(50)));
   }
 
   static void TearDownTestSuite() {
@@ -81,6 +78,9 @@ class ProtocolsTest : public ::testing::Test {
   }
 
   void TearDown() override {
+    // The services outlive each test: one that died during this test fails
+    // this test (reaping it reports it).
+    (void)testing_util::CheckChildren();
     if (HasFailure()) {
       for (auto& p : *procs_) {
         std::string log = p->ReadLog();
@@ -124,19 +124,17 @@ class ProtocolsTest : public ::testing::Test {
         return run;
       }
     }
-    const absl::Time deadline = testing_util::MonoNow() + absl::Seconds(60);
-    while (testing_util::MonoNow() < deadline) {
-      grpc::ClientContext ctx;
-      v1::GetRunRequest get;
-      get.set_id(run.id());
-      if (stub_->GetRun(&ctx, get, &run).ok() &&
-          (run.state() == v1::COMPLETED || run.state() == v1::FAILED ||
-           run.state() == v1::CANCELLED)) {
-        return run;
-      }
-      absl::SleepFor(absl::Milliseconds(100));
-    }
-    ADD_FAILURE() << "run did not end";
+    // Stops early, naming it, when a service crashed.
+    EXPECT_TRUE(testing_util::WaitUntil(
+        [&] {
+          grpc::ClientContext ctx;
+          v1::GetRunRequest get;
+          get.set_id(run.id());
+          return stub_->GetRun(&ctx, get, &run).ok() &&
+                 (run.state() == v1::COMPLETED || run.state() == v1::FAILED ||
+                  run.state() == v1::CANCELLED);
+        },
+        absl::Seconds(60), "the end of run " + run.id(), absl::Milliseconds(100)));
     return run;
   }
 

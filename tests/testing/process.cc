@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -17,7 +18,10 @@
 #include <sstream>
 #include <thread>
 
+#include "absl/base/const_init.h"
+#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "lib/common/wait_status.h"
 
 extern char** environ;
 
@@ -38,6 +42,41 @@ int ConnectLoopback(int port) {
     return -1;
   }
   return fd;
+}
+
+// Every ChildProcess alive in this binary, for CheckChildren. The lock is
+// taken before a child's own.
+ABSL_CONST_INIT absl::Mutex g_children_mu(absl::kConstInit);
+std::vector<ChildProcess*>* g_children ABSL_GUARDED_BY(g_children_mu) =
+    new std::vector<ChildProcess*>();  // leaked: children may outlive static destruction
+
+void Register(ChildProcess* child) {
+  absl::MutexLock lock(&g_children_mu);
+  g_children->push_back(child);
+}
+
+void Unregister(ChildProcess* child) {
+  absl::MutexLock lock(&g_children_mu);
+  std::erase(*g_children, child);
+}
+
+uint64_t SignalBit(int signal_number) {
+  return signal_number >= 1 && signal_number <= 64 ? uint64_t{1} << (signal_number - 1) : 0;
+}
+
+// The last lines of a log, at most about `max_bytes` of them.
+std::string TailOfFile(const std::string& path, size_t max_bytes) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string text = ss.str();
+  if (text.size() > max_bytes) {
+    text = text.substr(text.size() - max_bytes);
+    if (const size_t eol = text.find('\n'); eol != std::string::npos) {
+      text = text.substr(eol + 1);
+    }
+  }
+  return text;
 }
 
 }  // namespace
@@ -81,18 +120,49 @@ std::string MakeTempDir(const std::string& prefix) {
   return dir != nullptr ? std::string(dir) : std::string();
 }
 
-::testing::AssertionResult WaitForTcp(int port, absl::Duration timeout) {
+::testing::AssertionResult CheckChildren() {
+  absl::MutexLock registry_lock(&g_children_mu);
+  for (ChildProcess* child : *g_children) {
+    absl::MutexLock lock(&child->mu_);
+    child->PollLocked();
+    if (!child->unexpected_end_.empty()) {
+      return ::testing::AssertionFailure() << child->unexpected_end_;
+    }
+  }
+  return ::testing::AssertionSuccess();
+}
+
+::testing::AssertionResult WaitUntil(const std::function<bool()>& done, absl::Duration timeout,
+                                     std::string_view what, absl::Duration poll) {
   const absl::Time deadline = absl::Now() + timeout;
-  while (absl::Now() < deadline) {
-    int fd = ConnectLoopback(port);
-    if (fd >= 0) {
-      ::close(fd);
+  for (;;) {
+    if (done()) {
       return ::testing::AssertionSuccess();
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    // A dead service will not make the condition come true: say so now
+    // rather than at the deadline.
+    if (::testing::AssertionResult alive = CheckChildren(); !alive) {
+      return ::testing::AssertionFailure()
+             << "stopped waiting for " << what << ": " << alive.message();
+    }
+    if (absl::Now() >= deadline) {
+      return ::testing::AssertionFailure()
+             << "gave up waiting for " << what << " after " << absl::FormatDuration(timeout);
+    }
+    absl::SleepFor(poll);
   }
-  return ::testing::AssertionFailure() << "nothing listened on 127.0.0.1:" << port << " within "
-                                       << absl::FormatDuration(timeout);
+}
+
+::testing::AssertionResult WaitForTcp(int port, absl::Duration timeout) {
+  return WaitUntil(
+      [port] {
+        const int fd = ConnectLoopback(port);
+        if (fd >= 0) {
+          ::close(fd);
+        }
+        return fd >= 0;
+      },
+      timeout, absl::StrCat("a listener on 127.0.0.1:", port));
 }
 
 std::unique_ptr<ChildProcess> ChildProcess::Start(const std::string& path,
@@ -135,26 +205,69 @@ std::unique_ptr<ChildProcess> ChildProcess::Start(const std::string& path,
     ADD_FAILURE() << "cannot start " << path << ": " << std::strerror(rc);
     return nullptr;
   }
-  return std::unique_ptr<ChildProcess>(new ChildProcess(pid, log_path));
+  std::unique_ptr<ChildProcess> child(
+      new ChildProcess(pid, std::filesystem::path(path).filename().string(), log_path));
+  Register(child.get());
+  return child;
 }
 
-ChildProcess::~ChildProcess() { Kill(); }
+ChildProcess::~ChildProcess() {
+  Unregister(this);
+  Kill();
+}
 
-bool ChildProcess::Running() {
+bool ChildProcess::PollLocked() {
   if (reaped_) {
     return false;
   }
   int status = 0;
-  pid_t r = ::waitpid(pid_, &status, WNOHANG);
+  const pid_t r = ::waitpid(pid_, &status, WNOHANG);
   if (r == pid_) {
+    ReapedLocked(status);
+    return false;
+  }
+  if (r < 0 && errno == ECHILD) {
+    // Reaped behind the harness's back: how it ended is unknown.
     reaped_ = true;
-    status_ = status;
     return false;
   }
   return true;
 }
 
+void ChildProcess::ReapedLocked(int status) {
+  reaped_ = true;
+  status_ = status;
+  const bool unexpected_signal =
+      WIFSIGNALED(status) && (sent_signals_ & SignalBit(WTERMSIG(status))) == 0;
+  const bool unexpected_exit = WIFEXITED(status) && WEXITSTATUS(status) != 0 && !exit_awaited_;
+  if (!unexpected_signal && !unexpected_exit) {
+    return;
+  }
+  unexpected_end_ = absl::StrCat(name_, " (pid ", pid_, ") ", DescribeWaitStatus(status));
+  if (log_path_.empty()) {
+    ADD_FAILURE() << unexpected_end_ << "; its output went to the test's own stdout and stderr";
+  } else {
+    ADD_FAILURE() << unexpected_end_ << "; its log (" << log_path_ << ") ends:\n"
+                  << TailOfFile(log_path_, 4000);
+  }
+}
+
+bool ChildProcess::Running() {
+  absl::MutexLock lock(&mu_);
+  return PollLocked();
+}
+
+int ChildProcess::wait_status() {
+  absl::MutexLock lock(&mu_);
+  PollLocked();
+  return status_;
+}
+
 int ChildProcess::Wait(absl::Duration timeout) {
+  {
+    absl::MutexLock lock(&mu_);
+    exit_awaited_ = true;
+  }
   const absl::Time deadline = absl::Now() + timeout;
   while (Running()) {
     if (absl::Now() >= deadline) {
@@ -162,26 +275,48 @@ int ChildProcess::Wait(absl::Duration timeout) {
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
+  absl::MutexLock lock(&mu_);
   return WIFEXITED(status_) ? WEXITSTATUS(status_) : -1;
 }
 
-int ChildProcess::Stop(absl::Duration grace) {
-  if (Running()) {
-    ::kill(pid_, SIGTERM);
-    if (Wait(grace) == -1 && Running()) {
-      Kill();
-    }
+void ChildProcess::Signal(int signal_number) {
+  absl::MutexLock lock(&mu_);
+  if (PollLocked()) {
+    sent_signals_ |= SignalBit(signal_number);
+    ::kill(pid_, signal_number);
   }
+}
+
+int ChildProcess::Stop(absl::Duration grace) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (!PollLocked()) {
+      return status_;
+    }
+    // The caller gets the status: how it exited after SIGTERM is theirs to
+    // judge. A crash by any other signal is still reported.
+    exit_awaited_ = true;
+    sent_signals_ |= SignalBit(SIGTERM);
+    ::kill(pid_, SIGTERM);
+  }
+  if (Wait(grace) == -1 && Running()) {
+    Kill();
+  }
+  absl::MutexLock lock(&mu_);
   return status_;
 }
 
 void ChildProcess::Kill() {
-  if (Running()) {
+  absl::MutexLock lock(&mu_);
+  if (PollLocked()) {
+    sent_signals_ |= SignalBit(SIGKILL);
     ::kill(pid_, SIGKILL);
     int status = 0;
-    ::waitpid(pid_, &status, 0);
-    reaped_ = true;
-    status_ = status;
+    if (::waitpid(pid_, &status, 0) == pid_) {
+      ReapedLocked(status);
+    } else {
+      reaped_ = true;
+    }
   }
 }
 

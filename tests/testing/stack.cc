@@ -61,7 +61,7 @@ void StackTest::StartCollector() {
 
 void StackTest::TearDown() {
   if (emulator_ != nullptr) {
-    ::kill(emulator_->pid(), SIGCONT);  // a test may have stopped it
+    emulator_->Signal(SIGCONT);  // a test may have stopped it
   }
   if (HasFailure()) {
     std::vector<ChildProcess*> all = {emulator_.get(), collector_.get(), orchestrator_.get()};
@@ -79,7 +79,9 @@ void StackTest::TearDown() {
     }
   }
   for (auto& w : workers_) {
-    w->Stop();
+    if (w) {
+      w->Stop();
+    }
   }
   for (auto* p : {&orchestrator_, &collector_, &emulator_}) {
     if (*p) {
@@ -89,20 +91,22 @@ void StackTest::TearDown() {
 }
 
 ::testing::AssertionResult StackTest::WaitForWorkers(int n, absl::Duration timeout) {
-  const absl::Time deadline = absl::Now() + timeout;
   int seen = 0;
-  while (absl::Now() < deadline) {
-    grpc::ClientContext ctx;
-    v1::ListWorkersResponse resp;
-    if (stub_->ListWorkers(&ctx, v1::ListWorkersRequest(), &resp).ok()) {
-      seen = resp.workers_size();
-      if (seen >= n) {
-        return ::testing::AssertionSuccess();
-      }
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  ::testing::AssertionResult attached = WaitUntil(
+      [&] {
+        grpc::ClientContext ctx;
+        ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
+        v1::ListWorkersResponse resp;
+        if (stub_->ListWorkers(&ctx, v1::ListWorkersRequest(), &resp).ok()) {
+          seen = resp.workers_size();
+        }
+        return seen >= n;
+      },
+      timeout, absl::StrCat(n, " attached workers"), absl::Milliseconds(50));
+  if (!attached) {
+    attached << " (" << seen << " attached)";
   }
-  return ::testing::AssertionFailure() << "only " << seen << " of " << n << " workers attached";
+  return attached;
 }
 
 v1::Run StackTest::StartRun(const v1::RunSpec& spec) {
@@ -116,21 +120,21 @@ v1::Run StackTest::StartRun(const v1::RunSpec& spec) {
 }
 
 v1::Run StackTest::WaitForEnd(const std::string& id, absl::Duration timeout) {
-  const absl::Time deadline = absl::Now() + timeout;
   v1::Run run;
-  while (absl::Now() < deadline) {
-    grpc::ClientContext ctx;
-    v1::GetRunRequest req;
-    req.set_id(id);
-    if (stub_->GetRun(&ctx, req, &run).ok() &&
-        (run.state() == v1::COMPLETED || run.state() == v1::FAILED ||
-         run.state() == v1::CANCELLED)) {
-      return run;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  const ::testing::AssertionResult ended = WaitUntil(
+      [&] {
+        grpc::ClientContext ctx;
+        ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+        v1::GetRunRequest req;
+        req.set_id(id);
+        return stub_->GetRun(&ctx, req, &run).ok() &&
+               (run.state() == v1::COMPLETED || run.state() == v1::FAILED ||
+                run.state() == v1::CANCELLED);
+      },
+      timeout, absl::StrCat("the end of run ", id), absl::Milliseconds(100));
+  if (!ended) {
+    ADD_FAILURE() << ended.message() << "; last state " << v1::RunState_Name(run.state());
   }
-  ADD_FAILURE() << "run " << id << " did not end within " << absl::FormatDuration(timeout)
-                << "; last state " << v1::RunState_Name(run.state());
   return run;
 }
 

@@ -4,7 +4,9 @@
 // collector, orchestrator and workers as child processes on free loopback
 // ports, sharing one temp directory. Fixtures derive from StackTest and call
 // StartStack() in SetUp; TearDown stops everything (printing the services'
-// logs when the test failed).
+// logs when the test failed). A service that crashes (or exits non-zero on
+// its own) fails the test, naming it and the signal; the wait helpers below
+// stop early when that happens (see ChildProcess in process.h).
 //
 //   class MyTest : public testing_util::StackTest {
 //     void SetUp() override { StartStack(testing_util::StackOptions()); }
@@ -38,10 +40,12 @@ class StackTest : public ::testing::Test {
   void StartCollector();
   void TearDown() override;
 
+  // Fails early, like every wait here, when a service has died.
   ::testing::AssertionResult WaitForWorkers(int n, absl::Duration timeout);
   // StartRun over gRPC (expects success).
   v1::Run StartRun(const v1::RunSpec& spec);
-  // Polls GetRun until the run is COMPLETED, FAILED or CANCELLED.
+  // Polls GetRun until the run is COMPLETED, FAILED or CANCELLED; a failure
+  // when it is not by `timeout`.
   v1::Run WaitForEnd(const std::string& id, absl::Duration timeout);
   std::string EmulatorUrl() const;
 

@@ -10,15 +10,19 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <thread>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "lib/common/log.h"
+#include "lib/common/wait_status.h"
 #include "llmload/v1/orchestrator.grpc.pb.h"
 #include "services/common/grpc_util.h"
 
@@ -63,17 +67,72 @@ std::string SelfDir() {
   return ec ? std::string(".") : exe.parent_path().string();
 }
 
+// The last whole lines of a file, at most about `max_bytes` of them.
 std::string Tail(const std::string& path, size_t max_bytes) {
   std::ifstream in(path);
   std::stringstream ss;
   ss << in.rdbuf();
   std::string s = ss.str();
-  return s.size() > max_bytes ? s.substr(s.size() - max_bytes) : s;
+  if (s.size() > max_bytes) {
+    s = s.substr(s.size() - max_bytes);
+    if (const size_t eol = s.find('\n'); eol != std::string::npos) {
+      s = s.substr(eol + 1);
+    }
+  }
+  return s;
 }
 
 }  // namespace
 
+std::string LocalCluster::ChildFailure::Describe() const {
+  return absl::StrCat(name, " (pid ", pid, ") ", DescribeWaitStatus(status),
+                      while_stopping ? " while stopping" : "");
+}
+
 LocalCluster::~LocalCluster() { Stop(); }
+
+std::vector<LocalCluster::ChildFailure> LocalCluster::failures() const {
+  absl::MutexLock lock(&mu_);
+  return failures_;
+}
+
+void LocalCluster::RecordFailureLocked(Child& child, int status, bool while_stopping) {
+  ChildFailure failure;
+  failure.name = child.name;
+  failure.pid = child.pid;
+  failure.status = status;
+  failure.while_stopping = while_stopping;
+  failure.log = child.log;
+  child.pid = -1;
+  // Said at once, with what the service wrote last (a crash handler's stack
+  // trace, a fatal error); the CLI repeats the first line on its way out.
+  std::string tail = Tail(child.log, 3000);
+  if (!tail.empty() && tail.back() != '\n') {
+    tail.push_back('\n');
+  }
+  std::fprintf(stderr, "llmload: %s; the end of its log (%s):\n%s", failure.Describe().c_str(),
+               child.log.c_str(), tail.c_str());
+  failures_.push_back(std::move(failure));
+}
+
+void LocalCluster::ReapEndedLocked() {
+  for (Child& c : children_) {
+    int status = 0;
+    if (c.pid > 0 && ::waitpid(c.pid, &status, WNOHANG) == c.pid) {
+      // Nothing asked it to stop: any end, even status 0, loses its part of
+      // the run.
+      RecordFailureLocked(c, status, /*while_stopping=*/false);
+    }
+  }
+}
+
+void LocalCluster::WatchChildren() {
+  absl::MutexLock lock(&mu_);
+  while (!stop_watching_) {
+    ReapEndedLocked();
+    mu_.AwaitWithTimeout(absl::Condition(&stop_watching_), absl::Milliseconds(100));
+  }
+}
 
 absl::Status LocalCluster::Spawn(const std::string& name, const std::string& binary,
                                  const std::vector<std::string>& args) {
@@ -112,16 +171,19 @@ absl::Status LocalCluster::Spawn(const std::string& name, const std::string& bin
   if (rc != 0) {
     return absl::InternalError(absl::StrCat("cannot start ", path, ": ", std::strerror(rc)));
   }
+  absl::MutexLock lock(&mu_);
   children_.push_back(child);
   return absl::OkStatus();
 }
 
 absl::Status LocalCluster::CheckAlive() {
+  absl::MutexLock lock(&mu_);
   for (Child& c : children_) {
     int status = 0;
     if (c.pid > 0 && ::waitpid(c.pid, &status, WNOHANG) == c.pid) {
+      const std::string how = absl::StrCat(c.name, " (pid ", c.pid, ") ", DescribeWaitStatus(status));
       c.pid = -1;
-      return absl::InternalError(absl::StrCat(c.name, " exited early; last log lines (", c.log,
+      return absl::InternalError(absl::StrCat(how, " while starting; last log lines (", c.log,
                                               "):\n", Tail(c.log, 2000)));
     }
   }
@@ -206,6 +268,7 @@ absl::Status LocalCluster::Start() {
     v1::ListWorkersResponse resp;
     grpc::Status st = stub->ListWorkers(&ctx, v1::ListWorkersRequest(), &resp);
     if (st.ok() && resp.workers_size() >= options_.workers) {
+      watcher_ = std::thread([this] { WatchChildren(); });
       return absl::OkStatus();
     }
     if (auto s = CheckAlive(); !s.ok()) {
@@ -221,32 +284,58 @@ absl::Status LocalCluster::Start() {
 }
 
 void LocalCluster::Stop() {
+  {
+    absl::MutexLock lock(&mu_);
+    stop_watching_ = true;
+  }
+  if (watcher_.joinable()) {
+    watcher_.join();
+  }
+  std::vector<Child> children;
+  {
+    absl::MutexLock lock(&mu_);
+    // One that ended since the watcher last looked ended during the run.
+    ReapEndedLocked();
+    children.swap(children_);
+  }
   // Workers first (they flush to the collector), then the services.
-  for (auto it = children_.rbegin(); it != children_.rend(); ++it) {
+  for (auto it = children.rbegin(); it != children.rend(); ++it) {
     if (it->pid > 0) {
       ::kill(it->pid, SIGTERM);
     }
   }
   const absl::Time deadline = absl::Now() + absl::Seconds(10);
-  for (auto it = children_.rbegin(); it != children_.rend(); ++it) {
+  for (auto it = children.rbegin(); it != children.rend(); ++it) {
     if (it->pid <= 0) {
       continue;
     }
+    int status = 0;
+    bool killed = false;
     for (;;) {
-      int status = 0;
       if (::waitpid(it->pid, &status, WNOHANG) == it->pid) {
         break;
       }
       if (absl::Now() > deadline) {
+        LLMLOAD_LOG(kWarn, "A local service did not stop within 10 s; killing it.")
+            .Kv("service", it->name)
+            .Kv("pid", it->pid);
         ::kill(it->pid, SIGKILL);
         ::waitpid(it->pid, &status, 0);
+        killed = true;
         break;
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
+    // SIGTERM drains and exits 0; any other end is a crash on the way out.
+    const bool clean = (WIFEXITED(status) && WEXITSTATUS(status) == 0) ||
+                       (WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM) ||
+                       (killed && WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+    if (!clean) {
+      absl::MutexLock lock(&mu_);
+      RecordFailureLocked(*it, status, /*while_stopping=*/true);
+    }
     it->pid = -1;
   }
-  children_.clear();
 }
 
 }  // namespace llmload::cli

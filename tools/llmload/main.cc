@@ -4,7 +4,6 @@
 #include <signal.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -19,8 +18,10 @@
 #include "google/protobuf/util/json_util.h"
 #include "lib/common/log.h"
 #include "llmload/v1/orchestrator.grpc.pb.h"
+#include "services/common/crash_handler.h"
 #include "services/common/grpc_util.h"
 #include "tools/llmload/cli_args.h"
+#include "tools/llmload/interrupt.h"
 #include "tools/llmload/local_cluster.h"
 #include "tools/llmload/report.h"
 
@@ -31,8 +32,12 @@ constexpr int kExitOk = 0;
 constexpr int kExitRunFailed = 1;
 constexpr int kExitUsage = 2;
 
-std::atomic<bool> g_interrupted{false};
-std::atomic<bool> g_done{false};
+// Raised by the signal thread in main(); never destroyed, as that thread
+// may still raise it while the process exits.
+InterruptLatch& Interrupts() {
+  static InterruptLatch* latch = new InterruptLatch();
+  return *latch;
+}
 
 using Stub = v1::Orchestrator::Stub;
 
@@ -68,24 +73,6 @@ void PrintRun(const v1::Run& run, bool json) {
   } else {
     std::cout << FormatReport(run) << std::flush;
   }
-}
-
-// Sends StopRun once the user interrupts.
-void StopOnInterrupt(Stub* stub, const std::string& run_id) {
-  std::thread([stub, run_id] {
-    while (!g_interrupted.load() && !g_done.load()) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    if (g_done.load()) {
-      return;
-    }
-    std::fprintf(stderr, "Interrupted: stopping run %s (partial results are kept).\n",
-                 run_id.c_str());
-    v1::StopRunRequest req;
-    req.set_id(run_id);
-    v1::Run resp;
-    (void)stub->StopRun(Ctx().get(), req, &resp);
-  }).detach();
 }
 
 // Progress on a terminal: one bar redrawn in place on stderr.
@@ -172,7 +159,6 @@ int FollowRun(Stub* stub, const std::string& run_id, const Options& o) {
       std::this_thread::sleep_for(std::chrono::milliseconds(500));
     }
   }
-  g_done.store(true);
   v1::GetRunRequest req;
   req.set_id(run_id);
   v1::Run final_run;
@@ -231,7 +217,16 @@ int StartAndFollow(Stub* stub, const v1::RunSpec& spec, const Options& o) {
     std::cout << run.id() << std::endl;
     return kExitOk;
   }
-  StopOnInterrupt(stub, run.id());
+  // Ctrl-C stops the run (partial results are kept). The watcher is joined
+  // when this scope ends, before the caller's stub goes away.
+  InterruptWatcher stop_on_interrupt(Interrupts(), [stub, run_id = run.id()] {
+    std::fprintf(stderr, "Interrupted: stopping run %s (partial results are kept).\n",
+                 run_id.c_str());
+    v1::StopRunRequest req;
+    req.set_id(run_id);
+    v1::Run resp;
+    (void)stub->StopRun(Ctx().get(), req, &resp);
+  });
   return FollowRun(stub, run.id(), o);
 }
 
@@ -256,8 +251,17 @@ int CmdLocal(const Options& o) {
       .Kv("metrics", absl::StrCat("http://127.0.0.1:", cluster.collector_metrics_port(), "/metrics"))
       .Kv("state_dir", cluster.state_dir());
   auto stub = v1::Orchestrator::NewStub(MakeChannel(cluster.orchestrator_address()));
-  const int rc = StartAndFollow(stub.get(), SpecFromFlags(o, cluster.emulator_url()), o);
+  int rc = StartAndFollow(stub.get(), SpecFromFlags(o, cluster.emulator_url()), o);
   cluster.Stop();
+  // A service that died took its part of the run (or its results) with it:
+  // say which, again after the report, and fail.
+  const std::vector<LocalCluster::ChildFailure> failures = cluster.failures();
+  for (const LocalCluster::ChildFailure& f : failures) {
+    std::fprintf(stderr, "llmload: %s; its log: %s\n", f.Describe().c_str(), f.log.c_str());
+  }
+  if (!failures.empty() && rc == kExitOk) {
+    rc = kExitRunFailed;
+  }
   if (rc == kExitOk && !o.keep_state && o.state_dir.empty()) {
     std::error_code ec;
     std::filesystem::remove_all(cluster.state_dir(), ec);
@@ -370,6 +374,7 @@ int CmdWorkers(const Options& o) {
 
 int main(int argc, char** argv) {
   using namespace llmload::cli;
+  llmload::InstallCrashHandler(argv[0]);
   std::vector<std::string> args(argv + 1, argv + argc);
   auto options = ParseArgs(args, [](const std::string& name) -> std::optional<std::string> {
     const char* v = std::getenv(name.c_str());
@@ -391,7 +396,7 @@ int main(int argc, char** argv) {
   std::thread([signals]() mutable {
     int sig = 0;
     while (sigwait(&signals, &sig) == 0) {
-      if (g_interrupted.exchange(true)) {
+      if (Interrupts().Raise() > 1) {
         std::_Exit(130);  // second interrupt: leave at once
       }
     }
