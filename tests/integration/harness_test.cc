@@ -17,6 +17,7 @@
 #include "gtest/gtest.h"
 #include "tests/testing/process.h"
 #include "tests/testing/stack.h"
+#include "tests/testing/mono_clock.h"
 
 namespace llmload {
 namespace {
@@ -53,8 +54,8 @@ bool IsZombie(pid_t pid) {
 }
 
 ::testing::AssertionResult WaitForZombie(pid_t pid) {
-  const absl::Time deadline = absl::Now() + absl::Seconds(20);
-  while (absl::Now() < deadline) {
+  const absl::Time deadline = testing_util::MonoNow() + absl::Seconds(20);
+  while (testing_util::MonoNow() < deadline) {
     if (IsZombie(pid)) {
       return ::testing::AssertionSuccess();
     }
@@ -116,11 +117,11 @@ TEST_F(HarnessTest, WaitHelpersStopEarlyWhenAChildDies) {
 
   // Nothing will ever listen there; the wait must not take its 60 s.
   const int nobody = testing_util::FreePort();
-  const absl::Time start = absl::Now();
+  const absl::Time start = testing_util::MonoNow();
   ::testing::AssertionResult waited = ::testing::AssertionSuccess();
   const std::vector<std::string> failures =
       FailuresOf([&] { waited = testing_util::WaitForTcp(nobody, absl::Seconds(60)); });
-  EXPECT_LT(absl::Now() - start, absl::Seconds(10));
+  EXPECT_LT(testing_util::MonoNow() - start, absl::Seconds(10));
   EXPECT_FALSE(waited);
   const std::string crash =
       absl::StrCat("llmload-emulator (pid ", pid, ") was killed by signal 11 (SIGSEGV)");
@@ -135,7 +136,7 @@ TEST_F(HarnessTest, WaitHelpersStopEarlyWhenAChildDies) {
                 EXPECT_FALSE(testing_util::WaitForTcp(nobody, absl::Seconds(60)));
                 emulator.reset();
               }).empty());
-  EXPECT_LT(absl::Now() - start, absl::Seconds(10));
+  EXPECT_LT(testing_util::MonoNow() - start, absl::Seconds(10));
 }
 
 TEST_F(HarnessTest, AChildThatExitsNonZeroOnItsOwnFailsTheTest) {
@@ -206,11 +207,11 @@ TEST_F(HarnessStackTest, AWorkerCrashMidRunStopsWaitForEndWithTheSignal) {
   const pid_t pid = workers_[0]->pid();
   ASSERT_EQ(::kill(pid, SIGSEGV), 0);
 
-  const absl::Time start = absl::Now();
+  const absl::Time start = testing_util::MonoNow();
   const std::vector<std::string> failures =
       FailuresOf([&] { WaitForEnd(run.id(), absl::Seconds(120)); });
   // Well before the orchestrator gives the worker up (10 s) and fails the run.
-  EXPECT_LT(absl::Now() - start, absl::Seconds(5));
+  EXPECT_LT(testing_util::MonoNow() - start, absl::Seconds(5));
   const std::string crash =
       absl::StrCat("llmload-worker (pid ", pid, ") was killed by signal 11 (SIGSEGV)");
   // One failure from the harness (with the worker's log), one from the wait

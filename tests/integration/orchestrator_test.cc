@@ -14,6 +14,7 @@
 #include "services/common/grpc_util.h"
 #include "tests/testing/process.h"
 #include "tests/unit/orchestrator/fake_worker.h"
+#include "tests/testing/mono_clock.h"
 
 namespace llmload {
 namespace {
@@ -76,9 +77,9 @@ class OrchestratorBinaryTest : public ::testing::Test {
   // clients connected.
   void StopOrchestrator() {
     worker_.reset();
-    const absl::Time start = absl::Now();
+    const absl::Time start = testing_util::MonoNow();
     const int status = orchestrator_->Stop(absl::Seconds(10));
-    EXPECT_LT(absl::Now() - start, absl::Seconds(3));
+    EXPECT_LT(testing_util::MonoNow() - start, absl::Seconds(3));
     EXPECT_TRUE(WIFEXITED(status)) << "status " << status;
     EXPECT_EQ(WEXITSTATUS(status), 0);
     orchestrator_.reset();
@@ -86,7 +87,7 @@ class OrchestratorBinaryTest : public ::testing::Test {
 
   grpc::Status StartRun(const v1::RunSpec& spec, v1::Run* run) {
     grpc::ClientContext ctx;
-    ctx.set_deadline(absl::ToChronoTime(absl::Now() + kWait));
+    ctx.set_deadline(testing_util::GrpcDeadline(kWait));
     v1::StartRunRequest request;
     *request.mutable_spec() = spec;
     return stub_->StartRun(&ctx, request, run);
@@ -94,16 +95,16 @@ class OrchestratorBinaryTest : public ::testing::Test {
 
   grpc::Status GetRun(const std::string& id, v1::Run* run) {
     grpc::ClientContext ctx;
-    ctx.set_deadline(absl::ToChronoTime(absl::Now() + kWait));
+    ctx.set_deadline(testing_util::GrpcDeadline(kWait));
     v1::GetRunRequest request;
     request.set_id(id);
     return stub_->GetRun(&ctx, request, run);
   }
 
   ::testing::AssertionResult RunReaches(const std::string& id, v1::RunState state) {
-    const absl::Time deadline = absl::Now() + kWait;
+    const absl::Time deadline = testing_util::MonoNow() + kWait;
     v1::Run run;
-    while (absl::Now() < deadline) {
+    while (testing_util::MonoNow() < deadline) {
       run.Clear();
       grpc::Status s = GetRun(id, &run);
       if (s.ok() && run.state() == state) {
@@ -171,7 +172,7 @@ TEST_F(OrchestratorBinaryTest, FakeWorkerCompletesARunThatSurvivesARestart) {
   StopOrchestrator();
   StartOrchestrator();
   grpc::ClientContext ctx;
-  ctx.set_deadline(absl::ToChronoTime(absl::Now() + kWait));
+  ctx.set_deadline(testing_util::GrpcDeadline(kWait));
   v1::ListRunsResponse list;
   status = stub_->ListRuns(&ctx, v1::ListRunsRequest(), &list);
   ASSERT_TRUE(status.ok()) << status.error_message();
@@ -212,15 +213,15 @@ TEST_F(OrchestratorBinaryTest, KilledWorkerProcessIsReportedAsExited) {
   spec.mutable_load()->clear_closed();
   spec.mutable_load()->mutable_duration()->set_connections(2);
   spec.mutable_load()->mutable_duration()->mutable_duration()->set_seconds(60);
-  const absl::Time deadline = absl::Now() + kWait;
+  const absl::Time deadline = testing_util::MonoNow() + kWait;
   auto attached = [&] {
     grpc::ClientContext ctx;
-    ctx.set_deadline(absl::ToChronoTime(absl::Now() + kWait));
+    ctx.set_deadline(testing_util::GrpcDeadline(kWait));
     v1::ListWorkersResponse workers;
     return stub_->ListWorkers(&ctx, v1::ListWorkersRequest(), &workers).ok() &&
            workers.workers_size() == 1;
   };
-  while (!attached() && absl::Now() < deadline) {
+  while (!attached() && testing_util::MonoNow() < deadline) {
     absl::SleepFor(absl::Milliseconds(20));
   }
   ASSERT_TRUE(attached()) << worker->ReadLog();
@@ -232,7 +233,7 @@ TEST_F(OrchestratorBinaryTest, KilledWorkerProcessIsReportedAsExited) {
     return GetRun(run.id(), &now).ok() && now.shards_size() == 1 &&
            now.shards(0).state() == v1::SHARD_RUNNING;
   };
-  while (!shard_running() && absl::Now() < deadline) {
+  while (!shard_running() && testing_util::MonoNow() < deadline) {
     absl::SleepFor(absl::Milliseconds(20));
   }
   ASSERT_TRUE(shard_running()) << worker->ReadLog();

@@ -22,6 +22,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "lib/common/wait_status.h"
+#include "tests/testing/mono_clock.h"
 
 extern char** environ;
 
@@ -134,7 +135,7 @@ std::string MakeTempDir(const std::string& prefix) {
 
 ::testing::AssertionResult WaitUntil(const std::function<bool()>& done, absl::Duration timeout,
                                      std::string_view what, absl::Duration poll) {
-  const absl::Time deadline = absl::Now() + timeout;
+  const absl::Time deadline = testing_util::MonoNow() + timeout;
   for (;;) {
     if (done()) {
       return ::testing::AssertionSuccess();
@@ -145,7 +146,7 @@ std::string MakeTempDir(const std::string& prefix) {
       return ::testing::AssertionFailure()
              << "stopped waiting for " << what << ": " << alive.message();
     }
-    if (absl::Now() >= deadline) {
+    if (testing_util::MonoNow() >= deadline) {
       return ::testing::AssertionFailure()
              << "gave up waiting for " << what << " after " << absl::FormatDuration(timeout);
     }
@@ -268,9 +269,9 @@ int ChildProcess::Wait(absl::Duration timeout) {
     absl::MutexLock lock(&mu_);
     exit_awaited_ = true;
   }
-  const absl::Time deadline = absl::Now() + timeout;
+  const absl::Time deadline = testing_util::MonoNow() + timeout;
   while (Running()) {
-    if (absl::Now() >= deadline) {
+    if (testing_util::MonoNow() >= deadline) {
       return -1;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(10));

@@ -9,6 +9,7 @@
 #include "absl/time/clock.h"
 #include "lib/metrics/metrics.h"
 #include "services/common/grpc_util.h"
+#include "tests/testing/mono_clock.h"
 
 namespace llmload::testing_util {
 
@@ -95,7 +96,7 @@ void StackTest::TearDown() {
   ::testing::AssertionResult attached = WaitUntil(
       [&] {
         grpc::ClientContext ctx;
-        ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
+        ctx.set_deadline(testing_util::GrpcDeadline(absl::Seconds(5)));
         v1::ListWorkersResponse resp;
         if (stub_->ListWorkers(&ctx, v1::ListWorkersRequest(), &resp).ok()) {
           seen = resp.workers_size();
@@ -124,7 +125,7 @@ v1::Run StackTest::WaitForEnd(const std::string& id, absl::Duration timeout) {
   const ::testing::AssertionResult ended = WaitUntil(
       [&] {
         grpc::ClientContext ctx;
-        ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+        ctx.set_deadline(testing_util::GrpcDeadline(absl::Seconds(10)));
         v1::GetRunRequest req;
         req.set_id(id);
         return stub_->GetRun(&ctx, req, &run).ok() &&

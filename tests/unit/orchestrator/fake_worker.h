@@ -25,6 +25,7 @@
 #include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
 #include "llmload/v1/orchestrator.grpc.pb.h"
+#include "tests/testing/mono_clock.h"
 
 namespace llmload::testing_util {
 
@@ -121,9 +122,9 @@ class FakeWorker {
 
   // Skips other messages until an assignment (or stop) arrives.
   std::optional<v1::ShardAssignment> NextAssign(absl::Duration timeout) {
-    const absl::Time deadline = absl::Now() + timeout;
-    while (absl::Now() < deadline) {
-      std::optional<v1::OrchestratorMessage> m = Next(deadline - absl::Now());
+    const absl::Time deadline = testing_util::MonoNow() + timeout;
+    while (testing_util::MonoNow() < deadline) {
+      std::optional<v1::OrchestratorMessage> m = Next(deadline - testing_util::MonoNow());
       if (m.has_value() && m->has_assign()) {
         return m->assign();
       }
@@ -131,9 +132,9 @@ class FakeWorker {
     return std::nullopt;
   }
   std::optional<v1::StopShard> NextStop(absl::Duration timeout) {
-    const absl::Time deadline = absl::Now() + timeout;
-    while (absl::Now() < deadline) {
-      std::optional<v1::OrchestratorMessage> m = Next(deadline - absl::Now());
+    const absl::Time deadline = testing_util::MonoNow() + timeout;
+    while (testing_util::MonoNow() < deadline) {
+      std::optional<v1::OrchestratorMessage> m = Next(deadline - testing_util::MonoNow());
       if (m.has_value() && m->has_stop()) {
         return m->stop();
       }

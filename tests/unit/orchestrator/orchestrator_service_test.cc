@@ -23,6 +23,7 @@
 #include "services/common/process_identity.h"
 #include "services/orchestrator/orchestrator_server.h"
 #include "tests/unit/orchestrator/fake_worker.h"
+#include "tests/testing/mono_clock.h"
 
 namespace llmload::orchestrator {
 namespace {
@@ -42,8 +43,8 @@ std::string MakeTempDir(const std::string& prefix) {
 // Polls `pred` until it holds or `timeout` passes.
 ::testing::AssertionResult Eventually(const std::function<bool()>& pred, absl::Duration timeout,
                                       const std::string& what) {
-  const absl::Time deadline = absl::Now() + timeout;
-  while (absl::Now() < deadline) {
+  const absl::Time deadline = testing_util::MonoNow() + timeout;
+  while (testing_util::MonoNow() < deadline) {
     if (pred()) {
       return ::testing::AssertionSuccess();
     }
@@ -129,7 +130,7 @@ class OrchestratorServiceTest : public ::testing::Test {
 
   grpc::Status StartRun(const v1::RunSpec& spec, v1::Run* run) {
     grpc::ClientContext ctx;
-    ctx.set_deadline(absl::ToChronoTime(absl::Now() + kWait));
+    ctx.set_deadline(testing_util::GrpcDeadline(kWait));
     v1::StartRunRequest request;
     *request.mutable_spec() = spec;
     return stub_->StartRun(&ctx, request, run);
@@ -137,7 +138,7 @@ class OrchestratorServiceTest : public ::testing::Test {
 
   v1::Run GetRun(const std::string& id, grpc::Status* status_out = nullptr) {
     grpc::ClientContext ctx;
-    ctx.set_deadline(absl::ToChronoTime(absl::Now() + kWait));
+    ctx.set_deadline(testing_util::GrpcDeadline(kWait));
     v1::GetRunRequest request;
     request.set_id(id);
     v1::Run run;
@@ -152,7 +153,7 @@ class OrchestratorServiceTest : public ::testing::Test {
 
   grpc::Status StopRun(const std::string& id, v1::Run* run) {
     grpc::ClientContext ctx;
-    ctx.set_deadline(absl::ToChronoTime(absl::Now() + kWait));
+    ctx.set_deadline(testing_util::GrpcDeadline(kWait));
     v1::StopRunRequest request;
     request.set_id(id);
     return stub_->StopRun(&ctx, request, run);
@@ -160,7 +161,7 @@ class OrchestratorServiceTest : public ::testing::Test {
 
   v1::ListRunsResponse ListRuns(int32_t limit = 0) {
     grpc::ClientContext ctx;
-    ctx.set_deadline(absl::ToChronoTime(absl::Now() + kWait));
+    ctx.set_deadline(testing_util::GrpcDeadline(kWait));
     v1::ListRunsRequest request;
     request.set_limit(limit);
     v1::ListRunsResponse response;
@@ -171,7 +172,7 @@ class OrchestratorServiceTest : public ::testing::Test {
 
   v1::ListWorkersResponse ListWorkers() {
     grpc::ClientContext ctx;
-    ctx.set_deadline(absl::ToChronoTime(absl::Now() + kWait));
+    ctx.set_deadline(testing_util::GrpcDeadline(kWait));
     v1::ListWorkersResponse response;
     grpc::Status status = stub_->ListWorkers(&ctx, v1::ListWorkersRequest(), &response);
     EXPECT_TRUE(status.ok()) << status.error_message();
@@ -364,14 +365,14 @@ TEST_F(OrchestratorServiceTest, DisconnectedWorkerIsLostAfterTimeout) {
   ASSERT_TRUE(a.NextAssign(kWait).has_value());
   ASSERT_TRUE(b.NextAssign(kWait).has_value());
   b.Update(run.id(), v1::SHARD_RUNNING, 1);
-  const absl::Time disconnected = absl::Now();
+  const absl::Time disconnected = testing_util::MonoNow();
   b.Disconnect();
   // Not lost at once: it may still re-attach.
   ASSERT_TRUE(Eventually([&] { return HasEvent(GetRun(run.id()), "stream closed"); }, kWait,
                          "stream closed event"));
   EXPECT_EQ(GetRun(run.id()).state(), v1::RUNNING);
   ASSERT_TRUE(RunReaches(run.id(), v1::FAILED));
-  EXPECT_GE(absl::Now() - disconnected, absl::Milliseconds(900));
+  EXPECT_GE(testing_util::MonoNow() - disconnected, absl::Milliseconds(900));
   const v1::Run now = GetRun(run.id());
   EXPECT_TRUE(HasEvent(now, "worker b lost"));
   EXPECT_TRUE(HasEvent(now, "3 clients (ids 3-5) did not finish, 1/6 cycles done"));
@@ -534,7 +535,7 @@ TEST_F(OrchestratorServiceTest, WatchRunUpdatesAtLeastOncePerSecondUntilTerminal
   ASSERT_TRUE(a.NextAssign(kWait).has_value());
 
   grpc::ClientContext ctx;
-  ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(20)));
+  ctx.set_deadline(testing_util::GrpcDeadline(absl::Seconds(20)));
   v1::WatchRunRequest request;
   request.set_id(run.id());
   auto reader = stub_->WatchRun(&ctx, request);
@@ -549,7 +550,7 @@ TEST_F(OrchestratorServiceTest, WatchRunUpdatesAtLeastOncePerSecondUntilTerminal
   std::vector<v1::Run> updates;
   v1::RunUpdate update;
   while (reader->Read(&update)) {
-    times.push_back(absl::Now());
+    times.push_back(testing_util::MonoNow());
     updates.push_back(update.run());
   }
   grpc::Status status = reader->Finish();
@@ -639,9 +640,9 @@ TEST_F(OrchestratorServiceTest, GetRunSucceedsWhenTheCollectorIsDown) {
   AddWorker("a", 10);
   v1::Run run;
   ASSERT_TRUE(StartRun(ClosedSpec(1, 1, 0), &run).ok());
-  const absl::Time start = absl::Now();
+  const absl::Time start = testing_util::MonoNow();
   const v1::Run got = GetRun(run.id());
-  EXPECT_LT(absl::Now() - start, absl::Seconds(3));
+  EXPECT_LT(testing_util::MonoNow() - start, absl::Seconds(3));
   EXPECT_EQ(got.id(), run.id());
   EXPECT_FALSE(got.has_stats());
 }
@@ -656,9 +657,9 @@ TEST_F(OrchestratorServiceTest, UpdatesForUnknownRunsGetAStop) {
 
 TEST_F(OrchestratorServiceTest, ShutdownEndsWorkerStreams) {
   FakeWorker& a = AddWorker("a", 10);
-  const absl::Time start = absl::Now();
+  const absl::Time start = testing_util::MonoNow();
   server_->Shutdown(absl::Seconds(5));
-  EXPECT_LT(absl::Now() - start, absl::Seconds(3));
+  EXPECT_LT(testing_util::MonoNow() - start, absl::Seconds(3));
   auto ended = a.WaitEnded(kWait);
   ASSERT_TRUE(ended.has_value());
   EXPECT_EQ(ended->error_code(), grpc::StatusCode::UNAVAILABLE);
