@@ -21,6 +21,7 @@
 #include "llmload/v1/orchestrator.grpc.pb.h"
 #include "services/common/grpc_util.h"
 #include "tools/llmload/cli_args.h"
+#include "tools/llmload/health.h"
 #include "tools/llmload/local_cluster.h"
 #include "tools/llmload/report.h"
 
@@ -371,6 +372,9 @@ int CmdWorkers(const Options& o) {
 int main(int argc, char** argv) {
   using namespace llmload::cli;
   std::vector<std::string> args(argv + 1, argv + argc);
+  if (!args.empty() && args[0] == "health") {  // the container probe: own flags, see health.h
+    return HealthMain({args.begin() + 1, args.end()});
+  }
   auto options = ParseArgs(args, [](const std::string& name) -> std::optional<std::string> {
     const char* v = std::getenv(name.c_str());
     return v == nullptr ? std::nullopt : std::optional<std::string>(v);
