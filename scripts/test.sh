@@ -7,6 +7,8 @@
 #   SKIP_ASAN=1       skip the AddressSanitizer + UBSan unit-test build (never in CI)
 #   FUZZ_SECONDS=N    time per fuzz target (default 20)
 #   CTEST_ARGS="-R x" extra ctest arguments
+#   LLMLOAD_CONTAINER_TEST=1  also run scripts/container_test.sh (the image and
+#                     docker-compose with podman; not yet part of CI, see README)
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
@@ -47,5 +49,9 @@ if [ "${CI:-}" = "true" ] || [ -z "${SKIP_FUZZ:-}" ]; then
     log "Running the fuzzers for ${FUZZ_SECONDS:-20} s each."
     FUZZ_SECONDS="${FUZZ_SECONDS:-20}" "$LLMLOAD_ROOT/scripts/fuzz.sh"
   fi
+fi
+if [ "${LLMLOAD_CONTAINER_TEST:-0}" = "1" ]; then
+  log "Running the container stage (image, docker-compose)."
+  LLMLOAD_BUILD_DIR="$BUILD_DIR" "$LLMLOAD_ROOT/scripts/container_test.sh"
 fi
 log "All tests passed."
