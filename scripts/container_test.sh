@@ -125,14 +125,20 @@ for bin in llmload-orchestrator llmload-worker llmload-collector llmload-emulato
     rc=$?; [ "$rc" -eq 1 ] || { log "container_test: $bin --help exited $rc"; exit 1; }; }
 done
 podman run --rm --read-only "$IMAGE" llmload help | grep -q "llmload health"
-# The orchestrator answers its own HEALTHCHECK on a read-only root
-# filesystem with its state on the volume.
-podman run -d --name "${PROJECT}-probe" --read-only --tmpfs /tmp --cap-drop ALL "$IMAGE" \
-  llmload-orchestrator >/dev/null
-wait_for 30 "the orchestrator's health in the image" podman healthcheck run "${PROJECT}-probe"
-podman exec "${PROJECT}-probe" llmload health | grep -q '^SERVING'
-podman exec "${PROJECT}-probe" sh -c 'test -s /var/lib/llmload/orchestrator.db'
-podman rm -f "${PROJECT}-probe" >/dev/null
+# Each service starts as uid 10001 on a read-only root filesystem with no
+# capabilities and answers the image's HEALTHCHECK (llmload health, pointed
+# at the service by the environment, as docker-compose.yml does).
+probe() {  # NAME BINARY HEALTH_ADDRESS [HTTP_PATH]
+  podman run -d --name "${PROJECT}-probe" --read-only --tmpfs /tmp --cap-drop ALL \
+    -e LLMLOAD_HEALTH_ADDRESS="$3" -e LLMLOAD_HEALTH_HTTP="${4:-}" "$IMAGE" "$2" >/dev/null
+  wait_for 30 "$1's health in the image" podman healthcheck run "${PROJECT}-probe"
+  [ "$(podman exec "${PROJECT}-probe" id -u)" = 10001 ]
+  podman rm -f "${PROJECT}-probe" >/dev/null
+}
+probe orchestrator llmload-orchestrator 127.0.0.1:50051
+probe collector llmload-collector 127.0.0.1:50052
+probe worker llmload-worker 127.0.0.1:9103 /metrics
+probe emulator llmload-emulator 127.0.0.1:8080 /health
 log "container_test: image checks passed"
 
 # --- docker-compose through podman's socket ---------------------------------
