@@ -10,6 +10,8 @@
 #   CTEST_ARGS="-R x" extra ctest arguments
 #   LLMLOAD_TEST_CONFIGURE_ONLY=1  configure the build tree and stop (for the
 #                     test of this script itself)
+#   LLMLOAD_CONTAINER_TEST=1  also run scripts/container_test.sh (the image and
+#                     docker-compose with podman; not yet part of CI, see README)
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
@@ -102,5 +104,9 @@ if [ "${CI:-}" = "true" ] || [ -z "${SKIP_FUZZ:-}" ]; then
     log "Running the fuzzers for ${FUZZ_SECONDS:-20} s each."
     FUZZ_SECONDS="${FUZZ_SECONDS:-20}" "$LLMLOAD_ROOT/scripts/fuzz.sh"
   fi
+fi
+if [ "${LLMLOAD_CONTAINER_TEST:-0}" = "1" ]; then
+  log "Running the container stage (image, docker-compose)."
+  LLMLOAD_BUILD_DIR="$BUILD_DIR" "$LLMLOAD_ROOT/scripts/container_test.sh"
 fi
 log "All tests passed."

@@ -467,6 +467,9 @@ Usage:
   llmload stop RUN_ID                    stop a run, keeping its partial results
   llmload watch RUN_ID                   follow a run's progress to the end
   llmload workers                        list attached workers
+  llmload health [--address HOST:PORT] [--service NAME] [--http PATH]
+                                         probe a service's health (exit 0 SERVING,
+                                         1 not serving, 2 unreachable; health --help)
 
 Run shape (flags of the original emulator client; environment variable in brackets):
   --clients N          concurrent clients (sessions)            [NUM_CLIENTS]            10

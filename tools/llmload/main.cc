@@ -22,6 +22,7 @@
 #include "services/common/grpc_util.h"
 #include "tools/llmload/cli_args.h"
 #include "tools/llmload/interrupt.h"
+#include "tools/llmload/health.h"
 #include "tools/llmload/local_cluster.h"
 #include "tools/llmload/report.h"
 
@@ -376,6 +377,9 @@ int main(int argc, char** argv) {
   using namespace llmload::cli;
   llmload::InstallCrashHandler(argv[0]);
   std::vector<std::string> args(argv + 1, argv + argc);
+  if (!args.empty() && args[0] == "health") {  // the container probe: own flags, see health.h
+    return HealthMain({args.begin() + 1, args.end()});
+  }
   auto options = ParseArgs(args, [](const std::string& name) -> std::optional<std::string> {
     const char* v = std::getenv(name.c_str());
     return v == nullptr ? std::nullopt : std::optional<std::string>(v);

@@ -1,0 +1,226 @@
+#!/usr/bin/env bash
+# The container stage: builds the image from the Dockerfile and runs the
+# docker-compose deployment for real, through podman's Docker-compatible
+# socket (../shared/containers.md is the recipe this follows).
+#
+#   1. installs podman & co and docker-compose (Debian packages);
+#   2. makes the debian:bookworm(-slim) base images from Debian's packages
+#      with debootstrap, cached as a tarball in $LLMLOAD_CONTAINER_CACHE
+#      (default /var/cache/llmload), since no image registry is reachable;
+#   3. builds the llmload image (cold and warm build times are logged) and
+#      checks it: every binary starts as uid 10001 on a read-only root
+#      filesystem, `--help` works, `llmload health` answers;
+#   4. `docker-compose up --scale worker=3` (with a test-only override that
+#      builds Prometheus from Debian's package), waits for health, starts
+#      examples/smoke.json with grpcurl-compatible JSON (buf curl, from npm)
+#      and with `llmload run -f`, asserts COMPLETED with exact counts over
+#      the 3 workers, asserts through Prometheus's HTTP API that it scrapes
+#      the collector and all 3 workers, restarts the orchestrator and the
+#      collector and asserts both runs are still there with their
+#      statistics; then `down -v`.
+#
+# Everything it starts is removed on exit, failed or not. All traffic stays
+# on 127.0.0.1 and the compose project's own network.
+#
+#   LLMLOAD_BUILD_DIR   where build/bin/llmload is (default: build)
+#   LLMLOAD_CONTAINER_CACHE   base image tarball, npm tools (default /var/cache/llmload)
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+
+CACHE="${LLMLOAD_CONTAINER_CACHE:-/var/cache/llmload}"
+BUILD_DIR="${LLMLOAD_BUILD_DIR:-$LLMLOAD_ROOT/build}"
+LLMLOAD="$BUILD_DIR/bin/llmload"
+IMAGE="localhost/llmload:ci"
+PROM_IMAGE="localhost/llmload-test-prometheus:bookworm"
+PROJECT="llmloadtest$$"
+BUF_VERSION="1.50.0"
+
+ensure_packages podman runc fuse-overlayfs slirp4netns uidmap containernetworking-plugins \
+  golang-github-containernetworking-plugin-dnsname catatonit debootstrap iptables docker-compose
+ensure_node
+[ -x "$LLMLOAD" ] || { log "container_test: $LLMLOAD is missing; build first"; exit 1; }
+
+mkdir -p "$CACHE"
+# Container defaults below these machines' hard limits, and runc (crun
+# refuses the hybrid cgroup tree here): see containers.md.
+cat > "$CACHE/containers.conf" <<'CONF'
+[containers]
+default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
+[engine]
+runtime = "runc"
+CONF
+export CONTAINERS_CONF="$CACHE/containers.conf"
+
+WORK="$(mktemp -d /tmp/llmload-container-test.XXXXXX)"
+SOCK="$WORK/podman.sock"
+SERVICE_PID=""
+HEALTH_PID=""
+COMPOSE=(docker-compose -p "$PROJECT" -f "$LLMLOAD_ROOT/docker-compose.yml"
+         -f "$LLMLOAD_ROOT/tests/compose/docker-compose.test.yml")
+cleanup() {
+  local rc=$?
+  set +e
+  if [ "$rc" -ne 0 ] && [ -n "$SERVICE_PID" ]; then
+    log "container_test: FAILED; service logs follow"
+    "${COMPOSE[@]}" logs --no-color --tail=60 2>&1 | tail -n 300
+  fi
+  [ -n "$HEALTH_PID" ] && kill "$HEALTH_PID" 2>/dev/null && wait "$HEALTH_PID" 2>/dev/null
+  if [ -n "$SERVICE_PID" ]; then
+    "${COMPOSE[@]}" down -v --remove-orphans >/dev/null 2>&1
+    kill "$SERVICE_PID" 2>/dev/null && wait "$SERVICE_PID" 2>/dev/null
+  fi
+  podman rm -f "${PROJECT}-probe" >/dev/null 2>&1
+  rm -rf "$WORK"
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+now() { date +%s.%N; }
+since() { awk -v a="$1" -v b="$(now)" 'BEGIN {printf "%.1f", b - a}'; }
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+json() { python3 -c "import json,sys; d=json.load(sys.stdin); print(eval(sys.argv[1]))" "$1"; }
+# wait_for SECONDS DESCRIPTION COMMAND...: retries COMMAND every second.
+wait_for() {
+  local deadline=$(( $(date +%s) + $1 )) what="$2"
+  shift 2
+  until "$@" >/dev/null 2>&1; do
+    if [ "$(date +%s)" -ge "$deadline" ]; then
+      log "container_test: timed out waiting for $what"
+      return 1
+    fi
+    sleep 1
+  done
+}
+
+# --- base images ------------------------------------------------------------
+if ! podman image exists docker.io/library/debian:bookworm ||
+   ! podman image exists docker.io/library/debian:bookworm-slim; then
+  if [ ! -s "$CACHE/bookworm-minbase.tar" ]; then
+    log "container_test: debootstrap bookworm (cached in $CACHE)"
+    mirror="$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null)"
+    rm -rf "$CACHE/rootfs"
+    debootstrap --variant=minbase bookworm "$CACHE/rootfs" "${mirror:-http://deb.debian.org/debian}" >/dev/null
+    rm -f "$CACHE"/rootfs/var/cache/apt/archives/*.deb
+    tar -C "$CACHE/rootfs" -cf "$CACHE/bookworm-minbase.tar.partial" .
+    mv "$CACHE/bookworm-minbase.tar.partial" "$CACHE/bookworm-minbase.tar"
+    rm -rf "$CACHE/rootfs"
+  fi
+  podman import "$CACHE/bookworm-minbase.tar" docker.io/library/debian:bookworm >/dev/null
+  podman tag docker.io/library/debian:bookworm docker.io/library/debian:bookworm-slim
+fi
+
+# --- the image --------------------------------------------------------------
+t0="$(now)"
+podman build --format docker -q -t "$IMAGE" "$LLMLOAD_ROOT" >/dev/null
+log "container_test: image built in $(since "$t0") s (a warm rebuild when nothing changed)"
+size="$(podman image inspect --format '{{.Size}}' "$IMAGE")"
+log "container_test: image size $(( size / 1000000 )) MB"
+podman build -q -t "$PROM_IMAGE" "$LLMLOAD_ROOT/tests/compose/prometheus" >/dev/null
+
+# Every binary as the image's user on a read-only root filesystem.
+[ "$(podman run --rm --read-only "$IMAGE" id -u)" = 10001 ]
+for bin in llmload-orchestrator llmload-worker llmload-collector llmload-emulator; do
+  podman run --rm --read-only --cap-drop ALL "$IMAGE" "$bin" --help >/dev/null 2>&1 || {
+    rc=$?; [ "$rc" -eq 1 ] || { log "container_test: $bin --help exited $rc"; exit 1; }; }
+done
+podman run --rm --read-only "$IMAGE" llmload help | grep -q "llmload health"
+# Each service starts as uid 10001 on a read-only root filesystem with no
+# capabilities and answers the image's HEALTHCHECK (llmload health, pointed
+# at the service by the environment, as docker-compose.yml does).
+probe() {  # NAME BINARY HEALTH_ADDRESS [HTTP_PATH]
+  podman run -d --name "${PROJECT}-probe" --read-only --tmpfs /tmp --cap-drop ALL \
+    -e LLMLOAD_HEALTH_ADDRESS="$3" -e LLMLOAD_HEALTH_HTTP="${4:-}" "$IMAGE" "$2" >/dev/null
+  wait_for 30 "$1's health in the image" podman healthcheck run "${PROJECT}-probe"
+  [ "$(podman exec "${PROJECT}-probe" id -u)" = 10001 ]
+  podman rm -f "${PROJECT}-probe" >/dev/null
+}
+probe orchestrator llmload-orchestrator 127.0.0.1:50051
+probe collector llmload-collector 127.0.0.1:50052
+probe worker llmload-worker 127.0.0.1:9103 /metrics
+probe emulator llmload-emulator 127.0.0.1:8080 /health
+log "container_test: image checks passed"
+
+# --- docker-compose through podman's socket ---------------------------------
+podman system service --time=0 "unix://$SOCK" >"$WORK/podman-service.log" 2>&1 &
+SERVICE_PID=$!
+export DOCKER_HOST="unix://$SOCK"
+wait_for 20 "podman's socket" test -S "$SOCK"
+export LLMLOAD_IMAGE="$IMAGE" LLMLOAD_PUBLISH_ADDRESS=127.0.0.1
+ORCH=$(free_port) COL=$(free_port) MET=$(free_port) EMU=$(free_port) PROM=$(free_port) GRAF=$(free_port)
+export ORCHESTRATOR_PORT=$ORCH COLLECTOR_PORT=$COL COLLECTOR_METRICS_PORT=$MET EMULATOR_PORT=$EMU
+export PROMETHEUS_PORT=$PROM GRAFANA_PORT=$GRAF
+cd "$LLMLOAD_ROOT"
+# podman runs no healthchecks by itself (no systemd here): run them while the
+# test lasts so `depends_on: condition: service_healthy` can pass.
+(
+  while true; do
+    for c in $(podman ps -q --filter "label=com.docker.compose.project=$PROJECT"); do
+      podman healthcheck run "$c" >/dev/null 2>&1 || true
+    done
+    sleep 2
+  done
+) &
+HEALTH_PID=$!
+
+t_up="$(now)"
+"${COMPOSE[@]}" up -d --no-build --scale worker=3 emulator collector orchestrator worker prometheus
+workers_attached() { [ "$("$LLMLOAD" workers --orchestrator "127.0.0.1:$ORCH" | grep -c capacity=)" -eq 3 ]; }
+wait_for 90 "3 workers to attach" workers_attached
+log "container_test: up with 3 workers attached in $(since "$t_up") s"
+
+# 1. grpcurl-compatible JSON, unchanged from examples/ (buf curl from npm).
+BUF="$CACHE/npm/node_modules/.bin/buf"
+if [ ! -x "$BUF" ]; then
+  npm install --silent --no-audit --no-fund --prefix "$CACHE/npm" "@bufbuild/buf@$BUF_VERSION" >/dev/null
+fi
+run1="$("$BUF" curl --protocol grpc --http2-prior-knowledge -d @- \
+  "http://127.0.0.1:$ORCH/llmload.v1.Orchestrator/StartRun" < examples/smoke.json | json 'd["id"]')"
+log "container_test: started $run1 with buf curl"
+run_done() { "$LLMLOAD" get "$1" --json --orchestrator "127.0.0.1:$ORCH" |
+  json 'd["state"] in ("COMPLETED","FAILED","CANCELLED")' | grep -q True; }
+wait_for 120 "run $run1 to end" run_done "$run1"
+log "container_test: first run completed $(since "$t_up") s after docker-compose up"
+check_run() {  # RUN_ID: COMPLETED, 10 clients x 5 cycles split over 3 workers, all ok
+  local j
+  j="$("$LLMLOAD" get "$1" --json --orchestrator "127.0.0.1:$ORCH")"
+  echo "$j" | json 'd["state"]' | grep -qx COMPLETED
+  echo "$j" | json 'd["progress"]["cyclesDone"]' | grep -qx 50
+  echo "$j" | json 'len(d["shards"])' | grep -qx 3
+  echo "$j" | json 'sorted(s.get("clientCount",0) for s in d["shards"])' | grep -qx '\[3, 3, 4\]'
+  echo "$j" | json 'len({s["workerId"] for s in d["shards"]})' | grep -qx 3
+  echo "$j" | json 'd["progress"]["requestsOk"]' | grep -qx 50
+  echo "$j" | json 'd["progress"].get("requestsFailed", "0")' | grep -qx 0
+  echo "$j" | json 'd["progress"]["tokens"]' | grep -qx 5000
+  # The merged statistics come with it (from the collector's database
+  # after a restart).
+  echo "$j" | json 'd["stats"]["complete"] and len(d["stats"]["metrics"]) > 0' | grep -qx True
+}
+check_run "$run1"
+
+# 2. llmload run -f, the same file.
+out="$("$LLMLOAD" run -f examples/smoke.json --orchestrator "127.0.0.1:$ORCH" --timeout 120)"
+echo "$out" | grep -q "total_clients=10, total_cycles=50/50"
+run2="$(echo "$out" | sed -n 's/.*Test completed. \[run_id=\([^,]*\),.*/\1/p')"
+check_run "$run2"
+log "container_test: $run1 and $run2 COMPLETED with 50/50 cycles over 3 workers"
+
+# 3. Prometheus scrapes the collector and every worker replica (DNS discovery).
+all_up() {
+  curl_json="$(python3 -c 'import sys,urllib.request; print(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())' \
+    "http://127.0.0.1:$PROM/api/v1/targets")"
+  echo "$curl_json" | json '[t["labels"]["job"] for t in d["data"]["activeTargets"] if t["health"] == "up"].count("llmload-worker") == 3 and [t["labels"]["job"] for t in d["data"]["activeTargets"] if t["health"] == "up"].count("llmload-collector") == 1' | grep -q True
+}
+wait_for 90 "Prometheus to scrape the collector and 3 workers" all_up
+log "container_test: Prometheus scrapes the collector and all 3 workers"
+
+# 4. Restarts keep every run (named volumes).
+"${COMPOSE[@]}" restart orchestrator collector
+wait_for 60 "the orchestrator after restart" "$LLMLOAD" health --address "127.0.0.1:$ORCH"
+wait_for 60 "the collector after restart" "$LLMLOAD" health --address "127.0.0.1:$COL"
+listed() { "$LLMLOAD" list --orchestrator "127.0.0.1:$ORCH" | grep -q "$1"; }
+listed "$run1" && listed "$run2"
+check_run "$run1"
+check_run "$run2"
+log "container_test: both runs survive an orchestrator and collector restart"
+log "container_test: passed"
