@@ -90,9 +90,14 @@ std::string FormatLoadSections(const v1::Run& run) {
   absl::StrAppend(&out, "\nLOAD:\n  [model=", ModelName(run), ", offered=", a.offered,
                   ", dropped=", a.dropped, ", admitted=", a.admitted, ", refused=", a.refused,
                   ", ok=", a.ok, ", failed=", a.failed);
-  const uint64_t accounted = a.ok + a.failed + a.dropped;
+  // Workers count unfinished requests themselves; a remainder beyond them
+  // (e.g. a lost worker's requests in flight) is shown, never hidden.
+  if (a.unfinished > 0) {
+    absl::StrAppend(&out, ", unfinished=", a.unfinished);
+  }
+  const uint64_t accounted = a.ok + a.failed + a.dropped + a.unfinished;
   if (a.offered > accounted) {
-    absl::StrAppend(&out, ", unfinished=", a.offered - accounted);
+    absl::StrAppend(&out, ", unaccounted=", a.offered - accounted);
   }
   absl::StrAppend(&out, "]\n");
   const bool has_objectives = run.spec().objectives().has_ttft() ||
