@@ -4,9 +4,10 @@
 # socket (../shared/containers.md is the recipe this follows).
 #
 #   1. installs podman & co and docker-compose (Debian packages);
-#   2. makes the debian:bookworm(-slim) base images from Debian's packages
-#      with debootstrap, cached as a tarball in $LLMLOAD_CONTAINER_CACHE
-#      (default /var/cache/llmload), since no image registry is reachable;
+#   2. makes the debian:bookworm base image from Debian's packages with
+#      debootstrap, and debian:bookworm-slim from it (scripts/lib/slim_rootfs.py),
+#      cached as tarballs in $LLMLOAD_CONTAINER_CACHE (default
+#      /var/cache/llmload), since no image registry is reachable;
 #   3. builds the llmload image (cold and warm build times are logged) and
 #      checks it: every binary starts as uid 10001 on a read-only root
 #      filesystem, `--help` works, `llmload health` answers;
@@ -106,8 +107,15 @@ if ! podman image exists docker.io/library/debian:bookworm ||
     mv "$CACHE/bookworm-minbase.tar.partial" "$CACHE/bookworm-minbase.tar"
     rm -rf "$CACHE/rootfs"
   fi
+  if [ ! -s "$CACHE/bookworm-slim.tar" ]; then
+    python3 "$LLMLOAD_ROOT/scripts/lib/slim_rootfs.py" "$CACHE/bookworm-minbase.tar" \
+      "$CACHE/bookworm-slim.tar.partial"
+    mv "$CACHE/bookworm-slim.tar.partial" "$CACHE/bookworm-slim.tar"
+  fi
   podman import "$CACHE/bookworm-minbase.tar" docker.io/library/debian:bookworm >/dev/null
-  podman tag docker.io/library/debian:bookworm docker.io/library/debian:bookworm-slim
+  # The runtime stage's base: the same packages without apt lists, docs,
+  # manual pages and translations (as Debian's official -slim images).
+  podman import "$CACHE/bookworm-slim.tar" docker.io/library/debian:bookworm-slim >/dev/null
 fi
 
 # --- the image --------------------------------------------------------------
