@@ -18,7 +18,11 @@
 #      the 3 workers, asserts through Prometheus's HTTP API that it scrapes
 #      the collector and all 3 workers, restarts the orchestrator and the
 #      collector and asserts both runs are still there with their
-#      statistics; then `down -v`.
+#      statistics; then `down -v`;
+#   5. renders deploy/k8s, adapts it for `podman kube play`
+#      (scripts/lib/k8s_to_podman.py says how and what that cannot show),
+#      starts it on a network of its own and runs examples/smoke.json
+#      through its two worker pods to COMPLETED.
 #
 # Everything it starts is removed on exit, failed or not. All traffic stays
 # on 127.0.0.1 and the compose project's own network.
@@ -37,7 +41,7 @@ PROJECT="llmloadtest$$"
 BUF_VERSION="1.50.0"
 
 ensure_packages podman runc fuse-overlayfs slirp4netns uidmap containernetworking-plugins \
-  golang-github-containernetworking-plugin-dnsname catatonit debootstrap iptables docker-compose
+  golang-github-containernetworking-plugin-dnsname catatonit debootstrap iptables docker-compose python3-yaml
 ensure_node
 [ -x "$LLMLOAD" ] || { log "container_test: $LLMLOAD is missing; build first"; exit 1; }
 
@@ -70,7 +74,17 @@ cleanup() {
     "${COMPOSE[@]}" down -v --remove-orphans >/dev/null 2>&1
     kill "$SERVICE_PID" 2>/dev/null && wait "$SERVICE_PID" 2>/dev/null
   fi
-  podman rm -f "${PROJECT}-probe" >/dev/null 2>&1
+  podman rm -f -v "${PROJECT}-probe" >/dev/null 2>&1
+  if [ -s "$WORK/play.yaml" ]; then
+    if [ "$rc" -ne 0 ]; then
+      for c in $(podman ps -a -q --filter "network=${PROJECT}-k8s"); do
+        podman logs --tail=40 "$c" 2>&1 | sed "s/^/[kube play $c] /"
+      done
+    fi
+    podman kube down "$WORK/play.yaml" >/dev/null 2>&1
+    podman volume rm -f state-llmload-collector-0 state-llmload-orchestrator-0 >/dev/null 2>&1
+    podman network rm -f "${PROJECT}-k8s" >/dev/null 2>&1
+  fi
   rm -rf "$WORK"
   exit "$rc"
 }
@@ -132,7 +146,8 @@ for bin in llmload-orchestrator llmload-worker llmload-collector llmload-emulato
   podman run --rm --read-only --cap-drop ALL "$IMAGE" "$bin" --help >/dev/null 2>&1 || {
     rc=$?; [ "$rc" -eq 1 ] || { log "container_test: $bin --help exited $rc"; exit 1; }; }
 done
-podman run --rm --read-only "$IMAGE" llmload help | grep -q "llmload health"
+help_text="$(podman run --rm --read-only "$IMAGE" llmload help)"
+grep -q "llmload health" <<<"$help_text"
 # Each service starts as uid 10001 on a read-only root filesystem with no
 # capabilities and answers the image's HEALTHCHECK (llmload health, pointed
 # at the service by the environment, as docker-compose.yml does).
@@ -141,7 +156,7 @@ probe() {  # NAME BINARY HEALTH_ADDRESS [HTTP_PATH]
     -e LLMLOAD_HEALTH_ADDRESS="$3" -e LLMLOAD_HEALTH_HTTP="${4:-}" "$IMAGE" "$2" >/dev/null
   wait_for 30 "$1's health in the image" podman healthcheck run "${PROJECT}-probe"
   [ "$(podman exec "${PROJECT}-probe" id -u)" = 10001 ]
-  podman rm -f "${PROJECT}-probe" >/dev/null
+  podman rm -f -v "${PROJECT}-probe" >/dev/null
 }
 probe orchestrator llmload-orchestrator 127.0.0.1:50051
 probe collector llmload-collector 127.0.0.1:50052
@@ -231,4 +246,45 @@ listed "$run1" && listed "$run2"
 check_run "$run1"
 check_run "$run2"
 log "container_test: both runs survive an orchestrator and collector restart"
+"${COMPOSE[@]}" down -v --remove-orphans >/dev/null 2>&1
+
+# --- deploy/k8s under podman kube play --------------------------------------
+# No cluster runs here. kube play starts the rendered workloads with their
+# commands, ConfigMap environment, downward-API worker ids, resources,
+# security contexts and volumes, on a network of the test's own, and a run
+# goes through them. What it cannot show (scripts/lib/k8s_to_podman.py):
+# Services (pods are named after them instead), NetworkPolicies, the PDB,
+# gRPC/readiness/startup probes (the liveness probes become exec probes of
+# `llmload health`), Secrets, StatefulSet identity and rescheduling.
+t_k8s="$(now)"
+kubectl kustomize "$LLMLOAD_ROOT/deploy/k8s" > "$WORK/rendered.yaml"
+/usr/bin/python3 "$LLMLOAD_ROOT/scripts/lib/k8s_to_podman.py" "$WORK/rendered.yaml" "$IMAGE" 2 \
+  > "$WORK/play.yaml"
+podman network create "${PROJECT}-k8s" >/dev/null
+podman kube play --network "${PROJECT}-k8s" "$WORK/play.yaml" >/dev/null
+k8s_exec() { podman exec -i "$@"; }
+for svc in collector:50052 orchestrator:50051; do
+  wait_for 60 "the ${svc%%:*} pod's health" \
+    k8s_exec "${svc%%:*}-${svc%%:*}" llmload health --address "127.0.0.1:${svc#*:}"
+done
+wait_for 60 "the emulator pod's health" \
+  k8s_exec emulator-emulator llmload health --address 127.0.0.1:8080 --http /health
+k8s_workers() { k8s_exec orchestrator-orchestrator llmload workers | grep -c capacity=; }
+wait_for 60 "2 worker pods to attach" test "$(k8s_workers 2>/dev/null)" = 2
+for c in collector-collector orchestrator-orchestrator emulator-emulator; do
+  [ "$(podman exec "$c" id -u)" = 10001 ]
+  if podman exec "$c" touch /probe 2>/dev/null; then
+    log "container_test: $c's root filesystem is writable"; exit 1
+  fi
+  podman exec "$c" grep -qx 'CapEff:[[:space:]]*0*' /proc/1/status
+done
+out="$(k8s_exec orchestrator-orchestrator llmload run -f /dev/stdin --timeout 120 < examples/smoke.json)"
+echo "$out" | grep -q "total_clients=10, total_cycles=50/50"
+run3="$(echo "$out" | sed -n 's/.*Test completed. \[run_id=\([^,]*\),.*/\1/p')"
+j="$(k8s_exec orchestrator-orchestrator llmload get "$run3" --json)"
+# Worker ids are the pods' names (downward API), one shard each.
+echo "$j" | json 'sorted(s["workerId"] for s in d["shards"])' |
+  grep -qx "\['llmload-worker-pod-0', 'llmload-worker-pod-1'\]"
+echo "$j" | json 'd["progress"]["requestsOk"]' | grep -qx 50
+log "container_test: deploy/k8s under podman kube play: $run3 COMPLETED over 2 worker pods in $(since "$t_k8s") s"
 log "container_test: passed"

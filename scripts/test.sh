@@ -13,8 +13,9 @@
 #   CTEST_ARGS="-R x" extra ctest arguments
 #   LLMLOAD_TEST_CONFIGURE_ONLY=1  configure the build tree and stop (for the
 #                     test of this script itself)
-#   LLMLOAD_CONTAINER_TEST=1  also run scripts/container_test.sh (the image and
-#                     docker-compose with podman; not yet part of CI, see README)
+#   SKIP_CONTAINERS=1 skip the container stage, scripts/container_test.sh (the
+#                     image, docker-compose and deploy/k8s under podman; never
+#                     in CI)
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
@@ -108,8 +109,8 @@ if [ "${CI:-}" = "true" ] || [ -z "${SKIP_FUZZ:-}" ]; then
     FUZZ_SECONDS="${FUZZ_SECONDS:-20}" "$LLMLOAD_ROOT/scripts/fuzz.sh"
   fi
 fi
-if [ "${LLMLOAD_CONTAINER_TEST:-0}" = "1" ]; then
-  log "Running the container stage (image, docker-compose)."
+if [ "${CI:-}" = "true" ] || [ -z "${SKIP_CONTAINERS:-}" ]; then
+  log "Running the container stage (image, docker-compose, kube play)."
   LLMLOAD_BUILD_DIR="$BUILD_DIR" "$LLMLOAD_ROOT/scripts/container_test.sh"
 fi
 log "All tests passed."
