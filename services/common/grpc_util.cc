@@ -1,9 +1,47 @@
 #include "services/common/grpc_util.h"
 
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
+#include "grpcpp/impl/server_builder_option.h"
+#include "grpcpp/impl/server_builder_plugin.h"
+#include "grpcpp/impl/server_initializer.h"
 
 namespace llmload {
+namespace {
+
+// Learns the full names of the services a server registers (gRPC offers
+// them only to builder plugins), so that the health service answers for
+// each by name (`llmload health --service llmload.v1.Collector`, a
+// Kubernetes gRPC probe's `service:`), not only for the server as a whole.
+class ServiceNamesPlugin : public grpc::ServerBuilderPlugin {
+ public:
+  explicit ServiceNamesPlugin(std::vector<std::string>* names) : names_(names) {}
+  std::string name() override { return "llmload_service_names"; }
+  void InitServer(grpc::ServerInitializer* si) override { *names_ = *si->GetServiceList(); }
+  void Finish(grpc::ServerInitializer* /*si*/) override {}
+  void ChangeArguments(const std::string& /*name*/, void* /*value*/) override {}
+
+ private:
+  std::vector<std::string>* names_;
+};
+
+class ServiceNamesOption : public grpc::ServerBuilderOption {
+ public:
+  explicit ServiceNamesOption(std::vector<std::string>* names) : names_(names) {}
+  void UpdateArguments(grpc::ChannelArguments* /*args*/) override {}
+  void UpdatePlugins(std::vector<std::unique_ptr<grpc::ServerBuilderPlugin>>* plugins) override {
+    plugins->push_back(std::make_unique<ServiceNamesPlugin>(names_));
+  }
+
+ private:
+  std::vector<std::string>* names_;
+};
+
+}  // namespace
 
 grpc::Status ToGrpcStatus(const absl::Status& status) {
   if (status.ok()) {
@@ -35,10 +73,20 @@ std::unique_ptr<grpc::Server> StartGrpcServer(const std::string& address,
   builder.SetMaxReceiveMessageSize(64 * 1024 * 1024);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 5000);
+  std::vector<std::string> names;
+  builder.SetOption(std::make_unique<ServiceNamesOption>(&names));
   auto server = builder.BuildAndStart();
-  // The health service exists only after EnableHealthAndReflection().
+  // The health service exists only after EnableHealthAndReflection(). Each
+  // llmload service answers by its name too; SetServingStatus(bool) later
+  // turns them all at once.
   if (server && server->GetHealthCheckService() != nullptr) {
-    server->GetHealthCheckService()->SetServingStatus(true);
+    auto* health = server->GetHealthCheckService();
+    for (const std::string& name : names) {
+      if (!absl::StartsWith(name, "grpc.")) {
+        health->SetServingStatus(name, true);
+      }
+    }
+    health->SetServingStatus(true);
   }
   return server;
 }

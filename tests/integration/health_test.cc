@@ -48,6 +48,15 @@ TEST(HealthTest, AnswersForGrpcAndHttpServicesAndTellsUnreachableApart) {
                             BinPath("llmload"), " health --timeout 2"));
   EXPECT_EQ(r.exit_code, 0) << r.output;
 
+  // Each service answers by its full name too (a Kubernetes gRPC probe's
+  // `service:`, grpc_health_probe's -service).
+  r = Health(absl::StrCat("--address 127.0.0.1:", col, " --service llmload.v1.Collector"));
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  r = Health(absl::StrCat("--address 127.0.0.1:", orch, " --service llmload.v1.Orchestrator"));
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  r = Health(absl::StrCat("--address 127.0.0.1:", orch, " --service llmload.v1.Collector"));
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+
   // A service the server does not know: reachable, not serving.
   r = Health(absl::StrCat("--address 127.0.0.1:", col, " --service no.such.Service"));
   EXPECT_EQ(r.exit_code, 1) << r.output;
