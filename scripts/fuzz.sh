@@ -64,7 +64,11 @@ for t in "${targets[@]}"; do
   mkdir -p "$corpus" "$artifacts" "$(dirname "$log")"
   echo "== fuzzing $t for ${seconds}s (log: $log)"
   status=0
+  # Memory bounds: no single input may make a target allocate more than
+  # 256 MB at once or hold more than 1 GB (a spec asking for a million
+  # clients must be planned in bounded memory).
   "$build/bin/$t" -max_total_time="$seconds" -timeout=10 -print_final_stats=1 \
+    -rss_limit_mb=1024 -malloc_limit_mb=256 \
     -artifact_prefix="$artifacts/" "$corpus" "${seeds[$t]}" >"$log" 2>&1 || status=$?
   execs="$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)"
   cov="$(grep -Eo 'cov: [0-9]+ ft: [0-9]+ corp: [0-9]+/[0-9a-zA-Z]+' "$log" | tail -n 1 || true)"

@@ -69,7 +69,7 @@ run_sharded() {
 ASAN_TESTS=(histogram_test metrics_test protocol_test worker_test cli_test)
 # The fuzz corpora (regression inputs included) replayed under the sanitizers.
 ASAN_REPLAYS=(histogram_decode_fuzz sse_stream_fuzz centrifugo_client_fuzz ws_llm_client_fuzz
-              ws_framing_fuzz)
+              ws_framing_fuzz run_spec_fuzz)
 MATRIX_TARGETS=(integration_load_matrix_test llmload-worker llmload-emulator)
 if [ "${CI:-}" = "true" ] || [ -z "${SKIP_ASAN:-}" ]; then
   log "Building and running the ASan + UBSan stage."
