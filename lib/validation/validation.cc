@@ -19,6 +19,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/time.h"
 #include "boost/url/parse.hpp"
+#include "lib/common/redact.h"
 #include "lib/load/verdict.h"
 #include "lib/metrics/metrics.h"
 
@@ -124,6 +125,11 @@ bool ToDuration(const google::protobuf::Duration& d, std::string_view path, Chec
 
 std::string Fmt(absl::Duration d) { return absl::FormatDuration(d); }
 
+// A run spec is stored, listed and shown: secrets reach workers by name.
+constexpr const char* kCredentialsByName =
+    "a spec is stored and shown, so keys reach workers only by name: put the key in the "
+    "workers' environment and name it in spec.target.apiKeyEnv or spec.target.headersFromEnv";
+
 void CheckUrl(std::string_view path, const std::string& url, bool required, Checker& check) {
   if (url.empty()) {
     if (required) {
@@ -133,24 +139,24 @@ void CheckUrl(std::string_view path, const std::string& url, bool required, Chec
   }
   if (HasControlChar(url) || url.find(' ') != std::string::npos) {
     check.Invalid(path, absl::StrCat("must not contain spaces or control characters, got ",
-                                     Quote(url)));
+                                     Quote(RedactUrl(url))));
     return;
   }
   boost::system::result<boost::urls::url_view> parsed =
       boost::urls::parse_uri(boost::urls::string_view(url.data(), url.size()));
   if (!parsed) {
     check.Invalid(path, absl::StrCat("not a valid absolute URL (", parsed.error().message(),
-                                     "), got ", Quote(url)));
+                                     "), got ", Quote(RedactUrl(url))));
     return;
   }
   const std::string scheme = absl::AsciiStrToLower(
       absl::string_view(parsed->scheme().data(), parsed->scheme().size()));
   if (scheme != "http" && scheme != "https" && scheme != "ws" && scheme != "wss") {
-    check.Invalid(path, absl::StrCat("scheme must be http, https, ws or wss, got ", Quote(url)));
+    check.Invalid(path, absl::StrCat("scheme must be http, https, ws or wss, got ", Quote(RedactUrl(url))));
     return;
   }
   if (!parsed->has_authority() || parsed->encoded_host().empty()) {
-    check.Invalid(path, absl::StrCat("host is required, got ", Quote(url)));
+    check.Invalid(path, absl::StrCat("host is required, got ", Quote(RedactUrl(url))));
     return;
   }
   // port_number() wraps values above 65535, so parse the digits ourselves.
@@ -158,7 +164,7 @@ void CheckUrl(std::string_view path, const std::string& url, bool required, Chec
   if (parsed->has_port() &&
       (!absl::SimpleAtoi(absl::string_view(parsed->port().data(), parsed->port().size()), &port) ||
        port == 0 || port > 65535)) {
-    check.Invalid(path, absl::StrCat("port must be between 1 and 65535, got ", Quote(url)));
+    check.Invalid(path, absl::StrCat("port must be between 1 and 65535, got ", Quote(RedactUrl(url))));
     return;
   }
   if (parsed->has_fragment()) {
@@ -166,8 +172,14 @@ void CheckUrl(std::string_view path, const std::string& url, bool required, Chec
                         "path and ?query are)");
   }
   if (parsed->has_userinfo()) {
-    check.Invalid(path, absl::StrCat("must not carry credentials (use headers or apiKeyEnv), got ",
-                                     Quote(std::string(parsed->scheme()) + "://...")));
+    check.Invalid(path, absl::StrCat("must not carry credentials (", kCredentialsByName, "), got ",
+                                     Quote(RedactUrl(url))));
+  }
+  for (const auto& param : parsed->params()) {
+    if (IsCredentialQueryParam(param.key)) {
+      check.Invalid(path, absl::StrCat("query parameter ", Quote(param.key),
+                                       " carries a credential (", kCredentialsByName, ")"));
+    }
   }
 }
 
@@ -253,6 +265,23 @@ void CheckTarget(const v1::Target& target, Checker& check) {
     const std::string& value = target.headers().at(name);
     if (value.find_first_of(std::string_view("\r\n\0", 3)) != std::string::npos) {
       check.Invalid(path, "header value must not contain CR, LF or NUL");
+    } else if (IsCredentialHeader(name) && !value.empty()) {
+      check.Invalid(path, absl::StrCat("carries a credential (", kCredentialsByName, ")"));
+    }
+  }
+  for (const std::string& name : SortedKeys(target.headers_from_env())) {
+    const std::string path = MapPath("spec.target.headersFromEnv", name);
+    if (!IsHttpToken(name)) {
+      check.Invalid(path,
+                    "header name must be an HTTP token (letters, digits and !#$%&'*+-.^_`|~)");
+    } else if (target.headers().contains(name)) {
+      check.Invalid(path, "also set in spec.target.headers: give the header one source");
+    }
+    const std::string& env = target.headers_from_env().at(name);
+    if (!IsIdentifier(env)) {
+      check.Invalid(path,
+                    absl::StrCat("must name an environment variable ([A-Za-z_][A-Za-z0-9_]*), got ",
+                                 Quote(env)));
     }
   }
   if (!target.api_key_env().empty() && !IsIdentifier(target.api_key_env())) {

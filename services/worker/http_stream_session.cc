@@ -299,7 +299,7 @@ class HttpStreamSession final : public Session,
     if (emu.length_words() > 0) {
       req.set("x-llmload-length-words", absl::StrCat(emu.length_words()));
     }
-    for (const auto& [k, v] : t.headers()) {
+    for (const auto& [k, v] : shard_->settings().target.headers) {
       req.set(k, v);
     }
     req.keep_alive(true);

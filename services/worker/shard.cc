@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cassert>
+#include <cstdlib>
 #include <latch>
 #include <random>
 
@@ -561,6 +562,18 @@ absl::StatusOr<std::unique_ptr<ShardRunner>> ShardRunner::Create(
           absl::StrCat("spec.target.sourceAddresses: not an IP address: ", a));
     }
     settings->target.source_addresses.push_back(addr);
+  }
+  for (const auto& [name, value] : spec.target().headers()) {
+    settings->target.headers.emplace_back(name, value);
+  }
+  for (const auto& [name, env] : spec.target().headers_from_env()) {
+    const char* value = std::getenv(env.c_str());
+    if (value == nullptr) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("spec.target.headersFromEnv[\"", name, "\"]: the environment variable ", env,
+                       " is not set on this worker"));
+    }
+    settings->target.headers.emplace_back(name, value);
   }
   settings->target.tls = url->tls;
   settings->target.ws_tls = ws_url.tls;

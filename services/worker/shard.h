@@ -82,6 +82,10 @@ struct TargetInfo {
   std::shared_ptr<boost::asio::ssl::context> tls_context;
   // Local addresses sessions' connections are spread over (empty: any).
   std::vector<boost::asio::ip::address> source_addresses;
+  // Headers every request (or WebSocket upgrade) carries: spec.target.headers
+  // and, read from this worker's environment once per shard,
+  // spec.target.headersFromEnv.
+  std::vector<std::pair<std::string, std::string>> headers;
 };
 
 enum class LoadModel { kClosed, kDuration, kOpen };

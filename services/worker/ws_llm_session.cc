@@ -185,11 +185,7 @@ class WsLlmSession final : public Session,
         s.target.ws_base_path.empty() && client_.dialect() == wsllm::Dialect::kWsChat ? "/api/ws"
                                                                                      : "",
         s.target.ws_query);
-    HeaderList headers;
-    for (const auto& [name, value] : s.spec.target().headers()) {
-      headers.emplace_back(name, value);
-    }
-    conn_.Open(s.target, path, headers, static_cast<uint64_t>(client_id_), shared_from_this());
+    conn_.Open(s.target, path, s.target.headers, static_cast<uint64_t>(client_id_), shared_from_this());
     Schedule();
   }
 

@@ -50,7 +50,8 @@ TEST(ValidateRunSpecTest, RichValidSpecPasses) {
     "name": "nightly soak — ü",
     "target": {"protocol": "CENTRIFUGO_EMULATOR", "url": "ws://[::1]:8443/base?x=1",
                "wsUrl": "ws://10.0.0.2/connection/websocket", "maxTokens": 256,
-               "headers": {"X-Request-Id": "abc", "Authorization": "Bearer x"},
+               "headers": {"X-Request-Id": "abc"},
+               "headersFromEnv": {"Authorization": "GATEWAY_BEARER"},
                "apiKeyEnv": "OPENAI_API_KEY", "requestTimeout": "3600s"},
     "load": {"closed": {"clients": 1000000, "cyclesPerClient": 1000000, "maxConcurrent": 0}},
     "emulation": {"lengthWords": 0, "tokenDelay": "60s"},
@@ -129,6 +130,27 @@ TEST_P(BadFieldTest, IsRejectedNamingTheField) {
   EXPECT_EQ(s.code(), param.code) << s;
   EXPECT_THAT(std::string(s.message()), StartsWith(param.path + ": "));
   EXPECT_THAT(std::string(s.message()), HasSubstr(param.mentions));
+}
+
+// A credential given the ways validation refuses never appears in the error.
+TEST(ValidationSecretsTest, RefusedCredentialsAreNotQuotedBack) {
+  const std::string key = "sk-live-4f9c2a7e1b3d5f6a8c0e2d4b6a8c0e2f4a6b";
+  const std::vector<std::function<void(v1::RunSpec&)>> ways = {
+      [&](v1::RunSpec& s) { (*s.mutable_target()->mutable_headers())["authorization"] = key; },
+      [&](v1::RunSpec& s) { (*s.mutable_target()->mutable_headers())["x-goog-api-key"] = key; },
+      [&](v1::RunSpec& s) { s.mutable_target()->set_url("https://u:" + key + "@h.invalid/v1"); },
+      [&](v1::RunSpec& s) { s.mutable_target()->set_url("https://h.invalid/v1?api_key=" + key); },
+      // Other errors that quote the URL hide its credentials too.
+      [&](v1::RunSpec& s) { s.mutable_target()->set_url("ftp://h.invalid/?sig=" + key); },
+      [&](v1::RunSpec& s) { s.mutable_target()->set_url("http://h.invalid:99999/?token=" + key); },
+  };
+  for (size_t i = 0; i < ways.size(); ++i) {
+    v1::RunSpec spec = ValidSpec();
+    ways[i](spec);
+    const absl::Status s = ValidateRunSpec(spec);
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << i;
+    EXPECT_EQ(std::string(s.message()).find(key), std::string::npos) << i << ": " << s;
+  }
 }
 
 google::protobuf::Duration Dur(int64_t seconds, int32_t nanos) {
@@ -216,6 +238,38 @@ INSTANTIATE_TEST_SUITE_P(
                    (*s.mutable_target()->mutable_headers())["X-Ok"] = "a\r\nInjected: 1";
                  },
                  kInvalid, "spec.target.headers[\"X-Ok\"]", "CR, LF or NUL"},
+        BadField{"LiteralAuthorizationHeader",
+                 [](v1::RunSpec& s) {
+                   (*s.mutable_target()->mutable_headers())["Authorization"] = "Bearer sk-1";
+                 },
+                 kInvalid, "spec.target.headers[\"Authorization\"]", "headersFromEnv"},
+        BadField{"LiteralAzureKeyHeader",
+                 [](v1::RunSpec& s) { (*s.mutable_target()->mutable_headers())["api-key"] = "k"; },
+                 kInvalid, "spec.target.headers[\"api-key\"]", "carries a credential"},
+        BadField{"UrlQueryWithKey",
+                 [](v1::RunSpec& s) {
+                   s.mutable_target()->set_url("https://h.invalid/v1beta?alt=sse&key=AIza1");
+                 },
+                 kInvalid, "spec.target.url", "query parameter \"key\" carries a credential"},
+        BadField{"WsUrlQueryWithToken",
+                 [](v1::RunSpec& s) { s.mutable_target()->set_ws_url("ws://h.invalid/ws?token=t"); },
+                 kInvalid, "spec.target.wsUrl", "apiKeyEnv"},
+        BadField{"HeadersFromEnvBadVariable",
+                 [](v1::RunSpec& s) {
+                   (*s.mutable_target()->mutable_headers_from_env())["api-key"] = "AZURE KEY";
+                 },
+                 kInvalid, "spec.target.headersFromEnv[\"api-key\"]", "environment variable"},
+        BadField{"HeadersFromEnvBadName",
+                 [](v1::RunSpec& s) {
+                   (*s.mutable_target()->mutable_headers_from_env())["a b"] = "KEY";
+                 },
+                 kInvalid, "spec.target.headersFromEnv[\"a b\"]", "HTTP token"},
+        BadField{"HeadersFromEnvAlsoLiteral",
+                 [](v1::RunSpec& s) {
+                   (*s.mutable_target()->mutable_headers_from_env())["x-team"] = "TEAM";
+                   (*s.mutable_target()->mutable_headers())["x-team"] = "blue";
+                 },
+                 kInvalid, "spec.target.headersFromEnv[\"x-team\"]", "one source"},
         BadField{"ApiKeyEnvBadSyntax",
                  [](v1::RunSpec& s) { s.mutable_target()->set_api_key_env("1-KEY"); }, kInvalid,
                  "spec.target.apiKeyEnv", "environment variable name"},

@@ -3,7 +3,9 @@
 
 #include <atomic>
 #include <fstream>
+#include <cstdlib>
 #include <functional>
+#include <map>
 #include <mutex>
 #include <set>
 #include <sstream>
@@ -14,6 +16,7 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
@@ -101,6 +104,12 @@ class FakeProvider {
     std::lock_guard<std::mutex> lock(mu_);
     return last_body_;
   }
+  // A header of the last request ("" when absent).
+  std::string last_header(const std::string& name) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = last_headers_.find(name);
+    return it == last_headers_.end() ? std::string() : it->second;
+  }
 
  private:
   void AcceptLoop() {
@@ -136,6 +145,11 @@ class FakeProvider {
         std::lock_guard<std::mutex> lock(mu_);
         last_target_ = std::string(req.target());
         last_body_ = req.body();
+        last_headers_.clear();
+        for (const auto& field : req) {
+          last_headers_[absl::AsciiStrToLower(std::string(field.name_string()))] =
+              std::string(field.value());
+        }
       }
       Reply r = script_(n, std::string(req.target()));
       std::string head =
@@ -176,6 +190,7 @@ class FakeProvider {
   std::atomic<int> requests_{0};
   std::string last_target_;
   std::string last_body_;
+  std::map<std::string, std::string> last_headers_;
   std::set<std::string> peers_;
 };
 
@@ -440,6 +455,38 @@ TEST(HttpStreamSessionTest, EveryPartOfTheTargetUrlReachesTheTarget) {
   RunShard(v1::HTTP_JSON, fake.port(), 1, 1,
            [](v1::Target* t) { t->set_url(t->url() + "/api/generate?mode=fast"); });
   EXPECT_EQ(fake.last_target(), "/api/generate?mode=fast");
+}
+
+TEST(HttpStreamSessionTest, HeadersFromTheWorkersEnvironmentReachTheTarget) {
+  const auto events = Events(ReadFixture("openai-chat-stream.sse"));
+  FakeProvider fake([&](int, const std::string&) { return Reply{200, events, "", false}; });
+  ASSERT_EQ(setenv("LLMLOAD_TEST_HEADER_KEY", "k-from-env-123", 1), 0);
+  metrics::MetricSet m = RunShard(v1::OPENAI_CHAT, fake.port(), 1, 1, [](v1::Target* t) {
+    (*t->mutable_headers_from_env())["api-key"] = "LLMLOAD_TEST_HEADER_KEY";
+    (*t->mutable_headers())["x-team"] = "blue";
+  });
+  EXPECT_EQ(m.Get(v1::REQUESTS_OK), 1u);
+  EXPECT_EQ(fake.last_header("api-key"), "k-from-env-123");
+  EXPECT_EQ(fake.last_header("x-team"), "blue");
+
+  // A variable the worker does not have fails the shard, naming it.
+  v1::ShardAssignment a;
+  a.set_run_id("r");
+  a.set_client_count(1);
+  a.set_max_concurrent(1);
+  v1::Target* t = a.mutable_spec()->mutable_target();
+  t->set_protocol(v1::OPENAI_CHAT);
+  t->set_url(absl::StrCat("http://127.0.0.1:", fake.port()));
+  (*t->mutable_headers_from_env())["api-key"] = "LLMLOAD_TEST_NO_SUCH_VARIABLE";
+  a.mutable_spec()->mutable_load()->mutable_closed()->set_clients(1);
+  EventLoops loops(1);
+  auto runner = ShardRunner::Create(loops, a);
+  ASSERT_FALSE(runner.ok());
+  EXPECT_EQ(runner.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(runner.status().message().find("LLMLOAD_TEST_NO_SUCH_VARIABLE is not set"),
+            std::string::npos)
+      << runner.status();
+  loops.Stop();
 }
 
 TEST(JoinTargetTest, AppendsTheQueryAfterTheSuffixOwnQuery) {
