@@ -12,6 +12,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "lib/common/log.h"
+#include "lib/common/redact.h"
 #include "services/common/grpc_util.h"
 #include "services/worker/session_factory.h"
 #include "services/worker/session_util.h"
@@ -35,7 +36,7 @@ struct ParsedUrl {
 absl::StatusOr<ParsedUrl> ParseTargetUrl(const std::string& url, const char* field) {
   auto parsed = boost::urls::parse_uri(url);
   if (!parsed) {
-    return absl::InvalidArgumentError(absl::StrCat(field, ": not a URL: ", url));
+    return absl::InvalidArgumentError(absl::StrCat(field, ": not a URL: ", RedactUrl(url)));
   }
   ParsedUrl out;
   out.scheme = std::string(parsed->scheme());
