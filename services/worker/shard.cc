@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "lib/common/log.h"
 #include "lib/common/redact.h"
+#include "lib/validation/target_policy.h"
 #include "services/common/grpc_util.h"
 #include "services/worker/session_factory.h"
 #include "services/worker/session_util.h"
@@ -546,6 +547,23 @@ absl::StatusOr<std::unique_ptr<ShardRunner>> ShardRunner::Create(
   auto ws_endpoints = Resolve(ws_url);
   if (!ws_endpoints.ok()) {
     return ws_endpoints.status();
+  }
+  // What a permitted name resolves to must be permitted too: DNS must not
+  // lead a run around the orchestrator's allowlist.
+  if (!assignment.allowed_targets().empty()) {
+    auto policy = validation::TargetPolicy::Parse(assignment.allowed_targets());
+    if (!policy.ok()) {
+      return policy.status();
+    }
+    for (const auto& [parsed, resolved] : {std::pair{&*url, &*endpoints}, {&ws_url, &*ws_endpoints}}) {
+      std::vector<boost::asio::ip::address> addresses;
+      for (const tcp::endpoint& e : *resolved) {
+        addresses.push_back(e.address());
+      }
+      if (absl::Status s = policy->CheckResolved(parsed->host, addresses); !s.ok()) {
+        return s;
+      }
+    }
   }
   settings->target.host_header = HostHeader(*url);
   settings->target.endpoints = *std::move(endpoints);

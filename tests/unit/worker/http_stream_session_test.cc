@@ -489,6 +489,34 @@ TEST(HttpStreamSessionTest, HeadersFromTheWorkersEnvironmentReachTheTarget) {
   loops.Stop();
 }
 
+TEST(HttpStreamSessionTest, TheWorkerChecksWhereTheTargetResolvesAgainstTheAllowlist) {
+  const auto events = Events(ReadFixture("openai-chat-stream.sse"));
+  FakeProvider fake([&](int, const std::string&) { return Reply{200, events, "", false}; });
+  auto assignment = [&](const std::string& allowed) {
+    v1::ShardAssignment a;
+    a.set_run_id("r");
+    a.set_client_count(1);
+    a.set_max_concurrent(1);
+    a.set_allowed_targets(allowed);
+    v1::Target* t = a.mutable_spec()->mutable_target();
+    t->set_protocol(v1::OPENAI_CHAT);
+    t->set_url(absl::StrCat("http://localhost:", fake.port()));
+    a.mutable_spec()->mutable_load()->mutable_closed()->set_clients(1);
+    return a;
+  };
+  EventLoops loops(1);
+  // localhost resolves to loopback, which the default allows.
+  EXPECT_TRUE(ShardRunner::Create(loops, assignment("default")).ok());
+  // A list without it: refused, naming the host.
+  auto refused = ShardRunner::Create(loops, assignment("api.example.invalid"));
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_NE(refused.status().message().find("\"localhost\""), std::string::npos)
+      << refused.status();
+  loops.Stop();
+  EXPECT_EQ(fake.requests(), 0);
+}
+
 TEST(JoinTargetTest, AppendsTheQueryAfterTheSuffixOwnQuery) {
   EXPECT_EQ(JoinTarget("", "", ""), "/");
   EXPECT_EQ(JoinTarget("", "", "a=1"), "/?a=1");
