@@ -1,6 +1,7 @@
 #include "tools/llmload/compare.h"
 
 #include <algorithm>
+#include <cstddef>
 #include <cmath>
 #include <functional>
 #include <limits>
@@ -165,7 +166,24 @@ bool Wanted(const CompareOptions& o, const std::string& metric, const std::strin
   return false;
 }
 
-void Judge(CompareRow& row, double se_a, double se_b, const CompareOptions& o) {
+// The median over windows of the largest event-loop lag the workers
+// reported (ms): how much the generator's own scheduling adds to a latency.
+double TypicalLoopLagMs(const v1::RunStats& s) {
+  std::vector<double> lags;
+  for (const v1::WindowStats& w : s.windows()) {
+    if (w.workers_size() > 0) {
+      lags.push_back(w.max_loop_lag_ms());
+    }
+  }
+  if (lags.empty()) {
+    return 0;
+  }
+  std::nth_element(lags.begin(), lags.begin() + static_cast<ptrdiff_t>(lags.size() / 2), lags.end());
+  return lags[lags.size() / 2];
+}
+
+void Judge(CompareRow& row, double se_a, double se_b, double floor_abs_min,
+           const CompareOptions& o) {
   const double diff = row.b - row.a;
   if (row.a == 0 && row.b == 0) {
     row.change = 0;
@@ -176,7 +194,8 @@ void Judge(CompareRow& row, double se_a, double se_b, const CompareOptions& o) {
   }
   const double noise = o.z * std::sqrt(se_a * se_a + se_b * se_b);
   const double floor_abs =
-      std::max(noise, row.resolution * std::max(std::fabs(row.a), std::fabs(row.b)));
+      std::max({noise, row.resolution * std::max(std::fabs(row.a), std::fabs(row.b)),
+                floor_abs_min});
   row.threshold = row.a != 0 ? floor_abs / std::fabs(row.a) : 0;
   if (!row.noise_known || diff == 0 || std::fabs(diff) <= floor_abs) {
     return;
@@ -224,6 +243,9 @@ CompareResult Compare(const v1::RunStats& a, const v1::RunStats& b, const Compar
   r.max_regression_pct = o.max_regression_pct;
   uint64_t salt = 0;
   const double resolution = 2 * Histogram::kRelativeError;
+  // A latency change smaller than the delay the generator's own event loops
+  // add cannot be told apart from it.
+  r.loop_lag_floor_ms = std::max(TypicalLoopLagMs(a), TypicalLoopLagMs(b));
   for (v1::Metric m : metrics::AllMetrics()) {
     const std::string name(metrics::MetricName(m));
     const v1::MetricStats* ma = FindMetric(a, name);
@@ -257,7 +279,7 @@ CompareResult Compare(const v1::RunStats& a, const v1::RunStats& b, const Compar
       row.b = PercentileOf(*mb, p);
       row.resolution = resolution;
       row.noise_known = known;
-      Judge(row, ea[p], eb[p], o);
+      Judge(row, ea[p], eb[p], r.loop_lag_floor_ms, o);
       r.rows.push_back(row);
     }
   }
@@ -336,7 +358,7 @@ CompareResult Compare(const v1::RunStats& a, const v1::RunStats& b, const Compar
     row.resolution = 0;  // counts are exact
     row.noise_known = static_cast<int>(wa.size()) >= o.min_windows &&
                       static_cast<int>(wb.size()) >= o.min_windows;
-    Judge(row, RatioError(wa, o, salt * 2), RatioError(wb, o, salt * 2 + 1), o);
+    Judge(row, RatioError(wa, o, salt * 2), RatioError(wb, o, salt * 2 + 1), 0, o);
     r.rows.push_back(row);
   }
   for (const CompareRow& row : r.rows) {
@@ -371,8 +393,9 @@ std::string FormatCompare(const CompareResult& r) {
                                           absl::StrFormat("±%.1f", 100 * row.threshold), mark));
   }
   absl::StrAppend(&out, "\n", r.regressions, " regression(s), ", r.improvements,
-                  " improvement(s) beyond the histograms' resolution and the runs' "
-                  "window-to-window noise.\n");
+                  " improvement(s) beyond the histograms' resolution, the runs' "
+                  "window-to-window noise and the generator's loop lag (",
+                  absl::StrFormat("%.2f", r.loop_lag_floor_ms), " ms).\n");
   if (r.max_regression_pct.has_value()) {
     absl::StrAppend(&out, r.failed ? "FAILED" : "PASSED", ": ",
                     r.failed ? "a regression exceeds " : "no regression exceeds ",
@@ -401,6 +424,8 @@ std::string CompareJson(const CompareResult& r) {
   j.Int(r.regressions);
   j.Key("improvements");
   j.Int(r.improvements);
+  j.Key("loop_lag_floor_ms");
+  j.Number(r.loop_lag_floor_ms);
   j.Key("rows");
   j.BeginArray();
   for (const CompareRow& row : r.rows) {

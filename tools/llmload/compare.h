@@ -9,7 +9,11 @@
 //  - the runs' own window-to-window noise: a bootstrap over each run's time
 //    windows (windows drawn with replacement, their histograms or counters
 //    merged, the statistic recomputed) gives each run's standard error; the
-//    change must exceed `z` times the two combined.
+//    change must exceed `z` times the two combined, and
+//  - for latencies, the generator's own event-loop lag (the median over
+//    windows of the largest lag a worker reported, the larger of the two
+//    runs): a change smaller than the delay the generator's scheduling adds
+//    cannot be told apart from it.
 //
 // A marked change in the worse direction (higher latency or error rate,
 // lower throughput) is a regression. With `max_regression_pct` set, the
@@ -53,8 +57,9 @@ struct CompareRow {
   double b = 0;
   // (b - a) / a; +inf when a == 0 < b; 0 when both are 0.
   double change = 0;
-  // The smallest relative change that would be marked: the larger of the
-  // resolution and z combined standard errors (relative to a).
+  // The smallest relative change that would be marked: the largest of the
+  // resolution, z combined standard errors and (latencies) the loop-lag
+  // floor, relative to a.
   double threshold = 0;
   double resolution = 0;  // relative
   bool higher_is_worse = true;
@@ -73,6 +78,7 @@ struct CompareResult {
   int regressions = 0;
   int improvements = 0;
   bool failed = false;  // a regression exceeded max_regression_pct
+  double loop_lag_floor_ms = 0;
   std::optional<double> max_regression_pct;
   std::vector<std::string> notes;
 };
