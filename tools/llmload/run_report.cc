@@ -928,8 +928,8 @@ main { max-width: 1180px; margin: 0 auto; padding: 20px 24px 40px; }
 h1 { font-size: 22px; margin: 0 0 4px; }
 h2 { font-size: 17px; margin: 28px 0 10px; padding-bottom: 4px; border-bottom: 1px solid var(--line); }
 .muted { color: var(--muted); }
-.meta { color: var(--muted); margin: 0 0 12px; }
-.meta span { margin-right: 14px; white-space: nowrap; }
+.meta { color: var(--muted); margin: 0 0 12px; display: flex; flex-wrap: wrap; gap: 2px 14px; }
+.meta span { white-space: nowrap; }
 .verdict { display: inline-block; padding: 2px 10px; border-radius: 4px; font-weight: 600;
            color: #fff; vertical-align: middle; margin-left: 8px; font-size: 14px; }
 .verdict.pass { background: var(--ok); color: #fff; }
@@ -956,7 +956,8 @@ svg .event { stroke: #805ad5; stroke-width: 1.2; stroke-dasharray: 3 3; }
 svg .reference { stroke: #a0aec0; stroke-width: 1; stroke-dasharray: 6 4; }
 svg .bar { fill: #4a7fb8; }
 .legend { font-size: 12px; color: var(--muted); margin: 2px 0; }
-.legend span { margin-right: 12px; white-space: nowrap; }
+.legend { display: flex; flex-wrap: wrap; gap: 0 12px; }
+.legend span { white-space: nowrap; }
 .legend i { display: inline-block; width: 14px; height: 3px; margin-right: 4px; vertical-align: middle; }
 table { border-collapse: collapse; width: 100%; font-variant-numeric: tabular-nums; font-size: 13px; }
 th, td { text-align: right; padding: 3px 8px; border-bottom: 1px solid var(--line); }
