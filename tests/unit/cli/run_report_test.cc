@@ -273,9 +273,16 @@ TEST(RunReportTest, RecordsAsJsonLinesAndCsv) {
   EXPECT_EQ(RecordsHeader(RecordsFormat::kJsonLines), "");
 }
 
+// Fewer resamples than the default keep these quick under the sanitizers.
+CompareOptions Quick() {
+  CompareOptions o;
+  o.iterations = 100;
+  return o;
+}
+
 TEST(CompareTest, TheSameDistributionIsNotMarked) {
   const CompareResult r = Compare(Stats("a", 8, 20000, 50, 0, 0.1, 1),
-                                  Stats("b", 8, 20000, 50, 0, 0.1, 2), CompareOptions());
+                                  Stats("b", 8, 20000, 50, 0, 0.1, 2), Quick());
   EXPECT_EQ(r.regressions, 0) << FormatCompare(r);
   EXPECT_EQ(r.improvements, 0) << FormatCompare(r);
   EXPECT_FALSE(r.failed);
@@ -283,7 +290,7 @@ TEST(CompareTest, TheSameDistributionIsNotMarked) {
 }
 
 TEST(CompareTest, ALatencyShiftIsARegressionAndFailsOverTheBound) {
-  CompareOptions o;
+  CompareOptions o = Quick();
   o.max_regression_pct = 10;
   const CompareResult r =
       Compare(Stats("a", 8, 20000, 50, 0, 0.1), Stats("b", 8, 30000, 40, 3, 0.1), o);
@@ -317,15 +324,15 @@ TEST(CompareTest, ALatencyShiftIsARegressionAndFailsOverTheBound) {
 TEST(CompareTest, ChangesWithinTheLoopLagOrWithTooFewWindowsAreNotMarked) {
   // 20 ms -> 30 ms with the generator's loop lag at 50 ms: not the target.
   CompareResult r = Compare(Stats("a", 8, 20000, 50, 0, 50), Stats("b", 8, 30000, 50, 0, 50),
-                            CompareOptions());
+                            Quick());
   EXPECT_EQ(r.regressions, 0) << FormatCompare(r);
   EXPECT_EQ(r.loop_lag_floor_ms, 50);
   // Two windows: the noise is unknown.
-  r = Compare(Stats("a", 2, 20000), Stats("b", 2, 30000), CompareOptions());
+  r = Compare(Stats("a", 2, 20000), Stats("b", 2, 30000), Quick());
   EXPECT_EQ(r.regressions, 0);
   EXPECT_FALSE(r.notes.empty());
   // --only keeps the rows asked for.
-  CompareOptions only;
+  CompareOptions only = Quick();
   only.only = {"ttft:p99", "error_rate"};
   r = Compare(Stats("a", 4, 20000), Stats("b", 4, 20000), only);
   ASSERT_EQ(r.rows.size(), 2u);
