@@ -13,6 +13,10 @@ namespace llmload::worker {
 namespace {
 
 constexpr char kVersion[] = "0.1.0";
+// Most per-request records one batch carries: the collector refuses a batch
+// with more (RunRegistry::kMaxRecordsPerBatch), which would lose its samples
+// too. Records past it are counted as dropped.
+constexpr size_t kMaxRecordsPerBatch = 100000;
 
 int64_t NowUnixMicros() { return absl::ToUnixMicros(absl::Now()); }
 
@@ -361,6 +365,10 @@ void Worker::Tick(bool interval_cut, bool heartbeat_due) {
     std::vector<v1::RequestRecord> records;
     uint64_t records_dropped = 0;
     runner->CutInto(delta, &records, &records_dropped);
+    if (records.size() > kMaxRecordsPerBatch) {
+      records_dropped += records.size() - kMaxRecordsPerBatch;
+      records.resize(kMaxRecordsPerBatch);
+    }
     v1::SampleBatch batch;
     batch.set_run_id(id);
     batch.set_worker_id(config_.worker_id);

@@ -129,7 +129,7 @@ class ReportTest : public testing_util::StackTest {
 TEST_F(ReportTest, ReportsRecordsAndComparisonsFromStoredResultsAfterRestarts) {
   const std::string a = RunToEnd(Spec(0.005));
   const std::string b = RunToEnd(Spec(0.005));
-  const std::string slow = RunToEnd(Spec(0.015));  // the planted regression
+  const std::string slow = RunToEnd(Spec(0.03));  // the planted regression
   RestartServices();
   const std::string cli = Cli();
 

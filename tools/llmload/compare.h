@@ -10,10 +10,12 @@
 //    windows (windows drawn with replacement, their histograms or counters
 //    merged, the statistic recomputed) gives each run's standard error; the
 //    change must exceed `z` times the two combined, and
-//  - for latencies, the generator's own event-loop lag (the median over
-//    windows of the largest lag a worker reported, the larger of the two
-//    runs): a change smaller than the delay the generator's scheduling adds
-//    cannot be told apart from it.
+//  - for latencies, the generator's own event-loop lag: a change smaller
+//    than the delay the generator's scheduling adds cannot be told apart
+//    from it. Per window the workers report their largest lag; for p50 the
+//    floor is the smallest of those (the host's baseline jitter), for the
+//    tails (p90, p99, where lag spikes land) their median; of the two runs,
+//    the larger.
 //
 // A marked change in the worse direction (higher latency or error rate,
 // lower throughput) is a regression. With `max_regression_pct` set, the
@@ -78,7 +80,8 @@ struct CompareResult {
   int regressions = 0;
   int improvements = 0;
   bool failed = false;  // a regression exceeded max_regression_pct
-  double loop_lag_floor_ms = 0;
+  double loop_lag_floor_ms = 0;       // p50 rows
+  double tail_loop_lag_floor_ms = 0;  // p90 and p99 rows
   std::optional<double> max_regression_pct;
   std::vector<std::string> notes;
 };
