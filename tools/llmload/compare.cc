@@ -1,6 +1,7 @@
 #include "tools/llmload/compare.h"
 
 #include <algorithm>
+#include <array>
 #include <cstddef>
 #include <cmath>
 #include <functional>
@@ -125,6 +126,31 @@ double RatioError(const std::vector<std::pair<double, double>>& windows, const C
   return StdDev(samples);
 }
 
+// The standard error of the run's p50/p90/p99 of `m` from order statistics
+// (distribution-free, i.i.d. samples): the ranks n*q -/+ z*sqrt(n*q*(1-q))
+// bound a z-sigma interval of the q-quantile; half its width over z.
+std::array<double, 3> OrderStatisticErrors(const v1::RunStats& s, v1::Metric m, double z) {
+  std::array<double, 3> out{};
+  for (const v1::HistogramDelta& d : s.histograms()) {
+    if (d.metric() != m) {
+      continue;
+    }
+    absl::StatusOr<Histogram> h = Histogram::Decode(d.encoded());
+    if (!h.ok() || h->Empty() || z <= 0) {
+      return out;
+    }
+    const auto n = static_cast<double>(h->Count());
+    for (size_t p = 0; p < 3; ++p) {
+      const double q = kPercentiles[p] / 100;
+      const double spread = z * std::sqrt(n * q * (1 - q)) / n;
+      const double lo = std::clamp(q - spread, 0.0, 1.0) * 100;
+      const double hi = std::clamp(q + spread, 0.0, 1.0) * 100;
+      out[p] = static_cast<double>(h->Percentile(hi) - h->Percentile(lo)) / 1000 / 2 / z;
+    }
+  }
+  return out;
+}
+
 const v1::MetricStats* FindMetric(const v1::RunStats& s, std::string_view name) {
   for (const v1::MetricStats& m : s.metrics()) {
     if (m.metric() == name) {
@@ -172,6 +198,7 @@ bool Wanted(const CompareOptions& o, const std::string& metric, const std::strin
 struct LoopLag {
   double least_ms = 0;
   double median_ms = 0;
+  double most_ms = 0;
 };
 
 LoopLag TypicalLoopLag(const v1::RunStats& s) {
@@ -188,6 +215,7 @@ LoopLag TypicalLoopLag(const v1::RunStats& s) {
   std::sort(lags.begin(), lags.end());
   out.least_ms = lags.front();
   out.median_ms = lags[lags.size() / 2];
+  out.most_ms = lags.back();
   return out;
 }
 
@@ -259,6 +287,7 @@ CompareResult Compare(const v1::RunStats& a, const v1::RunStats& b, const Compar
   const LoopLag lag_b = TypicalLoopLag(b);
   r.loop_lag_floor_ms = std::max(lag_a.least_ms, lag_b.least_ms);
   r.tail_loop_lag_floor_ms = std::max(lag_a.median_ms, lag_b.median_ms);
+  r.p99_loop_lag_floor_ms = std::max(lag_a.most_ms, lag_b.most_ms);
   for (v1::Metric m : metrics::AllMetrics()) {
     const std::string name(metrics::MetricName(m));
     const v1::MetricStats* ma = FindMetric(a, name);
@@ -278,8 +307,16 @@ CompareResult Compare(const v1::RunStats& a, const v1::RunStats& b, const Compar
     const std::vector<SparseBuckets> wb = MetricWindows(b, m);
     const bool known = static_cast<int>(wa.size()) >= o.min_windows &&
                        static_cast<int>(wb.size()) >= o.min_windows;
-    const std::array<double, 3> ea = PercentileErrors(wa, o, salt * 2);
-    const std::array<double, 3> eb = PercentileErrors(wb, o, salt * 2 + 1);
+    std::array<double, 3> ea = PercentileErrors(wa, o, salt * 2);
+    std::array<double, 3> eb = PercentileErrors(wb, o, salt * 2 + 1);
+    // The windows' spread misses how few samples a tail rests on: take the
+    // larger of it and the order-statistic error of the whole run.
+    const std::array<double, 3> oa = OrderStatisticErrors(a, m, o.z);
+    const std::array<double, 3> ob = OrderStatisticErrors(b, m, o.z);
+    for (size_t p = 0; p < 3; ++p) {
+      ea[p] = std::max(ea[p], oa[p]);
+      eb[p] = std::max(eb[p], ob[p]);
+    }
     for (size_t p = 0; p < 3; ++p) {
       if (!Wanted(o, name, kPercentileNames[p])) {
         continue;
@@ -292,7 +329,9 @@ CompareResult Compare(const v1::RunStats& a, const v1::RunStats& b, const Compar
       row.b = PercentileOf(*mb, p);
       row.resolution = resolution;
       row.noise_known = known;
-      Judge(row, ea[p], eb[p], p == 0 ? r.loop_lag_floor_ms : r.tail_loop_lag_floor_ms, o);
+      const double floor = p == 0 ? r.loop_lag_floor_ms
+                                  : (p == 1 ? r.tail_loop_lag_floor_ms : r.p99_loop_lag_floor_ms);
+      Judge(row, ea[p], eb[p], floor, o);
       r.rows.push_back(row);
     }
   }
@@ -408,8 +447,9 @@ std::string FormatCompare(const CompareResult& r) {
   absl::StrAppend(&out, "\n", r.regressions, " regression(s), ", r.improvements,
                   " improvement(s) beyond the histograms' resolution, the runs' "
                   "window-to-window noise and the generator's loop lag (",
-                  absl::StrFormat("%.2f ms for p50, %.2f ms for the tails",
-                                  r.loop_lag_floor_ms, r.tail_loop_lag_floor_ms),
+                  absl::StrFormat("%.2f ms for p50, %.2f ms for p90, %.2f ms for p99",
+                                  r.loop_lag_floor_ms, r.tail_loop_lag_floor_ms,
+                                  r.p99_loop_lag_floor_ms),
                   ").\n");
   if (r.max_regression_pct.has_value()) {
     absl::StrAppend(&out, r.failed ? "FAILED" : "PASSED", ": ",
@@ -443,6 +483,8 @@ std::string CompareJson(const CompareResult& r) {
   j.Number(r.loop_lag_floor_ms);
   j.Key("tail_loop_lag_floor_ms");
   j.Number(r.tail_loop_lag_floor_ms);
+  j.Key("p99_loop_lag_floor_ms");
+  j.Number(r.p99_loop_lag_floor_ms);
   j.Key("rows");
   j.BeginArray();
   for (const CompareRow& row : r.rows) {

@@ -6,16 +6,18 @@
 //
 //  - the histograms' resolution (two values each within 0.05 % of the
 //    truth: 0.1 % of the larger), and
-//  - the runs' own window-to-window noise: a bootstrap over each run's time
-//    windows (windows drawn with replacement, their histograms or counters
-//    merged, the statistic recomputed) gives each run's standard error; the
-//    change must exceed `z` times the two combined, and
+//  - the runs' own noise: a bootstrap over each run's time windows (windows
+//    drawn with replacement, their histograms or counters merged, the
+//    statistic recomputed) gives each run's standard error, and for a
+//    percentile at least its order-statistic error (how many samples a tail
+//    rests on: the ranks n*q -/+ z*sqrt(n*q*(1-q)) of the merged histogram);
+//    the change must exceed `z` times the two runs' errors combined, and
 //  - for latencies, the generator's own event-loop lag: a change smaller
 //    than the delay the generator's scheduling adds cannot be told apart
 //    from it. Per window the workers report their largest lag; for p50 the
-//    floor is the smallest of those (the host's baseline jitter), for the
-//    tails (p90, p99, where lag spikes land) their median; of the two runs,
-//    the larger.
+//    floor is the smallest of those (the host's baseline jitter), for p90
+//    their median, for p99 (which the worst stall reaches) their largest; of
+//    the two runs, the larger.
 //
 // A marked change in the worse direction (higher latency or error rate,
 // lower throughput) is a regression. With `max_regression_pct` set, the
@@ -81,7 +83,8 @@ struct CompareResult {
   int improvements = 0;
   bool failed = false;  // a regression exceeded max_regression_pct
   double loop_lag_floor_ms = 0;       // p50 rows
-  double tail_loop_lag_floor_ms = 0;  // p90 and p99 rows
+  double tail_loop_lag_floor_ms = 0;  // p90 rows
+  double p99_loop_lag_floor_ms = 0;   // p99 rows
   std::optional<double> max_regression_pct;
   std::vector<std::string> notes;
 };

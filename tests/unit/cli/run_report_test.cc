@@ -328,6 +328,7 @@ TEST(CompareTest, ChangesWithinTheLoopLagOrWithTooFewWindowsAreNotMarked) {
   EXPECT_EQ(r.regressions, 0) << FormatCompare(r);
   EXPECT_EQ(r.loop_lag_floor_ms, 50);
   EXPECT_EQ(r.tail_loop_lag_floor_ms, 50);
+  EXPECT_EQ(r.p99_loop_lag_floor_ms, 50);
   // Two windows: the noise is unknown.
   r = Compare(Stats("a", 2, 20000), Stats("b", 2, 30000), Quick());
   EXPECT_EQ(r.regressions, 0);
