@@ -530,6 +530,18 @@ void CheckObjectives(const v1::Objectives& o, Checker& check) {
   }
 }
 
+void CheckRecords(const v1::RecordsSpec& r, Checker& check) {
+  if (!(r.sample_rate() >= 0 && r.sample_rate() <= 1)) {
+    check.Invalid("spec.records.sampleRate",
+                  absl::StrCat("must be in (0, 1] (0: no records), got ", r.sample_rate()));
+  }
+  if (r.max_records() < 0 || r.max_records() > kMaxRecords) {
+    check.Invalid("spec.records.maxRecords",
+                  absl::StrCat("must be between 1 and ", kMaxRecords, " (0: ",
+                               kDefaultMaxRecords, "), got ", r.max_records()));
+  }
+}
+
 void CheckLabels(const v1::RunSpec& spec, Checker& check) {
   if (spec.labels_size() > kMaxLabels) {
     check.Invalid("spec.labels",
@@ -574,6 +586,7 @@ absl::Status ValidateRunSpec(const v1::RunSpec& spec) {
   CheckThresholds(spec, check);
   CheckObjectives(spec.objectives(), check);
   CheckLabels(spec, check);
+  CheckRecords(spec.records(), check);
   if (spec.max_workers() < 0) {
     check.Invalid("spec.maxWorkers",
                   absl::StrCat("must be >= 0 (0: all attached workers), got ", spec.max_workers()));
@@ -592,6 +605,9 @@ void ApplyDefaults(v1::RunSpec* spec) {
   }
   for (v1::Threshold& t : *spec->mutable_thresholds()) {
     t.set_kind(load::KindOf(t));
+  }
+  if (spec->records().sample_rate() > 0 && spec->records().max_records() == 0) {
+    spec->mutable_records()->set_max_records(kDefaultMaxRecords);
   }
 }
 

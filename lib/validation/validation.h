@@ -35,12 +35,16 @@ inline constexpr int kMaxLabels = 64;
 inline constexpr int kMaxLabelValueLength = 256;
 inline constexpr int kMaxThresholds = 64;
 inline constexpr int kMaxStages = 100;  // open-model ramp stages
+// Per-request records (spec.records): the cap's default and largest value.
+inline constexpr int kDefaultMaxRecords = 10000;
+inline constexpr int kMaxRecords = 1000000;
 
 absl::Status ValidateRunSpec(const v1::RunSpec& spec);
 
 // Fills the defaults a validated spec leaves implicit, so workers and reports
 // see explicit values: load.closed.maxConcurrent 0 -> clients,
-// load.open.distribution -> POISSON, thresholds[].kind inferred from metric.
+// load.open.distribution -> POISSON, thresholds[].kind inferred from metric,
+// records.maxRecords 0 -> kDefaultMaxRecords when records are on.
 void ApplyDefaults(v1::RunSpec* spec);
 
 }  // namespace llmload::validation

@@ -14,7 +14,7 @@ LLMLOAD_BUILD_PACKAGES=(
 )
 # Packages the test suite needs on top.
 LLMLOAD_TEST_PACKAGES=(
-  libgtest-dev libgmock-dev clang libclang-rt-14-dev prometheus
+  libgtest-dev libgmock-dev clang libclang-rt-14-dev prometheus chromium
 )
 
 log() { printf '%s %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*" >&2; }

@@ -114,6 +114,7 @@ absl::Status CollectorServer::Start(const CollectorConfig& config,
   scheduler_->RunAt(Scheduler::Now() + retention_sweep_, [this] { Sweep(); });
   CollectorServiceImpl::Options options;
   options.max_in_flight = config.max_in_flight_per_stream;
+  options.store = store_.get();
   service_ = std::make_unique<CollectorServiceImpl>(pipeline_.get(), &registry_,
                                                     scheduler_.get(), options);
 

@@ -367,6 +367,91 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::RunStats> {
   absl::Time next_due_ ABSL_GUARDED_BY(mu_);
 };
 
+// One GetRunRecords stream: reads a page, writes it, reads the next when the
+// write is done. Exactly one write is in flight until Finish.
+class RecordsReactor final : public grpc::ServerWriteReactor<v1::RequestRecords> {
+ public:
+  RecordsReactor(const RunRegistry* registry, BatchStore* store,
+                 const v1::GetRunRecordsRequest& request, int page_batches, int per_message)
+      : store_(store),
+        run_id_(request.run_id()),
+        page_batches_(std::max(1, page_batches)),
+        per_message_(std::max(1, per_message)) {
+    if (run_id_.empty()) {
+      Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "run_id is empty"));
+      return;
+    }
+    if (store_ == nullptr) {
+      Finish(grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "this collector keeps no records"));
+      return;
+    }
+    if (!registry->HasRun(run_id_)) {
+      Finish(grpc::Status(grpc::StatusCode::NOT_FOUND,
+                          "run \"" + run_id_ + "\" has no statistics: no batch of it was ingested"));
+      return;
+    }
+    Next();
+  }
+
+  void OnWriteDone(bool ok) override {
+    if (!ok) {
+      Finish(grpc::Status(grpc::StatusCode::CANCELLED, "records stream cancelled"));
+      return;
+    }
+    Next();
+  }
+
+  void OnDone() override { delete this; }
+
+ private:
+  // Fills message_ with the next records and writes it, or finishes.
+  void Next() {
+    message_.Clear();
+    message_.set_run_id(run_id_);
+    // Records left over from the previous page first.
+    while (!pending_.empty() && message_.records_size() < per_message_) {
+      *message_.add_records() = std::move(pending_.front());
+      pending_.pop_front();
+    }
+    while (!done_ && message_.records_size() < per_message_) {
+      absl::StatusOr<int64_t> last = store_->ReadRunPage(
+          run_id_, after_row_, page_batches_, [&](int64_t, const v1::SampleBatch& batch) {
+            for (const v1::RequestRecord& r : batch.records()) {
+              v1::RequestRecord out = r;
+              out.set_worker_id(batch.worker_id());
+              if (message_.records_size() < per_message_) {
+                *message_.add_records() = std::move(out);
+              } else {
+                pending_.push_back(std::move(out));
+              }
+            }
+          });
+      if (!last.ok()) {
+        Finish(ToGrpcStatus(last.status()));
+        return;
+      }
+      done_ = *last == after_row_;
+      after_row_ = *last;
+    }
+    if (message_.records_size() == 0) {
+      Finish(grpc::Status::OK);
+      return;
+    }
+    StartWrite(&message_);
+  }
+
+  BatchStore* const store_;
+  const std::string run_id_;
+  const int page_batches_;
+  const int per_message_;
+  // Touched only by the reaction that runs (one at a time: a write is in
+  // flight between them).
+  v1::RequestRecords message_;
+  std::deque<v1::RequestRecord> pending_;
+  int64_t after_row_ = 0;
+  bool done_ = false;
+};
+
 }  // namespace
 
 absl::Duration WatchInterval(uint32_t interval_ms) {
@@ -390,8 +475,8 @@ grpc::ServerUnaryReactor* CollectorServiceImpl::GetRunStats(grpc::CallbackServer
                                                             v1::RunStats* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   // A snapshot under the registry's reader lock: CPU only, no I/O.
-  absl::StatusOr<v1::RunStats> stats =
-      registry_->GetRunStats(request->run_id(), request->per_worker(), request->windows());
+  absl::StatusOr<v1::RunStats> stats = registry_->GetRunStats(
+      request->run_id(), request->per_worker(), request->windows(), request->histograms());
   if (stats.ok()) {
     *response = *std::move(stats);
   }
@@ -402,6 +487,13 @@ grpc::ServerUnaryReactor* CollectorServiceImpl::GetRunStats(grpc::CallbackServer
 grpc::ServerWriteReactor<v1::RunStats>* CollectorServiceImpl::WatchRunStats(
     grpc::CallbackServerContext* context, const v1::WatchRunStatsRequest* request) {
   return new WatchReactor(registry_, scheduler_, *request, options_.watch_poll);
+}
+
+grpc::ServerWriteReactor<v1::RequestRecords>* CollectorServiceImpl::GetRunRecords(
+    grpc::CallbackServerContext* context, const v1::GetRunRecordsRequest* request) {
+  (void)context;
+  return new RecordsReactor(registry_, options_.store, *request, options_.records_page_batches,
+                            options_.records_per_message);
 }
 
 }  // namespace llmload::collector

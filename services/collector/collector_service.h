@@ -13,6 +13,9 @@
 //  - WatchRunStats: a snapshot every interval (the first at once) until the
 //    client cancels or the run is complete; the Scheduler thread wakes the
 //    stream up. A run that does not exist yet is polled for, silently.
+//  - GetRunRecords: the run's per-request records, read from the store a
+//    page of batches at a time (one page per write, so a large run never
+//    sits in memory whole; each read holds the store only briefly).
 //
 // Thread-safe. The pipeline, registry and scheduler must outlive the gRPC
 // server that serves this service.
@@ -28,6 +31,7 @@
 #include "services/collector/ingest_pipeline.h"
 #include "services/collector/run_registry.h"
 #include "services/collector/scheduler.h"
+#include "services/collector/store.h"
 
 namespace llmload::collector {
 
@@ -41,6 +45,11 @@ class CollectorServiceImpl final : public v1::Collector::CallbackService {
     size_t max_in_flight = 64;
     // How often a watcher checks for a run that has no batch yet.
     absl::Duration watch_poll = absl::Milliseconds(100);
+    // Where GetRunRecords reads stored batches; null: UNIMPLEMENTED.
+    BatchStore* store = nullptr;
+    // GetRunRecords: stored batches read per page, and records per message.
+    int records_page_batches = 64;
+    int records_per_message = 4096;
   };
 
   CollectorServiceImpl(IngestPipeline* pipeline, const RunRegistry* registry,
@@ -57,6 +66,8 @@ class CollectorServiceImpl final : public v1::Collector::CallbackService {
                                         v1::RunStats* response) override;
   grpc::ServerWriteReactor<v1::RunStats>* WatchRunStats(
       grpc::CallbackServerContext* context, const v1::WatchRunStatsRequest* request) override;
+  grpc::ServerWriteReactor<v1::RequestRecords>* GetRunRecords(
+      grpc::CallbackServerContext* context, const v1::GetRunRecordsRequest* request) override;
 
  private:
   IngestPipeline* const pipeline_;

@@ -5,6 +5,7 @@
 #include <tuple>
 #include <utility>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "lib/common/log.h"
 
@@ -75,6 +76,29 @@ void IngestPipeline::Loop() {
   }
 }
 
+void IngestPipeline::CapRecords(v1::SampleBatch& batch,
+                                absl::flat_hash_map<std::string, uint64_t>& room) {
+  if (batch.records_size() == 0) {
+    return;
+  }
+  auto it = room.find(batch.run_id());
+  if (it == room.end()) {
+    it = room.emplace(batch.run_id(), registry_->RecordRoom(batch.run_id())).first;
+  }
+  const auto n = static_cast<uint64_t>(batch.records_size());
+  if (n <= it->second) {
+    it->second -= n;
+    return;
+  }
+  // Past the run's cap: the batch is stored without the excess, so a replay
+  // finds exactly what was kept.
+  const uint64_t excess = n - it->second;
+  batch.mutable_records()->DeleteSubrange(static_cast<int>(it->second),
+                                          static_cast<int>(excess));
+  batch.set_records_dropped(batch.records_dropped() + excess);
+  it->second = 0;
+}
+
 void IngestPipeline::Process(std::vector<Item>& group) {
   enum class Kind { kStore, kDuplicate, kRejected, kDuplicateInGroup };
   struct Plan {
@@ -87,6 +111,8 @@ void IngestPipeline::Process(std::vector<Item>& group) {
   // Keys stored by this group: a second copy in the same group is a duplicate
   // (and its ack, like every ack, waits for the commit).
   absl::flat_hash_set<std::tuple<std::string, std::string, uint64_t>> keys;
+  // Per-request records this group adds per run, against the run's cap.
+  absl::flat_hash_map<std::string, uint64_t> room;
 
   for (size_t i = 0; i < group.size(); ++i) {
     const v1::SampleBatch& batch = group[i].batch;
@@ -102,6 +128,7 @@ void IngestPipeline::Process(std::vector<Item>& group) {
     } else if (!keys.emplace(batch.run_id(), batch.worker_id(), batch.sequence()).second) {
       plan.kind = Kind::kDuplicateInGroup;
     } else {
+      CapRecords(group[i].batch, room);
       to_store.push_back(&batch);
     }
     plans.push_back(std::move(plan));

@@ -24,6 +24,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/functional/any_invocable.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
@@ -70,6 +71,10 @@ class IngestPipeline {
 
   void Loop() ABSL_LOCKS_EXCLUDED(mu_);
   void Process(std::vector<Item>& group);
+  // Drops the per-request records that would take the batch's run past
+  // RunRegistry::kMaxRecordsPerRun (`room`: what is left per run, counting
+  // the batches of this group already planned), counting them as dropped.
+  void CapRecords(v1::SampleBatch& batch, absl::flat_hash_map<std::string, uint64_t>& room);
 
   BatchStore* const store_;
   RunRegistry* const registry_;

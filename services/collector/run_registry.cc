@@ -62,6 +62,27 @@ absl::Status CheckFields(const v1::SampleBatch& batch) {
   if (!(batch.worker_loop_lag_ms() >= 0) || !(batch.worker_loop_lag_ms() < 1e9)) {
     return absl::InvalidArgumentError("worker_loop_lag_ms must be in [0, 1e9)");
   }
+  if (batch.records_size() > RunRegistry::kMaxRecordsPerBatch) {
+    return absl::InvalidArgumentError("a batch carries at most " +
+                                      std::to_string(RunRegistry::kMaxRecordsPerBatch) +
+                                      " records");
+  }
+  if (batch.records_dropped() > (uint64_t{1} << 40)) {
+    return absl::InvalidArgumentError("records_dropped is implausibly large");
+  }
+  for (const v1::RequestRecord& r : batch.records()) {
+    if (r.start_us() < 0 || r.intended_start_us() < 0 || r.ttft_us() < 0 || r.e2e_us() < 0 ||
+        r.client_id() < 0 || r.request_index() < 0) {
+      return absl::InvalidArgumentError("records: times, client_id and request_index must be >= 0");
+    }
+    if (!v1::Counter_IsValid(r.outcome()) ||
+        (r.outcome() != v1::REQUESTS_OK && !metrics::IsRequestFailureCounter(r.outcome()))) {
+      return absl::InvalidArgumentError("records: outcome must be requests_ok or a failure class");
+    }
+    if (!r.worker_id().empty()) {
+      return absl::InvalidArgumentError("records: worker_id is the batch's; leave it empty");
+    }
+  }
   return absl::OkStatus();
 }
 
@@ -296,6 +317,8 @@ absl::StatusOr<ApplyResult> RunRegistry::Apply(const v1::SampleBatch& batch) {
   if (!batch.protocol().empty()) {
     run.protocol = batch.protocol();
   }
+  run.records += static_cast<uint64_t>(batch.records_size());
+  run.records_dropped += batch.records_dropped();
   worker.sequences.Insert(batch.sequence());
   ++run.batches;
   ++worker.batches;
@@ -320,7 +343,7 @@ absl::StatusOr<ApplyResult> RunRegistry::Apply(const v1::SampleBatch& batch) {
 }
 
 v1::RunStats BuildRunStats(std::string_view run_id, const RunState& run, bool per_worker,
-                           bool windows) {
+                           bool windows, bool histograms) {
   v1::RunStats stats;
   stats.set_run_id(std::string(run_id));
   std::unique_ptr<metrics::MetricSet> rebuilt;
@@ -342,6 +365,17 @@ v1::RunStats BuildRunStats(std::string_view run_id, const RunState& run, bool pe
   stats.set_batches(run.batches);
   stats.set_active_sessions(run.ActiveSessions());
   stats.set_complete(run.Complete());
+  stats.set_records(run.records);
+  stats.set_records_dropped(run.records_dropped);
+  if (histograms) {
+    for (v1::Metric m : metrics::AllMetrics()) {
+      if (const histogram::Histogram& h = merged.Hist(m); !h.Empty()) {
+        v1::HistogramDelta* d = stats.add_histograms();
+        d->set_metric(m);
+        d->set_encoded(h.Encode());
+      }
+    }
+  }
   if (per_worker) {
     for (const auto& [id, w] : run.workers) {
       v1::WorkerStats* ws = stats.add_workers();
@@ -358,15 +392,28 @@ v1::RunStats BuildRunStats(std::string_view run_id, const RunState& run, bool pe
     }
   }
   if (windows) {
-    for (v1::WindowStats& w : run.windows.Build()) {
+    for (v1::WindowStats& w : run.windows.Build(histograms)) {
       *stats.add_windows() = std::move(w);
     }
   }
   return stats;
 }
 
+uint64_t RunRegistry::RecordRoom(std::string_view run_id) const {
+  absl::ReaderMutexLock lock(&mu_);
+  auto it = runs_.find(run_id);
+  const uint64_t held = it == runs_.end() ? 0 : it->second.records;
+  return held >= kMaxRecordsPerRun ? 0 : kMaxRecordsPerRun - held;
+}
+
+bool RunRegistry::HasRun(std::string_view run_id) const {
+  absl::ReaderMutexLock lock(&mu_);
+  return runs_.find(run_id) != runs_.end();
+}
+
 absl::StatusOr<v1::RunStats> RunRegistry::GetRunStats(std::string_view run_id,
-                                                      bool per_worker, bool windows) const {
+                                                      bool per_worker, bool windows,
+                                                      bool histograms) const {
   if (run_id.empty()) {
     return absl::InvalidArgumentError("run_id is empty");
   }
@@ -376,7 +423,7 @@ absl::StatusOr<v1::RunStats> RunRegistry::GetRunStats(std::string_view run_id,
     return absl::NotFoundError("run \"" + std::string(run_id) +
                                "\" has no statistics: no batch of it was ingested");
   }
-  return BuildRunStats(run_id, it->second, per_worker, windows);
+  return BuildRunStats(run_id, it->second, per_worker, windows, histograms);
 }
 
 size_t RunRegistry::ArchiveFinished(absl::Time now, absl::Duration retention) {

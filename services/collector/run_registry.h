@@ -95,6 +95,10 @@ struct RunState {
   TimeSeries windows;
   // Target protocol name the latest batch that named one carried.
   std::string protocol;
+  // Per-request records stored with the run's batches, and those the
+  // workers (or the collector's cap) dropped.
+  uint64_t records = 0;
+  uint64_t records_dropped = 0;
   // When an ArchiveFinished pass first saw the run complete (runs without
   // intervals age from then).
   absl::Time complete_seen = absl::InfinitePast();
@@ -114,6 +118,11 @@ class RunRegistry {
  public:
   // Longest run or worker id accepted, in bytes (ids become label values).
   static constexpr size_t kMaxIdBytes = 256;
+  // Most per-request records one batch may carry, and one run may keep (the
+  // largest RunSpec.records.maxRecords); records past the run's cap are
+  // dropped before the batch is stored (see RecordRoom).
+  static constexpr int kMaxRecordsPerBatch = 100000;
+  static constexpr uint64_t kMaxRecordsPerRun = 1000000;
 
   RunRegistry() = default;
   RunRegistry(const RunRegistry&) = delete;
@@ -143,9 +152,17 @@ class RunRegistry {
   // batch of the run was applied). Metrics with samples only, in
   // metrics::AllMetrics() order; every counter by name; workers when
   // `per_worker`.
-  // `windows` adds the time series.
+  // `windows` adds the time series; `histograms` the merged encodings (of
+  // the run, and of each window when `windows`).
   absl::StatusOr<v1::RunStats> GetRunStats(std::string_view run_id, bool per_worker,
-                                           bool windows = false) const ABSL_LOCKS_EXCLUDED(mu_);
+                                           bool windows = false, bool histograms = false) const
+      ABSL_LOCKS_EXCLUDED(mu_);
+
+  // How many more per-request records the run may keep (kMaxRecordsPerRun
+  // less those it holds).
+  uint64_t RecordRoom(std::string_view run_id) const ABSL_LOCKS_EXCLUDED(mu_);
+  // True when a batch of the run was applied.
+  bool HasRun(std::string_view run_id) const ABSL_LOCKS_EXCLUDED(mu_);
 
   // Archives every complete run whose data ended (newest interval end, or
   // when first seen complete if it has none) at least `retention` before
@@ -185,6 +202,6 @@ class RunRegistry {
 
 // Statistics of one merged state, shared by GetRunStats and tests.
 v1::RunStats BuildRunStats(std::string_view run_id, const RunState& run, bool per_worker,
-                           bool windows = false);
+                           bool windows = false, bool histograms = false);
 
 }  // namespace llmload::collector

@@ -75,6 +75,7 @@ absl::StatusOr<std::unique_ptr<SqliteBatchStore>> SqliteBatchStore::Open(
 }
 
 SqliteBatchStore::~SqliteBatchStore() {
+  absl::MutexLock lock(&mu_);
   sqlite3_finalize(insert_);
   // Checkpoints the WAL into the main file when this is the last connection.
   sqlite3_close_v2(db_);
@@ -103,6 +104,7 @@ absl::Status SqliteBatchStore::Exec(const char* sql) {
 }
 
 absl::Status SqliteBatchStore::Init() {
+  absl::MutexLock lock(&mu_);
   sqlite3_busy_timeout(db_, kBusyTimeoutMs);
   sqlite3_extended_result_codes(db_, 1);
   // The exclusive locking mode must be set before entering WAL so the WAL
@@ -183,6 +185,7 @@ absl::Status SqliteBatchStore::Insert(absl::Span<const v1::SampleBatch* const> b
   if (batches.empty()) {
     return absl::OkStatus();
   }
+  absl::MutexLock lock(&mu_);
   if (absl::Status s = Exec("BEGIN IMMEDIATE"); !s.ok()) {
     return s;
   }
@@ -224,6 +227,7 @@ absl::Status SqliteBatchStore::Insert(absl::Span<const v1::SampleBatch* const> b
 
 absl::Status SqliteBatchStore::ForEach(
     absl::FunctionRef<absl::Status(const v1::SampleBatch&)> fn) {
+  absl::MutexLock lock(&mu_);
   Stmt stmt;
   if (int rc = sqlite3_prepare_v2(db_, "SELECT id, batch FROM batches ORDER BY id", -1,
                                   stmt.out(), nullptr);
@@ -252,7 +256,46 @@ absl::Status SqliteBatchStore::ForEach(
   }
 }
 
+absl::StatusOr<int64_t> SqliteBatchStore::ReadRunPage(
+    std::string_view run_id, int64_t after_row, int limit,
+    absl::FunctionRef<void(int64_t row, const v1::SampleBatch&)> fn) {
+  absl::MutexLock lock(&mu_);
+  Stmt stmt;
+  // The UNIQUE (run_id, worker_id, sequence) index finds the run's rows.
+  if (int rc = sqlite3_prepare_v2(db_,
+                                  "SELECT id, batch FROM batches WHERE run_id = ?1 AND id > ?2 "
+                                  "ORDER BY id LIMIT ?3",
+                                  -1, stmt.out(), nullptr);
+      rc != SQLITE_OK) {
+    return Error(rc, "reading a run's batches");
+  }
+  sqlite3_bind_text(stmt.get(), 1, run_id.data(), static_cast<int>(run_id.size()),
+                    SQLITE_STATIC);
+  sqlite3_bind_int64(stmt.get(), 2, after_row);
+  sqlite3_bind_int(stmt.get(), 3, limit);
+  int64_t last = after_row;
+  v1::SampleBatch batch;
+  while (true) {
+    const int rc = sqlite3_step(stmt.get());
+    if (rc == SQLITE_DONE) {
+      return last;
+    }
+    if (rc != SQLITE_ROW) {
+      return Error(rc, "reading a run's batches");
+    }
+    last = sqlite3_column_int64(stmt.get(), 0);
+    const void* blob = sqlite3_column_blob(stmt.get(), 1);
+    const int size = sqlite3_column_bytes(stmt.get(), 1);
+    if (!batch.ParseFromArray(blob, size)) {
+      return absl::DataLossError("stored batch row " + std::to_string(last) + " in " + path_ +
+                                 " does not parse");
+    }
+    fn(last, batch);
+  }
+}
+
 absl::StatusOr<int64_t> SqliteBatchStore::Count() {
+  absl::MutexLock lock(&mu_);
   Stmt stmt;
   if (int rc = sqlite3_prepare_v2(db_, "SELECT COUNT(*) FROM batches", -1, stmt.out(), nullptr);
       rc != SQLITE_OK) {

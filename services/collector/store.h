@@ -17,18 +17,21 @@
 // exclusive lock: a second collector on the same file fails at start-up
 // instead of acking batches the first one never sees.
 //
-// Thread-compatible: the ingest pipeline's writer thread is the only user
-// once the collector serves.
+// Thread-safe: the ingest pipeline's writer thread inserts while the
+// GetRunRecords streams read pages of one run's batches; one mutex serializes
+// them (the connection is opened without SQLite's own mutex).
 
 #pragma once
 
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/types/span.h"
 #include "llmload/v1/stats.pb.h"
 
@@ -50,6 +53,14 @@ class BatchStore {
   // at, and returns, the first error of `fn`.
   virtual absl::Status ForEach(
       absl::FunctionRef<absl::Status(const v1::SampleBatch&)> fn) = 0;
+
+  // One page of a run's stored batches: those of `run_id` stored after the
+  // row `after_row` (0: from the start), at most `limit` of them, in the
+  // order they were stored; `fn` gets each with its row. Returns the row of
+  // the last batch read, or `after_row` when there was none.
+  virtual absl::StatusOr<int64_t> ReadRunPage(
+      std::string_view run_id, int64_t after_row, int limit,
+      absl::FunctionRef<void(int64_t row, const v1::SampleBatch&)> fn) = 0;
 };
 
 class SqliteBatchStore final : public BatchStore {
@@ -64,6 +75,9 @@ class SqliteBatchStore final : public BatchStore {
   // BatchStore
   absl::Status Insert(absl::Span<const v1::SampleBatch* const> batches) override;
   absl::Status ForEach(absl::FunctionRef<absl::Status(const v1::SampleBatch&)> fn) override;
+  absl::StatusOr<int64_t> ReadRunPage(
+      std::string_view run_id, int64_t after_row, int limit,
+      absl::FunctionRef<void(int64_t row, const v1::SampleBatch&)> fn) override;
 
   // Number of stored batches.
   absl::StatusOr<int64_t> Count();
@@ -72,12 +86,13 @@ class SqliteBatchStore final : public BatchStore {
  private:
   SqliteBatchStore(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
   absl::Status Init();
-  absl::Status Exec(const char* sql);
-  absl::Status Error(int rc, const char* what) const;
+  absl::Status Exec(const char* sql) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status Error(int rc, const char* what) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
-  sqlite3* db_;
+  mutable absl::Mutex mu_;
+  sqlite3* db_ ABSL_GUARDED_BY(mu_);
   std::string path_;
-  sqlite3_stmt* insert_ = nullptr;
+  sqlite3_stmt* insert_ ABSL_GUARDED_BY(mu_) = nullptr;
 };
 
 }  // namespace llmload::collector

@@ -49,6 +49,15 @@ void SparseHistogram::MergeInto(histogram::Histogram& out) const {
   }
 }
 
+std::string SparseHistogram::EncodeMerged() const {
+  if (parts_.size() == 1) {
+    return parts_.front();
+  }
+  histogram::Histogram& scratch = Scratch();
+  MergeInto(scratch);
+  return scratch.Encode();
+}
+
 histogram::Histogram SparseHistogram::ToDense() const {
   histogram::Histogram h;
   MergeInto(h);
@@ -133,7 +142,28 @@ void SparseMetricSet::FillMetrics(
   }
 }
 
+void SparseMetricSet::FillHistograms(
+    google::protobuf::RepeatedPtrField<v1::HistogramDelta>& out) const {
+  for (v1::Metric m : metrics::AllMetrics()) {
+    if (hists_[m].Empty()) {
+      continue;
+    }
+    v1::HistogramDelta* d = out.Add();
+    d->set_metric(m);
+    d->set_encoded(hists_[m].EncodeMerged());
+  }
+}
+
 // ---- TimeSeries ----
+
+void TimeSeries::WorkerGauge::Merge(const WorkerGauge& other) {
+  if (other.sequence > sequence) {
+    sequence = other.sequence;
+    active_sessions = other.active_sessions;
+  }
+  max_cpu_percent = std::max(max_cpu_percent, other.max_cpu_percent);
+  max_loop_lag_ms = std::max(max_loop_lag_ms, other.max_loop_lag_ms);
+}
 
 std::vector<TimeSeries::Tier> TimeSeries::DefaultTiers() {
   constexpr int64_t kMinuteUs = 60 * kSecondUs;
@@ -182,6 +212,15 @@ void TimeSeries::Add(const v1::SampleBatch& batch,
   Window& w = windows_[tier][AlignDown(mid, tiers_[tier].width_us)];
   w.set.AddBatch(batch, counts);
   ++w.batches;
+  WorkerGauge gauge;
+  gauge.sequence = batch.sequence();
+  gauge.active_sessions = batch.active_sessions();
+  gauge.max_cpu_percent = batch.worker_cpu_percent();
+  gauge.max_loop_lag_ms = batch.worker_loop_lag_ms();
+  auto [it, inserted] = w.workers.try_emplace(batch.worker_id(), gauge);
+  if (!inserted) {
+    it->second.Merge(gauge);
+  }
   if (newer) {
     Age();
   }
@@ -199,13 +238,19 @@ void TimeSeries::Age() {
       Window& coarse = windows_[k + 1][AlignDown(it->first, next_width)];
       coarse.set.Merge(it->second.set);
       coarse.batches += it->second.batches;
+      for (const auto& [worker, gauge] : it->second.workers) {
+        auto [c, inserted] = coarse.workers.try_emplace(worker, gauge);
+        if (!inserted) {
+          c->second.Merge(gauge);
+        }
+      }
       tier.erase(it);
       coarse.set.Compact();
     }
   }
 }
 
-std::vector<v1::WindowStats> TimeSeries::Build() const {
+std::vector<v1::WindowStats> TimeSeries::Build(bool histograms) const {
   std::vector<v1::WindowStats> out;
   out.reserve(NumWindows());
   // Coarser tiers hold older data: walk from the last tier to the first.
@@ -220,6 +265,21 @@ std::vector<v1::WindowStats> TimeSeries::Build() const {
         if (const uint64_t v = w.set.Get(c); v != 0) {
           (*ws.mutable_counters())[std::string(metrics::CounterName(c))] = v;
         }
+      }
+      int64_t sessions = 0;
+      for (const auto& [worker, gauge] : w.workers) {
+        v1::WorkerWindow* ww = ws.add_workers();
+        ww->set_worker_id(worker);
+        ww->set_active_sessions(gauge.active_sessions);
+        ww->set_cpu_percent(gauge.max_cpu_percent);
+        ww->set_loop_lag_ms(gauge.max_loop_lag_ms);
+        sessions += gauge.active_sessions;
+        ws.set_max_cpu_percent(std::max(ws.max_cpu_percent(), gauge.max_cpu_percent));
+        ws.set_max_loop_lag_ms(std::max(ws.max_loop_lag_ms(), gauge.max_loop_lag_ms));
+      }
+      ws.set_active_sessions(sessions);
+      if (histograms) {
+        w.set.FillHistograms(*ws.mutable_histograms());
       }
       out.push_back(std::move(ws));
     }
@@ -245,6 +305,9 @@ size_t TimeSeries::Bytes() const {
   for (const auto& tier : windows_) {
     for (const auto& [start, w] : tier) {
       n += 64 + w.set.Bytes();  // + map node
+      for (const auto& [worker, gauge] : w.workers) {
+        n += 64 + worker.capacity() + sizeof(gauge);
+      }
     }
   }
   return n;

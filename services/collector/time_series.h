@@ -19,6 +19,10 @@
 //   ts.Add(batch);               // batch already validated
 //   std::vector<v1::WindowStats> w = ts.Build();
 //
+// Each window also keeps the generator's health per worker (the sessions
+// gauge of its latest batch there, its largest CPU use and loop lag), so a
+// report can set the generator's state beside the latencies it measured.
+//
 // Ageing is driven by the data's own clock (the newest interval end seen),
 // so it is deterministic and replays identically. No I/O.
 // Thread-compatible.
@@ -28,6 +32,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <string_view>
@@ -53,6 +58,8 @@ class SparseHistogram {
   histogram::Histogram ToDense() const;
   // Merges everything added into `out`.
   void MergeInto(histogram::Histogram& out) const;
+  // The sparse encoding of everything added (one part).
+  std::string EncodeMerged() const;
   // Replaces the parts by one.
   void Compact();
   size_t Bytes() const;
@@ -76,6 +83,8 @@ class SparseMetricSet {
 
   // MetricStats of every metric with samples, in report order.
   void FillMetrics(google::protobuf::RepeatedPtrField<v1::MetricStats>& out) const;
+  // The merged encoding of every metric with samples, in report order.
+  void FillHistograms(google::protobuf::RepeatedPtrField<v1::HistogramDelta>& out) const;
 
  private:
   std::array<SparseHistogram, metrics::kNumMetrics> hists_;
@@ -102,16 +111,25 @@ class TimeSeries {
   // an interval are not placed.
   void Add(const v1::SampleBatch& batch,
            const std::array<uint64_t, metrics::kNumMetrics>& counts);
-  // Windows oldest first.
-  std::vector<v1::WindowStats> Build() const;
+  // Windows oldest first; `histograms` adds each window's merged encodings.
+  std::vector<v1::WindowStats> Build(bool histograms = false) const;
   size_t NumWindows() const;
   size_t Bytes() const;
   int64_t newest_us() const { return newest_us_; }
 
  private:
+  // One worker's health in one window.
+  struct WorkerGauge {
+    uint64_t sequence = 0;  // of the batch the sessions gauge came from
+    int64_t active_sessions = 0;
+    double max_cpu_percent = 0;
+    double max_loop_lag_ms = 0;
+    void Merge(const WorkerGauge& other);
+  };
   struct Window {
     SparseMetricSet set;
     uint64_t batches = 0;
+    std::map<std::string, WorkerGauge, std::less<>> workers;
   };
   static int64_t AlignDown(int64_t t, int64_t width);
   // The tier a window holding time `t` belongs to now.

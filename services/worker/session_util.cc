@@ -97,13 +97,18 @@ RequestOutcome RequestMeter::Complete(metrics::MetricSet& m, Clock::time_point d
   out.e2e_us = Micros(done_at - origin());
   out.tokens = tokens;
   out.mean_itl_us = chunks_ > 0 && tokens > 1 ? Micros(last_at_ - first_at_) / (tokens - 1) : 0;
+  out.counter = v1::REQUESTS_OK;
+  out.chunks = chunks_;
+  out.sent_at = send_at_;
   return out;
 }
 
 RequestOutcome RequestMeter::Fail(metrics::MetricSet& m, v1::Counter counter) {
   m.Add(counter);
   m.Add(v1::CYCLES);
-  return RequestOutcome{};
+  RequestOutcome out;
+  out.counter = counter;
+  return out;
 }
 
 }  // namespace llmload::worker

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cassert>
 #include <cstdlib>
+#include <iterator>
 #include <latch>
 #include <random>
 
@@ -158,7 +159,8 @@ std::vector<int64_t> SplitEvenly(int64_t total, int parts) {
 
 LoopShard::LoopShard(net::io_context& ioc, std::shared_ptr<const ShardSettings> settings,
                      std::deque<int32_t> clients, int32_t limit, std::atomic<int>* loops_remaining,
-                     std::atomic<int64_t>* active_sessions, LoopLoad load)
+                     std::atomic<int64_t>* active_sessions, LoopLoad load,
+                     int64_t records_cap)
     : ioc_(ioc),
       settings_(std::move(settings)),
       pending_(std::move(clients)),
@@ -166,6 +168,7 @@ LoopShard::LoopShard(net::io_context& ioc, std::shared_ptr<const ShardSettings> 
       loops_remaining_(loops_remaining),
       active_sessions_(active_sessions),
       load_(load),
+      records_left_(records_cap),
       rng_(load.seed),
       end_timer_(ioc),
       arrival_timer_(ioc) {
@@ -304,7 +307,7 @@ NextStep LoopShard::NextRequest(Session* session, int64_t requests_done) {
     step.intended = it->second;
     step.from_intended = true;
     assigned_.erase(it);
-    OpenRequest(session);
+    OpenRequest(session, step);
     return step;
   }
   if (s.model == LoadModel::kClosed && requests_done >= s.cycles_per_client) {
@@ -323,16 +326,58 @@ NextStep LoopShard::NextRequest(Session* session, int64_t requests_done) {
   step.cycle = requests_done + 1;
   step.intended = intended;
   metrics().Add(v1::OFFERED);
-  OpenRequest(session);
+  OpenRequest(session, step);
   return step;
 }
 
-void LoopShard::OpenRequest(Session* session) {
+void LoopShard::OpenRequest(Session* session, const NextStep& step) {
   auto it = live_.find(session);
   if (it != live_.end()) {
     assert(!it->second.request_open && "a session asked for a request with one still open");
     it->second.request_open = true;
+    if (settings_->records.has_value()) {
+      it->second.cycle = step.cycle;
+      it->second.handed_at = Clock::now();
+      it->second.intended = step.intended;
+      it->second.from_intended = step.from_intended;
+    }
   }
+}
+
+void LoopShard::Record(int32_t client, int64_t cycle, Clock::time_point handed_at,
+                       Clock::time_point intended, bool from_intended,
+                       const RequestOutcome& outcome) {
+  if (!settings_->records->Keep(client, cycle)) {
+    return;
+  }
+  RecordBuffer& buf = active_ == &sets_[0] ? records_[0] : records_[1];
+  if (records_left_ <= 0) {
+    ++buf.dropped;
+    return;
+  }
+  --records_left_;
+  const auto unix_us = [&](Clock::time_point t) {
+    return std::chrono::duration_cast<std::chrono::microseconds>(t.time_since_epoch()).count() +
+           settings_->unix_minus_steady_us;
+  };
+  // A failure reported without its meter: times from when it was handed out.
+  const Clock::time_point sent =
+      outcome.sent_at != Clock::time_point{} ? outcome.sent_at : handed_at;
+  const Clock::time_point origin = from_intended ? intended : sent;
+  v1::RequestRecord& r = buf.records.emplace_back();
+  r.set_start_us(unix_us(sent));
+  r.set_intended_start_us(unix_us(from_intended ? intended : sent));
+  r.set_ttft_us(static_cast<int64_t>(outcome.ttft_us));
+  r.set_e2e_us(outcome.ok ? static_cast<int64_t>(outcome.e2e_us)
+                          : std::max<int64_t>(0, std::chrono::duration_cast<std::chrono::microseconds>(
+                                                     Clock::now() - origin)
+                                                     .count()));
+  r.set_tokens(outcome.tokens);
+  r.set_chunks(outcome.chunks);
+  r.set_outcome(outcome.counter != v1::COUNTER_UNSPECIFIED ? outcome.counter
+                                                           : v1::PROTOCOL_ERROR);
+  r.set_client_id(client);
+  r.set_request_index(cycle);
 }
 
 void LoopShard::RequestDone(Session* session, const RequestOutcome& outcome) {
@@ -341,6 +386,10 @@ void LoopShard::RequestDone(Session* session, const RequestOutcome& outcome) {
          "RequestDone for a request NextRequest did not hand out");
   if (it != live_.end()) {
     it->second.request_open = false;
+    if (settings_->records.has_value()) {
+      Record(it->second.client, it->second.cycle, it->second.handed_at, it->second.intended,
+             it->second.from_intended, outcome);
+    }
   }
   if (settings_->objectives.Good(outcome.ok, outcome.ttft_us, outcome.mean_itl_us, outcome.e2e_us,
                                  outcome.tokens)) {
@@ -625,12 +674,22 @@ absl::StatusOr<std::unique_ptr<ShardRunner>> ShardRunner::Create(
       spec.load().has_open() && spec.load().open().seed() != 0
           ? spec.load().open().seed()
           : std::random_device{}() ^ (static_cast<uint64_t>(std::random_device{}()) << 32);
+  if (const v1::RecordsSpec& records = spec.records(); records.sample_rate() > 0) {
+    settings->records.emplace(records);
+    settings->records_cap = load::RecordShare(spec, assignment.client_count(), rate_share);
+    const auto steady = std::chrono::duration_cast<std::chrono::microseconds>(
+        Clock::now().time_since_epoch());
+    const auto wall = std::chrono::duration_cast<std::chrono::microseconds>(
+        std::chrono::system_clock::now().time_since_epoch());
+    settings->unix_minus_steady_us = wall.count() - steady.count();
+  }
   // Spread clients and the concurrency limit over the loops; a loop with no
   // concurrency share runs no clients.
   const int used = static_cast<int>(
       std::min<int64_t>({loops.size(), assignment.client_count(), assignment.max_concurrent()}));
   const std::vector<int64_t> clients = SplitEvenly(assignment.client_count(), used);
   const std::vector<int64_t> limits = SplitEvenly(assignment.max_concurrent(), used);
+  const std::vector<int64_t> record_caps = SplitEvenly(settings->records_cap, used);
   int32_t next = assignment.client_begin();
   runner->loops_remaining_.store(used);
   for (int i = 0; i < used; ++i) {
@@ -646,7 +705,8 @@ absl::StatusOr<std::unique_ptr<ShardRunner>> ShardRunner::Create(
                                                 assignment.client_begin()) * 1000 + i));
     auto shard = std::make_shared<LoopShard>(
         loops.loop(i), settings, std::move(ids), static_cast<int32_t>(limits[static_cast<size_t>(i)]),
-        &runner->loops_remaining_, &runner->active_sessions_, loop_load);
+        &runner->loops_remaining_, &runner->active_sessions_, loop_load,
+        record_caps[static_cast<size_t>(i)]);
     runner->shards_.emplace_back(i, std::move(shard));
   }
   return runner;
@@ -670,7 +730,8 @@ void ShardRunner::Cancel() {
   }
 }
 
-void ShardRunner::CutInto(metrics::MetricSet& out) {
+void ShardRunner::CutInto(metrics::MetricSet& out, std::vector<v1::RequestRecord>* records,
+                          uint64_t* records_dropped) {
   std::latch swapped(static_cast<std::ptrdiff_t>(shards_.size()));
   for (auto& [loop, shard] : shards_) {
     net::post(loops_.loop(loop), [&swapped, s = shard.get()] {
@@ -682,6 +743,15 @@ void ShardRunner::CutInto(metrics::MetricSet& out) {
   for (auto& [loop, shard] : shards_) {
     out.Merge(shard->spare());
     shard->spare().Reset();
+    LoopShard::RecordBuffer& buf = shard->spare_records();
+    if (records != nullptr) {
+      std::move(buf.records.begin(), buf.records.end(), std::back_inserter(*records));
+    }
+    if (records_dropped != nullptr) {
+      *records_dropped += buf.dropped;
+    }
+    buf.records.clear();
+    buf.dropped = 0;
   }
 }
 

@@ -50,6 +50,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "lib/load/arrivals.h"
+#include "lib/load/records.h"
 #include "lib/load/verdict.h"
 #include "lib/metrics/metrics.h"
 #include "lib/protocol/centrifugo_client.h"
@@ -113,6 +114,11 @@ struct ShardSettings {
   std::chrono::milliseconds drain{500};
   load::ThinkTime think;             // closed and duration models
   load::ObjectiveLimits objectives;  // goodput
+  // Per-request records: which requests, how many this shard keeps, and the
+  // offset that maps the monotonic clock to unix microseconds.
+  std::optional<load::RecordSampler> records;
+  int64_t records_cap = 0;
+  int64_t unix_minus_steady_us = 0;
   // Open model: rate profile of the whole run (each loop scales it by its
   // share) and the arrival distribution.
   double base_rate = 0;
@@ -156,6 +162,12 @@ struct RequestOutcome {
   uint64_t e2e_us = 0;
   uint64_t tokens = 0;
   uint64_t mean_itl_us = 0;  // 0 when fewer than two tokens
+  // For per-request records: REQUESTS_OK or the failure class, the content
+  // chunks, and when the request was sent (unset for a failure reported
+  // without its meter: the shard then uses when it handed the request out).
+  v1::Counter counter = v1::COUNTER_UNSPECIFIED;
+  uint64_t chunks = 0;
+  Clock::time_point sent_at{};
 };
 
 // One client's session with the target. Loop-confined.
@@ -179,7 +191,7 @@ class LoopShard : public std::enable_shared_from_this<LoopShard> {
   // (open: the in-flight cap).
   LoopShard(net::io_context& ioc, std::shared_ptr<const ShardSettings> settings,
             std::deque<int32_t> clients, int32_t limit, std::atomic<int>* loops_remaining,
-            std::atomic<int64_t>* active_sessions, LoopLoad load = {});
+            std::atomic<int64_t>* active_sessions, LoopLoad load = {}, int64_t records_cap = 0);
 
   // Both post to the loop; safe from any thread. `start` is the moment the
   // load begins (shared by every loop of the shard).
@@ -212,9 +224,17 @@ class LoopShard : public std::enable_shared_from_this<LoopShard> {
   bool AcquireConnectSlot(const std::shared_ptr<Session>& session);
   void ReleaseConnectSlot();
 
+  // Per-request records kept since the last cut, and those sampled but over
+  // this loop's share of the cap. Double-buffered with the metric sets.
+  struct RecordBuffer {
+    std::vector<v1::RequestRecord> records;
+    uint64_t dropped = 0;
+  };
+
   // Control thread, while the loop runs the posted swap: see CutInto.
   void SwapMetrics() { active_ = active_ == &sets_[0] ? &sets_[1] : &sets_[0]; }
   metrics::MetricSet& spare() { return active_ == &sets_[0] ? sets_[1] : sets_[0]; }
+  RecordBuffer& spare_records() { return active_ == &sets_[0] ? records_[1] : records_[0]; }
 
  private:
   void Begin(Clock::time_point start);
@@ -233,7 +253,10 @@ class LoopShard : public std::enable_shared_from_this<LoopShard> {
   // Cancels every live session (each ends and leaves live_).
   void CancelLive();
   // Marks the request NextRequest is handing to `session` as open.
-  void OpenRequest(Session* session);
+  void OpenRequest(Session* session, const NextStep& step);
+  // Keeps a record of the request that just ended, when it is sampled.
+  void Record(int32_t client, int64_t cycle, Clock::time_point handed_at,
+              Clock::time_point intended, bool from_intended, const RequestOutcome& outcome);
 
   net::io_context& ioc_;
   std::shared_ptr<const ShardSettings> settings_;
@@ -250,6 +273,12 @@ class LoopShard : public std::enable_shared_from_this<LoopShard> {
     std::shared_ptr<Session> owner;
     int32_t client = 0;
     bool request_open = false;  // NextRequest gave a request; RequestDone not yet
+    // The open request: its number, when it was handed out, when it was
+    // meant to start (for per-request records).
+    int64_t cycle = 0;
+    Clock::time_point handed_at{};
+    Clock::time_point intended{};
+    bool from_intended = false;
   };
   absl::flat_hash_map<Session*, LiveSession> live_;
   int connecting_ = 0;
@@ -258,6 +287,8 @@ class LoopShard : public std::enable_shared_from_this<LoopShard> {
   std::deque<std::shared_ptr<Session>> waiting_to_connect_;
   metrics::MetricSet sets_[2];
   metrics::MetricSet* active_ = &sets_[0];
+  RecordBuffer records_[2];  // records_[i] goes with sets_[i]
+  int64_t records_left_ = 0;  // this loop's share of the cap still free
   bool cancelled_ = false;
   bool done_ = false;
   bool ending_ = false;  // duration/open: no request starts any more
@@ -286,9 +317,12 @@ class ShardRunner {
   bool cancelled() const { return cancelled_.load(); }
   bool Finished() const { return loops_remaining_.load() == 0; }
   int64_t active_sessions() const { return active_sessions_.load(std::memory_order_relaxed); }
-  // Control thread: moves everything recorded since the last cut into `out`.
-  // Blocks until every loop has swapped its metric sets.
-  void CutInto(metrics::MetricSet& out);
+  // Control thread: moves everything recorded since the last cut into `out`
+  // (and the per-request records into `records`, those dropped at the cap
+  // into `records_dropped`, when given). Blocks until every loop has swapped
+  // its metric sets.
+  void CutInto(metrics::MetricSet& out, std::vector<v1::RequestRecord>* records = nullptr,
+               uint64_t* records_dropped = nullptr);
 
  private:
   ShardRunner(EventLoops& loops, std::shared_ptr<const ShardSettings> settings)

@@ -13,6 +13,10 @@ namespace llmload::worker {
 namespace {
 
 constexpr char kVersion[] = "0.1.0";
+// Most per-request records one batch carries: the collector refuses a batch
+// with more (RunRegistry::kMaxRecordsPerBatch), which would lose its samples
+// too. Records past it are counted as dropped.
+constexpr size_t kMaxRecordsPerBatch = 100000;
 
 int64_t NowUnixMicros() { return absl::ToUnixMicros(absl::Now()); }
 
@@ -358,7 +362,13 @@ void Worker::Tick(bool interval_cut, bool heartbeat_due) {
   for (auto& [id, runner] : to_cut) {
     const bool finished = runner->Finished();
     metrics::MetricSet delta;
-    runner->CutInto(delta);
+    std::vector<v1::RequestRecord> records;
+    uint64_t records_dropped = 0;
+    runner->CutInto(delta, &records, &records_dropped);
+    if (records.size() > kMaxRecordsPerBatch) {
+      records_dropped += records.size() - kMaxRecordsPerBatch;
+      records.resize(kMaxRecordsPerBatch);
+    }
     v1::SampleBatch batch;
     batch.set_run_id(id);
     batch.set_worker_id(config_.worker_id);
@@ -376,6 +386,10 @@ void Worker::Tick(bool interval_cut, bool heartbeat_due) {
       batch.set_worker_cpu_percent(last_cpu_percent_);
       batch.set_worker_loop_lag_ms(last_lag_ms_);
       delta.AppendTo(batch);
+      for (v1::RequestRecord& r : records) {
+        *batch.add_records() = std::move(r);
+      }
+      batch.set_records_dropped(records_dropped);
       for (v1::Counter c : metrics::AllCounters()) {
         rs.totals_counters.Add(c, delta.Get(c));
       }

@@ -83,6 +83,16 @@ absl::Status ParseRamp(const std::string& text, Options& o) {
   return absl::OkStatus();
 }
 
+bool ReportExtensionKnown(const std::string& path) {
+  for (const char* ext : {".html", ".htm", ".json", ".csv", ".txt"}) {
+    const std::string e(ext);
+    if (path.size() > e.size() && path.compare(path.size() - e.size(), e.size(), e) == 0) {
+      return true;
+    }
+  }
+  return false;
+}
+
 const std::vector<FlagSpec>& Flags() {
   static const auto* kFlags = new std::vector<FlagSpec>{
       {"clients", "NUM_CLIENTS", true,
@@ -212,6 +222,77 @@ const std::vector<FlagSpec>& Flags() {
        [](Options& o, const std::string& v) {
          return ParseDouble("timeout", v, 0, 1e7, &o.timeout_seconds);
        }},
+      {"collector", "LLMLOAD_COLLECTOR", true,
+       [](Options& o, const std::string& v) {
+         o.collector = v;
+         return absl::OkStatus();
+       }},
+      {"format", nullptr, true,
+       [](Options& o, const std::string& v) {
+         if (v != "text" && v != "json" && v != "csv" && v != "html") {
+           return absl::InvalidArgumentError(
+               absl::StrCat("--format: expected text, json, csv or html, got '", v, "'"));
+         }
+         o.format = v;
+         return absl::OkStatus();
+       }},
+      {"o", nullptr, true,
+       [](Options& o, const std::string& v) {
+         o.output = v;
+         return absl::OkStatus();
+       }},
+      {"output", nullptr, true,
+       [](Options& o, const std::string& v) {
+         o.output = v;
+         return absl::OkStatus();
+       }},
+      {"report", nullptr, true,
+       [](Options& o, const std::string& v) {
+         if (!ReportExtensionKnown(v)) {
+           return absl::InvalidArgumentError(absl::StrCat(
+               "--report: the file name must end in .html, .json, .csv or .txt, got '", v, "'"));
+         }
+         o.report_file = v;
+         return absl::OkStatus();
+       }},
+      {"records", nullptr, true,
+       [](Options& o, const std::string& v) {
+         if (v.empty()) {
+           return absl::InvalidArgumentError("--records: needs a file name (.jsonl or .csv)");
+         }
+         o.records_file = v;
+         return absl::OkStatus();
+       }},
+      {"records-sample", nullptr, true,
+       [](Options& o, const std::string& v) {
+         return ParseDouble("records-sample", v, 1e-9, 1, &o.records_sample);
+       }},
+      {"records-seed", nullptr, true,
+       [](Options& o, const std::string& v) {
+         if (!absl::SimpleAtoi(v, &o.records_seed)) {
+           return absl::InvalidArgumentError(
+               absl::StrCat("--records-seed: expected an integer, got '", v, "'"));
+         }
+         return absl::OkStatus();
+       }},
+      {"records-max", nullptr, true,
+       [](Options& o, const std::string& v) {
+         return ParseInt("records-max", v, 1, 1000000, &o.records_max);
+       }},
+      {"max-regression", nullptr, true,
+       [](Options& o, const std::string& v) {
+         double pct = 0;
+         if (absl::Status s = ParseDouble("max-regression", v, 0, 1e6, &pct); !s.ok()) {
+           return s;
+         }
+         o.max_regression_pct = pct;
+         return absl::OkStatus();
+       }},
+      {"only", nullptr, true,
+       [](Options& o, const std::string& v) {
+         o.compare_only.push_back(v);
+         return absl::OkStatus();
+       }},
   };
   return *kFlags;
 }
@@ -243,8 +324,9 @@ absl::StatusOr<Options> ParseArgs(
       }
     }
   }
-  static const std::set<std::string> kCommands = {"local", "run",   "get",  "list",
-                                                  "stop",  "watch", "help", "workers"};
+  static const std::set<std::string> kCommands = {"local", "run",     "get",    "list",
+                                                  "stop",  "watch",   "help",   "workers",
+                                                  "report", "compare"};
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
     if (a == "-h" || a == "--help") {
@@ -298,6 +380,15 @@ absl::StatusOr<Options> ParseArgs(
   if ((o.command == "get" || o.command == "stop" || o.command == "watch") &&
       o.positional.size() != 1) {
     return absl::InvalidArgumentError(absl::StrCat("llmload ", o.command, " takes one run id"));
+  }
+  if (o.command == "report" && o.positional.size() != 1) {
+    return absl::InvalidArgumentError("llmload report takes one run id");
+  }
+  if (o.command == "compare" && o.positional.size() != 2) {
+    return absl::InvalidArgumentError("llmload compare takes two run ids: RUN_A RUN_B");
+  }
+  if (o.command == "compare" && !o.format.empty() && o.format != "text" && o.format != "json") {
+    return absl::InvalidArgumentError("llmload compare: --format is text or json");
   }
   if (o.command == "run" && o.spec_file.empty() && o.url.empty()) {
     return absl::InvalidArgumentError("llmload run needs -f spec.json or --url TARGET_URL");
@@ -449,6 +540,12 @@ v1::RunSpec SpecFromOptions(const Options& o, const std::string& url) {
   if (o.slo_e2e_seconds > 0) {
     SetDuration(o.slo_e2e_seconds, spec.mutable_objectives()->mutable_e2e());
   }
+  if (o.records_sample > 0 || !o.records_file.empty() || o.records_max > 0) {
+    v1::RecordsSpec* r = spec.mutable_records();
+    r->set_sample_rate(o.records_sample > 0 ? o.records_sample : 1.0);
+    r->set_seed(o.records_seed);
+    r->set_max_records(o.records_max);
+  }
   return spec;
 }
 
@@ -467,6 +564,14 @@ Usage:
   llmload stop RUN_ID                    stop a run, keeping its partial results
   llmload watch RUN_ID                   follow a run's progress to the end
   llmload workers                        list attached workers
+  llmload report RUN_ID [--format text|json|csv|html] [-o FILE] [--records FILE]
+                                         a finished run's report from the collector's
+                                         stored results (and the orchestrator's spec,
+                                         verdict and events)
+  llmload compare RUN_A RUN_B [--max-regression PCT] [--only METRIC[:pNN]]
+                                         percentiles, throughput and errors side by
+                                         side; marks changes beyond the histograms'
+                                         resolution and the runs' own noise
   llmload health [--address HOST:PORT] [--service NAME] [--http PATH]
                                          probe a service's health (exit 0 SERVING,
                                          1 not serving, 2 unreachable; health --help)
@@ -518,8 +623,26 @@ run, get, list, stop, watch, workers:
   --progress-interval SECONDS   progress line period                                   5
   --timeout SECONDS    give up waiting after this long (0: never)                      0
 
+Reports (report, compare; --report and --records also on local and run):
+  --collector HOST:PORT   where the stored results are read  [LLMLOAD_COLLECTOR] 127.0.0.1:50052
+  --format FMT         report: text, json, csv or html (default: from -o's extension, else text);
+                       compare: text or json
+  -o, --output FILE    report: write to FILE instead of standard output
+  --report FILE        local, run: write the report when the run ends; the format comes
+                       from the extension (.html, .json, .csv, .txt)
+  --records FILE       per-request records as JSON lines (.jsonl) or CSV (.csv); on local
+                       and run this also turns recording on (every request unless
+                       --records-sample says otherwise)
+  --records-sample R   record a seeded sample: a fraction R in (0, 1] of the requests
+  --records-seed N     the sample's seed                                               0
+  --records-max N      most records kept for the run (1 to 1000000)                10000
+  --max-regression PCT compare: exit 1 when a marked regression is worse than PCT %
+  --only M[:pNN]       compare: only these rows (ttft, ttft:p99, requests_per_sec, error_rate);
+                       repeatable
+
 Exit status: 0 when the run COMPLETED and every threshold passed, 1 when it FAILED,
-was CANCELLED or a threshold failed, 2 on usage or connection errors.
+was CANCELLED or a threshold failed (compare: a regression exceeded --max-regression),
+2 on usage or connection errors.
 )";
 }
 

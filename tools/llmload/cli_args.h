@@ -21,7 +21,7 @@
 namespace llmload::cli {
 
 struct Options {
-  std::string command;                  // local, run, get, list, stop, watch, help
+  std::string command;  // local, run, get, list, stop, watch, workers, report, compare, help
   std::vector<std::string> positional;  // e.g. the run id
 
   // Closed-model run shape (flags of the original client).
@@ -65,6 +65,21 @@ struct Options {
   bool json = false;      // print results as proto JSON
   double progress_interval_seconds = 5;
   double timeout_seconds = 0;  // 0: none
+
+  // report / compare, and --report / --records at the end of local and run
+  std::string collector = "127.0.0.1:50052";  // where stored results are read
+  std::string format;       // report: text, json, csv, html (default: from -o, else text)
+  std::string output;       // report: -o FILE ("" or "-": stdout)
+  std::string report_file;  // local, run: write the report here (format from the extension)
+  std::string records_file;  // records to FILE.jsonl or FILE.csv (report, local, run)
+  // Per-request records in the spec (local, run): sample rate, seed, cap.
+  // --records FILE alone records every request (rate 1).
+  double records_sample = 0;
+  uint64_t records_seed = 0;
+  int32_t records_max = 0;
+  // compare: exit 1 when a marked regression exceeds this many percent.
+  std::optional<double> max_regression_pct;
+  std::vector<std::string> compare_only;  // --only METRIC[:pNN], repeatable
 };
 
 // Parses argv (without argv[0]). `getenv` returns the value of an

@@ -20,7 +20,10 @@
 #include "llmload/v1/orchestrator.grpc.pb.h"
 #include "services/common/crash_handler.h"
 #include "services/common/grpc_util.h"
+#include "llmload/v1/collector.grpc.pb.h"
 #include "tools/llmload/cli_args.h"
+#include "tools/llmload/compare.h"
+#include "tools/llmload/run_report.h"
 #include "tools/llmload/interrupt.h"
 #include "tools/llmload/health.h"
 #include "tools/llmload/local_cluster.h"
@@ -99,6 +102,210 @@ class ProgressBar {
   bool enabled_;
   bool drawn_ = false;
 };
+
+// ---- Reports from stored results ----
+
+// A channel to the collector that takes large answers (a long run's windows
+// with their histograms run to megabytes).
+std::shared_ptr<grpc::Channel> CollectorChannel(const std::string& address) {
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(256 * 1024 * 1024);
+  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+}
+
+absl::StatusOr<v1::RunStats> FetchStats(v1::Collector::Stub* collector, const std::string& run_id) {
+  v1::GetRunStatsRequest req;
+  req.set_run_id(run_id);
+  req.set_per_worker(true);
+  req.set_windows(true);
+  req.set_histograms(true);
+  v1::RunStats stats;
+  grpc::Status st = collector->GetRunStats(Ctx(60).get(), req, &stats);
+  if (!st.ok()) {
+    return absl::Status(static_cast<absl::StatusCode>(st.error_code()),
+                        absl::StrCat("collector GetRunStats: ", st.error_message()));
+  }
+  return stats;
+}
+
+// The run as the orchestrator stored it, and its statistics as the collector
+// stored them. Either may be missing (then a note says so), not both.
+absl::StatusOr<ReportInput> FetchReportInput(const std::string& run_id, const Options& o) {
+  ReportInput in;
+  in.generated_at = absl::Now();
+  auto orchestrator = v1::Orchestrator::NewStub(MakeChannel(o.orchestrator));
+  v1::GetRunRequest req;
+  req.set_id(run_id);
+  v1::Run run;
+  grpc::Status st = orchestrator->GetRun(Ctx().get(), req, &run);
+  if (st.ok()) {
+    in.run = run;
+  } else if (st.error_code() == grpc::StatusCode::NOT_FOUND) {
+    in.notes.push_back(absl::StrCat("the orchestrator at ", o.orchestrator,
+                                    " does not know this run: no spec, verdict or events"));
+  } else {
+    in.notes.push_back(absl::StrCat("the orchestrator at ", o.orchestrator,
+                                    " was not reachable (", st.error_message(),
+                                    "): no spec, verdict or events"));
+  }
+  auto collector = v1::Collector::NewStub(CollectorChannel(o.collector));
+  absl::StatusOr<v1::RunStats> stats = FetchStats(collector.get(), run_id);
+  if (stats.ok()) {
+    in.stats = *std::move(stats);
+  } else if (in.run.has_value() && in.run->has_stats() && !in.run->stats().run_id().empty()) {
+    in.stats = in.run->stats();
+    in.notes.push_back(absl::StrCat("the collector at ", o.collector, " did not answer (",
+                                    stats.status().message(),
+                                    "): totals only, no time series or distributions"));
+  } else {
+    return absl::Status(stats.status().code(),
+                        absl::StrCat("no stored results for run ", run_id, ": ",
+                                     stats.status().message(), " (collector ", o.collector, ")"));
+  }
+  return in;
+}
+
+absl::Status WriteText(const std::string& path, const std::string& text) {
+  if (path.empty() || path == "-") {
+    std::cout << text << std::flush;
+    return absl::OkStatus();
+  }
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << text;
+  out.close();
+  if (!out) {
+    return absl::UnavailableError(absl::StrCat("cannot write ", path));
+  }
+  return absl::OkStatus();
+}
+
+// Streams the run's per-request records into `path`; returns how many.
+absl::StatusOr<uint64_t> WriteRecords(const std::string& run_id, const Options& o,
+                                      const std::string& path) {
+  auto collector = v1::Collector::NewStub(CollectorChannel(o.collector));
+  const RecordsFormat format = RecordsFormatFromPath(path);
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  if (!out) {
+    return absl::UnavailableError(absl::StrCat("cannot write ", path));
+  }
+  out << RecordsHeader(format);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::minutes(10));
+  v1::GetRunRecordsRequest req;
+  req.set_run_id(run_id);
+  auto reader = collector->GetRunRecords(&ctx, req);
+  v1::RequestRecords page;
+  uint64_t n = 0;
+  while (reader->Read(&page)) {
+    for (const v1::RequestRecord& r : page.records()) {
+      out << RecordLine(r, format);
+      ++n;
+    }
+  }
+  grpc::Status st = reader->Finish();
+  out.close();
+  if (!st.ok()) {
+    return absl::Status(static_cast<absl::StatusCode>(st.error_code()),
+                        absl::StrCat("collector GetRunRecords: ", st.error_message()));
+  }
+  if (!out) {
+    return absl::UnavailableError(absl::StrCat("cannot write ", path));
+  }
+  return n;
+}
+
+ReportFormat ChosenFormat(const Options& o, const std::string& path) {
+  if (!o.format.empty()) {
+    if (absl::StatusOr<ReportFormat> f = ParseReportFormat(o.format); f.ok()) {
+      return *f;
+    }
+  }
+  return ReportFormatFromPath(path).value_or(ReportFormat::kText);
+}
+
+// Writes the report (and the records) the flags ask for at the end of a run.
+// Failing to is an error of its own (exit 2), after the run's own report.
+int WriteEndOfRunOutputs(const std::string& run_id, const Options& o) {
+  int rc = kExitOk;
+  if (!o.report_file.empty()) {
+    absl::StatusOr<ReportInput> in = FetchReportInput(run_id, o);
+    absl::Status s = in.ok() ? WriteText(o.report_file,
+                                         RenderReport(*in, ChosenFormat(Options(), o.report_file)))
+                             : in.status();
+    if (s.ok()) {
+      LLMLOAD_LOG(kInfo, "Report written.").Kv("run_id", run_id).Kv("file", o.report_file);
+    } else {
+      std::fprintf(stderr, "llmload: writing the report failed: %s\n",
+                   std::string(s.message()).c_str());
+      rc = kExitUsage;
+    }
+  }
+  if (!o.records_file.empty()) {
+    absl::StatusOr<uint64_t> n = WriteRecords(run_id, o, o.records_file);
+    if (n.ok()) {
+      LLMLOAD_LOG(kInfo, "Per-request records written.")
+          .Kv("run_id", run_id)
+          .Kv("file", o.records_file)
+          .Kv("records", *n);
+    } else {
+      std::fprintf(stderr, "llmload: writing the records failed: %s\n",
+                   std::string(n.status().message()).c_str());
+      rc = kExitUsage;
+    }
+  }
+  return rc;
+}
+
+int CmdReport(const Options& o) {
+  const std::string& run_id = o.positional[0];
+  absl::StatusOr<ReportInput> in = FetchReportInput(run_id, o);
+  if (!in.ok()) {
+    std::fprintf(stderr, "llmload: %s\n", std::string(in.status().message()).c_str());
+    return kExitUsage;
+  }
+  if (in->run.has_value() && !Terminal(in->run->state())) {
+    in->notes.push_back(absl::StrCat("the run is still ", v1::RunState_Name(in->run->state()),
+                                     ": these are its results so far"));
+  }
+  if (absl::Status s = WriteText(o.output, RenderReport(*in, ChosenFormat(o, o.output))); !s.ok()) {
+    std::fprintf(stderr, "llmload: %s\n", std::string(s.message()).c_str());
+    return kExitUsage;
+  }
+  if (!o.records_file.empty()) {
+    absl::StatusOr<uint64_t> n = WriteRecords(run_id, o, o.records_file);
+    if (!n.ok()) {
+      std::fprintf(stderr, "llmload: %s\n", std::string(n.status().message()).c_str());
+      return kExitUsage;
+    }
+    std::fprintf(stderr, "llmload: %llu per-request records written to %s\n",
+                 static_cast<unsigned long long>(*n), o.records_file.c_str());
+  }
+  return kExitOk;
+}
+
+int CmdCompare(const Options& o) {
+  auto collector = v1::Collector::NewStub(CollectorChannel(o.collector));
+  std::vector<v1::RunStats> stats;
+  for (const std::string& id : o.positional) {
+    absl::StatusOr<v1::RunStats> s = FetchStats(collector.get(), id);
+    if (!s.ok()) {
+      std::fprintf(stderr, "llmload: run %s: %s\n", id.c_str(),
+                   std::string(s.status().message()).c_str());
+      return kExitUsage;
+    }
+    stats.push_back(*std::move(s));
+  }
+  CompareOptions opts;
+  opts.max_regression_pct = o.max_regression_pct;
+  opts.only = o.compare_only;
+  const CompareResult r = Compare(stats[0], stats[1], opts);
+  if (o.json || o.format == "json") {
+    std::cout << CompareJson(r) << std::flush;
+  } else {
+    std::cout << FormatCompare(r) << std::flush;
+  }
+  return r.failed ? kExitRunFailed : kExitOk;
+}
 
 // Follows a run to its end, printing progress (a bar on a terminal, plain
 // lines otherwise), then prints the report.
@@ -202,13 +409,17 @@ absl::StatusOr<v1::RunSpec> SpecFromFile(const std::string& path) {
   return spec;
 }
 
-int StartAndFollow(Stub* stub, const v1::RunSpec& spec, const Options& o) {
+int StartAndFollow(Stub* stub, const v1::RunSpec& spec, const Options& o,
+                   std::string* run_id = nullptr) {
   v1::StartRunRequest req;
   *req.mutable_spec() = spec;
   v1::Run run;
   grpc::Status st = stub->StartRun(Ctx().get(), req, &run);
   if (!st.ok()) {
     return RpcError("StartRun", st);
+  }
+  if (run_id != nullptr) {
+    *run_id = run.id();
   }
   LLMLOAD_LOG(kInfo, "Run started.")
       .Kv("run_id", run.id())
@@ -252,7 +463,17 @@ int CmdLocal(const Options& o) {
       .Kv("metrics", absl::StrCat("http://127.0.0.1:", cluster.collector_metrics_port(), "/metrics"))
       .Kv("state_dir", cluster.state_dir());
   auto stub = v1::Orchestrator::NewStub(MakeChannel(cluster.orchestrator_address()));
-  int rc = StartAndFollow(stub.get(), SpecFromFlags(o, cluster.emulator_url()), o);
+  std::string run_id;
+  int rc = StartAndFollow(stub.get(), SpecFromFlags(o, cluster.emulator_url()), o, &run_id);
+  if (!run_id.empty() && !o.detach) {
+    // While the services still run: the report comes from what they stored.
+    Options at = o;
+    at.orchestrator = cluster.orchestrator_address();
+    at.collector = cluster.collector_address();
+    if (const int out = WriteEndOfRunOutputs(run_id, at); out != kExitOk && rc == kExitOk) {
+      rc = out;
+    }
+  }
   cluster.Stop();
   // A service that died took its part of the run (or its results) with it:
   // say which, again after the report, and fail.
@@ -293,10 +514,20 @@ int CmdRun(const Options& o) {
     if (extra.has_objectives()) {
       spec.mutable_objectives()->MergeFrom(extra.objectives());
     }
+    if (extra.has_records()) {
+      *spec.mutable_records() = extra.records();
+    }
   } else {
     spec = SpecFromFlags(o, o.url);
   }
-  return StartAndFollow(stub.get(), spec, o);
+  std::string run_id;
+  int rc = StartAndFollow(stub.get(), spec, o, &run_id);
+  if (!run_id.empty() && !o.detach) {
+    if (const int out = WriteEndOfRunOutputs(run_id, o); out != kExitOk && rc == kExitOk) {
+      rc = out;
+    }
+  }
+  return rc;
 }
 
 int CmdGet(const Options& o) {
@@ -431,6 +662,12 @@ int main(int argc, char** argv) {
   }
   if (cmd == "workers") {
     return CmdWorkers(*options);
+  }
+  if (cmd == "report") {
+    return CmdReport(*options);
+  }
+  if (cmd == "compare") {
+    return CmdCompare(*options);
   }
   std::cout << UsageText();
   return kExitUsage;

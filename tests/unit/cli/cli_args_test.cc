@@ -158,5 +158,41 @@ TEST(CliArgsTest, LoadModelFlagsBuildTheSpec) {
   EXPECT_FALSE(Parse({"local", "--threshold", "nonsense"}).ok());
 }
 
+TEST(CliArgsTest, ReportCompareAndRecordsFlags) {
+  auto o = Parse({"report", "run-1", "--format", "html", "-o", "r.html", "--records", "x.csv",
+                  "--collector", "10.0.0.1:1"});
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_EQ(o->command, "report");
+  EXPECT_EQ(o->positional, std::vector<std::string>{"run-1"});
+  EXPECT_EQ(o->format, "html");
+  EXPECT_EQ(o->output, "r.html");
+  EXPECT_EQ(o->records_file, "x.csv");
+  EXPECT_EQ(o->collector, "10.0.0.1:1");
+  EXPECT_EQ(Parse({"report", "run-1"}, {{"LLMLOAD_COLLECTOR", "c:9"}})->collector, "c:9");
+  EXPECT_FALSE(Parse({"report"}).ok());
+  EXPECT_FALSE(Parse({"report", "run-1", "--format", "pdf"}).ok());
+  o = Parse({"compare", "a", "b", "--max-regression", "7.5", "--only", "ttft:p99"});
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_EQ(*o->max_regression_pct, 7.5);
+  EXPECT_EQ(o->compare_only, std::vector<std::string>{"ttft:p99"});
+  EXPECT_FALSE(Parse({"compare", "a"}).ok());
+  EXPECT_FALSE(Parse({"compare", "a", "b", "--format", "html"}).ok());
+  // --report needs a known extension; --records turns recording on.
+  EXPECT_FALSE(Parse({"local", "--report", "out.pdf"}).ok());
+  o = Parse({"local", "--report", "out.html", "--records", "r.jsonl"});
+  ASSERT_TRUE(o.ok()) << o.status();
+  v1::RunSpec spec = SpecFromOptions(*o, "http://127.0.0.1:1");
+  EXPECT_EQ(spec.records().sample_rate(), 1);
+  o = Parse({"local", "--records-sample", "0.25", "--records-seed", "9", "--records-max", "50"});
+  ASSERT_TRUE(o.ok()) << o.status();
+  spec = SpecFromOptions(*o, "http://127.0.0.1:1");
+  EXPECT_EQ(spec.records().sample_rate(), 0.25);
+  EXPECT_EQ(spec.records().seed(), 9u);
+  EXPECT_EQ(spec.records().max_records(), 50);
+  EXPECT_FALSE(SpecFromOptions(*Parse({"local"}), "").has_records());
+  EXPECT_FALSE(Parse({"local", "--records-sample", "1.5"}).ok());
+  EXPECT_FALSE(Parse({"local", "--records-max", "0"}).ok());
+}
+
 }  // namespace
 }  // namespace llmload::cli

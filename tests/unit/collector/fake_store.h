@@ -3,7 +3,10 @@
 
 #pragma once
 
+#include <algorithm>
 #include <set>
+#include <string_view>
+#include <utility>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -44,6 +47,27 @@ class FakeStore final : public BatchStore {
       }
     }
     return absl::OkStatus();
+  }
+
+  absl::StatusOr<int64_t> ReadRunPage(
+      std::string_view run_id, int64_t after_row, int limit,
+      absl::FunctionRef<void(int64_t row, const v1::SampleBatch&)> fn) override {
+    std::vector<std::pair<int64_t, v1::SampleBatch>> page;
+    {
+      absl::MutexLock lock(&mu_);
+      for (size_t i = static_cast<size_t>(std::max<int64_t>(after_row, 0));
+           i < stored_.size() && static_cast<int>(page.size()) < limit; ++i) {
+        if (stored_[i].run_id() == run_id) {
+          page.emplace_back(static_cast<int64_t>(i) + 1, stored_[i]);
+        }
+      }
+    }
+    int64_t last = after_row;
+    for (const auto& [row, b] : page) {
+      fn(row, b);
+      last = row;
+    }
+    return last;
   }
 
   // Preloads a batch as if stored by an earlier process.

@@ -1,0 +1,67 @@
+#include "lib/load/records.h"
+
+#include "gtest/gtest.h"
+
+namespace llmload::load {
+namespace {
+
+v1::RecordsSpec Records(double rate, uint64_t seed, int32_t max = 0) {
+  v1::RecordsSpec r;
+  r.set_sample_rate(rate);
+  r.set_seed(seed);
+  r.set_max_records(max);
+  return r;
+}
+
+TEST(RecordSamplerTest, OffAllAndAFraction) {
+  EXPECT_FALSE(RecordSampler(Records(0, 1)).enabled());
+  EXPECT_FALSE(RecordSampler(Records(0, 1)).Keep(1, 1));
+  const RecordSampler all(Records(1, 1));
+  for (int c = 0; c < 100; ++c) {
+    EXPECT_TRUE(all.Keep(c, c + 1));
+  }
+  const RecordSampler tenth(Records(0.1, 42));
+  int kept = 0;
+  for (int c = 0; c < 200; ++c) {
+    for (int i = 1; i <= 100; ++i) {
+      kept += tenth.Keep(c, i) ? 1 : 0;
+    }
+  }
+  // 20000 draws at 10 %: 2000 expected, sd ~42.
+  EXPECT_GT(kept, 1800);
+  EXPECT_LT(kept, 2200);
+}
+
+TEST(RecordSamplerTest, TheSameSeedKeepsTheSameRequestsAnotherSeedOthers) {
+  const RecordSampler a(Records(0.3, 7));
+  const RecordSampler b(Records(0.3, 7));
+  const RecordSampler c(Records(0.3, 8));
+  int same = 0;
+  int differ = 0;
+  for (int client = 0; client < 50; ++client) {
+    for (int i = 1; i <= 40; ++i) {
+      EXPECT_EQ(a.Keep(client, i), b.Keep(client, i));
+      (a.Keep(client, i) == c.Keep(client, i) ? same : differ) += 1;
+    }
+  }
+  EXPECT_GT(differ, 200);  // independent draws disagree ~42 % of the time
+}
+
+TEST(RecordShareTest, ShardsGetTheirShareOfTheCapRoundedUp) {
+  v1::RunSpec spec;
+  spec.mutable_load()->mutable_closed()->set_clients(10);
+  *spec.mutable_records() = Records(1, 0, 1000);
+  EXPECT_EQ(RecordShare(spec, 3, 0), 300);
+  EXPECT_EQ(RecordShare(spec, 10, 0), 1000);
+  spec.mutable_records()->set_max_records(1);
+  EXPECT_EQ(RecordShare(spec, 3, 0), 1);  // never zero while recording
+  spec.mutable_records()->set_max_records(0);
+  EXPECT_EQ(RecordShare(spec, 10, 0), 10000);  // the default cap
+  v1::RunSpec open;
+  open.mutable_load()->mutable_open()->set_rate_per_second(50);
+  *open.mutable_records() = Records(1, 0, 999);
+  EXPECT_EQ(RecordShare(open, 5, 1.0 / 3), 333);
+}
+
+}  // namespace
+}  // namespace llmload::load
