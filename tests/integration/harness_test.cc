@@ -79,6 +79,13 @@ class HarnessTest : public ::testing::Test {
         dir_ + "/emulator.log", dir_);
     EXPECT_NE(emulator, nullptr);
     EXPECT_TRUE(testing_util::WaitForTcp(*port, absl::Seconds(20)));
+    // The port accepts before the emulator has logged that it listens; the
+    // tests below look for that line in the log a crash leaves.
+    if (emulator != nullptr) {
+      EXPECT_TRUE(testing_util::WaitUntil(
+          [&] { return emulator->ReadLog().find("Emulator listening.") != std::string::npos; },
+          absl::Seconds(20), "the emulator's \"listening\" log line"));
+    }
     return emulator;
   }
 
