@@ -270,7 +270,8 @@ done
 wait_for 60 "the emulator pod's health" \
   k8s_exec emulator-emulator llmload health --address 127.0.0.1:8080 --http /health
 k8s_workers() { k8s_exec orchestrator-orchestrator llmload workers | grep -c capacity=; }
-wait_for 60 "2 worker pods to attach" test "$(k8s_workers 2>/dev/null)" = 2
+k8s_workers_attached() { [ "$(k8s_workers 2>/dev/null)" = 2 ]; }
+wait_for 60 "2 worker pods to attach" k8s_workers_attached
 for c in collector-collector orchestrator-orchestrator emulator-emulator; do
   [ "$(podman exec "$c" id -u)" = 10001 ]
   if podman exec "$c" touch /probe 2>/dev/null; then
