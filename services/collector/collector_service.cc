@@ -399,6 +399,23 @@ grpc::ServerUnaryReactor* CollectorServiceImpl::GetRunStats(grpc::CallbackServer
   return reactor;
 }
 
+grpc::ServerUnaryReactor* CollectorServiceImpl::SealShard(grpc::CallbackServerContext* context,
+                                                          const v1::SealShardRequest* request,
+                                                          v1::SealedShard* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (absl::Status s = RunRegistry::ValidateSeal(*request); !s.ok()) {
+    reactor->Finish(ToGrpcStatus(s));
+    return reactor;
+  }
+  pipeline_->SubmitSeal(*request, [reactor, response](absl::StatusOr<v1::SealedShard> sealed) {
+    if (sealed.ok()) {
+      *response = *std::move(sealed);
+    }
+    reactor->Finish(ToGrpcStatus(sealed.status()));
+  });
+  return reactor;
+}
+
 grpc::ServerWriteReactor<v1::RunStats>* CollectorServiceImpl::WatchRunStats(
     grpc::CallbackServerContext* context, const v1::WatchRunStatsRequest* request) {
   return new WatchReactor(registry_, scheduler_, *request, options_.watch_poll);

@@ -10,6 +10,8 @@
 //    at most `max_in_flight` batches between read and acked per stream (reads
 //    pause beyond that).
 //  - GetRunStats: a snapshot from the RunRegistry.
+//  - SealShard: queued on the IngestPipeline between the batches around it;
+//    answered once the seal is durable and applied.
 //  - WatchRunStats: a snapshot every interval (the first at once) until the
 //    client cancels or the run is complete; the Scheduler thread wakes the
 //    stream up. A run that does not exist yet is polled for, silently.
@@ -57,6 +59,9 @@ class CollectorServiceImpl final : public v1::Collector::CallbackService {
                                         v1::RunStats* response) override;
   grpc::ServerWriteReactor<v1::RunStats>* WatchRunStats(
       grpc::CallbackServerContext* context, const v1::WatchRunStatsRequest* request) override;
+  grpc::ServerUnaryReactor* SealShard(grpc::CallbackServerContext* context,
+                                      const v1::SealShardRequest* request,
+                                      v1::SealedShard* response) override;
 
  private:
   IngestPipeline* const pipeline_;
