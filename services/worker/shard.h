@@ -88,6 +88,8 @@ enum class LoadModel { kClosed, kDuration, kOpen };
 
 struct ShardSettings {
   std::string run_id;
+  // The assignment epoch (ShardAssignment.epoch; 0: none).
+  uint64_t epoch = 0;
   v1::RunSpec spec;
   int32_t cycles_per_client = 1;
   std::chrono::milliseconds request_timeout{120000};
@@ -102,8 +104,10 @@ struct ShardSettings {
 
   // The load model (from spec.load) and what it needs.
   LoadModel model = LoadModel::kClosed;
-  // Duration and open models: how long requests keep starting.
+  // Duration and open models: how long requests keep starting, and how far
+  // into it this shard starts (work moved from a lost worker mid-run).
   std::chrono::nanoseconds length{0};
+  std::chrono::nanoseconds offset{0};
   // After `length`, requests in flight get this long to finish; sessions
   // still busy then are cancelled (their requests are not counted).
   std::chrono::milliseconds drain{500};
@@ -168,6 +172,15 @@ class Session {
   virtual void OnConnectSlot() {}
 };
 
+// Closed model: what one client did since the last batch cut (see
+// v1::ClientCycles).
+struct ClientDelta {
+  uint32_t started = 0;
+  uint32_t ended = 0;
+  bool closed = false;
+};
+using ClientDeltas = absl::flat_hash_map<int32_t, ClientDelta>;
+
 class LoopShard : public std::enable_shared_from_this<LoopShard> {
  public:
   // `clients`: the client ids this loop runs (closed, duration) or may give
@@ -176,6 +189,12 @@ class LoopShard : public std::enable_shared_from_this<LoopShard> {
   LoopShard(net::io_context& ioc, std::shared_ptr<const ShardSettings> settings,
             std::deque<int32_t> clients, int32_t limit, std::atomic<int>* loops_remaining,
             std::atomic<int64_t>* active_sessions, LoopLoad load = {});
+
+  // Closed model, work moved from another shard: the cycles each of this
+  // loop's clients has left (others run cycles_per_client). Before Start.
+  void SetClientCycles(absl::flat_hash_map<int32_t, int32_t> cycles) {
+    cycles_ = std::move(cycles);
+  }
 
   // Both post to the loop; safe from any thread. `start` is the moment the
   // load begins (shared by every loop of the shard).
@@ -209,8 +228,14 @@ class LoopShard : public std::enable_shared_from_this<LoopShard> {
   void ReleaseConnectSlot();
 
   // Control thread, while the loop runs the posted swap: see CutInto.
-  void SwapMetrics() { active_ = active_ == &sets_[0] ? &sets_[1] : &sets_[0]; }
+  void SwapMetrics() {
+    active_ = active_ == &sets_[0] ? &sets_[1] : &sets_[0];
+    active_clients_ = active_clients_ == &client_sets_[0] ? &client_sets_[1] : &client_sets_[0];
+  }
   metrics::MetricSet& spare() { return active_ == &sets_[0] ? sets_[1] : sets_[0]; }
+  ClientDeltas& spare_clients() {
+    return active_clients_ == &client_sets_[0] ? client_sets_[1] : client_sets_[0];
+  }
 
  private:
   void Begin(Clock::time_point start);
@@ -254,6 +279,11 @@ class LoopShard : public std::enable_shared_from_this<LoopShard> {
   std::deque<std::shared_ptr<Session>> waiting_to_connect_;
   metrics::MetricSet sets_[2];
   metrics::MetricSet* active_ = &sets_[0];
+  // Closed model: per-client deltas, double-buffered with the metric sets
+  // so a batch's counters and clients describe the same interval.
+  ClientDeltas client_sets_[2];
+  ClientDeltas* active_clients_ = &client_sets_[0];
+  absl::flat_hash_map<int32_t, int32_t> cycles_;  // empty: cycles_per_client each
   bool cancelled_ = false;
   bool done_ = false;
   bool ending_ = false;  // duration/open: no request starts any more
@@ -276,15 +306,17 @@ class ShardRunner {
   ~ShardRunner();
 
   const std::string& run_id() const { return settings_->run_id; }
+  uint64_t epoch() const { return settings_->epoch; }
   int64_t cycles_total() const { return cycles_total_; }
   void Start();
   void Cancel();
   bool cancelled() const { return cancelled_.load(); }
   bool Finished() const { return loops_remaining_.load() == 0; }
   int64_t active_sessions() const { return active_sessions_.load(std::memory_order_relaxed); }
-  // Control thread: moves everything recorded since the last cut into `out`.
+  // Control thread: moves everything recorded since the last cut into `out`
+  // (and, closed model, the per-client deltas into `clients`, by client id).
   // Blocks until every loop has swapped its metric sets.
-  void CutInto(metrics::MetricSet& out);
+  void CutInto(metrics::MetricSet& out, std::vector<v1::ClientCycles>* clients = nullptr);
 
  private:
   ShardRunner(EventLoops& loops, std::shared_ptr<const ShardSettings> settings)
