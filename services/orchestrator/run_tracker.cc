@@ -972,7 +972,10 @@ std::optional<RunTracker::Pending> RunTracker::WorkLeft(const RunRec& rec,
                                                         absl::Time now,
                                                         std::string* nothing_left) const {
   const v1::RunSpec& spec = rec.run.spec();
-  if (sealed.final()) {
+  // A lost shard whose final batch arrived had ended before the loss. (A
+  // drained or cancelled one sends its final batch too, with work left;
+  // the closed model's per-client sums say exactly what is left either way.)
+  if (sealed.final() && shard.state() == v1::SHARD_LOST && !spec.load().has_closed()) {
     *nothing_left = "it had finished its work (its final batch had arrived)";
     return std::nullopt;
   }
@@ -1063,6 +1066,9 @@ void RunTracker::OnSealed(const std::string& run_id, const std::string& worker_i
   }
   sr.sealing = false;
   const v1::SealedShard& s = *sealed;
+  v1::WorkerLoss* loss =
+      sr.loss_index >= 0 && sr.loss_index < run.losses_size() ? run.mutable_losses(sr.loss_index)
+                                                              : nullptr;
   shard->set_requests_lost(static_cast<int64_t>(s.lost()));
   // The collector's account is the one the statistics show.
   v1::ShardProgress* p = shard->mutable_progress();
@@ -1077,11 +1083,14 @@ void RunTracker::OnSealed(const std::string& run_id, const std::string& worker_i
   p->set_requests_failed(static_cast<int64_t>(failed));
   p->set_tokens(static_cast<int64_t>(SealedCounter(s, v1::TOKENS)));
   p->set_active_sessions(0);
-  v1::WorkerLoss* loss =
-      sr.loss_index >= 0 && sr.loss_index < run.losses_size() ? run.mutable_losses(sr.loss_index)
-                                                              : nullptr;
+  // What the collector never received: from the end of the last batch it
+  // applied to the end of the last one the worker said it cut, or (lost
+  // without a final batch) to when it was last heard from.
   const int64_t missing_from = s.last_interval_end_us();
-  const int64_t missing_to = std::max(missing_from, sr.last_batch_end_us);
+  int64_t missing_to = std::max(missing_from, sr.last_batch_end_us);
+  if (!s.final() && loss != nullptr && shard->state() == v1::SHARD_LOST) {
+    missing_to = std::max(missing_to, absl::ToUnixMicros(FromTimestamp(loss->last_heard())));
+  }
   if (loss != nullptr) {
     loss->set_requests_lost(static_cast<int64_t>(s.lost()));
     loss->set_missing_from_us(missing_from);

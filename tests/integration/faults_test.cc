@@ -1,0 +1,278 @@
+// Faults end to end: the real emulator, collector, orchestrator and three
+// workers on loopback ports, faults injected by signal. A lost worker's
+// unfinished work moves to the others and the run still completes with
+// exact totals: offered = ok + failed + lost + dropped + unfinished, and in
+// the closed model every client's cycles ran exactly once or were counted
+// lost (offered = clients x cycles).
+//
+// Each test prints one "FAULT-REPORT" line with what it measured (detection
+// and reassignment times, totals), for the report.
+
+#include <signal.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "gtest/gtest.h"
+#include "lib/metrics/metrics.h"
+#include "llmload/v1/orchestrator.grpc.pb.h"
+#include "services/common/grpc_util.h"
+#include "tests/testing/mono_clock.h"
+#include "tests/testing/process.h"
+#include "tests/testing/stack.h"
+
+namespace llmload {
+namespace {
+
+using testing_util::MonoNow;
+using testing_util::WaitUntil;
+
+absl::Time ToTime(const google::protobuf::Timestamp& t) {
+  return absl::FromUnixSeconds(t.seconds()) + absl::Nanoseconds(t.nanos());
+}
+
+struct Totals {
+  uint64_t offered = 0, ok = 0, failed = 0, lost = 0, dropped = 0, unfinished = 0;
+  std::string ToString() const {
+    return absl::StrCat("offered=", offered, " ok=", ok, " failed=", failed, " lost=", lost,
+                        " dropped=", dropped, " unfinished=", unfinished);
+  }
+};
+
+class FaultsTest : public testing_util::StackTest {
+ protected:
+  void SetUp() override {}
+
+  void Start(int workers = 3, std::vector<std::string> worker_env = {}) {
+    testing_util::StackOptions options;
+    options.workers = workers;
+    options.worker_env = std::move(worker_env);
+    StartStack(options);
+  }
+
+  v1::RunSpec BaseSpec() {
+    v1::RunSpec spec;
+    spec.set_name("faults-test");
+    spec.mutable_target()->set_protocol(v1::CENTRIFUGO_EMULATOR);
+    spec.mutable_target()->set_url(EmulatorUrl());
+    spec.mutable_emulation()->set_length_words(5);
+    ToProtoDuration(absl::Milliseconds(20), spec.mutable_emulation()->mutable_token_delay());
+    return spec;
+  }
+  v1::RunSpec ClosedSpec(int clients, int cycles) {
+    v1::RunSpec spec = BaseSpec();
+    v1::ClosedLoad* c = spec.mutable_load()->mutable_closed();
+    c->set_clients(clients);
+    c->set_cycles_per_client(cycles);
+    c->set_max_concurrent(clients);
+    return spec;
+  }
+  v1::RunSpec DurationSpec(int connections, absl::Duration d) {
+    v1::RunSpec spec = BaseSpec();
+    spec.mutable_load()->mutable_duration()->set_connections(connections);
+    ToProtoDuration(d, spec.mutable_load()->mutable_duration()->mutable_duration());
+    return spec;
+  }
+  v1::RunSpec OpenSpec(double rate, int max_in_flight, absl::Duration d) {
+    v1::RunSpec spec = BaseSpec();
+    v1::OpenLoad* o = spec.mutable_load()->mutable_open();
+    o->set_rate_per_second(rate);
+    o->set_max_in_flight(max_in_flight);
+    o->set_distribution(v1::UNIFORM);
+    ToProtoDuration(d, o->mutable_duration());
+    return spec;
+  }
+
+  v1::Run Get(const std::string& id) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(testing_util::GrpcDeadline(absl::Seconds(5)));
+    v1::GetRunRequest req;
+    req.set_id(id);
+    v1::Run run;
+    (void)stub_->GetRun(&ctx, req, &run);
+    return run;
+  }
+
+  // Waits until the run has done `requests` requests (ok or failed).
+  ::testing::AssertionResult WaitForRequests(const std::string& id, int64_t requests) {
+    return WaitUntil(
+        [&] {
+          const v1::Run run = Get(id);
+          return run.progress().requests_ok() + run.progress().requests_failed() >= requests;
+        },
+        absl::Seconds(20), absl::StrCat(requests, " requests"), absl::Milliseconds(50));
+  }
+
+  // The index of a worker that runs a shard of the run.
+  int WorkerWithShard(const v1::Run& run) {
+    for (const v1::Shard& s : run.shards()) {
+      if (s.state() == v1::SHARD_RUNNING || s.state() == v1::SHARD_ASSIGNED) {
+        return std::stoi(s.worker_id().substr(std::string("worker-").size()));
+      }
+    }
+    return 1;
+  }
+
+  // Polls until the run records a loss; returns how long that took.
+  absl::Duration WaitForLoss(const std::string& id, absl::Time since) {
+    EXPECT_TRUE(WaitUntil([&] { return Get(id).losses_size() > 0; }, absl::Seconds(20),
+                          "the loss to be recorded", absl::Milliseconds(20)));
+    return MonoNow() - since;
+  }
+
+  static Totals TotalsOf(const v1::RunStats& s) {
+    Totals t;
+    t.offered = CounterOf(s, v1::OFFERED);
+    t.ok = CounterOf(s, v1::REQUESTS_OK);
+    for (v1::Counter c : metrics::AllCounters()) {
+      if (metrics::IsRequestFailureCounter(c)) {
+        t.failed += CounterOf(s, c);
+      }
+    }
+    t.lost = CounterOf(s, v1::LOST);
+    t.dropped = CounterOf(s, v1::DROPPED);
+    t.unfinished = CounterOf(s, v1::UNFINISHED);
+    return t;
+  }
+
+  // The run ended COMPLETED and its totals add up exactly.
+  Totals ExpectExact(const v1::Run& run) {
+    EXPECT_EQ(run.state(), v1::COMPLETED) << run.error();
+    const Totals t = TotalsOf(run.stats());
+    EXPECT_GT(t.offered, 0u);
+    EXPECT_EQ(t.offered, t.ok + t.failed + t.lost + t.dropped + t.unfinished) << t.ToString();
+    EXPECT_TRUE(run.stats().complete());
+    return t;
+  }
+
+  // The loss record names the worker, the time and the missing window, and
+  // says where the work went.
+  void ExpectLossStated(const v1::Run& run, const std::string& worker, bool drained) {
+    ASSERT_GE(run.losses_size(), 1);
+    const v1::WorkerLoss& loss = run.losses(0);
+    EXPECT_EQ(loss.worker_id(), worker);
+    EXPECT_EQ(loss.drained(), drained);
+    EXPECT_TRUE(loss.has_detected_at());
+    EXPECT_TRUE(loss.has_last_heard());
+    EXPECT_GT(loss.missing_from_us(), 0);
+    EXPECT_GE(loss.missing_to_us(), loss.missing_from_us());
+    bool event = false;
+    for (const v1::RunEvent& e : run.events()) {
+      event = event || e.message().find(absl::StrCat("sealed epoch ", loss.epoch(), " of worker ",
+                                                     worker)) != std::string::npos;
+    }
+    EXPECT_TRUE(event) << "no seal event";
+  }
+
+  static double ReassignSeconds(const v1::WorkerLoss& loss) {
+    if (!loss.has_moved_at()) {
+      return -1;
+    }
+    return absl::ToDoubleSeconds(ToTime(loss.moved_at()) - ToTime(loss.detected_at()));
+  }
+
+  void Report(const std::string& test, const v1::Run& run, absl::Duration detection,
+              const Totals& t) {
+    const double reassign = run.losses_size() > 0 ? ReassignSeconds(run.losses(0)) : -1;
+    std::printf("FAULT-REPORT %s detection=%.3fs reassign=%.3fs lost_workers=%d %s\n",
+                test.c_str(), absl::ToDoubleSeconds(detection), reassign, run.losses_size(),
+                t.ToString().c_str());
+    std::fflush(stdout);
+  }
+};
+
+TEST_F(FaultsTest, ClosedModelWorkerKilledMidRun) {
+  Start();
+  constexpr int kClients = 12;
+  constexpr int kCycles = 30;
+  const v1::Run started = StartRun(ClosedSpec(kClients, kCycles));
+  ASSERT_EQ(started.shards_size(), 3);
+  ASSERT_TRUE(WaitForRequests(started.id(), 60));
+  const int victim = WorkerWithShard(Get(started.id()));
+  const absl::Time killed = MonoNow();
+  workers_[static_cast<size_t>(victim)]->Kill();
+  const absl::Duration detection = WaitForLoss(started.id(), killed);
+  const v1::Run run = WaitForEnd(started.id(), absl::Seconds(40));
+  const Totals t = ExpectExact(run);
+  ExpectLossStated(run, absl::StrCat("worker-", victim), false);
+  // Every client's cycles ran exactly once or were counted lost.
+  EXPECT_EQ(t.offered, static_cast<uint64_t>(kClients) * kCycles);
+  EXPECT_EQ(t.dropped, 0u);
+  EXPECT_GE(run.losses(0).moved_size(), 1);
+  Report("closed-sigkill", run, detection, t);
+}
+
+TEST_F(FaultsTest, DurationModelWorkerKilledMidRun) {
+  Start();
+  const v1::Run started = StartRun(DurationSpec(9, absl::Seconds(6)));
+  ASSERT_TRUE(WaitForRequests(started.id(), 40));
+  const int victim = WorkerWithShard(Get(started.id()));
+  const absl::Time killed = MonoNow();
+  workers_[static_cast<size_t>(victim)]->Kill();
+  const absl::Duration detection = WaitForLoss(started.id(), killed);
+  const v1::Run run = WaitForEnd(started.id(), absl::Seconds(40));
+  const Totals t = ExpectExact(run);
+  ExpectLossStated(run, absl::StrCat("worker-", victim), false);
+  // Its connections went on elsewhere for the rest of the load.
+  ASSERT_GE(run.losses(0).moved_size(), 1);
+  EXPECT_NE(run.losses(0).moved(0).find("for the remaining"), std::string::npos);
+  Report("duration-sigkill", run, detection, t);
+}
+
+TEST_F(FaultsTest, OpenModelWorkerKilledMidRun) {
+  Start();
+  const v1::Run started = StartRun(OpenSpec(45, 60, absl::Seconds(6)));
+  ASSERT_TRUE(WaitForRequests(started.id(), 40));
+  const int victim = WorkerWithShard(Get(started.id()));
+  const absl::Time killed = MonoNow();
+  workers_[static_cast<size_t>(victim)]->Kill();
+  const absl::Duration detection = WaitForLoss(started.id(), killed);
+  const v1::Run run = WaitForEnd(started.id(), absl::Seconds(40));
+  const Totals t = ExpectExact(run);
+  ExpectLossStated(run, absl::StrCat("worker-", victim), false);
+  ASSERT_GE(run.losses(0).moved_size(), 1);
+  EXPECT_NE(run.losses(0).moved(0).find("req/s"), std::string::npos);
+  // Roughly the whole rate was offered: 45/s for 6 s, less the arrivals the
+  // lost share did not make between the kill and the move.
+  EXPECT_GT(t.offered, 200u);
+  Report("open-sigkill", run, detection, t);
+}
+
+TEST_F(FaultsTest, HungWorkerIsLostThenFencedWhenItResumes) {
+  Start();
+  constexpr int kClients = 12;
+  constexpr int kCycles = 30;
+  const v1::Run started = StartRun(ClosedSpec(kClients, kCycles));
+  ASSERT_TRUE(WaitForRequests(started.id(), 60));
+  const int victim = WorkerWithShard(Get(started.id()));
+  const absl::Time stopped = MonoNow();
+  workers_[static_cast<size_t>(victim)]->Signal(SIGSTOP);
+  const absl::Duration detection = WaitForLoss(started.id(), stopped);
+  // The default heartbeat timeout is 3 s.
+  EXPECT_GE(detection, absl::Milliseconds(2500));
+  EXPECT_LE(detection, absl::Seconds(5));
+  ASSERT_TRUE(WaitUntil([&] { return Get(started.id()).losses(0).moved_size() > 0; },
+                        absl::Seconds(10), "the lost work to move"));
+  // SIGCONT: the worker comes back; its old shard is fenced and its late
+  // batches are refused.
+  workers_[static_cast<size_t>(victim)]->Signal(SIGCONT);
+  const v1::Run run = WaitForEnd(started.id(), absl::Seconds(40));
+  const Totals t = ExpectExact(run);
+  ExpectLossStated(run, absl::StrCat("worker-", victim), false);
+  EXPECT_EQ(t.offered, static_cast<uint64_t>(kClients) * kCycles);
+  // It came back and was told (or found) its shard fenced.
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        return workers_[static_cast<size_t>(victim)]->ReadLog().find("fenced") !=
+               std::string::npos;
+      },
+      absl::Seconds(10), "the resumed worker to see its shard fenced"));
+  Report("closed-sigstop", run, detection, t);
+}
+
+}  // namespace
+}  // namespace llmload
