@@ -1,12 +1,16 @@
 #include "services/worker/worker.h"
 
+#include <signal.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <chrono>
 
+#include <cstdlib>
 #include <random>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_format.h"
 #include "lib/common/log.h"
 #include "services/common/grpc_util.h"
@@ -33,6 +37,32 @@ std::string NewIncarnation() {
 }
 
 constexpr size_t kMaxFinished = 1024;
+
+#ifdef LLMLOAD_TEST_HOOKS
+// Test builds: with LLMLOAD_TEST_CRASH_ON_CLIENT=<id>, a shard holding that
+// client kills this process (as a poison work unit or an OOM would).
+void MaybeCrashForTest(const v1::ShardAssignment& a) {
+  const char* env = std::getenv("LLMLOAD_TEST_CRASH_ON_CLIENT");
+  int32_t client = 0;
+  if (env == nullptr || !absl::SimpleAtoi(env, &client)) {
+    return;
+  }
+  bool holds = a.clients_size() == 0 && client >= a.client_begin() &&
+               client < a.client_begin() + a.client_count();
+  for (const v1::ClientSpan& s : a.clients()) {
+    holds = holds || (client >= s.begin() && client < s.begin() + s.count());
+  }
+  if (holds) {
+    LLMLOAD_LOG(kError, "Test hook: this shard holds the crash client; killing myself.")
+        .Kv("run_id", a.run_id())
+        .Kv("epoch", a.epoch())
+        .Kv("client", client);
+    ::kill(::getpid(), SIGKILL);
+  }
+}
+#else
+void MaybeCrashForTest(const v1::ShardAssignment&) {}
+#endif
 
 }  // namespace
 
@@ -300,6 +330,7 @@ void Worker::SetupLoop() {
 }
 
 void Worker::StartShard(const v1::ShardAssignment& a) {
+  MaybeCrashForTest(a);
   // Resolves the target and builds the TLS context: may block, on this
   // thread only.
   auto runner = ShardRunner::Create(loops_, a);

@@ -274,5 +274,30 @@ TEST_F(FaultsTest, HungWorkerIsLostThenFencedWhenItResumes) {
   Report("closed-sigstop", run, detection, t);
 }
 
+// A work unit that kills whichever worker runs it (a test build hook: the
+// worker kills itself when given client 0): after two losses it is not
+// handed to a third worker, and the run fails naming the crash loop.
+TEST_F(FaultsTest, WorkThatKillsTwoWorkersFailsTheRunAsACrashLoop) {
+  Start(3, {"LLMLOAD_TEST_CRASH_ON_CLIENT=0"});
+  for (auto& w : workers_) {
+    w->AllowSignal(SIGKILL);  // the hook's, not the test's
+  }
+  const absl::Time start = MonoNow();
+  const v1::Run started = StartRun(ClosedSpec(6, 20));
+  const v1::Run run = WaitForEnd(started.id(), absl::Seconds(30));
+  EXPECT_EQ(run.state(), v1::FAILED);
+  EXPECT_NE(run.error().find("crash loop"), std::string::npos) << run.error();
+  EXPECT_NE(run.error().find("lost with 2 workers"), std::string::npos) << run.error();
+  EXPECT_NE(run.error().find("not handed to a third"), std::string::npos) << run.error();
+  int dead = 0;
+  for (auto& w : workers_) {
+    dead += w->Running() ? 0 : 1;
+  }
+  EXPECT_EQ(dead, 2) << "the work must not reach a third worker";
+  std::printf("FAULT-REPORT crash-loop failed_after=%.3fs losses=%d error=\"%s\"\n",
+              absl::ToDoubleSeconds(MonoNow() - start), run.losses_size(), run.error().c_str());
+  std::fflush(stdout);
+}
+
 }  // namespace
 }  // namespace llmload
