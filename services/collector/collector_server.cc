@@ -176,6 +176,10 @@ void CollectorServer::Shutdown(absl::Duration grace) {
   shut_down_ = true;
   if (server_ != nullptr) {
     server_->GetHealthCheckService()->SetServingStatus(false);
+    // Ingest streams stop taking batches, ack the ones they took and end
+    // (workers resend the rest to the next collector), so the shutdown does
+    // not wait out the grace for streams that never end on their own.
+    service_->DrainIngest();
     // Drains in-flight calls until the deadline, then cancels them; returns
     // once every reactor has finished (the pipeline and the scheduler keep
     // running meanwhile, so they can).

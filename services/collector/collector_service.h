@@ -23,6 +23,10 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <set>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 
 #include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
@@ -35,6 +39,24 @@ namespace llmload::collector {
 
 // WatchRunStats interval: 1000 ms when 0, else clamped to [100, 60000] ms.
 absl::Duration WatchInterval(uint32_t interval_ms);
+
+class IngestReactor;
+
+// The Ingest streams alive, so a shutdown can drain them.
+class IngestStreams {
+ public:
+  void Add(IngestReactor* r) ABSL_LOCKS_EXCLUDED(mu_);
+  void Remove(IngestReactor* r) ABSL_LOCKS_EXCLUDED(mu_);
+  // Every stream stops taking batches, acks those it took, and ends; new
+  // streams are refused.
+  void DrainAll() ABSL_LOCKS_EXCLUDED(mu_);
+  bool draining() ABSL_LOCKS_EXCLUDED(mu_);
+
+ private:
+  absl::Mutex mu_;
+  std::set<IngestReactor*> live_ ABSL_GUARDED_BY(mu_);
+  bool draining_ ABSL_GUARDED_BY(mu_) = false;
+};
 
 class CollectorServiceImpl final : public v1::Collector::CallbackService {
  public:
@@ -63,11 +85,15 @@ class CollectorServiceImpl final : public v1::Collector::CallbackService {
                                       const v1::SealShardRequest* request,
                                       v1::SealedShard* response) override;
 
+  // Shutdown: Ingest streams stop taking batches, ack what they took and end.
+  void DrainIngest();
+
  private:
   IngestPipeline* const pipeline_;
   const RunRegistry* const registry_;
   Scheduler* const scheduler_;
   const Options options_;
+  IngestStreams streams_;
 };
 
 }  // namespace llmload::collector

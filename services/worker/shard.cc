@@ -187,7 +187,7 @@ void LoopShard::Begin(Clock::time_point start) {
     end_timer_.expires_at(start_ + std::chrono::duration_cast<Clock::duration>(s.length));
     end_timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
       if (!ec) {
-        self->EndLoad();
+        self->EndLoad(self->settings_->drain);
       }
     });
   }
@@ -467,7 +467,15 @@ void LoopShard::Arrive(Clock::time_point intended) {
   metrics().Add(v1::DROPPED);  // over the in-flight cap: counted, never silently skipped
 }
 
-void LoopShard::EndLoad() {
+void LoopShard::Drain(std::chrono::milliseconds grace) {
+  net::post(ioc_, [self = shared_from_this(), grace] {
+    if (!self->done_) {
+      self->EndLoad(grace);
+    }
+  });
+}
+
+void LoopShard::EndLoad(std::chrono::milliseconds grace) {
   if (cancelled_ || ending_) {
     return;
   }
@@ -485,7 +493,7 @@ void LoopShard::EndLoad() {
       s->Resume();
     }
   }
-  end_timer_.expires_after(settings_->drain);
+  end_timer_.expires_after(grace);
   end_timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
     if (!ec) {
       self->ForceEnd();
@@ -703,6 +711,15 @@ void ShardRunner::Cancel() {
   }
   for (auto& [loop, shard] : shards_) {
     shard->Cancel();
+  }
+}
+
+void ShardRunner::Drain(std::chrono::milliseconds grace) {
+  if (Finished() || cancelled_.load() || drained_.exchange(true)) {
+    return;
+  }
+  for (auto& [loop, shard] : shards_) {
+    shard->Drain(grace);
   }
 }
 

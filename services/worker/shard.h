@@ -200,6 +200,11 @@ class LoopShard : public std::enable_shared_from_this<LoopShard> {
   // load begins (shared by every loop of the shard).
   void Start(Clock::time_point start = Clock::now());
   void Cancel();
+  // The worker is leaving (SIGTERM): no request starts any more; requests
+  // in flight get `grace` to finish, then are cut off (UNFINISHED). Clients
+  // that did not finish keep the cycles they did not start. Posts to the
+  // loop; safe from any thread.
+  void Drain(std::chrono::milliseconds grace);
 
   // Loop thread only.
   metrics::MetricSet& metrics() { return *active_; }
@@ -248,8 +253,9 @@ class LoopShard : public std::enable_shared_from_this<LoopShard> {
   void ScheduleNextArrival();
   void OnArrivalTimer();
   void Arrive(Clock::time_point intended);
-  // Duration and open models: `length` is over.
-  void EndLoad();
+  // Duration and open models: `length` is over (or, any model, the worker
+  // drains); requests in flight get `grace`.
+  void EndLoad(std::chrono::milliseconds grace);
   void ForceEnd();
   // Cancels every live session (each ends and leaves live_).
   void CancelLive();
@@ -310,6 +316,9 @@ class ShardRunner {
   int64_t cycles_total() const { return cycles_total_; }
   void Start();
   void Cancel();
+  // See LoopShard::Drain. drained(): Drain came before the shard finished.
+  void Drain(std::chrono::milliseconds grace);
+  bool drained() const { return drained_.load(); }
   bool cancelled() const { return cancelled_.load(); }
   bool Finished() const { return loops_remaining_.load() == 0; }
   int64_t active_sessions() const { return active_sessions_.load(std::memory_order_relaxed); }
@@ -328,6 +337,7 @@ class ShardRunner {
   std::atomic<int> loops_remaining_{0};
   std::atomic<int64_t> active_sessions_{0};
   std::atomic<bool> cancelled_{false};
+  std::atomic<bool> drained_{false};
   int64_t cycles_total_ = 0;
 };
 

@@ -109,31 +109,65 @@ void Worker::Start() {
 }
 
 void Worker::Shutdown(absl::Duration drain) {
+  const absl::Time deadline = absl::Now() + drain;
+  // Requests in flight get the drain less a moment for the last batches
+  // and their acks.
+  const absl::Duration grace =
+      std::max(absl::ZeroDuration(), std::min(drain - absl::Seconds(1), drain * 0.8));
+  int drained = 0;
   {
     absl::MutexLock lock(&mu_);
-    if (stopping_) {
+    if (stopping_ || draining_) {
       return;
     }
-    for (auto& [id, rs] : runs_) {
-      rs.runner->Cancel();
+    draining_ = true;
+    // Assignments not started yet are handed back at once.
+    for (const v1::ShardAssignment& a : setup_queue_) {
+      starting_.erase({a.run_id(), a.epoch()});
+      outbox_.push_back({});
+      v1::ShardUpdate* u = outbox_.back().mutable_shard_update();
+      u->set_run_id(a.run_id());
+      u->set_epoch(a.epoch());
+      u->set_state(v1::SHARD_DRAINED);
+      u->set_error("the worker is shutting down; the shard was never started");
+    }
+    setup_queue_.clear();
+    for (auto& [key, rs] : runs_) {
+      if (rs.final_enqueued || rs.runner->Finished()) {
+        continue;
+      }
+      rs.runner->Drain(absl::ToChronoMilliseconds(grace));
+      if (rs.runner->drained() && rs.final_state == v1::SHARD_DONE) {
+        rs.final_state = v1::SHARD_DRAINED;
+        rs.error = "the worker is shutting down (drained: requests in flight finished)";
+        ++drained;
+      }
     }
   }
-  // Let the control thread cut the final batches, then flush them.
-  const absl::Time deadline = absl::Now() + drain;
-  while (absl::Now() < deadline) {
-    absl::MutexLock lock(&mu_);
-    bool all_final = true;
-    for (auto& [id, rs] : runs_) {
-      all_final = all_final && rs.final_enqueued;
-    }
-    if (all_final) {
-      break;
-    }
-    mu_.AwaitWithTimeout(absl::Condition::kTrue, absl::Milliseconds(20));
-  }
-  shipper_.Flush(std::max(absl::ZeroDuration(), deadline - absl::Now()));
+  LLMLOAD_LOG(kInfo, "Draining: no new requests; finishing those in flight.")
+      .Kv("shards", drained)
+      .Kv("drain", absl::FormatDuration(drain));
+  // The control thread cuts each shard's last batch, waits for its acks and
+  // reports the shard (DRAINED, or DONE if it finished meanwhile).
   {
     absl::MutexLock lock(&mu_);
+    auto reported = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+      return runs_.empty() && starting_.empty();
+    };
+    if (!mu_.AwaitWithDeadline(absl::Condition(&reported), deadline)) {
+      LLMLOAD_LOG(kWarn, "Drain deadline reached with shards not reported; leaving anyway.")
+          .Kv("shards", static_cast<int64_t>(runs_.size()))
+          .Kv("unacked_batches", static_cast<int64_t>(shipper_.Unacked()));
+    }
+    // Then say goodbye, so the orchestrator moves what is left at once.
+    if (attached_) {
+      v1::WorkerMessage leaving;
+      leaving.mutable_leaving()->set_reason("SIGTERM");
+      outbox_.push_back(std::move(leaving));
+      auto left = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return left_ || !attached_; };
+      mu_.AwaitWithDeadline(absl::Condition(&left),
+                            std::max(deadline, absl::Now()) + absl::Seconds(2));
+    }
     stopping_ = true;
     if (attach_ctx_ != nullptr) {
       attach_ctx_->TryCancel();
@@ -148,9 +182,13 @@ void Worker::Shutdown(absl::Duration drain) {
   if (attach_thread_.joinable()) {
     attach_thread_.join();
   }
+  for (auto& [key, rs] : runs_) {
+    rs.runner->Cancel();  // whatever the deadline cut short
+  }
   metrics_.reset();
   shipper_.Stop();
   loops_.Stop();
+  LLMLOAD_LOG(kInfo, "Drained.").Kv("left_cleanly", left_ ? "true" : "false");
 }
 
 // ---- orchestrator link ----
@@ -168,7 +206,7 @@ void Worker::AttachLoop() {
     {
       absl::MutexLock lock(&mu_);
       attached_ = false;
-      if (stopping_) {
+      if (stopping_ || left_) {
         return;
       }
     }
@@ -261,6 +299,16 @@ bool Worker::RunAttachStream() {
         }
         break;
       }
+      if (out.has_leaving()) {
+        // Goodbye said: half-close and let the orchestrator end the stream,
+        // so the message is not cut off by our own cancel.
+        stream->WritesDone();
+        absl::MutexLock lock(&mu_);
+        auto ended = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return broken || stopping_; };
+        mu_.AwaitWithTimeout(absl::Condition(&ended), absl::Seconds(2));
+        left_ = true;
+        break;
+      }
     }
     ctx.TryCancel();
     reader.join();
@@ -290,6 +338,16 @@ void Worker::SendToOrchestrator(v1::WorkerMessage msg) {
 void Worker::OnAssignment(const v1::ShardAssignment& a) {
   absl::MutexLock lock(&mu_);
   const ShardKey key(a.run_id(), a.epoch());
+  if (draining_ && !runs_.contains(key) && !finished_.contains(key)) {
+    // Leaving: hand it back at once.
+    outbox_.push_back({});
+    v1::ShardUpdate* u = outbox_.back().mutable_shard_update();
+    u->set_run_id(a.run_id());
+    u->set_epoch(a.epoch());
+    u->set_state(v1::SHARD_DRAINED);
+    u->set_error("the worker is shutting down; the shard was never started");
+    return;
+  }
   // Sent again (after a re-attach): answer with what the shard is doing;
   // never run it twice.
   if (auto it = runs_.find(key); it != runs_.end()) {
@@ -348,6 +406,15 @@ void Worker::StartShard(const v1::ShardAssignment& a) {
     u->set_epoch(a.epoch());
     u->set_state(v1::SHARD_FAILED);
     u->set_error(std::string(runner.status().message()));
+    outbox_.push_back(std::move(msg));
+    return;
+  }
+  if (draining_) {
+    auto* u = msg.mutable_shard_update();
+    u->set_run_id(a.run_id());
+    u->set_epoch(a.epoch());
+    u->set_state(v1::SHARD_DRAINED);
+    u->set_error("the worker is shutting down; the shard was never started");
     outbox_.push_back(std::move(msg));
     return;
   }
@@ -498,6 +565,9 @@ void Worker::Tick(bool interval_cut, bool heartbeat_due) {
         rs.final_enqueued = true;
         if (runner->cancelled() && rs.final_state == v1::SHARD_DONE) {
           rs.final_state = v1::SHARD_CANCELLED;
+        }
+        if (runner->drained() && rs.final_state == v1::SHARD_DONE) {
+          rs.final_state = v1::SHARD_DRAINED;
         }
       }
       rs.last_sequence = shipper_.Enqueue(std::move(batch));

@@ -58,8 +58,11 @@ class Worker {
   ~Worker();
 
   void Start();
-  // Stops starting sessions, cancels running shards, flushes batches (up to
-  // `drain`), detaches. Safe to call once from the main thread.
+  // SIGTERM: drains within `drain`: no new requests; requests in flight
+  // finish; each shard's last batches are shipped and acked and the shard is
+  // reported (SHARD_DRAINED when work was left, so the orchestrator moves it
+  // at once); then the worker says it is leaving and detaches. Safe to call
+  // once from the main thread.
   void Shutdown(absl::Duration drain);
 
  private:
@@ -107,6 +110,8 @@ class Worker {
   uint64_t heartbeat_sequence_ ABSL_GUARDED_BY(mu_) = 0;
   std::deque<v1::WorkerMessage> outbox_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  bool draining_ ABSL_GUARDED_BY(mu_) = false;
+  bool left_ ABSL_GUARDED_BY(mu_) = false;  // WorkerLeaving was written
   bool attached_ ABSL_GUARDED_BY(mu_) = false;
   absl::Duration heartbeat_interval_ ABSL_GUARDED_BY(mu_) = absl::Seconds(1);
 

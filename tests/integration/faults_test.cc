@@ -9,9 +9,11 @@
 // and reassignment times, totals), for the report.
 
 #include <signal.h>
+#include <sys/wait.h>
 
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -272,6 +274,50 @@ TEST_F(FaultsTest, HungWorkerIsLostThenFencedWhenItResumes) {
       },
       absl::Seconds(10), "the resumed worker to see its shard fenced"));
   Report("closed-sigstop", run, detection, t);
+}
+
+// SIGTERM (what Kubernetes sends on every pod deletion): the worker drains.
+// Its requests in flight finish (none is lost), its last batches are acked,
+// and its unfinished work moves at once instead of after the heartbeat
+// timeout; it exits 0.
+TEST_F(FaultsTest, TerminatedWorkerDrainsAndItsWorkMovesAtOnce) {
+  Start();
+  constexpr int kClients = 12;
+  constexpr int kCycles = 30;
+  const v1::Run started = StartRun(ClosedSpec(kClients, kCycles));
+  ASSERT_TRUE(WaitForRequests(started.id(), 60));
+  const int victim = WorkerWithShard(Get(started.id()));
+  const absl::Time term = MonoNow();
+  workers_[static_cast<size_t>(victim)]->Signal(SIGTERM);
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        const v1::Run r = Get(started.id());
+        return r.losses_size() > 0 && r.losses(0).moved_size() > 0;
+      },
+      absl::Seconds(10), "the drained work to move", absl::Milliseconds(20)));
+  const absl::Duration moved_after = MonoNow() - term;
+  EXPECT_LT(moved_after, absl::Seconds(2)) << "moved after " << moved_after;
+  EXPECT_EQ(workers_[static_cast<size_t>(victim)]->Wait(absl::Seconds(15)), 0);
+  const v1::Run run = WaitForEnd(started.id(), absl::Seconds(40));
+  const Totals t = ExpectExact(run);
+  ExpectLossStated(run, absl::StrCat("worker-", victim), true);
+  EXPECT_EQ(t.lost, 0u) << "a drained worker loses no request";
+  EXPECT_EQ(t.unfinished, 0u) << "its requests in flight finished";
+  EXPECT_EQ(t.offered, static_cast<uint64_t>(kClients) * kCycles);
+  EXPECT_EQ(run.losses(0).missing_to_us(), run.losses(0).missing_from_us());
+  Report("closed-sigterm", run, moved_after, t);
+
+  // The orchestrator and the collector drain on SIGTERM too: they exit 0
+  // and close their databases cleanly (no write-ahead log left behind).
+  for (auto* p : {&orchestrator_, &collector_}) {
+    const int status = (*p)->Stop(absl::Seconds(10));
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << (*p)->name() << " " << status;
+    p->reset();
+  }
+  for (const char* db : {"/orchestrator.db", "/collector.db"}) {
+    EXPECT_TRUE(std::filesystem::exists(dir_ + db)) << db;
+    EXPECT_FALSE(std::filesystem::exists(dir_ + db + "-wal")) << db << " was not closed cleanly";
+  }
 }
 
 // A work unit that kills whichever worker runs it (a test build hook: the

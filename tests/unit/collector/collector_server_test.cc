@@ -153,6 +153,25 @@ TEST_F(CollectorServerTest, SealsFenceLateBatchesAndSurviveARestart) {
   (*again)->Shutdown(absl::Seconds(1));
 }
 
+TEST_F(CollectorServerTest, ShutdownEndsIdleIngestStreamsWithoutWaitingOutTheGrace) {
+  auto server = CollectorServer::Create(config_);
+  ASSERT_TRUE(server.ok()) << server.status();
+  auto stub = v1::Collector::NewStub((*server)->InProcessChannel());
+  SampleGenerator gen(14);
+  metrics::MetricSet reference;
+  const v1::SampleBatch batch = MakeSampleBatch(gen, 5, "r", "w", 1, reference);
+  grpc::ClientContext ctx;
+  auto stream = stub->Ingest(&ctx);
+  ASSERT_TRUE(stream->Write(batch));
+  v1::IngestAck ack;
+  ASSERT_TRUE(stream->Read(&ack));  // acked; the stream now idles
+  const absl::Time start = testing_util::MonoNow();
+  (*server)->Shutdown(absl::Seconds(10));
+  EXPECT_LT(testing_util::MonoNow() - start, absl::Seconds(2));
+  EXPECT_FALSE(stream->Read(&ack));
+  EXPECT_FALSE(stream->Finish().ok());
+}
+
 TEST_F(CollectorServerTest, MetricsPortInUseFailsCleanly) {
   auto first = CollectorServer::Create(config_);
   ASSERT_TRUE(first.ok()) << first.status();
