@@ -254,6 +254,11 @@ bool Worker::RunAttachStream() {
           if (msg.accepted().heartbeat_interval_ms() > 0) {
             heartbeat_interval_ = absl::Milliseconds(msg.accepted().heartbeat_interval_ms());
           }
+          // Leases start with the first answer to a heartbeat; until then
+          // the stream's acceptance counts as one.
+          lease_length_ = absl::Milliseconds(msg.accepted().heartbeat_timeout_ms());
+          lease_until_ = lease_length_ > absl::ZeroDuration() ? absl::Now() + lease_length_
+                                                             : absl::InfiniteFuture();
           // Re-announce shards still running (after an orchestrator hiccup
           // or restart): it matches them by epoch.
           for (auto& [key, rs] : runs_) {
@@ -265,6 +270,15 @@ bool Worker::RunAttachStream() {
           LLMLOAD_LOG(kInfo, "Attached to the orchestrator.")
               .Kv("address", config_.orchestrator)
               .Kv("worker_id", config_.worker_id);
+        } else if (msg.has_lease()) {
+          absl::MutexLock lock(&mu_);
+          for (const auto& [seq, sent] : heartbeats_sent_) {
+            if (seq == msg.lease().heartbeat_sequence()) {
+              lease_until_ =
+                  std::max(lease_until_, sent + absl::Milliseconds(msg.lease().valid_ms()));
+              break;
+            }
+          }
         } else if (msg.has_assign()) {
           OnAssignment(msg.assign());
         } else if (msg.has_stop()) {
@@ -514,9 +528,21 @@ void Worker::Tick(bool interval_cut, bool heartbeat_due) {
   std::vector<std::pair<ShardKey, ShardRunner*>> to_cut;
   {
     absl::MutexLock lock(&mu_);
+    const bool lease_expired = attached_ && absl::Now() > lease_until_;
     for (auto& [key, rs] : runs_) {
       if (rs.final_enqueued) {
         continue;
+      }
+      if (lease_expired && !rs.runner->cancelled()) {
+        LLMLOAD_LOG(kWarn, "Lease expired: no answer from the orchestrator; stopping the shard "
+                           "(its work may have moved to another worker).")
+            .Kv("run_id", key.first)
+            .Kv("epoch", key.second)
+            .Kv("lease", absl::FormatDuration(lease_length_));
+        rs.final_state = v1::SHARD_CANCELLED;
+        rs.error = absl::StrCat("lease expired: no answer from the orchestrator for ",
+                                absl::FormatDuration(lease_length_));
+        rs.runner->Cancel();
       }
       if (!rs.runner->cancelled() && shipper_.Fenced(key.first, key.second)) {
         LLMLOAD_LOG(kWarn, "Shard fenced by the collector; stopping it.")
@@ -628,6 +654,10 @@ void Worker::Tick(bool interval_cut, bool heartbeat_due) {
     }
     v1::WorkerMessage hb;
     hb.mutable_heartbeat()->set_sequence(++heartbeat_sequence_);
+    heartbeats_sent_.emplace_back(heartbeat_sequence_, now);
+    while (heartbeats_sent_.size() > 64) {
+      heartbeats_sent_.pop_front();
+    }
     hb.mutable_heartbeat()->set_active_sessions(active);
     hb.mutable_heartbeat()->set_cpu_percent(last_cpu_percent_);
     hb.mutable_heartbeat()->set_loop_lag_ms(last_lag_ms_);

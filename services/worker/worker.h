@@ -108,6 +108,16 @@ class Worker {
   std::deque<ShardKey> finished_order_ ABSL_GUARDED_BY(mu_);
   const std::string incarnation_;
   uint64_t heartbeat_sequence_ ABSL_GUARDED_BY(mu_) = 0;
+  // The lease: the orchestrator answers each heartbeat with how long the
+  // worker may keep its shards from when it sent it. While the stream is up
+  // but silent past the lease (a network cut, a hung orchestrator), the
+  // orchestrator may have declared this worker lost and moved its work, so
+  // the worker stops its shards: a client never runs on two workers. A
+  // broken stream (the orchestrator restarting) does not expire it: the
+  // orchestrator gives workers time to re-attach.
+  std::deque<std::pair<uint64_t, absl::Time>> heartbeats_sent_ ABSL_GUARDED_BY(mu_);
+  absl::Duration lease_length_ ABSL_GUARDED_BY(mu_) = absl::ZeroDuration();  // 0: none
+  absl::Time lease_until_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
   std::deque<v1::WorkerMessage> outbox_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   bool draining_ ABSL_GUARDED_BY(mu_) = false;
