@@ -4,6 +4,7 @@
 #include <chrono>
 
 #include "absl/strings/str_join.h"
+#include "lib/common/backoff.h"
 #include "lib/common/log.h"
 #include "lib/histogram/histogram.h"
 #include "lib/metrics/metrics.h"
@@ -149,7 +150,9 @@ bool BatchShipper::Flush(absl::Duration timeout) {
 }
 
 void BatchShipper::SenderLoop() {
-  auto backoff = std::chrono::milliseconds(100);
+  // Full jitter: workers that lost the collector together (a restart) come
+  // back spread over the window, not in lockstep.
+  Backoff backoff(absl::Milliseconds(100), absl::Seconds(3), BackoffSeed(this));
   for (;;) {
     {
       absl::MutexLock lock(&mu_);
@@ -166,12 +169,17 @@ void BatchShipper::SenderLoop() {
       connected_ = false;
       sent_on_stream_ = 0;  // resend everything unacked on the next stream
     }
-    backoff = progressed ? std::chrono::milliseconds(100)
-                         : std::min(backoff * 2, std::chrono::milliseconds(2000));
+    if (progressed) {
+      backoff.Reset();
+    }
+    const absl::Duration delay = backoff.Next();
+    LLMLOAD_LOG(kInfo, "Reconnecting to the collector.")
+        .Kv("address", address_)
+        .Kv("delay_ms", absl::ToInt64Milliseconds(delay));
     // Sleep interruptibly.
     absl::MutexLock lock(&mu_);
     auto stop = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return stopping_; };
-    mu_.AwaitWithTimeout(absl::Condition(&stop), absl::FromChrono(backoff));
+    mu_.AwaitWithTimeout(absl::Condition(&stop), delay);
   }
 }
 

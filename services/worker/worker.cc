@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_format.h"
+#include "lib/common/backoff.h"
 #include "lib/common/log.h"
 #include "services/common/grpc_util.h"
 #include "services/common/process_identity.h"
@@ -194,7 +195,9 @@ void Worker::Shutdown(absl::Duration drain) {
 // ---- orchestrator link ----
 
 void Worker::AttachLoop() {
-  auto backoff = std::chrono::milliseconds(200);
+  // Full jitter, so workers that lost the orchestrator together do not all
+  // come back at the same instant.
+  Backoff backoff(absl::Milliseconds(200), absl::Seconds(2), BackoffSeed(this));
   for (;;) {
     {
       absl::MutexLock lock(&mu_);
@@ -210,11 +213,13 @@ void Worker::AttachLoop() {
         return;
       }
     }
-    backoff = was_attached ? std::chrono::milliseconds(200)
-                           : std::min(backoff * 2, std::chrono::milliseconds(5000));
+    if (was_attached) {
+      backoff.Reset();
+    }
+    const absl::Duration delay = backoff.Next();
     absl::MutexLock lock(&mu_);
     auto stop = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return stopping_; };
-    mu_.AwaitWithTimeout(absl::Condition(&stop), absl::FromChrono(backoff));
+    mu_.AwaitWithTimeout(absl::Condition(&stop), delay);
   }
 }
 

@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 
 #include <algorithm>
+#include <memory>
 #include <cstdio>
 #include <filesystem>
 #include <string>
@@ -318,6 +319,94 @@ TEST_F(FaultsTest, TerminatedWorkerDrainsAndItsWorkMovesAtOnce) {
     EXPECT_TRUE(std::filesystem::exists(dir_ + db)) << db;
     EXPECT_FALSE(std::filesystem::exists(dir_ + db + "-wal")) << db << " was not closed cleanly";
   }
+}
+
+// The orchestrator SIGKILLed mid-run and started again on the same
+// database: the run goes on. Workers re-attach and report their shards (by
+// epoch), and a `llmload watch` that was following the run reconnects and
+// prints the report at the end.
+TEST_F(FaultsTest, OrchestratorKilledMidRunAndRestartedTheRunGoesOn) {
+  Start();
+  constexpr int kClients = 12;
+  constexpr int kCycles = 40;
+  const v1::Run started = StartRun(ClosedSpec(kClients, kCycles));
+  std::unique_ptr<testing_util::ChildProcess> watch = testing_util::ChildProcess::Start(
+      testing_util::BinPath("llmload"),
+      {"watch", started.id(), "--orchestrator", absl::StrCat("127.0.0.1:", orchestrator_port_)},
+      dir_ + "/watch.log", dir_);
+  ASSERT_TRUE(WaitForRequests(started.id(), 80));
+  const absl::Time killed = MonoNow();
+  orchestrator_->Kill();
+  StartOrchestrator();
+  const absl::Duration down = MonoNow() - killed;
+  const v1::Run run = WaitForEnd(started.id(), absl::Seconds(40));
+  const Totals t = ExpectExact(run);
+  EXPECT_EQ(t.offered, static_cast<uint64_t>(kClients) * kCycles);
+  EXPECT_EQ(run.losses_size(), 0) << "every worker re-attached with its shards";
+  bool restarted = false;
+  for (const v1::RunEvent& e : run.events()) {
+    restarted = restarted ||
+                e.message().find("orchestrator restarted; the run goes on") != std::string::npos;
+  }
+  EXPECT_TRUE(restarted);
+  EXPECT_EQ(watch->Wait(absl::Seconds(20)), 0) << watch->ReadLog();
+  const std::string watched = watch->ReadLog();
+  EXPECT_NE(watched.find("watching again"), std::string::npos) << watched;
+  EXPECT_NE(watched.find("Test completed."), std::string::npos) << watched;
+  Report("orchestrator-sigkill", run, down, t);
+}
+
+// The collector SIGKILLed and restarted mid-run: workers keep their unacked
+// batches, reconnect (spread out in time by full jitter) and resend them;
+// nothing acked is lost, nothing counts twice.
+TEST_F(FaultsTest, CollectorKilledMidRunAndRestartedTotalsStayExact) {
+  Start();
+  constexpr int kClients = 12;
+  constexpr int kCycles = 40;
+  const v1::Run started = StartRun(ClosedSpec(kClients, kCycles));
+  ASSERT_TRUE(WaitForRequests(started.id(), 80));
+  const absl::Time killed = MonoNow();
+  collector_->Kill();
+  // Down long enough for every worker to fail a few reconnects.
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        int failing = 0;
+        for (auto& w : workers_) {
+          const std::string log = w->ReadLog();
+          failing += log.find("Reconnecting to the collector.") != std::string::npos ? 1 : 0;
+        }
+        return failing == static_cast<int>(workers_.size());
+      },
+      absl::Seconds(10), "every worker to notice the collector is gone"));
+  StartCollector();
+  const absl::Duration down = MonoNow() - killed;
+  const v1::Run run = WaitForEnd(started.id(), absl::Seconds(40));
+  const Totals t = ExpectExact(run);
+  EXPECT_EQ(t.offered, static_cast<uint64_t>(kClients) * kCycles);
+  EXPECT_EQ(run.losses_size(), 0);
+  // The workers chose their reconnect delays independently (full jitter):
+  // no two picked the same sequence of delays.
+  std::vector<std::string> delays;
+  for (auto& w : workers_) {
+    std::string mine;
+    const std::string log = w->ReadLog();
+    for (size_t at = log.find("Reconnecting to the collector."); at != std::string::npos;
+         at = log.find("Reconnecting to the collector.", at + 1)) {
+      const size_t d = log.find("delay_ms=", at);
+      const size_t end = log.find_first_of(",]", d);
+      if (d != std::string::npos && end != std::string::npos) {
+        absl::StrAppend(&mine, log.substr(d + 9, end - d - 9), " ");
+      }
+    }
+    delays.push_back(mine);
+  }
+  std::sort(delays.begin(), delays.end());
+  EXPECT_EQ(std::unique(delays.begin(), delays.end()), delays.end())
+      << "workers reconnected in lockstep: " << absl::StrJoin(delays, " | ");
+  std::printf("FAULT-REPORT collector-sigkill down=%.3fs reconnect_delays_ms=[%s] %s\n",
+              absl::ToDoubleSeconds(down), absl::StrJoin(delays, "| ").c_str(),
+              t.ToString().c_str());
+  std::fflush(stdout);
 }
 
 // A work unit that kills whichever worker runs it (a test build hook: the
