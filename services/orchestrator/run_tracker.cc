@@ -917,10 +917,12 @@ void RunTracker::ShardEndedEarly(RunRec& rec, v1::Shard& shard, v1::ShardState s
   shard.set_state(state);
   shard.set_error(state == v1::SHARD_LOST ? absl::StrCat("worker lost: ", reason) : reason);
   const bool lost = state == v1::SHARD_LOST;
-  if (lost) {
+  ShardRec& sr = rec.shards[shard.epoch()];
+  if (lost && sr.dispatched) {
+    // A worker lost while running this work (one that never got it cannot
+    // have been killed by it).
     shard.set_losses(shard.losses() + 1);
   }
-  ShardRec& sr = rec.shards[shard.epoch()];
   sr.ended_at = now;
   v1::WorkerLoss* loss = run.add_losses();
   sr.loss_index = run.losses_size() - 1;

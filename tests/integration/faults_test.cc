@@ -14,8 +14,10 @@
 #include <algorithm>
 #include <memory>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -431,6 +433,77 @@ TEST_F(FaultsTest, WorkThatKillsTwoWorkersFailsTheRunAsACrashLoop) {
   EXPECT_EQ(dead, 2) << "the work must not reach a third worker";
   std::printf("FAULT-REPORT crash-loop failed_after=%.3fs losses=%d error=\"%s\"\n",
               absl::ToDoubleSeconds(MonoNow() - start), run.losses_size(), run.error().c_str());
+  std::fflush(stdout);
+}
+
+// The soak (opt-in: LLMLOAD_SOAK=1; LLMLOAD_SOAK_SECONDS, default 600): a
+// duration run at moderate load while one worker is SIGKILLed and started
+// again (same id, a new process) every minute. Totals stay exact and each
+// service's memory stays flat; RSS at the start and the end is printed.
+TEST_F(FaultsTest, SoakWorkersKilledAndRestartedEveryMinute) {
+  const char* enabled = std::getenv("LLMLOAD_SOAK");
+  if (enabled == nullptr || std::string(enabled) != "1") {
+    GTEST_SKIP() << "the soak runs only with LLMLOAD_SOAK=1";
+  }
+  const char* secs_env = std::getenv("LLMLOAD_SOAK_SECONDS");
+  const int seconds = secs_env != nullptr ? std::max(60, std::atoi(secs_env)) : 600;
+  Start();
+  const v1::Run started = StartRun(DurationSpec(15, absl::Seconds(seconds)));
+  const absl::Time begin = MonoNow();
+  ASSERT_TRUE(WaitForRequests(started.id(), 100));
+  auto rss = [&](const char* what) {
+    std::string line = absl::StrCat("SOAK-RSS ", what, " t=",
+                                    absl::ToInt64Seconds(MonoNow() - begin), "s");
+    for (auto* p : {&orchestrator_, &collector_, &emulator_}) {
+      absl::StrAppend(&line, " ", (*p)->name(), "=", testing_util::RssKib((*p)->pid()), "KiB");
+    }
+    for (size_t i = 0; i < workers_.size(); ++i) {
+      absl::StrAppend(&line, " worker-", i, "=", testing_util::RssKib(workers_[i]->pid()),
+                      "KiB");
+    }
+    std::printf("%s\n", line.c_str());
+    std::fflush(stdout);
+  };
+  // Warm-up done: the baseline.
+  ASSERT_TRUE(WaitUntil([&] { return MonoNow() - begin > absl::Seconds(15); },
+                        absl::Seconds(30), "warm-up"));
+  rss("start");
+  const int64_t orchestrator_start = testing_util::RssKib(orchestrator_->pid());
+  const int64_t collector_start = testing_util::RssKib(collector_->pid());
+  const int64_t emulator_start = testing_util::RssKib(emulator_->pid());
+  int kills = 0;
+  for (absl::Duration at = absl::Seconds(60); at < absl::Seconds(seconds - 20);
+       at += absl::Seconds(60)) {
+    ASSERT_TRUE(WaitUntil([&] { return MonoNow() - begin >= at; }, at + absl::Seconds(30),
+                          "the next kill", absl::Milliseconds(200)));
+    const size_t victim = static_cast<size_t>(kills % 3);
+    workers_[victim]->Kill();
+    ++kills;
+    ASSERT_TRUE(WaitUntil([&] { return Get(started.id()).losses_size() >= kills; },
+                          absl::Seconds(20), "the loss"));
+    StartWorker(static_cast<int>(victim));
+    ASSERT_TRUE(WaitForWorkers(3, absl::Seconds(20)));
+    rss(absl::StrCat("after-kill-", kills).c_str());
+  }
+  ASSERT_TRUE(WaitUntil([&] { return MonoNow() - begin > absl::Seconds(seconds - 2); },
+                        absl::Seconds(seconds + 30), "the end of the load"));
+  rss("end");
+  const int64_t orchestrator_end = testing_util::RssKib(orchestrator_->pid());
+  const int64_t collector_end = testing_util::RssKib(collector_->pid());
+  const int64_t emulator_end = testing_util::RssKib(emulator_->pid());
+  const v1::Run run = WaitForEnd(started.id(), absl::Seconds(60));
+  const Totals t = ExpectExact(run);
+  EXPECT_EQ(run.losses_size(), kills);
+  // Flat: no service grew by more than half its baseline plus 32 MiB.
+  for (auto [name, before, after] :
+       {std::tuple{"orchestrator", orchestrator_start, orchestrator_end},
+        std::tuple{"collector", collector_start, collector_end},
+        std::tuple{"emulator", emulator_start, emulator_end}}) {
+    EXPECT_LE(after, before + before / 2 + 32 * 1024) << name << " grew from " << before
+                                                      << " KiB to " << after << " KiB";
+  }
+  std::printf("FAULT-REPORT soak seconds=%d kills=%d %s\n", seconds, kills,
+              t.ToString().c_str());
   std::fflush(stdout);
 }
 
