@@ -34,6 +34,11 @@ ABSL_FLAG(double, reassign_wait_seconds,
           "Work of a lost worker waits this long for a worker with spare capacity (one that "
           "attaches later counts) before its run fails (env "
           "LLMLOAD_ORCHESTRATOR_REASSIGN_WAIT_SECONDS).");
+ABSL_FLAG(double, crash_loop_window_seconds,
+          llmload::EnvOr("LLMLOAD_ORCHESTRATOR_CRASH_LOOP_WINDOW_SECONDS", 30.0),
+          "A worker lost within this long of being given a piece of work counts as killed by "
+          "it; work that killed two workers is not handed to a third (env "
+          "LLMLOAD_ORCHESTRATOR_CRASH_LOOP_WINDOW_SECONDS).");
 ABSL_FLAG(double, recovery_grace_seconds,
           llmload::EnvOr("LLMLOAD_ORCHESTRATOR_RECOVERY_GRACE_SECONDS", 10.0),
           "After a restart, how long the workers of runs in progress have to re-attach before "
@@ -47,7 +52,7 @@ constexpr char kUsage[] =
     "  llmload-orchestrator [--grpc_address=0.0.0.0:50051] [--collector=127.0.0.1:50052]\n"
     "                       [--db_path=orchestrator.db] [--heartbeat_timeout_seconds=3]\n"
     "                       [--heartbeat_interval_seconds=0.5] [--reassign_wait_seconds=60]\n"
-    "                       [--recovery_grace_seconds=10]\n";
+    "                       [--recovery_grace_seconds=10] [--crash_loop_window_seconds=30]\n";
 
 }  // namespace
 
@@ -70,6 +75,7 @@ int main(int argc, char** argv) {
   config.heartbeat_interval = absl::Seconds(absl::GetFlag(FLAGS_heartbeat_interval_seconds));
   config.reassign_wait = absl::Seconds(absl::GetFlag(FLAGS_reassign_wait_seconds));
   config.recovery_grace = absl::Seconds(absl::GetFlag(FLAGS_recovery_grace_seconds));
+  config.crash_window = absl::Seconds(absl::GetFlag(FLAGS_crash_loop_window_seconds));
   if (absl::Status s = llmload::orchestrator::Validate(config); !s.ok()) {
     LLMLOAD_LOG(kError, "Invalid configuration.").Kv("error", std::string(s.message()));
     return 2;

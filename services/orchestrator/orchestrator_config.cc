@@ -30,7 +30,7 @@ absl::Status Validate(const OrchestratorConfig& config) {
   }
   if (config.stop_grace < absl::ZeroDuration() || config.watch_interval <= absl::ZeroDuration() ||
       config.tick <= absl::ZeroDuration() || config.collector_deadline <= absl::ZeroDuration() ||
-      config.recovery_grace < absl::ZeroDuration()) {
+      config.recovery_grace < absl::ZeroDuration() || config.crash_window < absl::ZeroDuration()) {
     return absl::InvalidArgumentError("timer settings must be positive");
   }
   return absl::OkStatus();

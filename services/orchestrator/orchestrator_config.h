@@ -37,6 +37,10 @@ struct OrchestratorConfig {
   // Work of a lost worker waits this long for a worker with spare capacity
   // (one that attaches later counts); then its run fails, saying so.
   absl::Duration reassign_wait = absl::Seconds(60);
+  // A worker lost within this long of being given a piece of work counts as
+  // killed by it: work that killed two workers this way is not handed to a
+  // third (a crash loop). Losses later than this are independent faults.
+  absl::Duration crash_window = absl::Seconds(30);
   // After a restart, the workers of runs in progress get this long to
   // re-attach and report their shards before they count as lost.
   absl::Duration recovery_grace = absl::Seconds(10);

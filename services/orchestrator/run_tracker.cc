@@ -90,21 +90,6 @@ absl::Time FromTimestamp(const google::protobuf::Timestamp& t) {
   return absl::FromUnixSeconds(t.seconds()) + absl::Nanoseconds(t.nanos());
 }
 
-bool RecoverRun(v1::Run* run, const google::protobuf::Timestamp& now) {
-  if (IsTerminal(run->state())) {
-    return false;
-  }
-  for (v1::Shard& shard : *run->mutable_shards()) {
-    if (!IsTerminal(shard.state())) {
-      shard.set_state(v1::SHARD_LOST);
-      shard.set_error("orchestrator restarted while the shard was running");
-    }
-  }
-  SumProgress(run);
-  FinishRun(run, v1::FAILED, now, "orchestrator restarted while the run was in progress");
-  return true;
-}
-
 RunTracker::RunTracker(OrchestratorConfig config, ProcessProbe probe, bool collector)
     : config_(std::move(config)), probe_(std::move(probe)), collector_(collector) {
   rng_.seed(config_.seed != 0 ? config_.seed : std::random_device{}());
@@ -147,6 +132,7 @@ void RunTracker::Recover(std::vector<v1::Run> runs, absl::Time now, Effects& fx)
       }
       ShardRec& sr = rec.shards[shard.epoch()];
       sr.dispatched = true;  // perhaps: the worker ignores an assignment it knows
+      sr.dispatched_at = now;
       for (int i = 0; i < run.losses_size(); ++i) {
         if (run.losses(i).epoch() == shard.epoch()) {
           sr.loss_index = i;
@@ -337,7 +323,7 @@ absl::StatusOr<v1::Run> RunTracker::OnStartStored(const std::string& run_id,
        {"load", DescribeLoad(run.spec())}});
   rec.rate_at = now;
   rec.next_poll = now + absl::Seconds(1);
-  Dispatch(rec, fx);
+  Dispatch(rec, now, fx);
   for (v1::Shard& shard : *run.mutable_shards()) {
     if (std::find(gone.begin(), gone.end(), shard.worker_id()) != gone.end() &&
         !IsTerminal(shard.state())) {
@@ -361,7 +347,7 @@ void RunTracker::OnRunWritten(const std::string& run_id, const absl::Status& sto
   }
   // Dispatched either way: the run goes on; a restart would show an older
   // state of it (said on the run).
-  Dispatch(it->second, fx);
+  Dispatch(it->second, now, fx);
 }
 
 void RunTracker::OnStoreFailed(const std::string& run_id, const std::string& error,
@@ -412,7 +398,7 @@ void RunTracker::SendStop(const std::string& worker_id, const std::string& run_i
   Send(worker_id, std::move(stop), fx);
 }
 
-void RunTracker::Dispatch(RunRec& rec, Effects& fx) {
+void RunTracker::Dispatch(RunRec& rec, absl::Time now, Effects& fx) {
   for (const v1::Shard& shard : rec.run.shards()) {
     ShardRec& sr = rec.shards[shard.epoch()];
     if (sr.dispatched || IsTerminal(shard.state())) {
@@ -423,6 +409,7 @@ void RunTracker::Dispatch(RunRec& rec, Effects& fx) {
       continue;  // liveness decides: it comes back, or it is lost
     }
     sr.dispatched = true;
+    sr.dispatched_at = now;
     v1::OrchestratorMessage message;
     *message.mutable_assign() = AssignmentFor(rec.run, shard);
     fx.push_back(SendEffect{w->second.stream, std::move(message)});
@@ -653,7 +640,10 @@ void RunTracker::HandleHello(uint64_t stream, const v1::WorkerHello& hello, absl
       if (!hello.incarnation().empty()) {
         shard.set_worker_incarnation(hello.incarnation());
         ShardRec& sr = rec.shards[shard.epoch()];
-        sr.dispatched = true;
+        if (!sr.dispatched) {
+          sr.dispatched = true;
+          sr.dispatched_at = now;
+        }
         v1::OrchestratorMessage message;
         *message.mutable_assign() = AssignmentFor(rec.run, shard);
         fx.push_back(SendEffect{stream, std::move(message)});
@@ -717,7 +707,10 @@ void RunTracker::HandleShardUpdate(WorkerRec& worker, const v1::ShardUpdate& upd
   RunRec& rec = it->second;
   v1::Run& run = rec.run;
   ShardRec& sr = rec.shards[shard->epoch()];
-  sr.dispatched = true;
+  if (!sr.dispatched) {
+    sr.dispatched = true;
+    sr.dispatched_at = now;
+  }
   if (IsTerminal(shard->state())) {
     if ((shard->state() == v1::SHARD_LOST || shard->state() == v1::SHARD_DRAINED) &&
         !IsTerminal(update.state()) &&
@@ -831,7 +824,6 @@ void RunTracker::HandleLeaving(WorkerRec& worker, const v1::WorkerLeaving& leavi
   worker.leaving = true;
   Log(fx, LogLevel::kInfo, "Worker is leaving.",
       {{"worker_id", worker.hello.worker_id()}, {"reason", leaving.reason()}});
-  (void)now;
 }
 
 void RunTracker::OnStreamClosed(uint64_t stream, absl::Time now, Effects& fx) {
@@ -918,9 +910,10 @@ void RunTracker::ShardEndedEarly(RunRec& rec, v1::Shard& shard, v1::ShardState s
   shard.set_error(state == v1::SHARD_LOST ? absl::StrCat("worker lost: ", reason) : reason);
   const bool lost = state == v1::SHARD_LOST;
   ShardRec& sr = rec.shards[shard.epoch()];
-  if (lost && sr.dispatched) {
-    // A worker lost while running this work (one that never got it cannot
-    // have been killed by it).
+  if (lost && sr.dispatched && now - sr.dispatched_at <= config_.crash_window) {
+    // Its worker died soon after being given this work: the work may be
+    // what kills workers. (One that never got it cannot have been killed by
+    // it; one lost later failed on its own.)
     shard.set_losses(shard.losses() + 1);
   }
   sr.ended_at = now;

@@ -168,8 +168,9 @@ class RunTracker {
   // first message must be the hello). A non-OK status ends the stream.
   absl::Status OnMessage(uint64_t stream, const v1::WorkerMessage& message, absl::Time now,
                          Effects& fx);
-  // Attach stream `stream` ended (either side). `process`: what the probe
-  // says about the worker's process now.
+  // Attach stream `stream` ended (either side). A worker whose process
+  // (on this host) has exited is lost at once; others get the heartbeat
+  // timeout to re-attach.
   void OnStreamClosed(uint64_t stream, absl::Time now, Effects& fx);
 
   // ---- Collector answers ----
@@ -206,6 +207,7 @@ class RunTracker {
   // Tracker-only state of a shard (by epoch) beside its v1::Shard.
   struct ShardRec {
     bool dispatched = false;
+    absl::Time dispatched_at = absl::InfinitePast();
     // Lost, drained or cancelled without a stop, not settled yet.
     bool sealing = false;
     bool seal_in_flight = false;
@@ -264,7 +266,7 @@ class RunTracker {
   void Send(const std::string& worker_id, v1::OrchestratorMessage message, Effects& fx);
   void SendStop(const std::string& worker_id, const std::string& run_id, uint64_t epoch,
                 const std::string& reason, Effects& fx);
-  void Dispatch(RunRec& rec, Effects& fx);
+  void Dispatch(RunRec& rec, absl::Time now, Effects& fx);
 
   void HandleHello(uint64_t stream, const v1::WorkerHello& hello, absl::Time now, Effects& fx,
                    absl::Status* status);
@@ -319,12 +321,6 @@ class RunTracker {
   std::map<std::string, RunRec> runs_;
   std::set<std::string> active_runs_;  // not terminal (starting ones included)
 };
-
-// Start-up recovery of a stored run in progress without a tracker (tools,
-// tests): the run becomes FAILED and its unfinished shards SHARD_LOST.
-// Returns true if it changed. The orchestrator itself recovers runs with
-// RunTracker::Recover, which lets them go on.
-bool RecoverRun(v1::Run* run, const google::protobuf::Timestamp& now);
 
 // Timestamps for runs from tracker time.
 google::protobuf::Timestamp ToTimestamp(absl::Time t);

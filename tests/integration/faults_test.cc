@@ -493,7 +493,8 @@ TEST_F(FaultsTest, SoakWorkersKilledAndRestartedEveryMinute) {
   const int64_t emulator_end = testing_util::RssKib(emulator_->pid());
   const v1::Run run = WaitForEnd(started.id(), absl::Seconds(60));
   const Totals t = ExpectExact(run);
-  EXPECT_EQ(run.losses_size(), kills);
+  // One entry per lost shard: a worker may hold several (work moved to it).
+  EXPECT_GE(run.losses_size(), kills);
   // Flat: no service grew by more than half its baseline plus 32 MiB.
   for (auto [name, before, after] :
        {std::tuple{"orchestrator", orchestrator_start, orchestrator_end},

@@ -535,6 +535,39 @@ TEST_F(RunTrackerTest, WorkThatKilledTwoWorkersIsNotHandedToAThird) {
   EXPECT_THAT(now.error(), HasSubstr("not handed to a third"));
 }
 
+TEST_F(RunTrackerTest, IndependentLossesLongAfterTheMoveAreNoCrashLoop) {
+  Attach("a");
+  Attach("b");
+  Attach("c");
+  const v1::Run run = Start(ClosedSpec(3, 200, 0));
+  // Each worker dies a minute after it got its work: faults of their own,
+  // not of the work.
+  Heartbeats({"a", "b", "c"}, 120, absl::Milliseconds(500));
+  processes_["a"] = ProcessReport{"; process 1 has exited", true};
+  tracker_->OnStreamClosed(stream_of_["a"], now_, fx_);
+  Process();
+  ASSERT_EQ(seals_.size(), 1u);
+  Answer(seals_[0], SealScript());
+  std::string second;
+  for (const std::string w : {"b", "c"}) {
+    if (Assigned(w).size() == 2) {
+      second = w;
+    }
+  }
+  ASSERT_FALSE(second.empty());
+  const std::string third = second == "b" ? "c" : "b";
+  Heartbeats({"b", "c"}, 120, absl::Milliseconds(500));
+  processes_[second] = ProcessReport{"; process 2 has exited", true};
+  tracker_->OnStreamClosed(stream_of_[second], now_, fx_);
+  Process();
+  for (size_t i = 1; i < seals_.size(); ++i) {
+    Answer(seals_[i], SealScript());
+  }
+  const v1::Run now = Get(run.id());
+  EXPECT_EQ(now.state(), v1::RUNNING) << now.error();
+  EXPECT_GE(Assigned(third).size(), 2u);  // the work moved on
+}
+
 TEST_F(RunTrackerTest, FailOnWorkerLossFailsAtOnce) {
   Attach("a");
   Attach("b");
