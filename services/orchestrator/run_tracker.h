@@ -48,6 +48,9 @@
 // workers get recovery_grace to re-attach and report their shards (matched
 // by epoch); the others are lost as above.
 //
+// Implemented in run_tracker.cc (runs, workers, verdicts, time) and
+// run_tracker_moves.cc (lost work: seals and moves).
+//
 // Thread-compatible: the edge serialises every call.
 
 #pragma once
