@@ -302,4 +302,156 @@ absl::StatusOr<std::vector<ShardPlan>> PlanForSpec(const v1::RunSpec& spec,
                     spec.max_workers());
 }
 
+int64_t CountClients(const std::vector<v1::ClientSpan>& spans) {
+  int64_t n = 0;
+  for (const v1::ClientSpan& s : spans) {
+    n += std::max(0, s.count());
+  }
+  return n;
+}
+
+std::vector<v1::ClientSpan> TakeClients(std::vector<v1::ClientSpan>& spans, int64_t n) {
+  std::vector<v1::ClientSpan> out;
+  size_t used = 0;
+  while (n > 0 && used < spans.size()) {
+    v1::ClientSpan& s = spans[used];
+    if (s.count() <= n) {
+      n -= s.count();
+      out.push_back(s);
+      ++used;
+      continue;
+    }
+    v1::ClientSpan head = s;
+    head.set_count(static_cast<int32_t>(n));
+    out.push_back(head);
+    s.set_begin(s.begin() + static_cast<int32_t>(n));
+    s.set_count(s.count() - static_cast<int32_t>(n));
+    n = 0;
+  }
+  spans.erase(spans.begin(), spans.begin() + static_cast<std::ptrdiff_t>(used));
+  return out;
+}
+
+void AppendClient(std::vector<v1::ClientSpan>& spans, int32_t client, int32_t cycles) {
+  if (!spans.empty()) {
+    v1::ClientSpan& last = spans.back();
+    if (last.cycles() == cycles && last.begin() + last.count() == client) {
+      last.set_count(last.count() + 1);
+      return;
+    }
+  }
+  v1::ClientSpan s;
+  s.set_begin(client);
+  s.set_count(1);
+  s.set_cycles(cycles);
+  spans.push_back(s);
+}
+
+absl::StatusOr<std::vector<MovedPiece>> PlanMove(const MovedWork& work,
+                                                 const std::vector<WorkerCapacity>& spare,
+                                                 int64_t* unplaced) {
+  *unplaced = 0;
+  if (absl::Status s = CheckWorkers(spare); !s.ok()) {
+    return s;
+  }
+  const int64_t clients = CountClients(work.clients);
+  if (clients <= 0) {
+    return absl::InvalidArgumentError("nothing to move: no client has work left");
+  }
+  if (work.max_concurrent <= 0) {
+    return absl::InvalidArgumentError("the moved work has no concurrency");
+  }
+  int64_t total_spare = 0;
+  for (const WorkerCapacity& w : spare) {
+    total_spare += w.capacity;
+  }
+  // How many workers take a piece: each needs at least one client and one
+  // session of concurrency.
+  int64_t limit = clients;
+  if (work.model != MoveModel::kDuration) {
+    limit = std::min<int64_t>(limit, work.max_concurrent);
+  }
+  const std::vector<int32_t> chosen = SelectWorkers(spare, limit);
+  const size_t k = chosen.size();
+  std::vector<double> weight(k);
+  std::vector<int64_t> cap(k);
+  int64_t chosen_spare = 0;
+  for (size_t i = 0; i < k; ++i) {
+    cap[i] = spare[chosen[i]].capacity;
+    weight[i] = static_cast<double>(cap[i]);
+    chosen_spare += cap[i];
+  }
+  std::vector<MovedPiece> pieces(k);
+  for (size_t i = 0; i < k; ++i) {
+    pieces[i].worker_index = chosen[i];
+    pieces[i].worker_id = spare[chosen[i]].id;
+  }
+  std::vector<v1::ClientSpan> rest = work.clients;
+  switch (work.model) {
+    case MoveModel::kClosed: {
+      absl::StatusOr<std::vector<int64_t>> counts =
+          Apportion(clients, weight, std::vector<int64_t>(k, 1), std::vector<int64_t>(k, clients));
+      if (!counts.ok()) {
+        return counts.status();
+      }
+      std::vector<double> count_weight(k);
+      std::vector<int64_t> upper(k);
+      int64_t upper_sum = 0;
+      for (size_t i = 0; i < k; ++i) {
+        count_weight[i] = static_cast<double>((*counts)[i]);
+        upper[i] = std::min((*counts)[i], cap[i]);
+        upper_sum += upper[i];
+      }
+      const int64_t concurrency =
+          std::min<int64_t>({work.max_concurrent, chosen_spare, clients, upper_sum});
+      absl::StatusOr<std::vector<int64_t>> conc =
+          Apportion(concurrency, count_weight, std::vector<int64_t>(k, 1), upper);
+      if (!conc.ok()) {
+        return conc.status();
+      }
+      for (size_t i = 0; i < k; ++i) {
+        pieces[i].clients = TakeClients(rest, (*counts)[i]);
+        pieces[i].client_count = static_cast<int32_t>((*counts)[i]);
+        pieces[i].max_concurrent = static_cast<int32_t>((*conc)[i]);
+      }
+      break;
+    }
+    case MoveModel::kDuration: {
+      const int64_t placed = std::min(clients, chosen_spare);
+      absl::StatusOr<std::vector<int64_t>> counts =
+          Apportion(placed, weight, std::vector<int64_t>(k, 1), cap);
+      if (!counts.ok()) {
+        return counts.status();
+      }
+      for (size_t i = 0; i < k; ++i) {
+        pieces[i].clients = TakeClients(rest, (*counts)[i]);
+        pieces[i].client_count = static_cast<int32_t>((*counts)[i]);
+        pieces[i].max_concurrent = pieces[i].client_count;
+      }
+      *unplaced = clients - placed;
+      break;
+    }
+    case MoveModel::kOpen: {
+      // The in-flight cap moves with its ids; the rate in proportion to
+      // the spare capacity of the workers that take it.
+      const int64_t slots = std::min<int64_t>({work.max_concurrent, clients, chosen_spare});
+      absl::StatusOr<std::vector<int64_t>> caps =
+          Apportion(slots, weight, std::vector<int64_t>(k, 1), cap);
+      if (!caps.ok()) {
+        return caps.status();
+      }
+      const std::vector<double> shares = ApportionRate(work.rate_share, weight);
+      for (size_t i = 0; i < k; ++i) {
+        pieces[i].clients = TakeClients(rest, (*caps)[i]);
+        pieces[i].client_count = static_cast<int32_t>((*caps)[i]);
+        pieces[i].max_concurrent = pieces[i].client_count;
+        pieces[i].rate_share = shares[i];
+      }
+      *unplaced = std::min<int64_t>(work.max_concurrent, clients) - slots;
+      break;
+    }
+  }
+  return pieces;
+}
+
 }  // namespace llmload::planning

@@ -107,6 +107,54 @@ absl::StatusOr<std::vector<ShardPlan>> PlanOpen(double rate_per_second, int32_t 
                                                 const std::vector<WorkerCapacity>& workers,
                                                 int32_t max_workers);
 
+// ---- Moving the work of a shard that ended early ----
+//
+// A lost (or drained) worker's unfinished work goes to the workers with
+// spare capacity. `clients` are the client ids that still have work, as
+// spans; for the closed model each span's `cycles` is what every client in
+// it has left, for the duration and open models it is 0. The model decides
+// what moves:
+//
+//   closed:   every client with its cycles; the concurrency `max_concurrent`
+//             is spread with the clients (at most each worker's spare);
+//   duration: the connections, each worker taking at most its spare
+//             (connections beyond the total spare are not placed);
+//   open:     the rate share and the in-flight cap `max_concurrent`, both in
+//             proportion to spare capacity, with ids from `clients`.
+enum class MoveModel { kClosed, kDuration, kOpen };
+
+struct MovedWork {
+  MoveModel model = MoveModel::kClosed;
+  std::vector<v1::ClientSpan> clients;
+  int32_t max_concurrent = 0;
+  double rate_share = 0;  // open model
+};
+
+struct MovedPiece {
+  int32_t worker_index = 0;  // into the `spare` argument
+  std::string worker_id;
+  std::vector<v1::ClientSpan> clients;
+  int32_t client_count = 0;
+  int32_t max_concurrent = 0;
+  double rate_share = 0;
+};
+
+// `spare`: the candidate workers with their spare capacity (sessions they
+// can still take; each > 0). Pieces go to the workers with the most spare
+// capacity, ordered by worker index. *unplaced receives the clients
+// (duration: connections; open: in-flight slots) that did not fit.
+// FAILED_PRECONDITION when `spare` is empty; INVALID_ARGUMENT for a work
+// item with no client or a non-positive capacity.
+absl::StatusOr<std::vector<MovedPiece>> PlanMove(const MovedWork& work,
+                                                 const std::vector<WorkerCapacity>& spare,
+                                                 int64_t* unplaced);
+
+// Span helpers: the number of clients in `spans`; the first `n` of them
+// (removed from `spans`); spans of consecutive ids with equal cycles merged.
+int64_t CountClients(const std::vector<v1::ClientSpan>& spans);
+std::vector<v1::ClientSpan> TakeClients(std::vector<v1::ClientSpan>& spans, int64_t n);
+void AppendClient(std::vector<v1::ClientSpan>& spans, int32_t client, int32_t cycles);
+
 // ---- Building blocks (public so every load model shares them) ----
 
 // Checks that `workers` is non-empty and every capacity is > 0.

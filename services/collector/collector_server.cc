@@ -97,6 +97,17 @@ absl::Status CollectorServer::Start(const CollectorConfig& config,
   if (!replayed.ok()) {
     return replayed;
   }
+  // Then the seals: each closes a stream whose applied batches are exactly
+  // the stored ones, so it counts the same lost requests as it did.
+  uint64_t seals = 0;
+  if (absl::Status s = store_->ForEachSeal([&](const v1::SealShardRequest& seal) {
+        registry_.Seal(seal);
+        ++seals;
+        return absl::OkStatus();
+      });
+      !s.ok()) {
+    return s;
+  }
   const auto replay_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                              std::chrono::steady_clock::now() - replay_start)
                              .count();
@@ -104,6 +115,7 @@ absl::Status CollectorServer::Start(const CollectorConfig& config,
       .Kv("db", config.db_path)
       .Kv("batches", replayed_batches_)
       .Kv("skipped", skipped)
+      .Kv("seals", seals)
       .Kv("runs", registry_.NumRuns())
       .Kv("elapsed_ms", static_cast<int64_t>(replay_ms));
 
@@ -165,6 +177,10 @@ void CollectorServer::Shutdown(absl::Duration grace) {
   shut_down_ = true;
   if (server_ != nullptr) {
     server_->GetHealthCheckService()->SetServingStatus(false);
+    // Ingest streams stop taking batches, ack the ones they took and end
+    // (workers resend the rest to the next collector), so the shutdown does
+    // not wait out the grace for streams that never end on their own.
+    service_->DrainIngest();
     // Drains in-flight calls until the deadline, then cancels them; returns
     // once every reactor has finished (the pipeline and the scheduler keep
     // running meanwhile, so they can).

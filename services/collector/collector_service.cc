@@ -12,9 +12,20 @@
 namespace llmload::collector {
 namespace {
 
+// A stream opened while the collector shuts down: refused at once.
+class DrainingReactor final : public grpc::ServerBidiReactor<v1::SampleBatch, v1::IngestAck> {
+ public:
+  DrainingReactor() {
+    Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "the collector is shutting down"));
+  }
+  void OnDone() override { delete this; }
+};
+
 // Reactors decide under their mutex what to do and do it after unlocking, as
 // the last thing they touch: a Finish may lead to OnDone (and `delete this`)
 // on another thread at once.
+
+}  // namespace
 
 // One Ingest stream. Invariants (under mu_): Finish is called once, only when
 // no read is pending, no write is in flight, no batch is in the pipeline and
@@ -23,14 +34,31 @@ namespace {
 class IngestReactor final : public grpc::ServerBidiReactor<v1::SampleBatch, v1::IngestAck> {
  public:
   IngestReactor(grpc::CallbackServerContext* context, IngestPipeline* pipeline,
-                size_t max_in_flight)
-      : context_(context), pipeline_(pipeline), max_in_flight_(std::max<size_t>(1, max_in_flight)) {
+                size_t max_in_flight, IngestStreams* streams)
+      : context_(context),
+        pipeline_(pipeline),
+        max_in_flight_(std::max<size_t>(1, max_in_flight)),
+        streams_(streams) {
     LLMLOAD_LOG(kDebug, "Ingest stream opened.").Kv("peer", context_->peer());
     {
       absl::MutexLock lock(&mu_);
       read_pending_ = true;
     }
+    streams_->Add(this);
     StartRead(&read_);
+  }
+
+  // Shutdown: no new batch is taken; the batches already read are stored and
+  // acked, then the stream ends (the worker resends anything unacked to the
+  // next collector).
+  void Drain() {
+    Action action;
+    {
+      absl::MutexLock lock(&mu_);
+      draining_ = true;
+      DrainLocked(action);
+    }
+    Run(std::move(action));
   }
 
   void OnReadDone(bool ok) override {
@@ -53,7 +81,11 @@ class IngestReactor final : public grpc::ServerBidiReactor<v1::SampleBatch, v1::
     {
       absl::MutexLock lock(&mu_);
       read_pending_ = false;
-      if (error_ || cancelled_) {
+      if (draining_) {
+        // Not taken: the worker resends it to the next collector.
+        DrainLocked(action);
+        action.finish = MaybeFinishLocked();
+      } else if (error_ || cancelled_) {
         // The stream is ending: the batch is not taken (the worker resends it).
         action.finish = MaybeFinishLocked();
       } else {
@@ -94,6 +126,9 @@ class IngestReactor final : public grpc::ServerBidiReactor<v1::SampleBatch, v1::
       } else {
         PlanLocked(action);
       }
+      if (!action.try_cancel && action.write == nullptr) {
+        DrainLocked(action);
+      }
       action.finish = MaybeFinishLocked();
     }
     Run(std::move(action));
@@ -115,6 +150,7 @@ class IngestReactor final : public grpc::ServerBidiReactor<v1::SampleBatch, v1::
       absl::MutexLock lock(&mu_);
       batches = batches_;
     }
+    streams_->Remove(this);
     LLMLOAD_LOG(kDebug, "Ingest stream closed.").Kv("batches", batches);
     delete this;
   }
@@ -149,13 +185,27 @@ class IngestReactor final : public grpc::ServerBidiReactor<v1::SampleBatch, v1::
         acks_.push_back(*std::move(ack));
       }
       PlanLocked(action);
+      if (!action.try_cancel && action.write == nullptr) {
+        DrainLocked(action);
+      }
       action.finish = MaybeFinishLocked();
     }
     Run(std::move(action));
   }
 
+  // Draining and nothing left to ack: cancel the pending read so the stream
+  // ends now.
+  void DrainLocked(Action& action) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (draining_ && !drain_cancel_sent_ && !finished_ && in_pipeline_ == 0 && acks_.empty() &&
+        !write_in_flight_) {
+      drain_cancel_sent_ = true;
+      action.try_cancel = true;
+      ++holds_;
+    }
+  }
+
   bool CanReadLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return !error_ && !cancelled_ && !reads_done_ &&
+    return !draining_ && !error_ && !cancelled_ && !reads_done_ &&
            static_cast<size_t>(in_pipeline_) + acks_.size() < max_in_flight_;
   }
 
@@ -218,6 +268,7 @@ class IngestReactor final : public grpc::ServerBidiReactor<v1::SampleBatch, v1::
   grpc::CallbackServerContext* const context_;
   IngestPipeline* const pipeline_;
   const size_t max_in_flight_;
+  IngestStreams* const streams_;
   v1::SampleBatch read_;  // owned by the pending read
 
   absl::Mutex mu_;
@@ -234,7 +285,11 @@ class IngestReactor final : public grpc::ServerBidiReactor<v1::SampleBatch, v1::
   bool error_ ABSL_GUARDED_BY(mu_) = false;
   grpc::Status error_status_ ABSL_GUARDED_BY(mu_);
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  bool draining_ ABSL_GUARDED_BY(mu_) = false;
+  bool drain_cancel_sent_ ABSL_GUARDED_BY(mu_) = false;
 };
+
+namespace {
 
 // One WatchRunStats stream. At any time exactly one of these holds until the
 // stream finishes: a scheduler task is pending, a write is in flight, or a
@@ -465,10 +520,38 @@ CollectorServiceImpl::CollectorServiceImpl(IngestPipeline* pipeline, const RunRe
                                            Scheduler* scheduler, Options options)
     : pipeline_(pipeline), registry_(registry), scheduler_(scheduler), options_(options) {}
 
+void IngestStreams::Add(IngestReactor* r) {
+  absl::MutexLock lock(&mu_);
+  live_.insert(r);
+}
+
+void IngestStreams::Remove(IngestReactor* r) {
+  absl::MutexLock lock(&mu_);
+  live_.erase(r);
+}
+
+void IngestStreams::DrainAll() {
+  absl::MutexLock lock(&mu_);
+  draining_ = true;
+  for (IngestReactor* r : live_) {
+    r->Drain();  // a reactor leaves live_ (in OnDone) only under mu_
+  }
+}
+
+bool IngestStreams::draining() {
+  absl::MutexLock lock(&mu_);
+  return draining_;
+}
+
 grpc::ServerBidiReactor<v1::SampleBatch, v1::IngestAck>* CollectorServiceImpl::Ingest(
     grpc::CallbackServerContext* context) {
-  return new IngestReactor(context, pipeline_, options_.max_in_flight);
+  if (streams_.draining()) {
+    return new DrainingReactor();
+  }
+  return new IngestReactor(context, pipeline_, options_.max_in_flight, &streams_);
 }
+
+void CollectorServiceImpl::DrainIngest() { streams_.DrainAll(); }
 
 grpc::ServerUnaryReactor* CollectorServiceImpl::GetRunStats(grpc::CallbackServerContext* context,
                                                             const v1::GetRunStatsRequest* request,
@@ -481,6 +564,23 @@ grpc::ServerUnaryReactor* CollectorServiceImpl::GetRunStats(grpc::CallbackServer
     *response = *std::move(stats);
   }
   reactor->Finish(ToGrpcStatus(stats.status()));
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* CollectorServiceImpl::SealShard(grpc::CallbackServerContext* context,
+                                                          const v1::SealShardRequest* request,
+                                                          v1::SealedShard* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (absl::Status s = RunRegistry::ValidateSeal(*request); !s.ok()) {
+    reactor->Finish(ToGrpcStatus(s));
+    return reactor;
+  }
+  pipeline_->SubmitSeal(*request, [reactor, response](absl::StatusOr<v1::SealedShard> sealed) {
+    if (sealed.ok()) {
+      *response = *std::move(sealed);
+    }
+    reactor->Finish(ToGrpcStatus(sealed.status()));
+  });
   return reactor;
 }
 

@@ -10,6 +10,8 @@
 //    at most `max_in_flight` batches between read and acked per stream (reads
 //    pause beyond that).
 //  - GetRunStats: a snapshot from the RunRegistry.
+//  - SealShard: queued on the IngestPipeline between the batches around it;
+//    answered once the seal is durable and applied.
 //  - WatchRunStats: a snapshot every interval (the first at once) until the
 //    client cancels or the run is complete; the Scheduler thread wakes the
 //    stream up. A run that does not exist yet is polled for, silently.
@@ -24,6 +26,10 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <set>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 
 #include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
@@ -37,6 +43,24 @@ namespace llmload::collector {
 
 // WatchRunStats interval: 1000 ms when 0, else clamped to [100, 60000] ms.
 absl::Duration WatchInterval(uint32_t interval_ms);
+
+class IngestReactor;
+
+// The Ingest streams alive, so a shutdown can drain them.
+class IngestStreams {
+ public:
+  void Add(IngestReactor* r) ABSL_LOCKS_EXCLUDED(mu_);
+  void Remove(IngestReactor* r) ABSL_LOCKS_EXCLUDED(mu_);
+  // Every stream stops taking batches, acks those it took, and ends; new
+  // streams are refused.
+  void DrainAll() ABSL_LOCKS_EXCLUDED(mu_);
+  bool draining() ABSL_LOCKS_EXCLUDED(mu_);
+
+ private:
+  absl::Mutex mu_;
+  std::set<IngestReactor*> live_ ABSL_GUARDED_BY(mu_);
+  bool draining_ ABSL_GUARDED_BY(mu_) = false;
+};
 
 class CollectorServiceImpl final : public v1::Collector::CallbackService {
  public:
@@ -68,12 +92,19 @@ class CollectorServiceImpl final : public v1::Collector::CallbackService {
       grpc::CallbackServerContext* context, const v1::WatchRunStatsRequest* request) override;
   grpc::ServerWriteReactor<v1::RequestRecords>* GetRunRecords(
       grpc::CallbackServerContext* context, const v1::GetRunRecordsRequest* request) override;
+  grpc::ServerUnaryReactor* SealShard(grpc::CallbackServerContext* context,
+                                      const v1::SealShardRequest* request,
+                                      v1::SealedShard* response) override;
+
+  // Shutdown: Ingest streams stop taking batches, ack what they took and end.
+  void DrainIngest();
 
  private:
   IngestPipeline* const pipeline_;
   const RunRegistry* const registry_;
   Scheduler* const scheduler_;
   const Options options_;
+  IngestStreams streams_;
 };
 
 }  // namespace llmload::collector

@@ -17,6 +17,7 @@ v1::IngestAck AckFor(const v1::SampleBatch& batch) {
   ack.set_run_id(batch.run_id());
   ack.set_worker_id(batch.worker_id());
   ack.set_sequence(batch.sequence());
+  ack.set_epoch(batch.epoch());
   return ack;
 }
 
@@ -36,7 +37,25 @@ void IngestPipeline::Submit(v1::SampleBatch batch, Callback done) {
   {
     absl::MutexLock lock(&mu_);
     if (!stopping_) {
-      queue_.push_back(Item{std::move(batch), std::move(done)});
+      Item item;
+      item.batch = std::move(batch);
+      item.done = std::move(done);
+      queue_.push_back(std::move(item));
+      return;
+    }
+  }
+  done(absl::UnavailableError("the collector is shutting down"));
+}
+
+void IngestPipeline::SubmitSeal(v1::SealShardRequest seal, SealCallback done) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (!stopping_) {
+      Item item;
+      item.is_seal = true;
+      item.seal = std::move(seal);
+      item.seal_done = std::move(done);
+      queue_.push_back(std::move(item));
       return;
     }
   }
@@ -66,12 +85,23 @@ void IngestPipeline::Loop() {
       if (queue_.empty()) {
         return;  // stopping, and everything queued was processed
       }
-      while (!queue_.empty() && group.size() < max_group_) {
+      // A seal is processed alone, between the batches queued before and
+      // after it.
+      if (queue_.front().is_seal) {
         group.push_back(std::move(queue_.front()));
         queue_.pop_front();
+      } else {
+        while (!queue_.empty() && !queue_.front().is_seal && group.size() < max_group_) {
+          group.push_back(std::move(queue_.front()));
+          queue_.pop_front();
+        }
       }
     }
-    Process(group);
+    if (group.size() == 1 && group.front().is_seal) {
+      ProcessSeal(group.front());
+    } else {
+      Process(group);
+    }
     group.clear();
   }
 }
@@ -99,8 +129,28 @@ void IngestPipeline::CapRecords(v1::SampleBatch& batch,
   it->second = 0;
 }
 
+void IngestPipeline::ProcessSeal(Item& item) {
+  if (absl::Status stored = store_->InsertSeal(item.seal); !stored.ok()) {
+    LLMLOAD_LOG(kError, "Storing a seal failed; it is not applied.")
+        .Kv("run_id", item.seal.run_id())
+        .Kv("worker_id", item.seal.worker_id())
+        .Kv("error", std::string(stored.message()));
+    item.seal_done(absl::UnavailableError("storing the seal failed: " +
+                                          std::string(stored.message())));
+    return;
+  }
+  v1::SealedShard sealed = registry_->Seal(item.seal);
+  LLMLOAD_LOG(kInfo, "Sealed a shard: its batches are refused from now on.")
+      .Kv("run_id", item.seal.run_id())
+      .Kv("worker_id", item.seal.worker_id())
+      .Kv("epoch", item.seal.epoch())
+      .Kv("batches", sealed.batches())
+      .Kv("lost", sealed.lost());
+  item.seal_done(std::move(sealed));
+}
+
 void IngestPipeline::Process(std::vector<Item>& group) {
-  enum class Kind { kStore, kDuplicate, kRejected, kDuplicateInGroup };
+  enum class Kind { kStore, kDuplicate, kRejected, kDuplicateInGroup, kFenced };
   struct Plan {
     Kind kind;
     v1::IngestAck ack;
@@ -110,7 +160,7 @@ void IngestPipeline::Process(std::vector<Item>& group) {
   std::vector<const v1::SampleBatch*> to_store;
   // Keys stored by this group: a second copy in the same group is a duplicate
   // (and its ack, like every ack, waits for the commit).
-  absl::flat_hash_set<std::tuple<std::string, std::string, uint64_t>> keys;
+  absl::flat_hash_set<std::tuple<std::string, std::string, uint64_t, uint64_t>> keys;
   // Per-request records this group adds per run, against the run's cap.
   absl::flat_hash_map<std::string, uint64_t> room;
 
@@ -125,7 +175,10 @@ void IngestPipeline::Process(std::vector<Item>& group) {
       plan.ack.set_error(std::string(check.status().message()));
     } else if (*check == ApplyResult::kDuplicate) {
       plan.kind = Kind::kDuplicate;
-    } else if (!keys.emplace(batch.run_id(), batch.worker_id(), batch.sequence()).second) {
+    } else if (*check == ApplyResult::kFenced) {
+      plan.kind = Kind::kFenced;
+    } else if (!keys.emplace(batch.run_id(), batch.worker_id(), batch.epoch(), batch.sequence())
+                    .second) {
       plan.kind = Kind::kDuplicateInGroup;
     } else {
       CapRecords(group[i].batch, room);
@@ -158,6 +211,15 @@ void IngestPipeline::Process(std::vector<Item>& group) {
         counters_->duplicate.fetch_add(1, std::memory_order_relaxed);
         plan.ack.set_duplicate(true);
         break;
+      case Kind::kFenced:
+        counters_->fenced.fetch_add(1, std::memory_order_relaxed);
+        plan.ack.set_fenced(true);
+        LLMLOAD_LOG(kDebug, "Refused a batch of a sealed shard.")
+            .Kv("run_id", batch.run_id())
+            .Kv("worker_id", batch.worker_id())
+            .Kv("epoch", batch.epoch())
+            .Kv("sequence", batch.sequence());
+        break;
       case Kind::kDuplicateInGroup:
         if (stored.ok()) {
           counters_->duplicate.fetch_add(1, std::memory_order_relaxed);
@@ -186,6 +248,9 @@ void IngestPipeline::Process(std::vector<Item>& group) {
         } else if (*r == ApplyResult::kDuplicate) {
           counters_->duplicate.fetch_add(1, std::memory_order_relaxed);
           plan.ack.set_duplicate(true);
+        } else if (*r == ApplyResult::kFenced) {
+          counters_->fenced.fetch_add(1, std::memory_order_relaxed);
+          plan.ack.set_fenced(true);
         } else {
           counters_->applied.fetch_add(1, std::memory_order_relaxed);
         }

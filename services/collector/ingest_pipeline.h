@@ -13,6 +13,10 @@
 // A storage failure fails the callbacks of the batches it concerns with
 // UNAVAILABLE (nothing was applied; the worker resends them later).
 //
+// Seals (SubmitSeal) go through the same queue, so a seal takes effect
+// exactly between the batches queued before it (applied) and after it
+// (refused as fenced): it is stored, applied to the registry, and answered.
+//
 // Thread-safe. Callbacks run on the writer thread, in submission order; they
 // must be quick and must not block or Submit.
 
@@ -28,6 +32,7 @@
 #include "absl/functional/any_invocable.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "llmload/v1/collector.pb.h"
 #include "llmload/v1/stats.pb.h"
 #include "services/collector/run_registry.h"
 #include "services/collector/store.h"
@@ -39,11 +44,13 @@ struct IngestCounters {
   std::atomic<uint64_t> applied{0};
   std::atomic<uint64_t> duplicate{0};
   std::atomic<uint64_t> rejected{0};
+  std::atomic<uint64_t> fenced{0};
 };
 
 class IngestPipeline {
  public:
   using Callback = absl::AnyInvocable<void(absl::StatusOr<v1::IngestAck>)>;
+  using SealCallback = absl::AnyInvocable<void(absl::StatusOr<v1::SealedShard>)>;
 
   // Most batches per transaction.
   static constexpr size_t kDefaultMaxGroup = 128;
@@ -59,6 +66,9 @@ class IngestPipeline {
   // Queues a batch; `done` runs once on the writer thread. After Stop(),
   // `done` runs at once (on the caller's thread) with UNAVAILABLE.
   void Submit(v1::SampleBatch batch, Callback done) ABSL_LOCKS_EXCLUDED(mu_);
+  // Queues a seal (already validated); `done` runs once on the writer thread
+  // (at once with UNAVAILABLE after Stop()).
+  void SubmitSeal(v1::SealShardRequest seal, SealCallback done) ABSL_LOCKS_EXCLUDED(mu_);
 
   // Processes everything already queued, then joins the writer thread.
   void Stop() ABSL_LOCKS_EXCLUDED(mu_);
@@ -67,6 +77,10 @@ class IngestPipeline {
   struct Item {
     v1::SampleBatch batch;
     Callback done;
+    // A seal instead of a batch.
+    bool is_seal = false;
+    v1::SealShardRequest seal;
+    SealCallback seal_done;
   };
 
   void Loop() ABSL_LOCKS_EXCLUDED(mu_);
@@ -75,6 +89,7 @@ class IngestPipeline {
   // RunRegistry::kMaxRecordsPerRun (`room`: what is left per run, counting
   // the batches of this group already planned), counting them as dropped.
   void CapRecords(v1::SampleBatch& batch, absl::flat_hash_map<std::string, uint64_t>& room);
+  void ProcessSeal(Item& item);
 
   BatchStore* const store_;
   RunRegistry* const registry_;

@@ -261,6 +261,8 @@ std::vector<MetricFamily> MetricsExposition::Collect() const {
       {{"result", "duplicate"}}, counters_->duplicate.load(std::memory_order_relaxed)));
   batches.metric.push_back(CounterMetric(
       {{"result", "rejected"}}, counters_->rejected.load(std::memory_order_relaxed)));
+  batches.metric.push_back(CounterMetric(
+      {{"result", "fenced"}}, counters_->fenced.load(std::memory_order_relaxed)));
   out.push_back(std::move(batches));
   return out;
 }

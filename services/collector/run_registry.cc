@@ -83,7 +83,49 @@ absl::Status CheckFields(const v1::SampleBatch& batch) {
       return absl::InvalidArgumentError("records: worker_id is the batch's; leave it empty");
     }
   }
+  for (const v1::ClientCycles& c : batch.clients()) {
+    if (c.client() < 0) {
+      return absl::InvalidArgumentError("clients: a client id is negative");
+    }
+  }
   return absl::OkStatus();
+}
+
+// The outcome counters a request can end in (LOST aside).
+uint64_t Accounted(const std::array<uint64_t, metrics::kNumCounters>& c) {
+  uint64_t n = c[v1::REQUESTS_OK] + c[v1::DROPPED] + c[v1::UNFINISHED];
+  for (v1::Counter k : metrics::AllCounters()) {
+    if (metrics::IsRequestFailureCounter(k)) {
+      n += c[k];
+    }
+  }
+  return n;
+}
+
+v1::SealedShard Describe(const v1::SealShardRequest& request, const StreamState& s) {
+  v1::SealedShard out;
+  out.set_run_id(request.run_id());
+  out.set_worker_id(request.worker_id());
+  out.set_epoch(request.epoch());
+  out.set_batches(s.batches);
+  out.set_last_sequence(s.last_sequence);
+  out.set_first_interval_start_us(s.first_interval_start_us);
+  out.set_last_interval_end_us(s.last_interval_end_us);
+  out.set_final(s.final);
+  out.set_lost(s.lost);
+  for (v1::Counter c : metrics::AllCounters()) {
+    if (s.counters[c] != 0) {
+      (*out.mutable_counters())[std::string(metrics::CounterName(c))] = s.counters[c];
+    }
+  }
+  for (const auto& [id, c] : s.clients) {
+    v1::ClientCycles* cc = out.add_clients();
+    cc->set_client(id);
+    cc->set_started(static_cast<uint32_t>(std::min<uint64_t>(c.started, UINT32_MAX)));
+    cc->set_ended(static_cast<uint32_t>(std::min<uint64_t>(c.ended, UINT32_MAX)));
+    cc->set_closed(c.closed);
+  }
+  return out;
 }
 
 // Merges a checked batch's deltas into `set`: sparse, bucket by bucket, so
@@ -243,9 +285,15 @@ absl::StatusOr<ApplyResult> RunRegistry::CheckLocked(const v1::SampleBatch& batc
   if (run == runs_.end()) {
     return ApplyResult::kApplied;
   }
-  if (auto w = run->second.workers.find(batch.worker_id());
-      w != run->second.workers.end() && w->second.sequences.Contains(batch.sequence())) {
-    return ApplyResult::kDuplicate;
+  if (auto w = run->second.workers.find(batch.worker_id()); w != run->second.workers.end()) {
+    if (auto st = w->second.streams.find(batch.epoch()); st != w->second.streams.end()) {
+      if (st->second.sequences.Contains(batch.sequence())) {
+        return ApplyResult::kDuplicate;
+      }
+      if (st->second.sealed) {
+        return ApplyResult::kFenced;
+      }
+    }
   }
   // A worker's totals never exceed its run's, so checking the run suffices.
   constexpr uint64_t kMax = std::numeric_limits<uint64_t>::max();
@@ -281,14 +329,18 @@ absl::StatusOr<ApplyResult> RunRegistry::Check(const v1::SampleBatch& batch) con
 }
 
 bool RunRegistry::Contains(std::string_view run_id, std::string_view worker_id,
-                           uint64_t sequence) const {
+                           uint64_t sequence, uint64_t epoch) const {
   absl::ReaderMutexLock lock(&mu_);
   auto run = runs_.find(run_id);
   if (run == runs_.end()) {
     return false;
   }
   auto worker = run->second.workers.find(worker_id);
-  return worker != run->second.workers.end() && worker->second.sequences.Contains(sequence);
+  if (worker == run->second.workers.end()) {
+    return false;
+  }
+  auto stream = worker->second.streams.find(epoch);
+  return stream != worker->second.streams.end() && stream->second.sequences.Contains(sequence);
 }
 
 absl::StatusOr<ApplyResult> RunRegistry::Apply(const v1::SampleBatch& batch) {
@@ -299,7 +351,7 @@ absl::StatusOr<ApplyResult> RunRegistry::Apply(const v1::SampleBatch& batch) {
   }
   absl::MutexLock lock(&mu_);
   if (absl::StatusOr<ApplyResult> check = CheckLocked(batch, totals);
-      !check.ok() || *check == ApplyResult::kDuplicate) {
+      !check.ok() || *check != ApplyResult::kApplied) {
     return check;
   }
   RunState& run = runs_.try_emplace(batch.run_id()).first->second;
@@ -319,7 +371,26 @@ absl::StatusOr<ApplyResult> RunRegistry::Apply(const v1::SampleBatch& batch) {
   }
   run.records += static_cast<uint64_t>(batch.records_size());
   run.records_dropped += batch.records_dropped();
-  worker.sequences.Insert(batch.sequence());
+  StreamState& stream = worker.streams[batch.epoch()];
+  stream.sequences.Insert(batch.sequence());
+  ++stream.batches;
+  stream.last_sequence = std::max(stream.last_sequence, batch.sequence());
+  for (int c = 1; c < metrics::kNumCounters; ++c) {
+    stream.counters[c] += totals.counters[c];
+  }
+  for (const v1::ClientCycles& c : batch.clients()) {
+    StreamState::Client& client = stream.clients[c.client()];
+    client.started += c.started();
+    client.ended += c.ended();
+    client.closed = client.closed || c.closed();
+  }
+  if (batch.interval_start_us() > 0) {
+    stream.first_interval_start_us = stream.first_interval_start_us == 0
+                                         ? batch.interval_start_us()
+                                         : std::min(stream.first_interval_start_us,
+                                                    batch.interval_start_us());
+    stream.last_interval_end_us = std::max(stream.last_interval_end_us, batch.interval_end_us());
+  }
   ++run.batches;
   ++worker.batches;
   ++batches_;
@@ -331,8 +402,10 @@ absl::StatusOr<ApplyResult> RunRegistry::Apply(const v1::SampleBatch& batch) {
     run.last_interval_end_us = std::max(run.last_interval_end_us, batch.interval_end_us());
   }
   if (batch.final()) {
-    worker.final = true;
+    stream.final = true;
   }
+  worker.final = std::all_of(worker.streams.begin(), worker.streams.end(),
+                             [](const auto& e) { return e.second.Done(); });
   if (batch.sequence() > worker.gauge_sequence) {
     worker.gauge_sequence = batch.sequence();
     worker.active_sessions = batch.active_sessions();
@@ -340,6 +413,40 @@ absl::StatusOr<ApplyResult> RunRegistry::Apply(const v1::SampleBatch& batch) {
     worker.loop_lag_ms = batch.worker_loop_lag_ms();
   }
   return ApplyResult::kApplied;
+}
+
+absl::Status RunRegistry::ValidateSeal(const v1::SealShardRequest& request) {
+  if (absl::Status s = CheckId(request.run_id(), "run_id"); !s.ok()) {
+    return s;
+  }
+  return CheckId(request.worker_id(), "worker_id");
+}
+
+v1::SealedShard RunRegistry::Seal(const v1::SealShardRequest& request) {
+  absl::MutexLock lock(&mu_);
+  RunState& run = runs_.try_emplace(request.run_id()).first->second;
+  WorkerState& worker = run.workers.try_emplace(request.worker_id()).first->second;
+  StreamState& stream = worker.streams[request.epoch()];
+  if (!stream.sealed) {
+    stream.sealed = true;
+    // Requests offered with no outcome among the applied batches: in flight
+    // at the loss, or answered in batches that never arrived.
+    const uint64_t offered = stream.counters[v1::OFFERED];
+    const uint64_t accounted = Accounted(stream.counters);
+    stream.lost = offered > accounted ? offered - accounted : 0;
+    if (stream.lost > 0) {
+      if (run.archived()) {
+        run.merged = run.RebuildMerged();
+        run.complete_seen = absl::InfinitePast();
+      }
+      stream.counters[v1::LOST] += stream.lost;
+      worker.metrics.AddCounter(v1::LOST, stream.lost);
+      run.merged->Add(v1::LOST, stream.lost);
+    }
+    worker.final = std::all_of(worker.streams.begin(), worker.streams.end(),
+                               [](const auto& e) { return e.second.Done(); });
+  }
+  return Describe(request, stream);
 }
 
 v1::RunStats BuildRunStats(std::string_view run_id, const RunState& run, bool per_worker,
@@ -389,6 +496,11 @@ v1::RunStats BuildRunStats(std::string_view run_id, const RunState& run, bool pe
       ws->set_cpu_percent(w.cpu_percent);
       ws->set_loop_lag_ms(w.loop_lag_ms);
       ws->set_active_sessions(w.active_sessions);
+      for (const auto& [epoch, stream] : w.streams) {
+        if (stream.sealed) {
+          ws->add_sealed_epochs(epoch);
+        }
+      }
     }
   }
   if (windows) {

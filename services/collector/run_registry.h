@@ -4,7 +4,14 @@
 // its workers shipped (a dense MetricSet per run for scrape-time quantiles,
 // a sparse one per worker, a time series of sparse windows, batch counts,
 // interval bounds, the workers' final flags and gauges), and the set of
-// (worker, sequence) pairs already applied, so each batch counts once.
+// (worker, epoch, sequence) keys already applied, so each batch counts once.
+//
+// Shard streams: a worker's batches for one shard assignment (epoch) form a
+// stream with its own sequences, counters and (closed model) per-client
+// cycle sums. Seal() closes a stream for good when the orchestrator declares
+// its worker lost or drained: its batches not applied yet are refused from
+// then on (kFenced), the requests it offered without an outcome are added to
+// the LOST counter once, and the answer says exactly what was applied.
 //
 // Retention: ArchiveFinished() archives runs that finished more than a
 // retention period ago. An archived run drops its dense histograms (and
@@ -43,6 +50,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "lib/metrics/metrics.h"
+#include "llmload/v1/collector.pb.h"
 #include "llmload/v1/stats.pb.h"
 #include "services/collector/time_series.h"
 
@@ -65,13 +73,36 @@ class SequenceSet {
   absl::flat_hash_set<uint64_t> above_;
 };
 
-enum class ApplyResult { kApplied, kDuplicate };
+// kFenced: the batch's shard stream was sealed; it is not applied.
+enum class ApplyResult { kApplied, kDuplicate, kFenced };
+
+// One shard's batches from one worker (see the file comment).
+struct StreamState {
+  SequenceSet sequences;
+  uint64_t batches = 0;
+  uint64_t last_sequence = 0;
+  int64_t first_interval_start_us = 0;
+  int64_t last_interval_end_us = 0;
+  bool final = false;
+  bool sealed = false;
+  uint64_t lost = 0;
+  std::array<uint64_t, metrics::kNumCounters> counters{};
+  struct Client {
+    uint64_t started = 0;
+    uint64_t ended = 0;
+    bool closed = false;
+  };
+  std::map<int32_t, Client> clients;
+  // Done: final batch applied, or sealed.
+  bool Done() const { return final || sealed; }
+};
 
 // What one worker contributed to a run.
 struct WorkerState {
   SparseMetricSet metrics;
-  SequenceSet sequences;
+  std::map<uint64_t, StreamState> streams;  // by epoch
   uint64_t batches = 0;
+  // Every stream of the worker is done (see StreamState::Done).
   bool final = false;
   // The gauge of the batch with the highest sequence, so the value does not
   // depend on the order batches arrive (or are replayed) in.
@@ -135,8 +166,8 @@ class RunRegistry {
   static absl::Status Validate(const v1::SampleBatch& batch);
 
   // True once the batch with this key was applied.
-  bool Contains(std::string_view run_id, std::string_view worker_id, uint64_t sequence) const
-      ABSL_LOCKS_EXCLUDED(mu_);
+  bool Contains(std::string_view run_id, std::string_view worker_id, uint64_t sequence,
+                uint64_t epoch = 0) const ABSL_LOCKS_EXCLUDED(mu_);
 
   // What Apply would do now, changing nothing: kApplied when the batch would
   // be merged, kDuplicate when it was applied already, else the error of
@@ -147,6 +178,13 @@ class RunRegistry {
 
   // Applies a batch, once, all or nothing, with the outcome Check reports.
   absl::StatusOr<ApplyResult> Apply(const v1::SampleBatch& batch) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Checks a seal request: ids as for batches. INVALID_ARGUMENT.
+  static absl::Status ValidateSeal(const v1::SealShardRequest& request);
+  // Seals the stream (run, worker, epoch), once; sealing again changes
+  // nothing and answers the same. A stream with no batch yet is sealed
+  // empty (everything it would have sent is refused).
+  v1::SealedShard Seal(const v1::SealShardRequest& request) ABSL_LOCKS_EXCLUDED(mu_);
 
   // Statistics of a run (INVALID_ARGUMENT for an empty id, NOT_FOUND when no
   // batch of the run was applied). Metrics with samples only, in

@@ -9,7 +9,7 @@
 namespace llmload::collector {
 namespace {
 
-constexpr int kSchemaVersion = 1;
+constexpr int kSchemaVersion = 2;
 constexpr int kBusyTimeoutMs = 1000;
 
 // Statement handle that finalizes itself.
@@ -152,17 +152,31 @@ absl::Status SqliteBatchStore::Init() {
                                          std::to_string(version) +
                                          ", newer than this collector understands");
   }
-  absl::Status s = Exec(
-      "CREATE TABLE IF NOT EXISTS batches ("
-      "  id INTEGER PRIMARY KEY,"
-      "  run_id TEXT NOT NULL,"
-      "  worker_id TEXT NOT NULL,"
-      "  sequence INTEGER NOT NULL,"
-      "  stored_at_us INTEGER NOT NULL,"
-      "  batch BLOB NOT NULL,"
-      "  UNIQUE (run_id, worker_id, sequence))");
+  absl::Status s = version == 1 ? MigrateFrom1() : absl::OkStatus();
+  if (s.ok()) {
+    s = Exec(
+        "CREATE TABLE IF NOT EXISTS batches ("
+        "  id INTEGER PRIMARY KEY,"
+        "  run_id TEXT NOT NULL,"
+        "  worker_id TEXT NOT NULL,"
+        "  epoch INTEGER NOT NULL DEFAULT 0,"
+        "  sequence INTEGER NOT NULL,"
+        "  stored_at_us INTEGER NOT NULL,"
+        "  batch BLOB NOT NULL,"
+        "  UNIQUE (run_id, worker_id, epoch, sequence))");
+  }
+  if (s.ok()) {
+    s = Exec(
+        "CREATE TABLE IF NOT EXISTS seals ("
+        "  id INTEGER PRIMARY KEY,"
+        "  run_id TEXT NOT NULL,"
+        "  worker_id TEXT NOT NULL,"
+        "  epoch INTEGER NOT NULL,"
+        "  sealed_at_us INTEGER NOT NULL,"
+        "  UNIQUE (run_id, worker_id, epoch))");
+  }
   if (s.ok() && version < kSchemaVersion) {
-    s = Exec("PRAGMA user_version=1");
+    s = Exec("PRAGMA user_version=2");
   }
   if (!s.ok()) {
     (void)Exec("ROLLBACK");
@@ -173,7 +187,7 @@ absl::Status SqliteBatchStore::Init() {
   }
   if (int rc = sqlite3_prepare_v3(db_,
                                   "INSERT OR IGNORE INTO batches (run_id, worker_id, sequence, "
-                                  "stored_at_us, batch) VALUES (?1, ?2, ?3, ?4, ?5)",
+                                  "stored_at_us, batch, epoch) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                                   -1, SQLITE_PREPARE_PERSISTENT, &insert_, nullptr);
       rc != SQLITE_OK) {
     return Error(rc, "preparing insert");
@@ -206,6 +220,7 @@ absl::Status SqliteBatchStore::Insert(absl::Span<const v1::SampleBatch* const> b
     sqlite3_bind_int64(insert_, 4, now);
     sqlite3_bind_blob(insert_, 5, payload.data(), static_cast<int>(payload.size()),
                       SQLITE_STATIC);
+    sqlite3_bind_int64(insert_, 6, static_cast<sqlite3_int64>(batch->epoch()));
     const int rc = sqlite3_step(insert_);
     sqlite3_reset(insert_);
     sqlite3_clear_bindings(insert_);
@@ -261,7 +276,7 @@ absl::StatusOr<int64_t> SqliteBatchStore::ReadRunPage(
     absl::FunctionRef<void(int64_t row, const v1::SampleBatch&)> fn) {
   absl::MutexLock lock(&mu_);
   Stmt stmt;
-  // The UNIQUE (run_id, worker_id, sequence) index finds the run's rows.
+  // The UNIQUE (run_id, worker_id, epoch, sequence) index finds the run's rows.
   if (int rc = sqlite3_prepare_v2(db_,
                                   "SELECT id, batch FROM batches WHERE run_id = ?1 AND id > ?2 "
                                   "ORDER BY id LIMIT ?3",
@@ -291,6 +306,85 @@ absl::StatusOr<int64_t> SqliteBatchStore::ReadRunPage(
                                  " does not parse");
     }
     fn(last, batch);
+  }
+}
+
+absl::Status SqliteBatchStore::MigrateFrom1() {
+  // The key gains the epoch: the table is rebuilt (SQLite cannot change a
+  // table's constraints in place), inside Init's transaction.
+  if (absl::Status s = Exec("ALTER TABLE batches RENAME TO batches_v1"); !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = Exec(
+          "CREATE TABLE batches ("
+          "  id INTEGER PRIMARY KEY,"
+          "  run_id TEXT NOT NULL,"
+          "  worker_id TEXT NOT NULL,"
+          "  epoch INTEGER NOT NULL DEFAULT 0,"
+          "  sequence INTEGER NOT NULL,"
+          "  stored_at_us INTEGER NOT NULL,"
+          "  batch BLOB NOT NULL,"
+          "  UNIQUE (run_id, worker_id, epoch, sequence))");
+      !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = Exec(
+          "INSERT INTO batches (id, run_id, worker_id, epoch, sequence, stored_at_us, batch) "
+          "SELECT id, run_id, worker_id, 0, sequence, stored_at_us, batch FROM batches_v1");
+      !s.ok()) {
+    return s;
+  }
+  return Exec("DROP TABLE batches_v1");
+}
+
+absl::Status SqliteBatchStore::InsertSeal(const v1::SealShardRequest& seal) {
+  absl::MutexLock lock(&mu_);
+  Stmt stmt;
+  if (int rc = sqlite3_prepare_v2(db_,
+                                  "INSERT OR IGNORE INTO seals (run_id, worker_id, epoch, "
+                                  "sealed_at_us) VALUES (?1, ?2, ?3, ?4)",
+                                  -1, stmt.out(), nullptr);
+      rc != SQLITE_OK) {
+    return Error(rc, "preparing a seal");
+  }
+  sqlite3_bind_text(stmt.get(), 1, seal.run_id().data(), static_cast<int>(seal.run_id().size()),
+                    SQLITE_STATIC);
+  sqlite3_bind_text(stmt.get(), 2, seal.worker_id().data(),
+                    static_cast<int>(seal.worker_id().size()), SQLITE_STATIC);
+  sqlite3_bind_int64(stmt.get(), 3, static_cast<sqlite3_int64>(seal.epoch()));
+  sqlite3_bind_int64(stmt.get(), 4, NowUnixMicros());
+  if (int rc = sqlite3_step(stmt.get()); rc != SQLITE_DONE) {
+    return Error(rc, "storing a seal");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status SqliteBatchStore::ForEachSeal(
+    absl::FunctionRef<absl::Status(const v1::SealShardRequest&)> fn) {
+  absl::MutexLock lock(&mu_);
+  Stmt stmt;
+  if (int rc = sqlite3_prepare_v2(db_, "SELECT run_id, worker_id, epoch FROM seals ORDER BY id",
+                                  -1, stmt.out(), nullptr);
+      rc != SQLITE_OK) {
+    return Error(rc, "reading seals");
+  }
+  v1::SealShardRequest seal;
+  while (true) {
+    const int rc = sqlite3_step(stmt.get());
+    if (rc == SQLITE_DONE) {
+      return absl::OkStatus();
+    }
+    if (rc != SQLITE_ROW) {
+      return Error(rc, "reading seals");
+    }
+    const auto* run = reinterpret_cast<const char*>(sqlite3_column_text(stmt.get(), 0));
+    const auto* worker = reinterpret_cast<const char*>(sqlite3_column_text(stmt.get(), 1));
+    seal.set_run_id(run != nullptr ? run : "");
+    seal.set_worker_id(worker != nullptr ? worker : "");
+    seal.set_epoch(static_cast<uint64_t>(sqlite3_column_int64(stmt.get(), 2)));
+    if (absl::Status s = fn(seal); !s.ok()) {
+      return s;
+    }
   }
 }
 

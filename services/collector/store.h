@@ -1,6 +1,6 @@
 // File: store.h
 //
-// Durable storage of ingested sample batches. The collector stores every
+// Durable storage of ingested sample batches (and of shard seals). The collector stores every
 // batch it accepts before it acks it, and replays every stored batch into
 // memory on start-up, so a collector killed right after an ack still reports
 // the batch when it comes back.
@@ -33,6 +33,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/types/span.h"
+#include "llmload/v1/collector.pb.h"
 #include "llmload/v1/stats.pb.h"
 
 struct sqlite3;
@@ -45,8 +46,8 @@ class BatchStore {
   virtual ~BatchStore() = default;
 
   // Stores `batches` in one transaction: all of them or none. Returns OK only
-  // once they are durable. A batch whose (run_id, worker_id, sequence) is
-  // already stored is left as it was.
+  // once they are durable. A batch whose (run_id, worker_id, epoch,
+  // sequence) is already stored is left as it was.
   virtual absl::Status Insert(absl::Span<const v1::SampleBatch* const> batches) = 0;
 
   // Calls `fn` for every stored batch, in the order they were stored. Stops
@@ -61,6 +62,14 @@ class BatchStore {
   virtual absl::StatusOr<int64_t> ReadRunPage(
       std::string_view run_id, int64_t after_row, int limit,
       absl::FunctionRef<void(int64_t row, const v1::SampleBatch&)> fn) = 0;
+  // Stores a seal (RunRegistry::Seal) durably; storing it again is a no-op.
+  virtual absl::Status InsertSeal(const v1::SealShardRequest& seal) = 0;
+  // Calls `fn` for every stored seal, in the order they were stored. A seal
+  // applies after every batch stored before it, and batches stored after
+  // it belong to other streams, so replaying the batches first and then the
+  // seals rebuilds the same state.
+  virtual absl::Status ForEachSeal(
+      absl::FunctionRef<absl::Status(const v1::SealShardRequest&)> fn) = 0;
 };
 
 class SqliteBatchStore final : public BatchStore {
@@ -78,6 +87,9 @@ class SqliteBatchStore final : public BatchStore {
   absl::StatusOr<int64_t> ReadRunPage(
       std::string_view run_id, int64_t after_row, int limit,
       absl::FunctionRef<void(int64_t row, const v1::SampleBatch&)> fn) override;
+  absl::Status InsertSeal(const v1::SealShardRequest& seal) override;
+  absl::Status ForEachSeal(
+      absl::FunctionRef<absl::Status(const v1::SealShardRequest&)> fn) override;
 
   // Number of stored batches.
   absl::StatusOr<int64_t> Count();
@@ -86,6 +98,8 @@ class SqliteBatchStore final : public BatchStore {
  private:
   SqliteBatchStore(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
   absl::Status Init();
+  // Schema 1 had no epoch in a batch's key.
+  absl::Status MigrateFrom1() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status Exec(const char* sql) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status Error(int rc, const char* what) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 

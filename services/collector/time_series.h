@@ -76,6 +76,7 @@ class SparseMetricSet {
   void AddBatch(const v1::SampleBatch& batch,
                 const std::array<uint64_t, metrics::kNumMetrics>& counts);
   void Merge(const SparseMetricSet& other);
+  void AddCounter(v1::Counter c, uint64_t value) { counters_[c] += value; }
   const SparseHistogram& Hist(v1::Metric m) const { return hists_[m]; }
   uint64_t Get(v1::Counter c) const { return counters_[c]; }
   void Compact();

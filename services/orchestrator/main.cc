@@ -21,9 +21,28 @@ ABSL_FLAG(std::string, collector, llmload::EnvOr("LLMLOAD_COLLECTOR", "127.0.0.1
 ABSL_FLAG(std::string, db_path, llmload::EnvOr("LLMLOAD_ORCHESTRATOR_DB", "orchestrator.db"),
           "SQLite database holding every run (env LLMLOAD_ORCHESTRATOR_DB).");
 ABSL_FLAG(double, heartbeat_timeout_seconds,
-          llmload::EnvOr("LLMLOAD_ORCHESTRATOR_HEARTBEAT_TIMEOUT_SECONDS", 10.0),
+          llmload::EnvOr("LLMLOAD_ORCHESTRATOR_HEARTBEAT_TIMEOUT_SECONDS", 3.0),
           "A worker silent for this long (or whose stream ended and that did not re-attach "
-          "within it) is lost (env LLMLOAD_ORCHESTRATOR_HEARTBEAT_TIMEOUT_SECONDS).");
+          "within it) is lost and its unfinished work moves to other workers (env "
+          "LLMLOAD_ORCHESTRATOR_HEARTBEAT_TIMEOUT_SECONDS).");
+ABSL_FLAG(double, heartbeat_interval_seconds,
+          llmload::EnvOr("LLMLOAD_ORCHESTRATOR_HEARTBEAT_INTERVAL_SECONDS", 0.5),
+          "How often workers are asked to send a heartbeat; below the timeout (env "
+          "LLMLOAD_ORCHESTRATOR_HEARTBEAT_INTERVAL_SECONDS).");
+ABSL_FLAG(double, reassign_wait_seconds,
+          llmload::EnvOr("LLMLOAD_ORCHESTRATOR_REASSIGN_WAIT_SECONDS", 60.0),
+          "Work of a lost worker waits this long for a worker with spare capacity (one that "
+          "attaches later counts) before its run fails (env "
+          "LLMLOAD_ORCHESTRATOR_REASSIGN_WAIT_SECONDS).");
+ABSL_FLAG(double, crash_loop_window_seconds,
+          llmload::EnvOr("LLMLOAD_ORCHESTRATOR_CRASH_LOOP_WINDOW_SECONDS", 30.0),
+          "A worker lost within this long of being given a piece of work counts as killed by "
+          "it; work that killed two workers is not handed to a third (env "
+          "LLMLOAD_ORCHESTRATOR_CRASH_LOOP_WINDOW_SECONDS).");
+ABSL_FLAG(double, recovery_grace_seconds,
+          llmload::EnvOr("LLMLOAD_ORCHESTRATOR_RECOVERY_GRACE_SECONDS", 10.0),
+          "After a restart, how long the workers of runs in progress have to re-attach before "
+          "they count as lost (env LLMLOAD_ORCHESTRATOR_RECOVERY_GRACE_SECONDS).");
 
 namespace {
 
@@ -31,7 +50,9 @@ constexpr char kUsage[] =
     "llmload-orchestrator: starts load-test runs on the attached workers.\n"
     "\n"
     "  llmload-orchestrator [--grpc_address=0.0.0.0:50051] [--collector=127.0.0.1:50052]\n"
-    "                       [--db_path=orchestrator.db] [--heartbeat_timeout_seconds=10]\n";
+    "                       [--db_path=orchestrator.db] [--heartbeat_timeout_seconds=3]\n"
+    "                       [--heartbeat_interval_seconds=0.5] [--reassign_wait_seconds=60]\n"
+    "                       [--recovery_grace_seconds=10] [--crash_loop_window_seconds=30]\n";
 
 }  // namespace
 
@@ -50,11 +71,11 @@ int main(int argc, char** argv) {
   config.grpc_address = absl::GetFlag(FLAGS_grpc_address);
   config.collector_address = absl::GetFlag(FLAGS_collector);
   config.db_path = absl::GetFlag(FLAGS_db_path);
-  const double timeout_seconds = absl::GetFlag(FLAGS_heartbeat_timeout_seconds);
-  config.heartbeat_timeout = absl::Seconds(timeout_seconds);
-  // Ask workers for heartbeats well inside the timeout.
-  config.heartbeat_interval =
-      std::min(absl::Seconds(1), config.heartbeat_timeout / 4);
+  config.heartbeat_timeout = absl::Seconds(absl::GetFlag(FLAGS_heartbeat_timeout_seconds));
+  config.heartbeat_interval = absl::Seconds(absl::GetFlag(FLAGS_heartbeat_interval_seconds));
+  config.reassign_wait = absl::Seconds(absl::GetFlag(FLAGS_reassign_wait_seconds));
+  config.recovery_grace = absl::Seconds(absl::GetFlag(FLAGS_recovery_grace_seconds));
+  config.crash_window = absl::Seconds(absl::GetFlag(FLAGS_crash_loop_window_seconds));
   if (absl::Status s = llmload::orchestrator::Validate(config); !s.ok()) {
     LLMLOAD_LOG(kError, "Invalid configuration.").Kv("error", std::string(s.message()));
     return 2;

@@ -6,6 +6,7 @@
 #include "grpcpp/health_check_service_interface.h"
 #include "lib/common/log.h"
 #include "services/common/grpc_util.h"
+#include "services/orchestrator/run_state.h"
 
 namespace llmload::orchestrator {
 
@@ -22,22 +23,14 @@ absl::StatusOr<std::unique_ptr<OrchestratorServer>> OrchestratorServer::Create(
   if (!runs.ok()) {
     return runs.status();
   }
-  const google::protobuf::Timestamp now = NowTimestamp();
-  int recovered = 0;
-  for (v1::Run& run : *runs) {
-    if (RecoverRun(&run, now)) {
-      ++recovered;
-      LLMLOAD_LOG(kWarn, "Run was in progress when the orchestrator stopped; marked failed.")
-          .Kv("run_id", run.id());
-      if (absl::Status s = (*store)->Put(run); !s.ok()) {
-        return s;
-      }
-    }
+  int in_progress = 0;
+  for (const v1::Run& run : *runs) {
+    in_progress += IsTerminal(run.state()) ? 0 : 1;
   }
   LLMLOAD_LOG(kInfo, "Loaded runs.")
       .Kv("db_path", config.db_path)
       .Kv("runs", static_cast<int64_t>(runs->size()))
-      .Kv("recovered", recovered);
+      .Kv("in_progress", in_progress);
 
   std::unique_ptr<v1::Collector::StubInterface> collector;
   if (!config.collector_address.empty()) {

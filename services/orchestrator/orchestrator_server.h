@@ -1,7 +1,7 @@
 // File: orchestrator_server.h
 //
-// Wiring of the orchestrator process: opens the run database (recovering
-// runs an earlier process left in progress), starts the run writer, the
+// Wiring of the orchestrator process: opens the run database (runs an
+// earlier process left in progress go on), starts the run writer, the
 // service with its ticker, and the gRPC server with health and reflection.
 //
 //   absl::StatusOr<std::unique_ptr<OrchestratorServer>> server =

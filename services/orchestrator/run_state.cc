@@ -15,7 +15,7 @@ bool IsTerminal(v1::RunState state) {
 
 bool IsTerminal(v1::ShardState state) {
   return state == v1::SHARD_DONE || state == v1::SHARD_FAILED || state == v1::SHARD_CANCELLED ||
-         state == v1::SHARD_LOST;
+         state == v1::SHARD_LOST || state == v1::SHARD_DRAINED;
 }
 
 std::string DescribeShard(const v1::Shard& shard) {
@@ -121,6 +121,7 @@ void SumProgress(v1::Run* run) {
     sum.set_batches_rejected(sum.batches_rejected() + p.batches_rejected());
     sum.set_requests_rejected(sum.requests_rejected() + p.requests_rejected());
     sum.set_samples_rejected(sum.samples_rejected() + p.samples_rejected());
+    sum.set_requests_lost(sum.requests_lost() + shard.requests_lost());
     if (p.batches_rejected() > 0) {
       absl::StrAppend(sum.mutable_rejection_reason(), sum.rejection_reason().empty() ? "" : "; ",
                       shard.worker_id(), ": ", p.rejection_reason());
@@ -137,13 +138,21 @@ v1::RunState DecideState(const v1::Run& run, bool stop_requested) {
   bool all_done = run.shards_size() > 0;
   bool all_settled = run.shards_size() > 0;  // every shard DONE or CANCELLED
   for (const v1::Shard& shard : run.shards()) {
-    if (shard.state() == v1::SHARD_FAILED || shard.state() == v1::SHARD_LOST) {
+    if (shard.state() == v1::SHARD_FAILED) {
       return v1::FAILED;
     }
-    // A shard cancelled without a stop from us (e.g. its worker is draining)
-    // leaves work undone: the run cannot complete.
-    if (shard.state() == v1::SHARD_CANCELLED && !stop_requested) {
-      return v1::FAILED;
+    // A shard that ended before its work was done (its worker lost or
+    // drained, or cancelled without a stop from us): done once its samples
+    // are sealed and what it left has moved to other shards.
+    const bool ended_early =
+        shard.state() == v1::SHARD_LOST || shard.state() == v1::SHARD_DRAINED ||
+        (shard.state() == v1::SHARD_CANCELLED && !stop_requested);
+    if (ended_early) {
+      if (!shard.settled() && !stop_requested) {
+        all_done = false;
+        all_settled = false;
+      }
+      continue;
     }
     all_done = all_done && shard.state() == v1::SHARD_DONE;
     all_settled = all_settled &&

@@ -40,15 +40,18 @@ std::string DescribeLoad(const v1::RunSpec& spec);
 int64_t TotalCycles(const v1::RunSpec& spec);
 int64_t ShardCycles(const v1::RunSpec& spec, const v1::Shard& shard);
 
-// run.progress = sum over shards; cycles_total = clients * cyclesPerClient;
+// run.progress = sum over shards (requests_lost too); cycles_total =
+// clients * cyclesPerClient;
 // rejection_reason = "w1: <reason>; w2: <reason>" over the shards with
 // rejected batches.
 void SumProgress(v1::Run* run);
 
 // The state the run should be in given its shards: FAILED if any shard
-// FAILED or LOST (or CANCELLED without a stop request); once stop was
-// requested, CANCELLED when every shard is CANCELLED or DONE; COMPLETED when
-// every shard is DONE; else the current state.
+// FAILED; a shard that ended early (LOST, DRAINED, or CANCELLED without a
+// stop request) counts as done once settled (sealed, its work moved) and
+// keeps the run going until then; once stop was requested, CANCELLED when
+// every other shard is CANCELLED or DONE; COMPLETED when every other shard
+// is DONE; else the current state.
 v1::RunState DecideState(const v1::Run& run, bool stop_requested);
 
 void AddEvent(v1::Run* run, const google::protobuf::Timestamp& now, std::string message);

@@ -4,6 +4,7 @@
 #include <chrono>
 
 #include "absl/strings/str_join.h"
+#include "lib/common/backoff.h"
 #include "lib/common/log.h"
 #include "lib/histogram/histogram.h"
 #include "lib/metrics/metrics.h"
@@ -70,13 +71,16 @@ void BatchShipper::Stop() {
 
 uint64_t BatchShipper::Enqueue(v1::SampleBatch batch) {
   absl::MutexLock lock(&mu_);
-  RunSeq& rs = runs_[batch.run_id()];
+  RunSeq& rs = runs_[KeyOf(batch)];
   const uint64_t seq = rs.next++;
   batch.set_sequence(seq);
+  if (rs.fenced) {
+    return seq;  // the collector refuses the shard's batches for good
+  }
   ++rs.outstanding;
   if (unacked_.size() >= max_unacked_) {
     const v1::SampleBatch& oldest = unacked_.front();
-    RunSeq& old = runs_[oldest.run_id()];
+    RunSeq& old = runs_[KeyOf(oldest)];
     ++old.dropped;
     --old.outstanding;
     LLMLOAD_LOG(kError, "Unacked batch queue is full; dropped the oldest batch.")
@@ -91,33 +95,39 @@ uint64_t BatchShipper::Enqueue(v1::SampleBatch batch) {
   return seq;
 }
 
-bool BatchShipper::AllAcked(const std::string& run_id) {
+bool BatchShipper::AllAcked(const std::string& run_id, uint64_t epoch) {
   absl::MutexLock lock(&mu_);
-  auto it = runs_.find(run_id);
+  auto it = runs_.find({run_id, epoch});
   return it == runs_.end() || it->second.outstanding == 0;
 }
 
-uint64_t BatchShipper::AckedSequence(const std::string& run_id) {
+uint64_t BatchShipper::AckedSequence(const std::string& run_id, uint64_t epoch) {
   absl::MutexLock lock(&mu_);
-  auto it = runs_.find(run_id);
+  auto it = runs_.find({run_id, epoch});
   return it == runs_.end() ? 0 : it->second.acked;
 }
 
-uint64_t BatchShipper::DroppedBatches(const std::string& run_id) {
+uint64_t BatchShipper::DroppedBatches(const std::string& run_id, uint64_t epoch) {
   absl::MutexLock lock(&mu_);
-  auto it = runs_.find(run_id);
+  auto it = runs_.find({run_id, epoch});
   return it == runs_.end() ? 0 : it->second.dropped;
 }
 
-BatchShipper::Rejections BatchShipper::Rejected(const std::string& run_id) {
+bool BatchShipper::Fenced(const std::string& run_id, uint64_t epoch) {
   absl::MutexLock lock(&mu_);
-  auto it = runs_.find(run_id);
+  auto it = runs_.find({run_id, epoch});
+  return it != runs_.end() && it->second.fenced;
+}
+
+BatchShipper::Rejections BatchShipper::Rejected(const std::string& run_id, uint64_t epoch) {
+  absl::MutexLock lock(&mu_);
+  auto it = runs_.find({run_id, epoch});
   return it == runs_.end() ? Rejections() : it->second.rejected;
 }
 
-void BatchShipper::ForgetRun(const std::string& run_id) {
+void BatchShipper::ForgetRun(const std::string& run_id, uint64_t epoch) {
   absl::MutexLock lock(&mu_);
-  auto it = runs_.find(run_id);
+  auto it = runs_.find({run_id, epoch});
   if (it != runs_.end() && it->second.outstanding == 0) {
     runs_.erase(it);
   }
@@ -140,7 +150,9 @@ bool BatchShipper::Flush(absl::Duration timeout) {
 }
 
 void BatchShipper::SenderLoop() {
-  auto backoff = std::chrono::milliseconds(100);
+  // Full jitter: workers that lost the collector together (a restart) come
+  // back spread over the window, not in lockstep.
+  Backoff backoff(absl::Milliseconds(100), absl::Seconds(3), BackoffSeed(this));
   for (;;) {
     {
       absl::MutexLock lock(&mu_);
@@ -157,12 +169,17 @@ void BatchShipper::SenderLoop() {
       connected_ = false;
       sent_on_stream_ = 0;  // resend everything unacked on the next stream
     }
-    backoff = progressed ? std::chrono::milliseconds(100)
-                         : std::min(backoff * 2, std::chrono::milliseconds(2000));
+    if (progressed) {
+      backoff.Reset();
+    }
+    const absl::Duration delay = backoff.Next();
+    LLMLOAD_LOG(kInfo, "Reconnecting to the collector.")
+        .Kv("address", address_)
+        .Kv("delay_ms", absl::ToInt64Milliseconds(delay));
     // Sleep interruptibly.
     absl::MutexLock lock(&mu_);
     auto stop = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return stopping_; };
-    mu_.AwaitWithTimeout(absl::Condition(&stop), absl::FromChrono(backoff));
+    mu_.AwaitWithTimeout(absl::Condition(&stop), delay);
   }
 }
 
@@ -193,11 +210,36 @@ bool BatchShipper::RunStream() {
             .Kv("sequence", ack.sequence())
             .Kv("error", ack.error());
       }
+      if (ack.fenced()) {
+        // The shard was sealed: none of its batches will ever apply.
+        RunSeq& rs = runs_[{ack.run_id(), ack.epoch()}];
+        if (!rs.fenced) {
+          LLMLOAD_LOG(kWarn, "The collector fenced a shard: its worker was declared lost and "
+                             "its work moved on; dropping its batches.")
+              .Kv("run_id", ack.run_id())
+              .Kv("epoch", ack.epoch());
+        }
+        rs.fenced = true;
+        for (size_t i = 0; i < unacked_.size();) {
+          const v1::SampleBatch& b = unacked_[i];
+          if (b.run_id() == ack.run_id() && b.epoch() == ack.epoch()) {
+            --rs.outstanding;
+            unacked_.erase(unacked_.begin() + static_cast<std::ptrdiff_t>(i));
+            if (i < sent_on_stream_) {
+              --sent_on_stream_;
+            }
+            continue;
+          }
+          ++i;
+        }
+        continue;
+      }
       // Acks arrive in send order; remove the acked batch wherever it is.
       for (size_t i = 0; i < unacked_.size(); ++i) {
         const v1::SampleBatch& b = unacked_[i];
-        if (b.run_id() == ack.run_id() && b.sequence() == ack.sequence()) {
-          RunSeq& rs = runs_[b.run_id()];
+        if (b.run_id() == ack.run_id() && b.epoch() == ack.epoch() &&
+            b.sequence() == ack.sequence()) {
+          RunSeq& rs = runs_[KeyOf(b)];
           rs.acked = std::max(rs.acked, b.sequence());
           --rs.outstanding;
           if (!ack.error().empty()) {

@@ -15,6 +15,12 @@
 // what it held and the collector's reason (Rejected), for the shard to
 // report.
 //
+// Batches are numbered per shard: (run_id, epoch) (epoch 0 when the batch
+// has none). A batch acked as fenced belongs to a shard the orchestrator
+// sealed (its worker was declared lost and the work moved on): it and every
+// other queued batch of that shard are dropped, and Fenced() says so, so the
+// worker stops the shard.
+//
 // Thread-safe. Owns a sender thread and, per stream, a reader thread.
 
 #pragma once
@@ -42,13 +48,16 @@ class BatchShipper {
   BatchShipper(const BatchShipper&) = delete;
   BatchShipper& operator=(const BatchShipper&) = delete;
 
-  // Assigns the run's next sequence number and queues the batch. Returns the
-  // sequence.
+  // Assigns the shard's next sequence number and queues the batch (of a
+  // fenced shard: drops it). Returns the sequence.
   uint64_t Enqueue(v1::SampleBatch batch);
-  // True when every batch queued for the run has been acked.
-  bool AllAcked(const std::string& run_id);
-  uint64_t AckedSequence(const std::string& run_id);
-  uint64_t DroppedBatches(const std::string& run_id);
+  // True when every batch queued for the shard has been acked (or dropped
+  // because the shard was fenced).
+  bool AllAcked(const std::string& run_id, uint64_t epoch = 0);
+  uint64_t AckedSequence(const std::string& run_id, uint64_t epoch = 0);
+  uint64_t DroppedBatches(const std::string& run_id, uint64_t epoch = 0);
+  // The collector refused a batch of the shard as fenced.
+  bool Fenced(const std::string& run_id, uint64_t epoch = 0);
 
   // What the collector rejected of one run's batches.
   struct Rejections {
@@ -59,8 +68,8 @@ class BatchShipper {
     // between them.
     std::string reason;
   };
-  Rejections Rejected(const std::string& run_id);
-  void ForgetRun(const std::string& run_id);
+  Rejections Rejected(const std::string& run_id, uint64_t epoch = 0);
+  void ForgetRun(const std::string& run_id, uint64_t epoch = 0);
   size_t Unacked();
   bool Connected();
   // Waits up to `timeout` for every queued batch to be acked.
@@ -68,11 +77,14 @@ class BatchShipper {
   void Stop();
 
  private:
+  using Key = std::pair<std::string, uint64_t>;  // run id, epoch
+  static Key KeyOf(const v1::SampleBatch& b) { return {b.run_id(), b.epoch()}; }
   struct RunSeq {
     uint64_t next = 1;
     uint64_t acked = 0;  // highest acked
     uint64_t outstanding = 0;
     uint64_t dropped = 0;
+    bool fenced = false;
     Rejections rejected;
     std::vector<std::string> reasons;  // distinct, bounded: rejected.reason
   };
@@ -84,7 +96,7 @@ class BatchShipper {
   absl::Mutex mu_;
   std::deque<v1::SampleBatch> unacked_ ABSL_GUARDED_BY(mu_);
   size_t sent_on_stream_ ABSL_GUARDED_BY(mu_) = 0;  // prefix of unacked_ already written
-  std::map<std::string, RunSeq> runs_ ABSL_GUARDED_BY(mu_);
+  std::map<Key, RunSeq> runs_ ABSL_GUARDED_BY(mu_);
   bool stream_broken_ ABSL_GUARDED_BY(mu_) = false;
   bool connected_ ABSL_GUARDED_BY(mu_) = false;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;

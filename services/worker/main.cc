@@ -48,8 +48,9 @@ ABSL_FLAG(std::string, oneshot, "",
           "succeeded, 1: some failed, 2: bad spec).");
 ABSL_FLAG(bool, oneshot_json, false, "With --oneshot: print the statistics as proto JSON.");
 ABSL_FLAG(int32_t, drain_seconds, llmload::EnvOr("LLMLOAD_DRAIN_SECONDS", int32_t{10}),
-          "On SIGTERM: how long to wait for the last batches to be acked (env "
-          "LLMLOAD_DRAIN_SECONDS).");
+          "On SIGTERM: how long the worker drains: no new requests, those in flight finish, "
+          "the last batches are shipped and acked, and the orchestrator is told the worker is "
+          "leaving so its unfinished work moves at once (env LLMLOAD_DRAIN_SECONDS).");
 
 namespace {
 

@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <iterator>
 #include <latch>
+#include <map>
 #include <random>
 
 #include <boost/asio/ip/tcp.hpp>
@@ -158,15 +159,13 @@ std::vector<int64_t> SplitEvenly(int64_t total, int parts) {
 }
 
 LoopShard::LoopShard(net::io_context& ioc, std::shared_ptr<const ShardSettings> settings,
-                     std::deque<int32_t> clients, int32_t limit, std::atomic<int>* loops_remaining,
-                     std::atomic<int64_t>* active_sessions, LoopLoad load,
-                     int64_t records_cap)
+                     std::deque<int32_t> clients, int32_t limit,
+                     std::shared_ptr<ShardCounters> counters, LoopLoad load, int64_t records_cap)
     : ioc_(ioc),
       settings_(std::move(settings)),
       pending_(std::move(clients)),
       limit_(limit),
-      loops_remaining_(loops_remaining),
-      active_sessions_(active_sessions),
+      counters_(std::move(counters)),
       load_(load),
       records_left_(records_cap),
       rng_(load.seed),
@@ -185,13 +184,14 @@ void LoopShard::Begin(Clock::time_point start) {
   if (cancelled_) {
     return MaybeDone();
   }
-  start_ = start;
+  // Work moved here mid-run starts as far into the load as the run is.
+  start_ = start - std::chrono::duration_cast<Clock::duration>(settings_->offset);
   const ShardSettings& s = *settings_;
   if (s.model != LoadModel::kClosed) {
     end_timer_.expires_at(start_ + std::chrono::duration_cast<Clock::duration>(s.length));
     end_timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
       if (!ec) {
-        self->EndLoad();
+        self->EndLoad(self->settings_->drain);
       }
     });
   }
@@ -231,7 +231,7 @@ void LoopShard::StartSession(int32_t client_id, std::optional<Clock::time_point>
     // Registered before Start: the session asks for it once set up.
     assigned_[raw] = *intended;
   }
-  active_sessions_->fetch_add(1, std::memory_order_relaxed);
+  counters_->active_sessions.fetch_add(1, std::memory_order_relaxed);
   raw->Start();  // may end the session at once; live_ keeps it alive until a later handler
 }
 
@@ -310,8 +310,18 @@ NextStep LoopShard::NextRequest(Session* session, int64_t requests_done) {
     OpenRequest(session, step);
     return step;
   }
-  if (s.model == LoadModel::kClosed && requests_done >= s.cycles_per_client) {
-    return step;
+  int32_t client = -1;
+  if (s.model == LoadModel::kClosed) {
+    auto live = live_.find(session);
+    client = live != live_.end() ? live->second.client : -1;
+    int64_t budget = s.cycles_per_client;
+    if (!cycles_.empty()) {
+      auto it = cycles_.find(client);
+      budget = it == cycles_.end() ? s.cycles_per_client : it->second;
+    }
+    if (requests_done >= budget) {
+      return step;
+    }
   }
   Clock::time_point intended = Clock::now();
   if (requests_done > 0 && s.think.enabled()) {
@@ -326,6 +336,9 @@ NextStep LoopShard::NextRequest(Session* session, int64_t requests_done) {
   step.cycle = requests_done + 1;
   step.intended = intended;
   metrics().Add(v1::OFFERED);
+  if (client >= 0) {
+    ++(*active_clients_)[client].started;
+  }
   OpenRequest(session, step);
   return step;
 }
@@ -390,6 +403,9 @@ void LoopShard::RequestDone(Session* session, const RequestOutcome& outcome) {
       Record(it->second.client, it->second.cycle, it->second.handed_at, it->second.intended,
              it->second.from_intended, outcome);
     }
+    if (settings_->model == LoadModel::kClosed) {
+      ++(*active_clients_)[it->second.client].ended;
+    }
   }
   if (settings_->objectives.Good(outcome.ok, outcome.ttft_us, outcome.mean_itl_us, outcome.e2e_us,
                                  outcome.tokens)) {
@@ -406,11 +422,20 @@ void LoopShard::SessionEnded(Session* session) {
   if (it->second.request_open) {
     metrics().Add(v1::UNFINISHED);  // cut off by the drain's end or a stop
   }
+  if (settings_->model == LoadModel::kClosed) {
+    ClientDelta& d = (*active_clients_)[client];
+    if (it->second.request_open) {
+      ++d.ended;
+    }
+    // The client is done, unless a stop or a drain cut it short: then the
+    // cycles it did not start are still its work (and may move on).
+    d.closed = d.closed || (!cancelled_ && !ending_);
+  }
   // The session may be in the middle of one of its own member functions:
   // its last owning reference goes from a later handler (lifetime rules).
   std::shared_ptr<Session> owner = std::move(it->second.owner);
   live_.erase(it);
-  active_sessions_->fetch_sub(1, std::memory_order_relaxed);
+  counters_->active_sessions.fetch_sub(1, std::memory_order_relaxed);
   if (settings_->model == LoadModel::kOpen) {
     if (assigned_.erase(session) > 0) {
       metrics().Add(v1::UNFINISHED);  // its arrival was never sent
@@ -426,6 +451,11 @@ void LoopShard::SessionEnded(Session* session) {
 
 void LoopShard::ScheduleNextArrival() {
   std::optional<double> t = arrivals_->Next();
+  // Arrivals before the offset were another shard's (its worker was lost).
+  const double offset_s = std::chrono::duration<double>(settings_->offset).count();
+  while (t.has_value() && *t < offset_s) {
+    t = arrivals_->Next();
+  }
   if (!t.has_value()) {
     return;  // no more arrivals; the end timer ends the load
   }
@@ -487,7 +517,15 @@ void LoopShard::Arrive(Clock::time_point intended) {
   metrics().Add(v1::DROPPED);  // over the in-flight cap: counted, never silently skipped
 }
 
-void LoopShard::EndLoad() {
+void LoopShard::Drain(std::chrono::milliseconds grace) {
+  net::post(ioc_, [self = shared_from_this(), grace] {
+    if (!self->done_) {
+      self->EndLoad(grace);
+    }
+  });
+}
+
+void LoopShard::EndLoad(std::chrono::milliseconds grace) {
   if (cancelled_ || ending_) {
     return;
   }
@@ -505,7 +543,7 @@ void LoopShard::EndLoad() {
       s->Resume();
     }
   }
-  end_timer_.expires_after(settings_->drain);
+  end_timer_.expires_after(grace);
   end_timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
     if (!ec) {
       self->ForceEnd();
@@ -536,7 +574,7 @@ void LoopShard::MaybeDone() {
     end_timer_.cancel();
     arrival_timer_.cancel();
     http_->CloseAll();
-    loops_remaining_->fetch_sub(1);
+    counters_->loops_remaining.fetch_sub(1);
   }
 }
 
@@ -556,8 +594,13 @@ absl::StatusOr<std::unique_ptr<ShardRunner>> ShardRunner::Create(
   }
   auto settings = std::make_shared<ShardSettings>();
   settings->run_id = assignment.run_id();
+  settings->epoch = assignment.epoch();
   settings->spec = spec;
   ApplyLoadModel(spec, settings.get());
+  if (assignment.has_load_offset()) {
+    settings->offset = std::max(std::chrono::nanoseconds(0),
+                                ToChrono(assignment.load_offset()));
+  }
   if (spec.target().has_request_timeout()) {
     const auto ms = absl::ToInt64Milliseconds(FromProtoDuration(spec.target().request_timeout()));
     if (ms > 0) {
@@ -660,11 +703,37 @@ absl::StatusOr<std::unique_ptr<ShardRunner>> ShardRunner::Create(
     settings->target.verify = !spec.target().insecure_skip_verify();
   }
 
+  // The shard's clients: the range, or (work moved from another shard) the
+  // spans, each client with the cycles it has left.
+  std::vector<std::pair<int32_t, int32_t>> clients;  // (id, cycles)
+  if (assignment.clients_size() > 0) {
+    int64_t n = 0;
+    for (const v1::ClientSpan& span : assignment.clients()) {
+      if (span.count() <= 0 || span.begin() < 0 || span.cycles() < 0 ||
+          (n += span.count()) > 10000000) {
+        return absl::InvalidArgumentError("assignment has an invalid client span");
+      }
+    }
+    clients.reserve(static_cast<size_t>(n));
+    for (const v1::ClientSpan& span : assignment.clients()) {
+      for (int32_t k = 0; k < span.count(); ++k) {
+        clients.emplace_back(span.begin() + k, span.cycles());
+      }
+    }
+  } else {
+    clients.reserve(static_cast<size_t>(assignment.client_count()));
+    for (int32_t k = 0; k < assignment.client_count(); ++k) {
+      clients.emplace_back(assignment.client_begin() + k, settings->cycles_per_client);
+    }
+  }
+  const bool own_cycles = assignment.clients_size() > 0 && settings->model == LoadModel::kClosed;
   auto runner = std::unique_ptr<ShardRunner>(new ShardRunner(loops, settings));
-  runner->cycles_total_ =
-      settings->model == LoadModel::kClosed
-          ? static_cast<int64_t>(assignment.client_count()) * settings->cycles_per_client
-          : 0;
+  runner->cycles_total_ = 0;
+  if (settings->model == LoadModel::kClosed) {
+    for (const auto& [id, cycles] : clients) {
+      runner->cycles_total_ += cycles;
+    }
+  }
   // This shard's fraction of the open model's arrivals.
   double rate_share = assignment.rate_share();
   if (rate_share <= 0 && settings->base_rate > 0) {
@@ -685,17 +754,21 @@ absl::StatusOr<std::unique_ptr<ShardRunner>> ShardRunner::Create(
   }
   // Spread clients and the concurrency limit over the loops; a loop with no
   // concurrency share runs no clients.
-  const int used = static_cast<int>(
-      std::min<int64_t>({loops.size(), assignment.client_count(), assignment.max_concurrent()}));
-  const std::vector<int64_t> clients = SplitEvenly(assignment.client_count(), used);
+  const int used = static_cast<int>(std::min<int64_t>(
+      {loops.size(), static_cast<int64_t>(clients.size()), assignment.max_concurrent()}));
+  const std::vector<int64_t> per_loop = SplitEvenly(static_cast<int64_t>(clients.size()), used);
   const std::vector<int64_t> limits = SplitEvenly(assignment.max_concurrent(), used);
   const std::vector<int64_t> record_caps = SplitEvenly(settings->records_cap, used);
-  int32_t next = assignment.client_begin();
-  runner->loops_remaining_.store(used);
+  size_t next = 0;
+  runner->counters_->loops_remaining.store(used);
   for (int i = 0; i < used; ++i) {
     std::deque<int32_t> ids;
-    for (int64_t k = 0; k < clients[static_cast<size_t>(i)]; ++k) {
-      ids.push_back(next++);
+    absl::flat_hash_map<int32_t, int32_t> cycles;
+    for (int64_t k = 0; k < per_loop[static_cast<size_t>(i)]; ++k, ++next) {
+      ids.push_back(clients[next].first);
+      if (own_cycles) {
+        cycles[clients[next].first] = clients[next].second;
+      }
     }
     LoopLoad loop_load;
     // Each loop gets an equal part of the shard's arrivals and its own
@@ -705,8 +778,8 @@ absl::StatusOr<std::unique_ptr<ShardRunner>> ShardRunner::Create(
                                                 assignment.client_begin()) * 1000 + i));
     auto shard = std::make_shared<LoopShard>(
         loops.loop(i), settings, std::move(ids), static_cast<int32_t>(limits[static_cast<size_t>(i)]),
-        &runner->loops_remaining_, &runner->active_sessions_, loop_load,
-        record_caps[static_cast<size_t>(i)]);
+        runner->counters_, loop_load, record_caps[static_cast<size_t>(i)]);
+    shard->SetClientCycles(std::move(cycles));
     runner->shards_.emplace_back(i, std::move(shard));
   }
   return runner;
@@ -730,8 +803,16 @@ void ShardRunner::Cancel() {
   }
 }
 
-void ShardRunner::CutInto(metrics::MetricSet& out, std::vector<v1::RequestRecord>* records,
-                          uint64_t* records_dropped) {
+void ShardRunner::Drain(std::chrono::milliseconds grace) {
+  if (Finished() || cancelled_.load() || drained_.exchange(true)) {
+    return;
+  }
+  for (auto& [loop, shard] : shards_) {
+    shard->Drain(grace);
+  }
+}
+
+void ShardRunner::CutInto(metrics::MetricSet& out, CutExtras* extras) {
   std::latch swapped(static_cast<std::ptrdiff_t>(shards_.size()));
   for (auto& [loop, shard] : shards_) {
     net::post(loops_.loop(loop), [&swapped, s = shard.get()] {
@@ -740,18 +821,34 @@ void ShardRunner::CutInto(metrics::MetricSet& out, std::vector<v1::RequestRecord
     });
   }
   swapped.wait();
+  std::map<int32_t, ClientDelta> merged;
   for (auto& [loop, shard] : shards_) {
     out.Merge(shard->spare());
     shard->spare().Reset();
     LoopShard::RecordBuffer& buf = shard->spare_records();
-    if (records != nullptr) {
-      std::move(buf.records.begin(), buf.records.end(), std::back_inserter(*records));
-    }
-    if (records_dropped != nullptr) {
-      *records_dropped += buf.dropped;
+    ClientDeltas& deltas = shard->spare_clients();
+    if (extras != nullptr) {
+      std::move(buf.records.begin(), buf.records.end(), std::back_inserter(extras->records));
+      extras->records_dropped += buf.dropped;
+      for (const auto& [id, d] : deltas) {
+        ClientDelta& m = merged[id];
+        m.started += d.started;
+        m.ended += d.ended;
+        m.closed = m.closed || d.closed;
+      }
     }
     buf.records.clear();
     buf.dropped = 0;
+    deltas.clear();
+  }
+  if (extras != nullptr) {
+    for (const auto& [id, d] : merged) {
+      v1::ClientCycles& c = extras->clients.emplace_back();
+      c.set_client(id);
+      c.set_started(d.started);
+      c.set_ended(d.ended);
+      c.set_closed(d.closed);
+    }
   }
 }
 

@@ -93,6 +93,8 @@ enum class LoadModel { kClosed, kDuration, kOpen };
 
 struct ShardSettings {
   std::string run_id;
+  // The assignment epoch (ShardAssignment.epoch; 0: none).
+  uint64_t epoch = 0;
   v1::RunSpec spec;
   int32_t cycles_per_client = 1;
   std::chrono::milliseconds request_timeout{120000};
@@ -107,8 +109,10 @@ struct ShardSettings {
 
   // The load model (from spec.load) and what it needs.
   LoadModel model = LoadModel::kClosed;
-  // Duration and open models: how long requests keep starting.
+  // Duration and open models: how long requests keep starting, and how far
+  // into it this shard starts (work moved from a lost worker mid-run).
   std::chrono::nanoseconds length{0};
+  std::chrono::nanoseconds offset{0};
   // After `length`, requests in flight get this long to finish; sessions
   // still busy then are cancelled (their requests are not counted).
   std::chrono::milliseconds drain{500};
@@ -184,19 +188,45 @@ class Session {
   virtual void OnConnectSlot() {}
 };
 
+// Closed model: what one client did since the last batch cut (see
+// v1::ClientCycles).
+struct ClientDelta {
+  uint32_t started = 0;
+  uint32_t ended = 0;
+  bool closed = false;
+};
+using ClientDeltas = absl::flat_hash_map<int32_t, ClientDelta>;
+
+// Counted across a shard's loops.
+struct ShardCounters {
+  std::atomic<int> loops_remaining{0};      // loops whose load has not ended
+  std::atomic<int64_t> active_sessions{0};  // sessions open on every loop
+};
+
 class LoopShard : public std::enable_shared_from_this<LoopShard> {
  public:
   // `clients`: the client ids this loop runs (closed, duration) or may give
   // to sessions it opens for arrivals (open); `limit`: sessions at once
   // (open: the in-flight cap).
   LoopShard(net::io_context& ioc, std::shared_ptr<const ShardSettings> settings,
-            std::deque<int32_t> clients, int32_t limit, std::atomic<int>* loops_remaining,
-            std::atomic<int64_t>* active_sessions, LoopLoad load = {}, int64_t records_cap = 0);
+            std::deque<int32_t> clients, int32_t limit, std::shared_ptr<ShardCounters> counters,
+            LoopLoad load = {}, int64_t records_cap = 0);
+
+  // Closed model, work moved from another shard: the cycles each of this
+  // loop's clients has left (others run cycles_per_client). Before Start.
+  void SetClientCycles(absl::flat_hash_map<int32_t, int32_t> cycles) {
+    cycles_ = std::move(cycles);
+  }
 
   // Both post to the loop; safe from any thread. `start` is the moment the
   // load begins (shared by every loop of the shard).
   void Start(Clock::time_point start = Clock::now());
   void Cancel();
+  // The worker is leaving (SIGTERM): no request starts any more; requests
+  // in flight get `grace` to finish, then are cut off (UNFINISHED). Clients
+  // that did not finish keep the cycles they did not start. Posts to the
+  // loop; safe from any thread.
+  void Drain(std::chrono::milliseconds grace);
 
   // Loop thread only.
   metrics::MetricSet& metrics() { return *active_; }
@@ -232,9 +262,15 @@ class LoopShard : public std::enable_shared_from_this<LoopShard> {
   };
 
   // Control thread, while the loop runs the posted swap: see CutInto.
-  void SwapMetrics() { active_ = active_ == &sets_[0] ? &sets_[1] : &sets_[0]; }
+  void SwapMetrics() {
+    active_ = active_ == &sets_[0] ? &sets_[1] : &sets_[0];
+    active_clients_ = active_clients_ == &client_sets_[0] ? &client_sets_[1] : &client_sets_[0];
+  }
   metrics::MetricSet& spare() { return active_ == &sets_[0] ? sets_[1] : sets_[0]; }
   RecordBuffer& spare_records() { return active_ == &sets_[0] ? records_[1] : records_[0]; }
+  ClientDeltas& spare_clients() {
+    return active_clients_ == &client_sets_[0] ? client_sets_[1] : client_sets_[0];
+  }
 
  private:
   void Begin(Clock::time_point start);
@@ -247,8 +283,9 @@ class LoopShard : public std::enable_shared_from_this<LoopShard> {
   void ScheduleNextArrival();
   void OnArrivalTimer();
   void Arrive(Clock::time_point intended);
-  // Duration and open models: `length` is over.
-  void EndLoad();
+  // Duration and open models: `length` is over (or, any model, the worker
+  // drains); requests in flight get `grace`.
+  void EndLoad(std::chrono::milliseconds grace);
   void ForceEnd();
   // Cancels every live session (each ends and leaves live_).
   void CancelLive();
@@ -262,8 +299,9 @@ class LoopShard : public std::enable_shared_from_this<LoopShard> {
   std::shared_ptr<const ShardSettings> settings_;
   std::deque<int32_t> pending_;  // client ids not running (open: free ids)
   int32_t limit_;
-  std::atomic<int>* loops_remaining_;
-  std::atomic<int64_t>* active_sessions_;
+  // Shared with the runner and the other loops; a loop may still count
+  // down after its runner is gone (a cancel posted from the destructor).
+  std::shared_ptr<ShardCounters> counters_;
   LoopLoad load_;
   std::shared_ptr<HttpPool> http_;
   protocol::centrifugo::ClientFrameParser centrifugo_parser_;
@@ -289,6 +327,11 @@ class LoopShard : public std::enable_shared_from_this<LoopShard> {
   metrics::MetricSet* active_ = &sets_[0];
   RecordBuffer records_[2];  // records_[i] goes with sets_[i]
   int64_t records_left_ = 0;  // this loop's share of the cap still free
+  // Closed model: per-client deltas, double-buffered with the metric sets
+  // so a batch's counters and clients describe the same interval.
+  ClientDeltas client_sets_[2];
+  ClientDeltas* active_clients_ = &client_sets_[0];
+  absl::flat_hash_map<int32_t, int32_t> cycles_;  // empty: cycles_per_client each
   bool cancelled_ = false;
   bool done_ = false;
   bool ending_ = false;  // duration/open: no request starts any more
@@ -311,18 +354,28 @@ class ShardRunner {
   ~ShardRunner();
 
   const std::string& run_id() const { return settings_->run_id; }
+  uint64_t epoch() const { return settings_->epoch; }
   int64_t cycles_total() const { return cycles_total_; }
   void Start();
   void Cancel();
+  // See LoopShard::Drain. drained(): Drain came before the shard finished.
+  void Drain(std::chrono::milliseconds grace);
+  bool drained() const { return drained_.load(); }
   bool cancelled() const { return cancelled_.load(); }
-  bool Finished() const { return loops_remaining_.load() == 0; }
-  int64_t active_sessions() const { return active_sessions_.load(std::memory_order_relaxed); }
+  bool Finished() const { return counters_->loops_remaining.load() == 0; }
+  int64_t active_sessions() const {
+    return counters_->active_sessions.load(std::memory_order_relaxed);
+  }
+  // What a cut moves out besides the metrics.
+  struct CutExtras {
+    std::vector<v1::ClientCycles> clients;  // closed model: per-client deltas
+    std::vector<v1::RequestRecord> records;  // sampled per-request records
+    uint64_t records_dropped = 0;            // sampled but over the cap
+  };
   // Control thread: moves everything recorded since the last cut into `out`
-  // (and the per-request records into `records`, those dropped at the cap
-  // into `records_dropped`, when given). Blocks until every loop has swapped
-  // its metric sets.
-  void CutInto(metrics::MetricSet& out, std::vector<v1::RequestRecord>* records = nullptr,
-               uint64_t* records_dropped = nullptr);
+  // (and, when given, the per-client deltas by client id and the records
+  // into `extras`). Blocks until every loop has swapped its metric sets.
+  void CutInto(metrics::MetricSet& out, CutExtras* extras = nullptr);
 
  private:
   ShardRunner(EventLoops& loops, std::shared_ptr<const ShardSettings> settings)
@@ -331,9 +384,9 @@ class ShardRunner {
   EventLoops& loops_;
   std::shared_ptr<const ShardSettings> settings_;
   std::vector<std::pair<int, std::shared_ptr<LoopShard>>> shards_;  // (loop index, shard)
-  std::atomic<int> loops_remaining_{0};
-  std::atomic<int64_t> active_sessions_{0};
+  std::shared_ptr<ShardCounters> counters_ = std::make_shared<ShardCounters>();
   std::atomic<bool> cancelled_{false};
+  std::atomic<bool> drained_{false};
   int64_t cycles_total_ = 0;
 };
 

@@ -1,10 +1,18 @@
 #include "services/worker/worker.h"
 
+#include <signal.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <chrono>
 
+#include <cstdlib>
+#include <random>
+
 #include "absl/strings/str_cat.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_format.h"
+#include "lib/common/backoff.h"
 #include "lib/common/log.h"
 #include "services/common/grpc_util.h"
 #include "services/common/process_identity.h"
@@ -27,12 +35,47 @@ double ProcessCpuSeconds() {
          static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 }
 
+// Random per process start (WorkerHello.incarnation).
+std::string NewIncarnation() {
+  std::random_device rd;
+  return absl::StrFormat("%08x%08x", rd(), rd());
+}
+
+constexpr size_t kMaxFinished = 1024;
+
+#ifdef LLMLOAD_TEST_HOOKS
+// Test builds: with LLMLOAD_TEST_CRASH_ON_CLIENT=<id>, a shard holding that
+// client kills this process (as a poison work unit or an OOM would).
+void MaybeCrashForTest(const v1::ShardAssignment& a) {
+  const char* env = std::getenv("LLMLOAD_TEST_CRASH_ON_CLIENT");
+  int32_t client = 0;
+  if (env == nullptr || !absl::SimpleAtoi(env, &client)) {
+    return;
+  }
+  bool holds = a.clients_size() == 0 && client >= a.client_begin() &&
+               client < a.client_begin() + a.client_count();
+  for (const v1::ClientSpan& s : a.clients()) {
+    holds = holds || (client >= s.begin() && client < s.begin() + s.count());
+  }
+  if (holds) {
+    LLMLOAD_LOG(kError, "Test hook: this shard holds the crash client; killing myself.")
+        .Kv("run_id", a.run_id())
+        .Kv("epoch", a.epoch())
+        .Kv("client", client);
+    ::kill(::getpid(), SIGKILL);
+  }
+}
+#else
+void MaybeCrashForTest(const v1::ShardAssignment&) {}
+#endif
+
 }  // namespace
 
 Worker::Worker(WorkerConfig config)
     : config_(std::move(config)),
       loops_(config_.threads),
-      shipper_(config_.collector, config_.max_unacked_batches) {}
+      shipper_(config_.collector, config_.max_unacked_batches),
+      incarnation_(NewIncarnation()) {}
 
 Worker::~Worker() { Shutdown(absl::Seconds(0)); }
 
@@ -40,6 +83,7 @@ void Worker::Start() {
   last_cpu_seconds_ = ProcessCpuSeconds();
   last_cpu_at_ = absl::Now();
   attach_thread_ = std::thread([this] { AttachLoop(); });
+  setup_thread_ = std::thread([this] { SetupLoop(); });
   control_thread_ = std::thread([this] { ControlLoop(); });
   if (!config_.metrics_address.empty()) {
     auto m = WorkerMetrics::Serve(config_.metrics_address, config_.worker_id, [this] {
@@ -70,31 +114,65 @@ void Worker::Start() {
 }
 
 void Worker::Shutdown(absl::Duration drain) {
+  const absl::Time deadline = absl::Now() + drain;
+  // Requests in flight get the drain less a moment for the last batches
+  // and their acks.
+  const absl::Duration grace =
+      std::max(absl::ZeroDuration(), std::min(drain - absl::Seconds(1), drain * 0.8));
+  int drained = 0;
   {
     absl::MutexLock lock(&mu_);
-    if (stopping_) {
+    if (stopping_ || draining_) {
       return;
     }
-    for (auto& [id, rs] : runs_) {
-      rs.runner->Cancel();
+    draining_ = true;
+    // Assignments not started yet are handed back at once.
+    for (const v1::ShardAssignment& a : setup_queue_) {
+      starting_.erase({a.run_id(), a.epoch()});
+      outbox_.push_back({});
+      v1::ShardUpdate* u = outbox_.back().mutable_shard_update();
+      u->set_run_id(a.run_id());
+      u->set_epoch(a.epoch());
+      u->set_state(v1::SHARD_DRAINED);
+      u->set_error("the worker is shutting down; the shard was never started");
+    }
+    setup_queue_.clear();
+    for (auto& [key, rs] : runs_) {
+      if (rs.final_enqueued || rs.runner->Finished()) {
+        continue;
+      }
+      rs.runner->Drain(absl::ToChronoMilliseconds(grace));
+      if (rs.runner->drained() && rs.final_state == v1::SHARD_DONE) {
+        rs.final_state = v1::SHARD_DRAINED;
+        rs.error = "the worker is shutting down (drained: requests in flight finished)";
+        ++drained;
+      }
     }
   }
-  // Let the control thread cut the final batches, then flush them.
-  const absl::Time deadline = absl::Now() + drain;
-  while (absl::Now() < deadline) {
-    absl::MutexLock lock(&mu_);
-    bool all_final = true;
-    for (auto& [id, rs] : runs_) {
-      all_final = all_final && rs.final_enqueued;
-    }
-    if (all_final) {
-      break;
-    }
-    mu_.AwaitWithTimeout(absl::Condition::kTrue, absl::Milliseconds(20));
-  }
-  shipper_.Flush(std::max(absl::ZeroDuration(), deadline - absl::Now()));
+  LLMLOAD_LOG(kInfo, "Draining: no new requests; finishing those in flight.")
+      .Kv("shards", drained)
+      .Kv("drain", absl::FormatDuration(drain));
+  // The control thread cuts each shard's last batch, waits for its acks and
+  // reports the shard (DRAINED, or DONE if it finished meanwhile).
   {
     absl::MutexLock lock(&mu_);
+    auto reported = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+      return runs_.empty() && starting_.empty();
+    };
+    if (!mu_.AwaitWithDeadline(absl::Condition(&reported), deadline)) {
+      LLMLOAD_LOG(kWarn, "Drain deadline reached with shards not reported; leaving anyway.")
+          .Kv("shards", static_cast<int64_t>(runs_.size()))
+          .Kv("unacked_batches", static_cast<int64_t>(shipper_.Unacked()));
+    }
+    // Then say goodbye, so the orchestrator moves what is left at once.
+    if (attached_) {
+      v1::WorkerMessage leaving;
+      leaving.mutable_leaving()->set_reason("SIGTERM");
+      outbox_.push_back(std::move(leaving));
+      auto left = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return left_ || !attached_; };
+      mu_.AwaitWithDeadline(absl::Condition(&left),
+                            std::max(deadline, absl::Now()) + absl::Seconds(2));
+    }
     stopping_ = true;
     if (attach_ctx_ != nullptr) {
       attach_ctx_->TryCancel();
@@ -103,18 +181,27 @@ void Worker::Shutdown(absl::Duration drain) {
   if (control_thread_.joinable()) {
     control_thread_.join();
   }
+  if (setup_thread_.joinable()) {
+    setup_thread_.join();
+  }
   if (attach_thread_.joinable()) {
     attach_thread_.join();
+  }
+  for (auto& [key, rs] : runs_) {
+    rs.runner->Cancel();  // whatever the deadline cut short
   }
   metrics_.reset();
   shipper_.Stop();
   loops_.Stop();
+  LLMLOAD_LOG(kInfo, "Drained.").Kv("left_cleanly", left_ ? "true" : "false");
 }
 
 // ---- orchestrator link ----
 
 void Worker::AttachLoop() {
-  auto backoff = std::chrono::milliseconds(200);
+  // Full jitter, so workers that lost the orchestrator together do not all
+  // come back at the same instant.
+  Backoff backoff(absl::Milliseconds(200), absl::Seconds(2), BackoffSeed(this));
   for (;;) {
     {
       absl::MutexLock lock(&mu_);
@@ -126,15 +213,17 @@ void Worker::AttachLoop() {
     {
       absl::MutexLock lock(&mu_);
       attached_ = false;
-      if (stopping_) {
+      if (stopping_ || left_) {
         return;
       }
     }
-    backoff = was_attached ? std::chrono::milliseconds(200)
-                           : std::min(backoff * 2, std::chrono::milliseconds(5000));
+    if (was_attached) {
+      backoff.Reset();
+    }
+    const absl::Duration delay = backoff.Next();
     absl::MutexLock lock(&mu_);
     auto stop = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return stopping_; };
-    mu_.AwaitWithTimeout(absl::Condition(&stop), absl::FromChrono(backoff));
+    mu_.AwaitWithTimeout(absl::Condition(&stop), delay);
   }
 }
 
@@ -160,6 +249,7 @@ bool Worker::RunAttachStream() {
   hello.mutable_hello()->set_pid(self.pid);
   hello.mutable_hello()->set_pid_start_ticks(self.start_ticks);
   hello.mutable_hello()->set_host_id(self.host);
+  hello.mutable_hello()->set_incarnation(incarnation_);
   bool attached = false;
   bool broken = false;
   if (stream->Write(hello)) {
@@ -173,20 +263,35 @@ bool Worker::RunAttachStream() {
           if (msg.accepted().heartbeat_interval_ms() > 0) {
             heartbeat_interval_ = absl::Milliseconds(msg.accepted().heartbeat_interval_ms());
           }
-          // Re-announce shards still running (after an orchestrator hiccup).
-          for (auto& [id, rs] : runs_) {
-            if (!rs.reported_terminal) {
+          // Leases start with the first answer to a heartbeat; until then
+          // the stream's acceptance counts as one.
+          lease_length_ = absl::Milliseconds(msg.accepted().heartbeat_timeout_ms());
+          lease_until_ = lease_length_ > absl::ZeroDuration() ? absl::Now() + lease_length_
+                                                             : absl::InfiniteFuture();
+          // Re-announce shards still running (after an orchestrator hiccup
+          // or restart): it matches them by epoch.
+          for (auto& [key, rs] : runs_) {
+            if (!rs.reported_terminal && !rs.final_enqueued) {
               outbox_.push_back({});
-              *outbox_.back().mutable_shard_update() = MakeUpdate(id, rs, v1::SHARD_RUNNING);
+              *outbox_.back().mutable_shard_update() = MakeUpdate(key, rs, v1::SHARD_RUNNING);
             }
           }
           LLMLOAD_LOG(kInfo, "Attached to the orchestrator.")
               .Kv("address", config_.orchestrator)
               .Kv("worker_id", config_.worker_id);
+        } else if (msg.has_lease()) {
+          absl::MutexLock lock(&mu_);
+          for (const auto& [seq, sent] : heartbeats_sent_) {
+            if (seq == msg.lease().heartbeat_sequence()) {
+              lease_until_ =
+                  std::max(lease_until_, sent + absl::Milliseconds(msg.lease().valid_ms()));
+              break;
+            }
+          }
         } else if (msg.has_assign()) {
           OnAssignment(msg.assign());
         } else if (msg.has_stop()) {
-          OnStop(msg.stop().run_id());
+          OnStop(msg.stop());
         }
       }
       absl::MutexLock lock(&mu_);
@@ -217,6 +322,16 @@ bool Worker::RunAttachStream() {
         }
         break;
       }
+      if (out.has_leaving()) {
+        // Goodbye said: half-close and let the orchestrator end the stream,
+        // so the message is not cut off by our own cancel.
+        stream->WritesDone();
+        absl::MutexLock lock(&mu_);
+        auto ended = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return broken || stopping_; };
+        mu_.AwaitWithTimeout(absl::Condition(&ended), absl::Seconds(2));
+        left_ = true;
+        break;
+      }
     }
     ctx.TryCancel();
     reader.join();
@@ -244,54 +359,124 @@ void Worker::SendToOrchestrator(v1::WorkerMessage msg) {
 }
 
 void Worker::OnAssignment(const v1::ShardAssignment& a) {
-  {
-    absl::MutexLock lock(&mu_);
-    if (runs_.count(a.run_id()) != 0) {
-      return;  // re-sent assignment for a shard we already run
-    }
+  absl::MutexLock lock(&mu_);
+  const ShardKey key(a.run_id(), a.epoch());
+  if (draining_ && !runs_.contains(key) && !finished_.contains(key)) {
+    // Leaving: hand it back at once.
+    outbox_.push_back({});
+    v1::ShardUpdate* u = outbox_.back().mutable_shard_update();
+    u->set_run_id(a.run_id());
+    u->set_epoch(a.epoch());
+    u->set_state(v1::SHARD_DRAINED);
+    u->set_error("the worker is shutting down; the shard was never started");
+    return;
   }
+  // Sent again (after a re-attach): answer with what the shard is doing;
+  // never run it twice.
+  if (auto it = runs_.find(key); it != runs_.end()) {
+    if (!it->second.final_enqueued) {
+      outbox_.push_back({});
+      *outbox_.back().mutable_shard_update() = MakeUpdate(key, it->second, v1::SHARD_RUNNING);
+    }
+    return;
+  }
+  if (auto it = finished_.find(key); it != finished_.end()) {
+    outbox_.push_back({});
+    *outbox_.back().mutable_shard_update() = it->second;
+    return;
+  }
+  if (!starting_.insert(key).second || stopping_) {
+    return;
+  }
+  setup_queue_.push_back(a);
+}
+
+void Worker::SetupLoop() {
+  for (;;) {
+    v1::ShardAssignment a;
+    {
+      absl::MutexLock lock(&mu_);
+      auto ready = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+        return stopping_ || !setup_queue_.empty();
+      };
+      mu_.Await(absl::Condition(&ready));
+      if (stopping_) {
+        return;
+      }
+      a = std::move(setup_queue_.front());
+      setup_queue_.pop_front();
+    }
+    StartShard(a);
+  }
+}
+
+void Worker::StartShard(const v1::ShardAssignment& a) {
+  MaybeCrashForTest(a);
+  // Resolves the target and builds the TLS context: may block, on this
+  // thread only.
   auto runner = ShardRunner::Create(loops_, a);
+  const ShardKey key(a.run_id(), a.epoch());
   v1::WorkerMessage msg;
   absl::MutexLock lock(&mu_);
+  starting_.erase(key);
   if (!runner.ok()) {
     LLMLOAD_LOG(kError, "Cannot run the assigned shard.")
         .Kv("run_id", a.run_id())
+        .Kv("epoch", a.epoch())
         .Kv("error", runner.status().message());
     auto* u = msg.mutable_shard_update();
     u->set_run_id(a.run_id());
+    u->set_epoch(a.epoch());
     u->set_state(v1::SHARD_FAILED);
     u->set_error(std::string(runner.status().message()));
     outbox_.push_back(std::move(msg));
     return;
   }
-  RunState& rs = runs_[a.run_id()];
+  if (draining_) {
+    auto* u = msg.mutable_shard_update();
+    u->set_run_id(a.run_id());
+    u->set_epoch(a.epoch());
+    u->set_state(v1::SHARD_DRAINED);
+    u->set_error("the worker is shutting down; the shard was never started");
+    outbox_.push_back(std::move(msg));
+    return;
+  }
+  RunState& rs = runs_[key];
   rs.runner = *std::move(runner);
   rs.protocol = v1::Protocol_Name(a.spec().target().protocol());
   rs.interval_start_us = NowUnixMicros();
   rs.runner->Start();
   LLMLOAD_LOG(kInfo, "Shard started.")
       .Kv("run_id", a.run_id())
+      .Kv("epoch", a.epoch())
       .Kv("client_begin", a.client_begin())
       .Kv("clients", a.client_count())
-      .Kv("max_concurrent", a.max_concurrent());
-  *msg.mutable_shard_update() = MakeUpdate(a.run_id(), rs, v1::SHARD_RUNNING);
+      .Kv("max_concurrent", a.max_concurrent())
+      .Kv("moved", a.clients_size() > 0 || a.has_load_offset() ? "true" : "false");
+  *msg.mutable_shard_update() = MakeUpdate(key, rs, v1::SHARD_RUNNING);
   outbox_.push_back(std::move(msg));
 }
 
-void Worker::OnStop(const std::string& run_id) {
+void Worker::OnStop(const v1::StopShard& stop) {
   absl::MutexLock lock(&mu_);
-  auto it = runs_.find(run_id);
-  if (it == runs_.end()) {
-    return;
+  for (auto& [key, rs] : runs_) {
+    if (key.first != stop.run_id() || (stop.epoch() != 0 && key.second != stop.epoch())) {
+      continue;
+    }
+    LLMLOAD_LOG(kInfo, "Stopping shard.")
+        .Kv("run_id", key.first)
+        .Kv("epoch", key.second)
+        .Kv("reason", stop.reason());
+    rs.final_state = v1::SHARD_CANCELLED;
+    rs.runner->Cancel();
   }
-  LLMLOAD_LOG(kInfo, "Stopping shard.").Kv("run_id", run_id);
-  it->second.final_state = v1::SHARD_CANCELLED;
-  it->second.runner->Cancel();
 }
 
-v1::ShardUpdate Worker::MakeUpdate(const std::string& run_id, RunState& rs, v1::ShardState state) {
+v1::ShardUpdate Worker::MakeUpdate(const ShardKey& key, RunState& rs, v1::ShardState state) {
+  const std::string& run_id = key.first;
   v1::ShardUpdate u;
   u.set_run_id(run_id);
+  u.set_epoch(key.second);
   u.set_state(state);
   u.set_error(rs.error);
   auto* p = u.mutable_progress();
@@ -304,12 +489,14 @@ v1::ShardUpdate Worker::MakeUpdate(const std::string& run_id, RunState& rs, v1::
   p->set_active_sessions(rs.runner ? rs.runner->active_sessions() : 0);
   p->set_sessions_opened(static_cast<int64_t>(t.Get(v1::SESSIONS_OPENED)));
   p->set_sessions_failed(static_cast<int64_t>(t.Get(v1::SESSIONS_FAILED)));
-  const BatchShipper::Rejections rejected = shipper_.Rejected(run_id);
+  const BatchShipper::Rejections rejected = shipper_.Rejected(run_id, key.second);
   p->set_batches_rejected(static_cast<int64_t>(rejected.batches));
   p->set_requests_rejected(static_cast<int64_t>(rejected.requests));
   p->set_samples_rejected(static_cast<int64_t>(rejected.samples));
   p->set_rejection_reason(rejected.reason);
-  u.set_acked_sequence(shipper_.AckedSequence(run_id));
+  u.set_acked_sequence(shipper_.AckedSequence(run_id, key.second));
+  u.set_last_sequence(rs.last_sequence);
+  u.set_last_batch_end_us(rs.last_batch_end_us);
   return u;
 }
 
@@ -344,38 +531,64 @@ void Worker::ControlLoop() {
 }
 
 void Worker::Tick(bool interval_cut, bool heartbeat_due) {
-  // Runs whose cut is due: every run each interval, and a finished run at
-  // once (its final batch need not wait for the interval).
-  std::vector<std::pair<std::string, ShardRunner*>> to_cut;
+  // Shards whose cut is due: every shard each interval, and a finished one
+  // at once (its final batch need not wait for the interval). A shard the
+  // collector fenced stops now: its work moved on to another worker.
+  std::vector<std::pair<ShardKey, ShardRunner*>> to_cut;
   {
     absl::MutexLock lock(&mu_);
-    for (auto& [id, rs] : runs_) {
+    const bool lease_expired = attached_ && absl::Now() > lease_until_;
+    for (auto& [key, rs] : runs_) {
       if (rs.final_enqueued) {
         continue;
       }
+      if (lease_expired && !rs.runner->cancelled()) {
+        LLMLOAD_LOG(kWarn, "Lease expired: no answer from the orchestrator; stopping the shard "
+                           "(its work may have moved to another worker).")
+            .Kv("run_id", key.first)
+            .Kv("epoch", key.second)
+            .Kv("lease", absl::FormatDuration(lease_length_));
+        rs.final_state = v1::SHARD_CANCELLED;
+        rs.error = absl::StrCat("lease expired: no answer from the orchestrator for ",
+                                absl::FormatDuration(lease_length_));
+        rs.runner->Cancel();
+      }
+      if (!rs.runner->cancelled() && shipper_.Fenced(key.first, key.second)) {
+        LLMLOAD_LOG(kWarn, "Shard fenced by the collector; stopping it.")
+            .Kv("run_id", key.first)
+            .Kv("epoch", key.second);
+        rs.final_state = v1::SHARD_CANCELLED;
+        rs.error = "fenced: the worker was declared lost and the shard's work moved on";
+        rs.runner->Cancel();
+      }
       if (interval_cut || rs.runner->Finished()) {
-        to_cut.emplace_back(id, rs.runner.get());
+        to_cut.emplace_back(key, rs.runner.get());
       }
     }
   }
   // Cutting blocks on the loops; do it without holding mu_ (loops never take it).
-  for (auto& [id, runner] : to_cut) {
+  for (auto& [key, runner] : to_cut) {
     const bool finished = runner->Finished();
     metrics::MetricSet delta;
-    std::vector<v1::RequestRecord> records;
-    uint64_t records_dropped = 0;
-    runner->CutInto(delta, &records, &records_dropped);
+    ShardRunner::CutExtras cut;
+    runner->CutInto(delta, &cut);
+    std::vector<v1::RequestRecord>& records = cut.records;
+    uint64_t records_dropped = cut.records_dropped;
     if (records.size() > kMaxRecordsPerBatch) {
       records_dropped += records.size() - kMaxRecordsPerBatch;
       records.resize(kMaxRecordsPerBatch);
     }
     v1::SampleBatch batch;
-    batch.set_run_id(id);
+    batch.set_run_id(key.first);
+    batch.set_epoch(key.second);
     batch.set_worker_id(config_.worker_id);
+    for (v1::ClientCycles& c : cut.clients) {
+      *batch.add_clients() = std::move(c);
+    }
     const int64_t now_us = NowUnixMicros();
     {
       absl::MutexLock lock(&mu_);
-      RunState& rs = runs_[id];
+      RunState& rs = runs_[key];
       batch.set_interval_start_us(rs.interval_start_us);
       batch.set_interval_end_us(now_us);
       batch.set_active_us(now_us - rs.interval_start_us);
@@ -398,40 +611,51 @@ void Worker::Tick(bool interval_cut, bool heartbeat_due) {
         if (runner->cancelled() && rs.final_state == v1::SHARD_DONE) {
           rs.final_state = v1::SHARD_CANCELLED;
         }
+        if (runner->drained() && rs.final_state == v1::SHARD_DONE) {
+          rs.final_state = v1::SHARD_DRAINED;
+        }
       }
+      rs.last_sequence = shipper_.Enqueue(std::move(batch));
+      rs.last_batch_end_us = now_us;
     }
-    shipper_.Enqueue(std::move(batch));
   }
   // Progress, terminal reports and heartbeat.
   absl::MutexLock lock(&mu_);
-  std::vector<std::string> done;
-  for (auto& [id, rs] : runs_) {
-    if (rs.final_enqueued && shipper_.AllAcked(id)) {
+  std::vector<ShardKey> done;
+  for (auto& [key, rs] : runs_) {
+    if (rs.final_enqueued && shipper_.AllAcked(key.first, key.second)) {
       v1::WorkerMessage msg;
-      *msg.mutable_shard_update() = MakeUpdate(id, rs, rs.final_state);
-      const uint64_t dropped = shipper_.DroppedBatches(id);
+      *msg.mutable_shard_update() = MakeUpdate(key, rs, rs.final_state);
+      const uint64_t dropped = shipper_.DroppedBatches(key.first, key.second);
       if (dropped > 0) {
         msg.mutable_shard_update()->set_error(
             absl::StrCat(dropped, " sample batches were dropped because the collector was "
                                   "unreachable for too long"));
       }
+      finished_[key] = msg.shard_update();
+      finished_order_.push_back(key);
+      if (finished_order_.size() > kMaxFinished) {
+        finished_.erase(finished_order_.front());
+        finished_order_.pop_front();
+      }
       outbox_.push_back(std::move(msg));
       LLMLOAD_LOG(kInfo, "Shard finished.")
-          .Kv("run_id", id)
+          .Kv("run_id", key.first)
+          .Kv("epoch", key.second)
           .Kv("state", v1::ShardState_Name(rs.final_state))
           .Kv("requests_ok", rs.totals_counters.Get(v1::REQUESTS_OK))
           .Kv("tokens", rs.totals_counters.Get(v1::TOKENS))
           .Kv("batches_rejected", msg.shard_update().progress().batches_rejected());
-      done.push_back(id);
+      done.push_back(key);
     } else if (interval_cut && !rs.final_enqueued) {
       v1::WorkerMessage msg;
-      *msg.mutable_shard_update() = MakeUpdate(id, rs, v1::SHARD_RUNNING);
+      *msg.mutable_shard_update() = MakeUpdate(key, rs, v1::SHARD_RUNNING);
       outbox_.push_back(std::move(msg));
     }
   }
-  for (const std::string& id : done) {
-    runs_.erase(id);
-    shipper_.ForgetRun(id);
+  for (const ShardKey& key : done) {
+    runs_.erase(key);
+    shipper_.ForgetRun(key.first, key.second);
   }
   if (heartbeat_due && attached_) {
     const double cpu = ProcessCpuSeconds();
@@ -448,6 +672,11 @@ void Worker::Tick(bool interval_cut, bool heartbeat_due) {
       active += rs.runner->active_sessions();
     }
     v1::WorkerMessage hb;
+    hb.mutable_heartbeat()->set_sequence(++heartbeat_sequence_);
+    heartbeats_sent_.emplace_back(heartbeat_sequence_, now);
+    while (heartbeats_sent_.size() > 64) {
+      heartbeats_sent_.pop_front();
+    }
     hb.mutable_heartbeat()->set_active_sessions(active);
     hb.mutable_heartbeat()->set_cpu_percent(last_cpu_percent_);
     hb.mutable_heartbeat()->set_loop_lag_ms(last_lag_ms_);

@@ -288,6 +288,22 @@ void ChildProcess::Signal(int signal_number) {
   }
 }
 
+void ChildProcess::AllowSignal(int signal_number) {
+  absl::MutexLock lock(&mu_);
+  sent_signals_ |= SignalBit(signal_number);
+}
+
+int64_t RssKib(pid_t pid) {
+  std::ifstream in(absl::StrCat("/proc/", pid, "/status"));
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) {
+      return std::strtoll(line.c_str() + 6, nullptr, 10);
+    }
+  }
+  return -1;
+}
+
 int ChildProcess::Stop(absl::Duration grace) {
   {
     absl::MutexLock lock(&mu_);

@@ -84,6 +84,9 @@ class ChildProcess {
   void Kill();  // SIGKILL and reap
   // Sends `signal_number` on the test's behalf: ending by it is expected.
   void Signal(int signal_number);
+  // Ending by `signal_number` is expected although the test does not send
+  // it (a process a test hook makes crash).
+  void AllowSignal(int signal_number);
   // Waits for exit; returns the exit code, or -1 on timeout / signal. The
   // caller takes charge of the exit code (a non-zero one is no failure).
   int Wait(absl::Duration timeout);
@@ -115,6 +118,10 @@ class ChildProcess {
   // child is seen to have ended unexpectedly; empty otherwise.
   std::string unexpected_end_ ABSL_GUARDED_BY(mu_);
 };
+
+// Resident set size of a process in KiB (VmRSS of /proc/<pid>/status), or
+// -1 when it cannot be read.
+int64_t RssKib(pid_t pid);
 
 struct ShellResult {
   int exit_code = -1;  // -1 when the command did not exit normally

@@ -14,6 +14,7 @@
 namespace llmload::testing_util {
 
 void StackTest::StartStack(const StackOptions& options) {
+  options_ = options;
   dir_ = MakeTempDir("stack");
   ASSERT_FALSE(dir_.empty());
   emulator_port_ = FreePort();
@@ -28,27 +29,44 @@ void StackTest::StartStack(const StackOptions& options) {
   emulator_ = ChildProcess::Start(BinPath("llmload-emulator"), emulator_args,
                                   dir_ + "/emulator.log", dir_);
   StartCollector();
-  orchestrator_ = ChildProcess::Start(
-      BinPath("llmload-orchestrator"),
-      {absl::StrCat("--grpc_address=127.0.0.1:", orchestrator_port_),
-       absl::StrCat("--collector=127.0.0.1:", collector_port_)},
-      dir_ + "/orchestrator.log", dir_);
+  StartOrchestrator();
+  workers_.resize(static_cast<size_t>(options.workers));
   for (int i = 0; i < options.workers; ++i) {
-    std::vector<std::string> args = {
-        absl::StrCat("--orchestrator=127.0.0.1:", orchestrator_port_),
-        absl::StrCat("--collector=127.0.0.1:", collector_port_),
-        absl::StrCat("--worker_id=worker-", i),
-        absl::StrCat("--threads=", options.worker_threads),
-        "--batch_interval_ms=200",
-        "--metrics_address="};  // workers share the machine: no fixed :9103
-    args.insert(args.end(), options.worker_args.begin(), options.worker_args.end());
-    workers_.push_back(ChildProcess::Start(BinPath("llmload-worker"), args,
-                                           dir_ + absl::StrCat("/worker-", i, ".log"), dir_));
+    StartWorker(i);
   }
   ASSERT_TRUE(WaitForTcp(emulator_port_, absl::Seconds(20)));
-  ASSERT_TRUE(WaitForTcp(orchestrator_port_, absl::Seconds(20)));
-  stub_ = v1::Orchestrator::NewStub(MakeChannel(absl::StrCat("127.0.0.1:", orchestrator_port_)));
   ASSERT_TRUE(WaitForWorkers(options.workers, absl::Seconds(20)));
+}
+
+void StackTest::StartOrchestrator() {
+  std::vector<std::string> args = {absl::StrCat("--grpc_address=127.0.0.1:", orchestrator_port_),
+                                   absl::StrCat("--collector=127.0.0.1:", collector_port_)};
+  args.insert(args.end(), options_.orchestrator_args.begin(), options_.orchestrator_args.end());
+  orchestrator_ = ChildProcess::Start(BinPath("llmload-orchestrator"), args,
+                                      dir_ + "/orchestrator.log", dir_);
+  ASSERT_TRUE(WaitForTcp(orchestrator_port_, absl::Seconds(20)));
+  if (stub_ == nullptr) {
+    stub_ =
+        v1::Orchestrator::NewStub(MakeChannel(absl::StrCat("127.0.0.1:", orchestrator_port_)));
+  }
+}
+
+void StackTest::StartWorker(int i, const std::vector<std::string>& extra_args) {
+  std::vector<std::string> args = {
+      absl::StrCat("--orchestrator=127.0.0.1:", orchestrator_port_),
+      absl::StrCat("--collector=127.0.0.1:", collector_port_),
+      absl::StrCat("--worker_id=worker-", i),
+      absl::StrCat("--threads=", options_.worker_threads),
+      "--batch_interval_ms=200",
+      "--metrics_address="};  // workers share the machine: no fixed :9103
+  args.insert(args.end(), options_.worker_args.begin(), options_.worker_args.end());
+  args.insert(args.end(), extra_args.begin(), extra_args.end());
+  if (static_cast<size_t>(i) >= workers_.size()) {
+    workers_.resize(static_cast<size_t>(i) + 1);
+  }
+  workers_[static_cast<size_t>(i)] =
+      ChildProcess::Start(BinPath("llmload-worker"), args,
+                          dir_ + absl::StrCat("/worker-", i, ".log"), dir_, options_.worker_env);
 }
 
 void StackTest::StartCollector() {

@@ -28,8 +28,10 @@ namespace llmload::testing_util {
 struct StackOptions {
   int workers = 2;
   int worker_threads = 1;
-  std::vector<std::string> emulator_args;  // extra flags
-  std::vector<std::string> worker_args;    // extra flags for every worker
+  std::vector<std::string> emulator_args;      // extra flags
+  std::vector<std::string> worker_args;        // extra flags for every worker
+  std::vector<std::string> orchestrator_args;  // extra flags
+  std::vector<std::string> worker_env;         // extra NAME=value for every worker
 };
 
 class StackTest : public ::testing::Test {
@@ -38,6 +40,11 @@ class StackTest : public ::testing::Test {
   void StartStack(const StackOptions& options);
   // Starts (or restarts) the collector on its port and database.
   void StartCollector();
+  // Starts (or restarts) the orchestrator on its port and database.
+  void StartOrchestrator();
+  // Starts (or restarts) worker `i` (worker-<i>) with the stack's flags and
+  // `extra_args`; its log goes to worker-<i>.log (appended on a restart).
+  void StartWorker(int i, const std::vector<std::string>& extra_args = {});
   void TearDown() override;
 
   // Fails early, like every wait here, when a service has died.
@@ -53,6 +60,7 @@ class StackTest : public ::testing::Test {
   static uint64_t CounterOf(const v1::RunStats& stats, v1::Counter counter);
   static const v1::MetricStats* MetricOf(const v1::RunStats& stats, v1::Metric metric);
 
+  StackOptions options_;
   std::string dir_;
   int emulator_port_ = 0;
   int collector_port_ = 0;

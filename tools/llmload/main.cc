@@ -16,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "google/protobuf/util/json_util.h"
+#include "lib/common/backoff.h"
 #include "lib/common/log.h"
 #include "llmload/v1/orchestrator.grpc.pb.h"
 #include "services/common/crash_handler.h"
@@ -316,14 +317,25 @@ int FollowRun(Stub* stub, const std::string& run_id, const Options& o) {
   v1::Run last;
   bool terminal = false;
   ProgressBar bar;
-  // Prefer the WatchRun stream; fall back to polling GetRun.
-  {
+  // Follow the WatchRun stream. When it ends before the run does (the
+  // orchestrator restarted, a link broke), watch again after a jittered
+  // backoff: runs survive orchestrator restarts, so the watch does too. Give
+  // up after kGiveUp without a word from the orchestrator; an orchestrator
+  // without WatchRun is polled instead.
+  constexpr absl::Duration kGiveUp = absl::Seconds(60);
+  Backoff backoff(absl::Milliseconds(200), absl::Seconds(5), BackoffSeed(&last));
+  absl::Time last_contact = absl::Now();
+  bool poll = false;
+  while (!terminal && !poll) {
     grpc::ClientContext ctx;
     v1::WatchRunRequest req;
     req.set_id(run_id);
     auto reader = stub->WatchRun(&ctx, req);
     v1::RunUpdate update;
+    bool timed_out = false;
     while (reader->Read(&update)) {
+      last_contact = absl::Now();
+      backoff.Reset();
       last = update.run();
       terminal = Terminal(last.state());
       if (!terminal && bar.enabled()) {
@@ -336,15 +348,39 @@ int FollowRun(Stub* stub, const std::string& run_id, const Options& o) {
         break;
       }
       if (o.timeout_seconds > 0 && absl::Now() - start > absl::Seconds(o.timeout_seconds)) {
-        ctx.TryCancel();
+        timed_out = true;
         break;
       }
     }
-    if (terminal) {
+    if (terminal || timed_out) {
       ctx.TryCancel();
     }
-    (void)reader->Finish();
+    const grpc::Status st = reader->Finish();
     bar.End();
+    if (terminal || timed_out) {
+      break;
+    }
+    if (st.error_code() == grpc::StatusCode::UNIMPLEMENTED) {
+      poll = true;
+      break;
+    }
+    if (st.error_code() == grpc::StatusCode::NOT_FOUND ||
+        st.error_code() == grpc::StatusCode::PERMISSION_DENIED ||
+        st.error_code() == grpc::StatusCode::UNAUTHENTICATED) {
+      return RpcError("WatchRun", st);
+    }
+    if (absl::Now() - last_contact > kGiveUp) {
+      std::fprintf(stderr, "llmload: no word from the orchestrator for %.0f s while watching run "
+                           "%s: %s\n",
+                   absl::ToDoubleSeconds(kGiveUp), run_id.c_str(), st.error_message().c_str());
+      return kExitRunFailed;
+    }
+    const absl::Duration delay = backoff.Next();
+    LLMLOAD_LOG(kInfo, "Watch stream ended before the run; watching again.")
+        .Kv("run_id", run_id)
+        .Kv("error", st.error_message())
+        .Kv("delay_ms", absl::ToInt64Milliseconds(delay));
+    absl::SleepFor(delay);
   }
   while (!terminal) {
     if (o.timeout_seconds > 0 && absl::Now() - start > absl::Seconds(o.timeout_seconds)) {
@@ -370,7 +406,14 @@ int FollowRun(Stub* stub, const std::string& run_id, const Options& o) {
   v1::GetRunRequest req;
   req.set_id(run_id);
   v1::Run final_run;
-  grpc::Status st = stub->GetRun(Ctx().get(), req, &final_run);
+  grpc::Status st;
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    st = stub->GetRun(Ctx().get(), req, &final_run);
+    if (st.ok() || st.error_code() != grpc::StatusCode::UNAVAILABLE) {
+      break;
+    }
+    absl::SleepFor(backoff.Next());
+  }
   if (!st.ok()) {
     return RpcError("GetRun", st);
   }

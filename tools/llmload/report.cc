@@ -95,7 +95,12 @@ std::string FormatLoadSections(const v1::Run& run) {
   if (a.unfinished > 0) {
     absl::StrAppend(&out, ", unfinished=", a.unfinished);
   }
-  const uint64_t accounted = a.ok + a.failed + a.dropped + a.unfinished;
+  // Requests in flight on workers that were lost (offered = ok + failed +
+  // lost + dropped + unfinished).
+  if (a.lost > 0) {
+    absl::StrAppend(&out, ", lost=", a.lost);
+  }
+  const uint64_t accounted = a.ok + a.failed + a.dropped + a.unfinished + a.lost;
   if (a.offered > accounted) {
     absl::StrAppend(&out, ", unaccounted=", a.offered - accounted);
   }
@@ -276,6 +281,28 @@ std::string FormatReport(const v1::Run& run) {
                                           s->metric(), s->count(), s->min_ms(), s->mean_ms(),
                                           s->p50_ms(), s->p90_ms(), s->p99_ms(), s->p999_ms(),
                                           s->max_ms()));
+  }
+  if (run.losses_size() > 0) {
+    absl::StrAppend(&out, "\nLOST WORKERS:\n");
+    for (const v1::WorkerLoss& l : run.losses()) {
+      absl::StrAppend(&out, "  [worker=", l.worker_id(), ", epoch=", l.epoch(),
+                      l.drained() ? ", drained" : ", lost", ", detected=",
+                      Timestamp(l.detected_at()), ", reason=", l.reason(),
+                      ", requests_lost=", l.requests_lost());
+      if (l.missing_to_us() > l.missing_from_us()) {
+        absl::StrAppend(&out, absl::StrFormat(", missing_samples=%.3fs",
+                                              static_cast<double>(l.missing_to_us() -
+                                                                  l.missing_from_us()) /
+                                                  1e6));
+      }
+      absl::StrAppend(&out, "]\n");
+      for (const std::string& m : l.moved()) {
+        absl::StrAppend(&out, "    moved to ", m, "\n");
+      }
+      if (!l.not_moved().empty()) {
+        absl::StrAppend(&out, "    not moved: ", l.not_moved(), "\n");
+      }
+    }
   }
   if (!run.events().empty()) {
     absl::StrAppend(&out, "\nEVENTS:\n");

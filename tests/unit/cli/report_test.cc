@@ -134,6 +134,26 @@ v1::Run OpenRunWithVerdict() {
   return run;
 }
 
+TEST(ReportTest, LostRequestsAndLostWorkersAreShown) {
+  v1::Run run = OpenRunWithVerdict();
+  (*run.mutable_stats()->mutable_counters())["lost"] = 2;  // the remainder
+  v1::WorkerLoss* loss = run.add_losses();
+  loss->set_worker_id("w2");
+  loss->set_epoch(2);
+  loss->set_reason("no heartbeat for 3s");
+  loss->set_requests_lost(2);
+  loss->set_missing_from_us(1'000'000);
+  loss->set_missing_to_us(1'750'000);
+  loss->add_moved("w1: 6.00 req/s (0.3000 of the rate), in flight <= 5 (epoch 4)");
+  const std::string out = FormatReport(run);
+  EXPECT_NE(out.find("ok=180, failed=10, unfinished=3, lost=2]"), std::string::npos) << out;
+  EXPECT_EQ(out.find("unaccounted"), std::string::npos) << out;
+  EXPECT_NE(out.find("LOST WORKERS:\n  [worker=w2, epoch=2, lost, detected=-, reason=no heartbeat "
+                     "for 3s, requests_lost=2, missing_samples=0.750s]\n    moved to w1: 6.00"),
+            std::string::npos)
+      << out;
+}
+
 TEST(ReportTest, LoadGoodputOmissionThresholdsAndWarnings) {
   const v1::Run run = OpenRunWithVerdict();
   const std::string out = FormatReport(run);

@@ -86,6 +86,92 @@ TEST_F(CollectorServerTest, StoresInSqliteAndReplaysInTheNextInstance) {
   EXPECT_EQ(stats->counters().at("requests_ok"), reference.Get(v1::REQUESTS_OK));
 }
 
+TEST_F(CollectorServerTest, SealsFenceLateBatchesAndSurviveARestart) {
+  SampleGenerator gen(13);
+  metrics::MetricSet reference;
+  v1::SampleBatch first = MakeSampleBatch(gen, 10, "r", "w", 1, reference);
+  first.set_epoch(4);
+  // Three more requests offered than ended: in flight at the loss.
+  uint64_t ended = 0;
+  for (const v1::CounterDelta& c : first.counters()) {
+    if (c.counter() == v1::REQUESTS_OK || metrics::IsRequestFailureCounter(c.counter())) {
+      ended += c.value();
+    }
+  }
+  v1::CounterDelta* offered = first.add_counters();
+  offered->set_counter(v1::OFFERED);
+  offered->set_value(ended + 3);
+  v1::SampleBatch late = MakeSampleBatch(gen, 10, "r", "w", 2, reference, true);
+  late.set_epoch(4);
+  v1::SealShardRequest seal;
+  seal.set_run_id("r");
+  seal.set_worker_id("w");
+  seal.set_epoch(4);
+  auto ingest = [](v1::Collector::Stub& stub, const v1::SampleBatch& b) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(testing_util::GrpcDeadline(absl::Seconds(20)));
+    auto stream = stub.Ingest(&ctx);
+    EXPECT_TRUE(stream->Write(b));
+    v1::IngestAck ack;
+    EXPECT_TRUE(stream->Read(&ack));
+    stream->WritesDone();
+    EXPECT_TRUE(stream->Finish().ok());
+    return ack;
+  };
+  uint64_t lost = 0;
+  {
+    auto server = CollectorServer::Create(config_);
+    ASSERT_TRUE(server.ok()) << server.status();
+    auto stub = v1::Collector::NewStub((*server)->InProcessChannel());
+    EXPECT_FALSE(ingest(*stub, first).fenced());
+    grpc::ClientContext ctx;
+    ctx.set_deadline(testing_util::GrpcDeadline(absl::Seconds(20)));
+    v1::SealedShard sealed;
+    ASSERT_TRUE(stub->SealShard(&ctx, seal, &sealed).ok());
+    EXPECT_EQ(sealed.batches(), 1u);
+    lost = sealed.lost();
+    EXPECT_EQ(lost, 3u);
+    const v1::IngestAck ack = ingest(*stub, late);
+    EXPECT_TRUE(ack.fenced());
+    EXPECT_EQ(ack.epoch(), 4u);
+    (*server)->Shutdown(absl::Seconds(1));
+  }
+  auto again = CollectorServer::Create(config_);
+  ASSERT_TRUE(again.ok()) << again.status();
+  auto stub = v1::Collector::NewStub((*again)->InProcessChannel());
+  EXPECT_TRUE(ingest(*stub, late).fenced());  // still sealed
+  grpc::ClientContext ctx;
+  v1::GetRunStatsRequest req;
+  req.set_run_id("r");
+  v1::RunStats stats;
+  ASSERT_TRUE(stub->GetRunStats(&ctx, req, &stats).ok());
+  EXPECT_EQ(stats.counters().at("lost"), lost);  // counted once, as before
+  grpc::ClientContext ctx2;
+  v1::SealedShard resealed;
+  ASSERT_TRUE(stub->SealShard(&ctx2, seal, &resealed).ok());
+  EXPECT_EQ(resealed.lost(), lost);
+  (*again)->Shutdown(absl::Seconds(1));
+}
+
+TEST_F(CollectorServerTest, ShutdownEndsIdleIngestStreamsWithoutWaitingOutTheGrace) {
+  auto server = CollectorServer::Create(config_);
+  ASSERT_TRUE(server.ok()) << server.status();
+  auto stub = v1::Collector::NewStub((*server)->InProcessChannel());
+  SampleGenerator gen(14);
+  metrics::MetricSet reference;
+  const v1::SampleBatch batch = MakeSampleBatch(gen, 5, "r", "w", 1, reference);
+  grpc::ClientContext ctx;
+  auto stream = stub->Ingest(&ctx);
+  ASSERT_TRUE(stream->Write(batch));
+  v1::IngestAck ack;
+  ASSERT_TRUE(stream->Read(&ack));  // acked; the stream now idles
+  const absl::Time start = testing_util::MonoNow();
+  (*server)->Shutdown(absl::Seconds(10));
+  EXPECT_LT(testing_util::MonoNow() - start, absl::Seconds(2));
+  EXPECT_FALSE(stream->Read(&ack));
+  EXPECT_FALSE(stream->Finish().ok());
+}
+
 TEST_F(CollectorServerTest, MetricsPortInUseFailsCleanly) {
   auto first = CollectorServer::Create(config_);
   ASSERT_TRUE(first.ok()) << first.status();

@@ -27,7 +27,9 @@ class FakeStore final : public BatchStore {
       return fail_;
     }
     for (const v1::SampleBatch* b : batches) {
-      if (keys_.emplace(b->run_id(), b->worker_id(), b->sequence()).second) {
+      if (keys_.emplace(b->run_id(), b->worker_id() + "#" + std::to_string(b->epoch()),
+                        b->sequence())
+              .second) {
         stored_.push_back(*b);
       }
     }
@@ -70,10 +72,34 @@ class FakeStore final : public BatchStore {
     return last;
   }
 
+  absl::Status InsertSeal(const v1::SealShardRequest& seal) override {
+    absl::MutexLock lock(&mu_);
+    if (!fail_.ok()) {
+      return fail_;
+    }
+    seals_.push_back(seal);
+    return absl::OkStatus();
+  }
+
+  absl::Status ForEachSeal(
+      absl::FunctionRef<absl::Status(const v1::SealShardRequest&)> fn) override {
+    std::vector<v1::SealShardRequest> copy;
+    {
+      absl::MutexLock lock(&mu_);
+      copy = seals_;
+    }
+    for (const auto& s : copy) {
+      if (absl::Status st = fn(s); !st.ok()) {
+        return st;
+      }
+    }
+    return absl::OkStatus();
+  }
+
   // Preloads a batch as if stored by an earlier process.
   void Preload(const v1::SampleBatch& b) {
     absl::MutexLock lock(&mu_);
-    keys_.emplace(b.run_id(), b.worker_id(), b.sequence());
+    keys_.emplace(b.run_id(), b.worker_id() + "#" + std::to_string(b.epoch()), b.sequence());
     stored_.push_back(b);
   }
   void CloseGate() {
@@ -110,6 +136,7 @@ class FakeStore final : public BatchStore {
   int insert_calls_ ABSL_GUARDED_BY(mu_) = 0;
   std::set<std::tuple<std::string, std::string, uint64_t>> keys_ ABSL_GUARDED_BY(mu_);
   std::vector<v1::SampleBatch> stored_ ABSL_GUARDED_BY(mu_);
+  std::vector<v1::SealShardRequest> seals_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace llmload::collector

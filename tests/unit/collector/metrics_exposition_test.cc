@@ -142,7 +142,7 @@ TEST_F(MetricsExpositionTest, CountersGaugeAndOwnCounters) {
     by_result[Label(cm, "result")] = cm.counter.value;
   }
   EXPECT_EQ(by_result, (std::map<std::string, double>{
-                           {"applied", 6}, {"duplicate", 2}, {"rejected", 1}}));
+                           {"applied", 6}, {"duplicate", 2}, {"fenced", 0}, {"rejected", 1}}));
 }
 
 TEST_F(MetricsExpositionTest, TextFormatEscapesRunIdLabels) {

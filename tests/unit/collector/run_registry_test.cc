@@ -410,5 +410,84 @@ TEST(RunRegistryRetentionTest, RejectsUnboundedProtocolLabels) {
   EXPECT_FALSE(RunRegistry::Validate(b).ok());
 }
 
+// ---- Shard streams and seals ----
+
+v1::SampleBatch CountersBatch(const std::string& worker, uint64_t epoch, uint64_t sequence,
+                              uint64_t offered, uint64_t ok, uint64_t failed,
+                              bool final = false) {
+  metrics::MetricSet set;
+  set.Add(v1::OFFERED, offered);
+  set.Add(v1::REQUESTS_OK, ok);
+  set.Add(v1::TIMEOUT, failed);
+  v1::SampleBatch b = MakeBatch("run", worker, sequence, set, final);
+  b.set_epoch(epoch);
+  return b;
+}
+
+v1::SealShardRequest SealOf(const std::string& worker, uint64_t epoch) {
+  v1::SealShardRequest r;
+  r.set_run_id("run");
+  r.set_worker_id(worker);
+  r.set_epoch(epoch);
+  return r;
+}
+
+TEST(RunRegistrySealTest, SealCountsLostRequestsOnceAndFencesLaterBatches) {
+  RunRegistry registry;
+  v1::SampleBatch b1 = CountersBatch("w1", 2, 1, 5, 3, 0);
+  v1::ClientCycles* c = b1.add_clients();
+  c->set_client(7);
+  c->set_started(2);
+  c->set_ended(1);
+  ASSERT_EQ(*registry.Apply(b1), ApplyResult::kApplied);
+  ASSERT_EQ(*registry.Apply(CountersBatch("w1", 2, 2, 1, 1, 1)), ApplyResult::kApplied);
+  // Another worker's stream, and another epoch of the same worker, are apart.
+  ASSERT_EQ(*registry.Apply(CountersBatch("w2", 1, 1, 4, 4, 0, true)), ApplyResult::kApplied);
+  ASSERT_EQ(*registry.Apply(CountersBatch("w1", 5, 1, 2, 2, 0, true)), ApplyResult::kApplied);
+
+  const v1::SealedShard sealed = registry.Seal(SealOf("w1", 2));
+  EXPECT_EQ(sealed.batches(), 2u);
+  EXPECT_EQ(sealed.last_sequence(), 2u);
+  EXPECT_FALSE(sealed.final());
+  EXPECT_EQ(sealed.lost(), 1u);  // 6 offered, 4 ok, 1 failed
+  EXPECT_GT(sealed.last_interval_end_us(), 0);
+  ASSERT_EQ(sealed.clients_size(), 1);
+  EXPECT_EQ(sealed.clients(0).client(), 7);
+  EXPECT_EQ(sealed.clients(0).started(), 2u);
+
+  // A late batch of the sealed stream is refused; the other epoch is not.
+  EXPECT_EQ(*registry.Check(CountersBatch("w1", 2, 3, 1, 1, 0)), ApplyResult::kFenced);
+  EXPECT_EQ(*registry.Apply(CountersBatch("w1", 2, 3, 1, 1, 0)), ApplyResult::kFenced);
+  EXPECT_EQ(*registry.Apply(CountersBatch("w1", 2, 2, 1, 1, 1)), ApplyResult::kDuplicate);
+  EXPECT_EQ(*registry.Apply(CountersBatch("w1", 6, 1, 1, 1, 0, true)), ApplyResult::kApplied);
+
+  // Sealing again answers the same and adds nothing.
+  EXPECT_TRUE(MessageDifferencer::Equals(registry.Seal(SealOf("w1", 2)), sealed));
+  absl::StatusOr<v1::RunStats> stats = registry.GetRunStats("run", true);
+  ASSERT_TRUE(stats.ok());
+  EXPECT_EQ(stats->counters().at("lost"), 1u);
+  EXPECT_EQ(stats->counters().at("offered"), 6u + 4 + 2 + 1);
+  // offered = ok + failed + lost (+ dropped + unfinished) holds exactly.
+  EXPECT_EQ(stats->counters().at("offered"),
+            stats->counters().at("requests_ok") + stats->counters().at("timeout") +
+                stats->counters().at("lost"));
+  EXPECT_TRUE(stats->complete());  // a sealed stream is done
+  for (const v1::WorkerStats& w : stats->workers()) {
+    if (w.worker_id() == "w1") {
+      ASSERT_EQ(w.sealed_epochs_size(), 1);
+      EXPECT_EQ(w.sealed_epochs(0), 2u);
+    }
+  }
+}
+
+TEST(RunRegistrySealTest, SealingAStreamWithNoBatchFencesIt) {
+  RunRegistry registry;
+  const v1::SealedShard sealed = registry.Seal(SealOf("w9", 4));
+  EXPECT_EQ(sealed.batches(), 0u);
+  EXPECT_EQ(sealed.lost(), 0u);
+  EXPECT_EQ(*registry.Apply(CountersBatch("w9", 4, 1, 1, 1, 0)), ApplyResult::kFenced);
+  EXPECT_FALSE(RunRegistry::ValidateSeal(v1::SealShardRequest()).ok());
+}
+
 }  // namespace
 }  // namespace llmload::collector

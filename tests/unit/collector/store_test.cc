@@ -1,5 +1,7 @@
 #include "services/collector/store.h"
 
+#include <sqlite3.h>
+
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -121,6 +123,76 @@ TEST_F(SqliteBatchStoreTest, NotADatabaseIsDataLoss) {
   auto store = SqliteBatchStore::Open(path_);
   ASSERT_FALSE(store.ok());
   EXPECT_EQ(store.status().code(), absl::StatusCode::kDataLoss) << store.status();
+}
+
+TEST_F(SqliteBatchStoreTest, EpochsAreApartAndSealsSurviveAReopen) {
+  SampleGenerator gen(3);
+  metrics::MetricSet reference;
+  v1::SampleBatch a = MakeSampleBatch(gen, 5, "run", "w1", 1, reference);
+  v1::SampleBatch b = a;
+  b.set_epoch(2);  // same sequence, another shard: both kept
+  v1::SealShardRequest seal;
+  seal.set_run_id("run");
+  seal.set_worker_id("w1");
+  seal.set_epoch(2);
+  {
+    auto store = SqliteBatchStore::Open(path_);
+    ASSERT_TRUE(store.ok()) << store.status();
+    ASSERT_TRUE((*store)->Insert({&a, &b}).ok());
+    ASSERT_TRUE((*store)->InsertSeal(seal).ok());
+    ASSERT_TRUE((*store)->InsertSeal(seal).ok());  // again: a no-op
+  }
+  auto store = SqliteBatchStore::Open(path_);
+  ASSERT_TRUE(store.ok()) << store.status();
+  EXPECT_EQ(ReadAll(**store).size(), 2u);
+  std::vector<v1::SealShardRequest> seals;
+  ASSERT_TRUE((*store)
+                  ->ForEachSeal([&](const v1::SealShardRequest& s) {
+                    seals.push_back(s);
+                    return absl::OkStatus();
+                  })
+                  .ok());
+  ASSERT_EQ(seals.size(), 1u);
+  EXPECT_EQ(seals[0].epoch(), 2u);
+}
+
+TEST_F(SqliteBatchStoreTest, MigratesASchemaOneDatabase) {
+  SampleGenerator gen(4);
+  metrics::MetricSet reference;
+  const v1::SampleBatch old = MakeSampleBatch(gen, 5, "run", "w1", 1, reference);
+  {
+    // A database as the previous collector wrote it.
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+    std::string payload;
+    ASSERT_TRUE(old.SerializeToString(&payload));
+    ASSERT_EQ(sqlite3_exec(db,
+                           "CREATE TABLE batches (id INTEGER PRIMARY KEY, run_id TEXT NOT NULL, "
+                           "worker_id TEXT NOT NULL, sequence INTEGER NOT NULL, stored_at_us "
+                           "INTEGER NOT NULL, batch BLOB NOT NULL, UNIQUE (run_id, worker_id, "
+                           "sequence)); PRAGMA user_version=1;",
+                           nullptr, nullptr, nullptr),
+              SQLITE_OK);
+    sqlite3_stmt* st = nullptr;
+    ASSERT_EQ(sqlite3_prepare_v2(db,
+                                 "INSERT INTO batches (run_id, worker_id, sequence, stored_at_us, "
+                                 "batch) VALUES ('run', 'w1', 1, 0, ?1)",
+                                 -1, &st, nullptr),
+              SQLITE_OK);
+    sqlite3_bind_blob(st, 1, payload.data(), static_cast<int>(payload.size()), SQLITE_STATIC);
+    ASSERT_EQ(sqlite3_step(st), SQLITE_DONE);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+  }
+  auto store = SqliteBatchStore::Open(path_);
+  ASSERT_TRUE(store.ok()) << store.status();
+  std::vector<v1::SampleBatch> all = ReadAll(**store);
+  ASSERT_EQ(all.size(), 1u);
+  EXPECT_TRUE(MessageDifferencer::Equals(all[0], old));
+  v1::SampleBatch next = old;
+  next.set_epoch(3);
+  ASSERT_TRUE((*store)->Insert({&next}).ok());
+  EXPECT_EQ(ReadAll(**store).size(), 2u);
 }
 
 }  // namespace

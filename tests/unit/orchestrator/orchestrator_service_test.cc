@@ -54,7 +54,8 @@ std::string MakeTempDir(const std::string& prefix) {
                 : ::testing::AssertionFailure() << "timed out waiting for " << what;
 }
 
-// A collector that answers GetRunStats with a canned result.
+// A collector that answers GetRunStats with a canned result, and seals
+// shards as if each client had started `started_per_client` cycles.
 class FakeCollector final : public v1::Collector::CallbackService {
  public:
   grpc::ServerUnaryReactor* GetRunStats(grpc::CallbackServerContext* ctx,
@@ -67,6 +68,41 @@ class FakeCollector final : public v1::Collector::CallbackService {
     reactor->Finish(grpc::Status::OK);
     return reactor;
   }
+  grpc::ServerUnaryReactor* SealShard(grpc::CallbackServerContext* ctx,
+                                      const v1::SealShardRequest* request,
+                                      v1::SealedShard* reply) override {
+    auto* reactor = ctx->DefaultReactor();
+    reply->set_run_id(request->run_id());
+    reply->set_worker_id(request->worker_id());
+    reply->set_epoch(request->epoch());
+    reply->set_batches(1);
+    reply->set_lost(1);
+    {
+      absl::MutexLock lock(&mu_);
+      sealed_.push_back(*request);
+      for (const auto& [client, started] : started_) {
+        v1::ClientCycles* c = reply->add_clients();
+        c->set_client(client);
+        c->set_started(started);
+        c->set_ended(started > 0 ? started - 1 : 0);
+      }
+    }
+    reactor->Finish(grpc::Status::OK);
+    return reactor;
+  }
+  void SetStarted(int32_t client, uint32_t started) {
+    absl::MutexLock lock(&mu_);
+    started_[client] = started;
+  }
+  std::vector<v1::SealShardRequest> Sealed() {
+    absl::MutexLock lock(&mu_);
+    return sealed_;
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::map<int32_t, uint32_t> started_ ABSL_GUARDED_BY(mu_);
+  std::vector<v1::SealShardRequest> sealed_ ABSL_GUARDED_BY(mu_);
 };
 
 v1::RunSpec ClosedSpec(int32_t clients, int32_t cycles, int32_t max_concurrent) {
@@ -107,12 +143,27 @@ class OrchestratorServiceTest : public ::testing::Test {
     config.stop_grace = absl::Milliseconds(500);
     config.tick = absl::Milliseconds(20);
     config.collector_deadline = absl::Milliseconds(500);
+    config.recovery_grace = absl::Seconds(1);
     auto server = OrchestratorServer::Create(config);
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = *std::move(server);
     channel_ = grpc::CreateChannel(absl::StrCat("127.0.0.1:", server_->port()),
                                    grpc::InsecureChannelCredentials());
     stub_ = v1::Orchestrator::NewStub(channel_);
+  }
+
+  // Serves collector_ on a loopback port and restarts the orchestrator
+  // against it.
+  void StartFakeCollector() {
+    int collector_port = 0;
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &collector_port);
+    builder.RegisterService(&collector_);
+    collector_server_ = builder.BuildAndStart();
+    ASSERT_NE(collector_server_, nullptr);
+    server_->Shutdown(absl::Seconds(1));
+    server_.reset();
+    StartServer(absl::StrCat("127.0.0.1:", collector_port));
   }
 
   void RestartServer() {
@@ -357,13 +408,20 @@ TEST_F(OrchestratorServiceTest, StopRunGraceCancelsStragglers) {
   EXPECT_TRUE(HasEvent(now, "grace"));
 }
 
-TEST_F(OrchestratorServiceTest, DisconnectedWorkerIsLostAfterTimeout) {
+TEST_F(OrchestratorServiceTest, DisconnectedWorkerIsLostAndItsWorkMoves) {
+  StartFakeCollector();
   FakeWorker& a = AddWorker("a", 10);
   FakeWorker& b = AddWorker("b", 10);
   v1::Run run;
   ASSERT_TRUE(StartRun(ClosedSpec(6, 2, 0), &run).ok());
   ASSERT_TRUE(a.NextAssign(kWait).has_value());
-  ASSERT_TRUE(b.NextAssign(kWait).has_value());
+  const std::optional<v1::ShardAssignment> lost_shard = b.NextAssign(kWait);
+  ASSERT_TRUE(lost_shard.has_value());
+  ASSERT_EQ(lost_shard->client_begin(), 3);
+  // b ran client 3 to the end of cycle 1 and had cycle 2 in flight, client 4
+  // had cycle 1 in flight, client 5 never started.
+  collector_.SetStarted(3, 2);
+  collector_.SetStarted(4, 1);
   b.Update(run.id(), v1::SHARD_RUNNING, 1);
   const absl::Time disconnected = testing_util::MonoNow();
   b.Disconnect();
@@ -371,16 +429,76 @@ TEST_F(OrchestratorServiceTest, DisconnectedWorkerIsLostAfterTimeout) {
   ASSERT_TRUE(Eventually([&] { return HasEvent(GetRun(run.id()), "stream closed"); }, kWait,
                          "stream closed event"));
   EXPECT_EQ(GetRun(run.id()).state(), v1::RUNNING);
-  ASSERT_TRUE(RunReaches(run.id(), v1::FAILED));
+  // Lost after the timeout: its shard is sealed and what it left moves to a,
+  // each client with the cycles it has not started.
+  const std::optional<v1::ShardAssignment> moved = a.NextAssign(kWait);
+  ASSERT_TRUE(moved.has_value());
   EXPECT_GE(testing_util::MonoNow() - disconnected, absl::Milliseconds(900));
-  const v1::Run now = GetRun(run.id());
+  EXPECT_NE(moved->epoch(), lost_shard->epoch());
+  ASSERT_EQ(moved->clients_size(), 2);
+  EXPECT_EQ(moved->clients(0).begin(), 4);
+  EXPECT_EQ(moved->clients(0).count(), 1);
+  EXPECT_EQ(moved->clients(0).cycles(), 1);
+  EXPECT_EQ(moved->clients(1).begin(), 5);
+  EXPECT_EQ(moved->clients(1).cycles(), 2);
+  ASSERT_EQ(collector_.Sealed().size(), 1u);
+  EXPECT_EQ(collector_.Sealed()[0].worker_id(), "b");
+  v1::Run now = GetRun(run.id());
+  EXPECT_EQ(now.state(), v1::RUNNING);
   EXPECT_TRUE(HasEvent(now, "worker b lost"));
-  EXPECT_TRUE(HasEvent(now, "3 clients (ids 3-5) did not finish, 1/6 cycles done"));
+  EXPECT_TRUE(HasEvent(now, "moved the work of worker b"));
+  ASSERT_EQ(now.losses_size(), 1);
+  EXPECT_EQ(now.losses(0).worker_id(), "b");
+  EXPECT_EQ(now.losses(0).requests_lost(), 1);
+  ASSERT_EQ(now.losses(0).moved_size(), 1);
+  EXPECT_THAT(now.losses(0).moved(0), HasSubstr("a: clients 4,5, 3 cycles"));
+  // The surviving worker finishes both of its shards: the run completes.
+  v1::WorkerMessage done;
+  done.mutable_shard_update()->set_run_id(run.id());
+  done.mutable_shard_update()->set_state(v1::SHARD_DONE);
+  done.mutable_shard_update()->set_epoch(1);
+  a.Send(done);
+  done.mutable_shard_update()->set_epoch(moved->epoch());
+  a.Send(done);
+  ASSERT_TRUE(RunReaches(run.id(), v1::COMPLETED));
+  now = GetRun(run.id());
+  EXPECT_EQ(now.progress().requests_lost(), 1);
+}
+
+TEST_F(OrchestratorServiceTest, LostWorkerWithoutCollectorFailsTheRun) {
+  FakeWorker& a = AddWorker("a", 10);
+  FakeWorker& b = AddWorker("b", 10);
+  v1::Run run;
+  ASSERT_TRUE(StartRun(ClosedSpec(6, 2, 0), &run).ok());
+  ASSERT_TRUE(a.NextAssign(kWait).has_value());
+  ASSERT_TRUE(b.NextAssign(kWait).has_value());
+  b.Disconnect();
+  ASSERT_TRUE(RunReaches(run.id(), v1::FAILED));
+  const v1::Run now = GetRun(run.id());
   EXPECT_THAT(now.error(), HasSubstr("worker b lost"));
+  EXPECT_THAT(now.error(), HasSubstr("no collector is configured"));
+  // The surviving worker is told to stop its shard.
+  ASSERT_TRUE(a.NextStop(kWait).has_value());
+}
+
+TEST_F(OrchestratorServiceTest, FailOnWorkerLossKeepsFailFast) {
+  StartFakeCollector();
+  FakeWorker& a = AddWorker("a", 10);
+  FakeWorker& b = AddWorker("b", 10);
+  v1::RunSpec spec = ClosedSpec(6, 2, 0);
+  spec.set_fail_on_worker_loss(true);
+  v1::Run run;
+  ASSERT_TRUE(StartRun(spec, &run).ok());
+  ASSERT_TRUE(a.NextAssign(kWait).has_value());
+  ASSERT_TRUE(b.NextAssign(kWait).has_value());
+  b.Disconnect();
+  ASSERT_TRUE(RunReaches(run.id(), v1::FAILED));
+  const v1::Run now = GetRun(run.id());
+  EXPECT_THAT(now.error(), HasSubstr("worker b lost"));
+  EXPECT_THAT(now.error(), HasSubstr("failOnWorkerLoss"));
   for (const v1::Shard& shard : now.shards()) {
     EXPECT_EQ(shard.state(), shard.worker_id() == "b" ? v1::SHARD_LOST : v1::SHARD_CANCELLED);
   }
-  // The surviving worker is told to stop its shard.
   ASSERT_TRUE(a.NextStop(kWait).has_value());
 }
 
@@ -600,8 +718,13 @@ TEST_F(OrchestratorServiceTest, ListRunsNewestFirstAndSurvivesRestart) {
   list = ListRuns();
   ASSERT_EQ(list.runs_size(), 2);
   EXPECT_EQ(list.runs(0).id(), second.id());
-  EXPECT_EQ(list.runs(0).state(), v1::FAILED);
-  EXPECT_EQ(list.runs(0).error(), "orchestrator restarted while the run was in progress");
+  // A run in progress goes on; its worker did not come back within the
+  // grace (1 s here), and without a collector its work cannot move.
+  EXPECT_EQ(list.runs(0).state(), v1::RUNNING);
+  EXPECT_TRUE(HasEvent(list.runs(0), "orchestrator restarted; the run goes on"));
+  ASSERT_TRUE(RunReaches(second.id(), v1::FAILED));
+  EXPECT_THAT(GetRun(second.id()).error(), HasSubstr("did not re-attach"));
+  list = ListRuns();
   EXPECT_EQ(list.runs(1).id(), first.id());
   EXPECT_EQ(list.runs(1).state(), v1::COMPLETED);
   EXPECT_EQ(list.runs(1).progress().cycles_done(), 1);
@@ -612,15 +735,7 @@ TEST_F(OrchestratorServiceTest, ListRunsNewestFirstAndSurvivesRestart) {
 }
 
 TEST_F(OrchestratorServiceTest, GetRunFillsStatsFromTheCollector) {
-  int collector_port = 0;
-  grpc::ServerBuilder builder;
-  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &collector_port);
-  builder.RegisterService(&collector_);
-  collector_server_ = builder.BuildAndStart();
-  ASSERT_NE(collector_server_, nullptr);
-  server_->Shutdown(absl::Seconds(1));
-  server_.reset();
-  StartServer(absl::StrCat("127.0.0.1:", collector_port));
+  StartFakeCollector();
 
   AddWorker("a", 10);
   v1::Run run;
@@ -896,10 +1011,13 @@ TEST_F(LostWorkerProcessTest, ProcessThatExitedIsSaid) {
   }
   int status = 0;
   ASSERT_EQ(waitpid(child, &status, 0), child);  // reaped: the pid is free
+  const absl::Time start = testing_util::MonoNow();
   const v1::Run run = RunAndLoseWorker(child, 0, HostIdentity());
   const std::string exited = absl::StrCat("process ", child, " has exited");
-  EXPECT_THAT(EventWith(run, "worker w1 stream closed"), HasSubstr(exited));
+  // An exited process cannot re-attach: lost at once, not after the timeout.
+  EXPECT_THAT(EventWith(run, "worker w1 lost"), HasSubstr("stream closed"));
   EXPECT_THAT(EventWith(run, "worker w1 lost"), HasSubstr(exited));
+  EXPECT_LT(testing_util::MonoNow() - start, absl::Milliseconds(900));
 }
 
 TEST_F(LostWorkerProcessTest, ReusedPidCountsAsExited) {

@@ -48,9 +48,17 @@ TEST(RunStateTest, DecideState) {
   EXPECT_EQ(DecideState(run, true), v1::CANCELLED);  // stop requested: done counts as settled
   run.mutable_shards(1)->set_state(v1::SHARD_CANCELLED);
   EXPECT_EQ(DecideState(run, true), v1::CANCELLED);
-  EXPECT_EQ(DecideState(run, false), v1::FAILED);  // cancelled without a stop
-  run.mutable_shards(1)->set_state(v1::SHARD_LOST);
-  EXPECT_EQ(DecideState(run, true), v1::FAILED);
+  // Cancelled without a stop, lost or drained: its work moves on; the run
+  // goes on until that is settled, then counts it as done.
+  EXPECT_EQ(DecideState(run, false), v1::RUNNING);
+  for (v1::ShardState ended : {v1::SHARD_CANCELLED, v1::SHARD_LOST, v1::SHARD_DRAINED}) {
+    run.mutable_shards(1)->set_state(ended);
+    run.mutable_shards(1)->set_settled(false);
+    EXPECT_EQ(DecideState(run, false), v1::RUNNING) << v1::ShardState_Name(ended);
+    EXPECT_EQ(DecideState(run, true), v1::CANCELLED) << v1::ShardState_Name(ended);
+    run.mutable_shards(1)->set_settled(true);
+    EXPECT_EQ(DecideState(run, false), v1::COMPLETED) << v1::ShardState_Name(ended);
+  }
   run.mutable_shards(1)->set_state(v1::SHARD_FAILED);
   EXPECT_EQ(DecideState(run, false), v1::FAILED);
   run.set_state(v1::COMPLETED);

@@ -86,28 +86,6 @@ TEST(RunWriterTest, CoalescesAndRunsCallbacksAfterCommit) {
   }
 }
 
-TEST(RecoverRunTest, InProgressRunsBecomeFailed) {
-  google::protobuf::Timestamp now;
-  now.set_seconds(7);
-  v1::Run running = MakeRun("x", v1::RUNNING);
-  running.add_shards()->set_state(v1::SHARD_RUNNING);
-  running.add_shards()->set_state(v1::SHARD_DONE);
-  EXPECT_TRUE(RecoverRun(&running, now));
-  EXPECT_EQ(running.state(), v1::FAILED);
-  EXPECT_EQ(running.error(), "orchestrator restarted while the run was in progress");
-  EXPECT_EQ(running.finished_at().seconds(), 7);
-  EXPECT_EQ(running.shards(0).state(), v1::SHARD_LOST);
-  EXPECT_EQ(running.shards(1).state(), v1::SHARD_DONE);
-
-  v1::Run pending = MakeRun("p", v1::PENDING);
-  EXPECT_TRUE(RecoverRun(&pending, now));
-  EXPECT_EQ(pending.state(), v1::FAILED);
-
-  v1::Run done = MakeRun("d", v1::COMPLETED);
-  EXPECT_FALSE(RecoverRun(&done, now));
-  EXPECT_EQ(done.state(), v1::COMPLETED);
-}
-
 TEST(OrchestratorConfigTest, Validate) {
   OrchestratorConfig config;
   EXPECT_TRUE(Validate(config).ok());

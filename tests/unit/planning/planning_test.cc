@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdint>
 #include <random>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -488,6 +489,113 @@ TEST_P(OpenAndDurationPropertyTest, RandomCapacitiesAndCounts) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Seeds, OpenAndDurationPropertyTest, ::testing::Range(0, 20));
+
+// ---- Moving the work of a shard that ended early ----
+
+v1::ClientSpan Span(int32_t begin, int32_t count, int32_t cycles) {
+  v1::ClientSpan s;
+  s.set_begin(begin);
+  s.set_count(count);
+  s.set_cycles(cycles);
+  return s;
+}
+
+TEST(SpanTest, TakeAppendAndCount) {
+  std::vector<v1::ClientSpan> spans = {Span(0, 3, 2), Span(10, 2, 5)};
+  EXPECT_EQ(CountClients(spans), 5);
+  std::vector<v1::ClientSpan> head = TakeClients(spans, 4);
+  ASSERT_EQ(head.size(), 2u);
+  EXPECT_EQ(head[1].begin(), 10);
+  EXPECT_EQ(head[1].count(), 1);
+  ASSERT_EQ(spans.size(), 1u);
+  EXPECT_EQ(spans[0].begin(), 11);
+  EXPECT_EQ(spans[0].count(), 1);
+  std::vector<v1::ClientSpan> built;
+  AppendClient(built, 4, 3);
+  AppendClient(built, 5, 3);
+  AppendClient(built, 6, 1);
+  AppendClient(built, 9, 1);
+  ASSERT_EQ(built.size(), 3u);
+  EXPECT_EQ(built[0].count(), 2);
+}
+
+TEST(PlanMoveTest, ClosedSpreadsClientsAndConcurrencyBySpareCapacity) {
+  MovedWork work;
+  work.model = MoveModel::kClosed;
+  work.clients = {Span(10, 6, 3), Span(20, 4, 1)};
+  work.max_concurrent = 5;
+  int64_t unplaced = -1;
+  absl::StatusOr<std::vector<MovedPiece>> p =
+      PlanMove(work, {{"a", 30}, {"b", 10}, {"c", 60}}, &unplaced);
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_EQ(unplaced, 0);
+  int64_t clients = 0;
+  int64_t cycles = 0;
+  int32_t concurrency = 0;
+  std::set<int32_t> seen;
+  for (const MovedPiece& piece : *p) {
+    EXPECT_GE(piece.max_concurrent, 1);
+    EXPECT_LE(piece.max_concurrent, piece.client_count);
+    EXPECT_EQ(CountClients(piece.clients), piece.client_count);
+    clients += piece.client_count;
+    concurrency += piece.max_concurrent;
+    for (const v1::ClientSpan& s : piece.clients) {
+      cycles += static_cast<int64_t>(s.count()) * s.cycles();
+      for (int32_t k = 0; k < s.count(); ++k) {
+        EXPECT_TRUE(seen.insert(s.begin() + k).second) << "client twice";
+      }
+    }
+  }
+  EXPECT_EQ(clients, 10);
+  EXPECT_EQ(cycles, 6 * 3 + 4);
+  EXPECT_EQ(concurrency, 5);
+  // c has the most spare capacity: it takes the biggest piece.
+  ASSERT_EQ(p->back().worker_id, "c");
+  EXPECT_GE(p->back().client_count, p->front().client_count);
+}
+
+TEST(PlanMoveTest, DurationPlacesAtMostTheSpareCapacity) {
+  MovedWork work;
+  work.model = MoveModel::kDuration;
+  work.clients = {Span(0, 50, 0)};
+  work.max_concurrent = 50;
+  int64_t unplaced = 0;
+  absl::StatusOr<std::vector<MovedPiece>> p = PlanMove(work, {{"a", 20}, {"b", 10}}, &unplaced);
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_EQ(unplaced, 20);
+  ASSERT_EQ(p->size(), 2u);
+  EXPECT_EQ((*p)[0].client_count, 20);
+  EXPECT_EQ((*p)[0].max_concurrent, 20);
+  EXPECT_EQ((*p)[1].client_count, 10);
+}
+
+TEST(PlanMoveTest, OpenSplitsTheRateShareAndTheInFlightCap) {
+  MovedWork work;
+  work.model = MoveModel::kOpen;
+  work.clients = {Span(100, 40, 0)};
+  work.max_concurrent = 40;
+  work.rate_share = 0.4;
+  int64_t unplaced = 0;
+  absl::StatusOr<std::vector<MovedPiece>> p = PlanMove(work, {{"a", 300}, {"b", 100}}, &unplaced);
+  ASSERT_TRUE(p.ok()) << p.status();
+  ASSERT_EQ(p->size(), 2u);
+  EXPECT_NEAR((*p)[0].rate_share, 0.3, 1e-12);
+  EXPECT_NEAR((*p)[1].rate_share, 0.1, 1e-12);
+  EXPECT_EQ((*p)[0].max_concurrent + (*p)[1].max_concurrent, 40);
+  EXPECT_EQ((*p)[0].clients[0].begin(), 100);
+  EXPECT_EQ((*p)[1].clients[0].begin(), 100 + (*p)[0].client_count);
+}
+
+TEST(PlanMoveTest, Errors) {
+  MovedWork work;
+  work.clients = {Span(0, 2, 1)};
+  work.max_concurrent = 1;
+  int64_t unplaced = 0;
+  EXPECT_EQ(PlanMove(work, {}, &unplaced).status().code(), absl::StatusCode::kFailedPrecondition);
+  work.clients.clear();
+  EXPECT_EQ(PlanMove(work, {{"a", 1}}, &unplaced).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
 
 }  // namespace
 }  // namespace llmload::planning

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <numeric>
+#include <tuple>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -233,6 +234,70 @@ TEST(ShardRunnerTest, AtMostMaxConnectingSessionsSetUpAtOnce) {
   }
   EXPECT_TRUE((*runner)->Finished());
   EXPECT_EQ((*runner)->active_sessions(), 0);
+  runner->reset();
+  loops.Stop();
+}
+
+TEST(ShardRunnerTest, MovedWorkRunsItsClientSpansAndReportsEachClient) {
+  // Work moved from a lost worker: explicit clients, each with the cycles
+  // it has left. Every session fails here; what matters is which clients
+  // run and that each is reported, in the cut, as done.
+  RefusingPort refusing;
+  EventLoops loops(2);
+  v1::ShardAssignment a = Assignment("http://127.0.0.1:" + std::to_string(refusing.port()));
+  a.set_epoch(7);
+  a.set_client_begin(10);
+  a.set_client_count(3);
+  for (auto [begin, count, cycles] : {std::tuple{10, 2, 4}, std::tuple{20, 1, 1}}) {
+    v1::ClientSpan* span = a.add_clients();
+    span->set_begin(begin);
+    span->set_count(count);
+    span->set_cycles(cycles);
+  }
+  auto runner = ShardRunner::Create(loops, a);
+  ASSERT_TRUE(runner.ok()) << runner.status();
+  EXPECT_EQ((*runner)->epoch(), 7u);
+  EXPECT_EQ((*runner)->cycles_total(), 9);
+  (*runner)->Start();
+  const absl::Time deadline = testing_util::MonoNow() + absl::Seconds(10);
+  while (!(*runner)->Finished() && testing_util::MonoNow() < deadline) {
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  ASSERT_TRUE((*runner)->Finished());
+  metrics::MetricSet m;
+  ShardRunner::CutExtras cut;
+  (*runner)->CutInto(m, &cut);
+  EXPECT_EQ(m.Get(v1::SESSIONS_FAILED), 3u);
+  std::vector<int32_t> ids;
+  for (const v1::ClientCycles& c : cut.clients) {
+    ids.push_back(c.client());
+    EXPECT_TRUE(c.closed()) << c.client();
+    EXPECT_EQ(c.started(), c.ended()) << c.client();
+  }
+  EXPECT_EQ(ids, (std::vector<int32_t>{10, 11, 20}));
+  runner->reset();
+  loops.Stop();
+}
+
+TEST(ShardRunnerTest, DrainEndsTheShardEarlyWithoutClosingItsClients) {
+  RefusingPort refusing;
+  EventLoops loops(1);
+  v1::ShardAssignment a = Assignment("http://127.0.0.1:" + std::to_string(refusing.port()));
+  auto* d = a.mutable_spec()->mutable_load()->mutable_duration();
+  d->set_connections(5);
+  d->mutable_duration()->set_seconds(60);
+  auto runner = ShardRunner::Create(loops, a);
+  ASSERT_TRUE(runner.ok()) << runner.status();
+  (*runner)->Start();
+  const absl::Time start = testing_util::MonoNow();
+  (*runner)->Drain(std::chrono::milliseconds(200));
+  EXPECT_TRUE((*runner)->drained());
+  while (!(*runner)->Finished() && testing_util::MonoNow() < start + absl::Seconds(10)) {
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  ASSERT_TRUE((*runner)->Finished());
+  EXPECT_LT(testing_util::MonoNow() - start, absl::Seconds(5));
+  EXPECT_FALSE((*runner)->cancelled());
   runner->reset();
   loops.Stop();
 }
