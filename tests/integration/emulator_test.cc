@@ -339,6 +339,10 @@ class EmulatorTest : public ::testing::Test {
 
 TEST_F(EmulatorTest, LogsWhereItListens) {
   StartEmulator();
+  // The port accepts before the line is flushed: wait for it.
+  EXPECT_TRUE(testing_util::WaitUntil(
+      [&] { return process_->ReadLog().find("Emulator listening.") != std::string::npos; },
+      absl::Seconds(10), "the listening line"));
   const std::string log = process_->ReadLog();
   EXPECT_NE(log.find("Emulator listening."), std::string::npos) << log;
   EXPECT_NE(log.find("port=" + std::to_string(port_)), std::string::npos) << log;
