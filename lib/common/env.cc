@@ -32,6 +32,12 @@ int32_t EnvOr(const char* name, int32_t fallback) {
   return (v != nullptr && absl::SimpleAtoi(v, &out)) ? out : fallback;
 }
 
+int64_t EnvOr(const char* name, int64_t fallback) {
+  int64_t out = 0;
+  const char* v = Get(name);
+  return (v != nullptr && absl::SimpleAtoi(v, &out)) ? out : fallback;
+}
+
 uint16_t EnvOr(const char* name, uint16_t fallback) {
   uint32_t out = 0;
   const char* v = Get(name);

@@ -17,6 +17,7 @@ std::string EnvOr(const char* name, const std::string& fallback);
 // Unparseable values fall back to the default (the flag parser then reports
 // nothing, so main() should validate ranges).
 int32_t EnvOr(const char* name, int32_t fallback);
+int64_t EnvOr(const char* name, int64_t fallback);
 uint16_t EnvOr(const char* name, uint16_t fallback);
 double EnvOr(const char* name, double fallback);
 bool EnvOr(const char* name, bool fallback);

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "absl/flags/flag.h"
+#include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "lib/common/env.h"
 #include "lib/common/log.h"
@@ -43,6 +44,20 @@ ABSL_FLAG(double, recovery_grace_seconds,
           llmload::EnvOr("LLMLOAD_ORCHESTRATOR_RECOVERY_GRACE_SECONDS", 10.0),
           "After a restart, how long the workers of runs in progress have to re-attach before "
           "they count as lost (env LLMLOAD_ORCHESTRATOR_RECOVERY_GRACE_SECONDS).");
+ABSL_FLAG(std::string, allow_targets, llmload::EnvOr("LLMLOAD_ALLOW_TARGETS", "default"),
+          "Comma-separated hosts, *.domain patterns and CIDRs runs may load; 'default' is "
+          "loopback, private networks and cluster-local names; '*' allows anything (env "
+          "LLMLOAD_ALLOW_TARGETS).");
+ABSL_FLAG(int64_t, max_run_clients, llmload::EnvOr("LLMLOAD_MAX_RUN_CLIENTS", int64_t{100000}),
+          "Most sessions one run may open (env LLMLOAD_MAX_RUN_CLIENTS).");
+ABSL_FLAG(double, max_run_rate, llmload::EnvOr("LLMLOAD_MAX_RUN_RATE", 10000.0),
+          "Highest open-model arrival rate per second a run may ask for (env "
+          "LLMLOAD_MAX_RUN_RATE).");
+ABSL_FLAG(double, max_run_duration, llmload::EnvOr("LLMLOAD_MAX_RUN_DURATION", 86400.0),
+          "Longest duration or open run, in seconds (env LLMLOAD_MAX_RUN_DURATION).");
+ABSL_FLAG(int64_t, max_run_requests,
+          llmload::EnvOr("LLMLOAD_MAX_RUN_REQUESTS", int64_t{100000000}),
+          "Most requests a closed or open run may offer (env LLMLOAD_MAX_RUN_REQUESTS).");
 
 namespace {
 
@@ -52,7 +67,10 @@ constexpr char kUsage[] =
     "  llmload-orchestrator [--grpc_address=0.0.0.0:50051] [--collector=127.0.0.1:50052]\n"
     "                       [--db_path=orchestrator.db] [--heartbeat_timeout_seconds=3]\n"
     "                       [--heartbeat_interval_seconds=0.5] [--reassign_wait_seconds=60]\n"
-    "                       [--recovery_grace_seconds=10] [--crash_loop_window_seconds=30]\n";
+    "                       [--recovery_grace_seconds=10] [--crash_loop_window_seconds=30]\n"
+    "                       [--allow_targets=default] [--max_run_clients=100000]\n"
+    "                       [--max_run_rate=10000] [--max_run_duration=86400]\n"
+    "                       [--max_run_requests=100000000]\n";
 
 }  // namespace
 
@@ -76,6 +94,17 @@ int main(int argc, char** argv) {
   config.reassign_wait = absl::Seconds(absl::GetFlag(FLAGS_reassign_wait_seconds));
   config.recovery_grace = absl::Seconds(absl::GetFlag(FLAGS_recovery_grace_seconds));
   config.crash_window = absl::Seconds(absl::GetFlag(FLAGS_crash_loop_window_seconds));
+  auto policy = llmload::validation::TargetPolicy::Parse(absl::GetFlag(FLAGS_allow_targets));
+  if (!policy.ok()) {
+    LLMLOAD_LOG(kError, "Invalid configuration.")
+        .Kv("error", absl::StrCat("--allow_targets: ", policy.status().message()));
+    return 2;
+  }
+  config.allow_targets = *std::move(policy);
+  config.caps.max_clients = absl::GetFlag(FLAGS_max_run_clients);
+  config.caps.max_rate = absl::GetFlag(FLAGS_max_run_rate);
+  config.caps.max_duration = absl::Seconds(absl::GetFlag(FLAGS_max_run_duration));
+  config.caps.max_requests = absl::GetFlag(FLAGS_max_run_requests);
   if (absl::Status s = llmload::orchestrator::Validate(config); !s.ok()) {
     LLMLOAD_LOG(kError, "Invalid configuration.").Kv("error", std::string(s.message()));
     return 2;

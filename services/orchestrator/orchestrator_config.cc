@@ -33,6 +33,12 @@ absl::Status Validate(const OrchestratorConfig& config) {
       config.recovery_grace < absl::ZeroDuration() || config.crash_window < absl::ZeroDuration()) {
     return absl::InvalidArgumentError("timer settings must be positive");
   }
+  if (config.caps.max_clients < 1 || config.caps.max_requests < 1 ||
+      !(config.caps.max_rate > 0) || config.caps.max_duration <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(
+        "--max_run_clients, --max_run_rate, --max_run_duration and --max_run_requests must be "
+        "positive");
+  }
   return absl::OkStatus();
 }
 

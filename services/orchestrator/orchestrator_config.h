@@ -11,6 +11,8 @@
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
+#include "lib/validation/run_caps.h"
+#include "lib/validation/target_policy.h"
 
 namespace llmload::orchestrator {
 
@@ -44,6 +46,12 @@ struct OrchestratorConfig {
   // After a restart, the workers of runs in progress get this long to
   // re-attach and report their shards before they count as lost.
   absl::Duration recovery_grace = absl::Seconds(10);
+  // Which targets runs may load (--allow_targets); a spec naming another
+  // host is refused before anything is dispatched, and workers check what
+  // the names resolve to.
+  validation::TargetPolicy allow_targets = validation::TargetPolicy::Default();
+  // Per-run limits (--max_run_*): a bigger spec is refused.
+  validation::RunCaps caps;
   // Seed of run ids (0: random).
   uint64_t seed = 0;
 };

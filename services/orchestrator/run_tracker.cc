@@ -162,6 +162,16 @@ absl::StatusOr<v1::Run> RunTracker::PlanRun(const v1::RunSpec& request_spec, abs
     Log(fx, LogLevel::kInfo, "Rejected a run spec.", {{"error", std::string(s.message())}});
     return s;
   }
+  if (absl::Status s = config_.allow_targets.CheckSpec(request_spec); !s.ok()) {
+    Log(fx, LogLevel::kWarn, "Refused a run: its target is not allowed.",
+        {{"error", std::string(s.message())}});
+    return s;
+  }
+  if (absl::Status s = validation::CheckRunCaps(request_spec, config_.caps); !s.ok()) {
+    Log(fx, LogLevel::kInfo, "Refused a run over the operator's caps.",
+        {{"error", std::string(s.message())}});
+    return s;
+  }
   if (stopping_) {
     return absl::UnavailableError("orchestrator is shutting down");
   }
@@ -325,6 +335,9 @@ v1::ShardAssignment RunTracker::AssignmentFor(const v1::Run& run, const v1::Shar
   a.set_rate_share(shard.rate_share());
   a.set_epoch(shard.epoch());
   *a.mutable_clients() = shard.clients();
+  if (!config_.allow_targets.allows_everything()) {
+    a.set_allowed_targets(config_.allow_targets.ToString());
+  }
   if (shard.has_load_offset()) {
     *a.mutable_load_offset() = shard.load_offset();
   }

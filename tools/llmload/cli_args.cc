@@ -172,6 +172,11 @@ const std::vector<FlagSpec>& Flags() {
          o.state_dir = v;
          return absl::OkStatus();
        }},
+      {"allow-targets", "LLMLOAD_ALLOW_TARGETS", true,
+       [](Options& o, const std::string& v) {
+         o.allow_targets = v;
+         return absl::OkStatus();
+       }},
       {"keep-state", nullptr, false,
        [](Options& o, const std::string&) {
          o.keep_state = true;
@@ -610,6 +615,8 @@ local:
   --bin-dir DIR        where the llmload-* binaries are         [LLMLOAD_BIN_DIR]  beside llmload
   --state-dir DIR      databases and logs (default: a new temp dir)
   --keep-state         keep the state dir after a successful run
+  --allow-targets LIST hosts, *.domains and CIDRs the run may load [LLMLOAD_ALLOW_TARGETS]
+                       (default: loopback, private networks, cluster-local names)
 
 run, get, list, stop, watch, workers:
   --orchestrator HOST:PORT                                      [LLMLOAD_ORCHESTRATOR] 127.0.0.1:50051

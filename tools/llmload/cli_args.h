@@ -54,6 +54,7 @@ struct Options {
   std::string bin_dir;    // default: the directory of the llmload binary
   std::string state_dir;  // default: a fresh temp dir
   bool keep_state = false;
+  std::string allow_targets;  // the local orchestrator's --allow_targets
 
   // run / get / list / stop / watch
   std::string orchestrator = "127.0.0.1:50051";

@@ -229,10 +229,13 @@ absl::Status LocalCluster::Start() {
       !s.ok()) {
     return s;
   }
-  if (auto s = Spawn("orchestrator", "llmload-orchestrator",
-                     {absl::StrCat("--grpc_address=", orchestrator_address()),
-                      absl::StrCat("--collector=", collector_addr), "--db_path=orchestrator.db"});
-      !s.ok()) {
+  std::vector<std::string> orchestrator_args = {
+      absl::StrCat("--grpc_address=", orchestrator_address()),
+      absl::StrCat("--collector=", collector_addr), "--db_path=orchestrator.db"};
+  if (!options_.allow_targets.empty()) {
+    orchestrator_args.push_back(absl::StrCat("--allow_targets=", options_.allow_targets));
+  }
+  if (auto s = Spawn("orchestrator", "llmload-orchestrator", orchestrator_args); !s.ok()) {
     return s;
   }
   for (int i = 0; i < options_.workers; ++i) {

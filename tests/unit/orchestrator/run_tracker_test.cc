@@ -671,5 +671,65 @@ TEST_F(RunTrackerTest, HeartbeatsWithASequenceGetALease) {
   EXPECT_EQ(inbox_[s].back().lease().valid_ms(), 3000u);
 }
 
+TEST_F(RunTrackerTest, RefusesATargetOutsideTheAllowlistBeforeReservingAnyWorker) {
+  Attach("a");
+  v1::RunSpec spec = ClosedSpec(2, 1, 0);
+  spec.mutable_target()->set_url("http://api.example.com/v1");
+  absl::StatusOr<v1::Run> planned = tracker_->PlanRun(spec, now_, fx_);
+  ASSERT_FALSE(planned.ok());
+  EXPECT_EQ(planned.status().code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_THAT(std::string(planned.status().message()), HasSubstr("api.example.com"));
+  EXPECT_THAT(std::string(planned.status().message()), HasSubstr("--allow_targets"));
+  Process();
+  EXPECT_TRUE(written_.empty());
+  EXPECT_TRUE(Assigned("a").empty());
+  EXPECT_TRUE(tracker_->ListRuns(0).empty());
+  // The worker stayed idle: an allowed run starts on it at once.
+  const v1::Run run = Start(ClosedSpec(2, 1, 0));
+  EXPECT_EQ(run.state(), v1::RUNNING);
+  ASSERT_EQ(Assigned("a").size(), 1u);
+}
+
+TEST_F(RunTrackerTest, AssignmentsCarryTheAllowlistSoWorkersCheckWhatNamesResolveTo) {
+  auto policy = validation::TargetPolicy::Parse("10.1.0.0/16,*.corp.example");
+  ASSERT_TRUE(policy.ok()) << policy.status();
+  config_.allow_targets = *policy;
+  Make();
+  Attach("a");
+  v1::RunSpec spec = ClosedSpec(1, 1, 0);
+  spec.mutable_target()->set_url("http://llm.corp.example:8080");
+  Start(spec);
+  ASSERT_EQ(Assigned("a").size(), 1u);
+  auto sent = validation::TargetPolicy::Parse(Assigned("a")[0].allowed_targets());
+  ASSERT_TRUE(sent.ok()) << sent.status();
+  EXPECT_EQ(sent->ToString(), policy->ToString());
+  EXPECT_TRUE(sent->CheckHost("llm.corp.example").ok());
+  EXPECT_FALSE(sent->CheckHost("127.0.0.1").ok()) << "the list replaced the default";
+
+  // '*' sends no list: workers skip the check.
+  config_.allow_targets = *validation::TargetPolicy::Parse("*");
+  Make();
+  stream_of_.clear();
+  Attach("b");
+  spec.mutable_target()->set_url("http://api.example.com");
+  Start(spec);
+  ASSERT_EQ(Assigned("b").size(), 1u);
+  EXPECT_EQ(Assigned("b")[0].allowed_targets(), "");
+}
+
+TEST_F(RunTrackerTest, RefusesASpecOverTheOperatorsCapsNamingTheFlag) {
+  config_.caps.max_clients = 10;
+  Make();
+  Attach("a");
+  absl::StatusOr<v1::Run> planned = tracker_->PlanRun(ClosedSpec(11, 1, 0), now_, fx_);
+  ASSERT_FALSE(planned.ok());
+  EXPECT_EQ(planned.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(planned.status().message()), HasSubstr("--max_run_clients"));
+  Process();
+  EXPECT_TRUE(written_.empty());
+  EXPECT_TRUE(Assigned("a").empty());
+  EXPECT_EQ(Start(ClosedSpec(10, 1, 0)).state(), v1::RUNNING);
+}
+
 }  // namespace
 }  // namespace llmload::orchestrator
