@@ -127,6 +127,7 @@ absl::Status CollectorServer::Start(const CollectorConfig& config,
   CollectorServiceImpl::Options options;
   options.max_in_flight = config.max_in_flight_per_stream;
   options.store = store_.get();
+  options.auth = config.auth;
   service_ = std::make_unique<CollectorServiceImpl>(pipeline_.get(), &registry_,
                                                     scheduler_.get(), options);
 
@@ -144,8 +145,14 @@ absl::Status CollectorServer::Start(const CollectorConfig& config,
     metrics_port_ = ports.empty() ? 0 : ports.front();
   }
 
+  auto credentials = MakeServerCredentials(config.tls);
+  if (!credentials.ok()) {
+    Shutdown(absl::ZeroDuration());
+    return credentials.status();
+  }
   EnableHealthAndReflectionOnce();
-  server_ = StartGrpcServer(config.grpc_address, {service_.get()}, &grpc_port_);
+  server_ = StartGrpcServer(config.grpc_address, {service_.get()}, &grpc_port_,
+                            *std::move(credentials));
   if (server_ == nullptr || grpc_port_ == 0) {
     Shutdown(absl::ZeroDuration());
     return absl::UnavailableError("cannot serve gRPC on " + config.grpc_address);

@@ -30,6 +30,8 @@
 #include "services/collector/run_registry.h"
 #include "services/collector/scheduler.h"
 #include "services/collector/store.h"
+#include "services/common/auth.h"
+#include "services/common/tls.h"
 
 namespace prometheus {
 class Exposer;
@@ -51,6 +53,9 @@ struct CollectorConfig {
   absl::Duration run_retention = absl::Hours(1);
   // How often the retention check runs.
   absl::Duration retention_sweep = absl::Seconds(5);
+  // TLS of the gRPC port (off by default) and who may call what (open).
+  TlsFiles tls;
+  std::shared_ptr<const ServerAuth> auth = ServerAuth::Open();
 };
 
 // INVALID_ARGUMENT naming the field when the config cannot work.

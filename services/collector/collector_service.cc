@@ -545,6 +545,10 @@ bool IngestStreams::draining() {
 
 grpc::ServerBidiReactor<v1::SampleBatch, v1::IngestAck>* CollectorServiceImpl::Ingest(
     grpc::CallbackServerContext* context) {
+  if (grpc::Status denied = options_.auth->Check(*context, Access::kJoin, "Ingest");
+      !denied.ok()) {
+    return new FinishedReactor<grpc::ServerBidiReactor<v1::SampleBatch, v1::IngestAck>>(denied);
+  }
   if (streams_.draining()) {
     return new DrainingReactor();
   }
@@ -557,6 +561,11 @@ grpc::ServerUnaryReactor* CollectorServiceImpl::GetRunStats(grpc::CallbackServer
                                                             const v1::GetRunStatsRequest* request,
                                                             v1::RunStats* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (grpc::Status denied = options_.auth->Check(*context, Access::kRead, "GetRunStats");
+      !denied.ok()) {
+    reactor->Finish(denied);
+    return reactor;
+  }
   // A snapshot under the registry's reader lock: CPU only, no I/O.
   absl::StatusOr<v1::RunStats> stats = registry_->GetRunStats(
       request->run_id(), request->per_worker(), request->windows(), request->histograms());
@@ -571,6 +580,11 @@ grpc::ServerUnaryReactor* CollectorServiceImpl::SealShard(grpc::CallbackServerCo
                                                           const v1::SealShardRequest* request,
                                                           v1::SealedShard* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (grpc::Status denied = options_.auth->Check(*context, Access::kJoin, "SealShard");
+      !denied.ok()) {
+    reactor->Finish(denied);
+    return reactor;
+  }
   if (absl::Status s = RunRegistry::ValidateSeal(*request); !s.ok()) {
     reactor->Finish(ToGrpcStatus(s));
     return reactor;
@@ -586,12 +600,19 @@ grpc::ServerUnaryReactor* CollectorServiceImpl::SealShard(grpc::CallbackServerCo
 
 grpc::ServerWriteReactor<v1::RunStats>* CollectorServiceImpl::WatchRunStats(
     grpc::CallbackServerContext* context, const v1::WatchRunStatsRequest* request) {
+  if (grpc::Status denied = options_.auth->Check(*context, Access::kRead, "WatchRunStats");
+      !denied.ok()) {
+    return new FinishedReactor<grpc::ServerWriteReactor<v1::RunStats>>(denied);
+  }
   return new WatchReactor(registry_, scheduler_, *request, options_.watch_poll);
 }
 
 grpc::ServerWriteReactor<v1::RequestRecords>* CollectorServiceImpl::GetRunRecords(
     grpc::CallbackServerContext* context, const v1::GetRunRecordsRequest* request) {
-  (void)context;
+  if (grpc::Status denied = options_.auth->Check(*context, Access::kRead, "GetRunRecords");
+      !denied.ok()) {
+    return new FinishedReactor<grpc::ServerWriteReactor<v1::RequestRecords>>(denied);
+  }
   return new RecordsReactor(registry_, options_.store, *request, options_.records_page_batches,
                             options_.records_per_message);
 }

@@ -38,6 +38,7 @@
 #include "services/collector/run_registry.h"
 #include "services/collector/scheduler.h"
 #include "services/collector/store.h"
+#include "services/common/auth.h"
 
 namespace llmload::collector {
 
@@ -74,6 +75,8 @@ class CollectorServiceImpl final : public v1::Collector::CallbackService {
     // GetRunRecords: stored batches read per page, and records per message.
     int records_page_batches = 64;
     int records_per_message = 4096;
+    // Who may call what (auth.h); open by default.
+    std::shared_ptr<const ServerAuth> auth = ServerAuth::Open();
   };
 
   CollectorServiceImpl(IngestPipeline* pipeline, const RunRegistry* registry,

@@ -13,6 +13,7 @@
 #include "lib/common/log.h"
 #include "services/collector/collector_server.h"
 #include "services/common/flags.h"
+#include "services/common/security_flags.h"
 
 ABSL_FLAG(std::string, grpc_address,
           llmload::EnvOr("LLMLOAD_COLLECTOR_GRPC_ADDRESS", "0.0.0.0:50052"),
@@ -63,7 +64,10 @@ int main(int argc, char** argv) {
                        "ingests sample batches from llmload workers, stores them in SQLite "
                        "and serves merged statistics (gRPC llmload.v1.Collector, Prometheus "
                        "/metrics).\n\nUsage: llmload-collector [--grpc_address=host:port] "
-                       "[--metrics_address=host:port] [--db_path=collector.db]");
+                       "[--metrics_address=host:port] [--db_path=collector.db]\n"
+                       "       [--tls_cert_file=F --tls_key_file=F [--tls_ca_file=F]]\n"
+                       "       [--operator_token_file=F] [--read_token_file=F] "
+                       "[--join_token_file=F]");
 
   llmload::collector::CollectorConfig config;
   config.grpc_address = absl::GetFlag(FLAGS_grpc_address);
@@ -90,6 +94,15 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "%s\n", std::string(s.message()).c_str());
     return 2;
   }
+  auto tls = llmload::TlsFilesFromFlags();
+  auto auth = tls.ok() ? llmload::ServerAuthFromFlags() : tls.status();
+  if (!auth.ok()) {
+    std::fprintf(stderr, "%s\n", std::string(auth.status().message()).c_str());
+    return 2;
+  }
+  config.tls = *tls;
+  config.auth = *auth;
+  llmload::LogSecurity(*tls, auth->get(), nullptr);
 
   auto server = llmload::collector::CollectorServer::Create(config);
   if (!server.ok()) {

@@ -5,6 +5,8 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "grpcpp/create_channel.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/impl/server_builder_option.h"
@@ -87,6 +89,15 @@ class MalformedRequestInterceptorFactory
   }
 };
 
+struct ClientSecurity {
+  std::shared_ptr<grpc::ChannelCredentials> credentials;
+  std::string server_name;
+  std::shared_ptr<const TokenSource> token;
+};
+
+absl::Mutex client_security_mu(absl::kConstInit);
+ClientSecurity* client_security ABSL_GUARDED_BY(client_security_mu) = nullptr;
+
 }  // namespace
 
 grpc::Status ToGrpcStatus(const absl::Status& status) {
@@ -110,9 +121,12 @@ void EnableHealthAndReflection() {
 
 std::unique_ptr<grpc::Server> StartGrpcServer(const std::string& address,
                                               const std::vector<grpc::Service*>& services,
-                                              int* bound_port) {
+                                              int* bound_port,
+                                              std::shared_ptr<grpc::ServerCredentials> credentials) {
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(address, grpc::InsecureServerCredentials(), bound_port);
+  builder.AddListeningPort(
+      address, credentials != nullptr ? credentials : grpc::InsecureServerCredentials(),
+      bound_port);
   for (grpc::Service* s : services) {
     builder.RegisterService(s);
   }
@@ -140,15 +154,43 @@ std::unique_ptr<grpc::Server> StartGrpcServer(const std::string& address,
   return server;
 }
 
-std::shared_ptr<grpc::Channel> MakeChannel(const std::string& target) {
+absl::Status ConfigureClientLinks(ClientLinks links) {
+  auto credentials = MakeChannelCredentials(links.tls);
+  if (!credentials.ok()) {
+    return credentials.status();
+  }
+  auto* security = new ClientSecurity{*std::move(credentials), links.tls.server_name,
+                                      std::move(links.token)};
+  absl::MutexLock lock(&client_security_mu);
+  delete client_security;
+  client_security = security;
+  return absl::OkStatus();
+}
+
+std::shared_ptr<grpc::Channel> MakeChannel(const std::string& target, int max_receive_bytes) {
   grpc::ChannelArguments args;
   args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 10000);
   args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 5000);
   args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 200);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
-  args.SetMaxReceiveMessageSize(64 * 1024 * 1024);
-  return grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
+  args.SetMaxReceiveMessageSize(max_receive_bytes);
+  std::shared_ptr<grpc::ChannelCredentials> credentials = grpc::InsecureChannelCredentials();
+  std::vector<std::unique_ptr<grpc::experimental::ClientInterceptorFactoryInterface>> interceptors;
+  {
+    absl::MutexLock lock(&client_security_mu);
+    if (client_security != nullptr) {
+      credentials = client_security->credentials;
+      if (!client_security->server_name.empty()) {
+        args.SetSslTargetNameOverride(client_security->server_name);
+      }
+      if (client_security->token != nullptr) {
+        interceptors.push_back(BearerTokenInterceptor(client_security->token));
+      }
+    }
+  }
+  return grpc::experimental::CreateCustomChannelWithInterceptors(target, credentials, args,
+                                                                 std::move(interceptors));
 }
 
 google::protobuf::Timestamp NowTimestamp() {

@@ -12,6 +12,8 @@
 #include "lib/common/env.h"
 #include "lib/common/log.h"
 #include "services/common/flags.h"
+#include "services/common/grpc_util.h"
+#include "services/common/security_flags.h"
 #include "services/orchestrator/orchestrator_server.h"
 
 ABSL_FLAG(std::string, grpc_address,
@@ -70,7 +72,9 @@ constexpr char kUsage[] =
     "                       [--recovery_grace_seconds=10] [--crash_loop_window_seconds=30]\n"
     "                       [--allow_targets=default] [--max_run_clients=100000]\n"
     "                       [--max_run_rate=10000] [--max_run_duration=86400]\n"
-    "                       [--max_run_requests=100000000]\n";
+    "                       [--max_run_requests=100000000]\n"
+    "                       [--tls_cert_file=F --tls_key_file=F [--tls_ca_file=F]]\n"
+    "                       [--operator_token_file=F] [--read_token_file=F] [--join_token_file=F]\n";
 
 }  // namespace
 
@@ -105,6 +109,21 @@ int main(int argc, char** argv) {
   config.caps.max_rate = absl::GetFlag(FLAGS_max_run_rate);
   config.caps.max_duration = absl::Seconds(absl::GetFlag(FLAGS_max_run_duration));
   config.caps.max_requests = absl::GetFlag(FLAGS_max_run_requests);
+  auto tls = llmload::TlsFilesFromFlags();
+  auto auth = tls.ok() ? llmload::ServerAuthFromFlags() : tls.status();
+  auto join = auth.ok() ? llmload::JoinTokenFromFlags() : auth.status();
+  if (!join.ok()) {
+    LLMLOAD_LOG(kError, "Invalid configuration.").Kv("error", std::string(join.status().message()));
+    return 2;
+  }
+  config.tls = *tls;
+  config.auth = *auth;
+  // The orchestrator calls the collector as one of llmload's own processes.
+  if (absl::Status s = llmload::ConfigureClientLinks({*tls, *join}); !s.ok()) {
+    LLMLOAD_LOG(kError, "Invalid configuration.").Kv("error", std::string(s.message()));
+    return 2;
+  }
+  llmload::LogSecurity(*tls, auth->get(), join->get());
   if (absl::Status s = llmload::orchestrator::Validate(config); !s.ok()) {
     LLMLOAD_LOG(kError, "Invalid configuration.").Kv("error", std::string(s.message()));
     return 2;

@@ -7,12 +7,15 @@
 
 #pragma once
 
+#include <memory>
 #include <string>
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "lib/validation/run_caps.h"
 #include "lib/validation/target_policy.h"
+#include "services/common/auth.h"
+#include "services/common/tls.h"
 
 namespace llmload::orchestrator {
 
@@ -52,6 +55,11 @@ struct OrchestratorConfig {
   validation::TargetPolicy allow_targets = validation::TargetPolicy::Default();
   // Per-run limits (--max_run_*): a bigger spec is refused.
   validation::RunCaps caps;
+  // TLS of the gRPC port (and, through ConfigureClientLinks, of the link to
+  // the collector); off by default.
+  TlsFiles tls;
+  // Who may call what (auth.h); open by default.
+  std::shared_ptr<const ServerAuth> auth = ServerAuth::Open();
   // Seed of run ids (0: random).
   uint64_t seed = 0;
 };

@@ -42,8 +42,16 @@ absl::StatusOr<std::unique_ptr<OrchestratorServer>> OrchestratorServer::Create(
   server->service_ = std::make_unique<OrchestratorServiceImpl>(
       config, server->writer_.get(), *std::move(runs), std::move(collector));
 
+  auto credentials = MakeServerCredentials(config.tls);
+  if (!credentials.ok()) {
+    server->service_->Stop();
+    server->writer_->Stop();
+    server->shut_down_ = true;
+    return credentials.status();
+  }
   EnableHealthAndReflection();
-  server->server_ = StartGrpcServer(config.grpc_address, {server->service_.get()}, &server->port_);
+  server->server_ = StartGrpcServer(config.grpc_address, {server->service_.get()}, &server->port_,
+                                    *std::move(credentials));
   if (server->server_ == nullptr || server->port_ == 0) {
     server->service_->Stop();
     server->writer_->Stop();

@@ -346,6 +346,10 @@ grpc::ServerUnaryReactor* OrchestratorServiceImpl::StartRun(grpc::CallbackServer
                                                             const v1::StartRunRequest* request,
                                                             v1::Run* reply) {
   grpc::ServerUnaryReactor* reactor = NewUnaryReactor();
+  if (grpc::Status denied = config_.auth->Check(*ctx, Access::kOperate, "StartRun"); !denied.ok()) {
+    reactor->Finish(denied);
+    return reactor;
+  }
   absl::StatusOr<v1::Run> pending;
   Apply([&](RunTracker& t, Effects& fx) { pending = t.PlanRun(request->spec(), absl::Now(), fx); });
   if (!pending.ok()) {
@@ -372,6 +376,10 @@ grpc::ServerUnaryReactor* OrchestratorServiceImpl::GetRun(grpc::CallbackServerCo
                                                           const v1::GetRunRequest* request,
                                                           v1::Run* reply) {
   grpc::ServerUnaryReactor* reactor = NewUnaryReactor();
+  if (grpc::Status denied = config_.auth->Check(*ctx, Access::kRead, "GetRun"); !denied.ok()) {
+    reactor->Finish(denied);
+    return reactor;
+  }
   absl::StatusOr<v1::Run> run;
   {
     absl::MutexLock lock(&mu_);
@@ -419,6 +427,10 @@ grpc::ServerUnaryReactor* OrchestratorServiceImpl::ListRuns(grpc::CallbackServer
                                                             const v1::ListRunsRequest* request,
                                                             v1::ListRunsResponse* reply) {
   grpc::ServerUnaryReactor* reactor = NewUnaryReactor();
+  if (grpc::Status denied = config_.auth->Check(*ctx, Access::kRead, "ListRuns"); !denied.ok()) {
+    reactor->Finish(denied);
+    return reactor;
+  }
   if (request->limit() < 0) {
     reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                                  absl::StrCat("limit: must be >= 0 (0: all), got ",
@@ -441,6 +453,10 @@ grpc::ServerUnaryReactor* OrchestratorServiceImpl::StopRun(grpc::CallbackServerC
                                                            const v1::StopRunRequest* request,
                                                            v1::Run* reply) {
   grpc::ServerUnaryReactor* reactor = NewUnaryReactor();
+  if (grpc::Status denied = config_.auth->Check(*ctx, Access::kOperate, "StopRun"); !denied.ok()) {
+    reactor->Finish(denied);
+    return reactor;
+  }
   absl::StatusOr<v1::Run> run;
   Apply([&](RunTracker& t, Effects& fx) { run = t.StopRun(request->id(), absl::Now(), fx); });
   if (run.ok()) {
@@ -452,6 +468,9 @@ grpc::ServerUnaryReactor* OrchestratorServiceImpl::StopRun(grpc::CallbackServerC
 
 grpc::ServerWriteReactor<v1::RunUpdate>* OrchestratorServiceImpl::WatchRun(
     grpc::CallbackServerContext* ctx, const v1::WatchRunRequest* request) {
+  if (grpc::Status denied = config_.auth->Check(*ctx, Access::kRead, "WatchRun"); !denied.ok()) {
+    return new FinishedReactor<grpc::ServerWriteReactor<v1::RunUpdate>>(denied);
+  }
   absl::StatusOr<v1::RunUpdate> update;
   {
     absl::MutexLock lock(&mu_);
@@ -493,6 +512,10 @@ grpc::ServerUnaryReactor* OrchestratorServiceImpl::ListWorkers(
     grpc::CallbackServerContext* ctx, const v1::ListWorkersRequest* request,
     v1::ListWorkersResponse* reply) {
   grpc::ServerUnaryReactor* reactor = NewUnaryReactor();
+  if (grpc::Status denied = config_.auth->Check(*ctx, Access::kRead, "ListWorkers"); !denied.ok()) {
+    reactor->Finish(denied);
+    return reactor;
+  }
   std::vector<v1::Worker> workers;
   {
     absl::MutexLock lock(&mu_);
@@ -507,6 +530,10 @@ grpc::ServerUnaryReactor* OrchestratorServiceImpl::ListWorkers(
 
 grpc::ServerBidiReactor<v1::WorkerMessage, v1::OrchestratorMessage>*
 OrchestratorServiceImpl::Attach(grpc::CallbackServerContext* ctx) {
+  if (grpc::Status denied = config_.auth->Check(*ctx, Access::kJoin, "Attach"); !denied.ok()) {
+    return new FinishedReactor<
+        grpc::ServerBidiReactor<v1::WorkerMessage, v1::OrchestratorMessage>>(denied);
+  }
   {
     absl::MutexLock lock(&mu_);
     if (stopping_) {

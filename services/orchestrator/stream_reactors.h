@@ -86,14 +86,6 @@ class WatchLink {
   WatchReactor* reactor_ ABSL_GUARDED_BY(mu_);
 };
 
-// Finishes a stream at once (unknown run, shutting down).
-template <typename Base>
-class FinishedReactor final : public Base {
- public:
-  explicit FinishedReactor(const grpc::Status& status) { this->Finish(status); }
-  void OnDone() override { delete this; }
-};
-
 // A unary reactor that counts itself in and out, so shutdown can wait for
 // the unary calls in flight (and only for them).
 class CountedUnaryReactor final : public grpc::ServerUnaryReactor {

@@ -277,10 +277,24 @@ bool BatchShipper::RunStream() {
       break;
     }
   }
-  ctx.TryCancel();
+  bool ended_by_server = false;
+  {
+    absl::MutexLock lock(&mu_);
+    ended_by_server = stream_broken_;
+  }
+  if (!ended_by_server) {  // else keep the collector's status (a refusal says why)
+    ctx.TryCancel();
+  }
   reader.join();
   grpc::Status status = stream->Finish();
-  if (!status.ok() && status.error_code() != grpc::StatusCode::CANCELLED) {
+  if (status.error_code() == grpc::StatusCode::UNAUTHENTICATED ||
+      status.error_code() == grpc::StatusCode::PERMISSION_DENIED) {
+    LLMLOAD_LOG(kError,
+                "The collector refused this worker's batches: it needs the join token "
+                "(--join_token_file or LLMLOAD_JOIN_TOKEN); retrying.")
+        .Kv("address", address_)
+        .Kv("error", status.error_message());
+  } else if (!status.ok() && status.error_code() != grpc::StatusCode::CANCELLED) {
     LLMLOAD_LOG(kWarn, "Collector stream ended; will reconnect and resend unacked batches.")
         .Kv("address", address_)
         .Kv("error", status.error_message());

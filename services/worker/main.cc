@@ -16,6 +16,8 @@
 #include "lib/common/env.h"
 #include "lib/common/log.h"
 #include "services/common/flags.h"
+#include "services/common/grpc_util.h"
+#include "services/common/security_flags.h"
 #include "services/worker/oneshot.h"
 #include "services/worker/worker.h"
 
@@ -113,6 +115,16 @@ int main(int argc, char** argv) {
   }
   config.max_unacked_batches = static_cast<size_t>(absl::GetFlag(FLAGS_max_unacked_batches));
   config.metrics_address = absl::GetFlag(FLAGS_metrics_address);
+  // Links to the orchestrator and the collector: TLS from the --tls_* flags,
+  // the join token on every call.
+  auto tls = llmload::TlsFilesFromFlags();
+  auto join = tls.ok() ? llmload::JoinTokenFromFlags() : tls.status();
+  if (!join.ok()) {
+    return Fail(std::string(join.status().message()));
+  }
+  if (absl::Status s = llmload::ConfigureClientLinks({*tls, *join}); !s.ok()) {
+    return Fail(std::string(s.message()));
+  }
 
   // Block the stop signals in every thread; the main thread waits for them.
   sigset_t signals;
@@ -138,6 +150,7 @@ int main(int argc, char** argv) {
     return llmload::worker::RunOneShot(options, [&interrupted] { return interrupted.load(); });
   }
 
+  llmload::LogSecurity(*tls, nullptr, join->get());
   llmload::worker::Worker worker(config);
   worker.Start();
   int sig = 0;

@@ -333,7 +333,16 @@ bool Worker::RunAttachStream() {
         break;
       }
     }
-    ctx.TryCancel();
+    bool ended_by_server = false;
+    {
+      absl::MutexLock lock(&mu_);
+      ended_by_server = broken;
+    }
+    // A stream the orchestrator ended carries its status (a refusal says
+    // why); cancelling it now would replace that with CANCELLED.
+    if (!ended_by_server) {
+      ctx.TryCancel();
+    }
     reader.join();
   }
   grpc::Status status = stream->Finish();
@@ -341,7 +350,14 @@ bool Worker::RunAttachStream() {
     absl::MutexLock lock(&mu_);
     attach_ctx_ = nullptr;
   }
-  if (!status.ok() && status.error_code() != grpc::StatusCode::CANCELLED) {
+  if (status.error_code() == grpc::StatusCode::UNAUTHENTICATED ||
+      status.error_code() == grpc::StatusCode::PERMISSION_DENIED) {
+    LLMLOAD_LOG(kError,
+                "The orchestrator refused this worker: it needs the join token "
+                "(--join_token_file or LLMLOAD_JOIN_TOKEN); retrying.")
+        .Kv("address", config_.orchestrator)
+        .Kv("error", status.error_message());
+  } else if (!status.ok() && status.error_code() != grpc::StatusCode::CANCELLED) {
     LLMLOAD_LOG(kWarn, "Orchestrator link lost; reconnecting.")
         .Kv("address", config_.orchestrator)
         .Kv("error", status.error_message());

@@ -182,6 +182,31 @@ const std::vector<FlagSpec>& Flags() {
          o.keep_state = true;
          return absl::OkStatus();
        }},
+      {"token-file", "LLMLOAD_TOKEN_FILE", true,
+       [](Options& o, const std::string& v) {
+         o.token_file = v;
+         return absl::OkStatus();
+       }},
+      {"tls-ca-file", "LLMLOAD_TLS_CA_FILE", true,
+       [](Options& o, const std::string& v) {
+         o.tls_ca_file = v;
+         return absl::OkStatus();
+       }},
+      {"tls-cert-file", "LLMLOAD_TLS_CERT_FILE", true,
+       [](Options& o, const std::string& v) {
+         o.tls_cert_file = v;
+         return absl::OkStatus();
+       }},
+      {"tls-key-file", "LLMLOAD_TLS_KEY_FILE", true,
+       [](Options& o, const std::string& v) {
+         o.tls_key_file = v;
+         return absl::OkStatus();
+       }},
+      {"tls-server-name", "LLMLOAD_TLS_SERVER_NAME", true,
+       [](Options& o, const std::string& v) {
+         o.tls_server_name = v;
+         return absl::OkStatus();
+       }},
       {"orchestrator", "LLMLOAD_ORCHESTRATOR", true,
        [](Options& o, const std::string& v) {
          o.orchestrator = v;
@@ -617,6 +642,15 @@ local:
   --keep-state         keep the state dir after a successful run
   --allow-targets LIST hosts, *.domains and CIDRs the run may load [LLMLOAD_ALLOW_TARGETS]
                        (default: loopback, private networks, cluster-local names)
+
+Security (every command that talks to the services):
+  --token-file FILE    bearer token file (or the token itself in LLMLOAD_TOKEN)
+                                                                [LLMLOAD_TOKEN_FILE]
+  --tls-ca-file FILE   verify the servers with this CA; turns TLS on [LLMLOAD_TLS_CA_FILE]
+  --tls-cert-file FILE, --tls-key-file FILE   client certificate for mutual TLS
+                                        [LLMLOAD_TLS_CERT_FILE, LLMLOAD_TLS_KEY_FILE]
+  --tls-server-name NAME   name expected in the servers' certificates
+                                                                [LLMLOAD_TLS_SERVER_NAME]
 
 run, get, list, stop, watch, workers:
   --orchestrator HOST:PORT                                      [LLMLOAD_ORCHESTRATOR] 127.0.0.1:50051

@@ -56,6 +56,13 @@ struct Options {
   bool keep_state = false;
   std::string allow_targets;  // the local orchestrator's --allow_targets
 
+  // Links to the orchestrator and the collector (every remote command).
+  std::string token_file;       // --token-file; the token may also be in LLMLOAD_TOKEN
+  std::string tls_ca_file;      // verify the servers with this CA (turns TLS on)
+  std::string tls_cert_file;    // client certificate for mutual TLS
+  std::string tls_key_file;
+  std::string tls_server_name;  // name expected in the servers' certificates
+
   // run / get / list / stop / watch
   std::string orchestrator = "127.0.0.1:50051";
   std::string spec_file;  // -f: RunSpec or {"spec": …} in proto JSON

@@ -18,6 +18,9 @@
 #include "absl/strings/str_cat.h"
 #include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/grpcpp.h"
+#include "grpcpp/security/tls_certificate_provider.h"
+#include "grpcpp/security/tls_certificate_verifier.h"
+#include "grpcpp/security/tls_credentials_options.h"
 #include "tools/llmload/health.h"
 
 namespace llmload::cli {
@@ -36,8 +39,30 @@ int Report(const HealthOptions& o, int code, const std::string& what) {
   return code;
 }
 
+// A service started with --tls_cert_file (LLMLOAD_TLS_CERT_FILE, which the
+// probe inherits in its container) serves TLS only. The probe then speaks
+// TLS without verifying the server (it checks liveness, sends nothing
+// secret, and usually dials 127.0.0.1, which no certificate names) and
+// presents the same certificate, for a server that requires one (mTLS).
+std::shared_ptr<grpc::ChannelCredentials> ProbeCredentials() {
+  const char* cert = std::getenv("LLMLOAD_TLS_CERT_FILE");
+  const char* key = std::getenv("LLMLOAD_TLS_KEY_FILE");
+  if (cert == nullptr || *cert == '\0' || key == nullptr || *key == '\0') {
+    return grpc::InsecureChannelCredentials();
+  }
+  grpc::experimental::TlsChannelCredentialsOptions options;
+  options.set_verify_server_certs(false);
+  options.set_check_call_host(false);
+  options.set_certificate_verifier(
+      std::make_shared<grpc::experimental::NoOpCertificateVerifier>());
+  options.set_certificate_provider(
+      std::make_shared<grpc::experimental::FileWatcherCertificateProvider>(key, cert, 60));
+  options.watch_identity_key_cert_pairs();
+  return grpc::experimental::TlsCredentials(options);
+}
+
 int GrpcCheck(const HealthOptions& o) {
-  auto channel = grpc::CreateChannel(o.address, grpc::InsecureChannelCredentials());
+  auto channel = grpc::CreateChannel(o.address, ProbeCredentials());
   grpc::GenericStub stub(channel);
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() +

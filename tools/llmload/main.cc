@@ -109,9 +109,7 @@ class ProgressBar {
 // A channel to the collector that takes large answers (a long run's windows
 // with their histograms run to megabytes).
 std::shared_ptr<grpc::Channel> CollectorChannel(const std::string& address) {
-  grpc::ChannelArguments args;
-  args.SetMaxReceiveMessageSize(256 * 1024 * 1024);
-  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+  return MakeChannel(address, 256 * 1024 * 1024);
 }
 
 absl::StatusOr<v1::RunStats> FetchStats(v1::Collector::Stub* collector, const std::string& run_id) {
@@ -644,6 +642,28 @@ int CmdWorkers(const Options& o) {
   return kExitOk;
 }
 
+// The bearer token (LLMLOAD_TOKEN or --token-file) and TLS of every call.
+absl::Status ConfigureLinks(const Options& o) {
+  const char* literal = std::getenv("LLMLOAD_TOKEN");
+  auto token = TokenSource::Create("--token-file", literal != nullptr ? literal : "",
+                                   o.token_file);
+  if (!token.ok()) {
+    return token.status();
+  }
+  ClientLinks links;
+  links.tls.ca_file = o.tls_ca_file;
+  links.tls.cert_file = o.tls_cert_file;
+  links.tls.key_file = o.tls_key_file;
+  links.tls.server_name = o.tls_server_name;
+  if (absl::Status s = CheckTlsFiles(links.tls, '-'); !s.ok()) {
+    return s;
+  }
+  if ((*token)->configured()) {
+    links.token = *std::move(token);
+  }
+  return ConfigureClientLinks(std::move(links));
+}
+
 }  // namespace
 }  // namespace llmload::cli
 
@@ -681,6 +701,14 @@ int main(int argc, char** argv) {
   }).detach();
 
   const std::string& cmd = options->command;
+  // `local` talks to the plaintext services it starts; every other command
+  // to services that may want a token and TLS.
+  if (cmd != "local" && cmd != "help") {
+    if (absl::Status s = ConfigureLinks(*options); !s.ok()) {
+      std::fprintf(stderr, "llmload: %s\n", std::string(s.message()).c_str());
+      return kExitUsage;
+    }
+  }
   if (cmd == "help") {
     std::cout << UsageText();
     return kExitOk;
