@@ -58,7 +58,8 @@ for (const file of renders) {
                           "StatefulSet/llmload-collector", "Deployment/llmload-worker",
                           "Deployment/llmload-emulator", "Service/orchestrator",
                           "Service/collector", "Service/worker", "Service/emulator",
-                          "PodDisruptionBudget/llmload-worker", "Secret/llmload-secrets"]) {
+                          "PodDisruptionBudget/llmload-worker", "Secret/llmload-secrets",
+                          "Secret/llmload-tokens"]) {
         assert.ok(names.has(want), `${want} missing`);
       }
       if (file.includes("all-components")) {
