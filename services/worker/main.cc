@@ -80,6 +80,14 @@ void RaiseDescriptorLimit() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Block the stop signals before any thread exists (gRPC starts its own
+  // as soon as credentials are made); the main thread waits for them.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
   llmload::InitProgram(argc, argv, "worker",
                        "runs load-test shards assigned by the orchestrator.\n"
                        "Usage: llmload-worker [--orchestrator=HOST:PORT] [--collector=HOST:PORT] "
@@ -126,13 +134,6 @@ int main(int argc, char** argv) {
     return Fail(std::string(s.message()));
   }
 
-  // Block the stop signals in every thread; the main thread waits for them.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  std::signal(SIGPIPE, SIG_IGN);
 
   if (const std::string spec = absl::GetFlag(FLAGS_oneshot); !spec.empty()) {
     std::atomic<bool> interrupted{false};
