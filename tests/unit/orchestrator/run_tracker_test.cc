@@ -731,5 +731,55 @@ TEST_F(RunTrackerTest, RefusesASpecOverTheOperatorsCapsNamingTheFlag) {
   EXPECT_EQ(Start(ClosedSpec(10, 1, 0)).state(), v1::RUNNING);
 }
 
+TEST_F(RunTrackerTest, AWorkerOverNinetyPercentCpuPerLoopOrFiftyMsLagFlagsTheRunAtOnce) {
+  Attach("a");
+  const v1::Run run = Start(ClosedSpec(2, 100, 0));
+  auto heartbeat = [&](double cpu, double lag_ms) {
+    v1::WorkerMessage hb;
+    hb.mutable_heartbeat()->set_cpu_percent(cpu);
+    hb.mutable_heartbeat()->set_loop_lag_ms(lag_ms);
+    EXPECT_TRUE(tracker_->OnMessage(stream_of_["a"], hb, now_, fx_).ok());
+    Process();
+  };
+  heartbeat(85, 20);  // busy, not saturated
+  EXPECT_FALSE(Get(run.id()).generator_saturated());
+  EXPECT_FALSE(written_[run.id()].generator_saturated());
+  heartbeat(96, 3);  // one event loop (threads unset counts as one)
+  v1::Run now = Get(run.id());
+  EXPECT_TRUE(now.generator_saturated());
+  EXPECT_TRUE(HasEvent(now, "worker a saturated"));
+  EXPECT_TRUE(written_[run.id()].generator_saturated()) << "stored and pushed at once";
+  heartbeat(99, 80);  // said once
+  int events = 0;
+  const v1::Run after = Get(run.id());
+  for (const v1::RunEvent& e : after.events()) {
+    events += absl::StrContains(e.message(), "saturated") ? 1 : 0;
+  }
+  EXPECT_EQ(events, 1);
+}
+
+TEST_F(RunTrackerTest, CpuIsMeasuredPerEventLoopAndLagAloneAlsoFlags) {
+  const uint64_t stream = next_stream_++;
+  v1::WorkerMessage hello;
+  hello.mutable_hello()->set_worker_id("four-loops");
+  hello.mutable_hello()->set_capacity(100);
+  hello.mutable_hello()->set_threads(4);
+  hello.mutable_hello()->set_incarnation("four-loops-1");
+  ASSERT_TRUE(tracker_->OnMessage(stream, hello, now_, fx_).ok());
+  stream_of_["four-loops"] = stream;
+  Process();
+  const v1::Run run = Start(ClosedSpec(2, 100, 0));
+  v1::WorkerMessage hb;
+  hb.mutable_heartbeat()->set_cpu_percent(300);  // 75 % of each of 4 loops
+  ASSERT_TRUE(tracker_->OnMessage(stream, hb, now_, fx_).ok());
+  Process();
+  EXPECT_FALSE(Get(run.id()).generator_saturated());
+  hb.mutable_heartbeat()->set_cpu_percent(100);
+  hb.mutable_heartbeat()->set_loop_lag_ms(120);
+  ASSERT_TRUE(tracker_->OnMessage(stream, hb, now_, fx_).ok());
+  Process();
+  EXPECT_TRUE(Get(run.id()).generator_saturated());
+}
+
 }  // namespace
 }  // namespace llmload::orchestrator
