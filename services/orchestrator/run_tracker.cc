@@ -825,8 +825,10 @@ void RunTracker::OnStreamClosed(uint64_t stream, absl::Time now, Effects& fx) {
   worker.stream = 0;
   const std::vector<std::string> runs = ActiveRunsOf(worker_id);
   if (runs.empty()) {
+    // Read before the erase: `worker` refers into workers_.
+    const bool left = worker.leaving;
     workers_.erase(it);
-    Log(fx, LogLevel::kInfo, worker.leaving ? "Worker left." : "Worker detached.",
+    Log(fx, LogLevel::kInfo, left ? "Worker left." : "Worker detached.",
         {{"worker_id", worker_id}});
     return;
   }

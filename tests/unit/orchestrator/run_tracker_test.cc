@@ -8,6 +8,7 @@
 #include <deque>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -126,6 +127,8 @@ class RunTrackerTest : public ::testing::Test {
                             fx_);
         } else if (auto* seal = std::get_if<SealEffect>(&e)) {
           seals_.push_back(*seal);
+        } else if (auto* log = std::get_if<LogEffect>(&e)) {
+          logs_.push_back(*log);
         }
       }
     }
@@ -233,6 +236,7 @@ class RunTrackerTest : public ::testing::Test {
   std::map<uint64_t, absl::Status> closed_;
   std::map<std::string, v1::Run> written_;
   std::vector<SealEffect> seals_;
+  std::vector<LogEffect> logs_;
 };
 
 TEST_F(RunTrackerTest, HungWorkerIsLostAfterTheTimeoutAndItsClientsMoveWithTheirCyclesLeft) {
@@ -656,6 +660,33 @@ TEST_F(RunTrackerTest, StaleStreamCloseIsIgnored) {
   Heartbeats({"a"}, 10, absl::Milliseconds(500));
   EXPECT_TRUE(seals_.empty());
   EXPECT_EQ(Get(run.id()).state(), v1::RUNNING);
+}
+
+// An idle worker's record is erased when its stream ends; the log line must
+// still tell a worker that said it was leaving from one that just went away
+// (the flag was once read from the erased record: ASan's use-after-free).
+TEST_F(RunTrackerTest, IdleWorkerWhoseStreamEndsIsForgottenSayingWhetherItLeft) {
+  Attach("a");
+  Attach("b");
+  v1::WorkerMessage leaving;
+  leaving.mutable_leaving()->set_reason("SIGTERM");
+  ASSERT_TRUE(tracker_->OnMessage(stream_of_["b"], leaving, now_, fx_).ok());
+  Process();
+  logs_.clear();
+  tracker_->OnStreamClosed(stream_of_["b"], now_, fx_);
+  Process();
+  ASSERT_EQ(logs_.size(), 1u);
+  EXPECT_EQ(logs_[0].message, "Worker left.");
+  EXPECT_THAT(logs_[0].fields, ::testing::Contains(std::make_pair(std::string("worker_id"),
+                                                                  std::string("b"))));
+  EXPECT_EQ(tracker_->NumWorkersForTest(), 1u);
+
+  logs_.clear();
+  tracker_->OnStreamClosed(stream_of_["a"], now_, fx_);
+  Process();
+  ASSERT_EQ(logs_.size(), 1u);
+  EXPECT_EQ(logs_[0].message, "Worker detached.");
+  EXPECT_EQ(tracker_->NumWorkersForTest(), 0u);
 }
 
 TEST_F(RunTrackerTest, HeartbeatsWithASequenceGetALease) {
