@@ -17,8 +17,7 @@ uint64_t Mix(uint64_t x) {
 
 }  // namespace
 
-RecordSampler::RecordSampler(const v1::RecordsSpec& spec) : seed_(spec.seed()) {
-  const double rate = spec.sample_rate();
+RequestSampler::RequestSampler(double rate, uint64_t seed) : seed_(seed) {
   if (!(rate > 0)) {
     return;
   }
@@ -32,7 +31,7 @@ RecordSampler::RecordSampler(const v1::RecordsSpec& spec) : seed_(spec.seed()) {
   threshold_ = std::max<uint64_t>(threshold_, 1);
 }
 
-bool RecordSampler::Keep(int32_t client_id, int64_t request_index) const {
+bool RequestSampler::Keep(int32_t client_id, int64_t request_index) const {
   if (threshold_ == 0) {
     return false;
   }

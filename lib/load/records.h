@@ -1,7 +1,8 @@
 // File: records.h
 //
-// Which requests a run records one by one (RunSpec.records), and how many
-// records each part of the run may keep. Pure and deterministic: the same
+// Which requests a run records one by one (RunSpec.records) or abandons
+// (RunSpec.cancellation), and how many records each part of the run may
+// keep. Pure and deterministic: the same
 // seed, client id and request number always give the same decision, on any
 // worker, whatever the timing.
 //
@@ -19,13 +20,14 @@
 
 namespace llmload::load {
 
-class RecordSampler {
+// A deterministic share `rate` of a run's requests.
+class RequestSampler {
  public:
-  explicit RecordSampler(const v1::RecordsSpec& spec);
+  RequestSampler(double rate, uint64_t seed);
   bool enabled() const { return threshold_ > 0; }
   // True when the request numbered `request_index` (1-based) of client
   // `client_id` is in the sample: a hash of (seed, client, index) falls
-  // below sample_rate of the hash range.
+  // below `rate` of the hash range.
   bool Keep(int32_t client_id, int64_t request_index) const;
 
  private:
@@ -33,6 +35,22 @@ class RecordSampler {
   // Keep when hash < threshold_; with rate 1 every hash is kept.
   uint64_t threshold_ = 0;
   bool all_ = false;
+};
+
+// The requests a run records (RunSpec.records).
+class RecordSampler : public RequestSampler {
+ public:
+  explicit RecordSampler(const v1::RecordsSpec& spec)
+      : RequestSampler(spec.sample_rate(), spec.seed()) {}
+};
+
+// The requests a run abandons mid-response (RunSpec.cancellation). Its
+// hash is salted apart from the records', so that the same seed does not
+// make the cancelled requests the recorded ones.
+class CancelSampler : public RequestSampler {
+ public:
+  explicit CancelSampler(const v1::Cancellation& spec)
+      : RequestSampler(spec.share(), spec.seed() ^ 0xC0FFEE5A17ED0001ULL) {}
 };
 
 // The run's cap on records: max_records, or the default when unset.

@@ -91,6 +91,7 @@ LoadAccounting Account(const v1::RunStats& stats) {
   a.dropped = CounterValue(stats, v1::DROPPED);
   a.ok = CounterValue(stats, v1::REQUESTS_OK);
   a.unfinished = CounterValue(stats, v1::UNFINISHED);
+  a.cancelled = CounterValue(stats, v1::REQUESTS_CANCELLED);
   a.lost = CounterValue(stats, v1::LOST);
   for (v1::Counter c : metrics::AllCounters()) {
     if (metrics::IsRequestFailureCounter(c)) {

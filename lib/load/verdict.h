@@ -77,6 +77,7 @@ struct LoadAccounting {
   uint64_t ok = 0;
   uint64_t failed = 0;    // every failure class
   uint64_t unfinished = 0;  // offered, then cut off before an answer (stop, drain)
+  uint64_t cancelled = 0;   // abandoned on purpose mid-response (RunSpec.cancellation)
   uint64_t lost = 0;      // in flight on a lost worker, or answered in samples never received
   uint64_t refused = 0;   // rate_limited + http_5xx: the target refused the load
   uint64_t admitted = 0;  // ok + failures that were not refusals

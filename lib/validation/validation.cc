@@ -542,6 +542,43 @@ void CheckRecords(const v1::RecordsSpec& r, Checker& check) {
   }
 }
 
+void CheckCancellation(const v1::RunSpec& spec, Checker& check) {
+  if (!spec.has_cancellation()) {
+    return;
+  }
+  const v1::Cancellation& c = spec.cancellation();
+  const bool has_after = c.has_after();
+  if (!(c.share() >= 0 && c.share() <= 1)) {
+    check.Invalid("spec.cancellation.share",
+                  absl::StrCat("must be a fraction in [0, 1] (0.2: one request in five), got ",
+                               c.share()));
+  } else if (c.share() == 0 && (c.after_tokens() != 0 || has_after)) {
+    check.Invalid("spec.cancellation.share",
+                  "required: the fraction of requests to abandon, in (0, 1]");
+  }
+  if (c.after_tokens() < 0 || c.after_tokens() > kMaxCancelAfterTokens) {
+    check.Invalid("spec.cancellation.afterTokens",
+                  absl::StrCat("must be between 1 and ", kMaxCancelAfterTokens, ", got ",
+                               c.after_tokens()));
+  } else if (c.after_tokens() > 0 &&
+             (spec.target().protocol() == v1::HTTP_JSON || spec.target().no_stream())) {
+    check.Invalid("spec.cancellation.afterTokens",
+                  "a response that is not streamed has no tokens to count before it ends; "
+                  "use cancellation.after");
+  }
+  absl::Duration after;
+  if (has_after && ToDuration(c.after(), "spec.cancellation.after", check, &after) &&
+      (after <= absl::ZeroDuration() || after > absl::Hours(1))) {
+    check.Invalid("spec.cancellation.after",
+                  absl::StrCat("must be > 0 and at most 1h, got ", Fmt(after)));
+  }
+  if (c.share() > 0 && c.after_tokens() == 0 && !has_after) {
+    check.Invalid("spec.cancellation",
+                  "say when a request is abandoned: afterTokens, after, or both (the first "
+                  "reached wins)");
+  }
+}
+
 void CheckLabels(const v1::RunSpec& spec, Checker& check) {
   if (spec.labels_size() > kMaxLabels) {
     check.Invalid("spec.labels",
@@ -587,6 +624,7 @@ absl::Status ValidateRunSpec(const v1::RunSpec& spec) {
   CheckObjectives(spec.objectives(), check);
   CheckLabels(spec, check);
   CheckRecords(spec.records(), check);
+  CheckCancellation(spec, check);
   if (spec.max_workers() < 0) {
     check.Invalid("spec.maxWorkers",
                   absl::StrCat("must be >= 0 (0: all attached workers), got ", spec.max_workers()));

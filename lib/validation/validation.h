@@ -38,6 +38,8 @@ inline constexpr int kMaxStages = 100;  // open-model ramp stages
 // Per-request records (spec.records): the cap's default and largest value.
 inline constexpr int kDefaultMaxRecords = 10000;
 inline constexpr int kMaxRecords = 1000000;
+// RunSpec.cancellation.afterTokens: at most this many content chunks.
+inline constexpr int kMaxCancelAfterTokens = 1000000;
 
 absl::Status ValidateRunSpec(const v1::RunSpec& spec);
 

@@ -93,7 +93,7 @@ absl::Status CheckFields(const v1::SampleBatch& batch) {
 
 // The outcome counters a request can end in (LOST aside).
 uint64_t Accounted(const std::array<uint64_t, metrics::kNumCounters>& c) {
-  uint64_t n = c[v1::REQUESTS_OK] + c[v1::DROPPED] + c[v1::UNFINISHED];
+  uint64_t n = c[v1::REQUESTS_OK] + c[v1::REQUESTS_CANCELLED] + c[v1::DROPPED] + c[v1::UNFINISHED];
   for (v1::Counter k : metrics::AllCounters()) {
     if (metrics::IsRequestFailureCounter(k)) {
       n += c[k];

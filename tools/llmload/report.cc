@@ -95,12 +95,16 @@ std::string FormatLoadSections(const v1::Run& run) {
   if (a.unfinished > 0) {
     absl::StrAppend(&out, ", unfinished=", a.unfinished);
   }
+  // Requests the spec's cancellation abandoned mid-response on purpose.
+  if (a.cancelled > 0) {
+    absl::StrAppend(&out, ", cancelled=", a.cancelled);
+  }
   // Requests in flight on workers that were lost (offered = ok + failed +
-  // lost + dropped + unfinished).
+  // cancelled + lost + dropped + unfinished).
   if (a.lost > 0) {
     absl::StrAppend(&out, ", lost=", a.lost);
   }
-  const uint64_t accounted = a.ok + a.failed + a.dropped + a.unfinished + a.lost;
+  const uint64_t accounted = a.ok + a.failed + a.cancelled + a.dropped + a.unfinished + a.lost;
   if (a.offered > accounted) {
     absl::StrAppend(&out, ", unaccounted=", a.offered - accounted);
   }

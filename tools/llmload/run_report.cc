@@ -383,7 +383,8 @@ std::string RenderJson(const ReportInput& in) {
       {"requests_ok", a.ok},          {"requests_failed", a.failed},
       {"tokens", Counter(st.counters(), v1::TOKENS)},
       {"offered", a.offered},         {"dropped", a.dropped},
-      {"unfinished", a.unfinished},   {"good", a.good},
+      {"unfinished", a.unfinished},   {"cancelled", a.cancelled},
+      {"good", a.good},
       {"batches", st.batches()},      {"records", st.records()},
       {"records_dropped", st.records_dropped()}};
   for (const auto& [k, v] : counts) {

@@ -47,6 +47,32 @@ TEST(RecordSamplerTest, TheSameSeedKeepsTheSameRequestsAnotherSeedOthers) {
   EXPECT_GT(differ, 200);  // independent draws disagree ~42 % of the time
 }
 
+TEST(CancelSamplerTest, AbandonsItsShareAndNotTheRecordedRequests) {
+  v1::Cancellation spec;
+  spec.set_share(0.25);
+  spec.set_seed(7);
+  const CancelSampler cancel(spec);
+  const RecordSampler records(Records(0.25, 7));
+  int cancelled = 0;
+  int both = 0;
+  for (int client = 0; client < 100; ++client) {
+    for (int i = 1; i <= 100; ++i) {
+      const bool c = cancel.Keep(client, i);
+      cancelled += c ? 1 : 0;
+      both += c && records.Keep(client, i) ? 1 : 0;
+    }
+  }
+  // 10000 draws at 25 %: 2500 expected, sd ~43.
+  EXPECT_GT(cancelled, 2300);
+  EXPECT_LT(cancelled, 2700);
+  // With the same seed the two samples are independent (625 expected in
+  // both), not the same requests (2500).
+  EXPECT_GT(both, 500);
+  EXPECT_LT(both, 750);
+  spec.set_share(0);
+  EXPECT_FALSE(CancelSampler(spec).enabled());
+}
+
 TEST(RecordShareTest, ShardsGetTheirShareOfTheCapRoundedUp) {
   v1::RunSpec spec;
   spec.mutable_load()->mutable_closed()->set_clients(10);

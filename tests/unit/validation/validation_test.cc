@@ -1,5 +1,6 @@
 #include "lib/validation/validation.h"
 
+#include <cmath>
 #include <functional>
 #include <string>
 #include <vector>
@@ -458,10 +459,69 @@ INSTANTIATE_TEST_SUITE_P(
                  },
                  kInvalid, "spec.labels", "at most 64 entries"},
         BadField{"MaxWorkersNegative", [](v1::RunSpec& s) { s.set_max_workers(-2); }, kInvalid,
-                 "spec.maxWorkers", "must be >= 0"}),
+                 "spec.maxWorkers", "must be >= 0"},
+        BadField{"CancelShareAboveOne",
+                 [](v1::RunSpec& s) {
+                   s.mutable_cancellation()->set_share(1.5);
+                   s.mutable_cancellation()->set_after_tokens(3);
+                 },
+                 kInvalid, "spec.cancellation.share", "got 1.5"},
+        BadField{"CancelShareNaN",
+                 [](v1::RunSpec& s) {
+                   s.mutable_cancellation()->set_share(std::nan(""));
+                   s.mutable_cancellation()->set_after_tokens(3);
+                 },
+                 kInvalid, "spec.cancellation.share", "[0, 1]"},
+        BadField{"CancelWithoutShare",
+                 [](v1::RunSpec& s) { s.mutable_cancellation()->set_after_tokens(3); }, kInvalid,
+                 "spec.cancellation.share", "required"},
+        BadField{"CancelWithoutWhen",
+                 [](v1::RunSpec& s) { s.mutable_cancellation()->set_share(0.2); }, kInvalid,
+                 "spec.cancellation", "afterTokens, after, or both"},
+        BadField{"CancelAfterTokensNegative",
+                 [](v1::RunSpec& s) {
+                   s.mutable_cancellation()->set_share(0.2);
+                   s.mutable_cancellation()->set_after_tokens(-1);
+                 },
+                 kInvalid, "spec.cancellation.afterTokens", "got -1"},
+        BadField{"CancelAfterTokensUnstreamed",
+                 [](v1::RunSpec& s) {
+                   s.mutable_target()->set_protocol(v1::OPENAI_CHAT);
+                   s.mutable_target()->set_no_stream(true);
+                   s.mutable_cancellation()->set_share(0.2);
+                   s.mutable_cancellation()->set_after_tokens(2);
+                 },
+                 kInvalid, "spec.cancellation.afterTokens", "use cancellation.after"},
+        BadField{"CancelAfterZero",
+                 [](v1::RunSpec& s) {
+                   s.mutable_cancellation()->set_share(0.2);
+                   *s.mutable_cancellation()->mutable_after() = Dur(0, 0);
+                 },
+                 kInvalid, "spec.cancellation.after", "must be > 0"},
+        BadField{"CancelAfterOverAnHour",
+                 [](v1::RunSpec& s) {
+                   s.mutable_cancellation()->set_share(0.2);
+                   *s.mutable_cancellation()->mutable_after() = Dur(3601, 0);
+                 },
+                 kInvalid, "spec.cancellation.after", "at most 1h"}),
     [](const ::testing::TestParamInfo<BadField>& info) { return info.param.test_name; });
 
 }  // namespace
+
+TEST(ValidateRunSpecTest, CancellationPassesInJson) {
+  v1::RunSpec spec = FromJson(R"json({
+    "target": {"protocol": "OPENAI_CHAT", "url": "http://127.0.0.1:8080"},
+    "load": {"closed": {"clients": 2, "cyclesPerClient": 3}},
+    "cancellation": {"share": 0.25, "afterTokens": 5, "after": "1.5s", "seed": "9"}
+  })json");
+  EXPECT_TRUE(ValidateRunSpec(spec).ok()) << ValidateRunSpec(spec);
+  EXPECT_EQ(spec.cancellation().after_tokens(), 5);
+  EXPECT_EQ(spec.cancellation().seed(), 9u);
+  // Not streamed: a time limit alone.
+  spec.mutable_target()->set_no_stream(true);
+  spec.mutable_cancellation()->set_after_tokens(0);
+  EXPECT_TRUE(ValidateRunSpec(spec).ok()) << ValidateRunSpec(spec);
+}
 
 TEST(ValidateRunSpecTest, EveryLoadModelAndVerdictFieldPassesInJson) {
   // The JSON names users write for the duration and open models, think
