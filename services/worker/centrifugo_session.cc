@@ -226,7 +226,7 @@ class CentrifugoSession final : public Session,
     if (!s.ok()) {
       return FailActive(v1::PROTOCOL_ERROR, "malformed centrifugo frame");
     }
-    if (stop || phase_ == Phase::kDone) {
+    if (stop || phase_ == Phase::kDone || phase_ == Phase::kReconnectWait) {
       return;
     }
     DoRead();
@@ -264,7 +264,7 @@ class CentrifugoSession final : public Session,
           if (e.has_token) {
             OnToken(now);
           }
-          if (e.done && !stream_done_) {
+          if (e.done && !stream_done_ && phase_ == Phase::kCycle) {
             stream_done_ = true;
             done_at_ = now;
             MaybeFinishCycle();
@@ -366,6 +366,9 @@ class CentrifugoSession final : public Session,
     if (meter_.Chunk(M(), now)) {
       ArmTimer();  // a fresh wait for the rest of the response
     }
+    if (meter_.CancelDue(now)) {
+      Abandon(now);
+    }
   }
 
   void MaybeFinishCycle() {
@@ -381,12 +384,18 @@ class CentrifugoSession final : public Session,
 
   void ArmTimer() {
     timed_out_ = false;
-    timer_.expires_after(shard_->settings().request_timeout);
+    const Clock::time_point limit = Clock::now() + shard_->settings().request_timeout;
+    // In a cycle, no later than the moment the spec abandons the request.
+    timer_.expires_at(phase_ == Phase::kCycle ? std::min(limit, meter_.cancel_at()) : limit);
     timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
       if (ec || self->phase_ == Phase::kDone || self->phase_ == Phase::kClosing ||
           self->phase_ == Phase::kIdle || self->phase_ == Phase::kScheduled ||
           self->phase_ == Phase::kReconnectWait) {
         return;
+      }
+      const Clock::time_point now = Clock::now();
+      if (self->phase_ == Phase::kCycle && self->meter_.CancelDue(now)) {
+        return self->Abandon(now);
       }
       self->timed_out_ = true;
       if (self->phase_ == Phase::kCycle) {
@@ -442,10 +451,31 @@ class CentrifugoSession final : public Session,
     Reconnect();
   }
 
-  void Reconnect() {
+  // The spec abandons the request in flight (RunSpec.cancellation), as a
+  // user closing the tab: the WebSocket is dropped mid-response and the
+  // emulator session deleted, the request counts as cancelled, and a new
+  // session is set up at once (not a reconnection after a failure) for the
+  // next request.
+  void Abandon(Clock::time_point now) {
+    timer_.cancel();
+    shard_->RequestDone(this, meter_.Abandon(M(), now));
+    if (shard_->cancelled()) {
+      return Teardown();
+    }
+    DropConnection();
+    phase_ = Phase::kReconnectWait;
+    net::post(shard_->ioc(), [self = shared_from_this()] {
+      if (self->phase_ == Phase::kReconnectWait && !self->cancelled_) {
+        self->Start();
+      }
+    });
+  }
+
+  // Closes the WebSocket and deletes the emulator session behind it;
+  // nobody waits for the answer.
+  void DropConnection() {
     CloseSocket();
     if (!session_id_.empty()) {
-      // The old emulator session goes; nobody waits for the answer.
       http::request<http::string_body> req{http::verb::delete_,
                                            Path(absl::StrCat("/api/sessions/", session_id_)), 11};
       shard_->http().Request(std::move(req), [self = shared_from_this()](HttpResult&& r) {
@@ -453,6 +483,10 @@ class CentrifugoSession final : public Session,
       });
       session_id_.clear();
     }
+  }
+
+  void Reconnect() {
+    DropConnection();
     const auto wait = BackoffDelay(shard_->settings().reconnect_backoff, failures_in_a_row_,
                                    static_cast<uint64_t>(client_id_));
     ++failures_in_a_row_;

@@ -440,6 +440,10 @@ class HttpStreamSession final : public Session,
       }
       decode_status = decoder_->OnEvent(e, [&](const llm::StreamItem& item) { OnItem(item, now); });
     });
+    if (abandon_) {
+      FinishAbandoned();
+      return false;
+    }
     if (!s.ok() || !decode_status.ok()) {
       Fail(v1::PROTOCOL_ERROR, "malformed stream");
       return false;
@@ -454,11 +458,15 @@ class HttpStreamSession final : public Session,
   void OnItem(const llm::StreamItem& item, Clock::time_point now) {
     switch (item.kind) {
       case llm::StreamItem::Kind::kContent:
-        if (item.text.empty()) {
+        if (item.text.empty() || abandon_) {
           return;  // role/metadata chunk: no content, not a token
         }
         if (meter_.Chunk(M(), now)) {
           ArmDeadline(shard_->settings().idle_timeout);
+        }
+        if (meter_.CancelDue(now)) {
+          abandon_ = true;  // Consume finishes it once this read's events are parsed
+          abandon_at_ = now;
         }
         return;
       case llm::StreamItem::Kind::kUsage:
@@ -480,6 +488,9 @@ class HttpStreamSession final : public Session,
   }
 
   void OnBodyEnd() {
+    if (abandon_) {
+      return FinishAbandoned();  // the time limit came first
+    }
     timer_.cancel();
     const Clock::time_point now = Clock::now();
     const bool keep = parser_->get().keep_alive();
@@ -541,7 +552,7 @@ class HttpStreamSession final : public Session,
   // fails before a single response byte. That is not the target failing the
   // request: reconnect and send it once more. True when retrying.
   bool RetryOnStaleConnection(size_t response_bytes) {
-    if (!reused_conn_ || timed_out_ || response_bytes > 0 || stale_retried_ ||
+    if (!reused_conn_ || timed_out_ || abandon_ || response_bytes > 0 || stale_retried_ ||
         buffer_.size() > 0) {
       return false;
     }
@@ -557,6 +568,9 @@ class HttpStreamSession final : public Session,
   void Fail(v1::Counter counter, const char* why) {
     if (done_ || cancelled_) {
       return;
+    }
+    if (abandon_) {
+      return FinishAbandoned();  // the socket was closed on purpose
     }
     timer_.cancel();
     shard_->RequestDone(this, RequestMeter::Fail(M(), counter));
@@ -576,6 +590,21 @@ class HttpStreamSession final : public Session,
     Next();
   }
 
+  // The spec abandons the request in flight (RunSpec.cancellation), as a
+  // user closing the tab: the connection is dropped mid-response, the
+  // request counts as cancelled, and the next one goes out on a new
+  // connection. Called with no operation pending on the socket: from the
+  // read that brought the last chunk, or from the handler of the operation
+  // the time limit cut off (OnDeadline closes the socket).
+  void FinishAbandoned() {
+    abandon_ = false;
+    timer_.cancel();
+    CloseSocket();
+    reused_conn_ = false;
+    shard_->RequestDone(this, meter_.Abandon(M(), abandon_at_));
+    Next();
+  }
+
   void ReconnectThenNext() {
     if (cancelled_ || done_) {
       return;
@@ -591,7 +620,12 @@ class HttpStreamSession final : public Session,
   void ArmDeadline(std::chrono::milliseconds d) {
     timed_out_ = false;
     deadline_span_ = d;
-    timer_.expires_after(d);
+    if (phase_ == Phase::kInFlight) {
+      // No later than the moment the spec abandons the request, if it does.
+      timer_.expires_at(std::min(Clock::now() + d, meter_.cancel_at()));
+    } else {
+      timer_.expires_after(d);
+    }
     timer_.async_wait([self = shared_from_this(), d](const boost::system::error_code& ec) {
       self->OnDeadline(ec, d);
     });
@@ -602,8 +636,14 @@ class HttpStreamSession final : public Session,
       return;
     }
     const Clock::time_point now = Clock::now();
+    if (phase_ == Phase::kInFlight && meter_.CancelDue(now)) {
+      abandon_ = true;
+      abandon_at_ = now;
+      CloseSocket();  // the pending operation fails and finishes the abandon
+      return;
+    }
     if (phase_ == Phase::kInFlight && meter_.got_first() && now - last_activity_ < d) {
-      timer_.expires_at(last_activity_ + d);
+      timer_.expires_at(std::min(last_activity_ + d, meter_.cancel_at()));
       timer_.async_wait([self = shared_from_this(), d](const boost::system::error_code& e) {
         self->OnDeadline(e, d);
       });
@@ -661,6 +701,7 @@ class HttpStreamSession final : public Session,
   bool pending_request_ = false;
   bool reused_conn_ = false;    // the connection has carried a complete response
   bool stale_retried_ = false;  // this request was resent after a stale connection
+  bool abandon_ = false;        // the spec abandons the request in flight (at abandon_at_)
   bool stream_done_ = false;
   bool stream_error_ = false;
   v1::Counter stream_error_counter_ = v1::HTTP_5XX;
@@ -668,7 +709,8 @@ class HttpStreamSession final : public Session,
   int64_t requests_ = 0;
   unsigned status_ = 0;
   int64_t reported_tokens_ = -1;
-  Clock::time_point session_start_, connect_start_, last_activity_, done_at_, retry_after_;
+  Clock::time_point session_start_, connect_start_, last_activity_, done_at_, retry_after_,
+      abandon_at_;
 };
 
 }  // namespace

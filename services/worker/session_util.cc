@@ -47,6 +47,9 @@ void RequestMeter::Begin(const NextStep& step, Clock::time_point send_at) {
   from_intended_ = step.from_intended;
   chunks_ = 0;
   gaps_.clear();
+  cancel_tokens_ = step.cancel_after_tokens;
+  cancel_at_ = step.cancel_after > Clock::duration::zero() ? send_at + step.cancel_after
+                                                           : Clock::time_point::max();
 }
 
 bool RequestMeter::Chunk(metrics::MetricSet& m, Clock::time_point now) {
@@ -100,6 +103,27 @@ RequestOutcome RequestMeter::Complete(metrics::MetricSet& m, Clock::time_point d
   out.counter = v1::REQUESTS_OK;
   out.chunks = chunks_;
   out.sent_at = send_at_;
+  return out;
+}
+
+RequestOutcome RequestMeter::Abandon(metrics::MetricSet& m, Clock::time_point now) {
+  RecordTokenGaps(m, gaps_, chunks_, chunks_);
+  if (gaps_.capacity() > 64) {
+    std::vector<uint32_t>().swap(gaps_);
+  }
+  m.Add(v1::TOKENS, chunks_);
+  m.Add(v1::CHUNKS, chunks_);
+  m.Add(v1::REQUESTS_CANCELLED);
+  m.Add(v1::CYCLES);
+  RequestOutcome out;
+  out.ttft_us = chunks_ > 0 ? Micros(first_at_ - origin()) : 0;
+  out.e2e_us = Micros(now - origin());
+  out.tokens = chunks_;
+  out.counter = v1::REQUESTS_CANCELLED;
+  out.chunks = chunks_;
+  out.sent_at = send_at_;
+  cancel_tokens_ = 0;
+  cancel_at_ = Clock::time_point::max();
   return out;
 }
 

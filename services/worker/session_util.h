@@ -106,6 +106,19 @@ class RequestMeter {
   // The request failed: counts the class and the cycle.
   static RequestOutcome Fail(metrics::MetricSet& m, v1::Counter counter);
 
+  // Cancellation (RunSpec.cancellation). CancelDue: the step marked this
+  // request to be abandoned and its moment has come (its content chunks
+  // reached the limit, or `now` passed cancel_at()). Drivers ask after each
+  // chunk and keep their one timer no later than cancel_at().
+  bool CancelDue(Clock::time_point now) const {
+    return (cancel_tokens_ > 0 && chunks_ >= cancel_tokens_) || now >= cancel_at_;
+  }
+  Clock::time_point cancel_at() const { return cancel_at_; }
+  // The request is abandoned at `now`: the tokens that arrived count (with
+  // their itl; ttft was recorded with the first), e2e and tpot do not, and
+  // the outcome is REQUESTS_CANCELLED, neither ok nor failed.
+  RequestOutcome Abandon(metrics::MetricSet& m, Clock::time_point now);
+
   bool got_first() const { return chunks_ > 0; }
   uint64_t chunks() const { return chunks_; }
   Clock::time_point send_at() const { return send_at_; }
@@ -117,6 +130,8 @@ class RequestMeter {
   Clock::time_point send_at_, intended_, first_at_, last_at_;
   bool from_intended_ = false;
   uint64_t chunks_ = 0;
+  uint64_t cancel_tokens_ = 0;  // 0: not abandoned after a number of chunks
+  Clock::time_point cancel_at_ = Clock::time_point::max();
   std::vector<uint32_t> gaps_;  // µs between content chunks
 };
 

@@ -343,11 +343,15 @@ NextStep LoopShard::NextRequest(Session* session, int64_t requests_done) {
   return step;
 }
 
-void LoopShard::OpenRequest(Session* session, const NextStep& step) {
+void LoopShard::OpenRequest(Session* session, NextStep& step) {
   auto it = live_.find(session);
   if (it != live_.end()) {
     assert(!it->second.request_open && "a session asked for a request with one still open");
     it->second.request_open = true;
+    if (settings_->cancel.has_value() && settings_->cancel->Keep(it->second.client, step.cycle)) {
+      step.cancel_after_tokens = settings_->cancel_after_tokens;
+      step.cancel_after = settings_->cancel_after;
+    }
     if (settings_->records.has_value()) {
       it->second.cycle = step.cycle;
       it->second.handed_at = Clock::now();
@@ -743,6 +747,14 @@ absl::StatusOr<std::unique_ptr<ShardRunner>> ShardRunner::Create(
       spec.load().has_open() && spec.load().open().seed() != 0
           ? spec.load().open().seed()
           : std::random_device{}() ^ (static_cast<uint64_t>(std::random_device{}()) << 32);
+  if (const v1::Cancellation& c = spec.cancellation(); c.share() > 0) {
+    settings->cancel.emplace(c);
+    settings->cancel_after_tokens = static_cast<uint32_t>(std::max(0, c.after_tokens()));
+    if (c.has_after()) {
+      settings->cancel_after = std::chrono::duration_cast<Clock::duration>(
+          absl::ToChronoNanoseconds(FromProtoDuration(c.after())));
+    }
+  }
   if (const v1::RecordsSpec& records = spec.records(); records.sample_rate() > 0) {
     settings->records.emplace(records);
     settings->records_cap = load::RecordShare(spec, assignment.client_count(), rate_share);

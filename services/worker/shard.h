@@ -128,6 +128,11 @@ struct ShardSettings {
   double base_rate = 0;
   std::vector<load::Stage> stages;
   load::Distribution distribution = load::Distribution::kPoisson;
+  // Requests abandoned mid-response (spec.cancellation): which ones, and
+  // after how many content chunks (0: no limit) or how long (0: none).
+  std::optional<load::CancelSampler> cancel;
+  uint32_t cancel_after_tokens = 0;
+  Clock::duration cancel_after{0};
 };
 
 // What one loop of a shard runs besides its clients: its share of the open
@@ -155,6 +160,11 @@ struct NextStep {
   // Open model: ttft/e2e count from `intended` (no coordinated omission) and
   // ttft_service/e2e_service from the actual send.
   bool from_intended = false;
+  // The spec abandons this request (RunSpec.cancellation): after this many
+  // content chunks (0: no limit) or this long after the send (0: none),
+  // whichever comes first. See RequestMeter::CancelDue.
+  uint32_t cancel_after_tokens = 0;
+  Clock::duration cancel_after{0};
 };
 
 // How one request ended, reported by the driver to its LoopShard (for
@@ -289,8 +299,9 @@ class LoopShard : public std::enable_shared_from_this<LoopShard> {
   void ForceEnd();
   // Cancels every live session (each ends and leaves live_).
   void CancelLive();
-  // Marks the request NextRequest is handing to `session` as open.
-  void OpenRequest(Session* session, const NextStep& step);
+  // Marks the request NextRequest is handing to `session` as open, and
+  // says whether the spec abandons it.
+  void OpenRequest(Session* session, NextStep& step);
   // Keeps a record of the request that just ended, when it is sampled.
   void Record(int32_t client, int64_t cycle, Clock::time_point handed_at,
               Clock::time_point intended, bool from_intended, const RequestOutcome& outcome);

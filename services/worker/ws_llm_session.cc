@@ -257,8 +257,14 @@ class WsLlmSession final : public Session,
         // be sooner than the time-to-first-token limit the timer was armed
         // for; later chunks only move it later, which the timer finds when
         // it fires.
-        if (phase_ == Phase::kInFlight && meter_.Chunk(M(), now)) {
+        if (phase_ != Phase::kInFlight) {
+          return;
+        }
+        if (meter_.Chunk(M(), now)) {
           Schedule();
+        }
+        if (meter_.CancelDue(now)) {
+          Abandon(now);
         }
         return;
       case Kind::kComplete:
@@ -359,6 +365,22 @@ class WsLlmSession final : public Session,
     Reconnect();
   }
 
+  // The spec abandons the request in flight (RunSpec.cancellation), as a
+  // user closing the tab: the connection is dropped mid-response, the
+  // request counts as cancelled, and the session connects again at once
+  // (not a reconnection after a failure) for its next request.
+  void Abandon(Clock::time_point now) {
+    shard_->RequestDone(this, meter_.Abandon(M(), now));
+    conn_.Abort();
+    if (shard_->cancelled()) {
+      return Finish();
+    }
+    phase_ = Phase::kBackoff;
+    due_ = now;
+    keepalive_at_ = kNever;
+    Schedule();
+  }
+
   void BeginClose() {
     phase_ = Phase::kClosing;
     due_ = Clock::now() + kCloseGrace;
@@ -379,10 +401,11 @@ class WsLlmSession final : public Session,
         return connect_start_ + S().connect_timeout;
       case Phase::kInFlight: {
         const Clock::time_point whole = meter_.send_at() + S().request_timeout;
+        const Clock::time_point limit = std::min(whole, meter_.cancel_at());
         if (!meter_.got_first()) {
-          return std::min(whole, meter_.send_at() + S().ttft_timeout);
+          return std::min(limit, meter_.send_at() + S().ttft_timeout);
         }
-        return std::min(whole, meter_.last_at() + S().idle_timeout);
+        return std::min(limit, meter_.last_at() + S().idle_timeout);
       }
       case Phase::kScheduled:
       case Phase::kBackoff:
@@ -431,6 +454,9 @@ class WsLlmSession final : public Session,
         case Phase::kSetup:
           return SetupFailed(v1::TIMEOUT, "set-up timed out");
         case Phase::kInFlight:
+          if (meter_.CancelDue(now)) {
+            return Abandon(now);
+          }
           return ConnectionLost(v1::TIMEOUT);
         case Phase::kScheduled:
           SendRequest();
