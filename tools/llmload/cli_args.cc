@@ -408,6 +408,26 @@ const std::vector<FlagSpec>& Flags() {
          }
          return absl::OkStatus();
        }},
+      {"cancel", nullptr, true,
+       [](Options& o, const std::string& v) {
+         return ParseOptionalNumber("cancel", v, &o.cancel_share);
+       }},
+      {"cancel-after-tokens", nullptr, true,
+       [](Options& o, const std::string& v) {
+         return ParseInteger("cancel-after-tokens", v, &o.cancel_after_tokens);
+       }},
+      {"cancel-after", nullptr, true,
+       [](Options& o, const std::string& v) {
+         return ParseOptionalNumber("cancel-after", v, &o.cancel_after_seconds);
+       }},
+      {"cancel-seed", nullptr, true,
+       [](Options& o, const std::string& v) {
+         if (!absl::SimpleAtoi(v, &o.cancel_seed)) {
+           return absl::InvalidArgumentError(
+               absl::StrCat("--cancel-seed: expected an integer, got '", v, "'"));
+         }
+         return absl::OkStatus();
+       }},
       {"records-max", nullptr, true,
        [](Options& o, const std::string& v) {
          int32_t n = 0;
@@ -767,6 +787,16 @@ void AddVerdictAndRecords(const Options& o, v1::RunSpec* spec) {
   if (o.slo_e2e_seconds.has_value()) {
     SetDuration(*o.slo_e2e_seconds, spec->mutable_objectives()->mutable_e2e());
   }
+  if (o.cancel_share.has_value() || o.cancel_after_tokens != 0 ||
+      o.cancel_after_seconds.has_value()) {
+    v1::Cancellation* c = spec->mutable_cancellation();
+    c->set_share(o.cancel_share.value_or(0));
+    c->set_after_tokens(o.cancel_after_tokens);
+    if (o.cancel_after_seconds.has_value()) {
+      SetDuration(*o.cancel_after_seconds, c->mutable_after());
+    }
+    c->set_seed(o.cancel_seed);
+  }
   if (o.records_sample.has_value() || !o.records_file.empty() || o.records_max.has_value()) {
     v1::RecordsSpec* r = spec->mutable_records();
     r->set_sample_rate(o.records_sample.value_or(1.0));
@@ -902,6 +932,10 @@ constexpr FlagPath kFlagPaths[] = {
     {"spec.objectives.e2e", "slo-e2e"},
     {"spec.records.sampleRate", "records-sample"},
     {"spec.records.maxRecords", "records-max"},
+    {"spec.cancellation.share", "cancel"},
+    {"spec.cancellation.afterTokens", "cancel-after-tokens"},
+    {"spec.cancellation.after", "cancel-after"},
+    {"spec.cancellation", "cancel"},
 };
 
 // The flag for `path` and the map key or index that follows its field
@@ -1067,6 +1101,12 @@ Verdict (exit status 1 when a threshold fails):
   --slo-ttft S         goodput objective: time to first token at most S
   --slo-itl S          goodput objective: mean inter-token latency at most S
   --slo-e2e S          goodput objective: request latency at most S
+
+Cancellation (users who close the tab; see README, Cancellation):
+  --cancel SHARE       abandon this fraction of the requests mid-response (0 to 1)
+  --cancel-after-tokens N   ... once their Nth token arrived
+  --cancel-after S     ... S seconds after the send (with both, the first reached)
+  --cancel-seed N      which requests: a seeded choice                                 0
 
 local:
   --workers N          worker processes                         [LLMLOAD_WORKERS]        2

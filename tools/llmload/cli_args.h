@@ -110,6 +110,12 @@ struct Options {
   std::optional<double> records_sample;
   uint64_t records_seed = 0;
   std::optional<int32_t> records_max;
+  // Cancellation (local, run): the share abandoned, after how many tokens
+  // and/or seconds, and the choice's seed.
+  std::optional<double> cancel_share;
+  int32_t cancel_after_tokens = 0;
+  std::optional<double> cancel_after_seconds;
+  uint64_t cancel_seed = 0;
   // compare: exit 1 when a marked regression exceeds this many percent.
   std::optional<double> max_regression_pct;
   std::vector<std::string> compare_only;  // --only METRIC[:pNN], repeatable

@@ -211,6 +211,27 @@ TEST(CliSpecTest, LiteralCredentialHeadersAreRefusedWithoutTheValue) {
 
 // Each spec limit is checked once, by validation, and reported against the
 // flag that set it.
+TEST(CliSpecTest, CancellationFlagsFillTheSpec) {
+  absl::StatusOr<Options> o =
+      Parse({"local", "--protocol", "openai_chat", "--cancel", "0.25", "--cancel-after-tokens",
+             "4", "--cancel-after", "1.5", "--cancel-seed", "9"});
+  ASSERT_TRUE(o.ok()) << o.status();
+  absl::StatusOr<v1::RunSpec> spec = BuildRunSpec(*o, "http://h:1");
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_DOUBLE_EQ(spec->cancellation().share(), 0.25);
+  EXPECT_EQ(spec->cancellation().after_tokens(), 4);
+  EXPECT_EQ(spec->cancellation().after().seconds(), 1);
+  EXPECT_EQ(spec->cancellation().after().nanos(), 500000000);
+  EXPECT_EQ(spec->cancellation().seed(), 9u);
+  // Without the flags the spec has no cancellation.
+  o = Parse({"local"});
+  ASSERT_TRUE(o.ok());
+  spec = BuildRunSpec(*o, "http://h:1");
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_FALSE(spec->has_cancellation());
+  EXPECT_FALSE(Parse({"local", "--cancel-seed", "x"}).ok());
+}
+
 TEST(CliSpecTest, ValidationErrorsNameTheFlag) {
   struct Case {
     std::vector<std::string> args;
@@ -241,6 +262,11 @@ TEST(CliSpecTest, ValidationErrorsNameTheFlag) {
       {{"--name", std::string(200, 'n')}, "--name", "spec.name"},
       {{"--max-tokens", "-1"}, "--max-tokens", "spec.target.maxTokens"},
       {{"--api-key-env", "not-a-name"}, "--api-key-env", "spec.target.apiKeyEnv"},
+      {{"--cancel", "1.5", "--cancel-after-tokens", "3"}, "--cancel", "spec.cancellation.share"},
+      {{"--cancel", "0.2"}, "--cancel", "spec.cancellation"},
+      {{"--cancel", "0.2", "--cancel-after-tokens", "-2"}, "--cancel-after-tokens",
+       "spec.cancellation.afterTokens"},
+      {{"--cancel", "0.2", "--cancel-after", "0"}, "--cancel-after", "spec.cancellation.after"},
   };
   for (const Case& c : cases) {
     const std::string msg = BuildError(c.args);
