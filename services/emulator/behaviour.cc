@@ -267,7 +267,16 @@ ResponsePlan Behaviour::Plan(Protocol protocol, std::string_view prompt,
                              const RequestOverrides& overrides) {
   const uint64_t index =
       counters_[static_cast<size_t>(protocol)].fetch_add(1, std::memory_order_relaxed);
-  return MakePlan(config_, protocol, index, prompt, overrides);
+  ResponsePlan plan = MakePlan(config_, protocol, index, prompt, overrides);
+  plan.protocol = protocol;
+  plan.origin = this;
+  return plan;
+}
+
+void ResponsePlan::ClientLeft() const {
+  if (origin != nullptr) {
+    origin->CountAbandoned(protocol);
+  }
 }
 
 }  // namespace llmload::emulator

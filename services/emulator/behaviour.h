@@ -95,6 +95,8 @@ struct RequestOverrides {
   std::optional<Fault> fault;  // forced: no random draw
 };
 
+class Behaviour;
+
 class ResponsePlan {
  public:
   std::vector<std::string> tokens;  // one word each; the last ends with '.'
@@ -113,6 +115,14 @@ class ResponsePlan {
 
   // Filled by Behaviour::Plan.
   std::vector<std::chrono::nanoseconds> offsets;  // tokens.size() + 1 entries
+  Protocol protocol = Protocol::kCentrifugo;
+  // The Behaviour that planned it (null for a plan made by MakePlan alone),
+  // told when the client leaves before the response's end: ClientLeft().
+  Behaviour* origin = nullptr;
+
+  // The client closed its connection (or aborted) before the last frame of
+  // this response was sent.
+  void ClientLeft() const;
 };
 
 // The pure core: the plan of request `index` of `protocol`.
@@ -142,9 +152,21 @@ class Behaviour {
     return counters_[static_cast<size_t>(protocol)].load(std::memory_order_relaxed);
   }
 
+  // Streamed responses of a protocol whose client left before their end
+  // (closed the connection or unsubscribed mid-stream; a planned fault is
+  // not counted): what a load generator's cancelled requests look like
+  // from the target.
+  void CountAbandoned(Protocol protocol) {
+    abandoned_[static_cast<size_t>(protocol)].fetch_add(1, std::memory_order_relaxed);
+  }
+  uint64_t AbandonedCount(Protocol protocol) const {
+    return abandoned_[static_cast<size_t>(protocol)].load(std::memory_order_relaxed);
+  }
+
  private:
   const BehaviourConfig config_;
   std::array<std::atomic<uint64_t>, kProtocolCount> counters_{};
+  std::array<std::atomic<uint64_t>, kProtocolCount> abandoned_{};
 };
 
 // The llmload extension headers of every HTTP protocol.

@@ -157,6 +157,7 @@ class ChannelHub::TokenStream : public std::enable_shared_from_this<TokenStream>
         });
       }
       if (reached == 0) {
+        plan_.ClientLeft();
         LLMLOAD_LOG(kDebug, "Channel lost its subscribers; rest of the run dropped.")
             .Kv("channel", channel_->name)
             .Kv("published", next_)

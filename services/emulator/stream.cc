@@ -126,6 +126,12 @@ void PlannedStream::PushDisconnect(std::chrono::nanoseconds at) {
 
 void PlannedStream::Malformed(std::chrono::nanoseconds at) { Push(at, "{\"malformed\":"); }
 
+PlannedStream::~PlannedStream() {
+  if (phase_ != Phase::kDone || !queue_.empty()) {
+    plan_.ClientLeft();
+  }
+}
+
 bool PlannedStream::Next(StreamStep* step) {
   while (queue_.empty() && phase_ != Phase::kDone) {
     Advance();

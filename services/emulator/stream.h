@@ -103,6 +103,9 @@ class ScheduledFrames final : public StreamSource {
 class PlannedStream : public StreamSource {
  public:
   explicit PlannedStream(ResponsePlan plan) : plan_(std::move(plan)) {}
+  // A stream dropped before its last step (the runner cancelled: the
+  // client left) tells the plan's Behaviour.
+  ~PlannedStream() override;
   bool Next(StreamStep* step) final;
 
   const ResponsePlan& plan() const { return plan_; }

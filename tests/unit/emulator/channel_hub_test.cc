@@ -160,6 +160,34 @@ TEST_F(ChannelHubTest, StreamStopsWhenTheLastSubscriberLeaves) {
   EXPECT_EQ(hub_.ChannelCountForTest(), 0u);  // forgotten once the stream ended
 }
 
+// A run whose subscriber left before its end is what a cancelled request
+// looks like from the emulator: counted for the plan's protocol.
+TEST_F(ChannelHubTest, ARunTheSubscriberLeftIsCountedAsAbandoned) {
+  BehaviourConfig config;
+  config.length_words = 5;
+  config.token_delay_seconds = 0;
+  Behaviour behaviour(config);
+  auto whole = Subscribe("session:whole");
+  ASSERT_TRUE(hub_.StartTokenStream("session:whole",
+                                    behaviour.Plan(Protocol::kCentrifugo, "q", {})));
+  context_.run();
+  EXPECT_EQ(whole->frames.size(), 6u);  // 5 tokens and done
+  EXPECT_EQ(behaviour.AbandonedCount(Protocol::kCentrifugo), 0u);
+
+  auto left = Subscribe("session:left");
+  left->on_push = [&](size_t n) {
+    if (n == 2) {
+      hub_.Unsubscribe("session:left", left.get());
+    }
+  };
+  ASSERT_TRUE(
+      hub_.StartTokenStream("session:left", behaviour.Plan(Protocol::kCentrifugo, "q", {})));
+  context_.restart();
+  context_.run();
+  EXPECT_EQ(left->frames.size(), 2u);
+  EXPECT_EQ(behaviour.AbandonedCount(Protocol::kCentrifugo), 1u);
+}
+
 TEST_F(ChannelHubTest, ExpiredSubscriberIsSkipped) {
   auto keep = Subscribe("session:a");
   {

@@ -75,6 +75,36 @@ TEST_F(ProviderHandlersTest, OpenAiStreamStepsAreTimedByThePlan) {
   EXPECT_EQ(steps[4].data.substr(steps[4].data.size() - 14), "data: [DONE]\n\n");
 }
 
+// A stream dropped before its end (the runner cancelled it: the client
+// left) is counted for its protocol; one read to the end, or ended by a
+// planned fault, is not.
+TEST_F(ProviderHandlersTest, StreamsTheClientLeftAreCounted) {
+  OpenAiChatHandler h(&ctx_);
+  const std::string body =
+      R"({"model":"m","messages":[{"role":"user","content":"q"}],"stream":true})";
+  {
+    HttpResponse whole = h.ChatCompletions(Post("/v1/chat/completions", body));
+    ASSERT_NE(whole.stream, nullptr);
+    Drain(whole.stream.get());
+  }
+  {
+    HttpResponse faulted = h.ChatCompletions(
+        Post("/v1/chat/completions", body, {{"x-llmload-fault", "disconnect"}}));
+    ASSERT_NE(faulted.stream, nullptr);
+    Drain(faulted.stream.get());
+  }
+  EXPECT_EQ(behaviour_.AbandonedCount(Protocol::kOpenAiChat), 0u);
+  {
+    HttpResponse left = h.ChatCompletions(Post("/v1/chat/completions", body));
+    ASSERT_NE(left.stream, nullptr);
+    StreamStep step;
+    ASSERT_TRUE(left.stream->Next(&step));
+    ASSERT_TRUE(left.stream->Next(&step));
+  }
+  EXPECT_EQ(behaviour_.AbandonedCount(Protocol::kOpenAiChat), 1u);
+  EXPECT_EQ(behaviour_.AbandonedCount(Protocol::kAnthropic), 0u);
+}
+
 TEST_F(ProviderHandlersTest, OpenAiFaultsByHeader) {
   OpenAiChatHandler h(&ctx_);
   const std::string body = R"({"model":"m","messages":[{"role":"user","content":"q"}],"stream":true})";
