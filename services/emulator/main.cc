@@ -220,7 +220,10 @@ int main(int argc, char** argv) {
                        "  HTTP_JSON            POST /v1/generate (also /v1/json, /api/generate)\n"
                        "Per-request extension headers on every HTTP protocol: x-llmload-fault "
                        "(500|429|error_event|disconnect|malformed),\nx-llmload-token-delay-ms, "
-                       "x-llmload-length-words, x-llmload-ttft-ms.");
+                       "x-llmload-length-words, x-llmload-ttft-ms.\n"
+                       "GET /stats: this process's connections, requests per protocol and relayed "
+                       "runs (JSON).\n"
+                       "--processes N: N processes share the port(s) (SO_REUSEPORT) under this one.");
   llmload::emulator::EmulatorConfig config;
   config.host = absl::GetFlag(FLAGS_host);
   config.port = absl::GetFlag(FLAGS_port);
