@@ -265,7 +265,8 @@ ResponsePlan MakePlan(const BehaviourConfig& config, Protocol protocol, uint64_t
 
 ResponsePlan Behaviour::Plan(Protocol protocol, std::string_view prompt,
                              const RequestOverrides& overrides) {
-  const uint64_t n = counters_[static_cast<size_t>(protocol)].fetch_add(1, std::memory_order_relaxed);
+  const uint64_t n =
+      counters_[static_cast<size_t>(protocol)].fetch_add(1, std::memory_order_relaxed);
   const uint64_t index = first_index_ + n * stride_;
   return MakePlan(config_, protocol, index, prompt, overrides);
 }

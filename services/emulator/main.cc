@@ -223,7 +223,8 @@ int main(int argc, char** argv) {
                        "x-llmload-length-words, x-llmload-ttft-ms.\n"
                        "GET /stats: this process's connections, requests per protocol and relayed "
                        "runs (JSON).\n"
-                       "--processes N: N processes share the port(s) (SO_REUSEPORT) under this one.");
+                       "--processes N: N processes share the port(s) (SO_REUSEPORT) under this "
+                       "one.");
   llmload::emulator::EmulatorConfig config;
   config.host = absl::GetFlag(FLAGS_host);
   config.port = absl::GetFlag(FLAGS_port);

@@ -179,6 +179,11 @@ class EmulatorGroupTest : public testing_util::StackTest {
     testing_util::StackOptions options;
     options.emulator_args = {"--processes=3"};
     ASSERT_NO_FATAL_FAILURE(StartStack(options));
+    // The port accepts once the first process listens; the supervisor says
+    // when all three do.
+    ASSERT_TRUE(testing_util::WaitUntil(
+        [&] { return emulator_->ReadLog().find("Emulator listening.") != std::string::npos; },
+        absl::Seconds(20), "every emulator process listening"));
   }
 };
 
