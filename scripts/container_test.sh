@@ -173,6 +173,13 @@ export LLMLOAD_IMAGE="$IMAGE" LLMLOAD_PUBLISH_ADDRESS=127.0.0.1
 ORCH=$(free_port) COL=$(free_port) MET=$(free_port) EMU=$(free_port) PROM=$(free_port) GRAF=$(free_port)
 export ORCHESTRATOR_PORT=$ORCH COLLECTOR_PORT=$COL COLLECTOR_METRICS_PORT=$MET EMULATOR_PORT=$EMU
 export PROMETHEUS_PORT=$PROM GRAFANA_PORT=$GRAF
+# Tokens as .env would set them: every call below carries the operator's
+# (the CLI reads LLMLOAD_TOKEN), workers the join token.
+LLMLOAD_OPERATOR_TOKEN="$(openssl rand -hex 24)"
+LLMLOAD_READ_TOKEN="$(openssl rand -hex 24)"
+LLMLOAD_JOIN_TOKEN="$(openssl rand -hex 24)"
+export LLMLOAD_OPERATOR_TOKEN LLMLOAD_READ_TOKEN LLMLOAD_JOIN_TOKEN
+export LLMLOAD_TOKEN="$LLMLOAD_OPERATOR_TOKEN"
 cd "$LLMLOAD_ROOT"
 # podman runs no healthchecks by itself (no systemd here): run them while the
 # test lasts so `depends_on: condition: service_healthy` can pass.
@@ -198,6 +205,7 @@ if [ ! -x "$BUF" ]; then
   npm install --silent --no-audit --no-fund --prefix "$CACHE/npm" "@bufbuild/buf@$BUF_VERSION" >/dev/null
 fi
 run1="$("$BUF" curl --protocol grpc --http2-prior-knowledge -d @- \
+  -H "authorization: Bearer $LLMLOAD_OPERATOR_TOKEN" \
   "http://127.0.0.1:$ORCH/llmload.v1.Orchestrator/StartRun" < examples/smoke.json | json 'd["id"]')"
 log "container_test: started $run1 with buf curl"
 run_done() { "$LLMLOAD" get "$1" --json --orchestrator "127.0.0.1:$ORCH" |
@@ -220,6 +228,20 @@ check_run() {  # RUN_ID: COMPLETED, 10 clients x 5 cycles split over 3 workers, 
   echo "$j" | json 'd["stats"]["complete"] and len(d["stats"]["metrics"]) > 0' | grep -qx True
 }
 check_run "$run1"
+
+# The tokens from .env are enforced: none is UNAUTHENTICATED, the read
+# token may list but not start a run.
+if out="$(LLMLOAD_TOKEN= "$LLMLOAD" list --orchestrator "127.0.0.1:$ORCH" 2>&1)"; then
+  log "container_test: listing runs without a token was allowed"; exit 1
+fi
+echo "$out" | grep -q UNAUTHENTICATED
+LLMLOAD_TOKEN="$LLMLOAD_READ_TOKEN" "$LLMLOAD" list --orchestrator "127.0.0.1:$ORCH" | grep -q "$run1"
+if out="$(LLMLOAD_TOKEN="$LLMLOAD_READ_TOKEN" "$LLMLOAD" run -f examples/smoke.json \
+            --orchestrator "127.0.0.1:$ORCH" --detach 2>&1)"; then
+  log "container_test: the read token started a run"; exit 1
+fi
+echo "$out" | grep -q PERMISSION_DENIED
+log "container_test: control RPCs need the tokens from .env"
 
 # 2. llmload run -f, the same file.
 out="$("$LLMLOAD" run -f examples/smoke.json --orchestrator "127.0.0.1:$ORCH" --timeout 120)"
@@ -247,6 +269,8 @@ check_run "$run1"
 check_run "$run2"
 log "container_test: both runs survive an orchestrator and collector restart"
 "${COMPOSE[@]}" down -v --remove-orphans >/dev/null 2>&1
+# The k8s pods below get no Secret (kube play 4.3 reads none): open.
+unset LLMLOAD_TOKEN LLMLOAD_OPERATOR_TOKEN LLMLOAD_READ_TOKEN LLMLOAD_JOIN_TOKEN
 
 # --- deploy/k8s under podman kube play --------------------------------------
 # No cluster runs here. kube play starts the rendered workloads with their

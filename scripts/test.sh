@@ -60,10 +60,13 @@ run_sharded() {
   return "$rc"
 }
 
-# The unit tests of everything that parses input from the network and of
-# the worker's data path, and the protocol x load-model matrix against the
-# real worker and emulator, under AddressSanitizer and UBSan.
-ASAN_TESTS=(histogram_test metrics_test protocol_test worker_test cli_test)
+# The unit tests of everything that parses input from the network, of the
+# worker's data path and of the orchestrator's and collector's bookkeeping
+# of runs, shards, epochs and seals (which erase and move records as workers
+# come and go), and the protocol x load-model matrix against the real worker
+# and emulator, under AddressSanitizer and UBSan.
+ASAN_TESTS=(histogram_test metrics_test protocol_test worker_test cli_test orchestrator_test
+            collector_test)
 # The fuzz corpora (regression inputs included) replayed under the sanitizers.
 ASAN_REPLAYS=(histogram_decode_fuzz sse_stream_fuzz centrifugo_client_fuzz ws_llm_client_fuzz
               ws_framing_fuzz run_spec_fuzz)

@@ -252,6 +252,12 @@ std::vector<std::string> WarningSigns(const v1::RunStats& stats, const WarningIn
         "target, may be the limit",
         inputs.max_loop_lag_ms, kWarnLoopLagMs));
   }
+  if (inputs.max_cpu_percent_per_loop > kWarnCpuPercentPerLoop) {
+    out.push_back(absl::StrFormat(
+        "worker CPU reached %.0f %% of its event loops (over %.0f %%): the load generator, not "
+        "the target, may be the limit",
+        inputs.max_cpu_percent_per_loop, kWarnCpuPercentPerLoop));
+  }
   if (acc.dropped > 0) {
     out.push_back(absl::StrFormat(
         "%d arrivals dropped by the in-flight cap: the target could not keep up with the offered "

@@ -93,6 +93,7 @@ using CumulativeMeans = std::vector<std::pair<uint64_t, double>>;
 
 struct WarningInputs {
   double max_loop_lag_ms = 0;
+  double max_cpu_percent_per_loop = 0;
   CumulativeMeans e2e_over_time;
 };
 
@@ -101,6 +102,7 @@ inline constexpr double kWarnErrorRate = 0.01;
 inline constexpr double kWarnP99Ms = 3000;
 inline constexpr double kWarnTtftMs = 1000;  // p50 ttft
 inline constexpr double kWarnLoopLagMs = 50;
+inline constexpr double kWarnCpuPercentPerLoop = 90;
 inline constexpr double kWarnRisingFactor = 1.5;
 
 std::vector<std::string> WarningSigns(const v1::RunStats& stats, const WarningInputs& inputs);

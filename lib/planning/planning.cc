@@ -361,10 +361,6 @@ absl::StatusOr<std::vector<MovedPiece>> PlanMove(const MovedWork& work,
   if (work.max_concurrent <= 0) {
     return absl::InvalidArgumentError("the moved work has no concurrency");
   }
-  int64_t total_spare = 0;
-  for (const WorkerCapacity& w : spare) {
-    total_spare += w.capacity;
-  }
   // How many workers take a piece: each needs at least one client and one
   // session of concurrency.
   int64_t limit = clients;

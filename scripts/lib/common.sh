@@ -12,9 +12,10 @@ LLMLOAD_BUILD_PACKAGES=(
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
   libabsl-dev prometheus-cpp-dev libsqlite3-dev libssl-dev
 )
-# Packages the test suite needs on top.
+# Packages the test suite needs on top (openssl: the security tests make
+# their own CA and certificates with its command line).
 LLMLOAD_TEST_PACKAGES=(
-  libgtest-dev libgmock-dev clang libclang-rt-14-dev prometheus chromium
+  libgtest-dev libgmock-dev clang libclang-rt-14-dev prometheus chromium openssl
 )
 
 log() { printf '%s %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*" >&2; }

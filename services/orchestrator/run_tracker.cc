@@ -505,9 +505,30 @@ absl::Status RunTracker::OnMessage(uint64_t stream, const v1::WorkerMessage& mes
     case v1::WorkerMessage::kHeartbeat: {
       worker.heartbeat = message.heartbeat();
       worker.last_heartbeat = ToTimestamp(now);
+      const double lag_ms = message.heartbeat().loop_lag_ms();
+      const double cpu_per_loop =
+          message.heartbeat().cpu_percent() / std::max(1, worker.hello.threads());
       for (const std::string& run_id : ActiveRunsOf(s->second)) {
         RunRec& rec = runs_.at(run_id);
-        rec.max_loop_lag_ms = std::max(rec.max_loop_lag_ms, message.heartbeat().loop_lag_ms());
+        rec.max_loop_lag_ms = std::max(rec.max_loop_lag_ms, lag_ms);
+        rec.max_cpu_percent_per_loop = std::max(rec.max_cpu_percent_per_loop, cpu_per_loop);
+        const bool saturated =
+            lag_ms > load::kWarnLoopLagMs || cpu_per_loop > load::kWarnCpuPercentPerLoop;
+        if (saturated && !rec.run.generator_saturated() && !IsTerminal(rec.run.state())) {
+          // Said once, at once: what the run measures from now on may
+          // include the generator's own delay.
+          rec.run.set_generator_saturated(true);
+          AddEvent(&rec.run, ToTimestamp(now),
+                   absl::StrFormat("worker %s saturated (event-loop lag %.0f ms, CPU %.0f %% of "
+                                   "its %d event loops): the load generator, not the target, "
+                                   "may be the limit",
+                                   s->second, lag_ms, cpu_per_loop,
+                                   std::max(1, worker.hello.threads())));
+          Log(fx, LogLevel::kWarn, "A worker is saturated during a run.",
+              {{"run_id", run_id}, {"worker_id", s->second}});
+          Write(rec, /*report_back=*/false, fx);
+          Push(rec, now, fx);
+        }
       }
       if (message.heartbeat().sequence() > 0) {
         v1::OrchestratorMessage lease;
@@ -804,8 +825,10 @@ void RunTracker::OnStreamClosed(uint64_t stream, absl::Time now, Effects& fx) {
   worker.stream = 0;
   const std::vector<std::string> runs = ActiveRunsOf(worker_id);
   if (runs.empty()) {
+    // Read before the erase: `worker` refers into workers_.
+    const bool left = worker.leaving;
     workers_.erase(it);
-    Log(fx, LogLevel::kInfo, worker.leaving ? "Worker left." : "Worker detached.",
+    Log(fx, LogLevel::kInfo, left ? "Worker left." : "Worker detached.",
         {{"worker_id", worker_id}});
     return;
   }
@@ -936,6 +959,7 @@ void RunTracker::FinalizeRun(RunRec& rec, v1::RunState state, const std::string&
   run.set_passed(passed);
   load::WarningInputs inputs;
   inputs.max_loop_lag_ms = rec.max_loop_lag_ms;
+  inputs.max_cpu_percent_per_loop = rec.max_cpu_percent_per_loop;
   inputs.e2e_over_time = rec.e2e_series;
   run.clear_warnings();
   for (std::string& w : load::WarningSigns(stats != nullptr ? *stats : v1::RunStats(), inputs)) {
@@ -963,6 +987,7 @@ void RunTracker::FinalizeRun(RunRec& rec, v1::RunState state, const std::string&
     }
   }
   run.set_max_loop_lag_ms(rec.max_loop_lag_ms);
+  run.set_max_cpu_percent_per_loop(rec.max_cpu_percent_per_loop);
   std::vector<std::string> violated;
   for (const v1::ThresholdResult& r : run.threshold_results()) {
     if (!r.passed()) {

@@ -249,6 +249,7 @@ class RunTracker {
     v1::RunStats last_stats;
     load::CumulativeMeans e2e_series;
     double max_loop_lag_ms = 0;
+    double max_cpu_percent_per_loop = 0;
     absl::Time rate_at;
     int64_t rate_requests = 0;
     int64_t rate_tokens = 0;

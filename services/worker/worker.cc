@@ -8,6 +8,7 @@
 
 #include <cstdlib>
 #include <random>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/numbers.h"
@@ -65,8 +66,24 @@ void MaybeCrashForTest(const v1::ShardAssignment& a) {
     ::kill(::getpid(), SIGKILL);
   }
 }
+
+// Test builds: with LLMLOAD_TEST_STALL_LOOPS_MS=<ms>, starting a shard
+// blocks every event loop for that long once, as an overloaded generator
+// would (the saturation flag's test).
+void MaybeStallLoopsForTest(EventLoops& loops) {
+  const char* env = std::getenv("LLMLOAD_TEST_STALL_LOOPS_MS");
+  int32_t ms = 0;
+  if (env == nullptr || !absl::SimpleAtoi(env, &ms) || ms <= 0) {
+    return;
+  }
+  LLMLOAD_LOG(kWarn, "Test hook: stalling every event loop.").Kv("ms", ms);
+  for (int i = 0; i < loops.size(); ++i) {
+    net::post(loops.loop(i), [ms] { std::this_thread::sleep_for(std::chrono::milliseconds(ms)); });
+  }
+}
 #else
 void MaybeCrashForTest(const v1::ShardAssignment&) {}
+void MaybeStallLoopsForTest(EventLoops&) {}
 #endif
 
 }  // namespace
@@ -428,6 +445,7 @@ void Worker::SetupLoop() {
 
 void Worker::StartShard(const v1::ShardAssignment& a) {
   MaybeCrashForTest(a);
+  MaybeStallLoopsForTest(loops_);
   // Resolves the target and builds the TLS context: may block, on this
   // thread only.
   auto runner = ShardRunner::Create(loops_, a);

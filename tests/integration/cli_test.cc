@@ -239,7 +239,10 @@ TEST(CliTest, LocalRunsAWholeTestAndPrintsTheReport) {
 TEST(CliTest, BadFlagsExitTwoWithAClearMessage) {
   ShellResult r = RunShell(absl::StrCat(BinPath("llmload"), " local --clients 0"));
   EXPECT_EQ(r.exit_code, 2);
-  EXPECT_NE(r.output.find("--clients: expected an integer from 1"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("--clients: must be between 1 and 1000000, got 0 "
+                          "[spec.load.closed.clients]"),
+            std::string::npos)
+      << r.output;
   r = RunShell(absl::StrCat(BinPath("llmload"), " frobnicate"));
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.output.find("unknown command 'frobnicate'"), std::string::npos);

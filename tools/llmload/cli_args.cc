@@ -1,10 +1,21 @@
 #include "tools/llmload/cli_args.h"
 
+#include <algorithm>
+#include <cmath>
+#include <fstream>
 #include <set>
+#include <sstream>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "boost/json/parse.hpp"
+#include "boost/json/value.hpp"
+#include "lib/validation/validation.h"
 
 namespace llmload::cli {
 namespace {
@@ -16,6 +27,8 @@ struct FlagSpec {
   std::function<absl::Status(Options&, const std::string&)> apply;
 };
 
+// Flags of the tool itself (--workers, --timeout, ...), which no spec holds,
+// keep their limits here.
 absl::Status ParseInt(const std::string& flag, const std::string& text, int32_t min, int32_t max,
                       int32_t* out) {
   int32_t v = 0;
@@ -38,30 +51,53 @@ absl::Status ParseDouble(const std::string& flag, const std::string& text, doubl
   return absl::OkStatus();
 }
 
-absl::Status ParseSeconds(const std::string& flag, const std::string& text, double* out) {
-  return ParseDouble(flag, text, 0, 86400, out);
+// Spec flags are parsed for syntax only: their limits are validation's.
+absl::Status ParseInteger(const std::string& flag, const std::string& text, int32_t* out) {
+  if (!absl::SimpleAtoi(text, out)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--", flag, ": expected an integer, got '", text, "'"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ParseNumber(const std::string& flag, const std::string& text, double* out) {
+  double v = 0;
+  if (!absl::SimpleAtod(text, &v) || !std::isfinite(v)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--", flag, ": expected a number, got '", text, "'"));
+  }
+  *out = v;
+  return absl::OkStatus();
+}
+
+absl::Status ParseOptionalNumber(const std::string& flag, const std::string& text,
+                                 std::optional<double>* out) {
+  double v = 0;
+  if (absl::Status s = ParseNumber(flag, text, &v); !s.ok()) {
+    return s;
+  }
+  *out = v;
+  return absl::OkStatus();
 }
 
 absl::Status ParseThink(const std::string& text, Options& o) {
   const size_t colon = text.find(':');
   if (colon == std::string::npos) {
-    if (absl::Status s = ParseSeconds("think", text, &o.think_min_seconds); !s.ok()) {
+    if (absl::Status s = ParseNumber("think", text, &o.think_min_seconds); !s.ok()) {
       return s;
     }
     o.think_max_seconds = o.think_min_seconds;
-    return absl::OkStatus();
+  } else {
+    if (absl::Status s = ParseNumber("think", text.substr(0, colon), &o.think_min_seconds);
+        !s.ok()) {
+      return s;
+    }
+    if (absl::Status s = ParseNumber("think", text.substr(colon + 1), &o.think_max_seconds);
+        !s.ok()) {
+      return s;
+    }
   }
-  if (absl::Status s = ParseSeconds("think", text.substr(0, colon), &o.think_min_seconds);
-      !s.ok()) {
-    return s;
-  }
-  if (absl::Status s = ParseSeconds("think", text.substr(colon + 1), &o.think_max_seconds);
-      !s.ok()) {
-    return s;
-  }
-  if (o.think_max_seconds < o.think_min_seconds) {
-    return absl::InvalidArgumentError("--think: MAX must be >= MIN in MIN:MAX");
-  }
+  o.think = true;
   return absl::OkStatus();
 }
 
@@ -73,13 +109,34 @@ absl::Status ParseRamp(const std::string& text, Options& o) {
     double rate = 0;
     double seconds = 0;
     if (colon == std::string::npos || !absl::SimpleAtod(item.substr(0, colon), &rate) ||
-        !absl::SimpleAtod(item.substr(colon + 1), &seconds) || !(rate >= 0) ||
-        !(seconds > 0) || rate > 1e6 || seconds > 86400) {
+        !absl::SimpleAtod(item.substr(colon + 1), &seconds) || !std::isfinite(rate) ||
+        !std::isfinite(seconds)) {
       return absl::InvalidArgumentError(absl::StrCat(
           "--ramp: expected RATE:SECONDS[,RATE:SECONDS...] (e.g. 10:30,50:60), got '", text, "'"));
     }
     o.ramp.emplace_back(rate, seconds);
   }
+  return absl::OkStatus();
+}
+
+// NAME=VALUE of --header and --header-from-env. The text is never echoed: a
+// mistyped header may hold a credential.
+absl::Status ParseNameValue(const std::string& flag, const std::string& what,
+                            const std::string& text, std::map<std::string, std::string>* out) {
+  const size_t eq = text.find('=');
+  if (eq == std::string::npos) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--", flag, ": expected NAME=", what, " (e.g. --", flag,
+        flag == "header" ? " x-request-source=llmload" : " api-key=AZURE_OPENAI_KEY",
+        "), got a value without '='",
+        text.find(':') != std::string::npos ? " (write NAME=VALUE, not NAME: VALUE)" : ""));
+  }
+  std::string name = text.substr(0, eq);
+  if (out->count(name) > 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--", flag, ": header \"", absl::CHexEscape(name), "\" given twice"));
+  }
+  (*out)[std::move(name)] = text.substr(eq + 1);
   return absl::OkStatus();
 }
 
@@ -95,26 +152,66 @@ bool ReportExtensionKnown(const std::string& path) {
 
 const std::vector<FlagSpec>& Flags() {
   static const auto* kFlags = new std::vector<FlagSpec>{
-      {"clients", "NUM_CLIENTS", true,
-       [](Options& o, const std::string& v) { return ParseInt("clients", v, 1, 1000000, &o.clients); }},
-      {"cycles", "CYCLES_PER_CLIENT", true,
-       [](Options& o, const std::string& v) { return ParseInt("cycles", v, 1, 1000000, &o.cycles); }},
-      {"length", "RESPONSE_LENGTH_WORDS", true,
+      {"protocol", "LLMLOAD_PROTOCOL", true,
        [](Options& o, const std::string& v) {
-         return ParseInt("length", v, 1, 100000, &o.length_words);
+         absl::StatusOr<v1::Protocol> p = ParseProtocol(v);
+         if (!p.ok()) {
+           return p.status();
+         }
+         o.protocol = *p;
+         return absl::OkStatus();
        }},
+      {"model", "LLMLOAD_MODEL", true,
+       [](Options& o, const std::string& v) {
+         o.model = v;
+         return absl::OkStatus();
+       }},
+      {"prompt", "LLMLOAD_PROMPT", true,
+       [](Options& o, const std::string& v) {
+         o.prompt = v;
+         return absl::OkStatus();
+       }},
+      {"prompts-file", "LLMLOAD_PROMPTS_FILE", true,
+       [](Options& o, const std::string& v) {
+         if (v.empty()) {
+           return absl::InvalidArgumentError("--prompts-file: needs a file name");
+         }
+         o.prompts_file = v;
+         return absl::OkStatus();
+       }},
+      {"max-tokens", "LLMLOAD_MAX_TOKENS", true,
+       [](Options& o, const std::string& v) { return ParseInteger("max-tokens", v, &o.max_tokens); }},
+      {"api-key-env", "LLMLOAD_API_KEY_ENV", true,
+       [](Options& o, const std::string& v) {
+         o.api_key_env = v;
+         return absl::OkStatus();
+       }},
+      {"header", nullptr, true,
+       [](Options& o, const std::string& v) {
+         return ParseNameValue("header", "VALUE", v, &o.headers);
+       }},
+      {"header-from-env", nullptr, true,
+       [](Options& o, const std::string& v) {
+         return ParseNameValue("header-from-env", "ENVVAR", v, &o.headers_from_env);
+       }},
+      {"clients", "NUM_CLIENTS", true,
+       [](Options& o, const std::string& v) { return ParseInteger("clients", v, &o.clients); }},
+      {"cycles", "CYCLES_PER_CLIENT", true,
+       [](Options& o, const std::string& v) { return ParseInteger("cycles", v, &o.cycles); }},
+      {"length", "RESPONSE_LENGTH_WORDS", true,
+       [](Options& o, const std::string& v) { return ParseInteger("length", v, &o.length_words); }},
       {"delay", "TOKEN_DELAY_SECONDS", true,
-       [](Options& o, const std::string& v) { return ParseDouble("delay", v, 0, 60, &o.delay_seconds); }},
+       [](Options& o, const std::string& v) { return ParseNumber("delay", v, &o.delay_seconds); }},
       {"max-concurrent", "MAX_CONCURRENT_CLIENTS", true,
        [](Options& o, const std::string& v) {
-         return ParseInt("max-concurrent", v, 1, 1000000, &o.max_concurrent);
+         return ParseInteger("max-concurrent", v, &o.max_concurrent);
        }},
       {"duration", "LLMLOAD_DURATION_SECONDS", true,
        [](Options& o, const std::string& v) {
-         return ParseDouble("duration", v, 1, 86400, &o.duration_seconds);
+         return ParseOptionalNumber("duration", v, &o.duration_seconds);
        }},
       {"rate", "LLMLOAD_RATE", true,
-       [](Options& o, const std::string& v) { return ParseDouble("rate", v, 0.001, 1e6, &o.rate); }},
+       [](Options& o, const std::string& v) { return ParseOptionalNumber("rate", v, &o.rate); }},
       {"arrivals", nullptr, true,
        [](Options& o, const std::string& v) {
          if (v != "poisson" && v != "uniform") {
@@ -127,7 +224,7 @@ const std::vector<FlagSpec>& Flags() {
       {"ramp", nullptr, true, [](Options& o, const std::string& v) { return ParseRamp(v, o); }},
       {"max-in-flight", nullptr, true,
        [](Options& o, const std::string& v) {
-         return ParseInt("max-in-flight", v, 1, 1000000, &o.max_in_flight);
+         return ParseInteger("max-in-flight", v, &o.max_in_flight);
        }},
       {"seed", nullptr, true,
        [](Options& o, const std::string& v) {
@@ -151,11 +248,17 @@ const std::vector<FlagSpec>& Flags() {
          return absl::OkStatus();
        }},
       {"slo-ttft", nullptr, true,
-       [](Options& o, const std::string& v) { return ParseDouble("slo-ttft", v, 1e-6, 3600, &o.slo_ttft_seconds); }},
+       [](Options& o, const std::string& v) {
+         return ParseOptionalNumber("slo-ttft", v, &o.slo_ttft_seconds);
+       }},
       {"slo-itl", nullptr, true,
-       [](Options& o, const std::string& v) { return ParseDouble("slo-itl", v, 1e-6, 3600, &o.slo_itl_seconds); }},
+       [](Options& o, const std::string& v) {
+         return ParseOptionalNumber("slo-itl", v, &o.slo_itl_seconds);
+       }},
       {"slo-e2e", nullptr, true,
-       [](Options& o, const std::string& v) { return ParseDouble("slo-e2e", v, 1e-6, 3600, &o.slo_e2e_seconds); }},
+       [](Options& o, const std::string& v) {
+         return ParseOptionalNumber("slo-e2e", v, &o.slo_e2e_seconds);
+       }},
       {"workers", "LLMLOAD_WORKERS", true,
        [](Options& o, const std::string& v) { return ParseInt("workers", v, 1, 64, &o.workers); }},
       {"worker-threads", "LLMLOAD_WORKER_THREADS", true,
@@ -295,7 +398,7 @@ const std::vector<FlagSpec>& Flags() {
        }},
       {"records-sample", nullptr, true,
        [](Options& o, const std::string& v) {
-         return ParseDouble("records-sample", v, 1e-9, 1, &o.records_sample);
+         return ParseOptionalNumber("records-sample", v, &o.records_sample);
        }},
       {"records-seed", nullptr, true,
        [](Options& o, const std::string& v) {
@@ -307,7 +410,12 @@ const std::vector<FlagSpec>& Flags() {
        }},
       {"records-max", nullptr, true,
        [](Options& o, const std::string& v) {
-         return ParseInt("records-max", v, 1, 1000000, &o.records_max);
+         int32_t n = 0;
+         if (absl::Status s = ParseInteger("records-max", v, &n); !s.ok()) {
+           return s;
+         }
+         o.records_max = n;
+         return absl::OkStatus();
        }},
       {"max-regression", nullptr, true,
        [](Options& o, const std::string& v) {
@@ -392,6 +500,7 @@ absl::StatusOr<Options> ParseArgs(
       if (absl::Status s = f->apply(o, value.value_or("")); !s.ok()) {
         return s;
       }
+      o.given.insert(f->name);
       continue;
     }
     if (o.command.empty()) {
@@ -426,14 +535,38 @@ absl::StatusOr<Options> ParseArgs(
   if (o.max_concurrent > o.clients) {
     o.max_concurrent = o.clients;
   }
-  if ((o.rate > 0 && o.ramp.empty() && o.duration_seconds <= 0)) {
+  // How the flags combine (their values are validation's to judge).
+  if (o.rate.has_value() && o.ramp.empty() && !o.duration_seconds.has_value()) {
     return absl::InvalidArgumentError("--rate needs --duration SECONDS (or --ramp)");
   }
-  if (!o.ramp.empty() && o.rate <= 0) {
-    o.rate = 0;  // the ramp starts from 0 req/s
+  if (!o.prompt.empty() && !o.prompts_file.empty()) {
+    // The command line beats the environment; two on one level clash.
+    const bool prompt_given = o.given.count("prompt") > 0;
+    const bool file_given = o.given.count("prompts-file") > 0;
+    if (prompt_given && !file_given) {
+      o.prompts_file.clear();
+    } else if (file_given && !prompt_given) {
+      o.prompt.clear();
+    } else {
+      return absl::InvalidArgumentError("--prompt and --prompts-file: give one of them");
+    }
   }
   return o;
 }
+
+namespace {
+
+// Seconds as a proto Duration, saturated to the Duration's range so that any
+// finite number converts (validation then reports it as out of range).
+void SetDuration(double seconds, google::protobuf::Duration* out) {
+  constexpr double kMaxSeconds = 315576000000.0;  // google.protobuf.Duration's bound
+  seconds = std::clamp(seconds, -kMaxSeconds, kMaxSeconds);
+  const auto whole = static_cast<int64_t>(seconds);
+  out->set_seconds(whole);
+  out->set_nanos(static_cast<int32_t>((seconds - static_cast<double>(whole)) * 1e9));
+}
+
+}  // namespace
 
 absl::StatusOr<v1::Threshold> ParseThreshold(const std::string& text) {
   const auto bad = [&](const std::string& why) {
@@ -452,8 +585,8 @@ absl::StatusOr<v1::Threshold> ParseThreshold(const std::string& text) {
   const std::string right = text.substr(op + 1);
   if (gt != std::string::npos) {
     double above = 0;
-    if (!absl::SimpleAtod(right, &above) || !(above >= 0)) {
-      return bad("the bound after > must be a number >= 0");
+    if (!absl::SimpleAtod(right, &above) || !std::isfinite(above)) {
+      return bad("the bound after > must be a number");
     }
     t.set_metric(left);
     t.set_kind(v1::THROUGHPUT);
@@ -462,8 +595,8 @@ absl::StatusOr<v1::Threshold> ParseThreshold(const std::string& text) {
   }
   if (left == "error_rate") {
     double v = 0;
-    if (!absl::SimpleAtod(right, &v) || !(v > 0 && v <= 1)) {
-      return bad("error_rate takes a fraction in (0, 1]");
+    if (!absl::SimpleAtod(right, &v) || !std::isfinite(v)) {
+      return bad("error_rate takes a fraction, e.g. 0.01");
     }
     t.set_metric(left);
     t.set_kind(v1::ERROR_RATE);
@@ -473,8 +606,7 @@ absl::StatusOr<v1::Threshold> ParseThreshold(const std::string& text) {
   const size_t colon = left.find(':');
   double percentile = 0;
   if (colon == std::string::npos || left.size() < colon + 3 || left[colon + 1] != 'p' ||
-      !absl::SimpleAtod(left.substr(colon + 2), &percentile) ||
-      !(percentile > 0 && percentile <= 100)) {
+      !absl::SimpleAtod(left.substr(colon + 2), &percentile) || !std::isfinite(percentile)) {
     return bad("a latency threshold is METRIC:pNN<DURATION");
   }
   // Durations: 500ms, 0.5s, 250us, or plain seconds.
@@ -490,25 +622,157 @@ absl::StatusOr<v1::Threshold> ParseThreshold(const std::string& text) {
     }
   }
   double value = 0;
-  if (!absl::SimpleAtod(number, &value) || !(value > 0)) {
-    return bad("the bound after < must be a positive duration");
+  if (!absl::SimpleAtod(number, &value) || !std::isfinite(value)) {
+    return bad("the bound after < must be a duration (500ms, 0.5s, 250us)");
   }
-  const double seconds = value * scale;
   t.set_metric(left.substr(0, colon));
   t.set_kind(v1::PERCENTILE);
   t.set_percentile(percentile);
-  t.mutable_below()->set_seconds(static_cast<int64_t>(seconds));
-  t.mutable_below()->set_nanos(
-      static_cast<int32_t>((seconds - static_cast<double>(static_cast<int64_t>(seconds))) * 1e9));
+  SetDuration(value * scale, t.mutable_below());
   return t;
+}
+
+absl::StatusOr<v1::Protocol> ParseProtocol(const std::string& name) {
+  std::string upper = absl::AsciiStrToUpper(name);
+  std::replace(upper.begin(), upper.end(), '-', '_');
+  v1::Protocol p = v1::PROTOCOL_UNSPECIFIED;
+  if (v1::Protocol_Parse(upper, &p) && p != v1::PROTOCOL_UNSPECIFIED) {
+    return p;
+  }
+  std::vector<std::string> names;
+  for (int i = v1::Protocol_MIN; i <= v1::Protocol_MAX; ++i) {
+    if (v1::Protocol_IsValid(i) && i != v1::PROTOCOL_UNSPECIFIED) {
+      names.push_back(v1::Protocol_Name(static_cast<v1::Protocol>(i)));
+    }
+  }
+  return absl::InvalidArgumentError(absl::StrCat("--protocol: unknown protocol '", name,
+                                                 "'; one of ", absl::StrJoin(names, ", ")));
+}
+
+absl::StatusOr<std::vector<std::string>> ParsePrompts(const std::string& text,
+                                                      const std::string& source) {
+  std::vector<std::string> prompts;
+  int line_number = 0;
+  for (absl::string_view line : absl::StrSplit(text, '\n')) {
+    ++line_number;
+    line = absl::StripAsciiWhitespace(line);
+    if (line.empty()) {
+      continue;
+    }
+    const auto bad = [&](absl::string_view why) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--prompts-file ", source, ":", line_number, ": ", why));
+    };
+    boost::system::error_code ec;
+    const boost::json::value v =
+        boost::json::parse(boost::json::string_view(line.data(), line.size()), ec);
+    if (ec) {
+      return bad(absl::StrCat("not JSON (", ec.message(),
+                              "); each line is a JSON string or {\"prompt\": \"...\"}"));
+    }
+    if (const boost::json::string* str = v.if_string()) {
+      prompts.emplace_back(str->data(), str->size());
+      continue;
+    }
+    const boost::json::object* obj = v.if_object();
+    if (obj == nullptr) {
+      return bad("expected a JSON string or {\"prompt\": \"...\"}");
+    }
+    if (const boost::json::value* p = obj->if_contains("prompt"); p != nullptr) {
+      if (const boost::json::string* str = p->if_string()) {
+        prompts.emplace_back(str->data(), str->size());
+        continue;
+      }
+      return bad("\"prompt\" must be a string");
+    }
+    if (obj->contains("messages")) {
+      return bad("message lists are not supported yet: a run spec's prompts are single "
+                 "strings (spec.target.prompts); give {\"prompt\": \"...\"}");
+    }
+    return bad("an object needs a string \"prompt\"");
+  }
+  if (prompts.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat("--prompts-file ", source, ": no prompts"));
+  }
+  return prompts;
+}
+
+absl::Status ReadPromptsFile(Options* o) {
+  if (o->prompts_file.empty()) {
+    return absl::OkStatus();
+  }
+  std::ifstream in(o->prompts_file, std::ios::binary);
+  if (!in) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--prompts-file: cannot read ", o->prompts_file));
+  }
+  std::stringstream ss;
+  ss << in.rdbuf();
+  absl::StatusOr<std::vector<std::string>> prompts = ParsePrompts(ss.str(), o->prompts_file);
+  if (!prompts.ok()) {
+    return prompts.status();
+  }
+  o->prompts = *std::move(prompts);
+  return absl::OkStatus();
+}
+
+std::string EmulatorTargetUrl(v1::Protocol protocol, const std::string& host_port) {
+  switch (protocol) {
+    case v1::WS_CHAT:
+      return absl::StrCat("ws://", host_port, "/api/ws");
+    case v1::REALM:
+      return absl::StrCat("ws://", host_port, "/");
+    case v1::HTTP_JSON:
+      return absl::StrCat("http://", host_port, "/v1/generate");
+    default:
+      // CENTRIFUGO_EMULATOR (REST API and /connection/websocket below it) and
+      // the SSE providers, whose drivers add their own paths.
+      return absl::StrCat("http://", host_port);
+  }
 }
 
 namespace {
 
-void SetDuration(double seconds, google::protobuf::Duration* out) {
-  const auto whole = static_cast<int64_t>(seconds);
-  out->set_seconds(whole);
-  out->set_nanos(static_cast<int32_t>((seconds - static_cast<double>(whole)) * 1e9));
+void SetTarget(const Options& o, v1::Target* t) {
+  t->set_protocol(o.protocol);
+  t->set_model(o.model);
+  t->set_prompt(o.prompt);
+  for (const std::string& p : o.prompts) {
+    t->add_prompts(p);
+  }
+  t->set_max_tokens(o.max_tokens);
+  t->set_api_key_env(o.api_key_env);
+  for (const auto& [name, value] : o.headers) {
+    (*t->mutable_headers())[name] = value;
+  }
+  for (const auto& [name, env] : o.headers_from_env) {
+    (*t->mutable_headers_from_env())[name] = env;
+  }
+}
+
+// --threshold, --slo-* and the --records flags: the same with and without -f.
+void AddVerdictAndRecords(const Options& o, v1::RunSpec* spec) {
+  for (const std::string& text : o.thresholds) {
+    if (absl::StatusOr<v1::Threshold> t = ParseThreshold(text); t.ok()) {
+      t->set_abort_on_fail(o.abort_on_fail);
+      *spec->add_thresholds() = *t;
+    }
+  }
+  if (o.slo_ttft_seconds.has_value()) {
+    SetDuration(*o.slo_ttft_seconds, spec->mutable_objectives()->mutable_ttft());
+  }
+  if (o.slo_itl_seconds.has_value()) {
+    SetDuration(*o.slo_itl_seconds, spec->mutable_objectives()->mutable_mean_itl());
+  }
+  if (o.slo_e2e_seconds.has_value()) {
+    SetDuration(*o.slo_e2e_seconds, spec->mutable_objectives()->mutable_e2e());
+  }
+  if (o.records_sample.has_value() || !o.records_file.empty() || o.records_max.has_value()) {
+    v1::RecordsSpec* r = spec->mutable_records();
+    r->set_sample_rate(o.records_sample.value_or(1.0));
+    r->set_seed(o.records_seed);
+    r->set_max_records(o.records_max.value_or(0));
+  }
 }
 
 }  // namespace
@@ -516,18 +780,18 @@ void SetDuration(double seconds, google::protobuf::Duration* out) {
 v1::RunSpec SpecFromOptions(const Options& o, const std::string& url) {
   v1::RunSpec spec;
   spec.set_name(o.name.empty() ? "llmload-cli" : o.name);
-  spec.mutable_target()->set_protocol(v1::CENTRIFUGO_EMULATOR);
+  SetTarget(o, spec.mutable_target());
   spec.mutable_target()->set_url(url);
   v1::ThinkTime think;
-  if (o.think_min_seconds > 0 || o.think_max_seconds > 0) {
+  if (o.think) {
     SetDuration(o.think_min_seconds, think.mutable_min());
     SetDuration(o.think_max_seconds, think.mutable_max());
   }
-  if (o.rate > 0 || !o.ramp.empty()) {
+  if (o.rate.has_value() || !o.ramp.empty()) {
     auto* open = spec.mutable_load()->mutable_open();
-    open->set_rate_per_second(o.rate);
-    if (o.duration_seconds > 0) {
-      SetDuration(o.duration_seconds, open->mutable_duration());
+    open->set_rate_per_second(o.rate.value_or(0));  // a ramp alone starts from 0 req/s
+    if (o.duration_seconds.has_value()) {
+      SetDuration(*o.duration_seconds, open->mutable_duration());
     }
     open->set_distribution(o.arrivals == "uniform" ? v1::UNIFORM : v1::POISSON);
     for (const auto& [rate, seconds] : o.ramp) {
@@ -537,11 +801,11 @@ v1::RunSpec SpecFromOptions(const Options& o, const std::string& url) {
     }
     open->set_max_in_flight(o.max_in_flight);
     open->set_seed(o.seed);
-  } else if (o.duration_seconds > 0) {
+  } else if (o.duration_seconds.has_value()) {
     auto* d = spec.mutable_load()->mutable_duration();
     d->set_connections(o.clients);
-    SetDuration(o.duration_seconds, d->mutable_duration());
-    if (think.has_min()) {
+    SetDuration(*o.duration_seconds, d->mutable_duration());
+    if (o.think) {
       *d->mutable_think_time() = think;
     }
   } else {
@@ -549,32 +813,178 @@ v1::RunSpec SpecFromOptions(const Options& o, const std::string& url) {
     closed->set_clients(o.clients);
     closed->set_cycles_per_client(o.cycles);
     closed->set_max_concurrent(std::min(o.max_concurrent, o.clients));
-    if (think.has_min()) {
+    if (o.think) {
       *closed->mutable_think_time() = think;
     }
   }
   spec.mutable_emulation()->set_length_words(o.length_words);
   SetDuration(o.delay_seconds, spec.mutable_emulation()->mutable_token_delay());
-  for (const std::string& text : o.thresholds) {
-    if (absl::StatusOr<v1::Threshold> t = ParseThreshold(text); t.ok()) {
-      t->set_abort_on_fail(o.abort_on_fail);
-      *spec.add_thresholds() = *t;
+  AddVerdictAndRecords(o, &spec);
+  return spec;
+}
+
+void ApplyFlagsToFileSpec(const Options& o, v1::RunSpec* spec) {
+  const auto given = [&o](const char* flag) { return o.given.count(flag) > 0; };
+  v1::Target* t = spec->mutable_target();
+  if (given("url")) {
+    t->set_url(o.url);
+  }
+  if (given("protocol")) {
+    t->set_protocol(o.protocol);
+  }
+  if (given("model")) {
+    t->set_model(o.model);
+  }
+  if (given("prompt")) {
+    t->set_prompt(o.prompt);
+    t->clear_prompts();
+  }
+  if (given("prompts-file")) {
+    t->clear_prompts();
+    for (const std::string& p : o.prompts) {
+      t->add_prompts(p);
     }
   }
-  if (o.slo_ttft_seconds > 0) {
-    SetDuration(o.slo_ttft_seconds, spec.mutable_objectives()->mutable_ttft());
+  if (given("max-tokens")) {
+    t->set_max_tokens(o.max_tokens);
   }
-  if (o.slo_itl_seconds > 0) {
-    SetDuration(o.slo_itl_seconds, spec.mutable_objectives()->mutable_mean_itl());
+  if (given("api-key-env")) {
+    t->set_api_key_env(o.api_key_env);
   }
-  if (o.slo_e2e_seconds > 0) {
-    SetDuration(o.slo_e2e_seconds, spec.mutable_objectives()->mutable_e2e());
+  for (const auto& [name, value] : o.headers) {
+    (*t->mutable_headers())[name] = value;
   }
-  if (o.records_sample > 0 || !o.records_file.empty() || o.records_max > 0) {
-    v1::RecordsSpec* r = spec.mutable_records();
-    r->set_sample_rate(o.records_sample > 0 ? o.records_sample : 1.0);
-    r->set_seed(o.records_seed);
-    r->set_max_records(o.records_max);
+  for (const auto& [name, env] : o.headers_from_env) {
+    (*t->mutable_headers_from_env())[name] = env;
+  }
+  if (!o.name.empty()) {
+    spec->set_name(o.name);
+  }
+  AddVerdictAndRecords(o, spec);
+}
+
+namespace {
+
+// Validation's field paths (proto3 JSON names) and the flags that set them,
+// longest match first. Map fields keep their key: spec.target.headers["X"].
+struct FlagPath {
+  const char* path;
+  const char* flag;  // canonical name, without dashes
+};
+constexpr FlagPath kFlagPaths[] = {
+    {"spec.name", "name"},
+    {"spec.target.protocol", "protocol"},
+    {"spec.target.url", "url"},
+    {"spec.target.model", "model"},
+    {"spec.target.prompts", "prompts-file"},
+    {"spec.target.prompt", "prompt"},
+    {"spec.target.maxTokens", "max-tokens"},
+    {"spec.target.apiKeyEnv", "api-key-env"},
+    {"spec.target.headersFromEnv", "header-from-env"},
+    {"spec.target.headers", "header"},
+    {"spec.load.closed.clients", "clients"},
+    {"spec.load.closed.cyclesPerClient", "cycles"},
+    {"spec.load.closed.maxConcurrent", "max-concurrent"},
+    {"spec.load.closed.thinkTime", "think"},
+    {"spec.load.duration.connections", "clients"},
+    {"spec.load.duration.duration", "duration"},
+    {"spec.load.duration.thinkTime", "think"},
+    {"spec.load.open.ratePerSecond", "rate"},
+    {"spec.load.open.duration", "duration"},
+    {"spec.load.open.distribution", "arrivals"},
+    {"spec.load.open.stages", "ramp"},
+    {"spec.load.open.maxInFlight", "max-in-flight"},
+    {"spec.emulation.lengthWords", "length"},
+    {"spec.emulation.tokenDelay", "delay"},
+    {"spec.thresholds", "threshold"},
+    {"spec.objectives.ttft", "slo-ttft"},
+    {"spec.objectives.meanItl", "slo-itl"},
+    {"spec.objectives.e2e", "slo-e2e"},
+    {"spec.records.sampleRate", "records-sample"},
+    {"spec.records.maxRecords", "records-max"},
+};
+
+// The flag for `path` and the map key or index that follows its field
+// (`["X"]`, `[2].below`), or nullptr.
+const FlagPath* MatchFlagPath(const std::string& path, std::string* rest) {
+  for (const FlagPath& fp : kFlagPaths) {
+    const absl::string_view prefix(fp.path);
+    if (absl::StartsWith(path, prefix) &&
+        (path.size() == prefix.size() || path[prefix.size()] == '.' ||
+         path[prefix.size()] == '[')) {
+      *rest = path.substr(prefix.size());
+      return &fp;
+    }
+  }
+  return nullptr;
+}
+
+// Where the field path at the start of a validation message ends: at the
+// first ": " outside a quoted map key (keys are C-escaped, so a quote
+// inside one is \").
+size_t PathEnd(const std::string& message) {
+  bool quoted = false;
+  for (size_t i = 0; i + 1 < message.size(); ++i) {
+    if (quoted && message[i] == '\\') {
+      ++i;
+    } else if (message[i] == '"') {
+      quoted = !quoted;
+    } else if (!quoted && message[i] == ':' && message[i + 1] == ' ') {
+      return i;
+    }
+  }
+  return std::string::npos;
+}
+
+}  // namespace
+
+std::string FlagForSpecPath(const std::string& path) {
+  std::string rest;
+  const FlagPath* fp = MatchFlagPath(path, &rest);
+  if (fp == nullptr) {
+    return "";
+  }
+  std::string flag = absl::StrCat("--", fp->flag);
+  // A header's name is what the user typed: say which one.
+  if ((absl::string_view(fp->flag) == "header" || absl::string_view(fp->flag) == "header-from-env") &&
+      absl::StartsWith(rest, "[") && absl::EndsWith(rest, "]")) {
+    absl::StrAppend(&flag, " ", rest.substr(1, rest.size() - 2));
+  }
+  return flag;
+}
+
+absl::Status ValidateSpecForCli(const v1::RunSpec& spec,
+                                const std::function<bool(const std::string&)>& flag_allowed) {
+  const absl::Status s = validation::ValidateRunSpec(spec);
+  if (s.ok()) {
+    return s;
+  }
+  // "spec.load.closed.clients: must be ..." -> "--clients: must be ... [spec.load.closed.clients]"
+  const std::string message(s.message());
+  const size_t sep = PathEnd(message);
+  if (sep == std::string::npos) {
+    return s;
+  }
+  const std::string path = message.substr(0, sep);
+  std::string rest;
+  const FlagPath* fp = MatchFlagPath(path, &rest);
+  if (fp == nullptr || (flag_allowed && !flag_allowed(fp->flag))) {
+    return s;
+  }
+  std::string reason = message.substr(sep + 2);
+  if (absl::string_view(fp->flag) == "header" && absl::StrContains(reason, "credential")) {
+    // Validation names the spec fields; the CLI's are flags.
+    absl::StrAppend(&reason, "; on the command line: --api-key-env ENVVAR or "
+                             "--header-from-env NAME=ENVVAR");
+  }
+  return absl::Status(s.code(),
+                      absl::StrCat(FlagForSpecPath(path), ": ", reason, " [", path, "]"));
+}
+
+absl::StatusOr<v1::RunSpec> BuildRunSpec(const Options& o, const std::string& url) {
+  v1::RunSpec spec = SpecFromOptions(o, url);
+  if (absl::Status s = ValidateSpecForCli(spec); !s.ok()) {
+    return s;
   }
   return spec;
 }
@@ -584,8 +994,9 @@ std::string UsageText() {
 
 Usage:
   llmload local [flags]                  start emulator, collector, orchestrator and
-                                         workers on loopback, run a closed-model test,
-                                         print the report
+                                         workers on loopback, run a test against the
+                                         emulator's endpoint for --protocol, print the
+                                         report
   llmload run (-f spec.json | --url URL) [flags]
                                          start a run on a running orchestrator and
                                          follow it to the end (--detach: print the id)
@@ -606,10 +1017,33 @@ Usage:
                                          probe a service's health (exit 0 SERVING,
                                          1 not serving, 2 unreachable; health --help)
 
+Target (run and local; with -f, those given on the command line replace the file's,
+headers add to its):
+  --protocol NAME      CENTRIFUGO_EMULATOR, REALM, WS_CHAT, OPENAI_CHAT,
+                       ANTHROPIC_MESSAGES, GEMINI or HTTP_JSON (any case)
+                                                  [LLMLOAD_PROTOCOL] CENTRIFUGO_EMULATOR
+  --model NAME         model name sent to the target       [LLMLOAD_MODEL]
+  --prompt TEXT        the prompt of every request          [LLMLOAD_PROMPT]
+  --prompts-file FILE  JSON lines of prompts, cycled per request: each line a JSON
+                       string or {"prompt": "..."}        [LLMLOAD_PROMPTS_FILE]
+  --max-tokens N       output token limit (0: --length)    [LLMLOAD_MAX_TOKENS]     0
+  --api-key-env NAME   the workers' environment variable holding the API key
+                                                           [LLMLOAD_API_KEY_ENV]
+  --header NAME=VALUE  a request header; repeatable. A credential header
+                       (Authorization, x-api-key, *token*, ...) is refused, since a
+                       spec is stored and shown: name the variable that holds it
+                       with --api-key-env or --header-from-env instead
+  --header-from-env NAME=ENVVAR
+                       a header the workers fill from their environment variable
+                       ENVVAR; repeatable
+  local targets the emulator it starts (--url is for run): ws://HOST:PORT/api/ws for
+  WS_CHAT, ws://HOST:PORT/ for REALM, http://HOST:PORT/v1/generate for HTTP_JSON,
+  http://HOST:PORT for the others.
+
 Run shape (flags of the original emulator client; environment variable in brackets):
   --clients N          concurrent clients (sessions)            [NUM_CLIENTS]            10
   --cycles N           request cycles per client                [CYCLES_PER_CLIENT]      5
-  --length N           response length in words                 [RESPONSE_LENGTH_WORDS]  100
+  --length N           response length in words (emulator)     [RESPONSE_LENGTH_WORDS]  100
   --delay SECONDS      delay between tokens                     [TOKEN_DELAY_SECONDS]    0.01
   --max-concurrent N   sessions open at once                    [MAX_CONCURRENT_CLIENTS] 50
 
@@ -655,8 +1089,8 @@ Security (every command that talks to the services):
 run, get, list, stop, watch, workers:
   --orchestrator HOST:PORT                                      [LLMLOAD_ORCHESTRATOR] 127.0.0.1:50051
   -f, --file FILE      run spec in proto JSON: a RunSpec or {"spec": {...}}
-  --url URL            target base URL (CENTRIFUGO_EMULATOR), when no -f is given
-                                                                [LLMLOAD_TARGET_URL]
+  --url URL            run: target URL for --protocol (see README, Targets and
+                       protocols); with -f it replaces the file's  [LLMLOAD_TARGET_URL]
   --name NAME          run name
   --limit N            list: at most N runs (0: all)                                   20
   --detach             run: print the run id and return at once
@@ -681,9 +1115,12 @@ Reports (report, compare; --report and --records also on local and run):
   --only M[:pNN]       compare: only these rows (ttft, ttft:p99, requests_per_sec, error_rate);
                        repeatable
 
+Limits (e.g. --clients 1 to 1000000) are those of the orchestrator's run-spec
+validation; a value outside them is refused before anything starts.
+
 Exit status: 0 when the run COMPLETED and every threshold passed, 1 when it FAILED,
 was CANCELLED or a threshold failed (compare: a regression exceeded --max-regression),
-2 on usage or connection errors.
+2 on usage errors (nothing started) or connection errors.
 )";
 }
 

@@ -4,7 +4,14 @@
 // the original emulator client (`--clients 10`, `--max-concurrent 50`, with
 // dashes and separate values) and their environment variables, so it uses
 // this small table-driven parser rather than absl flags. Pure: the
-// environment is passed in.
+// environment is passed in (the prompts file is read by ReadPromptsFile).
+//
+// The parser checks syntax only (a number, NAME=VALUE, a known protocol);
+// the limits of a run spec are the orchestrator's own validation
+// (lib/validation), which BuildRunSpec applies to the spec the flags
+// describe, naming the flag in its errors:
+//
+//   --clients: must be between 1 and 1000000, got 0 [spec.load.closed.clients]
 
 #pragma once
 
@@ -12,6 +19,7 @@
 #include <functional>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -24,6 +32,22 @@ struct Options {
   std::string command;  // local, run, get, list, stop, watch, workers, report, compare, help
   std::vector<std::string> positional;  // e.g. the run id
 
+  // Flags named on the command line (not the environment), by their
+  // canonical name ("clients", "header"): with -f only these override the
+  // file's target.
+  std::set<std::string> given;
+
+  // Target (run without -f, and local).
+  v1::Protocol protocol = v1::CENTRIFUGO_EMULATOR;
+  std::string model;
+  std::string prompt;
+  std::string prompts_file;          // --prompts-file: JSON lines, read by ReadPromptsFile
+  std::vector<std::string> prompts;  // its prompts, once read
+  int32_t max_tokens = 0;
+  std::string api_key_env;
+  std::map<std::string, std::string> headers;           // --header NAME=VALUE
+  std::map<std::string, std::string> headers_from_env;  // --header-from-env NAME=ENVVAR
+
   // Closed-model run shape (flags of the original client).
   int32_t clients = 10;
   int32_t cycles = 5;
@@ -32,21 +56,22 @@ struct Options {
   int32_t max_concurrent = 50;
 
   // Load model (closed unless one of these is set).
-  double duration_seconds = 0;  // --duration: duration model (--clients connections)
-  double rate = 0;              // --rate: open model for --duration seconds
+  std::optional<double> duration_seconds;  // --duration: duration model (--clients connections)
+  std::optional<double> rate;              // --rate: open model for --duration seconds
   std::string arrivals = "poisson";
   std::vector<std::pair<double, double>> ramp;  // --ramp RATE:SECONDS,...
   int32_t max_in_flight = 0;
   uint64_t seed = 0;
-  double think_min_seconds = 0;  // --think S or MIN:MAX
+  bool think = false;  // --think S or MIN:MAX given
+  double think_min_seconds = 0;
   double think_max_seconds = 0;
 
   // Verdict.
   std::vector<std::string> thresholds;  // --threshold, as given
   bool abort_on_fail = false;
-  double slo_ttft_seconds = 0;  // goodput objectives
-  double slo_itl_seconds = 0;
-  double slo_e2e_seconds = 0;
+  std::optional<double> slo_ttft_seconds;  // goodput objectives
+  std::optional<double> slo_itl_seconds;
+  std::optional<double> slo_e2e_seconds;
 
   // local
   int32_t workers = 2;
@@ -82,9 +107,9 @@ struct Options {
   std::string records_file;  // records to FILE.jsonl or FILE.csv (report, local, run)
   // Per-request records in the spec (local, run): sample rate, seed, cap.
   // --records FILE alone records every request (rate 1).
-  double records_sample = 0;
+  std::optional<double> records_sample;
   uint64_t records_seed = 0;
-  int32_t records_max = 0;
+  std::optional<int32_t> records_max;
   // compare: exit 1 when a marked regression exceeds this many percent.
   std::optional<double> max_regression_pct;
   std::vector<std::string> compare_only;  // --only METRIC[:pNN], repeatable
@@ -98,11 +123,53 @@ absl::StatusOr<Options> ParseArgs(
 
 // Parses one --threshold: "ttft:p95<0.5s", "e2e:p99<800ms", "error_rate<0.01",
 // "requests_per_sec>50" (also tokens_per_sec, goodput_per_sec,
-// goodput_ratio).
+// goodput_ratio). Syntax only: the metric and the bounds are checked by
+// validation.
 absl::StatusOr<v1::Threshold> ParseThreshold(const std::string& text);
 
-// The run spec the flags describe (without -f).
+// A protocol by its proto enum name, in any case, '-' for '_'
+// ("openai_chat", "OPENAI-CHAT").
+absl::StatusOr<v1::Protocol> ParseProtocol(const std::string& name);
+
+// Prompts from JSON lines: each non-blank line is a JSON string or an
+// object with a string "prompt". `source` names the file in errors
+// ("prompts.jsonl:3: ...").
+absl::StatusOr<std::vector<std::string>> ParsePrompts(const std::string& text,
+                                                      const std::string& source);
+// Reads o->prompts_file (when set) into o->prompts.
+absl::Status ReadPromptsFile(Options* o);
+
+// Where the built-in emulator at `host_port` ("127.0.0.1:8080") serves
+// `protocol`: the base URL for the REST/SSE protocols, the WebSocket path
+// for WS_CHAT and REALM, the endpoint for HTTP_JSON.
+std::string EmulatorTargetUrl(v1::Protocol protocol, const std::string& host_port);
+
+// The run spec the flags describe (without -f), unvalidated.
 v1::RunSpec SpecFromOptions(const Options& o, const std::string& url);
+
+// Applies the target flags given on the command line (not the environment)
+// to a spec read with -f: --url, --protocol, --model, --prompt,
+// --prompts-file, --max-tokens and --api-key-env replace the file's, and
+// --header / --header-from-env add to its maps. --name, --threshold, --slo-*
+// and the --records flags apply as they do without -f.
+void ApplyFlagsToFileSpec(const Options& o, v1::RunSpec* spec);
+
+// The flag that sets a spec field, by the field's path in a validation
+// error ("spec.load.closed.clients" -> "--clients",
+// "spec.target.headers[\"X\"]" -> "--header X"); empty when no flag does.
+std::string FlagForSpecPath(const std::string& path);
+
+// Checks `spec` with the orchestrator's own validation. A failure keeps its
+// code; its message names the flag that sets the field first (when
+// `flag_allowed` accepts the flag's canonical name, e.g. "clients"), and the
+// field's path after:
+//   --clients: must be between 1 and 1000000, got 0 [spec.load.closed.clients]
+absl::Status ValidateSpecForCli(
+    const v1::RunSpec& spec,
+    const std::function<bool(const std::string&)>& flag_allowed = nullptr);
+
+// SpecFromOptions, validated (ValidateSpecForCli).
+absl::StatusOr<v1::RunSpec> BuildRunSpec(const Options& o, const std::string& url);
 
 // The text printed by `llmload help` and on usage errors.
 std::string UsageText();

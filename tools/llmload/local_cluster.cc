@@ -215,11 +215,13 @@ absl::Status LocalCluster::Start() {
     return absl::UnavailableError("cannot find free loopback ports");
   }
   const std::string collector_addr = absl::StrCat("127.0.0.1:", collector_port_);
-  if (auto s = Spawn("emulator", "llmload-emulator",
-                     {"--host=127.0.0.1", absl::StrCat("--port=", emulator_port_),
-                      absl::StrCat("--length_words=", options_.length_words),
-                      absl::StrCat("--token_delay_seconds=", options_.delay_seconds)});
-      !s.ok()) {
+  std::vector<std::string> emulator_args = {
+      "--host=127.0.0.1", absl::StrCat("--port=", emulator_port_),
+      absl::StrCat("--token_delay_seconds=", options_.delay_seconds)};
+  if (options_.length_words > 0) {  // 0: the emulator's default length
+    emulator_args.push_back(absl::StrCat("--length_words=", options_.length_words));
+  }
+  if (auto s = Spawn("emulator", "llmload-emulator", emulator_args); !s.ok()) {
     return s;
   }
   if (auto s = Spawn("collector", "llmload-collector",

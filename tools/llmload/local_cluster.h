@@ -50,6 +50,7 @@ class LocalCluster {
 
   std::string orchestrator_address() const { return "127.0.0.1:" + std::to_string(orchestrator_port_); }
   std::string emulator_url() const { return "http://127.0.0.1:" + std::to_string(emulator_port_); }
+  std::string emulator_address() const { return "127.0.0.1:" + std::to_string(emulator_port_); }
   int collector_metrics_port() const { return collector_metrics_port_; }
   std::string collector_address() const { return "127.0.0.1:" + std::to_string(collector_port_); }
   const std::string& state_dir() const { return state_dir_; }

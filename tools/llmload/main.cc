@@ -423,10 +423,6 @@ int FollowRun(Stub* stub, const std::string& run_id, const Options& o) {
   return RunPassed(final_run) ? kExitOk : kExitRunFailed;
 }
 
-v1::RunSpec SpecFromFlags(const Options& o, const std::string& url) {
-  return SpecFromOptions(o, url);
-}
-
 absl::StatusOr<v1::RunSpec> SpecFromFile(const std::string& path) {
   std::ifstream in(path);
   if (!in) {
@@ -483,8 +479,30 @@ int StartAndFollow(Stub* stub, const v1::RunSpec& spec, const Options& o,
   return FollowRun(stub, run.id(), o);
 }
 
+int UsageError(const absl::Status& s) {
+  std::fprintf(stderr, "llmload: %s\n", std::string(s.message()).c_str());
+  return kExitUsage;
+}
+
 int CmdLocal(const Options& o) {
+  // The spec is checked before anything starts, against the emulator's
+  // endpoint for the protocol (its port is known only once it runs).
+  if (absl::StatusOr<v1::RunSpec> spec =
+          BuildRunSpec(o, EmulatorTargetUrl(o.protocol, "127.0.0.1:8080"));
+      !spec.ok()) {
+    return UsageError(spec.status());
+  }
+  // The local workers inherit this environment: a header it cannot fill
+  // would fail every shard.
+  for (const auto& [header, env] : o.headers_from_env) {
+    if (std::getenv(env.c_str()) == nullptr) {
+      return UsageError(absl::InvalidArgumentError(
+          absl::StrCat("--header-from-env ", header, "=", env, ": the environment variable ", env,
+                       " is not set (the local workers read it from this environment)")));
+    }
+  }
   LLMLOAD_LOG(kInfo, "Emulator starting.")
+      .Kv("protocol", v1::Protocol_Name(o.protocol))
       .Kv("num_clients", o.clients)
       .Kv("cycles_per_client", o.cycles)
       .Kv("response_length_words", o.length_words)
@@ -498,14 +516,21 @@ int CmdLocal(const Options& o) {
     cluster.Stop();
     return kExitUsage;
   }
+  const std::string target_url = EmulatorTargetUrl(o.protocol, cluster.emulator_address());
   LLMLOAD_LOG(kInfo, "Local services ready.")
       .Kv("orchestrator", cluster.orchestrator_address())
       .Kv("emulator", cluster.emulator_url())
+      .Kv("target", target_url)
       .Kv("metrics", absl::StrCat("http://127.0.0.1:", cluster.collector_metrics_port(), "/metrics"))
       .Kv("state_dir", cluster.state_dir());
+  absl::StatusOr<v1::RunSpec> spec = BuildRunSpec(o, target_url);
+  if (!spec.ok()) {
+    cluster.Stop();
+    return UsageError(spec.status());
+  }
   auto stub = v1::Orchestrator::NewStub(MakeChannel(cluster.orchestrator_address()));
   std::string run_id;
-  int rc = StartAndFollow(stub.get(), SpecFromFlags(o, cluster.emulator_url()), o, &run_id);
+  int rc = StartAndFollow(stub.get(), *spec, o, &run_id);
   if (!run_id.empty() && !o.detach) {
     // While the services still run: the report comes from what they stored.
     Options at = o;
@@ -544,22 +569,20 @@ int CmdRun(const Options& o) {
       return kExitUsage;
     }
     spec = *s;
-    if (!o.name.empty()) {
-      spec.set_name(o.name);
-    }
-    // --threshold and --slo-* add to what the file says.
-    const v1::RunSpec extra = SpecFromOptions(o, "");
-    for (const v1::Threshold& t : extra.thresholds()) {
-      *spec.add_thresholds() = t;
-    }
-    if (extra.has_objectives()) {
-      spec.mutable_objectives()->MergeFrom(extra.objectives());
-    }
-    if (extra.has_records()) {
-      *spec.mutable_records() = extra.records();
+    // Target flags given on the command line override the file's;
+    // --threshold, --slo-* and --records add to it.
+    ApplyFlagsToFileSpec(o, &spec);
+    if (absl::Status v = ValidateSpecForCli(
+            spec, [&o](const std::string& flag) { return o.given.count(flag) > 0; });
+        !v.ok()) {
+      return UsageError(absl::Status(v.code(), absl::StrCat(o.spec_file, ": ", v.message())));
     }
   } else {
-    spec = SpecFromFlags(o, o.url);
+    absl::StatusOr<v1::RunSpec> built = BuildRunSpec(o, o.url);
+    if (!built.ok()) {
+      return UsageError(built.status());
+    }
+    spec = *std::move(built);
   }
   std::string run_id;
   int rc = StartAndFollow(stub.get(), spec, o, &run_id);
@@ -701,6 +724,11 @@ int main(int argc, char** argv) {
   }).detach();
 
   const std::string& cmd = options->command;
+  if (cmd == "local" || cmd == "run") {
+    if (absl::Status s = ReadPromptsFile(&*options); !s.ok()) {
+      return UsageError(s);
+    }
+  }
   // `local` talks to the plaintext services it starts; every other command
   // to services that may want a token and TLS.
   if (cmd != "local" && cmd != "help") {

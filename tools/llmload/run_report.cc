@@ -392,6 +392,10 @@ std::string RenderJson(const ReportInput& in) {
   }
   j.Key("max_loop_lag_ms");
   j.Number(run != nullptr ? run->max_loop_lag_ms() : 0);
+  j.Key("max_cpu_percent_per_loop");
+  j.Number(run != nullptr ? run->max_cpu_percent_per_loop() : 0);
+  j.Key("generator_saturated");
+  j.Bool(run != nullptr && run->generator_saturated());
   j.EndObject();
 
   j.Key("thresholds");

@@ -2,6 +2,7 @@
 
 #include <map>
 
+#include "absl/strings/match.h"
 #include "gtest/gtest.h"
 
 namespace llmload::cli {
@@ -57,11 +58,23 @@ TEST(CliArgsTest, EnvironmentVariablesAndFlagPrecedence) {
 }
 
 TEST(CliArgsTest, BadValuesAreClearErrors) {
+  // Syntax is the parser's; limits are validation's, named by flag.
   auto zero = Parse({"local", "--clients", "0"});
-  ASSERT_FALSE(zero.ok());
-  EXPECT_NE(zero.status().message().find("--clients"), absl::string_view::npos);
-  EXPECT_FALSE(Parse({"local", "--delay", "-1"}).ok());
+  ASSERT_TRUE(zero.ok()) << zero.status();
+  absl::StatusOr<v1::RunSpec> spec = BuildRunSpec(*zero, "http://127.0.0.1:1");
+  ASSERT_FALSE(spec.ok());
+  EXPECT_EQ(spec.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(spec.status().message(),
+            "--clients: must be between 1 and 1000000, got 0 [spec.load.closed.clients]");
+  auto negative_delay = Parse({"local", "--delay", "-1"});
+  ASSERT_TRUE(negative_delay.ok());
+  spec = BuildRunSpec(*negative_delay, "http://127.0.0.1:1");
+  ASSERT_FALSE(spec.ok());
+  EXPECT_TRUE(absl::StartsWith(spec.status().message(), "--delay: ")) << spec.status();
   EXPECT_FALSE(Parse({"local", "--delay", "abc"}).ok());
+  EXPECT_FALSE(Parse({"local", "--delay", "inf"}).ok());
+  EXPECT_FALSE(Parse({"local", "--clients", "1.5"}).ok());
+  EXPECT_FALSE(Parse({"local", "--clients", "99999999999"}).ok());
   EXPECT_FALSE(Parse({"local", "--clients"}).ok());
   EXPECT_FALSE(Parse({"local", "--bogus"}).ok());
   EXPECT_FALSE(Parse({"launch"}).ok());
@@ -109,9 +122,22 @@ TEST(CliArgsTest, ThresholdSpecsParseIntoEveryKind) {
   ASSERT_TRUE(t.ok());
   EXPECT_EQ(t->kind(), v1::THROUGHPUT);
   EXPECT_DOUBLE_EQ(t->above(), 50);
-  for (const char* bad : {"ttft<1s", "ttft:p95", "ttft:p0<1s", "ttft:p95<-1s", "error_rate<2",
-                          "a<1>2", "requests_per_sec>x"}) {
+  for (const char* bad : {"ttft<1s", "ttft:p95", "a<1>2", "requests_per_sec>x", "ttft:pxx<1s",
+                          "ttft:p95<fast", "error_rate<nan"}) {
     EXPECT_FALSE(ParseThreshold(bad).ok()) << bad;
+  }
+  // Well-formed but out of bounds, or an unknown metric: validation says so,
+  // naming the flag.
+  for (const char* out_of_range : {"ttft:p0<1s", "ttft:p95<-1s", "error_rate<2", "bogus:p95<1s"}) {
+    ASSERT_TRUE(ParseThreshold(out_of_range).ok()) << out_of_range;
+    auto o = Parse({"local", "--threshold", out_of_range});
+    ASSERT_TRUE(o.ok()) << o.status();
+    absl::StatusOr<v1::RunSpec> spec = BuildRunSpec(*o, "http://127.0.0.1:1");
+    ASSERT_FALSE(spec.ok()) << out_of_range;
+    EXPECT_TRUE(absl::StartsWith(spec.status().message(), "--threshold: "))
+        << spec.status();
+    EXPECT_TRUE(absl::StrContains(spec.status().message(), "[spec.thresholds[0]"))
+        << spec.status();
   }
 }
 
@@ -154,8 +180,12 @@ TEST(CliArgsTest, LoadModelFlagsBuildTheSpec) {
   EXPECT_FALSE(Parse({"local", "--rate", "5"}).ok());  // needs --duration or --ramp
   EXPECT_FALSE(Parse({"local", "--arrivals", "bursty"}).ok());
   EXPECT_FALSE(Parse({"local", "--ramp", "10"}).ok());
-  EXPECT_FALSE(Parse({"local", "--think", "2:1"}).ok());
+  EXPECT_FALSE(Parse({"local", "--think", "2:x"}).ok());
   EXPECT_FALSE(Parse({"local", "--threshold", "nonsense"}).ok());
+  o = Parse({"local", "--think", "2:1"});  // MAX < MIN: validation's call
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_EQ(BuildRunSpec(*o, "http://h:1").status().message(),
+            "--think: must be >= min (2s), got 1s [spec.load.closed.thinkTime.max]");
 }
 
 TEST(CliArgsTest, ReportCompareAndRecordsFlags) {
@@ -190,8 +220,15 @@ TEST(CliArgsTest, ReportCompareAndRecordsFlags) {
   EXPECT_EQ(spec.records().seed(), 9u);
   EXPECT_EQ(spec.records().max_records(), 50);
   EXPECT_FALSE(SpecFromOptions(*Parse({"local"}), "").has_records());
-  EXPECT_FALSE(Parse({"local", "--records-sample", "1.5"}).ok());
-  EXPECT_FALSE(Parse({"local", "--records-max", "0"}).ok());
+  o = Parse({"local", "--records-sample", "1.5"});
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_TRUE(absl::StartsWith(BuildRunSpec(*o, "http://h:1").status().message(),
+                               "--records-sample: must be in (0, 1]"));
+  o = Parse({"local", "--records-max", "2000000"});
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_TRUE(absl::StartsWith(BuildRunSpec(*o, "http://h:1").status().message(),
+                               "--records-max: must be between 1 and 1000000"));
+  EXPECT_FALSE(Parse({"local", "--records-max", "many"}).ok());
 }
 
 }  // namespace

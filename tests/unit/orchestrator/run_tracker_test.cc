@@ -8,6 +8,7 @@
 #include <deque>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -126,6 +127,8 @@ class RunTrackerTest : public ::testing::Test {
                             fx_);
         } else if (auto* seal = std::get_if<SealEffect>(&e)) {
           seals_.push_back(*seal);
+        } else if (auto* log = std::get_if<LogEffect>(&e)) {
+          logs_.push_back(*log);
         }
       }
     }
@@ -233,6 +236,7 @@ class RunTrackerTest : public ::testing::Test {
   std::map<uint64_t, absl::Status> closed_;
   std::map<std::string, v1::Run> written_;
   std::vector<SealEffect> seals_;
+  std::vector<LogEffect> logs_;
 };
 
 TEST_F(RunTrackerTest, HungWorkerIsLostAfterTheTimeoutAndItsClientsMoveWithTheirCyclesLeft) {
@@ -658,6 +662,33 @@ TEST_F(RunTrackerTest, StaleStreamCloseIsIgnored) {
   EXPECT_EQ(Get(run.id()).state(), v1::RUNNING);
 }
 
+// An idle worker's record is erased when its stream ends; the log line must
+// still tell a worker that said it was leaving from one that just went away
+// (the flag was once read from the erased record: ASan's use-after-free).
+TEST_F(RunTrackerTest, IdleWorkerWhoseStreamEndsIsForgottenSayingWhetherItLeft) {
+  Attach("a");
+  Attach("b");
+  v1::WorkerMessage leaving;
+  leaving.mutable_leaving()->set_reason("SIGTERM");
+  ASSERT_TRUE(tracker_->OnMessage(stream_of_["b"], leaving, now_, fx_).ok());
+  Process();
+  logs_.clear();
+  tracker_->OnStreamClosed(stream_of_["b"], now_, fx_);
+  Process();
+  ASSERT_EQ(logs_.size(), 1u);
+  EXPECT_EQ(logs_[0].message, "Worker left.");
+  EXPECT_THAT(logs_[0].fields, ::testing::Contains(std::make_pair(std::string("worker_id"),
+                                                                  std::string("b"))));
+  EXPECT_EQ(tracker_->NumWorkersForTest(), 1u);
+
+  logs_.clear();
+  tracker_->OnStreamClosed(stream_of_["a"], now_, fx_);
+  Process();
+  ASSERT_EQ(logs_.size(), 1u);
+  EXPECT_EQ(logs_[0].message, "Worker detached.");
+  EXPECT_EQ(tracker_->NumWorkersForTest(), 0u);
+}
+
 TEST_F(RunTrackerTest, HeartbeatsWithASequenceGetALease) {
   const uint64_t s = Attach("a");
   v1::WorkerMessage hb;
@@ -729,6 +760,56 @@ TEST_F(RunTrackerTest, RefusesASpecOverTheOperatorsCapsNamingTheFlag) {
   EXPECT_TRUE(written_.empty());
   EXPECT_TRUE(Assigned("a").empty());
   EXPECT_EQ(Start(ClosedSpec(10, 1, 0)).state(), v1::RUNNING);
+}
+
+TEST_F(RunTrackerTest, AWorkerOverNinetyPercentCpuPerLoopOrFiftyMsLagFlagsTheRunAtOnce) {
+  Attach("a");
+  const v1::Run run = Start(ClosedSpec(2, 100, 0));
+  auto heartbeat = [&](double cpu, double lag_ms) {
+    v1::WorkerMessage hb;
+    hb.mutable_heartbeat()->set_cpu_percent(cpu);
+    hb.mutable_heartbeat()->set_loop_lag_ms(lag_ms);
+    EXPECT_TRUE(tracker_->OnMessage(stream_of_["a"], hb, now_, fx_).ok());
+    Process();
+  };
+  heartbeat(85, 20);  // busy, not saturated
+  EXPECT_FALSE(Get(run.id()).generator_saturated());
+  EXPECT_FALSE(written_[run.id()].generator_saturated());
+  heartbeat(96, 3);  // one event loop (threads unset counts as one)
+  v1::Run now = Get(run.id());
+  EXPECT_TRUE(now.generator_saturated());
+  EXPECT_TRUE(HasEvent(now, "worker a saturated"));
+  EXPECT_TRUE(written_[run.id()].generator_saturated()) << "stored and pushed at once";
+  heartbeat(99, 80);  // said once
+  int events = 0;
+  const v1::Run after = Get(run.id());
+  for (const v1::RunEvent& e : after.events()) {
+    events += absl::StrContains(e.message(), "saturated") ? 1 : 0;
+  }
+  EXPECT_EQ(events, 1);
+}
+
+TEST_F(RunTrackerTest, CpuIsMeasuredPerEventLoopAndLagAloneAlsoFlags) {
+  const uint64_t stream = next_stream_++;
+  v1::WorkerMessage hello;
+  hello.mutable_hello()->set_worker_id("four-loops");
+  hello.mutable_hello()->set_capacity(100);
+  hello.mutable_hello()->set_threads(4);
+  hello.mutable_hello()->set_incarnation("four-loops-1");
+  ASSERT_TRUE(tracker_->OnMessage(stream, hello, now_, fx_).ok());
+  stream_of_["four-loops"] = stream;
+  Process();
+  const v1::Run run = Start(ClosedSpec(2, 100, 0));
+  v1::WorkerMessage hb;
+  hb.mutable_heartbeat()->set_cpu_percent(300);  // 75 % of each of 4 loops
+  ASSERT_TRUE(tracker_->OnMessage(stream, hb, now_, fx_).ok());
+  Process();
+  EXPECT_FALSE(Get(run.id()).generator_saturated());
+  hb.mutable_heartbeat()->set_cpu_percent(100);
+  hb.mutable_heartbeat()->set_loop_lag_ms(120);
+  ASSERT_TRUE(tracker_->OnMessage(stream, hb, now_, fx_).ok());
+  Process();
+  EXPECT_TRUE(Get(run.id()).generator_saturated());
 }
 
 }  // namespace
