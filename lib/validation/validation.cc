@@ -219,6 +219,11 @@ void CheckTarget(const v1::Target& target, Checker& check) {
                   "required, e.g. \"http://127.0.0.1:8080\" (or several in spec.target.urls)");
   }
   for (const TargetUrl& u : urls) {
+    if (target.urls_size() > 0 && u.url->empty()) {
+      check.Invalid(u.path, "empty: every entry is a target base URL, e.g. "
+                            "\"http://127.0.0.1:8080\"");
+      continue;
+    }
     CheckUrl(u.path, *u.url, /*required=*/true, check);
   }
   CheckUrl("spec.target.wsUrl", target.ws_url(), /*required=*/false, check);

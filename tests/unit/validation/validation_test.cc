@@ -138,7 +138,9 @@ TEST(ValidateRunSpecTest, EachOfSeveralUrlsIsCheckedLikeUrl) {
     std::string mentions;
   };
   const std::vector<Case> cases = {
-      {{"http://127.0.0.1:1", ""}, "spec.target.urls[1]", "required"},
+      {{"http://127.0.0.1:1", ""}, "spec.target.urls[1]", "empty: every entry is a target"},
+      {{"", "http://127.0.0.1:1"}, "spec.target.urls[0]", "empty"},
+      {{"http://a:1", "http://user:pw@b:2/"}, "spec.target.urls[1]", "must not carry credentials"},
       {{"http://127.0.0.1:1", "http://127.0.0.1:2", "ftp://x/"}, "spec.target.urls[2]",
        "scheme must be http, https, ws or wss"},
       {{"/relative"}, "spec.target.urls[0]", "not a valid absolute URL"},
