@@ -6,7 +6,6 @@
 #include <sys/wait.h>
 
 #include <cerrno>
-
 #include <chrono>
 #include <cstdint>
 #include <map>
@@ -746,20 +745,29 @@ TEST_F(EmulatorTest, GroupRelaysRunsToTheSubscribersProcess) {
     }
   }
   // Two of the three runs came in away from the subscriber: each was sent
-  // to both siblings and streamed by exactly one.
+  // to both siblings and streamed by exactly one. The sibling without the
+  // subscriber reads its copy on its own time: wait for it.
   uint64_t sent = 0;
   uint64_t received = 0;
   uint64_t started = 0;
   uint64_t runs = 0;
-  for (auto& [pid, conn] : by_pid) {
-    const auto stats = testing_util::ParseEmulatorStats(conn->Request(http::verb::get, "/stats").body);
-    ASSERT_TRUE(stats.has_value());
-    EXPECT_EQ(stats->pid, pid);
-    sent += stats->relayed_sent;
-    received += stats->relayed_received;
-    started += stats->relayed_started;
-    runs += stats->RequestsOf("CENTRIFUGO_EMULATOR");
-  }
+  EXPECT_TRUE(testing_util::WaitUntil(
+      [&] {
+        sent = received = started = runs = 0;
+        for (auto& [pid, conn] : by_pid) {
+          const auto stats =
+              testing_util::ParseEmulatorStats(conn->Request(http::verb::get, "/stats").body);
+          if (!stats.has_value() || stats->pid != pid) {
+            return false;
+          }
+          sent += stats->relayed_sent;
+          received += stats->relayed_received;
+          started += stats->relayed_started;
+          runs += stats->RequestsOf("CENTRIFUGO_EMULATOR");
+        }
+        return received >= 4;
+      },
+      absl::Seconds(10), "both siblings reading each relayed run"));
   EXPECT_EQ(runs, 3u);
   EXPECT_EQ(sent, 2u);
   EXPECT_EQ(received, 4u);
@@ -795,17 +803,28 @@ TEST_F(EmulatorTest, ManySessionsStreamAcrossAGroupOfProcesses) {
     EXPECT_EQ(joined, texts[i]) << i;
   }
   std::map<int64_t, testing_util::EmulatorStats> by_pid;
-  ASSERT_TRUE(testing_util::CollectEmulatorStats(port_, 3, absl::Seconds(20), &by_pid));
   uint64_t runs = 0;
   uint64_t sent = 0;
   uint64_t received = 0;
   uint64_t started = 0;
-  for (const auto& [pid, stats] : by_pid) {
-    runs += stats.RequestsOf("CENTRIFUGO_EMULATOR");
-    sent += stats.relayed_sent;
-    received += stats.relayed_received;
-    started += stats.relayed_started;
-  }
+  // A relayed run reaches the sibling without the subscriber on its own
+  // time: wait until every copy is read.
+  EXPECT_TRUE(testing_util::WaitUntil(
+      [&] {
+        if (!testing_util::CollectEmulatorStats(port_, 3, absl::Seconds(5), &by_pid)) {
+          return false;
+        }
+        runs = sent = received = started = 0;
+        for (const auto& [pid, stats] : by_pid) {
+          runs += stats.RequestsOf("CENTRIFUGO_EMULATOR");
+          sent += stats.relayed_sent;
+          received += stats.relayed_received;
+          started += stats.relayed_started;
+        }
+        return received >= 2 * sent;
+      },
+      absl::Seconds(20), "every relayed run read by both siblings"));
+  EXPECT_EQ(by_pid.size(), 3u);
   EXPECT_EQ(runs, static_cast<uint64_t>(kSessions));
   // Each relayed run went to both siblings and was streamed exactly once.
   EXPECT_EQ(received, 2 * sent);
