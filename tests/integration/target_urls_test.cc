@@ -1,11 +1,14 @@
 // Targets larger than one process, end to end through orchestrator, two
 // workers and the collector:
 //  - target.urls: sessions spread exactly evenly over several emulators,
-//    counted on the emulators' side (GET /stats), and every URL checked by
+//    counted on the emulators' side (GET /stats), from a spec or from
+//    `llmload run --url A --url B --url C`, and every URL checked by
 //    validation and the allowlist before anything starts;
 //  - one emulator serving its port from several processes (--processes):
 //    a run's sessions land in more than one process and all complete.
 
+#include <iostream>
+#include <map>
 #include <memory>
 #include <set>
 #include <string>
@@ -130,6 +133,27 @@ TEST_F(TargetUrlsTest, CentrifugoRunSpreadsRequestsExactlyEvenly) {
                   before[i].RequestsOf("CENTRIFUGO_EMULATOR"),
               6u)
         << "emulator on port " << ports_[i];
+  }
+}
+
+// `llmload run` with --url given three times fills target.urls: the same
+// exact spread as a spec naming them.
+TEST_F(TargetUrlsTest, CliRunWithRepeatedUrlSpreadsSessionsEvenly) {
+  std::vector<EmulatorStats> before;
+  std::string cli =
+      absl::StrCat("timeout 60 ", BinPath("llmload"), " --orchestrator 127.0.0.1:",
+                   orchestrator_port_,
+                   " run --protocol ws_chat --clients 6 --cycles 1 --max-concurrent 6 --length 4"
+                   " --delay 0.001 --progress-interval 60");
+  for (int port : ports_) {
+    before.push_back(StatsOf(port));
+    absl::StrAppend(&cli, " --url ws://127.0.0.1:", port, "/api/ws");
+  }
+  const testing_util::ShellResult r = testing_util::RunShell(cli);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  for (size_t i = 0; i < ports_.size(); ++i) {
+    EXPECT_EQ(StatsOf(ports_[i]).RequestsOf("WS_CHAT") - before[i].RequestsOf("WS_CHAT"), 2u)
+        << "emulator on port " << ports_[i] << "\n" << r.output;
   }
 }
 
