@@ -301,7 +301,15 @@ class Supervisor {
       // up its handler yet: that is the stop asked for.
       const bool clean = (WIFEXITED(status) && WEXITSTATUS(status) == 0) ||
                          (stopping_ && WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM);
-      if (!stopping_) {
+      if (!stopping_ && reported_ && WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+        // A process exits 0 only after SIGINT or SIGTERM: someone stopped
+        // it directly, as Ctrl-C does to the whole process group (when the
+        // child's signal is handled before ours). Stop the rest the same way.
+        LLMLOAD_LOG(kInfo, "Emulator process stopped; stopping the group.")
+            .Kv("process", index)
+            .Kv("pid", static_cast<int64_t>(pid));
+        StopAll();
+      } else if (!stopping_) {
         LLMLOAD_LOG(kError, "Emulator process ended unexpectedly; stopping the group.")
             .Kv("process", index)
             .Kv("pid", static_cast<int64_t>(pid))

@@ -17,8 +17,10 @@
 //      over the listening processes;
 //   4. once all are ready the supervisor reports the ports (on_ready); on
 //      SIGINT or SIGTERM it sends SIGTERM to every process and waits for
-//      them (SIGKILL after the grace); when one process ends on its own it
-//      stops the others and exits non-zero.
+//      them (SIGKILL after the grace); when one process fails it stops the
+//      others and exits non-zero, and when one is stopped (exits 0 after its
+//      own SIGINT/SIGTERM, as Ctrl-C sends to the whole process group) it
+//      stops the others and exits 0.
 // A process whose supervisor dies gets SIGTERM (PR_SET_PDEATHSIG).
 //
 // Logs: the supervisor logs as "emulator", process i as "emulator[i]".
@@ -80,7 +82,8 @@ struct GroupReady {
 
 // Runs the supervisor until the group has ended; `args` is the command line
 // each process is started with (argv, argv[0] first). Returns the exit code:
-// 0 after SIGINT/SIGTERM when every process stopped cleanly; the code of a
+// 0 after SIGINT/SIGTERM (to the supervisor, or to one of the processes)
+// when every process stopped cleanly; the code of a
 // process that failed before the group was ready (2 for a bad config or a
 // port in use); 1 when a process ended unexpectedly later, or had to be
 // killed.

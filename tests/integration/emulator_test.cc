@@ -891,6 +891,25 @@ TEST_F(EmulatorTest, GroupStopsWhenOneProcessDies) {
       << log;
 }
 
+// SIGTERM to one process (Ctrl-C reaches every process of the terminal's
+// group, the supervisor's children too): the group stops cleanly, exit 0.
+TEST_F(EmulatorTest, GroupStopsCleanlyWhenOneProcessIsStopped) {
+  StartEmulator({"--processes=2", "--threads=1"});
+  const std::vector<pid_t> pids = GroupPids();
+  ASSERT_EQ(pids.size(), 2u);
+  ASSERT_EQ(::kill(pids[0], SIGTERM), 0);
+  EXPECT_EQ(process_->Wait(absl::Seconds(20)), 0);
+  EXPECT_TRUE(Gone(pids[0]));
+  EXPECT_TRUE(Gone(pids[1]));
+  const std::string log = process_->ReadLog();
+  EXPECT_NE(log.find("Emulator process stopped; stopping the group. [process=0, pid=" +
+                     std::to_string(pids[0]) + "]"),
+            std::string::npos)
+      << log;
+  EXPECT_EQ(log.find("unexpectedly"), std::string::npos) << log;
+  EXPECT_NE(log.find("INFO emulator Emulator stopped. [exit_code=0]"), std::string::npos) << log;
+}
+
 TEST_F(EmulatorTest, GroupWithABadConfigFailsOnceBeforeStarting) {
   log_path_ = testing_util::MakeTempDir("emulator_test") + "/emulator.log";
   process_ = ChildProcess::Start(BinPath("llmload-emulator"),
