@@ -96,6 +96,8 @@ void InitLogging(std::string_view component, LogLevel level, bool json) {
   g_json.store(json);
 }
 
+void SetLogComponent(std::string_view component) { *g_component = std::string(component); }
+
 bool LogEnabled(LogLevel level) { return static_cast<int>(level) >= g_level.load(std::memory_order_relaxed); }
 
 LogLine::~LogLine() {

@@ -33,6 +33,9 @@ bool ParseLogLevel(std::string_view text, LogLevel* level);
 
 // Set once at start-up, before threads start.
 void InitLogging(std::string_view component, LogLevel level, bool json);
+// Renames the component after InitLogging (e.g. "emulator[2]" for one
+// process of a group), also before threads start.
+void SetLogComponent(std::string_view component);
 bool LogEnabled(LogLevel level);
 
 class LogLine {

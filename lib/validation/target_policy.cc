@@ -10,6 +10,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "boost/url/parse.hpp"
+#include "lib/validation/target_urls.h"
 
 namespace llmload::validation {
 namespace {
@@ -213,18 +214,18 @@ absl::Status TargetPolicy::CheckResolved(std::string_view host,
 }
 
 absl::Status TargetPolicy::CheckSpec(const v1::RunSpec& spec) const {
-  for (const auto& [field, url] :
-       {std::pair<const char*, const std::string*>{"spec.target.url", &spec.target().url()},
-        {"spec.target.wsUrl", &spec.target().ws_url()}}) {
-    if (url->empty()) {
+  std::vector<TargetUrl> urls = TargetUrls(spec.target());
+  urls.push_back(TargetUrl{"spec.target.wsUrl", &spec.target().ws_url()});
+  for (const TargetUrl& u : urls) {
+    if (u.url->empty()) {
       continue;
     }
-    auto parsed = boost::urls::parse_uri(*url);
+    auto parsed = boost::urls::parse_uri(*u.url);
     if (!parsed) {
-      return absl::InvalidArgumentError(absl::StrCat(field, ": not a valid absolute URL"));
+      return absl::InvalidArgumentError(absl::StrCat(u.path, ": not a valid absolute URL"));
     }
     if (absl::Status s = CheckHost(std::string(parsed->encoded_host())); !s.ok()) {
-      return absl::Status(s.code(), absl::StrCat(field, ": ", s.message()));
+      return absl::Status(s.code(), absl::StrCat(u.path, ": ", s.message()));
     }
   }
   return absl::OkStatus();

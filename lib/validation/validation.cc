@@ -22,6 +22,7 @@
 #include "lib/common/redact.h"
 #include "lib/load/verdict.h"
 #include "lib/metrics/metrics.h"
+#include "lib/validation/target_urls.h"
 
 namespace llmload::validation {
 namespace {
@@ -198,15 +199,40 @@ void CheckTarget(const v1::Target& target, Checker& check) {
     check.Invalid("spec.target.protocol", absl::StrCat("unknown value ", static_cast<int>(protocol)));
   }
 
-  CheckUrl("spec.target.url", target.url(), /*required=*/true, check);
+  // One URL or several (target_urls.h), never both.
+  if (target.urls_size() > 0 && !target.url().empty()) {
+    check.Invalid("spec.target.urls",
+                  "give spec.target.url (one target) or spec.target.urls (several), not both");
+  }
+  if (target.urls_size() > kMaxTargetUrls) {
+    check.Invalid("spec.target.urls",
+                  absl::StrCat("at most ", kMaxTargetUrls, " URLs, got ", target.urls_size()));
+  }
+  if (target.urls_size() > 0 && !target.ws_url().empty()) {
+    check.Invalid("spec.target.wsUrl",
+                  "cannot be combined with spec.target.urls: each of the URLs serves its own "
+                  "WebSocket");
+  }
+  std::vector<TargetUrl> urls = TargetUrls(target);
+  if (target.urls_size() == 0 && target.url().empty()) {
+    check.Invalid("spec.target.url",
+                  "required, e.g. \"http://127.0.0.1:8080\" (or several in spec.target.urls)");
+  }
+  for (const TargetUrl& u : urls) {
+    if (target.urls_size() > 0 && u.url->empty()) {
+      check.Invalid(u.path, "empty: every entry is a target base URL, e.g. "
+                            "\"http://127.0.0.1:8080\"");
+      continue;
+    }
+    CheckUrl(u.path, *u.url, /*required=*/true, check);
+  }
   CheckUrl("spec.target.wsUrl", target.ws_url(), /*required=*/false, check);
-  for (const auto& [path, url] : {std::pair<const char*, const std::string*>{"spec.target.url",
-                                                                            &target.url()},
-                                  {"spec.target.wsUrl", &target.ws_url()}}) {
-    const std::string lower = absl::AsciiStrToLower(*url);
+  urls.push_back(TargetUrl{"spec.target.wsUrl", &target.ws_url()});
+  for (const TargetUrl& u : urls) {
+    const std::string lower = absl::AsciiStrToLower(*u.url);
     if ((absl::StartsWith(lower, "https://") || absl::StartsWith(lower, "wss://")) &&
         target.protocol() == v1::CENTRIFUGO_EMULATOR) {
-      check.Unimplemented(path, "TLS is not supported for CENTRIFUGO_EMULATOR targets yet");
+      check.Unimplemented(u.path, "TLS is not supported for CENTRIFUGO_EMULATOR targets yet");
     }
   }
   for (int i = 0; i < target.source_addresses_size(); ++i) {

@@ -265,8 +265,9 @@ ResponsePlan MakePlan(const BehaviourConfig& config, Protocol protocol, uint64_t
 
 ResponsePlan Behaviour::Plan(Protocol protocol, std::string_view prompt,
                              const RequestOverrides& overrides) {
-  const uint64_t index =
+  const uint64_t n =
       counters_[static_cast<size_t>(protocol)].fetch_add(1, std::memory_order_relaxed);
+  const uint64_t index = first_index_ + n * stride_;
   ResponsePlan plan = MakePlan(config_, protocol, index, prompt, overrides);
   plan.protocol = protocol;
   plan.origin = this;

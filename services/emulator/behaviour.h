@@ -9,7 +9,9 @@
 // protocol, request index, position). Requests of one protocol are numbered
 // 0, 1, 2, … in arrival order by a per-protocol atomic counter, so a run of
 // N requests of a protocol with the same seed and rates draws exactly the
-// same multiset of faults and delays whatever the concurrency. The words of
+// same multiset of faults and delays whatever the concurrency. In a group of
+// processes (--processes N) process i numbers its requests i, i+N, i+2N, …,
+// so no index is drawn twice across the group. The words of
 // a response depend only on (seed, prompt, length) (lorem.h), so a
 // streaming and a non-streaming request with the same prompt produce the
 // same text.
@@ -138,7 +140,10 @@ double UnitRandom(uint64_t seed, Protocol protocol, uint64_t index, uint64_t str
 
 class Behaviour {
  public:
-  explicit Behaviour(BehaviourConfig config) : config_(config) {}
+  // Requests are numbered first_index, first_index + stride, … (stride 1 in
+  // a single process; see the group numbering above).
+  explicit Behaviour(BehaviourConfig config, uint64_t first_index = 0, uint64_t stride = 1)
+      : config_(config), first_index_(first_index), stride_(stride == 0 ? 1 : stride) {}
   Behaviour(const Behaviour&) = delete;
   Behaviour& operator=(const Behaviour&) = delete;
 
@@ -165,6 +170,8 @@ class Behaviour {
 
  private:
   const BehaviourConfig config_;
+  const uint64_t first_index_;
+  const uint64_t stride_;
   std::array<std::atomic<uint64_t>, kProtocolCount> counters_{};
   std::array<std::atomic<uint64_t>, kProtocolCount> abandoned_{};
 };

@@ -18,6 +18,10 @@ absl::Status Validate(const EmulatorConfig& c) {
   if (c.threads < 1 || c.threads > 1024) {
     return absl::InvalidArgumentError(absl::StrCat("threads: must be in [1, 1024], got ", c.threads));
   }
+  if (c.processes < 1 || c.processes > kMaxProcesses) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("processes: must be in [1, ", kMaxProcesses, "], got ", c.processes));
+  }
   if (c.length_words < kMinLengthWords || c.length_words > kMaxLengthWords) {
     return absl::InvalidArgumentError(absl::StrCat("length_words: must be in [", kMinLengthWords,
                                                    ", ", kMaxLengthWords, "], got ",

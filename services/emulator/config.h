@@ -19,11 +19,16 @@ namespace llmload::emulator {
 inline constexpr int32_t kMinLengthWords = 1;
 inline constexpr int32_t kMaxLengthWords = 100000;
 inline constexpr double kMaxTokenDelaySeconds = 60.0;
+inline constexpr int32_t kMaxProcesses = 256;
 
 struct EmulatorConfig {
   std::string host = "127.0.0.1";
   uint16_t port = 8080;  // 0 = any free port (the bound one is logged)
-  int32_t threads = 1;   // event-loop threads, one io_context each
+  int32_t threads = 1;   // event-loop threads, one io_context each (per process)
+  // Processes serving the port(s) together (SO_REUSEPORT), each with its own
+  // `threads` loops and `max_connections`; above 1 a supervisor starts them
+  // (process_group.h).
+  int32_t processes = 1;
 
   // Response shape of /api/run (llm-emulator RESPONSE_LENGTH_WORDS and
   // TOKEN_DELAY_SECONDS); a run may override both.

@@ -4,15 +4,21 @@
 // over TLS on a second port when given a certificate and key.
 
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <csignal>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
+#include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/time/time.h"
 #include "boost/asio/io_context.hpp"
 #include "boost/asio/signal_set.hpp"
@@ -20,6 +26,7 @@
 #include "lib/common/log.h"
 #include "services/common/flags.h"
 #include "services/emulator/config.h"
+#include "services/emulator/process_group.h"
 #include "services/emulator/server.h"
 
 namespace {
@@ -44,6 +51,47 @@ void RaiseFileLimit() {
   }
 }
 
+// The line scripts and tests wait for: the whole target is up.
+void LogListening(const llmload::emulator::EmulatorConfig& config, uint16_t port,
+                  uint16_t tls_port, const std::string& pids) {
+  if (!llmload::LogEnabled(llmload::LogLevel::kInfo)) {
+    return;
+  }
+  llmload::LogLine line(llmload::LogLevel::kInfo, "Emulator listening.");
+  line.Kv("address", config.host)
+      .Kv("port", port)
+      .Kv("tls_port", tls_port)
+      .Kv("threads", config.threads)
+      .Kv("processes", config.processes);
+  if (!pids.empty()) {
+    line.Kv("pids", pids);
+  }
+  line.Kv("protocols",
+          "CENTRIFUGO_EMULATOR,REALM,WS_CHAT,OPENAI_CHAT,ANTHROPIC_MESSAGES,GEMINI,HTTP_JSON")
+      .Kv("length_words", config.length_words)
+      .Kv("token_delay_seconds", config.token_delay_seconds)
+      .Kv("token_delay_distribution",
+          llmload::emulator::DelayDistributionName(config.token_delay_distribution))
+      .Kv("seed", config.seed);
+}
+
+// --processes N: this process supervises N copies of itself on one port.
+int RunSupervisor(const llmload::emulator::EmulatorConfig& config, int argc, char** argv) {
+  llmload::emulator::GroupOptions options;
+  options.host = config.host;
+  options.port = config.port;
+  options.tls = llmload::emulator::TlsEnabled(config);
+  options.tls_port = config.tls_port;
+  options.processes = config.processes;
+  const std::vector<std::string> args(argv, argv + argc);
+  const int code = llmload::emulator::RunProcessGroup(
+      options, args, [&](const llmload::emulator::GroupReady& ready) {
+        LogListening(config, ready.port, ready.tls_port, absl::StrJoin(ready.pids, ","));
+      });
+  LLMLOAD_LOG(kInfo, "Emulator stopped.").Kv("exit_code", code);
+  return code;
+}
+
 }  // namespace
 
 ABSL_FLAG(std::string, host, llmload::EnvOr("LLMLOAD_EMULATOR_HOST", "127.0.0.1"),
@@ -51,7 +99,12 @@ ABSL_FLAG(std::string, host, llmload::EnvOr("LLMLOAD_EMULATOR_HOST", "127.0.0.1"
 ABSL_FLAG(uint16_t, port, llmload::EnvOr("LLMLOAD_EMULATOR_PORT", uint16_t{8080}),
           "HTTP/WebSocket port; 0 picks a free one (env LLMLOAD_EMULATOR_PORT).");
 ABSL_FLAG(int32_t, threads, llmload::EnvOr("LLMLOAD_EMULATOR_THREADS", DefaultThreads()),
-          "Event-loop threads (env LLMLOAD_EMULATOR_THREADS; default: hardware concurrency).");
+          "Event-loop threads per process (env LLMLOAD_EMULATOR_THREADS; default: hardware "
+          "concurrency).");
+ABSL_FLAG(int32_t, processes, llmload::EnvOr("LLMLOAD_EMULATOR_PROCESSES", int32_t{1}),
+          "Processes serving the same port(s) with SO_REUSEPORT, 1..256, each with its own "
+          "--threads loops, --max_connections and file-descriptor limit; above 1 this process "
+          "supervises them (env LLMLOAD_EMULATOR_PROCESSES).");
 ABSL_FLAG(int32_t, length_words, llmload::EnvOr("RESPONSE_LENGTH_WORDS", int32_t{100}),
           "Words per /api/run response, 1..100000; a run's \"length_words\" overrides it "
           "(env RESPONSE_LENGTH_WORDS).");
@@ -167,11 +220,16 @@ int main(int argc, char** argv) {
                        "  HTTP_JSON            POST /v1/generate (also /v1/json, /api/generate)\n"
                        "Per-request extension headers on every HTTP protocol: x-llmload-fault "
                        "(500|429|error_event|disconnect|malformed),\nx-llmload-token-delay-ms, "
-                       "x-llmload-length-words, x-llmload-ttft-ms.");
+                       "x-llmload-length-words, x-llmload-ttft-ms.\n"
+                       "GET /stats: this process's connections, requests per protocol and relayed "
+                       "runs (JSON).\n"
+                       "--processes N: N processes share the port(s) (SO_REUSEPORT) under this "
+                       "one.");
   llmload::emulator::EmulatorConfig config;
   config.host = absl::GetFlag(FLAGS_host);
   config.port = absl::GetFlag(FLAGS_port);
   config.threads = absl::GetFlag(FLAGS_threads);
+  config.processes = absl::GetFlag(FLAGS_processes);
   config.length_words = absl::GetFlag(FLAGS_length_words);
   config.token_delay_seconds = absl::GetFlag(FLAGS_token_delay_seconds);
   config.jwt_secret = absl::GetFlag(FLAGS_jwt_secret);
@@ -211,8 +269,35 @@ int main(int argc, char** argv) {
   config.tls_cert_file = absl::GetFlag(FLAGS_tls_cert_file);
   config.tls_key_file = absl::GetFlag(FLAGS_tls_key_file);
 
+  // One process of a group started by a supervisor (process_group.h)?
+  std::optional<llmload::emulator::ChildRole> role;
+  if (const char* env = std::getenv(llmload::emulator::kProcessRoleEnv); env != nullptr) {
+    auto parsed = llmload::emulator::ParseChildRole(env);
+    if (!parsed.ok()) {
+      std::fprintf(stderr, "llmload-emulator: %s\n", parsed.status().ToString().c_str());
+      return 2;
+    }
+    role = *std::move(parsed);
+    llmload::SetLogComponent(absl::StrCat("emulator[", role->member.index, "]"));
+    config.port = role->port;
+    config.tls_port = role->tls_port;
+  }
+  if (absl::Status s = llmload::emulator::Validate(config); !s.ok()) {
+    std::fprintf(stderr, "llmload-emulator: %s\n", s.ToString().c_str());
+    return 2;
+  }
+  if (!role.has_value() && config.processes > 1) {
+    if (absl::Status s = llmload::emulator::EmulatorServer::CheckStartup(config); !s.ok()) {
+      std::fprintf(stderr, "llmload-emulator: %s\n", s.ToString().c_str());
+      return 2;
+    }
+    return RunSupervisor(config, argc, argv);
+  }
+
   RaiseFileLimit();
-  auto server = llmload::emulator::EmulatorServer::Create(config);
+  auto server = role.has_value()
+                    ? llmload::emulator::EmulatorServer::Create(config, std::move(role->member))
+                    : llmload::emulator::EmulatorServer::Create(config);
   if (!server.ok()) {
     std::fprintf(stderr, "llmload-emulator: %s\n", server.status().ToString().c_str());
     return 2;
@@ -227,18 +312,17 @@ int main(int argc, char** argv) {
     }
   });
   (*server)->Start();
-  LLMLOAD_LOG(kInfo, "Emulator listening.")
-      .Kv("address", config.host)
-      .Kv("port", (*server)->port())
-      .Kv("tls_port", (*server)->tls_port())
-      .Kv("threads", config.threads)
-      .Kv("protocols",
-          "CENTRIFUGO_EMULATOR,REALM,WS_CHAT,OPENAI_CHAT,ANTHROPIC_MESSAGES,GEMINI,HTTP_JSON")
-      .Kv("length_words", config.length_words)
-      .Kv("token_delay_seconds", config.token_delay_seconds)
-      .Kv("token_delay_distribution",
-          llmload::emulator::DelayDistributionName(config.token_delay_distribution))
-      .Kv("seed", config.seed);
+  if (role.has_value()) {
+    LLMLOAD_LOG(kInfo, "Emulator process listening.")
+        .Kv("process", role->member.index)
+        .Kv("pid", static_cast<int64_t>(::getpid()))
+        .Kv("port", (*server)->port())
+        .Kv("tls_port", (*server)->tls_port())
+        .Kv("threads", config.threads);
+    llmload::emulator::SignalReady(role->ready_fd);
+  } else {
+    LogListening(config, (*server)->port(), (*server)->tls_port(), "");
+  }
   signal_context.run();
   LLMLOAD_LOG(kInfo, "Emulator stopping.").Kv("signal", received);
   (*server)->Shutdown(absl::Seconds(2));

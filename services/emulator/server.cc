@@ -1,5 +1,8 @@
 #include "services/emulator/server.h"
 
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <cerrno>
 #include <chrono>
 #include <cmath>
@@ -23,6 +26,10 @@ namespace {
 
 namespace net = boost::asio;
 using tcp = net::ip::tcp;
+
+// Every process of a group binds the same port; the kernel spreads
+// connections over them.
+using ReusePort = net::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
 
 std::chrono::nanoseconds Seconds(double s) {
   return std::chrono::nanoseconds(static_cast<int64_t>(std::llround(s * 1e9)));
@@ -97,18 +104,68 @@ absl::StatusOr<RealmOptions> MakeRealmOptions(const EmulatorConfig& c) {
 
 }  // namespace
 
+absl::StatusOr<net::ip::address> ListenAddress(const std::string& host) {
+  boost::system::error_code ec;
+  const net::ip::address address =
+      net::ip::make_address(host == "localhost" ? "127.0.0.1" : host, ec);
+  if (ec) {
+    return absl::InvalidArgumentError(absl::StrCat("host: '", host, "' is not an IP address"));
+  }
+  return address;
+}
+
 bool EmulatorServer::SessionRunPublisher::StartRun(std::string_view session_id,
                                                    ResponsePlan plan) {
   std::string channel = "session:";
   channel.append(session_id);
-  return hub_->StartTokenStream(channel, std::move(plan));
+  if (server_->relay_ == nullptr) {
+    return server_->hub_.StartTokenStream(channel, std::move(plan));
+  }
+  // The frame is cut before the plan moves into the hub: if nobody here
+  // listens, one of the siblings may.
+  std::string frame = EncodeRunFrame(session_id, plan);
+  if (server_->hub_.StartTokenStream(channel, std::move(plan))) {
+    return true;
+  }
+  server_->runs_relayed_out_.fetch_add(1, std::memory_order_relaxed);
+  server_->relay_->Broadcast(std::move(frame));
+  return true;
 }
 
-EmulatorServer::EmulatorServer(const EmulatorConfig& config, RealmOptions realm_options)
+void EmulatorServer::OnRelayedRun(RelayedRun&& run) {
+  runs_relayed_in_.fetch_add(1, std::memory_order_relaxed);
+  if (hub_.StartTokenStream("session:" + run.session_id, std::move(run.plan))) {
+    runs_relayed_started_.fetch_add(1, std::memory_order_relaxed);
+  }
+}
+
+std::string EmulatorServer::StatsJson() const {
+  std::string out = absl::StrCat(
+      "{\"pid\":", static_cast<int64_t>(::getpid()), ",\"process\":", member_.index,
+      ",\"processes\":", member_.count,
+      ",\"connections_accepted\":", accepted_connections_.load(std::memory_order_relaxed),
+      ",\"open_connections\":", open_connections(), ",\"requests\":{");
+  for (size_t p = 0; p < kProtocolCount; ++p) {
+    const auto protocol = static_cast<Protocol>(p);
+    const std::string_view name = ProtocolName(protocol);
+    absl::StrAppend(&out, p == 0 ? "" : ",", "\"", absl::string_view(name.data(), name.size()),
+                    "\":", behaviour_.RequestCount(protocol));
+  }
+  absl::StrAppend(&out, "},\"relayed_runs\":{\"sent\":",
+                  runs_relayed_out_.load(std::memory_order_relaxed),
+                  ",\"received\":", runs_relayed_in_.load(std::memory_order_relaxed),
+                  ",\"started\":", runs_relayed_started_.load(std::memory_order_relaxed), "}}");
+  return out;
+}
+
+EmulatorServer::EmulatorServer(const EmulatorConfig& config, RealmOptions realm_options,
+                               GroupMember member)
     : config_(config),
-      behaviour_(BehaviourOf(config)),
+      member_(std::move(member)),
+      behaviour_(BehaviourOf(config), static_cast<uint64_t>(member_.index),
+                 static_cast<uint64_t>(member_.count)),
       hub_([] { return NewEpoch(); }),
-      publisher_(&hub_),
+      publisher_(this),
       api_(MakeApiOptions(config, &behaviour_), &publisher_),
       centrifugo_(MakeCentrifugoOptions(config), &hub_),
       realm_(std::move(realm_options), MakeWsOptions(config), &behaviour_),
@@ -134,6 +191,10 @@ EmulatorServer::EmulatorServer(const EmulatorConfig& config, RealmOptions realm_
   router_.AddWebSocket("/realm", realm_.endpoint());
   router_.AddWebSocket("/api/ws", ws_chat_.endpoint());
   router_.AddWebSocket("/ws", ws_chat_.endpoint());
+  router_.AddHttp(boost::beast::http::verb::get, "/stats",
+                  [this](const HttpRequest&, std::string_view) {
+                    return JsonResponse(boost::beast::http::status::ok, StatsJson());
+                  });
   for (int32_t i = 0; i < config.threads; ++i) {
     loops_.push_back(std::make_unique<EventLoop>());
   }
@@ -141,15 +202,38 @@ EmulatorServer::EmulatorServer(const EmulatorConfig& config, RealmOptions realm_
 }
 
 absl::StatusOr<std::unique_ptr<EmulatorServer>> EmulatorServer::Create(
-    const EmulatorConfig& config) {
-  if (absl::Status s = Validate(config); !s.ok()) {
-    return s;
+    const EmulatorConfig& config, GroupMember member) {
+  // The sibling links are ours from here on, whatever happens.
+  std::vector<int> peer_fds = std::move(member.peer_fds);
+  auto close_fds = [&peer_fds] {
+    for (int fd : peer_fds) {
+      ::close(fd);
+    }
+  };
+  absl::Status valid = Validate(config);
+  if (valid.ok() && (member.count < 1 || member.index < 0 || member.index >= member.count ||
+                     peer_fds.size() != static_cast<size_t>(member.count - 1))) {
+    valid = absl::InvalidArgumentError(
+        absl::StrCat("group: process ", member.index, " of ", member.count, " with ",
+                     peer_fds.size(), " sibling links"));
+  }
+  if (!valid.ok()) {
+    close_fds();
+    return valid;
   }
   absl::StatusOr<RealmOptions> realm = MakeRealmOptions(config);
   if (!realm.ok()) {
+    close_fds();
     return realm.status();
   }
-  std::unique_ptr<EmulatorServer> server(new EmulatorServer(config, std::move(*realm)));
+  std::unique_ptr<EmulatorServer> server(
+      new EmulatorServer(config, std::move(*realm), std::move(member)));
+  if (!peer_fds.empty()) {
+    EmulatorServer* raw = server.get();
+    server->relay_ = std::make_unique<PeerRelay>(
+        server->loops_[0]->context(), peer_fds,
+        [raw](RelayedRun&& run) { raw->OnRelayedRun(std::move(run)); });
+  }
   if (TlsEnabled(config)) {
     auto context = MakeServerTlsContext(config.tls_cert_file, config.tls_key_file);
     if (!context.ok()) {
@@ -168,15 +252,33 @@ absl::StatusOr<std::unique_ptr<EmulatorServer>> EmulatorServer::Create(
   return server;
 }
 
+absl::Status EmulatorServer::CheckStartup(const EmulatorConfig& config) {
+  if (absl::Status s = Validate(config); !s.ok()) {
+    return s;
+  }
+  if (absl::StatusOr<RealmOptions> realm = MakeRealmOptions(config); !realm.ok()) {
+    return realm.status();
+  }
+  if (absl::StatusOr<net::ip::address> address = ListenAddress(config.host); !address.ok()) {
+    return address.status();
+  }
+  if (TlsEnabled(config)) {
+    if (auto context = MakeServerTlsContext(config.tls_cert_file, config.tls_key_file);
+        !context.ok()) {
+      return context.status();
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::Status EmulatorServer::Listen(Listener* listener, uint16_t port) {
   boost::system::error_code ec;
-  const std::string host = config_.host == "localhost" ? "127.0.0.1" : config_.host;
-  const net::ip::address address = net::ip::make_address(host, ec);
-  if (ec) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("host: '", config_.host, "' is not an IP address"));
+  absl::StatusOr<net::ip::address> address = ListenAddress(config_.host);
+  if (!address.ok()) {
+    return address.status();
   }
-  const tcp::endpoint endpoint(address, port);
+  const std::string host = address->to_string();
+  const tcp::endpoint endpoint(*address, port);
   listener->acceptor.emplace(loops_[0]->context());
   listener->retry.emplace(loops_[0]->context());
   auto fail = [&](const char* what) {
@@ -188,6 +290,11 @@ absl::Status EmulatorServer::Listen(Listener* listener, uint16_t port) {
   }
   if (listener->acceptor->set_option(net::socket_base::reuse_address(true), ec); ec) {
     return fail("set SO_REUSEADDR on");
+  }
+  if (member_.count > 1) {
+    if (listener->acceptor->set_option(ReusePort(true), ec); ec) {
+      return fail("set SO_REUSEPORT on");
+    }
   }
   if (listener->acceptor->bind(endpoint, ec); ec) {
     return fail("bind");
@@ -207,6 +314,9 @@ void EmulatorServer::Start() {
   }
   for (auto& loop : loops_) {
     loop->Start();
+  }
+  if (relay_ != nullptr) {
+    relay_->Start();
   }
   net::post(loops_[0]->context(), [this] {
     for (Listener& l : listeners_) {
@@ -260,6 +370,7 @@ void EmulatorServer::OnAccept(Listener* listener, EventLoop* loop, boost::system
     WarnRateLimited("Connection limit reached; answering 503.",
                     absl::StrCat("max_connections=", config_.max_connections));
   }
+  accepted_connections_.fetch_add(1, std::memory_order_relaxed);
   boost::system::error_code ignored;
   socket.set_option(tcp::no_delay(true), ignored);  // tokens are small; do not batch them
   ServerStream stream = listener->tls ? ServerStream(std::move(socket), *tls_context_)
@@ -285,6 +396,9 @@ void EmulatorServer::Shutdown(absl::Duration grace) {
         }
       }
     });
+    if (relay_ != nullptr) {
+      relay_->Close();
+    }
     for (auto& loop : loops_) {
       EventLoop* l = loop.get();
       net::post(l->context(), [l] { l->ShutdownAll(); });

@@ -24,6 +24,16 @@
 // With a TLS certificate and key, the same routes are served as https/wss
 // on a second port (tls_port()).
 //
+// Every process also answers GET /stats: its pid, its place in the group,
+// connections accepted and open, requests planned per protocol and the runs
+// relayed between processes, as JSON.
+//
+// One of a group (--processes, process_group.h): the listening sockets take
+// SO_REUSEPORT so that every process of the group binds the same port and
+// the kernel spreads connections over them; requests are numbered apart
+// (behaviour.h); and a Centrifugo /api/run whose subscriber is not here is
+// relayed to the siblings (peer_relay.h), one of which holds it.
+//
 // Thread-safety: Create/Start/Shutdown from one controlling thread (not a
 // loop thread).
 
@@ -52,6 +62,7 @@
 #include "services/emulator/http_session.h"
 #include "services/emulator/llm_emulator_api.h"
 #include "services/emulator/openai_chat_handler.h"
+#include "services/emulator/peer_relay.h"
 #include "services/emulator/provider_http.h"
 #include "services/emulator/realm_endpoint.h"
 #include "services/emulator/router.h"
@@ -59,12 +70,29 @@
 
 namespace llmload::emulator {
 
+// This process's place in a group of emulator processes sharing a port.
+struct GroupMember {
+  int32_t index = 0;
+  int32_t count = 1;
+  // Connected Unix stream sockets to the siblings, in index order (this
+  // process skipped); the server owns them from Create on.
+  std::vector<int> peer_fds;
+};
+
+// The address the emulator listens on for `host` ("localhost" is
+// 127.0.0.1). INVALID_ARGUMENT when it is no IP address.
+absl::StatusOr<boost::asio::ip::address> ListenAddress(const std::string& host);
+
 class EmulatorServer {
  public:
   // Validates the config and binds the listening socket (so port 0 is
   // resolved here). INVALID_ARGUMENT for a bad config or host,
   // UNAVAILABLE when the address cannot be bound.
-  static absl::StatusOr<std::unique_ptr<EmulatorServer>> Create(const EmulatorConfig& config);
+  static absl::StatusOr<std::unique_ptr<EmulatorServer>> Create(const EmulatorConfig& config,
+                                                                GroupMember member = {});
+  // What Create checks before it binds (the config, the Realm key file, the
+  // TLS certificate and key), for a supervisor to fail once, early.
+  static absl::Status CheckStartup(const EmulatorConfig& config);
   ~EmulatorServer();
   EmulatorServer(const EmulatorServer&) = delete;
   EmulatorServer& operator=(const EmulatorServer&) = delete;
@@ -74,6 +102,8 @@ class EmulatorServer {
   uint16_t tls_port() const { return listeners_[1].port; }
   Behaviour& behaviour() { return behaviour_; }
   int64_t open_connections() const { return open_connections_.load(std::memory_order_relaxed); }
+  // The GET /stats body.
+  std::string StatsJson() const;
 
   // Starts the loops and accepting.
   void Start();
@@ -84,13 +114,14 @@ class EmulatorServer {
 
  private:
   // /api/run publishes into channel session:<id>.
+  // Relays the run to the siblings when no subscriber is here.
   class SessionRunPublisher final : public RunPublisher {
    public:
-    explicit SessionRunPublisher(ChannelHub* hub) : hub_(hub) {}
+    explicit SessionRunPublisher(EmulatorServer* server) : server_(server) {}
     bool StartRun(std::string_view session_id, ResponsePlan plan) override;
 
    private:
-    ChannelHub* hub_;
+    EmulatorServer* server_;
   };
 
   struct Listener {
@@ -101,15 +132,22 @@ class EmulatorServer {
     uint16_t port = 0;
   };
 
-  EmulatorServer(const EmulatorConfig& config, RealmOptions realm_options);
+  EmulatorServer(const EmulatorConfig& config, RealmOptions realm_options, GroupMember member);
   absl::Status Listen(Listener* listener, uint16_t port);
   void DoAccept(Listener* listener);
   void OnAccept(Listener* listener, EventLoop* loop, boost::system::error_code ec,
                 boost::asio::ip::tcp::socket socket);
   void WarnRateLimited(const char* message, const std::string& detail);
+  // A run relayed by a sibling: streamed when its subscriber is here.
+  void OnRelayedRun(RelayedRun&& run);
 
   const EmulatorConfig config_;
+  const GroupMember member_;
   std::atomic<int64_t> open_connections_{0};
+  std::atomic<uint64_t> accepted_connections_{0};
+  std::atomic<uint64_t> runs_relayed_out_{0};    // sent to the siblings
+  std::atomic<uint64_t> runs_relayed_in_{0};     // received from a sibling
+  std::atomic<uint64_t> runs_relayed_started_{0};  // of those, streamed here
   std::atomic<int64_t> last_warning_unix_{0};
   std::atomic<bool> started_{false};
   std::atomic<bool> stopped_{false};
@@ -134,6 +172,8 @@ class EmulatorServer {
   // still hold) are destroyed first.
   std::vector<std::unique_ptr<EventLoop>> loops_;
   Listener listeners_[2];  // plain, TLS
+  // On loop 0; only in a group.
+  std::unique_ptr<PeerRelay> relay_;
 };
 
 }  // namespace llmload::emulator

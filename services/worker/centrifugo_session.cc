@@ -60,7 +60,7 @@ class CentrifugoSession final : public Session,
     session_start_ = Clock::now();
     phase_ = Phase::kCreate;
     http::request<http::string_body> req{http::verb::post, Path("/api/sessions/create"), 11};
-    shard_->http().Request(std::move(req), [self = shared_from_this()](HttpResult&& r) {
+    shard_->http(client_id_).Request(std::move(req), [self = shared_from_this()](HttpResult&& r) {
       self->OnCreated(std::move(r));
     });
   }
@@ -89,7 +89,7 @@ class CentrifugoSession final : public Session,
   };
 
   std::string Path(std::string_view p) const {
-    const TargetInfo& t = shard_->settings().target;
+    const TargetInfo& t = shard_->settings().TargetFor(client_id_);
     return JoinTarget(t.base_path, p, t.query);
   }
   metrics::MetricSet& M() { return shard_->metrics(); }
@@ -124,7 +124,7 @@ class CentrifugoSession final : public Session,
     ws_.emplace(shard_->ioc());
     outbox_.clear();
     rbuf_.clear();
-    const TargetInfo& t = shard_->settings().target;
+    const TargetInfo& t = shard_->settings().TargetFor(client_id_);
     AsyncConnect(beast::get_lowest_layer(*ws_), t.ws_endpoints, t.source_addresses,
                  static_cast<uint64_t>(client_id_),
                  [self = shared_from_this(), gen = generation_](const boost::system::error_code& ec) {
@@ -144,9 +144,9 @@ class CentrifugoSession final : public Session,
     boost::system::error_code ignored;
     beast::get_lowest_layer(*ws_).set_option(tcp::no_delay(true), ignored);
     ws_->read_message_max(kMaxWsMessageBytes);
-    ws_->async_handshake(shard_->settings().target.ws_host_header,
-                         JoinTarget(shard_->settings().target.ws_base_path,
-                                    "/connection/websocket", shard_->settings().target.ws_query),
+    const TargetInfo& t = shard_->settings().TargetFor(client_id_);
+    ws_->async_handshake(t.ws_host_header,
+                         JoinTarget(t.ws_base_path, "/connection/websocket", t.ws_query),
                          [self = shared_from_this(), gen = generation_](
                              const boost::system::error_code& ec) {
                            if (gen == self->generation_) {
@@ -336,7 +336,8 @@ class CentrifugoSession final : public Session,
     req.body() = json::serialize(body);
     meter_.Begin(step_, Clock::now());
     ArmTimer();
-    shard_->http().Request(std::move(req), [self = shared_from_this(), cycle = cycle_](HttpResult&& r) {
+    shard_->http(client_id_).Request(std::move(req), [self = shared_from_this(),
+                                                      cycle = cycle_](HttpResult&& r) {
       self->OnRunResponse(std::move(r), cycle);
     });
   }
@@ -478,7 +479,7 @@ class CentrifugoSession final : public Session,
     if (!session_id_.empty()) {
       http::request<http::string_body> req{http::verb::delete_,
                                            Path(absl::StrCat("/api/sessions/", session_id_)), 11};
-      shard_->http().Request(std::move(req), [self = shared_from_this()](HttpResult&& r) {
+      shard_->http(client_id_).Request(std::move(req), [self = shared_from_this()](HttpResult&& r) {
         self->AddHttpBytes(r);
       });
       session_id_.clear();
@@ -548,7 +549,7 @@ class CentrifugoSession final : public Session,
     }
     http::request<http::string_body> req{http::verb::delete_,
                                          Path(absl::StrCat("/api/sessions/", session_id_)), 11};
-    shard_->http().Request(std::move(req), [self = shared_from_this()](HttpResult&& r) {
+    shard_->http(client_id_).Request(std::move(req), [self = shared_from_this()](HttpResult&& r) {
       self->AddHttpBytes(r);
       self->Finish();
     });

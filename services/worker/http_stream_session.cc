@@ -113,13 +113,13 @@ class HttpStreamSession final : public Session,
     connect_start_ = Clock::now();
     CloseSocket();
     if constexpr (kTls) {
-      stream_.emplace(shard_->ioc(), *shard_->settings().target.tls_context);
+      stream_.emplace(shard_->ioc(), *shard_->settings().TargetFor(client_id_).tls_context);
     } else {
       stream_.emplace(shard_->ioc());
     }
     buffer_.clear();
     ArmDeadline(shard_->settings().connect_timeout);
-    const TargetInfo& t = shard_->settings().target;
+    const TargetInfo& t = shard_->settings().TargetFor(client_id_);
     AsyncConnect(Sock(), t.endpoints, t.source_addresses, static_cast<uint64_t>(client_id_),
                  [self = shared_from_this()](const boost::system::error_code& ec) {
                    self->OnConnected(ec);
@@ -138,7 +138,7 @@ class HttpStreamSession final : public Session,
     boost::system::error_code ignored;
     Sock().set_option(tcp::no_delay(true), ignored);
     if constexpr (kTls) {
-      const TargetInfo& t = shard_->settings().target;
+      const TargetInfo& t = shard_->settings().TargetFor(client_id_);
       if (!SetUpTlsClient(*stream_, t.host, t.verify)) {
         timer_.cancel();
         M().Add(v1::CONNECT_FAILED);
@@ -242,6 +242,7 @@ class HttpStreamSession final : public Session,
 
   http::request<http::string_body> BuildRequest() {
     const ShardSettings& s = shard_->settings();
+    const TargetInfo& where = s.TargetFor(client_id_);
     const v1::Target& t = s.spec.target();
     const v1::Emulation& emu = s.spec.emulation();
     std::string prompt = t.prompt().empty() ? std::string("Say something.") : t.prompt();
@@ -252,7 +253,7 @@ class HttpStreamSession final : public Session,
     std::string target;
     std::string body;
     if (protocol_ == v1::HTTP_JSON) {
-      target = JoinTarget(s.target.base_path, "", s.target.query);
+      target = JoinTarget(where.base_path, "", where.query);
       body = absl::StrCat("{\"prompt\":", boost::json::serialize(boost::json::string(prompt)),
                           max_tokens > 0 ? absl::StrCat(",\"max_tokens\":", max_tokens) : "", "}");
     } else {
@@ -260,9 +261,9 @@ class HttpStreamSession final : public Session,
           t.model().empty() ? std::string(provider_ == llm::Provider::kGemini ? "gemini-2.0-flash"
                                                                             : "llmload")
                             : t.model();
-      target = JoinTarget(s.target.base_path,
-                          llm::RequestPathBelow(provider_, s.target.base_path, model, streaming_),
-                          s.target.query);
+      target = JoinTarget(where.base_path,
+                          llm::RequestPathBelow(provider_, where.base_path, model, streaming_),
+                          where.query);
       llm::RequestParams params;
       params.model = model;
       params.prompt = prompt;
@@ -271,7 +272,7 @@ class HttpStreamSession final : public Session,
       body = llm::RequestBody(provider_, params);
     }
     http::request<http::string_body> req{http::verb::post, target, 11};
-    req.set(http::field::host, s.target.host_header);
+    req.set(http::field::host, where.host_header);
     req.set(http::field::content_type, "application/json");
     req.set(http::field::accept, streaming_ ? "text/event-stream" : "application/json");
     req.set(http::field::user_agent, "llmload/0.1");
@@ -299,7 +300,7 @@ class HttpStreamSession final : public Session,
     if (emu.length_words() > 0) {
       req.set("x-llmload-length-words", absl::StrCat(emu.length_words()));
     }
-    for (const auto& [k, v] : shard_->settings().target.headers) {
+    for (const auto& [k, v] : where.headers) {
       req.set(k, v);
     }
     req.keep_alive(true);
@@ -716,7 +717,7 @@ class HttpStreamSession final : public Session,
 }  // namespace
 
 std::shared_ptr<Session> MakeHttpStreamSession(std::shared_ptr<LoopShard> shard, int32_t client_id) {
-  if (shard->settings().target.tls) {
+  if (shard->settings().TargetFor(client_id).tls) {
     return std::make_shared<HttpStreamSession<true>>(std::move(shard), client_id);
   }
   return std::make_shared<HttpStreamSession<false>>(std::move(shard), client_id);

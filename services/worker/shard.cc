@@ -6,7 +6,9 @@
 #include <iterator>
 #include <latch>
 #include <map>
+#include <optional>
 #include <random>
+#include <utility>
 
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
@@ -16,6 +18,7 @@
 #include "lib/common/log.h"
 #include "lib/common/redact.h"
 #include "lib/validation/target_policy.h"
+#include "lib/validation/target_urls.h"
 #include "services/common/grpc_util.h"
 #include "services/worker/session_factory.h"
 #include "services/worker/session_util.h"
@@ -131,6 +134,123 @@ void ApplyLoadModel(const v1::RunSpec& spec, ShardSettings* settings) {
   }
 }
 
+// Resolves every target URL of the spec (url, or each of urls) into a
+// TargetInfo. A host:port named by several URLs is resolved once. What a
+// permitted name resolves to must be permitted too: DNS must not lead a run
+// around the orchestrator's allowlist; a refusal names the URL's field.
+absl::StatusOr<std::vector<TargetInfo>> ResolveTargets(const v1::ShardAssignment& assignment) {
+  const v1::Target& t = assignment.spec().target();
+  std::optional<validation::TargetPolicy> policy;
+  if (!assignment.allowed_targets().empty()) {
+    auto parsed = validation::TargetPolicy::Parse(assignment.allowed_targets());
+    if (!parsed.ok()) {
+      return parsed.status();
+    }
+    policy = *std::move(parsed);
+  }
+  // What every URL shares: source addresses, headers, the TLS context.
+  TargetInfo common;
+  for (const std::string& a : t.source_addresses()) {
+    boost::system::error_code ec;
+    auto addr = boost::asio::ip::make_address(a, ec);
+    if (ec) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("spec.target.sourceAddresses: not an IP address: ", a));
+    }
+    common.source_addresses.push_back(addr);
+  }
+  for (const auto& [name, value] : t.headers()) {
+    common.headers.emplace_back(name, value);
+  }
+  for (const auto& [name, env] : t.headers_from_env()) {
+    const char* value = std::getenv(env.c_str());
+    if (value == nullptr) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("spec.target.headersFromEnv[\"", name, "\"]: the environment variable ", env,
+                       " is not set on this worker"));
+    }
+    common.headers.emplace_back(name, value);
+  }
+  std::map<std::pair<std::string, uint16_t>, std::vector<tcp::endpoint>> resolved;
+  auto resolve = [&](const ParsedUrl& url,
+                     const std::string& field) -> absl::StatusOr<std::vector<tcp::endpoint>> {
+    const auto key = std::make_pair(url.host, url.port);
+    if (auto it = resolved.find(key); it != resolved.end()) {
+      return it->second;
+    }
+    auto endpoints = Resolve(url);
+    if (!endpoints.ok()) {
+      return absl::Status(endpoints.status().code(),
+                          absl::StrCat(field, ": ", endpoints.status().message()));
+    }
+    if (policy.has_value()) {
+      std::vector<boost::asio::ip::address> addresses;
+      for (const tcp::endpoint& e : *endpoints) {
+        addresses.push_back(e.address());
+      }
+      if (absl::Status s = policy->CheckResolved(url.host, addresses); !s.ok()) {
+        return absl::Status(s.code(), absl::StrCat(field, ": ", s.message()));
+      }
+    }
+    resolved.emplace(key, *endpoints);
+    return endpoints;
+  };
+
+  std::vector<TargetInfo> out;
+  for (const validation::TargetUrl& u : validation::TargetUrls(t)) {
+    auto url = ParseTargetUrl(*u.url, u.path.c_str());
+    if (!url.ok()) {
+      return url.status();
+    }
+    ParsedUrl ws_url = *url;
+    if (!t.ws_url().empty()) {
+      auto w = ParseTargetUrl(t.ws_url(), "spec.target.wsUrl");
+      if (!w.ok()) {
+        return w.status();
+      }
+      ws_url = *w;
+    }
+    auto endpoints = resolve(*url, u.path);
+    if (!endpoints.ok()) {
+      return endpoints.status();
+    }
+    auto ws_endpoints = resolve(ws_url, t.ws_url().empty() ? u.path : "spec.target.wsUrl");
+    if (!ws_endpoints.ok()) {
+      return ws_endpoints.status();
+    }
+    TargetInfo info = common;
+    info.host_header = HostHeader(*url);
+    info.endpoints = *std::move(endpoints);
+    info.ws_host_header = HostHeader(ws_url);
+    info.ws_endpoints = *std::move(ws_endpoints);
+    info.base_path = url->path;
+    info.query = url->query;
+    info.ws_base_path = ws_url.path;
+    info.ws_query = ws_url.query;
+    info.tls = url->tls;
+    info.ws_tls = ws_url.tls;
+    info.host = url->host;
+    info.ws_host = ws_url.host;
+    if (url->tls || ws_url.tls) {
+      if (t.protocol() == v1::CENTRIFUGO_EMULATOR) {
+        return absl::UnimplementedError(
+            absl::StrCat(u.path, ": TLS is not supported for CENTRIFUGO_EMULATOR targets yet"));
+      }
+      if (common.tls_context == nullptr) {
+        auto ctx = MakeClientTlsContext(t);
+        if (!ctx.ok()) {
+          return ctx.status();
+        }
+        common.tls_context = *std::move(ctx);
+      }
+      info.tls_context = common.tls_context;
+      info.verify = !t.insecure_skip_verify();
+    }
+    out.push_back(std::move(info));
+  }
+  return out;
+}
+
 }  // namespace
 
 std::string JoinTarget(std::string_view base_path, std::string_view suffix, std::string_view query) {
@@ -171,9 +291,29 @@ LoopShard::LoopShard(net::io_context& ioc, std::shared_ptr<const ShardSettings> 
       rng_(load.seed),
       end_timer_(ioc),
       arrival_timer_(ioc) {
-  http_ = std::make_shared<HttpPool>(ioc_, settings_->target.endpoints,
-                                     settings_->target.host_header, settings_->request_timeout,
-                                     kMaxHttpConnsPerLoop);
+  // A pool holds nothing until used.
+  for (const TargetInfo& t : settings_->targets) {
+    http_.push_back(std::make_shared<HttpPool>(ioc_, t.endpoints, t.host_header,
+                                               settings_->request_timeout, kMaxHttpConnsPerLoop));
+  }
+}
+
+HttpPool& LoopShard::http(int32_t client_id) {
+  return *http_[settings_->TargetIndexFor(client_id)];
+}
+
+void LoopShard::CloseHttp() {
+  for (const auto& pool : http_) {
+    pool->CloseAll();
+  }
+}
+
+size_t ShardSettings::TargetIndexFor(int32_t client_id) const {
+  return validation::UrlIndexForClient(client_id, targets.size());
+}
+
+const TargetInfo& ShardSettings::TargetFor(int32_t client_id) const {
+  return targets[TargetIndexFor(client_id)];
 }
 
 void LoopShard::Start(Clock::time_point start) {
@@ -217,7 +357,7 @@ void LoopShard::Cancel() {
     self->arrival_timer_.cancel();
     self->CancelLive();
     self->waiting_to_connect_.clear();
-    self->http_->CloseAll();
+    self->CloseHttp();
     self->MaybeDone();
   });
 }
@@ -566,7 +706,7 @@ void LoopShard::ForceEnd() {
         .Kv("sessions", static_cast<int64_t>(live_.size()));
   }
   CancelLive();
-  http_->CloseAll();
+  CloseHttp();
   MaybeDone();
 }
 
@@ -577,7 +717,7 @@ void LoopShard::MaybeDone() {
     done_ = true;
     end_timer_.cancel();
     arrival_timer_.cancel();
-    http_->CloseAll();
+    CloseHttp();
     counters_->loops_remaining.fetch_sub(1);
   }
 }
@@ -624,88 +764,11 @@ absl::StatusOr<std::unique_ptr<ShardRunner>> ShardRunner::Create(
       t.reconnect_attempts() == 0 ? 3 : std::max(0, t.reconnect_attempts());
   settings->reconnect_backoff = DurationOr(t.reconnect_backoff(), t.has_reconnect_backoff(),
                                            std::chrono::milliseconds(1000));
-  auto url = ParseTargetUrl(spec.target().url(), "spec.target.url");
-  if (!url.ok()) {
-    return url.status();
+  absl::StatusOr<std::vector<TargetInfo>> targets = ResolveTargets(assignment);
+  if (!targets.ok()) {
+    return targets.status();
   }
-  ParsedUrl ws_url = *url;
-  if (!spec.target().ws_url().empty()) {
-    auto w = ParseTargetUrl(spec.target().ws_url(), "spec.target.wsUrl");
-    if (!w.ok()) {
-      return w.status();
-    }
-    ws_url = *w;
-  }
-  auto endpoints = Resolve(*url);
-  if (!endpoints.ok()) {
-    return endpoints.status();
-  }
-  auto ws_endpoints = Resolve(ws_url);
-  if (!ws_endpoints.ok()) {
-    return ws_endpoints.status();
-  }
-  // What a permitted name resolves to must be permitted too: DNS must not
-  // lead a run around the orchestrator's allowlist.
-  if (!assignment.allowed_targets().empty()) {
-    auto policy = validation::TargetPolicy::Parse(assignment.allowed_targets());
-    if (!policy.ok()) {
-      return policy.status();
-    }
-    for (const auto& [parsed, resolved] : {std::pair{&*url, &*endpoints}, {&ws_url, &*ws_endpoints}}) {
-      std::vector<boost::asio::ip::address> addresses;
-      for (const tcp::endpoint& e : *resolved) {
-        addresses.push_back(e.address());
-      }
-      if (absl::Status s = policy->CheckResolved(parsed->host, addresses); !s.ok()) {
-        return s;
-      }
-    }
-  }
-  settings->target.host_header = HostHeader(*url);
-  settings->target.endpoints = *std::move(endpoints);
-  settings->target.ws_host_header = HostHeader(ws_url);
-  settings->target.ws_endpoints = *std::move(ws_endpoints);
-  settings->target.base_path = url->path;
-  settings->target.query = url->query;
-  settings->target.ws_base_path = ws_url.path;
-  settings->target.ws_query = ws_url.query;
-  for (const std::string& a : spec.target().source_addresses()) {
-    boost::system::error_code ec;
-    auto addr = boost::asio::ip::make_address(a, ec);
-    if (ec) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("spec.target.sourceAddresses: not an IP address: ", a));
-    }
-    settings->target.source_addresses.push_back(addr);
-  }
-  for (const auto& [name, value] : spec.target().headers()) {
-    settings->target.headers.emplace_back(name, value);
-  }
-  for (const auto& [name, env] : spec.target().headers_from_env()) {
-    const char* value = std::getenv(env.c_str());
-    if (value == nullptr) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("spec.target.headersFromEnv[\"", name, "\"]: the environment variable ", env,
-                       " is not set on this worker"));
-    }
-    settings->target.headers.emplace_back(name, value);
-  }
-  settings->target.tls = url->tls;
-  settings->target.ws_tls = ws_url.tls;
-  settings->target.host = url->host;
-  settings->target.ws_host = ws_url.host;
-  if (url->tls || ws_url.tls) {
-    if (spec.target().protocol() == v1::CENTRIFUGO_EMULATOR) {
-      return absl::UnimplementedError(
-          "spec.target.url: TLS is not supported for CENTRIFUGO_EMULATOR targets yet");
-    }
-    auto ctx = MakeClientTlsContext(spec.target());
-    if (!ctx.ok()) {
-      return ctx.status();
-    }
-    settings->target.tls_context = *std::move(ctx);
-    settings->target.verify = !spec.target().insecure_skip_verify();
-  }
+  settings->targets = *std::move(targets);
 
   // The shard's clients: the range, or (work moved from another shard) the
   // spans, each client with the cycles it has left.

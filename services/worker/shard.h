@@ -61,7 +61,8 @@
 
 namespace llmload::worker {
 
-// Where and how to reach the target, resolved once per shard.
+// Where and how to reach one target URL (target.url, or one of
+// target.urls), resolved once per shard.
 struct TargetInfo {
   std::string host_header;  // host[:port] for HTTP Host
   std::vector<tcp::endpoint> endpoints;
@@ -105,7 +106,12 @@ struct ShardSettings {
   std::chrono::milliseconds idle_timeout{120000};  // default: request_timeout
   int reconnect_attempts = 3;
   std::chrono::milliseconds reconnect_backoff{1000};
-  TargetInfo target;
+  // One per target URL (lib/validation/target_urls.h), in spec order.
+  std::vector<TargetInfo> targets;
+  // The target client `client_id` uses: targets[client_id % n], so sessions
+  // spread evenly over the URLs across the whole run.
+  const TargetInfo& TargetFor(int32_t client_id) const;
+  size_t TargetIndexFor(int32_t client_id) const;
 
   // The load model (from spec.load) and what it needs.
   LoadModel model = LoadModel::kClosed;
@@ -240,7 +246,9 @@ class LoopShard : public std::enable_shared_from_this<LoopShard> {
 
   // Loop thread only.
   metrics::MetricSet& metrics() { return *active_; }
-  HttpPool& http() { return *http_; }
+  // The loop's keep-alive pool to the target of `client_id` (one pool per
+  // target URL).
+  HttpPool& http(int32_t client_id);
   protocol::centrifugo::ClientFrameParser& centrifugo_parser() { return centrifugo_parser_; }
   const ShardSettings& settings() const { return *settings_; }
   net::io_context& ioc() { return ioc_; }
@@ -299,6 +307,8 @@ class LoopShard : public std::enable_shared_from_this<LoopShard> {
   void ForceEnd();
   // Cancels every live session (each ends and leaves live_).
   void CancelLive();
+  // Closes every HTTP pool of the loop.
+  void CloseHttp();
   // Marks the request NextRequest is handing to `session` as open, and
   // says whether the spec abandons it.
   void OpenRequest(Session* session, NextStep& step);
@@ -314,7 +324,7 @@ class LoopShard : public std::enable_shared_from_this<LoopShard> {
   // down after its runner is gone (a cancel posted from the destructor).
   std::shared_ptr<ShardCounters> counters_;
   LoopLoad load_;
-  std::shared_ptr<HttpPool> http_;
+  std::vector<std::shared_ptr<HttpPool>> http_;  // by target index
   protocol::centrifugo::ClientFrameParser centrifugo_parser_;
   // Every session this shard started and that has not ended (see the
   // lifetime rules above): the owning reference and the client id.

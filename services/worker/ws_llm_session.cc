@@ -179,13 +179,12 @@ class WsLlmSession final : public Session,
   void OpenConnection() {
     phase_ = Phase::kConnecting;
     connect_start_ = Clock::now();
-    const ShardSettings& s = shard_->settings();
+    const TargetInfo& t = shard_->settings().TargetFor(client_id_);
     const std::string path = JoinTarget(
-        s.target.ws_base_path,
-        s.target.ws_base_path.empty() && client_.dialect() == wsllm::Dialect::kWsChat ? "/api/ws"
-                                                                                     : "",
-        s.target.ws_query);
-    conn_.Open(s.target, path, s.target.headers, static_cast<uint64_t>(client_id_), shared_from_this());
+        t.ws_base_path,
+        t.ws_base_path.empty() && client_.dialect() == wsllm::Dialect::kWsChat ? "/api/ws" : "",
+        t.ws_query);
+    conn_.Open(t, path, t.headers, static_cast<uint64_t>(client_id_), shared_from_this());
     Schedule();
   }
 
@@ -511,7 +510,7 @@ class WsLlmSession final : public Session,
 }  // namespace
 
 std::shared_ptr<Session> MakeWsLlmSession(std::shared_ptr<LoopShard> shard, int32_t client_id) {
-  if (shard->settings().target.ws_tls) {
+  if (shard->settings().TargetFor(client_id).ws_tls) {
     return std::make_shared<WsLlmSession<true>>(std::move(shard), client_id);
   }
   return std::make_shared<WsLlmSession<false>>(std::move(shard), client_id);

@@ -2,15 +2,20 @@
 // drives it over real HTTP and WebSocket with a small Beast client. Every
 // network wait is bounded by a tcp_stream deadline.
 
+#include <signal.h>
 #include <sys/wait.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "boost/asio/connect.hpp"
@@ -21,6 +26,7 @@
 #include "boost/beast/websocket.hpp"
 #include "boost/json.hpp"
 #include "gtest/gtest.h"
+#include "tests/testing/emulator_stats.h"
 #include "tests/testing/process.h"
 
 namespace llmload {
@@ -106,6 +112,49 @@ HttpResult Http(int port, http::verb method, const std::string& target,
   result.content_type = std::string(res[http::field::content_type]);
   return result;
 }
+
+// One keep-alive HTTP/1.1 connection: every request on it reaches the same
+// process of an emulator group.
+class HttpConnection {
+ public:
+  ::testing::AssertionResult Connect(int port) {
+    stream_.expires_after(kIoTimeout);
+    const tcp::endpoint ep(net::ip::make_address("127.0.0.1"), static_cast<uint16_t>(port));
+    if (auto ec = Await(ioc_, [&](auto h) { stream_.async_connect(ep, h); })) {
+      return ::testing::AssertionFailure() << "connect: " << ec.message();
+    }
+    return ::testing::AssertionSuccess();
+  }
+
+  HttpResult Request(http::verb method, const std::string& target, const std::string& body = "",
+                     bool with_body = false) {
+    HttpResult result;
+    http::request<http::string_body> req(method, target, 11);
+    req.set(http::field::host, "127.0.0.1");
+    req.keep_alive(true);
+    if (with_body) {
+      req.set(http::field::content_type, "application/json");
+      req.body() = body;
+    }
+    req.prepare_payload();
+    stream_.expires_after(kIoTimeout);
+    if ((result.ec = Await(ioc_, [&](auto h) { http::async_write(stream_, req, h); }))) {
+      return result;
+    }
+    http::response<http::string_body> res;
+    if ((result.ec = Await(ioc_, [&](auto h) { http::async_read(stream_, buffer_, res, h); }))) {
+      return result;
+    }
+    result.status = static_cast<int>(res.result_int());
+    result.body = res.body();
+    return result;
+  }
+
+ private:
+  net::io_context ioc_;
+  beast::tcp_stream stream_{ioc_};
+  beast::flat_buffer buffer_;
+};
 
 class WsClient {
  public:
@@ -332,10 +381,57 @@ class EmulatorTest : public ::testing::Test {
     return pubs;
   }
 
+  // The "Emulator listening." line, once logged.
+  std::string ListeningLine() {
+    std::string line;
+    EXPECT_TRUE(testing_util::WaitUntil(
+        [&] {
+          const std::string log = process_->ReadLog();
+          const size_t at = log.find("Emulator listening.");
+          if (at == std::string::npos) {
+            return false;
+          }
+          line = log.substr(at, log.find('\n', at) - at);
+          return true;
+        },
+        absl::Seconds(20), "the listening line"));
+    return line;
+  }
+
+  // A field of a log line ("port" in "... [address=…, port=8080, …]").
+  static std::string Field(const std::string& line, const std::string& key) {
+    size_t at = line.find("[" + key + "=");
+    if (at == std::string::npos) {
+      at = line.find(" " + key + "=");
+    }
+    if (at == std::string::npos) {
+      return "";
+    }
+    at += key.size() + 2;
+    size_t end = line.find(", ", at);
+    end = end == std::string::npos ? line.find(']', at) : end;
+    return line.substr(at, end - at);
+  }
+
+  // The processes of a group (--processes), from the listening line.
+  std::vector<pid_t> GroupPids() {
+    std::vector<pid_t> pids;
+    for (absl::string_view p : absl::StrSplit(Field(ListeningLine(), "pids"), ',')) {
+      int pid = 0;
+      if (absl::SimpleAtoi(p, &pid)) {
+        pids.push_back(pid);
+      }
+    }
+    return pids;
+  }
+
   int port_ = 0;
   std::string log_path_;
   std::unique_ptr<ChildProcess> process_;
 };
+
+// True once no process has the pid (its parent has reaped it).
+bool Gone(pid_t pid) { return ::kill(pid, 0) != 0 && errno == ESRCH; }
 
 TEST_F(EmulatorTest, LogsWhereItListens) {
   StartEmulator();
@@ -574,6 +670,257 @@ TEST_F(EmulatorTest, SigtermClosesSocketsAndExitsZero) {
   ASSERT_TRUE(WIFEXITED(status)) << status;
   EXPECT_EQ(WEXITSTATUS(status), 0);
   EXPECT_NE(process_->ReadLog().find("Emulator stopped."), std::string::npos);
+}
+
+// --processes: one port, several processes, the kernel spreading connections
+// over them; each process answers /stats for itself.
+TEST_F(EmulatorTest, ProcessesShareOnePort) {
+  StartEmulator({"--processes=3", "--threads=1"});
+  const std::vector<pid_t> pids = GroupPids();
+  ASSERT_EQ(pids.size(), 3u) << ListeningLine();
+  std::map<int64_t, testing_util::EmulatorStats> by_pid;
+  ASSERT_TRUE(testing_util::CollectEmulatorStats(port_, 3, absl::Seconds(20), &by_pid));
+  ASSERT_EQ(by_pid.size(), 3u);
+  std::set<int32_t> indices;
+  for (const auto& [pid, stats] : by_pid) {
+    EXPECT_NE(pid, process_->pid()) << "the supervisor serves nothing";
+    EXPECT_NE(std::find(pids.begin(), pids.end(), static_cast<pid_t>(pid)), pids.end()) << pid;
+    EXPECT_EQ(stats.processes, 3);
+    EXPECT_GE(stats.connections_accepted, 1u);
+    indices.insert(stats.process);
+  }
+  EXPECT_EQ(indices, (std::set<int32_t>{0, 1, 2}));
+  const std::string log = process_->ReadLog();
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_NE(log.find("INFO emulator[" + std::to_string(i) + "] Emulator process listening. [process=" +
+                       std::to_string(i) + ", pid="),
+              std::string::npos)
+        << log;
+  }
+  EXPECT_NE(log.find("INFO emulator Emulator listening."), std::string::npos) << log;
+  EXPECT_EQ(Field(ListeningLine(), "processes"), "3");
+}
+
+// A Centrifugo session's WebSocket lives in one process; /api/run may reach
+// any: it is relayed to the subscriber's process and streamed there.
+TEST_F(EmulatorTest, GroupRelaysRunsToTheSubscribersProcess) {
+  StartEmulator({"--processes=3", "--threads=1"});
+  const Session s = CreateSession();
+  WsClient ws;
+  ASSERT_NO_FATAL_FAILURE(ConnectSession(&ws, s));
+  const std::string channel = "session:" + s.id;
+  // One keep-alive connection into each process.
+  std::map<int64_t, std::unique_ptr<HttpConnection>> by_pid;
+  ASSERT_TRUE(testing_util::WaitUntil(
+      [&] {
+        auto c = std::make_unique<HttpConnection>();
+        if (!c->Connect(port_)) {
+          return false;
+        }
+        const auto stats = testing_util::ParseEmulatorStats(c->Request(http::verb::get, "/stats").body);
+        if (stats.has_value() && !by_pid.contains(stats->pid)) {
+          by_pid[stats->pid] = std::move(c);
+        }
+        return by_pid.size() == 3;
+      },
+      absl::Seconds(20), "a connection into each process", absl::Milliseconds(1)));
+  uint64_t offset = 0;
+  for (auto& [pid, conn] : by_pid) {
+    HttpResult run = conn->Request(
+        http::verb::post, "/api/run",
+        "{\"session_id\":\"" + s.id + "\",\"question\":\"q" + std::to_string(pid) +
+            "\",\"length_words\":5,\"token_delay_seconds\":0.001}",
+        true);
+    ASSERT_EQ(run.status, 200) << run.ec.message() << " " << run.body;
+    const std::vector<std::string> words =
+        absl::StrSplit(std::string(json::parse(run.body).at("response").as_string()), ' ');
+    const std::vector<Publication> pubs = ReadRun(&ws, channel);
+    ASSERT_EQ(pubs.size(), 6u) << "run answered by pid " << pid;
+    for (size_t i = 0; i < 5; ++i) {
+      EXPECT_EQ(pubs[i].token, words[i]) << pid;
+    }
+    // Every run lands in the one channel of the subscriber's process.
+    for (const Publication& p : pubs) {
+      EXPECT_EQ(p.offset, ++offset);
+    }
+  }
+  // Two of the three runs came in away from the subscriber: each was sent
+  // to both siblings and streamed by exactly one. The sibling without the
+  // subscriber reads its copy on its own time: wait for it.
+  uint64_t sent = 0;
+  uint64_t received = 0;
+  uint64_t started = 0;
+  uint64_t runs = 0;
+  EXPECT_TRUE(testing_util::WaitUntil(
+      [&] {
+        sent = received = started = runs = 0;
+        for (auto& [pid, conn] : by_pid) {
+          const auto stats =
+              testing_util::ParseEmulatorStats(conn->Request(http::verb::get, "/stats").body);
+          if (!stats.has_value() || stats->pid != pid) {
+            return false;
+          }
+          sent += stats->relayed_sent;
+          received += stats->relayed_received;
+          started += stats->relayed_started;
+          runs += stats->RequestsOf("CENTRIFUGO_EMULATOR");
+        }
+        return received >= 4;
+      },
+      absl::Seconds(10), "both siblings reading each relayed run"));
+  EXPECT_EQ(runs, 3u);
+  EXPECT_EQ(sent, 2u);
+  EXPECT_EQ(received, 4u);
+  EXPECT_EQ(started, 2u);
+}
+
+TEST_F(EmulatorTest, ManySessionsStreamAcrossAGroupOfProcesses) {
+  StartEmulator({"--processes=3", "--threads=1"});
+  constexpr int kSessions = 60;
+  std::vector<Session> sessions;
+  std::vector<std::unique_ptr<WsClient>> clients;
+  for (int i = 0; i < kSessions; ++i) {
+    sessions.push_back(CreateSession());
+    clients.push_back(std::make_unique<WsClient>());
+    ASSERT_NO_FATAL_FAILURE(ConnectSession(clients.back().get(), sessions.back()));
+  }
+  std::vector<std::string> texts;
+  for (int i = 0; i < kSessions; ++i) {
+    HttpResult r = Http(port_, http::verb::post, "/api/run",
+                        "{\"session_id\":\"" + sessions[i].id + "\",\"question\":\"Question " +
+                            std::to_string(i) + "\",\"length_words\":10,\"token_delay_seconds\":0.001}",
+                        true);
+    ASSERT_EQ(r.status, 200);
+    texts.emplace_back(json::parse(r.body).at("response").as_string());
+  }
+  for (int i = 0; i < kSessions; ++i) {
+    const std::vector<Publication> pubs = ReadRun(clients[i].get(), "session:" + sessions[i].id);
+    ASSERT_EQ(pubs.size(), 11u) << i;
+    std::string joined;
+    for (size_t k = 0; k < 10; ++k) {
+      joined += (k > 0 ? " " : "") + pubs[k].token;
+    }
+    EXPECT_EQ(joined, texts[i]) << i;
+  }
+  std::map<int64_t, testing_util::EmulatorStats> by_pid;
+  uint64_t runs = 0;
+  uint64_t sent = 0;
+  uint64_t received = 0;
+  uint64_t started = 0;
+  // A relayed run reaches the sibling without the subscriber on its own
+  // time: wait until every copy is read.
+  EXPECT_TRUE(testing_util::WaitUntil(
+      [&] {
+        if (!testing_util::CollectEmulatorStats(port_, 3, absl::Seconds(5), &by_pid)) {
+          return false;
+        }
+        runs = sent = received = started = 0;
+        for (const auto& [pid, stats] : by_pid) {
+          runs += stats.RequestsOf("CENTRIFUGO_EMULATOR");
+          sent += stats.relayed_sent;
+          received += stats.relayed_received;
+          started += stats.relayed_started;
+        }
+        return received >= 2 * sent;
+      },
+      absl::Seconds(20), "every relayed run read by both siblings"));
+  EXPECT_EQ(by_pid.size(), 3u);
+  EXPECT_EQ(runs, static_cast<uint64_t>(kSessions));
+  // Each relayed run went to both siblings and was streamed exactly once.
+  EXPECT_EQ(received, 2 * sent);
+  EXPECT_EQ(started, sent);
+}
+
+TEST_F(EmulatorTest, GroupOnPortZeroSharesOneConcretePort) {
+  log_path_ = testing_util::MakeTempDir("emulator_test") + "/emulator.log";
+  process_ = ChildProcess::Start(
+      BinPath("llmload-emulator"),
+      {"--host=127.0.0.1", "--port=0", "--processes=2", "--threads=1", "--tls_port=0"}, log_path_);
+  ASSERT_NE(process_, nullptr);
+  const std::string line = ListeningLine();
+  ASSERT_TRUE(absl::SimpleAtoi(Field(line, "port"), &port_)) << line;
+  ASSERT_GT(port_, 0);
+  std::map<int64_t, testing_util::EmulatorStats> by_pid;
+  ASSERT_TRUE(testing_util::CollectEmulatorStats(port_, 2, absl::Seconds(20), &by_pid));
+  EXPECT_EQ(by_pid.size(), 2u);
+  const std::string log = process_->ReadLog();
+  for (const char* who : {"emulator[0]", "emulator[1]"}) {
+    const size_t at = log.find(std::string(who) + " Emulator process listening.");
+    ASSERT_NE(at, std::string::npos) << log;
+    EXPECT_EQ(Field(log.substr(at, log.find('\n', at) - at), "port"), std::to_string(port_)) << who;
+  }
+}
+
+TEST_F(EmulatorTest, GroupStopsOnSigtermAndExitsZero) {
+  StartEmulator({"--processes=2", "--threads=1"});
+  const std::vector<pid_t> pids = GroupPids();
+  ASSERT_EQ(pids.size(), 2u);
+  const Session s = CreateSession();
+  WsClient ws;
+  ASSERT_NO_FATAL_FAILURE(ConnectSession(&ws, s));
+  int status = -1;
+  std::thread stopper([&] { status = process_->Stop(absl::Seconds(20)); });
+  WsClient::Message m;
+  const bool read = ws.ReadClose(&m);
+  stopper.join();
+  ASSERT_TRUE(read);
+  EXPECT_EQ(m.close_code, 3001);
+  ASSERT_TRUE(WIFEXITED(status)) << status;
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+  for (pid_t pid : pids) {
+    EXPECT_TRUE(Gone(pid)) << pid;
+  }
+  const std::string log = process_->ReadLog();
+  EXPECT_NE(log.find("emulator[0] Emulator stopped."), std::string::npos) << log;
+  EXPECT_NE(log.find("emulator[1] Emulator stopped."), std::string::npos) << log;
+  EXPECT_NE(log.find("INFO emulator Emulator stopped. [exit_code=0]"), std::string::npos) << log;
+}
+
+TEST_F(EmulatorTest, GroupStopsWhenOneProcessDies) {
+  StartEmulator({"--processes=2", "--threads=1"});
+  const std::vector<pid_t> pids = GroupPids();
+  ASSERT_EQ(pids.size(), 2u);
+  ASSERT_EQ(::kill(pids[1], SIGKILL), 0);
+  EXPECT_EQ(process_->Wait(absl::Seconds(20)), 1);
+  EXPECT_TRUE(Gone(pids[0]));
+  EXPECT_TRUE(Gone(pids[1]));
+  const std::string log = process_->ReadLog();
+  EXPECT_NE(log.find("Emulator process ended unexpectedly; stopping the group. [process=1, pid=" +
+                     std::to_string(pids[1]) + ", status=was killed by signal 9 (SIGKILL)]"),
+            std::string::npos)
+      << log;
+}
+
+// SIGTERM to one process (Ctrl-C reaches every process of the terminal's
+// group, the supervisor's children too): the group stops cleanly, exit 0.
+TEST_F(EmulatorTest, GroupStopsCleanlyWhenOneProcessIsStopped) {
+  StartEmulator({"--processes=2", "--threads=1"});
+  const std::vector<pid_t> pids = GroupPids();
+  ASSERT_EQ(pids.size(), 2u);
+  ASSERT_EQ(::kill(pids[0], SIGTERM), 0);
+  EXPECT_EQ(process_->Wait(absl::Seconds(20)), 0);
+  EXPECT_TRUE(Gone(pids[0]));
+  EXPECT_TRUE(Gone(pids[1]));
+  const std::string log = process_->ReadLog();
+  EXPECT_NE(log.find("Emulator process stopped; stopping the group. [process=0, pid=" +
+                     std::to_string(pids[0]) + "]"),
+            std::string::npos)
+      << log;
+  EXPECT_EQ(log.find("unexpectedly"), std::string::npos) << log;
+  EXPECT_NE(log.find("INFO emulator Emulator stopped. [exit_code=0]"), std::string::npos) << log;
+}
+
+TEST_F(EmulatorTest, GroupWithABadConfigFailsOnceBeforeStarting) {
+  log_path_ = testing_util::MakeTempDir("emulator_test") + "/emulator.log";
+  process_ = ChildProcess::Start(BinPath("llmload-emulator"),
+                                 {"--host=127.0.0.1", "--port=0", "--processes=2",
+                                  "--realm_api_keys_file=/nonexistent/keys"},
+                                 log_path_);
+  ASSERT_NE(process_, nullptr);
+  EXPECT_EQ(process_->Wait(absl::Seconds(20)), 2);
+  const std::string log = process_->ReadLog();
+  EXPECT_NE(log.find("realm_api_keys_file: cannot read"), std::string::npos) << log;
+  EXPECT_EQ(log.find("Emulator process listening."), std::string::npos) << log;
 }
 
 }  // namespace

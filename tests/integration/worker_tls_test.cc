@@ -6,11 +6,14 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <map>
 #include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "boost/json/parse.hpp"
 #include "gtest/gtest.h"
+#include "tests/testing/emulator_stats.h"
 #include "tests/testing/process.h"
 
 namespace llmload {
@@ -27,12 +30,15 @@ class WorkerTlsTest : public ::testing::Test {
     ASSERT_EQ(std::system(gen.c_str()), 0) << "openssl could not make a test certificate";
     port_ = testing_util::FreePort();
     tls_port_ = testing_util::FreePort();
-    emulator_ = testing_util::ChildProcess::Start(
-        testing_util::BinPath("llmload-emulator"),
-        {"--host=127.0.0.1", absl::StrCat("--port=", port_), absl::StrCat("--tls_port=", tls_port_),
-         "--tls_cert_file=" + dir_ + "/cert.pem", "--tls_key_file=" + dir_ + "/key.pem",
-         "--threads=1"},
-        dir_ + "/emulator.log", dir_);
+    std::vector<std::string> args = {
+        "--host=127.0.0.1", absl::StrCat("--port=", port_), absl::StrCat("--tls_port=", tls_port_),
+        "--tls_cert_file=" + dir_ + "/cert.pem", "--tls_key_file=" + dir_ + "/key.pem",
+        "--threads=1"};
+    if (processes_ > 1) {
+      args.push_back(absl::StrCat("--processes=", processes_));
+    }
+    emulator_ = testing_util::ChildProcess::Start(testing_util::BinPath("llmload-emulator"), args,
+                                                  dir_ + "/emulator.log", dir_);
     ASSERT_TRUE(testing_util::WaitForTcp(tls_port_, absl::Seconds(20)));
   }
 
@@ -59,6 +65,7 @@ class WorkerTlsTest : public ::testing::Test {
     return {code, counters};
   }
 
+  int processes_ = 1;  // emulator processes sharing the ports
   std::string dir_;
   int port_ = 0;
   int tls_port_ = 0;
@@ -93,6 +100,42 @@ TEST_F(WorkerTlsTest, AnUnknownCaIsRefusedUnlessVerificationIsSkipped) {
   EXPECT_EQ(ok_code, 0);
   ASSERT_TRUE(ok_counters.contains("requests_ok"));
   EXPECT_EQ(ok_counters.at("requests_ok").as_string(), "4");
+}
+
+// The TLS port of a group of emulator processes (--processes): each process
+// binds it with SO_REUSEPORT and serves https/wss with the certificate.
+class WorkerTlsGroupTest : public WorkerTlsTest {
+ protected:
+  void SetUp() override {
+    processes_ = 2;
+    WorkerTlsTest::SetUp();
+  }
+};
+
+TEST_F(WorkerTlsGroupTest, HttpsAndWssOnTheSharedTlsPort) {
+  const std::string ca = absl::StrCat(R"(, "caFile": ")", dir_, R"(/cert.pem")");
+  for (const auto& [protocol, url] : std::vector<std::pair<std::string, std::string>>{
+           {"OPENAI_CHAT", absl::StrCat("https://127.0.0.1:", tls_port_)},
+           {"WS_CHAT", absl::StrCat("wss://127.0.0.1:", tls_port_, "/api/ws")}}) {
+    SCOPED_TRACE(protocol);
+    auto [code, counters] = Run(protocol, url, ca);
+    EXPECT_EQ(code, 0);
+    ASSERT_TRUE(counters.contains("requests_ok"));
+    EXPECT_EQ(counters.at("requests_ok").as_string(), "4");
+  }
+  // Both processes answer on the plain port, and together they planned
+  // exactly the requests sent over TLS.
+  std::map<int64_t, testing_util::EmulatorStats> by_pid;
+  ASSERT_TRUE(testing_util::CollectEmulatorStats(port_, 2, absl::Seconds(20), &by_pid));
+  uint64_t openai = 0;
+  uint64_t ws_chat = 0;
+  for (const auto& [pid, stats] : by_pid) {
+    EXPECT_EQ(stats.processes, 2);
+    openai += stats.RequestsOf("OPENAI_CHAT");
+    ws_chat += stats.RequestsOf("WS_CHAT");
+  }
+  EXPECT_EQ(openai, 4u);
+  EXPECT_EQ(ws_chat, 4u);
 }
 
 }  // namespace

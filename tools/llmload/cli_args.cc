@@ -327,7 +327,13 @@ const std::vector<FlagSpec>& Flags() {
        }},
       {"url", "LLMLOAD_TARGET_URL", true,
        [](Options& o, const std::string& v) {
-         o.url = v;
+         // Repeatable. The first --url on the command line replaces the
+         // environment's (`given` is marked after this runs).
+         if (o.given.count("url") == 0) {
+           o.urls.clear();
+         }
+         o.urls.push_back(v);
+         o.url = o.urls.front();
          return absl::OkStatus();
        }},
       {"name", nullptr, true,
@@ -770,6 +776,21 @@ void SetTarget(const Options& o, v1::Target* t) {
   }
 }
 
+// One URL is spec.target.url; several are spec.target.urls, over which the
+// workers spread the sessions. Either way the other field is cleared, so
+// that a spec file's target is replaced, not mixed with the flags'.
+void SetTargetUrls(const std::vector<std::string>& urls, v1::Target* t) {
+  t->clear_url();
+  t->clear_urls();
+  if (urls.size() == 1) {
+    t->set_url(urls.front());
+    return;
+  }
+  for (const std::string& u : urls) {
+    t->add_urls(u);
+  }
+}
+
 // --threshold, --slo-* and the --records flags: the same with and without -f.
 void AddVerdictAndRecords(const Options& o, v1::RunSpec* spec) {
   for (const std::string& text : o.thresholds) {
@@ -808,10 +829,14 @@ void AddVerdictAndRecords(const Options& o, v1::RunSpec* spec) {
 }  // namespace
 
 v1::RunSpec SpecFromOptions(const Options& o, const std::string& url) {
+  return SpecFromOptions(o, std::vector<std::string>{url});
+}
+
+v1::RunSpec SpecFromOptions(const Options& o, const std::vector<std::string>& urls) {
   v1::RunSpec spec;
   spec.set_name(o.name.empty() ? "llmload-cli" : o.name);
   SetTarget(o, spec.mutable_target());
-  spec.mutable_target()->set_url(url);
+  SetTargetUrls(urls, spec.mutable_target());
   v1::ThinkTime think;
   if (o.think) {
     SetDuration(o.think_min_seconds, think.mutable_min());
@@ -857,7 +882,7 @@ void ApplyFlagsToFileSpec(const Options& o, v1::RunSpec* spec) {
   const auto given = [&o](const char* flag) { return o.given.count(flag) > 0; };
   v1::Target* t = spec->mutable_target();
   if (given("url")) {
-    t->set_url(o.url);
+    SetTargetUrls(o.urls, t);
   }
   if (given("protocol")) {
     t->set_protocol(o.protocol);
@@ -904,6 +929,7 @@ struct FlagPath {
 constexpr FlagPath kFlagPaths[] = {
     {"spec.name", "name"},
     {"spec.target.protocol", "protocol"},
+    {"spec.target.urls", "url"},
     {"spec.target.url", "url"},
     {"spec.target.model", "model"},
     {"spec.target.prompts", "prompts-file"},
@@ -1016,7 +1042,11 @@ absl::Status ValidateSpecForCli(const v1::RunSpec& spec,
 }
 
 absl::StatusOr<v1::RunSpec> BuildRunSpec(const Options& o, const std::string& url) {
-  v1::RunSpec spec = SpecFromOptions(o, url);
+  return BuildRunSpec(o, std::vector<std::string>{url});
+}
+
+absl::StatusOr<v1::RunSpec> BuildRunSpec(const Options& o, const std::vector<std::string>& urls) {
+  v1::RunSpec spec = SpecFromOptions(o, urls);
   if (absl::Status s = ValidateSpecForCli(spec); !s.ok()) {
     return s;
   }
@@ -1131,6 +1161,8 @@ run, get, list, stop, watch, workers:
   -f, --file FILE      run spec in proto JSON: a RunSpec or {"spec": {...}}
   --url URL            run: target URL for --protocol (see README, Targets and
                        protocols); with -f it replaces the file's  [LLMLOAD_TARGET_URL]
+                       Repeatable: several fill spec.target.urls, client i on the
+                       (i mod n)-th
   --name NAME          run name
   --limit N            list: at most N runs (0: all)                                   20
   --detach             run: print the run id and return at once

@@ -91,7 +91,11 @@ struct Options {
   // run / get / list / stop / watch
   std::string orchestrator = "127.0.0.1:50051";
   std::string spec_file;  // -f: RunSpec or {"spec": …} in proto JSON
-  std::string url;        // target URL (run without -f)
+  std::string url;        // target URL (run without -f); the first when several
+  // Every target URL, in order: --url given more than once (run) fills
+  // spec.target.urls and sessions spread over them. The command line's
+  // replace LLMLOAD_TARGET_URL's.
+  std::vector<std::string> urls;
   std::string name;
   int32_t limit = 20;     // list
   bool detach = false;    // run: print the run id and return
@@ -150,11 +154,15 @@ absl::Status ReadPromptsFile(Options* o);
 // for WS_CHAT and REALM, the endpoint for HTTP_JSON.
 std::string EmulatorTargetUrl(v1::Protocol protocol, const std::string& host_port);
 
-// The run spec the flags describe (without -f), unvalidated.
+// The run spec the flags describe (without -f), unvalidated, against
+// `url`, or against `urls` (one: spec.target.url; several:
+// spec.target.urls).
 v1::RunSpec SpecFromOptions(const Options& o, const std::string& url);
+v1::RunSpec SpecFromOptions(const Options& o, const std::vector<std::string>& urls);
 
 // Applies the target flags given on the command line (not the environment)
-// to a spec read with -f: --url, --protocol, --model, --prompt,
+// to a spec read with -f: --url (one or several; they replace the file's
+// url and urls), --protocol, --model, --prompt,
 // --prompts-file, --max-tokens and --api-key-env replace the file's, and
 // --header / --header-from-env add to its maps. --name, --threshold, --slo-*
 // and the --records flags apply as they do without -f.
@@ -176,6 +184,7 @@ absl::Status ValidateSpecForCli(
 
 // SpecFromOptions, validated (ValidateSpecForCli).
 absl::StatusOr<v1::RunSpec> BuildRunSpec(const Options& o, const std::string& url);
+absl::StatusOr<v1::RunSpec> BuildRunSpec(const Options& o, const std::vector<std::string>& urls);
 
 // The text printed by `llmload help` and on usage errors.
 std::string UsageText();

@@ -578,7 +578,7 @@ int CmdRun(const Options& o) {
       return UsageError(absl::Status(v.code(), absl::StrCat(o.spec_file, ": ", v.message())));
     }
   } else {
-    absl::StatusOr<v1::RunSpec> built = BuildRunSpec(o, o.url);
+    absl::StatusOr<v1::RunSpec> built = BuildRunSpec(o, o.urls);
     if (!built.ok()) {
       return UsageError(built.status());
     }

@@ -1359,6 +1359,9 @@ v1::RunSpec RedactSpec(const v1::RunSpec& spec) {
     value = kRedacted;
   }
   t->set_url(RedactUrl(t->url()));
+  for (std::string& url : *t->mutable_urls()) {
+    url = RedactUrl(url);
+  }
   if (!t->ws_url().empty()) {
     t->set_ws_url(RedactUrl(t->ws_url()));
   }

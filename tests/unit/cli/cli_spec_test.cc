@@ -315,7 +315,8 @@ TEST(CliSpecTest, FlagForSpecPath) {
   // Fields no flag sets, and look-alike prefixes.
   EXPECT_EQ(FlagForSpecPath("spec.labels[\"a\"]"), "");
   EXPECT_EQ(FlagForSpecPath("spec.target.wsUrl"), "");
-  EXPECT_EQ(FlagForSpecPath("spec.target.urls"), "");
+  EXPECT_EQ(FlagForSpecPath("spec.target.urls"), "--url");  // --url given several times
+  EXPECT_EQ(FlagForSpecPath("spec.target.urls[2]"), "--url");
   EXPECT_EQ(FlagForSpecPath("spec.target.tenant"), "");
   EXPECT_EQ(FlagForSpecPath("spec.names"), "");
 }
@@ -391,6 +392,69 @@ TEST(CliSpecTest, FlagsGivenOnTheCommandLineOverrideASpecFile) {
   ApplyFlagsToFileSpec(*o, &spec);
   ASSERT_EQ(spec.target().prompts_size(), 2);
   EXPECT_EQ(spec.target().prompts(1), "p2");
+}
+
+// --url more than once: the URLs in order fill spec.target.urls (url stays
+// empty); once, spec.target.url as before. The command line's replace the
+// environment's, with or without -f.
+TEST(CliSpecTest, RepeatedUrlFillsTargetUrls) {
+  auto o = Parse({"run", "--protocol", "openai_chat", "--url", "http://127.0.0.1:1",
+                  "--url=http://127.0.0.1:2", "--url", "http://127.0.0.1:3"},
+                 {{"LLMLOAD_TARGET_URL", "http://env:9"}});
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_EQ(o->urls, (std::vector<std::string>{"http://127.0.0.1:1", "http://127.0.0.1:2",
+                                               "http://127.0.0.1:3"}));
+  EXPECT_EQ(o->url, "http://127.0.0.1:1");
+  absl::StatusOr<v1::RunSpec> spec = BuildRunSpec(*o, o->urls);
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_EQ(spec->target().url(), "");
+  ASSERT_EQ(spec->target().urls_size(), 3);
+  EXPECT_EQ(spec->target().urls(0), "http://127.0.0.1:1");
+  EXPECT_EQ(spec->target().urls(2), "http://127.0.0.1:3");
+
+  // Once, or only from the environment: spec.target.url.
+  o = Parse({"run", "--url", "http://127.0.0.1:1"}, {{"LLMLOAD_TARGET_URL", "http://env:9"}});
+  ASSERT_TRUE(o.ok()) << o.status();
+  spec = BuildRunSpec(*o, o->urls);
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_EQ(spec->target().url(), "http://127.0.0.1:1");
+  EXPECT_EQ(spec->target().urls_size(), 0);
+  o = Parse({"run"}, {{"LLMLOAD_TARGET_URL", "http://127.0.0.1:7"}});
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_EQ(o->urls, std::vector<std::string>{"http://127.0.0.1:7"});
+  EXPECT_EQ(BuildRunSpec(*o, o->urls)->target().url(), "http://127.0.0.1:7");
+
+  // A bad one is named by the flag and its index.
+  o = Parse({"run", "--url", "http://127.0.0.1:1", "--url", "ftp://127.0.0.1:2/"});
+  ASSERT_TRUE(o.ok()) << o.status();
+  spec = BuildRunSpec(*o, o->urls);
+  ASSERT_FALSE(spec.ok());
+  EXPECT_TRUE(absl::StartsWith(spec.status().message(), "--url: scheme must be")) << spec.status();
+  EXPECT_TRUE(absl::EndsWith(spec.status().message(), "[spec.target.urls[1]]")) << spec.status();
+
+  // With -f the flags replace the file's target, one URL or several.
+  v1::RunSpec file;
+  file.mutable_target()->set_protocol(v1::OPENAI_CHAT);
+  file.mutable_target()->set_url("http://emulator:8080");
+  file.mutable_load()->mutable_closed()->set_clients(4);
+  file.mutable_load()->mutable_closed()->set_cycles_per_client(1);
+  o = Parse(
+      {"run", "-f", "spec.json", "--url", "http://127.0.0.1:1", "--url", "http://127.0.0.1:2"});
+  ASSERT_TRUE(o.ok()) << o.status();
+  v1::RunSpec several = file;
+  ApplyFlagsToFileSpec(*o, &several);
+  EXPECT_EQ(several.target().url(), "");
+  ASSERT_EQ(several.target().urls_size(), 2);
+  EXPECT_EQ(several.target().urls(1), "http://127.0.0.1:2");
+  EXPECT_TRUE(ValidateSpecForCli(several).ok()) << ValidateSpecForCli(several);
+  // A file with urls, and one --url: the file's urls go.
+  v1::RunSpec file_urls = several;
+  o = Parse({"run", "-f", "spec.json", "--url", "http://127.0.0.1:5"});
+  ASSERT_TRUE(o.ok()) << o.status();
+  ApplyFlagsToFileSpec(*o, &file_urls);
+  EXPECT_EQ(file_urls.target().url(), "http://127.0.0.1:5");
+  EXPECT_EQ(file_urls.target().urls_size(), 0);
+  EXPECT_TRUE(ValidateSpecForCli(file_urls).ok()) << ValidateSpecForCli(file_urls);
 }
 
 TEST(CliSpecTest, PromptsFromJsonLines) {

@@ -170,6 +170,15 @@ TEST(RunReportTest, RedactsHeadersUrlCredentialsAndSecretQueryValues) {
   const v1::RunSpec spec = RedactSpec(Input().run->spec());
   EXPECT_EQ(spec.target().headers().at("Authorization"), "REDACTED");
   EXPECT_EQ(spec.target().url(), "https://REDACTED@api.example.test/v1?api_key=REDACTED&model=m#frag");
+  // Each of several target URLs likewise.
+  v1::RunSpec several = Input().run->spec();
+  several.mutable_target()->clear_url();
+  several.mutable_target()->add_urls("http://127.0.0.1:1/v1");
+  several.mutable_target()->add_urls("https://u:pa55@h.example.test/v1?token=k3y&model=m");
+  const v1::RunSpec redacted = RedactSpec(several);
+  ASSERT_EQ(redacted.target().urls_size(), 2);
+  EXPECT_EQ(redacted.target().urls(0), "http://127.0.0.1:1/v1");
+  EXPECT_EQ(redacted.target().urls(1), "https://REDACTED@h.example.test/v1?token=REDACTED&model=m");
   for (ReportFormat f :
        {ReportFormat::kText, ReportFormat::kJson, ReportFormat::kCsv, ReportFormat::kHtml}) {
     const std::string out = RenderReport(Input(), f);

@@ -96,6 +96,29 @@ TEST(BehaviourTest, BehaviourNumbersRequestsPerProtocol) {
   EXPECT_EQ(b.RequestCount(Protocol::kGemini), 50u);
 }
 
+// A group of N processes numbers requests apart: process i draws i, i+N, …,
+// so together they draw each index once, the same plans a single process
+// would have drawn.
+TEST(BehaviourTest, GroupProcessesNumberRequestsApart) {
+  BehaviourConfig c;
+  c.faults.http_429 = 0.3;
+  c.distribution = DelayDistribution::kUniform;
+  c.token_delay_spread_seconds = 0.002;
+  Behaviour single(c);
+  Behaviour p0(c, 0, 3);
+  Behaviour p1(c, 1, 3);
+  Behaviour p2(c, 2, 3);
+  Behaviour* group[] = {&p0, &p1, &p2};
+  for (uint64_t i = 0; i < 30; ++i) {
+    const ResponsePlan want = single.Plan(Protocol::kWsChat, "q", {});
+    const ResponsePlan got = group[i % 3]->Plan(Protocol::kWsChat, "q", {});
+    EXPECT_EQ(got.request_index, i);
+    EXPECT_EQ(got.fault, want.fault) << i;
+    EXPECT_EQ(got.offsets, want.offsets) << i;
+  }
+  EXPECT_EQ(p1.RequestCount(Protocol::kWsChat), 10u);
+}
+
 TEST(BehaviourTest, DelayDistributionsHaveTheConfiguredMeanAndSpread) {
   for (DelayDistribution d : {DelayDistribution::kUniform, DelayDistribution::kLogNormal}) {
     BehaviourConfig c;

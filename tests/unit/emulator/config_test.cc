@@ -14,6 +14,8 @@ TEST(ConfigTest, RejectsOutOfRangeValuesNamingTheField) {
   };
   const Case cases[] = {
       {[](EmulatorConfig& c) { c.threads = 0; }, "threads"},
+      {[](EmulatorConfig& c) { c.processes = 0; }, "processes"},
+      {[](EmulatorConfig& c) { c.processes = kMaxProcesses + 1; }, "processes"},
       {[](EmulatorConfig& c) { c.length_words = 0; }, "length_words"},
       {[](EmulatorConfig& c) { c.length_words = 100001; }, "length_words"},
       {[](EmulatorConfig& c) { c.token_delay_seconds = -0.1; }, "token_delay_seconds"},
@@ -40,6 +42,7 @@ TEST(ConfigTest, AcceptsBoundaryValues) {
   c.token_delay_seconds = 0;
   c.ping_interval_seconds = 0.2;
   c.pong_timeout_seconds = 0.1;
+  c.processes = kMaxProcesses;
   EXPECT_TRUE(Validate(c).ok());
   c.token_delay_seconds = 60;
   c.length_words = 1;

@@ -44,6 +44,30 @@ TEST(TargetPolicyTest, DefaultAllowsLoopbackPrivateAndClusterLocalTargetsOnly) {
   EXPECT_THAT(std::string(ws.message()), HasSubstr("ws.example.invalid"));
 }
 
+// With several target URLs every one must be allowed; a refusal names the
+// URL by its index.
+TEST(TargetPolicyTest, EveryOneOfSeveralUrlsIsChecked) {
+  const TargetPolicy p = TargetPolicy::Default();
+  v1::RunSpec spec;
+  spec.mutable_target()->add_urls("http://127.0.0.1:8081");
+  spec.mutable_target()->add_urls("http://10.0.0.2:8082");
+  EXPECT_TRUE(p.CheckSpec(spec).ok()) << p.CheckSpec(spec);
+  spec.mutable_target()->add_urls("https://api.example.invalid/v1");
+  spec.mutable_target()->add_urls("http://127.0.0.1:8083");
+  const absl::Status s = p.CheckSpec(spec);
+  EXPECT_EQ(s.code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_THAT(std::string(s.message()), HasSubstr("spec.target.urls[2]: target host"));
+  EXPECT_THAT(std::string(s.message()), HasSubstr("api.example.invalid"));
+  // Refused in second place too: no URL hides behind an allowed first one.
+  v1::RunSpec second;
+  second.mutable_target()->add_urls("http://127.0.0.1:8081");
+  second.mutable_target()->add_urls("http://8.8.8.8:80");
+  EXPECT_THAT(std::string(p.CheckSpec(second).message()), HasSubstr("spec.target.urls[1]: "));
+  auto listed = TargetPolicy::Parse("default,8.8.8.8");
+  ASSERT_TRUE(listed.ok());
+  EXPECT_TRUE(listed->CheckSpec(second).ok());
+}
+
 TEST(TargetPolicyTest, ListedNamesPatternsAndNetworksAreAllowed) {
   auto p = TargetPolicy::Parse(" default , api.example.invalid,*.corp.example.invalid,192.0.2.0/28,"
                                "2001:db8::/64 ");

@@ -8,6 +8,7 @@
 #include "gmock/gmock.h"
 #include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
+#include "lib/validation/target_urls.h"
 
 namespace llmload::validation {
 namespace {
@@ -111,6 +112,87 @@ TEST(ValidateRunSpecTest, TlsTargetsExceptTheCentrifugoFlow) {
   }
 }
 
+// Several targets: every URL is checked as `url` is, named by its index.
+v1::RunSpec WithUrls(std::vector<std::string> urls) {
+  v1::RunSpec spec = ValidSpec();
+  spec.mutable_target()->clear_url();
+  for (std::string& u : urls) {
+    spec.mutable_target()->add_urls(std::move(u));
+  }
+  return spec;
+}
+
+TEST(ValidateRunSpecTest, SeveralUrlsPass) {
+  const v1::RunSpec spec = FromJson(R"json({
+    "target": {"protocol": "WS_CHAT",
+               "urls": ["http://127.0.0.1:8081", "ws://10.0.0.7:9000/chat?room=1",
+                        "http://emulator-2:8080", "http://127.0.0.1:8081"]},
+    "load": {"closed": {"clients": 9, "cyclesPerClient": 1}}})json");
+  EXPECT_TRUE(ValidateRunSpec(spec).ok()) << ValidateRunSpec(spec);
+  EXPECT_EQ(spec.target().urls_size(), 4);
+}
+
+TEST(ValidateRunSpecTest, EachOfSeveralUrlsIsCheckedLikeUrl) {
+  struct Case {
+    std::vector<std::string> urls;
+    std::string path;
+    std::string mentions;
+  };
+  const std::vector<Case> cases = {
+      {{"http://127.0.0.1:1", ""}, "spec.target.urls[1]", "empty: every entry is a target"},
+      {{"", "http://127.0.0.1:1"}, "spec.target.urls[0]", "empty"},
+      {{"http://a:1", "http://user:pw@b:2/"}, "spec.target.urls[1]", "must not carry credentials"},
+      {{"http://127.0.0.1:1", "http://127.0.0.1:2", "ftp://x/"}, "spec.target.urls[2]",
+       "scheme must be http, https, ws or wss"},
+      {{"/relative"}, "spec.target.urls[0]", "not a valid absolute URL"},
+      {{"http://a:1", "http://localhost:99999/"}, "spec.target.urls[1]",
+       "port must be between 1 and 65535"},
+      {{"http://a:1", "http://b/v1#frag"}, "spec.target.urls[1]", "#fragment"},
+      {{"http://a:1", "http://b/v1?api_key=k"}, "spec.target.urls[1]", "carries a credential"},
+  };
+  for (const Case& c : cases) {
+    const absl::Status s = ValidateRunSpec(WithUrls(c.urls));
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << c.path << " " << s;
+    EXPECT_THAT(std::string(s.message()), StartsWith(c.path + ": ")) << s;
+    EXPECT_THAT(std::string(s.message()), HasSubstr(c.mentions)) << s;
+  }
+}
+
+TEST(ValidateRunSpecTest, UrlAndUrlsAreNotCombined) {
+  v1::RunSpec both = WithUrls({"http://127.0.0.1:1"});
+  both.mutable_target()->set_url("http://127.0.0.1:2");
+  absl::Status s = ValidateRunSpec(both);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(s.message()), StartsWith("spec.target.urls: give spec.target.url"));
+
+  v1::RunSpec with_ws = WithUrls({"http://127.0.0.1:1", "http://127.0.0.1:2"});
+  with_ws.mutable_target()->set_ws_url("ws://127.0.0.1:3");
+  s = ValidateRunSpec(with_ws);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(s.message()), StartsWith("spec.target.wsUrl: cannot be combined"));
+
+  v1::RunSpec neither = ValidSpec();
+  neither.mutable_target()->clear_url();
+  s = ValidateRunSpec(neither);
+  EXPECT_THAT(std::string(s.message()), StartsWith("spec.target.url: required"));
+  EXPECT_THAT(std::string(s.message()), HasSubstr("spec.target.urls"));
+
+  std::vector<std::string> many(kMaxTargetUrls + 1, "http://127.0.0.1:1");
+  s = ValidateRunSpec(WithUrls(many));
+  EXPECT_THAT(std::string(s.message()), StartsWith("spec.target.urls: at most 1000 URLs"));
+  many.pop_back();
+  EXPECT_TRUE(ValidateRunSpec(WithUrls(many)).ok());
+}
+
+TEST(ValidateRunSpecTest, TlsInAnyOfSeveralUrlsIsNamedForCentrifugo) {
+  v1::RunSpec spec = WithUrls({"http://127.0.0.1:1", "https://127.0.0.1:2"});
+  const absl::Status s = ValidateRunSpec(spec);
+  EXPECT_EQ(s.code(), absl::StatusCode::kUnimplemented);
+  EXPECT_THAT(std::string(s.message()), StartsWith("spec.target.urls[1]: TLS is not supported"));
+  spec.mutable_target()->set_protocol(v1::OPENAI_CHAT);
+  EXPECT_TRUE(ValidateRunSpec(spec).ok());
+}
+
 struct BadField {
   std::string test_name;
   std::function<void(v1::RunSpec&)> mutate;
@@ -144,6 +226,17 @@ TEST(ValidationSecretsTest, RefusedCredentialsAreNotQuotedBack) {
       // Other errors that quote the URL hide its credentials too.
       [&](v1::RunSpec& s) { s.mutable_target()->set_url("ftp://h.invalid/?sig=" + key); },
       [&](v1::RunSpec& s) { s.mutable_target()->set_url("http://h.invalid:99999/?token=" + key); },
+      // In any of several URLs.
+      [&](v1::RunSpec& s) {
+        s.mutable_target()->clear_url();
+        s.mutable_target()->add_urls("http://127.0.0.1:1");
+        s.mutable_target()->add_urls("https://u:" + key + "@h.invalid/v1");
+      },
+      [&](v1::RunSpec& s) {
+        s.mutable_target()->clear_url();
+        s.mutable_target()->add_urls("http://127.0.0.1:1");
+        s.mutable_target()->add_urls("ftp://h.invalid/?sig=" + key);
+      },
   };
   for (size_t i = 0; i < ways.size(); ++i) {
     v1::RunSpec spec = ValidSpec();

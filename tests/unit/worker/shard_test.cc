@@ -58,6 +58,43 @@ TEST(ShardRunnerTest, RefusesWhatItCannotRunWithAClearError) {
   loops.Stop();
 }
 
+// Every one of several target URLs is parsed, resolved and checked against
+// the allowlist; an error names the URL by its index.
+TEST(ShardRunnerTest, ChecksEveryOneOfSeveralUrls) {
+  EventLoops loops(1);
+  auto several = [](std::vector<std::string> urls, const std::string& allowed = "") {
+    v1::ShardAssignment a = Assignment("");
+    a.mutable_spec()->mutable_target()->clear_url();
+    a.mutable_spec()->mutable_target()->set_protocol(v1::WS_CHAT);
+    for (const std::string& u : urls) {
+      a.mutable_spec()->mutable_target()->add_urls(u);
+    }
+    a.set_allowed_targets(allowed);
+    return a;
+  };
+  EXPECT_TRUE(ShardRunner::Create(loops, several({"http://127.0.0.1:1", "ws://127.0.0.2:2/x"}))
+                  .ok());
+  auto bad = ShardRunner::Create(loops, several({"http://127.0.0.1:1", "http://127.0.0.1:2",
+                                                 "not a url"}));
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(bad.status().message().find("spec.target.urls[2]"), absl::string_view::npos)
+      << bad.status();
+  // The worker's own check of resolved addresses: the second URL is outside
+  // the allowlist the orchestrator sent.
+  auto refused = ShardRunner::Create(
+      loops, several({"http://127.0.0.1:1", "http://192.0.2.7:2"}, "127.0.0.0/8"));
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_NE(refused.status().message().find("spec.target.urls[1]: target host \"192.0.2.7\""),
+            absl::string_view::npos)
+      << refused.status();
+  EXPECT_TRUE(ShardRunner::Create(
+                  loops, several({"http://127.0.0.1:1", "http://192.0.2.7:2"}, "127.0.0.0/8,192.0.2.7"))
+                  .ok());
+  loops.Stop();
+}
+
 // A loopback port that refuses connections while the object lives: bound,
 // never listening.
 class RefusingPort {

@@ -1,0 +1,58 @@
+#include "tests/testing/emulator_stats.h"
+
+#include "boost/json.hpp"
+#include "tests/testing/process.h"
+
+namespace llmload::testing_util {
+
+std::optional<EmulatorStats> ParseEmulatorStats(const std::string& body) {
+  boost::system::error_code ec;
+  const boost::json::value v = boost::json::parse(body, ec);
+  if (ec || !v.is_object()) {
+    return std::nullopt;
+  }
+  try {
+    EmulatorStats s;
+    const boost::json::object& o = v.as_object();
+    s.pid = o.at("pid").to_number<int64_t>();
+    s.process = o.at("process").to_number<int32_t>();
+    s.processes = o.at("processes").to_number<int32_t>();
+    s.connections_accepted = o.at("connections_accepted").to_number<uint64_t>();
+    s.open_connections = o.at("open_connections").to_number<int64_t>();
+    for (const auto& [name, n] : o.at("requests").as_object()) {
+      s.requests[std::string(name)] = n.to_number<uint64_t>();
+    }
+    const boost::json::object& relayed = o.at("relayed_runs").as_object();
+    s.relayed_sent = relayed.at("sent").to_number<uint64_t>();
+    s.relayed_received = relayed.at("received").to_number<uint64_t>();
+    s.relayed_started = relayed.at("started").to_number<uint64_t>();
+    return s;
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+}
+
+::testing::AssertionResult CollectEmulatorStats(int port, int processes, absl::Duration timeout,
+                                                std::map<int64_t, EmulatorStats>* by_pid) {
+  by_pid->clear();
+  std::string last_error;
+  ::testing::AssertionResult seen = WaitUntil(
+      [&] {
+        int status = 0;
+        const std::string body = HttpGet(port, "/stats", &status);
+        std::optional<EmulatorStats> stats = ParseEmulatorStats(body);
+        if (status != 200 || !stats.has_value()) {
+          last_error = "status " + std::to_string(status) + ", body " + body;
+          return false;
+        }
+        (*by_pid)[stats->pid] = *stats;
+        return by_pid->size() >= static_cast<size_t>(processes);
+      },
+      timeout, "an answer from every emulator process", absl::Milliseconds(1));
+  if (!seen) {
+    seen << " (" << by_pid->size() << " of " << processes << " answered; " << last_error << ")";
+  }
+  return seen;
+}
+
+}  // namespace llmload::testing_util

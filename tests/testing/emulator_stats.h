@@ -1,0 +1,48 @@
+// File: emulator_stats.h
+//
+// The emulator's own count of what reached it (GET /stats), for tests that
+// check where sessions landed: one emulator per target URL, or the
+// processes of one emulator group (--processes) sharing a port.
+//
+//   std::map<int64_t, testing_util::EmulatorStats> by_pid;
+//   ASSERT_TRUE(testing_util::CollectEmulatorStats(port, 3, absl::Seconds(10), &by_pid));
+
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+
+#include "absl/time/time.h"
+#include "gtest/gtest.h"
+
+namespace llmload::testing_util {
+
+struct EmulatorStats {
+  int64_t pid = 0;
+  int32_t process = 0;
+  int32_t processes = 0;
+  uint64_t connections_accepted = 0;
+  int64_t open_connections = 0;
+  std::map<std::string, uint64_t> requests;  // by protocol name
+  uint64_t relayed_sent = 0;
+  uint64_t relayed_received = 0;
+  uint64_t relayed_started = 0;
+
+  uint64_t RequestsOf(const std::string& protocol) const {
+    auto it = requests.find(protocol);
+    return it == requests.end() ? 0 : it->second;
+  }
+};
+
+// A /stats body; nullopt when it is not one.
+std::optional<EmulatorStats> ParseEmulatorStats(const std::string& body);
+
+// GET /stats on 127.0.0.1:port, each time on a new connection, until
+// `processes` different processes have answered (the kernel picks one per
+// connection); the latest answer of each, by pid. Fails at `timeout`.
+::testing::AssertionResult CollectEmulatorStats(int port, int processes, absl::Duration timeout,
+                                                std::map<int64_t, EmulatorStats>* by_pid);
+
+}  // namespace llmload::testing_util
