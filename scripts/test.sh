@@ -70,7 +70,10 @@ ASAN_TESTS=(histogram_test metrics_test protocol_test worker_test cli_test orche
 # The fuzz corpora (regression inputs included) replayed under the sanitizers.
 ASAN_REPLAYS=(histogram_decode_fuzz sse_stream_fuzz centrifugo_client_fuzz ws_llm_client_fuzz
               ws_framing_fuzz run_spec_fuzz)
-MATRIX_TARGETS=(integration_load_matrix_test llmload-worker llmload-emulator)
+# Besides the matrix, the cancellation cells: abandoning a request mid-response
+# and reconnecting is a lifetime path of its own in every driver.
+MATRIX_TARGETS=(integration_load_matrix_test integration_cancellation_test llmload-worker
+                llmload-emulator)
 if [ "${CI:-}" = "true" ] || [ -z "${SKIP_ASAN:-}" ]; then
   log "Building and running the ASan + UBSan stage."
   ASAN_DIR="${LLMLOAD_ASAN_BUILD_DIR:-$LLMLOAD_ROOT/build-asan}"
@@ -87,6 +90,7 @@ if [ "${CI:-}" = "true" ] || [ -z "${SKIP_ASAN:-}" ]; then
     "$ASAN_DIR/bin/${f}_replay" "$LLMLOAD_ROOT/tests/fuzz/corpus/$f"
   done
   run_sharded 2 "$ASAN_DIR/bin/integration_load_matrix_test"
+  run_sharded 2 "$ASAN_DIR/bin/integration_cancellation_test"
   unset ASAN_OPTIONS UBSAN_OPTIONS
 fi
 
@@ -111,6 +115,7 @@ if [ "${CI:-}" = "true" ] || [ -z "${SKIP_TSAN:-}" ]; then
   "$TSAN_DIR/bin/worker_test" --gtest_brief=1 --gtest_filter='-BatchShipperTest.*'
   LLMLOAD_BIN_DIR="$TSAN_BIN" run_sharded 2 "$BUILD_DIR/bin/integration_load_matrix_test" \
     --gtest_filter='*2Loops*'
+  LLMLOAD_BIN_DIR="$TSAN_BIN" run_sharded 2 "$BUILD_DIR/bin/integration_cancellation_test"
   unset TSAN_OPTIONS
 fi
 

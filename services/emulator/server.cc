@@ -151,6 +151,15 @@ std::string EmulatorServer::StatsJson() const {
     absl::StrAppend(&out, p == 0 ? "" : ",", "\"", absl::string_view(name.data(), name.size()),
                     "\":", behaviour_.RequestCount(protocol));
   }
+  // Streamed responses whose client left before their end (a load
+  // generator's cancelled requests, or users closing the tab).
+  absl::StrAppend(&out, "},\"abandoned\":{");
+  for (size_t p = 0; p < kProtocolCount; ++p) {
+    const auto protocol = static_cast<Protocol>(p);
+    const std::string_view name = ProtocolName(protocol);
+    absl::StrAppend(&out, p == 0 ? "" : ",", "\"", absl::string_view(name.data(), name.size()),
+                    "\":", behaviour_.AbandonedCount(protocol));
+  }
   absl::StrAppend(&out, "},\"relayed_runs\":{\"sent\":",
                   runs_relayed_out_.load(std::memory_order_relaxed),
                   ",\"received\":", runs_relayed_in_.load(std::memory_order_relaxed),

@@ -25,7 +25,8 @@
 // on a second port (tls_port()).
 //
 // Every process also answers GET /stats: its pid, its place in the group,
-// connections accepted and open, requests planned per protocol and the runs
+// connections accepted and open, requests planned per protocol, streamed
+// responses the client left before their end per protocol, and the runs
 // relayed between processes, as JSON.
 //
 // One of a group (--processes, process_group.h): the listening sockets take

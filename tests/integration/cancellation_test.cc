@@ -4,9 +4,12 @@
 // exact: which requests are abandoned is a pure function of (seed, client,
 // request number), so the test knows them in advance; an abandoned request
 // is neither ok nor failed, keeps the tokens it received, and its session
-// goes on with its next request on a new connection.
+// goes on with its next request on a new connection. The emulator sees each
+// client go: its own count of abandoned streams (GET /stats) grows by the
+// worker's count of cancelled requests.
 
 #include <fstream>
+#include <map>
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -15,6 +18,7 @@
 #include "boost/json/serialize.hpp"
 #include "gtest/gtest.h"
 #include "lib/load/records.h"
+#include "tests/testing/emulator_stats.h"
 #include "tests/testing/process.h"
 
 namespace llmload {
@@ -125,6 +129,29 @@ class CancellationTest : public ::testing::TestWithParam<std::string> {
     return doc.at("counters").as_object();
   }
 
+  // The emulator's count of streamed responses of `protocol` that the
+  // client left before their end.
+  static uint64_t Abandoned(const std::string& protocol) {
+    std::map<int64_t, testing_util::EmulatorStats> by_pid;
+    EXPECT_TRUE(testing_util::CollectEmulatorStats(port_, 1, absl::Seconds(10), &by_pid));
+    return by_pid.empty() ? 0 : by_pid.begin()->second.AbandonedOf(protocol);
+  }
+
+  // Waits until the emulator has counted `n` more abandoned streams than
+  // `before` (it notices a client gone at its next write at the latest).
+  static void ExpectEmulatorSawClientsGo(const std::string& protocol, uint64_t before,
+                                         uint64_t n) {
+    uint64_t now = before;
+    EXPECT_TRUE(testing_util::WaitUntil(
+        [&] {
+          now = Abandoned(protocol);
+          return now - before >= n;
+        },
+        absl::Seconds(10), "the emulator to count the abandoned streams"))
+        << "emulator counted " << now - before << " of " << n;
+    EXPECT_EQ(Abandoned(protocol) - before, n);
+  }
+
   static std::string* dir_;
   static int port_;
   static testing_util::ChildProcess* emulator_;
@@ -140,6 +167,8 @@ TEST_P(CancellationTest, TheSpecsShareIsAbandonedAndCountedApart) {
   const std::string& protocol = GetParam();
   const bool streamed = protocol != "HTTP_JSON";
   const std::string name = absl::StrCat("after-", absl::StrReplaceAll(protocol, {{"_", ""}}));
+  ASSERT_TRUE(testing_util::WaitForTcp(port_, absl::Seconds(20)));
+  const uint64_t abandoned_before = Abandoned(protocol);
   // Unstreamed: the answer comes after kWords x 20 ms; abandoned at 40 ms.
   const boost::json::object c =
       streamed ? RunWorker(name, protocol,
@@ -171,6 +200,9 @@ TEST_P(CancellationTest, TheSpecsShareIsAbandonedAndCountedApart) {
   // The tokens of a cancelled request count: those received before it was
   // abandoned.
   EXPECT_EQ(Counter(c, "tokens"), ok * kWords + (streamed ? cancelled * kAfterTokens : 0));
+  if (streamed) {  // an unstreamed answer is not a stream the emulator counts
+    ExpectEmulatorSawClientsGo(protocol, abandoned_before, expected);
+  }
 }
 
 // A time limit on a streamed answer: cut mid-stream, with some but not all
@@ -180,6 +212,8 @@ class CancellationMidStreamTest : public CancellationTest {};
 TEST_P(CancellationMidStreamTest, AbandonedAfterATime) {
   const std::string& protocol = GetParam();
   const std::string name = absl::StrCat("time-", absl::StrReplaceAll(protocol, {{"_", ""}}));
+  ASSERT_TRUE(testing_util::WaitForTcp(port_, absl::Seconds(20)));
+  const uint64_t abandoned_before = Abandoned(protocol);
   // kWords tokens 30 ms apart take about 240 ms; abandoned at 100 ms.
   const boost::json::object c = RunWorker(
       name, protocol,
@@ -195,6 +229,7 @@ TEST_P(CancellationMidStreamTest, AbandonedAfterATime) {
   const uint64_t tokens = Counter(c, "tokens");
   EXPECT_GE(tokens, ok * kWords + cancelled);  // at least one token before the cut
   EXPECT_LT(tokens, (ok + cancelled) * kWords);
+  ExpectEmulatorSawClientsGo(protocol, abandoned_before, expected);
 }
 
 std::string ParamName(const ::testing::TestParamInfo<std::string>& info) {

@@ -22,6 +22,9 @@ std::optional<EmulatorStats> ParseEmulatorStats(const std::string& body) {
     for (const auto& [name, n] : o.at("requests").as_object()) {
       s.requests[std::string(name)] = n.to_number<uint64_t>();
     }
+    for (const auto& [name, n] : o.at("abandoned").as_object()) {
+      s.abandoned[std::string(name)] = n.to_number<uint64_t>();
+    }
     const boost::json::object& relayed = o.at("relayed_runs").as_object();
     s.relayed_sent = relayed.at("sent").to_number<uint64_t>();
     s.relayed_received = relayed.at("received").to_number<uint64_t>();

@@ -26,6 +26,8 @@ struct EmulatorStats {
   uint64_t connections_accepted = 0;
   int64_t open_connections = 0;
   std::map<std::string, uint64_t> requests;  // by protocol name
+  // Streamed responses the client left before their end, by protocol name.
+  std::map<std::string, uint64_t> abandoned;
   uint64_t relayed_sent = 0;
   uint64_t relayed_received = 0;
   uint64_t relayed_started = 0;
@@ -33,6 +35,10 @@ struct EmulatorStats {
   uint64_t RequestsOf(const std::string& protocol) const {
     auto it = requests.find(protocol);
     return it == requests.end() ? 0 : it->second;
+  }
+  uint64_t AbandonedOf(const std::string& protocol) const {
+    auto it = abandoned.find(protocol);
+    return it == abandoned.end() ? 0 : it->second;
   }
 };
 
