@@ -20,7 +20,7 @@
 namespace llmload::metrics {
 
 inline constexpr int kNumMetrics = 11;   // index = v1::Metric value; 0 unused
-inline constexpr int kNumCounters = 22;  // index = v1::Counter value; 0 unused
+inline constexpr int kNumCounters = 24;  // index = v1::Counter value; 0 unused
 
 // Lower-case report names ("ttft", "requests_ok", ...).
 std::string_view MetricName(v1::Metric metric);
