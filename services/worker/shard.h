@@ -50,6 +50,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "lib/load/arrivals.h"
+#include "lib/load/prompts.h"
 #include "lib/load/records.h"
 #include "lib/load/verdict.h"
 #include "lib/metrics/metrics.h"
@@ -128,6 +129,9 @@ struct ShardSettings {
   double base_rate = 0;
   std::vector<load::Stage> stages;
   load::Distribution distribution = load::Distribution::kPoisson;
+  // What each request asks: dataset entry, synthetic prompt text (built once
+  // here), max_tokens. Set by ShardRunner::Create.
+  std::optional<load::PromptPlan> prompts;
 };
 
 // What one loop of a shard runs besides its clients: its share of the open
