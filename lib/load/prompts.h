@@ -86,6 +86,8 @@ class PromptPlan {
   // The number of dataset entries (prompts or promptMessages).
   int32_t entries() const { return entries_; }
   bool synthetic() const { return input_.enabled(); }
+  // max_tokens comes from outputLength.
+  bool drawn_max_tokens() const { return output_.enabled(); }
 
  private:
   uint64_t seed_;

@@ -330,8 +330,8 @@ class CentrifugoSession final : public Session,
                                            /*whole_conversation=*/false, question);
     body["question"] = json::string_view(prompt.text.data(), prompt.text.size());
     const auto& emu = shard_->settings().spec.emulation();
-    if (emu.length_words() > 0) {
-      body["length_words"] = emu.length_words();
+    if (prompt.length_words > 0) {
+      body["length_words"] = prompt.length_words;
     }
     if (emu.has_token_delay()) {
       body["token_delay_seconds"] = absl::ToDoubleSeconds(FromProtoDuration(emu.token_delay()));

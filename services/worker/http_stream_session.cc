@@ -248,6 +248,7 @@ class HttpStreamSession final : public Session,
     const RequestPrompt prompt = PromptFor(s, client_id_, requests_, messages, "Say something.");
     input_estimate_ = prompt.estimated_input_tokens;
     const int32_t max_tokens = prompt.max_tokens > 0 ? prompt.max_tokens : emu.length_words();
+    const int32_t length_words = prompt.length_words;
     std::string target;
     std::string body;
     if (protocol_ == v1::HTTP_JSON) {
@@ -304,8 +305,8 @@ class HttpStreamSession final : public Session,
       req.set("x-llmload-token-delay-ms",
               absl::StrCat(absl::ToDoubleMilliseconds(FromProtoDuration(emu.token_delay()))));
     }
-    if (emu.length_words() > 0) {
-      req.set("x-llmload-length-words", absl::StrCat(emu.length_words()));
+    if (length_words > 0) {
+      req.set("x-llmload-length-words", absl::StrCat(length_words));
     }
     for (const auto& [k, v] : shard_->settings().target.headers) {
       req.set(k, v);

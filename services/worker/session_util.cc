@@ -82,12 +82,16 @@ RequestPrompt PromptFor(const ShardSettings& s, int32_t client_id, int64_t reque
     out.from_spec = true;
   }
   out.max_tokens = std::max(0, t.max_tokens());
+  out.length_words = s.spec.emulation().length_words();
   if (!s.prompts.has_value()) {
     out.estimated_input_tokens = load::EstimateInputTokens(out.text.size());
     return out;
   }
   const load::PromptPick pick = s.prompts->Pick(client_id, request);
   out.max_tokens = pick.max_tokens;
+  if (s.prompts->drawn_max_tokens()) {
+    out.length_words = pick.max_tokens;
+  }
   uint64_t bytes = 0;
   if (pick.entry >= 0 && t.prompt_messages_size() > 0) {
     const v1::PromptConversation& c = t.prompt_messages(pick.entry);

@@ -102,6 +102,10 @@ struct RequestPrompt {
   const v1::PromptConversation* conversation = nullptr;
   bool from_spec = false;  // false: text is the fallback
   int32_t max_tokens = 0;  // 0: none from the spec
+  // The emulator's response length (emulation.lengthWords), unless
+  // max_tokens was drawn from outputLength: then the draw, so that an
+  // emulator target answers the drawn length.
+  int32_t length_words = 0;
   // Input tokens when the target reports none: ceil(bytes / 4) of what is
   // sent (every message's content when `whole_conversation`, else text).
   int64_t estimated_input_tokens = 0;

@@ -77,6 +77,8 @@ TEST_F(PromptsTest, SyntheticLengthsGiveThePredictedTokenCounts) {
   t->mutable_output_length()->set_mean(12);
   t->mutable_output_length()->set_stddev(4);
   t->mutable_output_length()->set_max(25);
+  // A drawn max_tokens is also the emulator's length, over emulation.lengthWords.
+  spec.mutable_emulation()->set_length_words(100);
 
   // What every (client, request) draws, wherever it runs.
   const load::PromptPlan plan(*t);
