@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <numbers>
 
 namespace llmload::load {
 namespace {
@@ -96,7 +97,7 @@ int32_t LengthSampler::FromUniforms(double u1, double u2) const {
     case v1::LENGTH_NORMAL:
     case v1::LENGTH_LOGNORMAL: {
       // Box-Muller: one standard normal from two uniforms.
-      const double z = std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * M_PI * u2);
+      const double z = std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * std::numbers::pi * u2);
       const double v = kind_ == v1::LENGTH_NORMAL ? mean_ + stddev_ * z : std::exp(mu_ + sigma_ * z);
       return Clip(v, lo_, hi_);
     }
