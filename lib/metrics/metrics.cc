@@ -14,7 +14,8 @@ constexpr std::array<std::string_view, kNumCounters> kCounterNames = {
     "",         "requests_ok",     "connect_failed",  "http_4xx",   "http_5xx",   "rate_limited",
     "protocol_error", "timeout",   "disconnected",    "tokens",     "bytes_in",   "bytes_out",
     "sessions_opened", "sessions_failed", "reconnects", "cycles", "dropped",  "offered",
-    "good",     "chunks",          "unfinished", "lost",   "requests_cancelled"};
+    "good",     "chunks",          "unfinished", "lost",
+    "input_tokens", "input_tokens_estimated", "requests_cancelled"};
 
 constexpr uint64_t kU64Max = std::numeric_limits<uint64_t>::max();
 

@@ -20,7 +20,7 @@
 namespace llmload::metrics {
 
 inline constexpr int kNumMetrics = 11;   // index = v1::Metric value; 0 unused
-inline constexpr int kNumCounters = 23;  // index = v1::Counter value; 0 unused
+inline constexpr int kNumCounters = 25;  // index = v1::Counter value; 0 unused
 
 // Lower-case report names ("ttft", "requests_ok", ...).
 std::string_view MetricName(v1::Metric metric);

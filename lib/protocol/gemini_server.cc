@@ -54,6 +54,13 @@ absl::StatusOr<GenerateRequest> ParseGenerateRequest(std::string_view body) {
       req.prompt_tokens += server_json::CountWords(req.prompt);
     }
   }
+  // The system instruction is part of the prompt the API counts.
+  if (const json::value* system = root->if_contains("systemInstruction");
+      system != nullptr && system->is_object()) {
+    if (const json::value* parts = system->get_object().if_contains("parts"); parts != nullptr) {
+      req.prompt_tokens += server_json::CountWords(server_json::ContentText(*parts));
+    }
+  }
   if (const json::value* config = root->if_contains("generationConfig");
       config != nullptr && config->is_object()) {
     absl::StatusOr<std::optional<int64_t>> max =

@@ -115,15 +115,49 @@ std::string RequestPathBelow(Provider p, std::string_view base_path, std::string
   return RequestPath(p, model, stream);
 }
 
+namespace {
+
+// The messages of a request: `r.messages`, or one user message of r.prompt.
+std::span<const ChatMessage> Messages(const RequestParams& r, ChatMessage* one) {
+  if (!r.messages.empty()) {
+    return r.messages;
+  }
+  *one = ChatMessage{"user", r.prompt};
+  return std::span<const ChatMessage>(one, 1);
+}
+
+// [{"role":…,"content":…},…] of the messages whose role is not system (all
+// of them when `keep_system`).
+void AppendRoleContentList(std::string& out, std::span<const ChatMessage> messages,
+                           bool keep_system) {
+  out += '[';
+  bool first = true;
+  for (const ChatMessage& m : messages) {
+    if (!keep_system && m.role == "system") {
+      continue;
+    }
+    out += first ? "{\"role\":" : ",{\"role\":";
+    first = false;
+    AppendJsonString(out, m.role);
+    out += ",\"content\":";
+    AppendJsonString(out, m.content);
+    out += '}';
+  }
+  out += ']';
+}
+
+}  // namespace
+
 std::string RequestBody(Provider p, const RequestParams& r) {
   std::string out;
+  ChatMessage one;
+  const std::span<const ChatMessage> messages = Messages(r, &one);
   switch (p) {
     case Provider::kOpenAiChat:
       out = "{\"model\":";
       AppendJsonString(out, r.model);
-      out += ",\"messages\":[{\"role\":\"user\",\"content\":";
-      AppendJsonString(out, r.prompt);
-      out += "}]";
+      out += ",\"messages\":";
+      AppendRoleContentList(out, messages, /*keep_system=*/true);
       if (r.max_tokens > 0) {
         absl::StrAppend(&out, ",\"max_tokens\":", r.max_tokens);
       }
@@ -132,27 +166,72 @@ std::string RequestBody(Provider p, const RequestParams& r) {
       }
       out += "}";
       return out;
-    case Provider::kAnthropic:
+    case Provider::kAnthropic: {
       out = "{\"model\":";
       AppendJsonString(out, r.model);
       absl::StrAppend(&out, ",\"max_tokens\":", r.max_tokens > 0 ? r.max_tokens : 1024);
-      out += ",\"messages\":[{\"role\":\"user\",\"content\":";
-      AppendJsonString(out, r.prompt);
-      out += "}]";
+      // System messages become the top-level "system" text, in order.
+      bool system = false;
+      for (const ChatMessage& m : messages) {
+        if (m.role != "system") {
+          continue;
+        }
+        if (!system) {
+          out += ",\"system\":[";
+        } else {
+          out += ',';
+        }
+        out += "{\"type\":\"text\",\"text\":";
+        AppendJsonString(out, m.content);
+        out += '}';
+        system = true;
+      }
+      if (system) {
+        out += ']';
+      }
+      out += ",\"messages\":";
+      AppendRoleContentList(out, messages, /*keep_system=*/false);
       if (r.stream) {
         out += ",\"stream\":true";
       }
       out += "}";
       return out;
-    case Provider::kGemini:
-      out = "{\"contents\":[{\"role\":\"user\",\"parts\":[{\"text\":";
-      AppendJsonString(out, r.prompt);
-      out += "}]}]";
+    }
+    case Provider::kGemini: {
+      out = "{";
+      bool system = false;
+      for (const ChatMessage& m : messages) {
+        if (m.role != "system") {
+          continue;
+        }
+        out += system ? ",{\"text\":" : "\"systemInstruction\":{\"parts\":[{\"text\":";
+        AppendJsonString(out, m.content);
+        out += '}';
+        system = true;
+      }
+      if (system) {
+        out += "]},";
+      }
+      out += "\"contents\":[";
+      bool first = true;
+      for (const ChatMessage& m : messages) {
+        if (m.role == "system") {
+          continue;
+        }
+        out += first ? "{\"role\":" : ",{\"role\":";
+        first = false;
+        AppendJsonString(out, m.role == "assistant" ? std::string_view("model") : m.role);
+        out += ",\"parts\":[{\"text\":";
+        AppendJsonString(out, m.content);
+        out += "}]}";
+      }
+      out += "]";
       if (r.max_tokens > 0) {
         absl::StrAppend(&out, ",\"generationConfig\":{\"maxOutputTokens\":", r.max_tokens, "}");
       }
       out += "}";
       return out;
+    }
   }
   return out;
 }
@@ -199,7 +278,8 @@ absl::Status StreamDecoder::OnEvent(const sse::SseEvent& event,
         StreamItem item;
         item.kind = StreamItem::Kind::kUsage;
         item.output_tokens = Int(At(usage, "completion_tokens"));
-        if (item.output_tokens >= 0) {
+        item.input_tokens = Int(At(usage, "prompt_tokens"));
+        if (item.output_tokens >= 0 || item.input_tokens >= 0) {
           out(item);
         }
       }
@@ -222,11 +302,21 @@ absl::Status StreamDecoder::OnEvent(const sse::SseEvent& event,
           item.text = View(At(delta, "text"));
           out(item);
         }
+      } else if (type == "message_start") {
+        StreamItem item;
+        item.kind = StreamItem::Kind::kUsage;
+        item.input_tokens =
+            Int(At(Obj(At(Obj(root.if_contains("message")), "usage")), "input_tokens"));
+        if (item.input_tokens >= 0) {
+          out(item);
+        }
       } else if (type == "message_delta") {
         StreamItem item;
         item.kind = StreamItem::Kind::kUsage;
-        item.output_tokens = Int(At(Obj(root.if_contains("usage")), "output_tokens"));
-        if (item.output_tokens >= 0) {
+        const json::object* usage = Obj(root.if_contains("usage"));
+        item.output_tokens = Int(At(usage, "output_tokens"));
+        item.input_tokens = Int(At(usage, "input_tokens"));
+        if (item.output_tokens >= 0 || item.input_tokens >= 0) {
           out(item);
         }
       } else if (type == "message_stop") {
@@ -267,7 +357,8 @@ absl::Status StreamDecoder::OnEvent(const sse::SseEvent& event,
         StreamItem item;
         item.kind = StreamItem::Kind::kUsage;
         item.output_tokens = Int(At(usage, "candidatesTokenCount"));
-        if (item.output_tokens >= 0) {
+        item.input_tokens = Int(At(usage, "promptTokenCount"));
+        if (item.output_tokens >= 0 || item.input_tokens >= 0) {
           out(item);
         }
       }
@@ -299,6 +390,7 @@ absl::StatusOr<Completion> ParseCompletion(Provider p, std::string_view body) {
       const json::object* msg = Obj(At(Obj(&choices->get_array()[0]), "message"));
       c.text = std::string(View(At(msg, "content")));
       c.output_tokens = Int(At(Obj(root.if_contains("usage")), "completion_tokens"));
+      c.input_tokens = Int(At(Obj(root.if_contains("usage")), "prompt_tokens"));
       return c;
     }
     case Provider::kAnthropic: {
@@ -312,6 +404,7 @@ absl::StatusOr<Completion> ParseCompletion(Provider p, std::string_view body) {
         }
       }
       c.output_tokens = Int(At(Obj(root.if_contains("usage")), "output_tokens"));
+      c.input_tokens = Int(At(Obj(root.if_contains("usage")), "input_tokens"));
       return c;
     }
     case Provider::kGemini: {
@@ -326,6 +419,7 @@ absl::StatusOr<Completion> ParseCompletion(Provider p, std::string_view body) {
         }
       }
       c.output_tokens = Int(At(Obj(root.if_contains("usageMetadata")), "candidatesTokenCount"));
+      c.input_tokens = Int(At(Obj(root.if_contains("usageMetadata")), "promptTokenCount"));
       return c;
     }
   }

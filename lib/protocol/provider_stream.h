@@ -5,14 +5,17 @@
 // (shared/protocols/sse-providers.md):
 //
 //   OPENAI_CHAT         data-only chunks; choices[0].delta.content is text;
-//                       a chunk with usage carries completion_tokens;
+//                       a chunk with usage carries completion_tokens and
+//                       prompt_tokens;
 //                       `data: [DONE]` ends; {"error":{…}} is a stream error.
 //   ANTHROPIC_MESSAGES  named events; content_block_delta/text_delta is text;
+//                       message_start.message.usage.input_tokens;
 //                       message_delta.usage.output_tokens; message_stop ends;
 //                       `event: error` is a stream error; ping is ignored.
 //   GEMINI              data-only GenerateContentResponse chunks; the text
 //                       parts of candidate 0; usageMetadata is a running
-//                       total; finishReason marks the last chunk; the end of
+//                       total (candidatesTokenCount, promptTokenCount);
+//                       finishReason marks the last chunk; the end of
 //                       the body ends the stream; {"error":{code,…}} errors.
 //
 // Pure: bytes in, items out. Thread-compatible.
@@ -22,6 +25,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <span>
 #include <string_view>
 
 #include "absl/functional/function_ref.h"
@@ -36,21 +40,32 @@ enum class Provider { kOpenAiChat, kAnthropic, kGemini };
 struct StreamItem {
   enum class Kind {
     kContent,  // a piece of generated text (may be empty for role/metadata chunks: not a token)
-    kUsage,    // the target reported its output token count (cumulative)
+    kUsage,    // the target reported its output and/or input token count (cumulative)
     kDone,     // the response is complete
     kError,    // an in-stream error event
   };
   Kind kind = Kind::kContent;
   std::string_view text;
-  int64_t output_tokens = -1;
+  int64_t output_tokens = -1;  // kUsage: -1 when this event did not say
+  int64_t input_tokens = -1;   // kUsage: prompt tokens, -1 when not said
   int32_t error_code = 0;  // provider code (e.g. Gemini's HTTP-like code), 0 if none
   std::string_view error_type;
   std::string_view error_message;
 };
 
+// One message of a conversation prompt (role: system, user or assistant).
+struct ChatMessage {
+  std::string_view role;
+  std::string_view content;
+};
+
 struct RequestParams {
   std::string_view model;
+  // One user message, unless `messages` is not empty. System messages go
+  // where the provider wants them (Anthropic's "system", Gemini's
+  // systemInstruction); Gemini calls the assistant "model".
   std::string_view prompt;
+  std::span<const ChatMessage> messages;
   int32_t max_tokens = 0;  // 0: not sent (Anthropic requires one: 1024 then)
   bool stream = true;
 };
@@ -84,10 +99,12 @@ class StreamDecoder {
   std::unique_ptr<unsigned char[]> scratch_;
 };
 
-// A non-streaming answer: its text and, when reported, the output tokens.
+// A non-streaming answer: its text and, when reported, the output and input
+// tokens.
 struct Completion {
   std::string text;
   int64_t output_tokens = -1;
+  int64_t input_tokens = -1;
 };
 absl::StatusOr<Completion> ParseCompletion(Provider p, std::string_view body);
 

@@ -59,6 +59,7 @@ void ParseWsChat(const json::object& root, absl::FunctionRef<void(const WsEvent&
   } else if (type == "llm_complete") {
     e.kind = WsEvent::Kind::kComplete;
     e.reported_tokens = Int(At(Obj(At(data, "tokenUsage")), "completionTokens"));
+    e.reported_input_tokens = Int(At(Obj(At(data, "tokenUsage")), "promptTokens"));
   } else if (type == "status") {
     if (View(At(data, "status")) == "connected") {
       e.kind = WsEvent::Kind::kReady;
@@ -101,6 +102,7 @@ void ParseRealm(const json::object& root, absl::FunctionRef<void(const WsEvent&)
   } else if (status == "complete") {
     e.kind = WsEvent::Kind::kComplete;
     e.reported_tokens = Int(At(Obj(root.if_contains("data")), "tokens_generated"));
+    e.reported_input_tokens = Int(At(Obj(root.if_contains("data")), "prompt_tokens"));
   } else if (status == "error" || status == "cancelled") {
     const json::object* err = Obj(root.if_contains("error"));
     e.kind = WsEvent::Kind::kError;

@@ -48,6 +48,9 @@ struct WsEvent {
   // Tokens the target reported for the response (kComplete: realm
   // tokens_generated, ws-chat tokenUsage.completionTokens), -1 if none.
   int64_t reported_tokens = -1;
+  // Prompt tokens the target reported (kComplete: realm prompt_tokens,
+  // ws-chat tokenUsage.promptTokens), -1 if none.
+  int64_t reported_input_tokens = -1;
   std::string_view error_code;
   std::string_view error_message;
   double retry_after_seconds = -1;  // realm: parsed from the message text

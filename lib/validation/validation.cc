@@ -184,6 +184,122 @@ void CheckUrl(std::string_view path, const std::string& url, bool required, Chec
   }
 }
 
+// A LengthDistribution at `path` (spec.target.inputLength / outputLength).
+void CheckLength(const std::string& path, const v1::LengthDistribution& d, Checker& check) {
+  const auto in_range = [](int64_t v) { return v >= 1 && v <= kMaxLengthWords; };
+  const std::string range = absl::StrCat("between 1 and ", kMaxLengthWords);
+  switch (d.kind()) {
+    case v1::LENGTH_FIXED:
+      if (!in_range(d.value())) {
+        check.Invalid(path + ".value", absl::StrCat("must be ", range, ", got ", d.value()));
+      }
+      return;
+    case v1::LENGTH_UNIFORM:
+      if (!in_range(d.min())) {
+        check.Invalid(path + ".min", absl::StrCat("must be ", range, ", got ", d.min()));
+      } else if (!in_range(d.max()) || d.max() < d.min()) {
+        check.Invalid(path + ".max", absl::StrCat("must be between min (", d.min(), ") and ",
+                                                  kMaxLengthWords, ", got ", d.max()));
+      }
+      return;
+    case v1::LENGTH_NORMAL:
+    case v1::LENGTH_LOGNORMAL: {
+      if (!std::isfinite(d.mean()) || d.mean() < 1 || d.mean() > kMaxLengthWords) {
+        check.Invalid(path + ".mean", absl::StrCat("must be ", range, ", got ", d.mean()));
+      } else if (!std::isfinite(d.stddev()) || d.stddev() < 0 || d.stddev() > kMaxLengthWords) {
+        check.Invalid(path + ".stddev",
+                      absl::StrCat("must be between 0 and ", kMaxLengthWords, ", got ", d.stddev()));
+      } else if (d.min() != 0 && !in_range(d.min())) {
+        check.Invalid(path + ".min",
+                      absl::StrCat("must be 0 (default 1) or ", range, ", got ", d.min()));
+      } else if (d.max() != 0 && (!in_range(d.max()) || d.max() < std::max(1, d.min()))) {
+        check.Invalid(path + ".max", absl::StrCat("must be 0 (default ", kMaxLengthWords,
+                                                  ") or between min and ", kMaxLengthWords,
+                                                  ", got ", d.max()));
+      }
+      return;
+    }
+    case v1::LENGTH_KIND_UNSPECIFIED:
+      if (d.value() != 0 || d.min() != 0 || d.max() != 0 || d.mean() != 0 || d.stddev() != 0) {
+        check.Invalid(path + ".kind",
+                      "required: LENGTH_FIXED, LENGTH_UNIFORM, LENGTH_NORMAL or LENGTH_LOGNORMAL");
+      }
+      return;
+    default:
+      check.Invalid(path + ".kind", absl::StrCat("unknown value ", static_cast<int>(d.kind())));
+      return;
+  }
+}
+
+// The prompt sources: a dataset (prompts or promptMessages), its order and
+// synthetic lengths.
+void CheckPrompts(const v1::Target& target, Checker& check) {
+  if (target.prompts_size() > kMaxPromptEntries) {
+    check.Invalid("spec.target.prompts", absl::StrCat("at most ", kMaxPromptEntries,
+                                                      " prompts, got ", target.prompts_size()));
+  }
+  if (target.prompt_messages_size() > kMaxPromptEntries) {
+    check.Invalid("spec.target.promptMessages",
+                  absl::StrCat("at most ", kMaxPromptEntries, " conversations, got ",
+                               target.prompt_messages_size()));
+  }
+  if (target.prompt_messages_size() > 0 && target.prompts_size() > 0) {
+    check.Invalid("spec.target.promptMessages",
+                  "give prompts or promptMessages, not both (a plain prompt is a conversation "
+                  "of one user message)");
+  }
+  int64_t bytes = 0;
+  for (const std::string& p : target.prompts()) {
+    bytes += static_cast<int64_t>(p.size());
+  }
+  for (int i = 0; i < target.prompt_messages_size(); ++i) {
+    const v1::PromptConversation& c = target.prompt_messages(i);
+    const std::string path = absl::StrCat("spec.target.promptMessages[", i, "].messages");
+    if (c.messages_size() == 0) {
+      check.Invalid(path, "needs at least one message");
+      continue;
+    }
+    if (c.messages_size() > kMaxPromptMessages) {
+      check.Invalid(path, absl::StrCat("at most ", kMaxPromptMessages, " messages, got ",
+                                       c.messages_size()));
+    }
+    bool user = false;
+    for (int j = 0; j < c.messages_size(); ++j) {
+      const v1::PromptMessage& m = c.messages(j);
+      bytes += static_cast<int64_t>(m.content().size());
+      if (m.role() != "system" && m.role() != "user" && m.role() != "assistant") {
+        check.Invalid(absl::StrCat(path, "[", j, "].role"),
+                      absl::StrCat("must be system, user or assistant, got ", Quote(m.role())));
+      }
+      user = user || m.role() == "user";
+    }
+    if (!user) {
+      check.Invalid(path, "needs a message with role user");
+    }
+  }
+  if (bytes > kMaxPromptBytes) {
+    check.Invalid(target.prompt_messages_size() > 0 ? "spec.target.promptMessages"
+                                                    : "spec.target.prompts",
+                  absl::StrCat("at most ", kMaxPromptBytes, " bytes of prompt text, got ", bytes));
+  }
+  if (!v1::PromptOrder_IsValid(target.prompt_order())) {
+    check.Invalid("spec.target.promptOrder",
+                  absl::StrCat("unknown value ", static_cast<int>(target.prompt_order())));
+  }
+  CheckLength("spec.target.inputLength", target.input_length(), check);
+  CheckLength("spec.target.outputLength", target.output_length(), check);
+  if (target.input_length().kind() != v1::LENGTH_KIND_UNSPECIFIED &&
+      (target.prompts_size() > 0 || target.prompt_messages_size() > 0 ||
+       !target.prompt().empty())) {
+    check.Invalid("spec.target.inputLength",
+                  "synthetic prompts replace prompt, prompts and promptMessages: give one source");
+  }
+  if (target.output_length().kind() != v1::LENGTH_KIND_UNSPECIFIED && target.max_tokens() != 0) {
+    check.Invalid("spec.target.outputLength",
+                  "draws each request's max_tokens: leave maxTokens unset (0)");
+  }
+}
+
 void CheckTarget(const v1::Target& target, Checker& check) {
   const v1::Protocol protocol = target.protocol();
   if (protocol == v1::PROTOCOL_UNSPECIFIED) {
@@ -264,10 +380,7 @@ void CheckTarget(const v1::Target& target, Checker& check) {
                   absl::StrCat("must be between -1 (never) and 100 (0: default 3), got ",
                                target.reconnect_attempts()));
   }
-  if (target.prompts_size() > 100000) {
-    check.Invalid("spec.target.prompts",
-                  absl::StrCat("at most 100000 prompts, got ", target.prompts_size()));
-  }
+  CheckPrompts(target, check);
   if (!target.tenant().empty() &&
       (target.tenant().size() < 3 || target.tenant().size() > 64 ||
        target.tenant().find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"

@@ -40,6 +40,11 @@ inline constexpr int kDefaultMaxRecords = 10000;
 inline constexpr int kMaxRecords = 1000000;
 // RunSpec.cancellation.afterTokens: at most this many content chunks.
 inline constexpr int kMaxCancelAfterTokens = 1000000;
+// Prompt datasets (spec.target.prompts / promptMessages): entries, and bytes
+// of text over all of them (the spec travels to every worker).
+inline constexpr int kMaxPromptEntries = 100000;
+inline constexpr int64_t kMaxPromptBytes = 16 * 1024 * 1024;
+inline constexpr int kMaxPromptMessages = 256;  // messages in one conversation
 
 absl::Status ValidateRunSpec(const v1::RunSpec& spec);
 

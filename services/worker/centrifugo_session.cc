@@ -323,10 +323,15 @@ class CentrifugoSession final : public Session,
   void SendRun() {
     json::object body;
     body["session_id"] = session_id_;
-    body["question"] = absl::StrCat("Question ", cycle_, " from client ", client_id_);
+    // The spec's prompt for this request (of a conversation, its last user
+    // message), else the original client's question.
+    const std::string question = absl::StrCat("Question ", cycle_, " from client ", client_id_);
+    const RequestPrompt prompt = PromptFor(shard_->settings(), client_id_, cycle_,
+                                           /*whole_conversation=*/false, question);
+    body["question"] = json::string_view(prompt.text.data(), prompt.text.size());
     const auto& emu = shard_->settings().spec.emulation();
-    if (emu.length_words() > 0) {
-      body["length_words"] = emu.length_words();
+    if (prompt.length_words > 0) {
+      body["length_words"] = prompt.length_words;
     }
     if (emu.has_token_delay()) {
       body["token_delay_seconds"] = absl::ToDoubleSeconds(FromProtoDuration(emu.token_delay()));
@@ -335,6 +340,7 @@ class CentrifugoSession final : public Session,
     req.set(http::field::content_type, "application/json");
     req.body() = json::serialize(body);
     meter_.Begin(step_, Clock::now());
+    meter_.SetInputEstimate(prompt.estimated_input_tokens);  // the API reports no usage
     ArmTimer();
     shard_->http(client_id_).Request(std::move(req), [self = shared_from_this(),
                                                       cycle = cycle_](HttpResult&& r) {

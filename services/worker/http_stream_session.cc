@@ -245,16 +245,18 @@ class HttpStreamSession final : public Session,
     const TargetInfo& where = s.TargetFor(client_id_);
     const v1::Target& t = s.spec.target();
     const v1::Emulation& emu = s.spec.emulation();
-    std::string prompt = t.prompt().empty() ? std::string("Say something.") : t.prompt();
-    if (t.prompts_size() > 0) {
-      prompt = t.prompts(static_cast<int>((client_id_ + requests_ - 1) % t.prompts_size()));
-    }
-    int32_t max_tokens = t.max_tokens() > 0 ? t.max_tokens() : emu.length_words();
+    const bool messages = protocol_ != v1::HTTP_JSON;
+    const RequestPrompt prompt = PromptFor(s, client_id_, requests_, messages, "Say something.");
+    input_estimate_ = prompt.estimated_input_tokens;
+    const int32_t max_tokens = prompt.max_tokens > 0 ? prompt.max_tokens : emu.length_words();
+    const int32_t length_words = prompt.length_words;
     std::string target;
     std::string body;
     if (protocol_ == v1::HTTP_JSON) {
       target = JoinTarget(where.base_path, "", where.query);
-      body = absl::StrCat("{\"prompt\":", boost::json::serialize(boost::json::string(prompt)),
+      body = absl::StrCat("{\"prompt\":",
+                          boost::json::serialize(boost::json::string(
+                              boost::json::string_view(prompt.text.data(), prompt.text.size()))),
                           max_tokens > 0 ? absl::StrCat(",\"max_tokens\":", max_tokens) : "", "}");
     } else {
       const std::string model =
@@ -266,7 +268,14 @@ class HttpStreamSession final : public Session,
                           where.query);
       llm::RequestParams params;
       params.model = model;
-      params.prompt = prompt;
+      params.prompt = prompt.text;
+      if (prompt.conversation != nullptr) {
+        messages_.clear();  // keeps its capacity: no allocation after the first requests
+        for (const v1::PromptMessage& m : prompt.conversation->messages()) {
+          messages_.push_back(llm::ChatMessage{m.role(), m.content()});
+        }
+        params.messages = messages_;
+      }
       params.max_tokens = max_tokens;
       params.stream = streaming_;
       body = llm::RequestBody(provider_, params);
@@ -297,8 +306,8 @@ class HttpStreamSession final : public Session,
       req.set("x-llmload-token-delay-ms",
               absl::StrCat(absl::ToDoubleMilliseconds(FromProtoDuration(emu.token_delay()))));
     }
-    if (emu.length_words() > 0) {
-      req.set("x-llmload-length-words", absl::StrCat(emu.length_words()));
+    if (length_words > 0) {
+      req.set("x-llmload-length-words", absl::StrCat(length_words));
     }
     for (const auto& [k, v] : where.headers) {
       req.set(k, v);
@@ -327,6 +336,7 @@ class HttpStreamSession final : public Session,
     decoder_.emplace(provider_);
     error_body_.clear();
     meter_.Begin(step_, Clock::now());
+    meter_.SetInputEstimate(input_estimate_);
     last_activity_ = meter_.send_at();
     ArmDeadline(shard_->settings().ttft_timeout);
     M().Add(v1::BYTES_OUT, req_.body().size() + 200);
@@ -471,7 +481,12 @@ class HttpStreamSession final : public Session,
         }
         return;
       case llm::StreamItem::Kind::kUsage:
-        reported_tokens_ = item.output_tokens;
+        if (item.output_tokens >= 0) {
+          reported_tokens_ = item.output_tokens;
+        }
+        if (item.input_tokens >= 0) {
+          meter_.ReportInput(item.input_tokens);
+        }
         return;
       case llm::StreamItem::Kind::kDone:
         stream_done_ = true;
@@ -509,35 +524,56 @@ class HttpStreamSession final : public Session,
     } else {
       int64_t tokens = 0;
       if (protocol_ == v1::HTTP_JSON) {
-        tokens = static_cast<int64_t>(JsonUsageTokens(error_body_));
+        const UsageTokens usage = JsonUsageTokens(error_body_);
+        tokens = static_cast<int64_t>(usage.output);
+        if (usage.input >= 0) {
+          meter_.ReportInput(usage.input);
+        }
       } else {
         auto c = llm::ParseCompletion(provider_, error_body_);
         if (!c.ok()) {
           return Fail(v1::PROTOCOL_ERROR, "malformed completion");
         }
         tokens = std::max<int64_t>(0, c->output_tokens);
+        if (c->input_tokens >= 0) {
+          meter_.ReportInput(c->input_tokens);
+        }
       }
       shard_->RequestDone(this, meter_.Complete(M(), now, tokens, /*count_chunks=*/false));
     }
     AfterRequest(keep);
   }
 
-  static uint64_t JsonUsageTokens(std::string_view body) {
+  // HTTP_JSON usage: output tokens (0 when absent) and input tokens (-1
+  // when absent).
+  struct UsageTokens {
+    uint64_t output = 0;
+    int64_t input = -1;
+  };
+  static UsageTokens JsonUsageTokens(std::string_view body) {
+    UsageTokens out;
     boost::json::error_code ec;
     auto v = boost::json::parse(boost::json::string_view(body.data(), body.size()), ec);
     if (ec || !v.is_object()) {
-      return 0;
+      return out;
     }
     const auto* usage = v.get_object().if_contains("usage");
     if (usage == nullptr || !usage->is_object()) {
-      return 0;
+      return out;
     }
     for (const char* k : {"completion_tokens", "output_tokens", "tokens"}) {
       if (const auto* t = usage->get_object().if_contains(k); t != nullptr && t->is_int64()) {
-        return static_cast<uint64_t>(std::max<int64_t>(0, t->get_int64()));
+        out.output = static_cast<uint64_t>(std::max<int64_t>(0, t->get_int64()));
+        break;
       }
     }
-    return 0;
+    for (const char* k : {"prompt_tokens", "input_tokens"}) {
+      if (const auto* t = usage->get_object().if_contains(k); t != nullptr && t->is_int64()) {
+        out.input = std::max<int64_t>(0, t->get_int64());
+        break;
+      }
+    }
+    return out;
   }
 
   void AfterRequest(bool keep_alive) {
@@ -710,6 +746,8 @@ class HttpStreamSession final : public Session,
   int64_t requests_ = 0;
   unsigned status_ = 0;
   int64_t reported_tokens_ = -1;
+  int64_t input_estimate_ = 0;
+  std::vector<llm::ChatMessage> messages_;  // the request's conversation (views into the spec)
   Clock::time_point session_start_, connect_start_, last_activity_, done_at_, retry_after_,
       abandon_at_;
 };

@@ -20,6 +20,12 @@
 // per content chunk. When usage reports N tokens over C chunks, itl records
 // each chunk gap divided by the tokens that chunk carried on average (N/C),
 // N/C times over, so itl and tpot are per token.
+//
+// Input tokens: the providers' prompt usage (OpenAI prompt_tokens,
+// Anthropic message_start input_tokens, Gemini promptTokenCount, HTTP_JSON
+// usage.prompt_tokens) when reported, else ceil(prompt bytes / 4), counted
+// as estimated. A promptMessages entry goes out as the provider's message
+// list; HTTP_JSON sends its last user message.
 
 #pragma once
 

@@ -46,6 +46,8 @@ void RequestMeter::Begin(const NextStep& step, Clock::time_point send_at) {
   intended_ = step.intended;
   from_intended_ = step.from_intended;
   chunks_ = 0;
+  input_estimate_ = 0;
+  input_reported_ = -1;
   gaps_.clear();
   cancel_tokens_ = step.cancel_after_tokens;
   cancel_at_ = step.cancel_after > Clock::duration::zero() ? send_at + step.cancel_after
@@ -73,6 +75,55 @@ bool RequestMeter::Chunk(metrics::MetricSet& m, Clock::time_point now) {
   return first;
 }
 
+RequestPrompt PromptFor(const ShardSettings& s, int32_t client_id, int64_t request,
+                        bool whole_conversation, std::string_view fallback) {
+  const v1::Target& t = s.spec.target();
+  RequestPrompt out;
+  out.text = fallback;
+  if (!t.prompt().empty()) {
+    out.text = t.prompt();
+    out.from_spec = true;
+  }
+  out.max_tokens = std::max(0, t.max_tokens());
+  out.length_words = s.spec.emulation().length_words();
+  if (!s.prompts.has_value()) {
+    out.estimated_input_tokens = load::EstimateInputTokens(out.text.size());
+    return out;
+  }
+  const load::PromptPick pick = s.prompts->Pick(client_id, request);
+  out.max_tokens = pick.max_tokens;
+  if (s.prompts->drawn_max_tokens()) {
+    out.length_words = pick.max_tokens;
+  }
+  uint64_t bytes = 0;
+  if (pick.entry >= 0 && t.prompt_messages_size() > 0) {
+    const v1::PromptConversation& c = t.prompt_messages(pick.entry);
+    out.conversation = &c;
+    out.from_spec = true;
+    for (const v1::PromptMessage& m : c.messages()) {
+      if (m.role() == "user") {
+        out.text = m.content();
+      }
+      bytes += m.content().size();
+    }
+    if (!whole_conversation) {
+      bytes = out.text.size();
+    }
+  } else if (pick.entry >= 0 && pick.entry < t.prompts_size()) {
+    out.text = t.prompts(pick.entry);
+    out.from_spec = true;
+    bytes = out.text.size();
+  } else if (pick.words > 0) {
+    out.text = s.prompts->SyntheticText(pick);
+    out.from_spec = true;
+    bytes = out.text.size();
+  } else {
+    bytes = out.text.size();
+  }
+  out.estimated_input_tokens = load::EstimateInputTokens(bytes);
+  return out;
+}
+
 RequestOutcome RequestMeter::Complete(metrics::MetricSet& m, Clock::time_point done_at,
                                       int64_t reported_tokens, bool count_chunks) {
   const uint64_t tokens = reported_tokens >= 0 ? static_cast<uint64_t>(reported_tokens) : chunks_;
@@ -89,6 +140,12 @@ RequestOutcome RequestMeter::Complete(metrics::MetricSet& m, Clock::time_point d
     m.RecordUs(v1::TPOT, Micros(done_at - first_at_) / (tokens - 1));
   }
   m.Add(v1::TOKENS, tokens);
+  if (input_reported_ >= 0) {
+    m.Add(v1::INPUT_TOKENS, static_cast<uint64_t>(input_reported_));
+  } else {
+    m.Add(v1::INPUT_TOKENS, static_cast<uint64_t>(input_estimate_));
+    m.Add(v1::INPUT_TOKENS_ESTIMATED, static_cast<uint64_t>(input_estimate_));
+  }
   if (count_chunks) {
     m.Add(v1::CHUNKS, chunks_);
   }

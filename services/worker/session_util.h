@@ -1,7 +1,8 @@
 // File: session_util.h
 //
 // Small pieces every protocol driver uses: durations from the spec, the
-// reconnection backoff, and per-token inter-token latency from chunk gaps.
+// reconnection backoff, per-token inter-token latency from chunk gaps, and
+// each request's prompt.
 
 #pragma once
 
@@ -9,6 +10,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <string_view>
 #include <vector>
 
 #include <boost/asio/connect.hpp>
@@ -88,6 +90,29 @@ void AsyncConnect(Socket& socket, const std::vector<tcp::endpoint>& endpoints,
   socket.async_connect(endpoints.front(), std::move(handler));
 }
 
+// The prompt of one request, from the shard's PromptPlan. Views into the
+// shard's settings (the spec, the synthetic text): valid while the shard
+// lives.
+struct RequestPrompt {
+  // The one prompt of the protocols that take one: the dataset entry (of a
+  // conversation, its last user message), the synthetic text,
+  // spec.target.prompt, or `fallback` when the spec gives none.
+  std::string_view text;
+  // A promptMessages entry (the SSE providers send all of it), or null.
+  const v1::PromptConversation* conversation = nullptr;
+  bool from_spec = false;  // false: text is the fallback
+  int32_t max_tokens = 0;  // 0: none from the spec
+  // The emulator's response length (emulation.lengthWords), unless
+  // max_tokens was drawn from outputLength: then the draw, so that an
+  // emulator target answers the drawn length.
+  int32_t length_words = 0;
+  // Input tokens when the target reports none: ceil(bytes / 4) of what is
+  // sent (every message's content when `whole_conversation`, else text).
+  int64_t estimated_input_tokens = 0;
+};
+RequestPrompt PromptFor(const ShardSettings& s, int32_t client_id, int64_t request,
+                        bool whole_conversation, std::string_view fallback);
+
 // The measurements of one request, the same for every protocol driver:
 // ttft from the origin (the intended start in the open model, else the
 // send), chunk_gap between content chunks, itl per token, tpot, e2e, the
@@ -103,6 +128,10 @@ class RequestMeter {
   // cycles, and returns the outcome to hand to LoopShard::RequestDone.
   RequestOutcome Complete(metrics::MetricSet& m, Clock::time_point done_at,
                           int64_t reported_tokens, bool count_chunks = true);
+  // The request's input tokens: `estimate` (set after Begin) unless the
+  // target reports its own count (ReportInput, any time before Complete).
+  void SetInputEstimate(int64_t estimate) { input_estimate_ = estimate; }
+  void ReportInput(int64_t tokens) { input_reported_ = tokens; }
   // The request failed: counts the class and the cycle.
   static RequestOutcome Fail(metrics::MetricSet& m, v1::Counter counter);
 
@@ -132,6 +161,8 @@ class RequestMeter {
   uint64_t chunks_ = 0;
   uint64_t cancel_tokens_ = 0;  // 0: not abandoned after a number of chunks
   Clock::time_point cancel_at_ = Clock::time_point::max();
+  int64_t input_estimate_ = 0;
+  int64_t input_reported_ = -1;
   std::vector<uint32_t> gaps_;  // µs between content chunks
 };
 

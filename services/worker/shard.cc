@@ -740,6 +740,7 @@ absl::StatusOr<std::unique_ptr<ShardRunner>> ShardRunner::Create(
   settings->run_id = assignment.run_id();
   settings->epoch = assignment.epoch();
   settings->spec = spec;
+  settings->prompts.emplace(settings->spec.target());
   ApplyLoadModel(spec, settings.get());
   if (assignment.has_load_offset()) {
     settings->offset = std::max(std::chrono::nanoseconds(0),

@@ -50,6 +50,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "lib/load/arrivals.h"
+#include "lib/load/prompts.h"
 #include "lib/load/records.h"
 #include "lib/load/verdict.h"
 #include "lib/metrics/metrics.h"
@@ -139,6 +140,9 @@ struct ShardSettings {
   std::optional<load::CancelSampler> cancel;
   uint32_t cancel_after_tokens = 0;
   Clock::duration cancel_after{0};
+  // What each request asks: dataset entry, synthetic prompt text (built once
+  // here), max_tokens. Set by ShardRunner::Create.
+  std::optional<load::PromptPlan> prompts;
 };
 
 // What one loop of a shard runs besides its clients: its share of the open

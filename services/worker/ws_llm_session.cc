@@ -268,6 +268,9 @@ class WsLlmSession final : public Session,
         return;
       case Kind::kComplete:
         if (phase_ == Phase::kInFlight) {
+          if (e.reported_input_tokens >= 0) {
+            meter_.ReportInput(e.reported_input_tokens);
+          }
           shard_->RequestDone(this, meter_.Complete(M(), now, e.reported_tokens));
           Next();
         }
@@ -313,23 +316,22 @@ class WsLlmSession final : public Session,
     const ShardSettings& s = shard_->settings();
     const v1::Target& t = s.spec.target();
     const v1::Emulation& emu = s.spec.emulation();
-    std::string_view prompt = t.prompt().empty() ? std::string_view("Say something.")
-                                                 : std::string_view(t.prompt());
-    if (t.prompts_size() > 0) {
-      prompt = t.prompts(static_cast<int>((client_id_ + requests_ - 1) % t.prompts_size()));
-    }
+    // One prompt per request: of a conversation, its last user message.
+    const RequestPrompt prompt =
+        PromptFor(s, client_id_, requests_, /*whole_conversation=*/false, "Say something.");
     const std::string request_id = absl::StrCat("llmload_", client_id_, "_", requests_);
     wsllm::RequestParams p;
     p.id = request_id;
-    p.prompt = prompt;
+    p.prompt = prompt.text;
     p.model = t.model();
     p.tenant = t.tenant();
-    p.max_tokens = t.max_tokens() > 0 ? t.max_tokens() : emu.length_words();
+    p.max_tokens = prompt.max_tokens > 0 ? prompt.max_tokens : emu.length_words();
     if (emu.has_token_delay()) {
       p.token_delay_ms = absl::ToDoubleMilliseconds(FromProtoDuration(emu.token_delay()));
     }
     phase_ = Phase::kInFlight;
     meter_.Begin(step_, Clock::now());
+    meter_.SetInputEstimate(prompt.estimated_input_tokens);
     Send(client_.EncodeRequest(p));
     Schedule();
   }

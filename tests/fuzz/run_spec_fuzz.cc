@@ -24,6 +24,7 @@
 #include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 #include "google/protobuf/message.h"
 #include "google/protobuf/util/json_util.h"
+#include "lib/load/prompts.h"
 #include "lib/planning/planning.h"
 #include "lib/validation/validation.h"
 #include "llmload/v1/orchestrator.pb.h"
@@ -90,6 +91,23 @@ void CheckPlan(const v1::RunSpec& spec, const std::vector<ShardPlan>& plan) {
   Check(next == clients, "every client id on exactly one shard");
 }
 
+// Every pick of a valid spec's prompt plan stays inside the dataset and the
+// length bounds.
+void CheckPrompts(const v1::Target& target) {
+  const llmload::load::PromptPlan prompts(target);
+  for (int32_t client = 0; client < 3; ++client) {
+    for (int64_t request = 1; request <= 3; ++request) {
+      const llmload::load::PromptPick p = prompts.Pick(client, request);
+      Check(p.entry < prompts.entries(), "prompt entry inside the dataset");
+      Check(prompts.entries() == 0 || p.entry >= 0, "a dataset entry for every request");
+      Check(p.words >= 0 && p.words <= llmload::load::kMaxDrawnLength, "input length in bounds");
+      Check(p.max_tokens >= 0, "max_tokens not negative");
+      Check(prompts.SyntheticText(p).size() >= static_cast<size_t>(p.words) * 2 - (p.words > 0),
+            "synthetic text holds its words");
+    }
+  }
+}
+
 void Exercise(v1::RunSpec spec) {
   if (!llmload::validation::ValidateRunSpec(spec).ok()) {
     return;
@@ -103,6 +121,7 @@ void Exercise(v1::RunSpec spec) {
   if (plan.ok()) {
     CheckPlan(spec, *plan);
   }
+  CheckPrompts(spec.target());
 }
 
 }  // namespace

@@ -200,6 +200,16 @@ TEST_F(ProtocolsTest, EveryStreamingProtocolDeliversEveryToken) {
       EXPECT_EQ(C(run, v1::CHUNKS), 120u);
       EXPECT_EQ(Count(run, v1::CHUNK_GAP), 12u * 9u);
     }
+    if (protocol != v1::CENTRIFUGO_EMULATOR && protocol != v1::REALM) {
+      // The emulator reports usage as these protocols do: 5 prompt words each.
+      EXPECT_EQ(C(run, v1::INPUT_TOKENS), 12u * 5u);
+      EXPECT_EQ(C(run, v1::INPUT_TOKENS_ESTIMATED), 0u);
+    } else {
+      // The LLM emulator API and Realm's streamed generate report no prompt
+      // usage: ceil(26 bytes / 4) each, estimated.
+      EXPECT_EQ(C(run, v1::INPUT_TOKENS), 12u * 7u);
+      EXPECT_EQ(C(run, v1::INPUT_TOKENS_ESTIMATED), 12u * 7u);
+    }
   }
 }
 
@@ -208,6 +218,8 @@ TEST_F(ProtocolsTest, HttpJsonIsRequestResponse) {
   ASSERT_EQ(run.state(), v1::COMPLETED) << run.error();
   EXPECT_EQ(C(run, v1::REQUESTS_OK), 12u);
   EXPECT_EQ(C(run, v1::TOKENS), 120u);
+  EXPECT_EQ(C(run, v1::INPUT_TOKENS), 12u * 5u);  // usage.prompt_tokens
+  EXPECT_EQ(C(run, v1::INPUT_TOKENS_ESTIMATED), 0u);
   EXPECT_EQ(Count(run, v1::E2E), 12u);
   EXPECT_EQ(Count(run, v1::TTFT), 0u);
 }

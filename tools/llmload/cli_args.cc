@@ -181,6 +181,45 @@ const std::vector<FlagSpec>& Flags() {
        }},
       {"max-tokens", "LLMLOAD_MAX_TOKENS", true,
        [](Options& o, const std::string& v) { return ParseInteger("max-tokens", v, &o.max_tokens); }},
+      {"prompt-order", "LLMLOAD_PROMPT_ORDER", true,
+       [](Options& o, const std::string& v) {
+         const std::string lower = absl::AsciiStrToLower(v);
+         if (lower == "cycle") {
+           o.prompt_order = v1::PROMPT_ORDER_CYCLE;
+         } else if (lower == "random") {
+           o.prompt_order = v1::PROMPT_ORDER_RANDOM;
+         } else {
+           return absl::InvalidArgumentError(
+               absl::StrCat("--prompt-order: cycle or random, got '", v, "'"));
+         }
+         return absl::OkStatus();
+       }},
+      {"prompt-seed", "LLMLOAD_PROMPT_SEED", true,
+       [](Options& o, const std::string& v) {
+         if (!absl::SimpleAtoi(v, &o.prompt_seed)) {
+           return absl::InvalidArgumentError(
+               absl::StrCat("--prompt-seed: expected a non-negative integer, got '", v, "'"));
+         }
+         return absl::OkStatus();
+       }},
+      {"input-length", "LLMLOAD_INPUT_LENGTH", true,
+       [](Options& o, const std::string& v) {
+         absl::StatusOr<v1::LengthDistribution> d = ParseLengthDistribution("input-length", v);
+         if (!d.ok()) {
+           return d.status();
+         }
+         o.input_length = *d;
+         return absl::OkStatus();
+       }},
+      {"output-length", "LLMLOAD_OUTPUT_LENGTH", true,
+       [](Options& o, const std::string& v) {
+         absl::StatusOr<v1::LengthDistribution> d = ParseLengthDistribution("output-length", v);
+         if (!d.ok()) {
+           return d.status();
+         }
+         o.output_length = *d;
+         return absl::OkStatus();
+       }},
       {"api-key-env", "LLMLOAD_API_KEY_ENV", true,
        [](Options& o, const std::string& v) {
          o.api_key_env = v;
@@ -675,9 +714,76 @@ absl::StatusOr<v1::Protocol> ParseProtocol(const std::string& name) {
                                                  "'; one of ", absl::StrJoin(names, ", ")));
 }
 
-absl::StatusOr<std::vector<std::string>> ParsePrompts(const std::string& text,
-                                                      const std::string& source) {
-  std::vector<std::string> prompts;
+namespace {
+
+// The text of an OpenAI-style message content: a string, or a list of parts
+// whose "text" parts are joined.
+std::optional<std::string> ContentText(const boost::json::value& v) {
+  if (const boost::json::string* str = v.if_string()) {
+    return std::string(str->data(), str->size());
+  }
+  const boost::json::array* parts = v.if_array();
+  if (parts == nullptr) {
+    return std::nullopt;
+  }
+  std::string out;
+  for (const boost::json::value& part : *parts) {
+    const boost::json::object* o = part.if_object();
+    const boost::json::value* text = o != nullptr ? o->if_contains("text") : nullptr;
+    if (text == nullptr || !text->is_string()) {
+      return std::nullopt;
+    }
+    out.append(text->get_string().data(), text->get_string().size());
+  }
+  return out;
+}
+
+// A message list ([{"role": …, "content": …}, …]) into `c`; an error says why not.
+std::optional<std::string> ParseMessageList(const boost::json::value& v,
+                                            v1::PromptConversation* c) {
+  const boost::json::array* list = v.if_array();
+  if (list == nullptr || list->empty()) {
+    return std::string("\"messages\" must be a non-empty list of {\"role\", \"content\"}");
+  }
+  bool user = false;
+  for (size_t j = 0; j < list->size(); ++j) {
+    const boost::json::object* m = (*list)[j].if_object();
+    const boost::json::value* role = m != nullptr ? m->if_contains("role") : nullptr;
+    const boost::json::value* content = m != nullptr ? m->if_contains("content") : nullptr;
+    if (role == nullptr || !role->is_string() || content == nullptr) {
+      return absl::StrCat("message ", j, " needs a string \"role\" and a \"content\"");
+    }
+    const std::string r(role->get_string().data(), role->get_string().size());
+    if (r != "system" && r != "user" && r != "assistant") {
+      return absl::StrCat("message ", j, ": role must be system, user or assistant, got '", r,
+                          "'");
+    }
+    std::optional<std::string> text = ContentText(*content);
+    if (!text.has_value()) {
+      return absl::StrCat("message ", j,
+                          ": content must be a string or a list of {\"type\": \"text\", "
+                          "\"text\": ...}");
+    }
+    user = user || r == "user";
+    v1::PromptMessage* pm = c->add_messages();
+    pm->set_role(r);
+    pm->set_content(*std::move(text));
+  }
+  if (!user) {
+    return std::string("a message list needs a message with role user");
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+absl::StatusOr<PromptDataset> ParsePrompts(const std::string& text, const std::string& source) {
+  // Every entry as a conversation; plain prompts are also kept as strings in
+  // case no entry turns out to be a message list.
+  std::vector<v1::PromptConversation> entries;
+  std::vector<std::string> plain;
+  bool any_list = false;
+  int64_t bytes = 0;
   int line_number = 0;
   for (absl::string_view line : absl::StrSplit(text, '\n')) {
     ++line_number;
@@ -689,57 +795,150 @@ absl::StatusOr<std::vector<std::string>> ParsePrompts(const std::string& text,
       return absl::InvalidArgumentError(
           absl::StrCat("--prompts-file ", source, ":", line_number, ": ", why));
     };
+    if (static_cast<int>(entries.size()) >= validation::kMaxPromptEntries) {
+      return bad(absl::StrCat("more than ", validation::kMaxPromptEntries,
+                              " prompts; the spec carries the dataset to every worker"));
+    }
     boost::system::error_code ec;
     const boost::json::value v =
         boost::json::parse(boost::json::string_view(line.data(), line.size()), ec);
     if (ec) {
       return bad(absl::StrCat("not JSON (", ec.message(),
-                              "); each line is a JSON string or {\"prompt\": \"...\"}"));
+                              "); each line is a JSON string, {\"prompt\": \"...\"} or "
+                              "{\"messages\": [...]}"));
     }
-    if (const boost::json::string* str = v.if_string()) {
-      prompts.emplace_back(str->data(), str->size());
-      continue;
-    }
+    v1::PromptConversation c;
+    std::optional<std::string> prompt;
     const boost::json::object* obj = v.if_object();
-    if (obj == nullptr) {
-      return bad("expected a JSON string or {\"prompt\": \"...\"}");
-    }
-    if (const boost::json::value* p = obj->if_contains("prompt"); p != nullptr) {
-      if (const boost::json::string* str = p->if_string()) {
-        prompts.emplace_back(str->data(), str->size());
-        continue;
+    if (const boost::json::string* str = v.if_string()) {
+      prompt.emplace(str->data(), str->size());
+    } else if (v.is_array()) {
+      if (std::optional<std::string> why = ParseMessageList(v, &c)) {
+        return bad(*why);
       }
-      return bad("\"prompt\" must be a string");
+    } else if (obj == nullptr) {
+      return bad("expected a JSON string, {\"prompt\": \"...\"} or {\"messages\": [...]}");
+    } else if (const boost::json::value* p = obj->if_contains("prompt"); p != nullptr) {
+      const boost::json::string* str = p->if_string();
+      if (str == nullptr) {
+        return bad("\"prompt\" must be a string");
+      }
+      prompt.emplace(str->data(), str->size());
+    } else if (const boost::json::value* m = obj->if_contains("messages"); m != nullptr) {
+      if (std::optional<std::string> why = ParseMessageList(*m, &c)) {
+        return bad(*why);
+      }
+    } else {
+      return bad("an object needs a string \"prompt\" or a \"messages\" list");
     }
-    if (obj->contains("messages")) {
-      return bad("message lists are not supported yet: a run spec's prompts are single "
-                 "strings (spec.target.prompts); give {\"prompt\": \"...\"}");
+    if (prompt.has_value()) {
+      bytes += static_cast<int64_t>(prompt->size());
+      v1::PromptMessage* pm = c.add_messages();
+      pm->set_role("user");
+      pm->set_content(*prompt);
+      plain.push_back(*std::move(prompt));
+    } else {
+      any_list = true;
+      for (const v1::PromptMessage& m : c.messages()) {
+        bytes += static_cast<int64_t>(m.content().size());
+      }
     }
-    return bad("an object needs a string \"prompt\"");
+    if (bytes > validation::kMaxPromptBytes) {
+      return bad(absl::StrCat("more than ", validation::kMaxPromptBytes,
+                              " bytes of prompt text; the spec carries the dataset to every "
+                              "worker"));
+    }
+    entries.push_back(std::move(c));
   }
-  if (prompts.empty()) {
+  if (entries.empty()) {
     return absl::InvalidArgumentError(absl::StrCat("--prompts-file ", source, ": no prompts"));
   }
-  return prompts;
+  PromptDataset out;
+  if (any_list) {
+    out.conversations = std::move(entries);
+  } else {
+    out.prompts = std::move(plain);
+  }
+  return out;
 }
 
 absl::Status ReadPromptsFile(Options* o) {
   if (o->prompts_file.empty()) {
     return absl::OkStatus();
   }
-  std::ifstream in(o->prompts_file, std::ios::binary);
+  std::ifstream in(o->prompts_file, std::ios::binary | std::ios::ate);
   if (!in) {
     return absl::InvalidArgumentError(
         absl::StrCat("--prompts-file: cannot read ", o->prompts_file));
   }
+  // JSON escapes can make a file several times its text; refuse a file that
+  // could not fit before reading it whole.
+  const std::streamoff size = in.tellg();
+  if (size > 4 * validation::kMaxPromptBytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--prompts-file: ", o->prompts_file, " is ", size, " bytes; at most ",
+                     4 * validation::kMaxPromptBytes,
+                     " (the spec carries the dataset to every worker)"));
+  }
+  in.seekg(0);
   std::stringstream ss;
   ss << in.rdbuf();
-  absl::StatusOr<std::vector<std::string>> prompts = ParsePrompts(ss.str(), o->prompts_file);
-  if (!prompts.ok()) {
-    return prompts.status();
+  absl::StatusOr<PromptDataset> dataset = ParsePrompts(ss.str(), o->prompts_file);
+  if (!dataset.ok()) {
+    return dataset.status();
   }
-  o->prompts = *std::move(prompts);
+  o->prompts = std::move(dataset->prompts);
+  o->prompt_messages = std::move(dataset->conversations);
   return absl::OkStatus();
+}
+
+absl::StatusOr<v1::LengthDistribution> ParseLengthDistribution(const std::string& flag,
+                                                               const std::string& text) {
+  const auto bad = [&] {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--", flag, ": expected N, fixed:N, uniform:MIN:MAX, normal:MEAN:STDDEV"
+                     "[:MIN:MAX] or lognormal:MEAN:STDDEV[:MIN:MAX], got '", text, "'"));
+  };
+  std::vector<std::string> parts = absl::StrSplit(text, ':');
+  v1::LengthDistribution d;
+  if (parts.size() == 1) {
+    parts.insert(parts.begin(), "fixed");
+  }
+  const std::string kind = absl::AsciiStrToLower(parts[0]);
+  const auto integer = [](const std::string& s, int32_t* out) {
+    return absl::SimpleAtoi(absl::StripAsciiWhitespace(s), out);
+  };
+  const auto number = [](const std::string& s, double* out) {
+    return absl::SimpleAtod(absl::StripAsciiWhitespace(s), out) && std::isfinite(*out);
+  };
+  int32_t a = 0;
+  int32_t b = 0;
+  double mean = 0;
+  double stddev = 0;
+  if (kind == "fixed" && parts.size() == 2 && integer(parts[1], &a)) {
+    d.set_kind(v1::LENGTH_FIXED);
+    d.set_value(a);
+  } else if (kind == "uniform" && parts.size() == 3 && integer(parts[1], &a) &&
+             integer(parts[2], &b)) {
+    d.set_kind(v1::LENGTH_UNIFORM);
+    d.set_min(a);
+    d.set_max(b);
+  } else if ((kind == "normal" || kind == "lognormal") && (parts.size() == 3 || parts.size() == 5) &&
+             number(parts[1], &mean) && number(parts[2], &stddev)) {
+    d.set_kind(kind == "normal" ? v1::LENGTH_NORMAL : v1::LENGTH_LOGNORMAL);
+    d.set_mean(mean);
+    d.set_stddev(stddev);
+    if (parts.size() == 5) {
+      if (!integer(parts[3], &a) || !integer(parts[4], &b)) {
+        return bad();
+      }
+      d.set_min(a);
+      d.set_max(b);
+    }
+  } else {
+    return bad();
+  }
+  return d;
 }
 
 std::string EmulatorTargetUrl(v1::Protocol protocol, const std::string& host_port) {
@@ -759,6 +958,32 @@ std::string EmulatorTargetUrl(v1::Protocol protocol, const std::string& host_por
 
 namespace {
 
+// --prompt-order, --prompt-seed, --input-length, --output-length (with -f:
+// those given on the command line).
+void SetPromptChoice(const Options& o, v1::Target* t, bool only_given) {
+  const auto use = [&](const char* flag) { return !only_given || o.given.count(flag) > 0; };
+  if (use("prompt-order")) {
+    t->set_prompt_order(o.prompt_order);
+  }
+  if (use("prompt-seed")) {
+    t->set_prompt_seed(o.prompt_seed);
+  }
+  if (use("input-length")) {
+    if (o.input_length.has_value()) {
+      *t->mutable_input_length() = *o.input_length;
+    } else {
+      t->clear_input_length();
+    }
+  }
+  if (use("output-length")) {
+    if (o.output_length.has_value()) {
+      *t->mutable_output_length() = *o.output_length;
+    } else {
+      t->clear_output_length();
+    }
+  }
+}
+
 void SetTarget(const Options& o, v1::Target* t) {
   t->set_protocol(o.protocol);
   t->set_model(o.model);
@@ -766,7 +991,11 @@ void SetTarget(const Options& o, v1::Target* t) {
   for (const std::string& p : o.prompts) {
     t->add_prompts(p);
   }
+  for (const v1::PromptConversation& c : o.prompt_messages) {
+    *t->add_prompt_messages() = c;
+  }
   t->set_max_tokens(o.max_tokens);
+  SetPromptChoice(o, t, /*only_given=*/false);
   t->set_api_key_env(o.api_key_env);
   for (const auto& [name, value] : o.headers) {
     (*t->mutable_headers())[name] = value;
@@ -893,16 +1122,22 @@ void ApplyFlagsToFileSpec(const Options& o, v1::RunSpec* spec) {
   if (given("prompt")) {
     t->set_prompt(o.prompt);
     t->clear_prompts();
+    t->clear_prompt_messages();
   }
   if (given("prompts-file")) {
     t->clear_prompts();
+    t->clear_prompt_messages();
     for (const std::string& p : o.prompts) {
       t->add_prompts(p);
+    }
+    for (const v1::PromptConversation& c : o.prompt_messages) {
+      *t->add_prompt_messages() = c;
     }
   }
   if (given("max-tokens")) {
     t->set_max_tokens(o.max_tokens);
   }
+  SetPromptChoice(o, t, /*only_given=*/true);
   if (given("api-key-env")) {
     t->set_api_key_env(o.api_key_env);
   }
@@ -933,6 +1168,11 @@ constexpr FlagPath kFlagPaths[] = {
     {"spec.target.url", "url"},
     {"spec.target.model", "model"},
     {"spec.target.prompts", "prompts-file"},
+    {"spec.target.promptMessages", "prompts-file"},
+    {"spec.target.promptOrder", "prompt-order"},
+    {"spec.target.promptSeed", "prompt-seed"},
+    {"spec.target.inputLength", "input-length"},
+    {"spec.target.outputLength", "output-length"},
     {"spec.target.prompt", "prompt"},
     {"spec.target.maxTokens", "max-tokens"},
     {"spec.target.apiKeyEnv", "api-key-env"},
@@ -1088,8 +1328,19 @@ headers add to its):
                                                   [LLMLOAD_PROTOCOL] CENTRIFUGO_EMULATOR
   --model NAME         model name sent to the target       [LLMLOAD_MODEL]
   --prompt TEXT        the prompt of every request          [LLMLOAD_PROMPT]
-  --prompts-file FILE  JSON lines of prompts, cycled per request: each line a JSON
-                       string or {"prompt": "..."}        [LLMLOAD_PROMPTS_FILE]
+  --prompts-file FILE  a dataset, JSON lines: each a JSON string, {"prompt": "..."},
+                       {"messages": [{"role": ..., "content": ...}, ...]} or such a
+                       list; read here and sent inside the spec (at most 16 MiB of
+                       text, 100000 lines)                  [LLMLOAD_PROMPTS_FILE]
+  --prompt-order ORDER cycle (request r of client c takes line c+r-1) or random
+                       (seeded by --prompt-seed)    [LLMLOAD_PROMPT_ORDER]   cycle
+  --prompt-seed N      seed of random order and of the length draws
+                                                   [LLMLOAD_PROMPT_SEED]    0
+  --input-length DIST  synthetic prompts of DIST words: N, uniform:MIN:MAX,
+                       normal:MEAN:STDDEV[:MIN:MAX], lognormal:MEAN:STDDEV[:MIN:MAX]
+                                                   [LLMLOAD_INPUT_LENGTH]
+  --output-length DIST max_tokens per request drawn from DIST (as above)
+                                                   [LLMLOAD_OUTPUT_LENGTH]
   --max-tokens N       output token limit (0: --length)    [LLMLOAD_MAX_TOKENS]     0
   --api-key-env NAME   the workers' environment variable holding the API key
                                                            [LLMLOAD_API_KEY_ENV]

@@ -42,8 +42,13 @@ struct Options {
   std::string model;
   std::string prompt;
   std::string prompts_file;          // --prompts-file: JSON lines, read by ReadPromptsFile
-  std::vector<std::string> prompts;  // its prompts, once read
+  std::vector<std::string> prompts;  // its prompts, once read (plain prompts only)
+  std::vector<v1::PromptConversation> prompt_messages;  // or its message lists
   int32_t max_tokens = 0;
+  v1::PromptOrder prompt_order = v1::PROMPT_ORDER_UNSPECIFIED;  // --prompt-order
+  uint64_t prompt_seed = 0;                                      // --prompt-seed
+  std::optional<v1::LengthDistribution> input_length;           // --input-length
+  std::optional<v1::LengthDistribution> output_length;          // --output-length
   std::string api_key_env;
   std::map<std::string, std::string> headers;           // --header NAME=VALUE
   std::map<std::string, std::string> headers_from_env;  // --header-from-env NAME=ENVVAR
@@ -141,13 +146,29 @@ absl::StatusOr<v1::Threshold> ParseThreshold(const std::string& text);
 // ("openai_chat", "OPENAI-CHAT").
 absl::StatusOr<v1::Protocol> ParseProtocol(const std::string& name);
 
-// Prompts from JSON lines: each non-blank line is a JSON string or an
-// object with a string "prompt". `source` names the file in errors
-// ("prompts.jsonl:3: ...").
-absl::StatusOr<std::vector<std::string>> ParsePrompts(const std::string& text,
-                                                      const std::string& source);
-// Reads o->prompts_file (when set) into o->prompts.
+// A prompt dataset: plain prompts, or (when any entry is a message list)
+// message lists, a plain prompt becoming one user message.
+struct PromptDataset {
+  std::vector<std::string> prompts;
+  std::vector<v1::PromptConversation> conversations;
+};
+
+// A dataset from JSON lines: each non-blank line is a JSON string, an object
+// with a string "prompt", an object with "messages" (an OpenAI-style list of
+// {"role", "content"}), or such a list itself. `source` names the file in
+// errors ("prompts.jsonl:3: ..."). Refused beyond validation's caps
+// (kMaxPromptEntries entries, kMaxPromptBytes of text).
+absl::StatusOr<PromptDataset> ParsePrompts(const std::string& text, const std::string& source);
+// Reads o->prompts_file (when set) into o->prompts or o->prompt_messages.
+// The file is read by the CLI and the dataset travels inside the spec, so
+// workers on other hosts need no copy of it.
 absl::Status ReadPromptsFile(Options* o);
+
+// A length distribution from a flag: N or fixed:N, uniform:MIN:MAX,
+// normal:MEAN:STDDEV[:MIN:MAX], lognormal:MEAN:STDDEV[:MIN:MAX]. Syntax only:
+// the bounds are validation's.
+absl::StatusOr<v1::LengthDistribution> ParseLengthDistribution(const std::string& flag,
+                                                               const std::string& text);
 
 // Where the built-in emulator at `host_port` ("127.0.0.1:8080") serves
 // `protocol`: the base URL for the REST/SSE protocols, the WebSocket path
@@ -162,8 +183,9 @@ v1::RunSpec SpecFromOptions(const Options& o, const std::vector<std::string>& ur
 
 // Applies the target flags given on the command line (not the environment)
 // to a spec read with -f: --url (one or several; they replace the file's
-// url and urls), --protocol, --model, --prompt,
-// --prompts-file, --max-tokens and --api-key-env replace the file's, and
+// url and urls), --protocol, --model, --prompt, --prompts-file,
+// --max-tokens, --prompt-order, --prompt-seed, --input-length,
+// --output-length and --api-key-env replace the file's, and
 // --header / --header-from-env add to its maps. --name, --threshold, --slo-*
 // and the --records flags apply as they do without -f.
 void ApplyFlagsToFileSpec(const Options& o, v1::RunSpec* spec);

@@ -259,6 +259,18 @@ std::string FormatReport(const v1::Run& run) {
                   "]\n");
   absl::StrAppend(&out, "\nREQUESTS:\n  [ok=", CounterValue(st, v1::REQUESTS_OK), ", ",
                   error_fields, ", tokens=", CounterValue(st, v1::TOKENS), "]\n");
+  if (const uint64_t input = CounterValue(st, v1::INPUT_TOKENS); input > 0) {
+    const uint64_t estimated = CounterValue(st, v1::INPUT_TOKENS_ESTIMATED);
+    const double seconds = st.duration_seconds();
+    absl::StrAppend(&out, "\nINPUT TOKENS:\n  [input_tokens=", input, ", input_tokens_per_sec=",
+                    absl::StrFormat("%.2f", seconds > 0 ? static_cast<double>(input) / seconds : 0),
+                    ", estimated=", estimated, "]\n");
+    if (estimated > 0) {
+      absl::StrAppend(&out, "  ", estimated == input ? "All" : absl::StrCat(estimated, " of them"),
+                      " estimated as ceil(prompt bytes / 4): the target reported no prompt "
+                      "usage for those requests.\n");
+    }
+  }
   if (const v1::ShardProgress& p = run.progress(); p.batches_rejected() > 0) {
     absl::StrAppend(&out, "\nREJECTED BY THE COLLECTOR (missing from these statistics):\n",
                     "  [batches=", p.batches_rejected(), ", requests=", p.requests_rejected(),

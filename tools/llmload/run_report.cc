@@ -370,6 +370,10 @@ std::string RenderJson(const ReportInput& in) {
       {"duration_seconds", st.duration_seconds()},
       {"requests_per_sec", st.throughput().requests_per_sec()},
       {"tokens_per_sec", st.throughput().tokens_per_sec()},
+      {"input_tokens_per_sec",
+       st.duration_seconds() > 0
+           ? static_cast<double>(Counter(st.counters(), v1::INPUT_TOKENS)) / st.duration_seconds()
+           : 0},
       {"cycles_per_sec", st.throughput().cycles_per_sec()},
       {"bytes_in_per_sec", st.throughput().bytes_in_per_sec()},
       {"error_rate", a.error_rate},
@@ -382,6 +386,8 @@ std::string RenderJson(const ReportInput& in) {
   const std::vector<std::pair<const char*, uint64_t>> counts = {
       {"requests_ok", a.ok},          {"requests_failed", a.failed},
       {"tokens", Counter(st.counters(), v1::TOKENS)},
+      {"input_tokens", Counter(st.counters(), v1::INPUT_TOKENS)},
+      {"input_tokens_estimated", Counter(st.counters(), v1::INPUT_TOKENS_ESTIMATED)},
       {"offered", a.offered},         {"dropped", a.dropped},
       {"unfinished", a.unfinished},   {"cancelled", a.cancelled},
       {"good", a.good},

@@ -458,20 +458,28 @@ TEST(CliSpecTest, RepeatedUrlFillsTargetUrls) {
 }
 
 TEST(CliSpecTest, PromptsFromJsonLines) {
-  absl::StatusOr<std::vector<std::string>> p = ParsePrompts(
+  absl::StatusOr<PromptDataset> p = ParsePrompts(
       "\"What is TCP?\"\n\n  {\"prompt\": \"Tell me a joke.\", \"id\": 7}  \n"
       "\"caf\\u00e9 \\\"quoted\\\"\\nnewline\"\r\n",
       "p.jsonl");
   ASSERT_TRUE(p.ok()) << p.status();
-  EXPECT_EQ(*p, (std::vector<std::string>{"What is TCP?", "Tell me a joke.",
-                                          "caf\xc3\xa9 \"quoted\"\nnewline"}));
+  EXPECT_EQ(p->prompts, (std::vector<std::string>{"What is TCP?", "Tell me a joke.",
+                                                  "caf\xc3\xa9 \"quoted\"\nnewline"}));
+  EXPECT_TRUE(p->conversations.empty());
   const std::vector<std::pair<std::string, std::string>> bad = {
       {"\"ok\"\nnot json\n", "--prompts-file p.jsonl:2: not JSON"},
-      {"42\n", "--prompts-file p.jsonl:1: expected a JSON string or {\"prompt\": \"...\"}"},
+      {"42\n", "--prompts-file p.jsonl:1: expected a JSON string, {\"prompt\": \"...\"} or "
+                "{\"messages\": [...]}"},
       {"{\"prompt\": 5}\n", "--prompts-file p.jsonl:1: \"prompt\" must be a string"},
-      {"{\"text\": \"x\"}\n", "--prompts-file p.jsonl:1: an object needs a string \"prompt\""},
-      {"\"a\"\n\"b\"\n{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}]}\n",
-       "--prompts-file p.jsonl:3: message lists are not supported yet"},
+      {"{\"text\": \"x\"}\n",
+       "--prompts-file p.jsonl:1: an object needs a string \"prompt\" or a \"messages\" list"},
+      {"\"a\"\n\"b\"\n{\"messages\": [{\"role\": \"robot\", \"content\": \"hi\"}]}\n",
+       "--prompts-file p.jsonl:3: message 0: role must be system, user or assistant"},
+      {"{\"messages\": []}\n", "--prompts-file p.jsonl:1: \"messages\" must be a non-empty list"},
+      {"[{\"role\": \"user\"}]\n",
+       "--prompts-file p.jsonl:1: message 0 needs a string \"role\" and a \"content\""},
+      {"[{\"role\": \"system\", \"content\": \"s\"}]\n",
+       "--prompts-file p.jsonl:1: a message list needs a message with role user"},
       {"\n  \n", "--prompts-file p.jsonl: no prompts"},
   };
   for (const auto& [text, want] : bad) {
@@ -479,6 +487,118 @@ TEST(CliSpecTest, PromptsFromJsonLines) {
     ASSERT_FALSE(p.ok()) << text;
     EXPECT_TRUE(absl::StartsWith(p.status().message(), want)) << p.status();
   }
+}
+
+TEST(CliSpecTest, MessageListsMakeConversations) {
+  absl::StatusOr<PromptDataset> p = ParsePrompts(
+      "\"plain\"\n"
+      "{\"messages\": [{\"role\": \"system\", \"content\": \"Be brief.\"},"
+      " {\"role\": \"user\", \"content\": [{\"type\": \"text\", \"text\": \"Hi \"},"
+      " {\"type\": \"text\", \"text\": \"there\"}]}]}\n"
+      "[{\"role\": \"user\", \"content\": \"a\"}, {\"role\": \"assistant\", \"content\": \"b\"},"
+      " {\"role\": \"user\", \"content\": \"c\"}]\n",
+      "p.jsonl");
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_TRUE(p->prompts.empty());
+  ASSERT_EQ(p->conversations.size(), 3u);
+  // A plain line in a dataset with message lists is one user message.
+  ASSERT_EQ(p->conversations[0].messages_size(), 1);
+  EXPECT_EQ(p->conversations[0].messages(0).role(), "user");
+  EXPECT_EQ(p->conversations[0].messages(0).content(), "plain");
+  ASSERT_EQ(p->conversations[1].messages_size(), 2);
+  EXPECT_EQ(p->conversations[1].messages(0).role(), "system");
+  EXPECT_EQ(p->conversations[1].messages(1).content(), "Hi there");
+  EXPECT_EQ(p->conversations[2].messages(2).content(), "c");
+
+  auto o = Parse({"local", "--protocol", "openai_chat", "--prompt-order", "random",
+                  "--prompt-seed", "9", "--output-length", "uniform:4:8"});
+  ASSERT_TRUE(o.ok()) << o.status();
+  o->prompt_messages = p->conversations;
+  absl::StatusOr<v1::RunSpec> spec = BuildRunSpec(*o, "http://h:1");
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_EQ(spec->target().prompt_messages_size(), 3);
+  EXPECT_EQ(spec->target().prompts_size(), 0);
+  EXPECT_EQ(spec->target().prompt_order(), v1::PROMPT_ORDER_RANDOM);
+  EXPECT_EQ(spec->target().prompt_seed(), 9u);
+  EXPECT_EQ(spec->target().output_length().kind(), v1::LENGTH_UNIFORM);
+  EXPECT_EQ(spec->target().output_length().max(), 8);
+}
+
+TEST(CliSpecTest, TheExampleDatasetIsAValidSpec) {
+  auto o = Parse({"local", "--protocol", "openai_chat", "--prompts-file",
+                  std::string(LLMLOAD_SOURCE_DIR) + "/examples/prompts.jsonl"});
+  ASSERT_TRUE(o.ok()) << o.status();
+  ASSERT_TRUE(ReadPromptsFile(&*o).ok());
+  absl::StatusOr<v1::RunSpec> spec = BuildRunSpec(*o, "http://h:1");
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  ASSERT_EQ(spec->target().prompt_messages_size(), 5);
+  EXPECT_EQ(spec->target().prompt_messages(4).messages(0).role(), "system");
+}
+
+TEST(CliSpecTest, DatasetsBeyondTheCapsAreRefused) {
+  std::string big;
+  for (int i = 0; i <= validation::kMaxPromptEntries; ++i) {
+    big += "\"p\"\n";
+  }
+  absl::StatusOr<PromptDataset> p = ParsePrompts(big, "big.jsonl");
+  ASSERT_FALSE(p.ok());
+  EXPECT_TRUE(absl::StartsWith(p.status().message(), "--prompts-file big.jsonl:100001: more than "
+                                                     "100000 prompts"))
+      << p.status();
+  const std::string line = "\"" + std::string(1 << 20, 'x') + "\"\n";
+  big.clear();
+  for (int i = 0; i < 17; ++i) {
+    big += line;
+  }
+  p = ParsePrompts(big, "big.jsonl");
+  ASSERT_FALSE(p.ok());
+  EXPECT_TRUE(absl::StrContains(p.status().message(), "big.jsonl:17: more than 16777216 bytes"))
+      << p.status();
+}
+
+TEST(CliSpecTest, LengthDistributionFlags) {
+  struct Case {
+    std::string text;
+    v1::LengthKind kind;
+    int32_t value, min, max;
+    double mean, stddev;
+  };
+  for (const Case& c : std::vector<Case>{
+           {"128", v1::LENGTH_FIXED, 128, 0, 0, 0, 0},
+           {"fixed:5", v1::LENGTH_FIXED, 5, 0, 0, 0, 0},
+           {"uniform:10:20", v1::LENGTH_UNIFORM, 0, 10, 20, 0, 0},
+           {"normal:100:15.5", v1::LENGTH_NORMAL, 0, 0, 0, 100, 15.5},
+           {"LogNormal:200:80:10:900", v1::LENGTH_LOGNORMAL, 0, 10, 900, 200, 80},
+       }) {
+    absl::StatusOr<v1::LengthDistribution> d = ParseLengthDistribution("input-length", c.text);
+    ASSERT_TRUE(d.ok()) << c.text << ": " << d.status();
+    EXPECT_EQ(d->kind(), c.kind) << c.text;
+    EXPECT_EQ(d->value(), c.value) << c.text;
+    EXPECT_EQ(d->min(), c.min) << c.text;
+    EXPECT_EQ(d->max(), c.max) << c.text;
+    EXPECT_DOUBLE_EQ(d->mean(), c.mean) << c.text;
+    EXPECT_DOUBLE_EQ(d->stddev(), c.stddev) << c.text;
+  }
+  for (const char* text : {"", "x", "uniform:1", "normal:1:2:3", "gauss:1:2", "fixed:1.5",
+                           "normal:nan:1"}) {
+    absl::StatusOr<v1::LengthDistribution> d = ParseLengthDistribution("output-length", text);
+    ASSERT_FALSE(d.ok()) << text;
+    EXPECT_TRUE(absl::StartsWith(d.status().message(), "--output-length: expected N, fixed:N"))
+        << d.status();
+  }
+  // Bounds are validation's, reported under the flag.
+  auto o = Parse({"local", "--protocol", "openai_chat", "--input-length", "uniform:0:5"});
+  ASSERT_TRUE(o.ok()) << o.status();
+  absl::StatusOr<v1::RunSpec> spec = BuildRunSpec(*o, "http://h:1");
+  ASSERT_FALSE(spec.ok());
+  EXPECT_TRUE(absl::StartsWith(spec.status().message(), "--input-length")) << spec.status();
+  EXPECT_TRUE(absl::StrContains(spec.status().message(), "spec.target.inputLength.min"))
+      << spec.status();
+  o = Parse({"local", "--prompt-order", "shuffled"});
+  ASSERT_FALSE(o.ok());
+  EXPECT_EQ(o.status().message(), "--prompt-order: cycle or random, got 'shuffled'");
+  EXPECT_EQ(FlagForSpecPath("spec.target.promptMessages[3].messages[0].role"), "--prompts-file");
+  EXPECT_EQ(FlagForSpecPath("spec.target.outputLength.max"), "--output-length");
 }
 
 TEST(CliSpecTest, PromptsFileFillsTheSpecsPrompts) {

@@ -57,6 +57,27 @@ TEST(ReportTest, KeepsTheOriginalClientsLayout) {
   EXPECT_NE(r.find("END-TO-END LATENCY (ms):\n  [no samples]"), std::string::npos);
 }
 
+TEST(ReportTest, ReportsInputTokensAndSaysWhichAreEstimated) {
+  v1::Run run = SampleRun();
+  std::string r = FormatReport(run);
+  EXPECT_EQ(r.find("INPUT TOKENS"), std::string::npos) << r;  // none counted: no section
+  (*run.mutable_stats()->mutable_counters())["input_tokens"] = 1842;
+  r = FormatReport(run);
+  EXPECT_NE(r.find("INPUT TOKENS:\n  [input_tokens=1842, input_tokens_per_sec=100.00, "
+                   "estimated=0]\n"),
+            std::string::npos)
+      << r;
+  EXPECT_EQ(r.find("estimated as"), std::string::npos) << r;
+  (*run.mutable_stats()->mutable_counters())["input_tokens_estimated"] = 42;
+  r = FormatReport(run);
+  EXPECT_NE(r.find("estimated=42]\n  42 of them estimated as ceil(prompt bytes / 4)"),
+            std::string::npos)
+      << r;
+  (*run.mutable_stats()->mutable_counters())["input_tokens_estimated"] = 1842;
+  r = FormatReport(run);
+  EXPECT_NE(r.find("  All estimated as ceil(prompt bytes / 4)"), std::string::npos) << r;
+}
+
 TEST(ReportTest, SaysWhatTheCollectorRejected) {
   EXPECT_EQ(FormatReport(SampleRun()).find("REJECTED"), std::string::npos);
   v1::Run run = SampleRun();

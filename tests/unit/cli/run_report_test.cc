@@ -197,6 +197,9 @@ TEST(RunReportTest, JsonFollowsTheSchema) {
   EXPECT_TRUE(v.at("run").at("passed").as_bool());
   EXPECT_EQ(v.at("summary").at("requests_ok").as_int64(), 250);
   EXPECT_EQ(v.at("summary").at("requests_failed").as_int64(), 5);
+  EXPECT_EQ(v.at("summary").at("input_tokens").as_int64(), 0);
+  EXPECT_EQ(v.at("summary").at("input_tokens_estimated").as_int64(), 0);
+  EXPECT_EQ(v.at("summary").at("input_tokens_per_sec").to_number<double>(), 0);
   EXPECT_EQ(v.at("thresholds").as_array().size(), 1u);
   ASSERT_EQ(v.at("windows").as_array().size(), 5u);
   const boost::json::value& w1 = v.at("windows").as_array()[1];

@@ -111,6 +111,12 @@ TEST(GeminiServerTest, ParsesContentsAndMaxOutputTokens) {
   EXPECT_EQ(r->prompt, "hi you");
   EXPECT_EQ(r->prompt_tokens, 2);
   EXPECT_EQ(r->max_output_tokens, 9);
+  // A system instruction counts towards the prompt, as the API counts it.
+  r = gemini_server::ParseGenerateRequest(
+      R"({"systemInstruction":{"parts":[{"text":"be brief"}]},)"
+      R"("contents":[{"role":"user","parts":[{"text":"hi you"}]}]})");
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->prompt_tokens, 4);
   EXPECT_FALSE(gemini_server::ParseGenerateRequest(R"({"contents":[]})").ok());
   EXPECT_FALSE(gemini_server::ParseGenerateRequest("nope").ok());
 }

@@ -15,6 +15,7 @@ struct Decoded {
   std::string text;
   int chunks = 0;  // content items with non-empty text
   int64_t tokens = -1;
+  int64_t input_tokens = -1;
   bool done = false;
   bool error = false;
   std::string error_type;
@@ -42,7 +43,12 @@ Decoded Decode(Provider p, std::string_view body, size_t piece = 0) {
         }
         break;
       case StreamItem::Kind::kUsage:
-        d.tokens = it.output_tokens;
+        if (it.output_tokens >= 0) {
+          d.tokens = it.output_tokens;
+        }
+        if (it.input_tokens >= 0) {
+          d.input_tokens = it.input_tokens;
+        }
         break;
       case StreamItem::Kind::kDone:
         d.done = true;
@@ -72,6 +78,7 @@ TEST(ProviderStreamTest, OpenAiChatStream) {
     EXPECT_EQ(d.text, "Hello world!");
     EXPECT_EQ(d.chunks, 3);
     EXPECT_EQ(d.tokens, 3);
+    EXPECT_EQ(d.input_tokens, 9);  // usage.prompt_tokens
     EXPECT_TRUE(d.done);
     EXPECT_FALSE(d.error);
   }
@@ -92,6 +99,7 @@ TEST(ProviderStreamTest, AnthropicMessagesStream) {
     EXPECT_EQ(d.text, "Hello world!");
     EXPECT_EQ(d.chunks, 3);
     EXPECT_EQ(d.tokens, 4);  // message_delta's cumulative output_tokens
+    EXPECT_EQ(d.input_tokens, 12);  // message_start.message.usage.input_tokens
     EXPECT_TRUE(d.done);
   }
   Decoded e = Decode(Provider::kAnthropic, ReadFixture("anthropic-messages-stream-error.sse"));
@@ -106,6 +114,7 @@ TEST(ProviderStreamTest, GeminiStreamWithCrlf) {
     ASSERT_TRUE(d.status.ok()) << d.status;
     EXPECT_EQ(d.text, "Hello world!");
     EXPECT_EQ(d.tokens, 3);
+    EXPECT_EQ(d.input_tokens, 5);  // usageMetadata.promptTokenCount
     EXPECT_TRUE(d.done);
   }
   Decoded e = Decode(Provider::kGemini, ReadFixture("gemini-stream-error.sse"));
@@ -177,19 +186,51 @@ TEST(ProviderStreamTest, RequestsHaveTheProvidersShape) {
   EXPECT_EQ(anthropic.at("max_tokens").as_int64(), 1024);  // required by the API
 }
 
+TEST(ProviderStreamTest, MessageListsTakeEachProvidersShape) {
+  const ChatMessage messages[] = {{"system", "Be brief."},
+                                  {"user", "Hi"},
+                                  {"assistant", "Hello."},
+                                  {"user", "Why \"sky\"?"}};
+  RequestParams r;
+  r.model = "m";
+  r.prompt = "ignored when messages are given";
+  r.messages = messages;
+  r.max_tokens = 5;
+  auto openai = boost::json::parse(RequestBody(Provider::kOpenAiChat, r));
+  const auto& om = openai.at("messages").as_array();
+  ASSERT_EQ(om.size(), 4u);
+  EXPECT_EQ(om[0].at("role").as_string(), "system");
+  EXPECT_EQ(om[3].at("content").as_string(), "Why \"sky\"?");
+  auto anthropic = boost::json::parse(RequestBody(Provider::kAnthropic, r));
+  EXPECT_EQ(anthropic.at("system").at(0).at("text").as_string(), "Be brief.");
+  const auto& am = anthropic.at("messages").as_array();
+  ASSERT_EQ(am.size(), 3u);
+  EXPECT_EQ(am[0].at("role").as_string(), "user");
+  EXPECT_EQ(am[1].at("role").as_string(), "assistant");
+  auto gemini = boost::json::parse(RequestBody(Provider::kGemini, r));
+  EXPECT_EQ(gemini.at("systemInstruction").at("parts").at(0).at("text").as_string(), "Be brief.");
+  const auto& gc = gemini.at("contents").as_array();
+  ASSERT_EQ(gc.size(), 3u);
+  EXPECT_EQ(gc[1].at("role").as_string(), "model");
+  EXPECT_EQ(gc[2].at("parts").at(0).at("text").as_string(), "Why \"sky\"?");
+  EXPECT_EQ(gemini.at("generationConfig").at("maxOutputTokens").as_int64(), 5);
+}
+
 TEST(ProviderStreamTest, NonStreamingCompletionsAndErrors) {
   auto o = ParseCompletion(Provider::kOpenAiChat,
                            R"({"choices":[{"message":{"role":"assistant","content":"Hi!"}}],)"
-                           R"("usage":{"completion_tokens":2}})");
+                           R"("usage":{"completion_tokens":2,"prompt_tokens":6}})");
   ASSERT_TRUE(o.ok());
   EXPECT_EQ(o->text, "Hi!");
   EXPECT_EQ(o->output_tokens, 2);
+  EXPECT_EQ(o->input_tokens, 6);
   auto a = ParseCompletion(Provider::kAnthropic,
                            R"({"content":[{"type":"text","text":"A"},{"type":"text","text":"B"}],)"
                            R"("usage":{"output_tokens":3}})");
   ASSERT_TRUE(a.ok());
   EXPECT_EQ(a->text, "AB");
   EXPECT_EQ(a->output_tokens, 3);
+  EXPECT_EQ(a->input_tokens, -1);  // not reported
   EXPECT_FALSE(ParseCompletion(Provider::kGemini, "nope").ok());
   ErrorBody e = ParseErrorBody(R"({"error":{"message":"slow down","type":"rate_limit_error"}})");
   EXPECT_EQ(e.type, "rate_limit_error");

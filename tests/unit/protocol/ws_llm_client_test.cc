@@ -61,6 +61,36 @@ TEST(WsLlmClientTest, RealmFixtureSession) {
   EXPECT_EQ(text.substr(0, 12), "The capital ");
 }
 
+TEST(WsLlmClientTest, CompletionsCarryPromptTokensWhenReported) {
+  const std::pair<Dialect, std::string> cases[] = {
+      {Dialect::kWsChat,
+       R"({"type":"llm_complete","id":"r1","data":{"fullText":"a b",)"
+       R"("tokenUsage":{"promptTokens":7,"completionTokens":2,"totalTokens":9}}})"},
+      {Dialect::kRealm,
+       R"({"id":"r1","status":"complete","data":{"prompt_tokens":7,"tokens_generated":2,)"
+       R"("text":"a b"}})"},
+  };
+  for (const auto& [dialect, frame] : cases) {
+    WsLlmClient c(dialect);
+    int64_t input = -2;
+    int64_t output = -2;
+    ASSERT_TRUE(c.Parse(frame, [&](const WsEvent& e) {
+                   if (e.kind == Kind::kComplete) {
+                     input = e.reported_input_tokens;
+                     output = e.reported_tokens;
+                   }
+                 }).ok());
+    EXPECT_EQ(input, 7) << frame;
+    EXPECT_EQ(output, 2) << frame;
+  }
+  WsLlmClient c(Dialect::kRealm);
+  int64_t input = -2;
+  ASSERT_TRUE(c.Parse(R"({"id":"r1","status":"complete","data":{"tokens_generated":2}})",
+                      [&](const WsEvent& e) { input = e.reported_input_tokens; })
+                  .ok());
+  EXPECT_EQ(input, -1);  // not reported: the worker estimates
+}
+
 TEST(WsLlmClientTest, RealmErrorsAndAuthFailure) {
   WsLlmClient c(Dialect::kRealm);
   std::vector<std::string> codes;
