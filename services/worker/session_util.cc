@@ -179,8 +179,6 @@ RequestOutcome RequestMeter::Abandon(metrics::MetricSet& m, Clock::time_point no
   out.counter = v1::REQUESTS_CANCELLED;
   out.chunks = chunks_;
   out.sent_at = send_at_;
-  cancel_tokens_ = 0;
-  cancel_at_ = Clock::time_point::max();
   return out;
 }
 

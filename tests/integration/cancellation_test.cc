@@ -20,6 +20,7 @@
 #include "lib/load/records.h"
 #include "tests/testing/emulator_stats.h"
 #include "tests/testing/process.h"
+#include "tests/testing/stack.h"
 
 namespace llmload {
 namespace {
@@ -30,22 +31,6 @@ constexpr int kWords = 8;
 constexpr int kAfterTokens = 3;
 constexpr double kShare = 0.5;
 constexpr uint64_t kSeed = 11;
-
-std::string TargetJson(const std::string& protocol, int port) {
-  const std::string base = absl::StrCat("127.0.0.1:", port);
-  if (protocol == "WS_CHAT") {
-    return absl::StrCat(R"({"protocol": "WS_CHAT", "url": "ws://)", base, R"(/api/ws"})");
-  }
-  if (protocol == "REALM") {
-    return absl::StrCat(R"({"protocol": "REALM", "url": "ws://)", base, R"(/", "model": "m"})");
-  }
-  if (protocol == "HTTP_JSON") {
-    return absl::StrCat(R"({"protocol": "HTTP_JSON", "url": "http://)", base,
-                        R"(/v1/generate"})");
-  }
-  return absl::StrCat(R"({"protocol": ")", protocol, R"(", "url": "http://)", base,
-                      R"(", "model": "m"})");
-}
 
 // The requests the spec abandons: client ids 0..kClients-1, request numbers
 // 1..kCycles.
@@ -94,7 +79,8 @@ class CancellationTest : public ::testing::TestWithParam<std::string> {
     EXPECT_TRUE(testing_util::WaitForTcp(port_, absl::Seconds(20)));
     const std::string spec_path = absl::StrCat(*dir_, "/", name, ".json");
     std::ofstream(spec_path) << absl::StrCat(
-        R"({"spec": {"name": ")", name, R"(", "target": )", TargetJson(protocol, port_),
+        R"({"spec": {"name": ")", name, R"(", "target": )",
+        testing_util::EmulatorTargetJson(protocol, port_),
         R"(, "load": {"closed": {"clients": )", kClients, R"(, "cyclesPerClient": )", kCycles,
         R"(}}, "emulation": {"lengthWords": )", kWords, R"(, "tokenDelay": ")", token_delay,
         R"("}, "cancellation": )", cancellation, "}}");

@@ -21,6 +21,7 @@
 #include "boost/json/serialize.hpp"
 #include "gtest/gtest.h"
 #include "tests/testing/process.h"
+#include "tests/testing/stack.h"
 
 namespace llmload {
 namespace {
@@ -66,25 +67,6 @@ std::string LoadJson(Model m) {
   return "";
 }
 
-// The target URL for a protocol on the emulator at `port` (the paths the
-// emulator serves each protocol on; see shared/protocols).
-std::string TargetJson(const std::string& protocol, int port) {
-  const std::string base = absl::StrCat("127.0.0.1:", port);
-  if (protocol == "WS_CHAT") {
-    return absl::StrCat(R"({"protocol": "WS_CHAT", "url": "ws://)", base, R"(/api/ws"})");
-  }
-  if (protocol == "REALM") {
-    return absl::StrCat(R"({"protocol": "REALM", "url": "ws://)", base,
-                        R"(/", "model": "m"})");
-  }
-  if (protocol == "HTTP_JSON") {
-    return absl::StrCat(R"({"protocol": "HTTP_JSON", "url": "http://)", base,
-                        R"(/v1/generate"})");
-  }
-  return absl::StrCat(R"({"protocol": ")", protocol, R"(", "url": "http://)", base,
-                      R"(", "model": "m"})");
-}
-
 using Cell = std::tuple<std::string, Model, int>;
 
 class LoadMatrixTest : public ::testing::TestWithParam<Cell> {
@@ -126,7 +108,8 @@ TEST_P(LoadMatrixTest, AccountsForEveryRequestAndExitsCleanly) {
   const std::string cell = absl::StrCat(protocol, "-", ModelName(model), "-", threads);
   const std::string spec_path = absl::StrCat(*dir_, "/", cell, ".json");
   std::ofstream(spec_path) << absl::StrCat(
-      R"({"spec": {"name": ")", cell, R"(", "target": )", TargetJson(protocol, port_),
+      R"({"spec": {"name": ")", cell, R"(", "target": )",
+      testing_util::EmulatorTargetJson(protocol, port_),
       R"(, "load": )", LoadJson(model), R"(, "emulation": {"lengthWords": )", kWords,
       R"(, "tokenDelay": "0.005s"}}})");
   const std::string stderr_path = absl::StrCat(*dir_, "/", cell, ".stderr");

@@ -10,8 +10,17 @@
 #include "lib/metrics/metrics.h"
 #include "services/common/grpc_util.h"
 #include "tests/testing/mono_clock.h"
+#include "tools/llmload/cli_args.h"
 
 namespace llmload::testing_util {
+
+std::string EmulatorTargetJson(const std::string& protocol, int port) {
+  v1::Protocol p = v1::PROTOCOL_UNSPECIFIED;
+  v1::Protocol_Parse(protocol, &p);
+  return absl::StrCat(R"({"protocol": ")", protocol, R"(", "url": ")",
+                      cli::EmulatorTargetUrl(p, absl::StrCat("127.0.0.1:", port)),
+                      R"(", "model": "m"})");
+}
 
 void StackTest::StartStack(const StackOptions& options) {
   options_ = options;

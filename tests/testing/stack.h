@@ -25,6 +25,11 @@
 
 namespace llmload::testing_util {
 
+// A spec's "target" (JSON) for `protocol` ("OPENAI_CHAT", ...) on the
+// emulator at 127.0.0.1:port: the endpoint `llmload local --protocol` uses,
+// model "m".
+std::string EmulatorTargetJson(const std::string& protocol, int port);
+
 struct StackOptions {
   int workers = 2;
   int worker_threads = 1;
