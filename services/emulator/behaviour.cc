@@ -280,4 +280,13 @@ void ResponsePlan::ClientLeft() const {
   }
 }
 
+void ResponsePlan::TokenSent(size_t i, std::chrono::steady_clock::time_point sent) {
+  // Only consecutive tokens make a gap.
+  if (previous_token_ != SIZE_MAX && i == previous_token_ + 1 && origin != nullptr) {
+    origin->token_gaps().Record(static_cast<size_t>(protocol), sent - previous_token_sent_);
+  }
+  previous_token_sent_ = sent;
+  previous_token_ = i;
+}
+
 }  // namespace llmload::emulator

@@ -39,6 +39,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "services/emulator/token_gaps.h"
 
 namespace llmload::emulator {
 
@@ -125,6 +126,13 @@ class ResponsePlan {
   // The client closed its connection (or aborted) before the last frame of
   // this response was sent.
   void ClientLeft() const;
+  // Token `i` was handed to the connection at `sent`: records the gap since
+  // the previous token of this response in the origin's token_gaps().
+  void TokenSent(size_t i, std::chrono::steady_clock::time_point sent);
+
+ private:
+  std::chrono::steady_clock::time_point previous_token_sent_{};
+  size_t previous_token_ = SIZE_MAX;  // none sent yet
 };
 
 // The pure core: the plan of request `index` of `protocol`.
@@ -168,13 +176,20 @@ class Behaviour {
     return abandoned_[static_cast<size_t>(protocol)].load(std::memory_order_relaxed);
   }
 
+  // The gaps actually left between consecutive tokens of every response, by
+  // protocol (ResponsePlan::TokenSent).
+  TokenGaps& token_gaps() { return token_gaps_; }
+  const TokenGaps& token_gaps() const { return token_gaps_; }
+
  private:
   const BehaviourConfig config_;
   const uint64_t first_index_;
   const uint64_t stride_;
   std::array<std::atomic<uint64_t>, kProtocolCount> counters_{};
   std::array<std::atomic<uint64_t>, kProtocolCount> abandoned_{};
+  TokenGaps token_gaps_;
 };
+static_assert(kProtocolCount <= TokenGaps::kProtocols);
 
 // The llmload extension headers of every HTTP protocol.
 inline constexpr std::string_view kHeaderFault = "x-llmload-fault";

@@ -164,6 +164,9 @@ class ChannelHub::TokenStream : public std::enable_shared_from_this<TokenStream>
             .Kv("total", tokens.size() + 1);
         break;
       }
+      if (next_ < tokens.size()) {
+        plan_.TokenSent(next_, now);
+      }
       ++next_;
     }
     hub_->StreamFinished(channel_);

@@ -134,6 +134,10 @@ bool EmulatorServer::SessionRunPublisher::StartRun(std::string_view session_id,
 
 void EmulatorServer::OnRelayedRun(RelayedRun&& run) {
   runs_relayed_in_.fetch_add(1, std::memory_order_relaxed);
+  // Planned by a sibling, streamed here: its gaps and a subscriber leaving
+  // it are this process's to record.
+  run.plan.origin = &behaviour_;
+  run.plan.protocol = Protocol::kCentrifugo;
   if (hub_.StartTokenStream("session:" + run.session_id, std::move(run.plan))) {
     runs_relayed_started_.fetch_add(1, std::memory_order_relaxed);
   }
@@ -159,6 +163,15 @@ std::string EmulatorServer::StatsJson() const {
     const std::string_view name = ProtocolName(protocol);
     absl::StrAppend(&out, p == 0 ? "" : ",", "\"", absl::string_view(name.data(), name.size()),
                     "\":", behaviour_.AbandonedCount(protocol));
+  }
+  // The gaps this process actually left between consecutive tokens of a
+  // response: the ground truth for a run's inter-token latency.
+  absl::StrAppend(&out, "},\"token_gaps\":{");
+  for (size_t p = 0; p < kProtocolCount; ++p) {
+    const auto protocol = static_cast<Protocol>(p);
+    const std::string_view name = ProtocolName(protocol);
+    absl::StrAppend(&out, p == 0 ? "" : ",", "\"", absl::string_view(name.data(), name.size()),
+                    "\":", TokenGapsJson(behaviour_.token_gaps().Snapshot(p)));
   }
   absl::StrAppend(&out, "},\"relayed_runs\":{\"sent\":",
                   runs_relayed_out_.load(std::memory_order_relaxed),

@@ -81,6 +81,9 @@ void StreamRunner::Step() {
       sink->Disconnect();
       return;
     }
+    if (pending_.token != StreamStep::kNoToken) {
+      source_->TokenSent(pending_.token, now);
+    }
     sink_->EmitData(std::move(pending_.data));
     pending_.data = std::string();
     emitted = true;
@@ -174,7 +177,11 @@ void PlannedStream::Advance() {
         }
       }
       if (next_token_ < n) {
+        const size_t queued = queue_.size();
         Token(next_token_, plan_.tokens[next_token_], plan_.OffsetOf(next_token_));
+        if (queue_.size() > queued) {
+          queue_.back().token = next_token_;
+        }
         ++next_token_;
         return;
       }

@@ -22,6 +22,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <deque>
 #include <memory>
 #include <string>
@@ -34,10 +35,12 @@
 namespace llmload::emulator {
 
 struct StreamStep {
+  static constexpr size_t kNoToken = SIZE_MAX;
   enum class Kind { kData, kDisconnect };
   Kind kind = Kind::kData;
   std::chrono::nanoseconds at{0};  // from the start of the response
   std::string data;                // one frame (WebSocket) or bytes (SSE)
+  size_t token = kNoToken;         // the frame that carries token `token`
 };
 
 class StreamSource {
@@ -45,6 +48,11 @@ class StreamSource {
   virtual ~StreamSource() = default;
   // The next step; false once the response is complete.
   virtual bool Next(StreamStep* step) = 0;
+  // The step carrying token `token` was handed to the sink at `sent`.
+  virtual void TokenSent(size_t token, std::chrono::steady_clock::time_point sent) {
+    (void)token;
+    (void)sent;
+  }
 };
 
 class StreamSink {
@@ -107,6 +115,10 @@ class PlannedStream : public StreamSource {
   // client left) tells the plan's Behaviour.
   ~PlannedStream() override;
   bool Next(StreamStep* step) final;
+  // Records the gap from the previous token in the plan's Behaviour.
+  void TokenSent(size_t token, std::chrono::steady_clock::time_point sent) final {
+    plan_.TokenSent(token, sent);
+  }
 
   const ResponsePlan& plan() const { return plan_; }
 

@@ -25,6 +25,16 @@ std::optional<EmulatorStats> ParseEmulatorStats(const std::string& body) {
     for (const auto& [name, n] : o.at("abandoned").as_object()) {
       s.abandoned[std::string(name)] = n.to_number<uint64_t>();
     }
+    for (const auto& [name, gaps] : o.at("token_gaps").as_object()) {
+      histogram::Histogram& h = s.token_gaps[std::string(name)];
+      for (const auto& bucket : gaps.at("buckets").as_array()) {
+        const boost::json::array& pair = bucket.as_array();
+        h.Record(pair.at(0).to_number<uint64_t>(), pair.at(1).to_number<uint64_t>());
+      }
+      if (h.Count() != gaps.at("count").to_number<uint64_t>()) {
+        return std::nullopt;
+      }
+    }
     const boost::json::object& relayed = o.at("relayed_runs").as_object();
     s.relayed_sent = relayed.at("sent").to_number<uint64_t>();
     s.relayed_received = relayed.at("received").to_number<uint64_t>();

@@ -16,6 +16,7 @@
 
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
+#include "lib/histogram/histogram.h"
 
 namespace llmload::testing_util {
 
@@ -28,6 +29,9 @@ struct EmulatorStats {
   std::map<std::string, uint64_t> requests;  // by protocol name
   // Streamed responses the client left before their end, by protocol name.
   std::map<std::string, uint64_t> abandoned;
+  // The gaps the process left between consecutive tokens, by protocol name
+  // (rebuilt from the bucket list: counts exact, each value its bucket's).
+  std::map<std::string, histogram::Histogram> token_gaps;
   uint64_t relayed_sent = 0;
   uint64_t relayed_received = 0;
   uint64_t relayed_started = 0;
@@ -35,6 +39,10 @@ struct EmulatorStats {
   uint64_t RequestsOf(const std::string& protocol) const {
     auto it = requests.find(protocol);
     return it == requests.end() ? 0 : it->second;
+  }
+  uint64_t TokenGapCount(const std::string& protocol) const {
+    auto it = token_gaps.find(protocol);
+    return it == token_gaps.end() ? 0 : it->second.Count();
   }
   uint64_t AbandonedOf(const std::string& protocol) const {
     auto it = abandoned.find(protocol);

@@ -2,9 +2,12 @@
 
 #include <cmath>
 #include <map>
+#include <string>
 
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "services/emulator/lorem.h"
+#include "services/emulator/token_gaps.h"
 
 namespace llmload::emulator {
 namespace {
@@ -167,6 +170,54 @@ TEST(BehaviourTest, ValidateRejectsBadKnobs) {
   c = BehaviourConfig();
   c.ttft_seconds = 61;
   EXPECT_FALSE(ValidateBehaviour(c).ok());
+}
+
+// The emulator's record of the gaps it left between tokens: one gap per two
+// consecutive tokens of one response, nothing across responses or across a
+// token that was never sent.
+TEST(BehaviourTest, TokenGapsAreRecordedBetweenConsecutiveTokensOnly) {
+  BehaviourConfig c;
+  c.length_words = 6;
+  Behaviour b(c);
+  const auto t0 = std::chrono::steady_clock::time_point() + std::chrono::hours(1);
+  ResponsePlan first = b.Plan(Protocol::kWsChat, "q", {});
+  first.TokenSent(0, t0);
+  first.TokenSent(1, t0 + milliseconds(10));
+  first.TokenSent(2, t0 + milliseconds(30));
+  first.TokenSent(4, t0 + milliseconds(50));  // token 3 never sent: no gap
+  first.TokenSent(5, t0 + milliseconds(55));
+  ResponsePlan second = b.Plan(Protocol::kWsChat, "q", {});
+  second.TokenSent(0, t0 + milliseconds(500));  // a new response: no gap
+  second.TokenSent(1, t0 + milliseconds(501));
+  const histogram::Histogram gaps = b.token_gaps().Snapshot(static_cast<size_t>(Protocol::kWsChat));
+  EXPECT_EQ(gaps.Count(), 4u);
+  EXPECT_EQ(gaps.Min(), 1000u);
+  EXPECT_EQ(gaps.Max(), 20000u);
+  EXPECT_EQ(gaps.Sum(), 10000u + 20000u + 5000u + 1000u);
+  EXPECT_EQ(b.token_gaps().Snapshot(static_cast<size_t>(Protocol::kRealm)).Count(), 0u);
+
+  // A plan made outside a Behaviour records nowhere (and does not crash).
+  ResponsePlan orphan = MakePlan(c, Protocol::kWsChat, 0, "q", {});
+  orphan.TokenSent(0, t0);
+  orphan.TokenSent(1, t0 + milliseconds(1));
+  EXPECT_EQ(b.token_gaps().Snapshot(static_cast<size_t>(Protocol::kWsChat)).Count(), 4u);
+}
+
+TEST(BehaviourTest, TokenGapsJsonListsEveryBucketSoProcessesMerge) {
+  histogram::Histogram h;
+  h.Record(1000, 3);
+  h.Record(250000, 2);
+  const std::string json = TokenGapsJson(h);
+  EXPECT_NE(json.find("\"count\":5"), std::string::npos) << json;
+  EXPECT_NE(json.find("[1000,3]"), std::string::npos) << json;
+  EXPECT_NE(json.find(absl::StrCat("[", histogram::Histogram::BucketValue(
+                                             histogram::Histogram::BucketIndex(250000)),
+                                   ",2]")),
+            std::string::npos)
+      << json;
+  EXPECT_EQ(TokenGapsJson(histogram::Histogram()),
+            "{\"count\":0,\"min_us\":0,\"max_us\":0,\"sum_us\":0,\"p50_us\":0,"
+            "\"p99_us\":0,\"buckets\":[]}");
 }
 
 }  // namespace
