@@ -8,7 +8,14 @@
 # The build stage installs the build packages from scripts/lib/common.sh
 # (the list scripts/test.sh and scripts/demo.sh use) and compiles with a
 # ccache cache mount, so a rebuild after a one-file change recompiles one
-# file. The runtime stage installs exactly the Debian packages that own the
+# file. It builds as scripts/test.sh does (RelWithDebInfo in /src/build,
+# then stripped), so a host's ccache can serve it:
+#
+#   podman build -v "$(ccache -k cache_dir):/host-ccache" \
+#     --build-arg CCACHE_DIR=/host-ccache --build-arg CCACHE_MAXSIZE="$(ccache -k max_size)" .
+#
+# (scripts/container_test.sh does this, with LLMLOAD_WERROR as the host's
+# build tree has it). The runtime stage installs exactly the Debian packages that own the
 # shared libraries the binaries link (computed in the build stage), nothing
 # else.
 
@@ -24,18 +31,27 @@ RUN bash -c 'set -euo pipefail; source /tmp/common.sh; \
       rm -rf /var/lib/apt/lists/*'
 WORKDIR /src
 COPY . .
-ENV CCACHE_DIR=/ccache CCACHE_BASEDIR=/src CCACHE_NOHASHDIR=true CCACHE_MAXSIZE=2G
+ARG CCACHE_DIR=/ccache
+ARG CCACHE_MAXSIZE=2G
+ARG LLMLOAD_WERROR=OFF
+ENV CCACHE_DIR=${CCACHE_DIR} CCACHE_BASEDIR=/src CCACHE_NOHASHDIR=true \
+    CCACHE_MAXSIZE=${CCACHE_MAXSIZE}
 ARG BUILD_JOBS=2
+# ccache keys an object on the locale variables too (LANG, LC_ALL, LC_CTYPE,
+# LC_MESSAGES): to share a host's cache, pass the host's, e.g.
+# --build-arg BUILD_LOCALE="LANG=C.UTF-8".
+ARG BUILD_LOCALE=""
 RUN --mount=type=cache,target=/ccache \
-    cmake -S . -B /build -G Ninja -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF \
-      -DCMAKE_CXX_COMPILER_LAUNCHER=ccache \
- && cmake --build /build -j "${BUILD_JOBS}" --target llmload llmload-orchestrator \
+    export ${BUILD_LOCALE:-BUILD_LOCALE=} \
+ && cmake -S . -B /src/build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBUILD_TESTING=OFF \
+      -DLLMLOAD_WERROR="${LLMLOAD_WERROR}" -DCMAKE_CXX_COMPILER_LAUNCHER=ccache \
+ && cmake --build /src/build -j "${BUILD_JOBS}" --target llmload llmload-orchestrator \
       llmload-worker llmload-collector llmload-emulator \
  && (ccache --show-stats | grep -Ei 'hits|misses' || true)
 # The runtime packages: whoever owns each shared library the binaries link.
 RUN mkdir -p /out/bin \
  && for b in llmload llmload-orchestrator llmload-worker llmload-collector llmload-emulator; do \
-      strip -o /out/bin/$b /build/bin/$b; done \
+      strip -o /out/bin/$b /src/build/bin/$b; done \
  && for lib in $(ldd /out/bin/* | awk '$2 == "=>" && $3 ~ /^\// {print $3}' | sort -u); do \
       dpkg -S "$lib" 2>/dev/null || dpkg -S "${lib#/usr}" 2>/dev/null || dpkg -S "/usr$lib" \
         || { echo "no package owns $lib" >&2; exit 1; }; \

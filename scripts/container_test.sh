@@ -134,7 +134,21 @@ fi
 
 # --- the image --------------------------------------------------------------
 t0="$(now)"
-podman build --format docker -q -t "$IMAGE" "$LLMLOAD_ROOT" >/dev/null
+# The image compiles as the host's build tree did (same flags, same relative
+# paths), so it takes its objects from the host's ccache instead of compiling
+# everything a second time.
+cache_args=()
+if command -v ccache >/dev/null 2>&1; then
+  host_cache="$(ccache -k cache_dir)"
+  mkdir -p "$host_cache"
+  locale_vars="$(env | grep -E '^(LANG|LC_ALL|LC_CTYPE|LC_MESSAGES)=' | tr '\n' ' ' || true)"
+  werror="$(sed -n 's/^LLMLOAD_WERROR:[A-Z]*=//p' "$BUILD_DIR/CMakeCache.txt" 2>/dev/null)"
+  cache_args=(--volume "$host_cache:/host-ccache" --build-arg CCACHE_DIR=/host-ccache
+              --build-arg CCACHE_MAXSIZE="$(ccache -k max_size)"
+              --build-arg LLMLOAD_WERROR="${werror:-OFF}"
+              --build-arg BUILD_LOCALE="$locale_vars")
+fi
+podman build --format docker -q "${cache_args[@]}" -t "$IMAGE" "$LLMLOAD_ROOT" >/dev/null
 log "container_test: image built in $(since "$t0") s (a warm rebuild when nothing changed)"
 size="$(podman image inspect --format '{{.Size}}' "$IMAGE")"
 log "container_test: image size $(( size / 1000000 )) MB"
