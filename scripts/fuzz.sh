@@ -10,6 +10,7 @@
 #   FUZZ_SECONDS    run time per target (default 30)
 #   FUZZ_BUILD_DIR  build tree (default <repo>/build-fuzz)
 #   FUZZ_JOBS       ninja -j (default 2)
+#   FUZZ_PARALLEL   targets fuzzed at once (default: the number of cores)
 #
 # The checked-in seed corpus (tests/fuzz/corpus/<name>/) is only read; inputs
 # that reach new code go to $FUZZ_BUILD_DIR/corpus/<name>/ and carry over to
@@ -24,6 +25,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build="${FUZZ_BUILD_DIR:-$root/build-fuzz}"
 seconds="${FUZZ_SECONDS:-30}"
 jobs="${FUZZ_JOBS:-2}"
+parallel="${FUZZ_PARALLEL:-$(nproc 2>/dev/null || echo 2)}"
 
 echo "== configuring $build (clang, LLMLOAD_FUZZ=ON)"
 CC=clang CXX=clang++ cmake -G Ninja -S "$root" -B "$build" -DLLMLOAD_FUZZ=ON >/dev/null
@@ -57,28 +59,53 @@ echo "== building ${targets[*]}"
 ninja -C "$build" -j "$jobs" "${targets[@]}"
 
 failed=()
-for t in "${targets[@]}"; do
-  corpus="$build/corpus/$t"
-  artifacts="$build/artifacts/$t"
-  log="$build/logs/$t.log"
+# Fuzzes one target; leaves $build/logs/<target>.failed behind on failure.
+fuzz_one() {
+  local t="$1"
+  local corpus="$build/corpus/$t"
+  local artifacts="$build/artifacts/$t"
+  local log="$build/logs/$t.log"
   mkdir -p "$corpus" "$artifacts" "$(dirname "$log")"
+  rm -f "$build/logs/$t.failed"
   echo "== fuzzing $t for ${seconds}s (log: $log)"
-  status=0
+  local status=0
   # Memory bounds: no single input may make a target allocate more than
   # 256 MB at once or hold more than 1 GB (a spec asking for a million
   # clients must be planned in bounded memory).
   "$build/bin/$t" -max_total_time="$seconds" -timeout=10 -print_final_stats=1 \
     -rss_limit_mb=1024 -malloc_limit_mb=256 \
     -artifact_prefix="$artifacts/" "$corpus" "${seeds[$t]}" >"$log" 2>&1 || status=$?
+  local execs cov
   execs="$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)"
   cov="$(grep -Eo 'cov: [0-9]+ ft: [0-9]+ corp: [0-9]+/[0-9a-zA-Z]+' "$log" | tail -n 1 || true)"
   if ((status != 0)); then
-    echo "!! $t FAILED (exit $status) after ${execs:-?} executions; last lines of $log:" >&2
-    tail -n 40 "$log" >&2
-    ls -1 "$artifacts" >&2 || true
-    failed+=("$t")
+    {
+      echo "!! $t FAILED (exit $status) after ${execs:-?} executions; last lines of $log:"
+      tail -n 40 "$log"
+      ls -1 "$artifacts" || true
+    } >&2
+    touch "$build/logs/$t.failed"
   else
     echo "   $t: ${execs:-?} executions, no failure; ${cov}"
+  fi
+}
+
+# One target per core at a time (each libFuzzer run is single-threaded).
+pids=()
+for t in "${targets[@]}"; do
+  fuzz_one "$t" &
+  pids+=("$!")
+  if ((${#pids[@]} >= parallel)); then
+    wait "${pids[0]}" || true
+    pids=("${pids[@]:1}")
+  fi
+done
+for pid in "${pids[@]}"; do
+  wait "$pid" || true
+done
+for t in "${targets[@]}"; do
+  if [[ -e "$build/logs/$t.failed" ]]; then
+    failed+=("$t")
   fi
 done
 
