@@ -277,6 +277,10 @@ TEST_F(PrometheusTest, ExactQuantilesAndEveryDashboardPanelThroughARealPrometheu
       set.Add(v1::TIMEOUT, 3);
       set.Add(v1::HTTP_5XX, 2);
       set.Add(v1::TOKENS, 300 * 40);
+      set.Add(v1::INPUT_TOKENS, 300 * 25);
+      set.Add(v1::INPUT_TOKENS_ESTIMATED, 300 * 5);
+      set.Add(v1::REQUESTS_CANCELLED, 4);
+      set.Add(v1::UNFINISHED, seq == kIntervals ? 2 : 0);
       set.Add(v1::CHUNKS, 300 * 40);
       set.Add(v1::BYTES_IN, 300 * 4000);
       set.Add(v1::BYTES_OUT, 300 * 200);
