@@ -12,6 +12,33 @@
 namespace llmload::orchestrator {
 namespace {
 
+// A dataset this large stays out of answers to clients (Run.elided_prompts).
+constexpr size_t kShownDatasetBytes = 64 * 1024;
+
+// The run as clients see it: its spec without a large prompt dataset.
+void ElideLargeDataset(v1::Run* run) {
+  v1::Target* target = run->mutable_spec()->mutable_target();
+  if (target->prompts_size() == 0 && target->prompt_messages_size() == 0) {
+    return;
+  }
+  size_t bytes = 0;
+  for (const std::string& p : target->prompts()) {
+    bytes += p.size();
+  }
+  for (const v1::PromptConversation& c : target->prompt_messages()) {
+    bytes += c.ByteSizeLong();
+  }
+  if (bytes <= kShownDatasetBytes) {
+    return;
+  }
+  run->set_elided_prompts(static_cast<uint32_t>(target->prompts_size() +
+                                                target->prompt_messages_size()));
+  target->clear_prompts();
+  target->clear_prompt_messages();
+}
+
+void ElideLargeDataset(v1::RunUpdate* update) { ElideLargeDataset(update->mutable_run()); }
+
 const grpc::Status kShuttingDown(grpc::StatusCode::UNAVAILABLE, "orchestrator is shutting down");
 
 // "; process 1234 has exited" or "; process 1234 is still running" when the
@@ -259,12 +286,14 @@ void OrchestratorServiceImpl::Seal(const SealEffect& seal) {
       });
 }
 
-void OrchestratorServiceImpl::PushToWatchers(const v1::RunUpdate& update) {
+void OrchestratorServiceImpl::PushToWatchers(const v1::RunUpdate& full) {
   absl::MutexLock lock(&watch_mu_);
-  auto it = watchers_.find(update.run().id());
+  auto it = watchers_.find(full.run().id());
   if (it == watchers_.end()) {
     return;
   }
+  v1::RunUpdate update = full;
+  ElideLargeDataset(&update);
   const absl::Time now = absl::Now();
   for (Watcher& w : it->second) {
     w.link->Push(update);
@@ -307,6 +336,7 @@ void OrchestratorServiceImpl::Tick(absl::Time now) {
     if (!update.ok()) {
       continue;
     }
+    ElideLargeDataset(&*update);
     absl::MutexLock lock(&watch_mu_);
     auto it = watchers_.find(run_id);
     if (it == watchers_.end()) {
@@ -366,6 +396,7 @@ grpc::ServerUnaryReactor* OrchestratorServiceImpl::StartRun(grpc::CallbackServer
     });
     if (started.ok()) {
       *reply = *std::move(started);
+      ElideLargeDataset(reply);
     }
     reactor->Finish(ToGrpcStatus(started.status()));
   });
@@ -390,6 +421,7 @@ grpc::ServerUnaryReactor* OrchestratorServiceImpl::GetRun(grpc::CallbackServerCo
     return reactor;
   }
   *reply = *std::move(run);
+  ElideLargeDataset(reply);
   if (collector_ == nullptr || collector_->async() == nullptr) {
     reactor->Finish(grpc::Status::OK);
     return reactor;
@@ -443,6 +475,7 @@ grpc::ServerUnaryReactor* OrchestratorServiceImpl::ListRuns(grpc::CallbackServer
     runs = tracker_.ListRuns(request->limit());
   }
   for (v1::Run& run : runs) {
+    ElideLargeDataset(&run);
     *reply->add_runs() = std::move(run);
   }
   reactor->Finish(grpc::Status::OK);
@@ -461,6 +494,7 @@ grpc::ServerUnaryReactor* OrchestratorServiceImpl::StopRun(grpc::CallbackServerC
   Apply([&](RunTracker& t, Effects& fx) { run = t.StopRun(request->id(), absl::Now(), fx); });
   if (run.ok()) {
     *reply = *std::move(run);
+    ElideLargeDataset(reply);
   }
   reactor->Finish(ToGrpcStatus(run.status()));
   return reactor;
@@ -483,6 +517,7 @@ grpc::ServerWriteReactor<v1::RunUpdate>* OrchestratorServiceImpl::WatchRun(
     return new FinishedReactor<grpc::ServerWriteReactor<v1::RunUpdate>>(
         ToGrpcStatus(update.status()));
   }
+  ElideLargeDataset(&*update);
   auto* reactor = new WatchReactor(this, request->id());
   reactor->Push(*update);
   if (!IsTerminal(update->run().state())) {

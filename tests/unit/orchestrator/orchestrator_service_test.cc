@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "llmload/v1/collector.grpc.pb.h"
@@ -314,6 +315,62 @@ TEST_F(OrchestratorServiceTest, StartRunAssignsEveryClientExactlyOnce) {
   EXPECT_EQ(assign_a->max_concurrent() + assign_b->max_concurrent(), 4);
   EXPECT_EQ(assign_a->client_count(), 7);  // capacity 100 vs 50
   EXPECT_EQ(assign_b->client_count(), 3);
+}
+
+// A prompt dataset over 64 KiB goes to the workers whole but stays out of
+// every answer to clients (grpcurl's default limit is 4 MiB); a small one is
+// shown as given.
+TEST_F(OrchestratorServiceTest, ALargePromptDatasetReachesWorkersButNotClients) {
+  FakeWorker& a = AddWorker("a", 100);
+  v1::RunSpec spec = ClosedSpec(2, 1, 0);
+  for (int i = 0; i < 1000; ++i) {
+    spec.mutable_target()->add_prompts(absl::StrCat("prompt ", i, " ", std::string(100, 'x')));
+  }
+  v1::Run run;
+  ASSERT_TRUE(StartRun(spec, &run).ok());
+  EXPECT_EQ(run.elided_prompts(), 1000u);
+  EXPECT_EQ(run.spec().target().prompts_size(), 0);
+  auto assign = a.NextAssign(kWait);
+  ASSERT_TRUE(assign.has_value());
+  ASSERT_EQ(assign->spec().target().prompts_size(), 1000);
+  EXPECT_EQ(assign->spec().target().prompts(999), spec.target().prompts(999));
+
+  const v1::Run got = GetRun(run.id());
+  EXPECT_EQ(got.elided_prompts(), 1000u);
+  EXPECT_EQ(got.spec().target().prompts_size(), 0);
+  const v1::ListRunsResponse listed = ListRuns();
+  ASSERT_EQ(listed.runs_size(), 1);
+  EXPECT_EQ(listed.runs(0).elided_prompts(), 1000u);
+  EXPECT_EQ(listed.runs(0).spec().target().prompts_size(), 0);
+  {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(testing_util::GrpcDeadline(kWait));
+    v1::WatchRunRequest request;
+    request.set_id(run.id());
+    auto reader = stub_->WatchRun(&ctx, request);
+    v1::RunUpdate update;
+    ASSERT_TRUE(reader->Read(&update));
+    EXPECT_EQ(update.run().elided_prompts(), 1000u);
+    EXPECT_EQ(update.run().spec().target().prompts_size(), 0);
+    ctx.TryCancel();
+  }
+  v1::Run stopped;
+  ASSERT_TRUE(StopRun(run.id(), &stopped).ok());
+  EXPECT_EQ(stopped.elided_prompts(), 1000u);
+  EXPECT_EQ(stopped.spec().target().prompts_size(), 0);
+}
+
+TEST_F(OrchestratorServiceTest, ASmallPromptDatasetIsShownAsGiven) {
+  AddWorker("a", 100);
+  v1::RunSpec spec = ClosedSpec(2, 1, 0);
+  spec.mutable_target()->add_prompts("one");
+  spec.mutable_target()->add_prompts("two");
+  v1::Run run;
+  ASSERT_TRUE(StartRun(spec, &run).ok());
+  const v1::Run got = GetRun(run.id());
+  EXPECT_EQ(got.elided_prompts(), 0u);
+  ASSERT_EQ(got.spec().target().prompts_size(), 2);
+  EXPECT_EQ(got.spec().target().prompts(1), "two");
 }
 
 TEST_F(OrchestratorServiceTest, ProgressSumsAndAllDoneCompletes) {
