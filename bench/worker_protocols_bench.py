@@ -23,13 +23,12 @@ Usage: bench/worker_protocols_bench.py [--build build] [--quick] [--protocols a,
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 
-CLK_TCK = os.sysconf("SC_CLK_TCK")
+from benchlib import cpu_seconds, free_port, wait_port
+
 
 # protocol -> URL path on the emulator
 PROTOCOLS = {
@@ -50,27 +49,10 @@ SHAPES = {
 }
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
-def wait_port(port, timeout=20):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"nothing listening on {port}")
 
 
-def cpu_seconds(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
 def run_worker(bin_dir, tmp, protocol, url, shape):
