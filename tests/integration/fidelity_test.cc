@@ -33,12 +33,8 @@ class FidelityTest : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
     dir_ = testing_util::MakeTempDir("fidelity");
-    port_ = testing_util::FreePort();
-    emulator_ = testing_util::ChildProcess::Start(
-        testing_util::BinPath("llmload-emulator"),
-        {"--host=127.0.0.1", absl::StrCat("--port=", port_), "--threads=1", "--tls_port=0"},
-        dir_ + "/emulator.log", dir_);
-    ASSERT_TRUE(testing_util::WaitForTcp(port_, absl::Seconds(20)));
+    emulator_ = testing_util::StartEmulator(dir_, &port_);
+    ASSERT_NE(emulator_, nullptr);
   }
 
   histogram::Histogram EmulatorGaps(const std::string& protocol) {

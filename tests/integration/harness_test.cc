@@ -72,13 +72,8 @@ class HarnessTest : public ::testing::Test {
   }
 
   std::unique_ptr<ChildProcess> StartEmulator(int* port) {
-    *port = testing_util::FreePort();
-    auto emulator = ChildProcess::Start(
-        BinPath("llmload-emulator"),
-        {"--host=127.0.0.1", absl::StrCat("--port=", *port), "--threads=1", "--tls_port=0"},
-        dir_ + "/emulator.log", dir_);
+    auto emulator = testing_util::StartEmulator(dir_, port);
     EXPECT_NE(emulator, nullptr);
-    EXPECT_TRUE(testing_util::WaitForTcp(*port, absl::Seconds(20)));
     // The port accepts before the emulator has logged that it listens; the
     // tests below look for that line in the log a crash leaves.
     if (emulator != nullptr) {

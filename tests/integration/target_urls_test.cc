@@ -58,15 +58,11 @@ class TargetUrlsTest : public testing_util::StackTest {
     // Two more emulators beside the stack's: three targets.
     ports_.push_back(emulator_port_);
     for (int i = 1; i <= 2; ++i) {
-      const int port = testing_util::FreePort();
-      extra_.push_back(ChildProcess::Start(
-          BinPath("llmload-emulator"),
-          {"--host=127.0.0.1", absl::StrCat("--port=", port), "--threads=1", "--tls_port=0"},
-          dir_ + absl::StrCat("/emulator-", i, ".log"), dir_));
+      int port = 0;
+      extra_.push_back(
+          testing_util::StartEmulator(dir_, &port, absl::StrCat("emulator-", i, ".log")));
+      ASSERT_NE(extra_.back(), nullptr);
       ports_.push_back(port);
-    }
-    for (int port : ports_) {
-      ASSERT_TRUE(testing_util::WaitForTcp(port, absl::Seconds(20)));
     }
   }
 

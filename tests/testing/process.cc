@@ -98,6 +98,24 @@ int FreePort() {
   return ntohs(addr.sin_port);
 }
 
+std::unique_ptr<ChildProcess> StartEmulator(const std::string& dir, int* port,
+                                            const std::string& log_name) {
+  *port = FreePort();
+  auto emulator = ChildProcess::Start(
+      BinPath("llmload-emulator"),
+      {"--host=127.0.0.1", absl::StrCat("--port=", *port), "--threads=1", "--tls_port=0"},
+      dir + "/" + log_name, dir);
+  if (emulator == nullptr) {
+    ADD_FAILURE() << "llmload-emulator did not start";
+    return nullptr;
+  }
+  if (::testing::AssertionResult up = WaitForTcp(*port, absl::Seconds(20)); !up) {
+    ADD_FAILURE() << up.message();
+    return nullptr;
+  }
+  return emulator;
+}
+
 std::string BinPath(const std::string& name) {
   if (const char* dir = std::getenv("LLMLOAD_BIN_DIR"); dir != nullptr && *dir != '\0') {
     return std::string(dir) + "/" + name;

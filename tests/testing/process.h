@@ -119,6 +119,13 @@ class ChildProcess {
   std::string unexpected_end_ ABSL_GUARDED_BY(mu_);
 };
 
+// The emulator as most tests want it: one process, one loop, no TLS, on a
+// free loopback port (set in *port), logging to dir/<log_name>, and
+// accepting connections when this returns. Null (with a test failure) if it
+// did not start.
+std::unique_ptr<ChildProcess> StartEmulator(const std::string& dir, int* port,
+                                            const std::string& log_name = "emulator.log");
+
 // Resident set size of a process in KiB (VmRSS of /proc/<pid>/status), or
 // -1 when it cannot be read.
 int64_t RssKib(pid_t pid);
