@@ -4,6 +4,7 @@ clock."""
 
 import os
 import socket
+import subprocess
 import time
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -40,3 +41,14 @@ def rss_bytes(pid):
     """Resident memory of a process now."""
     with open(f"/proc/{pid}/statm") as f:
         return int(f.read().split()[1]) * PAGE
+
+
+def stop_all(procs, timeout=30):
+    """Terminates processes newest first and reaps them (kill after timeout)."""
+    for p in reversed(procs):
+        p.terminate()
+    for p in procs:
+        try:
+            p.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()

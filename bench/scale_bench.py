@@ -41,7 +41,7 @@ import tempfile
 import threading
 import time
 
-from benchlib import cpu_seconds, free_port, rss_bytes, wait_port
+from benchlib import cpu_seconds, free_port, rss_bytes, stop_all, wait_port
 
 
 PATHS = {
@@ -254,13 +254,7 @@ def run_size(bin_dir, protocol, sessions, args):
             "p99_within_goal": abs(seen_p99 - sent_p99) <= max(0.01 * sent_p99, 0.05),
         }
     finally:
-        for p in reversed(procs):
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop_all(procs, timeout=30)
 
 
 def main():

@@ -26,7 +26,7 @@ import tempfile
 import threading
 import time
 
-from benchlib import cpu_seconds, free_port, rss_bytes, wait_port
+from benchlib import cpu_seconds, free_port, rss_bytes, stop_all, wait_port
 
 
 # sessions -> (cycles, words, token delay s): about 20k tokens/s at most, so
@@ -120,13 +120,7 @@ def run_one(bin_dir, sessions, quick):
             "worker_peak_rss_mib": peak[0] / 2**20,
         }
     finally:
-        for p in reversed(procs):
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop_all(procs, timeout=15)
 
 
 def main():
