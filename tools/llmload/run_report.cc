@@ -1070,6 +1070,18 @@ std::string RenderHtml(const ReportInput& in) {
                                             Ms(metric(v1::ITL), &v1::MetricStats::p99_ms)),
                   Card("e2e p50 / p99", Ms(metric(v1::E2E), &v1::MetricStats::p50_ms) + " / " +
                                             Ms(metric(v1::E2E), &v1::MetricStats::p99_ms)));
+  if (const uint64_t input = Counter(st.counters(), v1::INPUT_TOKENS); input > 0) {
+    // The target's own count where it reported usage, else estimated.
+    const uint64_t estimated = Counter(st.counters(), v1::INPUT_TOKENS_ESTIMATED);
+    absl::StrAppend(
+        &h, Card(estimated > 0 ? "input tokens/s (part estimated)" : "input tokens/s",
+                 absl::StrFormat("%.1f", st.duration_seconds() > 0
+                                             ? static_cast<double>(input) / st.duration_seconds()
+                                             : 0.0)));
+  }
+  if (a.cancelled > 0) {
+    absl::StrAppend(&h, Card("requests cancelled", absl::StrCat(a.cancelled)));
+  }
   h += "</div>\n";
   absl::StrAppend(&h, "<p class=\"muted\">Load: offered ", a.offered, ", dropped ", a.dropped,
                   ", admitted ", a.admitted, ", refused ", a.refused, ", unfinished ",
@@ -1179,11 +1191,17 @@ std::string RenderHtml(const ReportInput& in) {
     tps.id = "tokens-per-sec";
     tps.title = "Tokens per second";
     tps.unit = "tokens/s";
-    Line tokens{"tokens", "#dd6b20", {}, false};
+    Line tokens{"output tokens", "#dd6b20", {}, false};
+    Line input{"input tokens", "#805ad5", {}, false};
     for (const WindowView& v : d.windows) {
       tokens.points.emplace_back(v.mid_s(), v.PerSecond(Counter(v.w->counters(), v1::TOKENS)));
+      input.points.emplace_back(v.mid_s(),
+                                v.PerSecond(Counter(v.w->counters(), v1::INPUT_TOKENS)));
     }
     tps.lines.push_back(tokens);
+    if (Counter(st.counters(), v1::INPUT_TOKENS) > 0) {
+      tps.lines.push_back(input);
+    }
     h += RenderTimeChart(tps, x_max, d);
     TimeChart errors;
     errors.id = "errors";

@@ -264,6 +264,29 @@ TEST(RunReportTest, HtmlIsSelfContainedEscapedAndHasEveryChart) {
   EXPECT_THAT(html, HasSubstr(">timeout<"));              // an error class in its legend
 }
 
+// Input tokens and cancelled requests appear only in runs that have them.
+TEST(RunReportTest, HtmlShowsInputTokensAndCancelledRequestsWhenTheRunHasThem) {
+  ReportInput in = Input();
+  std::string html = RenderReport(in, ReportFormat::kHtml);
+  EXPECT_THAT(html, Not(HasSubstr("input tokens/s")));
+  EXPECT_THAT(html, Not(HasSubstr("requests cancelled")));
+  EXPECT_THAT(html, Not(HasSubstr("<title>input tokens</title>")));
+
+  (*in.stats.mutable_counters())["input_tokens"] = 1000;  // over 5 s
+  (*in.stats.mutable_counters())["requests_cancelled"] = 7;
+  for (v1::WindowStats& w : *in.stats.mutable_windows()) {
+    (*w.mutable_counters())["input_tokens"] = 200;
+  }
+  html = RenderReport(in, ReportFormat::kHtml);
+  EXPECT_THAT(html, HasSubstr("<div class=\"label\">input tokens/s</div><div class=\"value\">200.0<"));
+  EXPECT_THAT(html, HasSubstr("<div class=\"label\">requests cancelled</div><div class=\"value\">7<"));
+  EXPECT_THAT(html, HasSubstr("<title>input tokens</title>"));
+
+  (*in.stats.mutable_counters())["input_tokens_estimated"] = 10;
+  html = RenderReport(in, ReportFormat::kHtml);
+  EXPECT_THAT(html, HasSubstr("input tokens/s (part estimated)"));
+}
+
 TEST(RunReportTest, RecordsAsJsonLinesAndCsv) {
   v1::RequestRecord r;
   r.set_worker_id("w,1");
