@@ -144,7 +144,7 @@ class WsLlmSession final : public Session,
     kDone,
   };
 
-  metrics::MetricSet& M() { return shard_->metrics(); }
+  metrics::MetricSet& M() { return shard_->metrics(this); }
 
   const ShardSettings& S() const { return shard_->settings(); }
 

@@ -465,6 +465,8 @@ const std::vector<FlagSpec>& Flags() {
        [](Options& o, const std::string& v) {
          return ParseOptionalNumber("cancel-after", v, &o.cancel_after_seconds);
        }},
+      {"turns", nullptr, true,
+       [](Options& o, const std::string& v) { return ParseInteger("turns", v, &o.turns); }},
       {"cancel-seed", nullptr, true,
        [](Options& o, const std::string& v) {
          if (!absl::SimpleAtoi(v, &o.cancel_seed)) {
@@ -995,6 +997,7 @@ void SetTarget(const Options& o, v1::Target* t) {
     *t->add_prompt_messages() = c;
   }
   t->set_max_tokens(o.max_tokens);
+  t->set_turns(o.turns);
   SetPromptChoice(o, t, /*only_given=*/false);
   t->set_api_key_env(o.api_key_env);
   for (const auto& [name, value] : o.headers) {
@@ -1137,6 +1140,9 @@ void ApplyFlagsToFileSpec(const Options& o, v1::RunSpec* spec) {
   if (given("max-tokens")) {
     t->set_max_tokens(o.max_tokens);
   }
+  if (given("turns")) {
+    t->set_turns(o.turns);
+  }
   SetPromptChoice(o, t, /*only_given=*/true);
   if (given("api-key-env")) {
     t->set_api_key_env(o.api_key_env);
@@ -1198,6 +1204,7 @@ constexpr FlagPath kFlagPaths[] = {
     {"spec.objectives.e2e", "slo-e2e"},
     {"spec.records.sampleRate", "records-sample"},
     {"spec.records.maxRecords", "records-max"},
+    {"spec.target.turns", "turns"},
     {"spec.cancellation.share", "cancel"},
     {"spec.cancellation.afterTokens", "cancel-after-tokens"},
     {"spec.cancellation.after", "cancel-after"},
@@ -1388,6 +1395,10 @@ Cancellation (users who close the tab; see README, Cancellation):
   --cancel-after-tokens N   ... once their Nth token arrived
   --cancel-after S     ... S seconds after the send (with both, the first reached)
   --cancel-seed N      which requests: a seeded choice                                 0
+
+Multi-turn conversations (see README, Multi-turn conversations):
+  --turns N            each session holds conversations of N requests (OpenAI,
+                       Anthropic, Gemini resend the history)                           0
 
 local:
   --workers N          worker processes                         [LLMLOAD_WORKERS]        2

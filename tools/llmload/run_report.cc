@@ -437,6 +437,26 @@ std::string RenderJson(const ReportInput& in) {
     WriteMetric(j, m);
   }
   j.EndArray();
+  // Multi-turn runs (spec.target.turns): one entry per turn number.
+  j.Key("turns");
+  j.BeginArray();
+  for (const v1::TurnStats& t : st.turns()) {
+    j.BeginObject();
+    j.Key("turn");
+    j.Int(t.turn());
+    j.Key("requests");
+    j.Uint(t.requests());
+    j.Key("input_tokens");
+    j.Uint(t.input_tokens());
+    j.Key("input_tokens_mean");
+    j.Number(t.input_tokens_mean());
+    j.Key("tokens");
+    j.Uint(t.tokens());
+    j.Key("ttft");
+    WriteMetric(j, t.ttft());
+    j.EndObject();
+  }
+  j.EndArray();
   j.Key("counters");
   WriteCounters(j, st.counters(), false);
 
