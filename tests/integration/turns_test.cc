@@ -1,12 +1,18 @@
-// Multi-turn conversations end to end: the real emulator, collector,
-// orchestrator and two workers on loopback ports. Each session holds
-// conversations of three turns; the SSE providers resend the history with
-// the answers received, so the emulator's prompt token count (every
-// message's words) grows by the previous turn's question and answer, and
-// the run's per-turn table shows exactly that, whichever worker runs which
-// client.
+// Multi-turn conversations and warm-up / cool-down end to end: the real
+// emulator, collector, orchestrator and two workers on loopback ports.
+//
+// Each session holds conversations of three turns; the SSE providers resend
+// the history with the answers received, so the emulator's prompt token
+// count (every message's words) grows by the previous turn's question and
+// answer, and the run's per-turn table shows exactly that, whichever worker
+// runs which client.
+//
+// Warm-up requests reach the target but only the warm-up counters: the
+// run's offered, ok, tokens and latencies hold the counted requests alone,
+// and the accounting identity stays exact.
 
 #include <cstdint>
+#include <map>
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -14,6 +20,7 @@
 #include "gtest/gtest.h"
 #include "llmload/v1/orchestrator.grpc.pb.h"
 #include "services/common/grpc_util.h"
+#include "tests/testing/emulator_stats.h"
 #include "tests/testing/stack.h"
 
 namespace llmload {
@@ -95,6 +102,116 @@ INSTANTIATE_TEST_SUITE_P(SseProviders, TurnsTest,
                          [](const testing::TestParamInfo<v1::Protocol>& info) {
                            return v1::Protocol_Name(info.param);
                          });
+
+class PhasesTest : public testing_util::StackTest {
+ protected:
+  void SetUp() override {
+    testing_util::StackOptions options;
+    options.workers = 2;
+    StartStack(options);
+  }
+
+  static uint64_t Accounted(const v1::RunStats& st) {
+    uint64_t failed = 0;
+    for (v1::Counter c : {v1::CONNECT_FAILED, v1::HTTP_4XX, v1::HTTP_5XX, v1::RATE_LIMITED,
+                          v1::PROTOCOL_ERROR, v1::TIMEOUT, v1::DISCONNECTED}) {
+      failed += CounterOf(st, c);
+    }
+    return CounterOf(st, v1::REQUESTS_OK) + failed +
+           CounterOf(st, v1::REQUESTS_CANCELLED) +
+           CounterOf(st, v1::LOST) +
+           CounterOf(st, v1::DROPPED) +
+           CounterOf(st, v1::UNFINISHED);
+  }
+
+  static uint64_t MetricCount(const v1::RunStats& st, const std::string& name) {
+    for (const v1::MetricStats& m : st.metrics()) {
+      if (m.metric() == name) {
+        return m.count();
+      }
+    }
+    return 0;
+  }
+
+  uint64_t EmulatorRequests() {
+    std::map<int64_t, testing_util::EmulatorStats> by_pid;
+    EXPECT_TRUE(testing_util::CollectEmulatorStats(emulator_port_, 1, absl::Seconds(10), &by_pid));
+    return by_pid.empty() ? 0 : by_pid.begin()->second.RequestsOf("OPENAI_CHAT");
+  }
+
+  v1::RunSpec Spec() {
+    v1::RunSpec spec;
+    spec.set_name("phases");
+    v1::Target* t = spec.mutable_target();
+    t->set_protocol(v1::OPENAI_CHAT);
+    t->set_url(EmulatorUrl());
+    t->set_model("emu-model");
+    t->set_prompt("alpha beta gamma");
+    t->set_max_tokens(static_cast<int32_t>(kAnswerWords));
+    spec.mutable_emulation()->mutable_token_delay()->set_nanos(1000 * 1000);
+    return spec;
+  }
+};
+
+TEST_F(PhasesTest, WarmupRequestsAreRunButCountedApart) {
+  v1::RunSpec spec = Spec();
+  auto* closed = spec.mutable_load()->mutable_closed();
+  closed->set_clients(3);
+  closed->set_cycles_per_client(4);
+  closed->set_max_concurrent(3);
+  // Split over the clients: 2, 2 and 1, on top of their 4 cycles.
+  spec.mutable_warmup()->set_requests(5);
+  const uint64_t before = EmulatorRequests();
+
+  const v1::Run started = StartRun(spec);
+  const v1::Run run = WaitForEnd(started.id(), absl::Seconds(30));
+  ASSERT_EQ(run.state(), v1::COMPLETED) << run.error();
+  const v1::RunStats& st = run.stats();
+  EXPECT_EQ(CounterOf(st, v1::WARMUP_REQUESTS), 5u);
+  EXPECT_EQ(CounterOf(st, v1::WARMUP_FAILED), 0u);
+  EXPECT_EQ(CounterOf(st, v1::WARMUP_TOKENS), 5u * kAnswerWords);
+  EXPECT_EQ(CounterOf(st, v1::OFFERED), 12u);
+  EXPECT_EQ(CounterOf(st, v1::REQUESTS_OK), 12u);
+  EXPECT_EQ(CounterOf(st, v1::CYCLES), 12u);
+  EXPECT_EQ(CounterOf(st, v1::TOKENS), 12u * kAnswerWords);
+  EXPECT_EQ(CounterOf(st, v1::INPUT_TOKENS), 12u * kQuestionWords);
+  EXPECT_EQ(MetricCount(st, "ttft"), 12u);
+  EXPECT_EQ(MetricCount(st, "e2e"), 12u);
+  EXPECT_EQ(CounterOf(st, v1::SESSIONS_OPENED), 3u);
+  EXPECT_EQ(Accounted(st), CounterOf(st, v1::OFFERED));
+  EXPECT_EQ(run.progress().cycles_done(), 12);
+  // The target saw every one of them.
+  EXPECT_EQ(EmulatorRequests() - before, 17u);
+}
+
+TEST_F(PhasesTest, TimedWarmupAndCooldownKeepTheIdentityExact) {
+  v1::RunSpec spec = Spec();
+  auto* d = spec.mutable_load()->mutable_duration();
+  d->set_connections(2);
+  d->mutable_duration()->set_seconds(3);
+  spec.mutable_warmup()->mutable_duration()->set_nanos(800 * 1000 * 1000);
+  spec.mutable_cooldown()->mutable_duration()->set_nanos(800 * 1000 * 1000);
+  const uint64_t before = EmulatorRequests();
+
+  const v1::Run started = StartRun(spec);
+  const v1::Run run = WaitForEnd(started.id(), absl::Seconds(30));
+  ASSERT_EQ(run.state(), v1::COMPLETED) << run.error();
+  const v1::RunStats& st = run.stats();
+  const uint64_t warm = CounterOf(st, v1::WARMUP_REQUESTS);
+  const uint64_t cool = CounterOf(st, v1::COOLDOWN_REQUESTS);
+  const uint64_t ok = CounterOf(st, v1::REQUESTS_OK);
+  EXPECT_GT(warm, 0u);
+  EXPECT_GT(cool, 0u);
+  EXPECT_GT(ok, 0u);
+  EXPECT_EQ(Accounted(st), CounterOf(st, v1::OFFERED));
+  EXPECT_EQ(CounterOf(st, v1::WARMUP_TOKENS), warm * kAnswerWords);
+  EXPECT_EQ(CounterOf(st, v1::COOLDOWN_TOKENS), cool * kAnswerWords);
+  EXPECT_EQ(CounterOf(st, v1::TOKENS), ok * kAnswerWords);
+  EXPECT_EQ(MetricCount(st, "ttft"), ok);
+  // Every request the target answered is in exactly one of the three parts.
+  EXPECT_EQ(EmulatorRequests() - before,
+            ok + warm + cool + CounterOf(st, v1::UNFINISHED) + CounterOf(st, v1::DROPPED));
+}
 
 }  // namespace
 }  // namespace llmload

@@ -465,6 +465,18 @@ const std::vector<FlagSpec>& Flags() {
        [](Options& o, const std::string& v) {
          return ParseOptionalNumber("cancel-after", v, &o.cancel_after_seconds);
        }},
+      {"warmup-requests", nullptr, true,
+       [](Options& o, const std::string& v) {
+         return ParseInteger("warmup-requests", v, &o.warmup_requests);
+       }},
+      {"warmup", nullptr, true,
+       [](Options& o, const std::string& v) {
+         return ParseOptionalNumber("warmup", v, &o.warmup_seconds);
+       }},
+      {"cooldown", nullptr, true,
+       [](Options& o, const std::string& v) {
+         return ParseOptionalNumber("cooldown", v, &o.cooldown_seconds);
+       }},
       {"turns", nullptr, true,
        [](Options& o, const std::string& v) { return ParseInteger("turns", v, &o.turns); }},
       {"cancel-seed", nullptr, true,
@@ -1050,6 +1062,15 @@ void AddVerdictAndRecords(const Options& o, v1::RunSpec* spec) {
     }
     c->set_seed(o.cancel_seed);
   }
+  if (o.warmup_requests != 0) {
+    spec->mutable_warmup()->set_requests(o.warmup_requests);
+  }
+  if (o.warmup_seconds.has_value()) {
+    SetDuration(*o.warmup_seconds, spec->mutable_warmup()->mutable_duration());
+  }
+  if (o.cooldown_seconds.has_value()) {
+    SetDuration(*o.cooldown_seconds, spec->mutable_cooldown()->mutable_duration());
+  }
   if (o.records_sample.has_value() || !o.records_file.empty() || o.records_max.has_value()) {
     v1::RecordsSpec* r = spec->mutable_records();
     r->set_sample_rate(o.records_sample.value_or(1.0));
@@ -1205,6 +1226,11 @@ constexpr FlagPath kFlagPaths[] = {
     {"spec.records.sampleRate", "records-sample"},
     {"spec.records.maxRecords", "records-max"},
     {"spec.target.turns", "turns"},
+    {"spec.warmup.requests", "warmup-requests"},
+    {"spec.warmup.duration", "warmup"},
+    {"spec.warmup", "warmup"},
+    {"spec.cooldown.duration", "cooldown"},
+    {"spec.cooldown", "cooldown"},
     {"spec.cancellation.share", "cancel"},
     {"spec.cancellation.afterTokens", "cancel-after-tokens"},
     {"spec.cancellation.after", "cancel-after"},
@@ -1399,6 +1425,11 @@ Cancellation (users who close the tab; see README, Cancellation):
 Multi-turn conversations (see README, Multi-turn conversations):
   --turns N            each session holds conversations of N requests (OpenAI,
                        Anthropic, Gemini resend the history)                           0
+
+Warm-up and cool-down (run, but counted apart; see README):
+  --warmup-requests N  N requests first, split over the clients, on top of the load
+  --warmup S           the requests of the first S seconds
+  --cooldown S         the requests of the last S seconds (--duration loads)
 
 local:
   --workers N          worker processes                         [LLMLOAD_WORKERS]        2

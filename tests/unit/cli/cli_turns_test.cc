@@ -1,4 +1,5 @@
-// --turns: multi-turn conversations from the command line.
+// --turns (multi-turn conversations) and --warmup-requests, --warmup,
+// --cooldown from the command line.
 
 #include <map>
 #include <string>
@@ -52,6 +53,53 @@ TEST(CliTurnsTest, BadTurnsAreReportedAgainstTheFlag) {
     EXPECT_TRUE(absl::StartsWith(msg, "--turns")) << msg;
     EXPECT_TRUE(absl::StrContains(msg, "spec.target.turns")) << msg;
     EXPECT_TRUE(absl::StrContains(msg, c.mentions)) << msg;
+  }
+}
+
+TEST(CliTurnsTest, WarmupAndCooldownFlagsFillTheSpec) {
+  absl::StatusOr<Options> o = ParseLocal({"--protocol", "openai_chat", "--warmup-requests", "6"});
+  ASSERT_TRUE(o.ok()) << o.status();
+  absl::StatusOr<v1::RunSpec> spec = BuildRunSpec(*o, "http://h:1");
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_EQ(spec->warmup().requests(), 6);
+  EXPECT_FALSE(spec->has_cooldown());
+  o = ParseLocal({"--protocol", "openai_chat", "--duration", "10", "--warmup", "1.5", "--cooldown",
+                  "2"});
+  ASSERT_TRUE(o.ok()) << o.status();
+  spec = BuildRunSpec(*o, "http://h:1");
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_EQ(spec->warmup().duration().seconds(), 1);
+  EXPECT_EQ(spec->warmup().duration().nanos(), 500000000);
+  EXPECT_EQ(spec->cooldown().duration().seconds(), 2);
+  // Without the flags: no phases.
+  o = ParseLocal({"--protocol", "openai_chat"});
+  ASSERT_TRUE(o.ok());
+  spec = BuildRunSpec(*o, "http://h:1");
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_FALSE(spec->has_warmup());
+  EXPECT_FALSE(spec->has_cooldown());
+}
+
+TEST(CliTurnsTest, BadPhasesAreReportedAgainstTheFlag) {
+  struct Case {
+    std::vector<std::string> args;
+    std::string flag;
+    std::string path;
+  };
+  const std::vector<Case> cases = {
+      {{"--warmup-requests", "-2"}, "--warmup-requests", "spec.warmup.requests"},
+      {{"--duration", "5", "--warmup", "5"}, "--warmup", "spec.warmup.duration"},
+      {{"--cooldown", "1"}, "--cooldown", "spec.cooldown"},  // a closed load
+      {{"--duration", "5", "--cooldown", "0"}, "--cooldown", "spec.cooldown.duration"},
+  };
+  for (const Case& c : cases) {
+    absl::StatusOr<Options> o = ParseLocal(c.args);
+    ASSERT_TRUE(o.ok()) << o.status();
+    absl::StatusOr<v1::RunSpec> spec = BuildRunSpec(*o, "http://h:1");
+    ASSERT_FALSE(spec.ok()) << c.flag;
+    const std::string msg(spec.status().message());
+    EXPECT_TRUE(absl::StartsWith(msg, c.flag)) << msg;
+    EXPECT_TRUE(absl::StrContains(msg, c.path)) << msg;
   }
 }
 
