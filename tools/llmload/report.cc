@@ -271,6 +271,16 @@ std::string FormatReport(const v1::Run& run) {
                       "usage for those requests.\n");
     }
   }
+  if (const uint64_t warm = CounterValue(st, v1::WARMUP_REQUESTS),
+      cool = CounterValue(st, v1::COOLDOWN_REQUESTS);
+      warm > 0 || cool > 0) {
+    // Run, but in none of the numbers above.
+    absl::StrAppend(&out, "\nWARM-UP AND COOL-DOWN (not counted above):\n  [warmup_requests=", warm,
+                    ", warmup_failed=", CounterValue(st, v1::WARMUP_FAILED),
+                    ", warmup_tokens=", CounterValue(st, v1::WARMUP_TOKENS),
+                    ", cooldown_requests=", cool,
+                    ", cooldown_tokens=", CounterValue(st, v1::COOLDOWN_TOKENS), "]\n");
+  }
   if (st.turns_size() > 0) {
     // Multi-turn runs: TTFT against the context each turn carries.
     absl::StrAppend(&out, "\nBY TURN:\n",

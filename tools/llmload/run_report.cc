@@ -391,6 +391,11 @@ std::string RenderJson(const ReportInput& in) {
       {"offered", a.offered},         {"dropped", a.dropped},
       {"unfinished", a.unfinished},   {"cancelled", a.cancelled},
       {"good", a.good},
+      {"warmup_requests", Counter(st.counters(), v1::WARMUP_REQUESTS)},
+      {"warmup_failed", Counter(st.counters(), v1::WARMUP_FAILED)},
+      {"warmup_tokens", Counter(st.counters(), v1::WARMUP_TOKENS)},
+      {"cooldown_requests", Counter(st.counters(), v1::COOLDOWN_REQUESTS)},
+      {"cooldown_tokens", Counter(st.counters(), v1::COOLDOWN_TOKENS)},
       {"batches", st.batches()},      {"records", st.records()},
       {"records_dropped", st.records_dropped()}};
   for (const auto& [k, v] : counts) {
