@@ -734,13 +734,12 @@ void CheckTurns(const v1::RunSpec& spec, Checker& check) {
     case v1::OPENAI_CHAT:
     case v1::ANTHROPIC_MESSAGES:
     case v1::GEMINI:
+    case v1::WS_CHAT:  // the server keeps the connection's conversation
       return;
-    case v1::WS_CHAT:
     case v1::REALM:
       check.Invalid("spec.target.turns",
-                    absl::StrCat("multi-turn conversations kept on the server are not supported "
-                                 "yet for ", v1::Protocol_Name(t.protocol()),
-                                 "; use OPENAI_CHAT, ANTHROPIC_MESSAGES or GEMINI"));
+                    "Realm's protocol keeps no conversation between requests (each generate "
+                    "stands alone): turns must be 0 or 1");
       return;
     default:
       check.Invalid("spec.target.turns",

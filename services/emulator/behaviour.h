@@ -29,6 +29,7 @@
 
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <chrono>
@@ -168,12 +169,25 @@ class Behaviour {
     return abandoned_[static_cast<size_t>(protocol)].load(std::memory_order_relaxed);
   }
 
+  // Conversations the emulator keeps (WS chat: one per connection, emptied
+  // by clear_history): a user message that was turn `turn` (1-based) of
+  // its conversation. Turns past kTurnBuckets count in the last bucket.
+  static constexpr int kTurnBuckets = 16;
+  void CountTurn(int64_t turn) {
+    const int64_t b = std::clamp<int64_t>(turn, 1, kTurnBuckets) - 1;
+    turns_[static_cast<size_t>(b)].fetch_add(1, std::memory_order_relaxed);
+  }
+  uint64_t TurnCount(int bucket) const {
+    return turns_[static_cast<size_t>(bucket)].load(std::memory_order_relaxed);
+  }
+
  private:
   const BehaviourConfig config_;
   const uint64_t first_index_;
   const uint64_t stride_;
   std::array<std::atomic<uint64_t>, kProtocolCount> counters_{};
   std::array<std::atomic<uint64_t>, kProtocolCount> abandoned_{};
+  std::array<std::atomic<uint64_t>, kTurnBuckets> turns_{};  // WS chat
 };
 
 // The llmload extension headers of every HTTP protocol.

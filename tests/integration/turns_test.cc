@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
@@ -102,6 +103,68 @@ INSTANTIATE_TEST_SUITE_P(SseProviders, TurnsTest,
                          [](const testing::TestParamInfo<v1::Protocol>& info) {
                            return v1::Protocol_Name(info.param);
                          });
+
+// WS chat keeps the conversation of a connection on the server: the worker
+// sends each turn's message alone and clears the history before turn 1 of
+// the next conversation, so the emulator sees every conversation go through
+// turns 1 to 3 and never further.
+class ServerTurnsTest : public testing_util::StackTest {
+ protected:
+  void SetUp() override {
+    testing_util::StackOptions options;
+    options.workers = 2;
+    StartStack(options);
+  }
+
+  std::vector<uint64_t> WsChatTurns() {
+    std::map<int64_t, testing_util::EmulatorStats> by_pid;
+    EXPECT_TRUE(testing_util::CollectEmulatorStats(emulator_port_, 1, absl::Seconds(10), &by_pid));
+    return by_pid.empty() ? std::vector<uint64_t>() : by_pid.begin()->second.ws_chat_turns;
+  }
+};
+
+TEST_F(ServerTurnsTest, WsChatHoldsOneConversationPerSessionForItsTurns) {
+  v1::RunSpec spec;
+  spec.set_name("turns-ws-chat");
+  v1::Target* t = spec.mutable_target();
+  t->set_protocol(v1::WS_CHAT);
+  t->set_url(absl::StrCat("ws://127.0.0.1:", emulator_port_, "/api/ws"));
+  t->set_prompt("alpha beta gamma");
+  t->set_max_tokens(static_cast<int32_t>(kAnswerWords));
+  t->set_turns(kTurns);
+  auto* closed = spec.mutable_load()->mutable_closed();
+  closed->set_clients(kClients);
+  closed->set_cycles_per_client(kCycles);
+  closed->set_max_concurrent(kClients);
+  spec.mutable_emulation()->mutable_token_delay()->set_nanos(1000 * 1000);
+  const std::vector<uint64_t> before = WsChatTurns();
+  ASSERT_EQ(before.size(), 16u);
+
+  const v1::Run started = StartRun(spec);
+  const v1::Run run = WaitForEnd(started.id(), absl::Seconds(30));
+  ASSERT_EQ(run.state(), v1::COMPLETED) << run.error();
+  const v1::RunStats& st = run.stats();
+  constexpr uint64_t kRequests = kClients * kCycles;
+  EXPECT_EQ(CounterOf(st, v1::REQUESTS_OK), kRequests);
+  EXPECT_EQ(CounterOf(st, v1::SESSIONS_OPENED), static_cast<uint64_t>(kClients));
+  EXPECT_EQ(CounterOf(st, v1::TOKENS), kRequests * kAnswerWords);
+
+  // The server saw each conversation's turns 1 to 3, once per conversation.
+  const std::vector<uint64_t> after = WsChatTurns();
+  ASSERT_EQ(after.size(), before.size());
+  for (size_t i = 0; i < after.size(); ++i) {
+    EXPECT_EQ(after[i] - before[i], i < kTurns ? uint64_t{kClients * kConversations} : 0u)
+        << "turn " << i + 1;
+  }
+  // And the run's table has them by turn (the emulator's promptTokens counts
+  // the message sent).
+  ASSERT_EQ(st.turns_size(), kTurns);
+  for (const v1::TurnStats& turn : st.turns()) {
+    EXPECT_EQ(turn.requests(), static_cast<uint64_t>(kClients * kConversations));
+    EXPECT_EQ(turn.input_tokens(), kQuestionWords * kClients * kConversations);
+    EXPECT_EQ(turn.tokens(), kAnswerWords * kClients * kConversations);
+  }
+}
 
 class PhasesTest : public testing_util::StackTest {
  protected:

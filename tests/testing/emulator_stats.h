@@ -13,6 +13,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
@@ -28,6 +29,9 @@ struct EmulatorStats {
   std::map<std::string, uint64_t> requests;  // by protocol name
   // Streamed responses the client left before their end, by protocol name.
   std::map<std::string, uint64_t> abandoned;
+  // WS chat user messages by their turn (index 0: turn 1) in the
+  // conversation the emulator kept for their connection.
+  std::vector<uint64_t> ws_chat_turns;
   uint64_t relayed_sent = 0;
   uint64_t relayed_received = 0;
   uint64_t relayed_started = 0;

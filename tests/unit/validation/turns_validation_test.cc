@@ -22,8 +22,8 @@ v1::RunSpec Spec(v1::Protocol protocol, int32_t turns) {
   return spec;
 }
 
-TEST(TurnsValidationTest, SseProvidersTakeAnyTurnCount) {
-  for (v1::Protocol p : {v1::OPENAI_CHAT, v1::ANTHROPIC_MESSAGES, v1::GEMINI}) {
+TEST(TurnsValidationTest, ConversationalProtocolsTakeAnyTurnCount) {
+  for (v1::Protocol p : {v1::OPENAI_CHAT, v1::ANTHROPIC_MESSAGES, v1::GEMINI, v1::WS_CHAT}) {
     for (int32_t turns : {0, 1, 2, 1000}) {
       EXPECT_TRUE(ValidateRunSpec(Spec(p, turns)).ok()) << v1::Protocol_Name(p) << " " << turns;
     }
@@ -48,13 +48,12 @@ TEST(TurnsValidationTest, ProtocolsWithoutAConversationRefuseTurns) {
   }
 }
 
-TEST(TurnsValidationTest, ServerSideConversationsAreRefusedForNow) {
-  for (v1::Protocol p : {v1::WS_CHAT, v1::REALM}) {
-    EXPECT_TRUE(ValidateRunSpec(Spec(p, 1)).ok());
-    const absl::Status s = ValidateRunSpec(Spec(p, 3));
-    EXPECT_THAT(std::string(s.message()), HasSubstr("spec.target.turns"));
-    EXPECT_THAT(std::string(s.message()), HasSubstr("not supported yet"));
-  }
+TEST(TurnsValidationTest, WsChatKeepsItsConversationsButRealmHasNone) {
+  EXPECT_TRUE(ValidateRunSpec(Spec(v1::WS_CHAT, 3)).ok());
+  EXPECT_TRUE(ValidateRunSpec(Spec(v1::REALM, 1)).ok());
+  const absl::Status s = ValidateRunSpec(Spec(v1::REALM, 3));
+  EXPECT_THAT(std::string(s.message()), HasSubstr("spec.target.turns"));
+  EXPECT_THAT(std::string(s.message()), HasSubstr("keeps no conversation"));
 }
 
 v1::RunSpec DurationSpec(int64_t seconds) {
