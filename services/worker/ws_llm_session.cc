@@ -333,7 +333,8 @@ class WsLlmSession final : public Session,
     phase_ = Phase::kInFlight;
     // Multi-turn (Target.turns): WS chat keeps the conversation of the
     // connection on the server; turn 1 of the next one clears it first.
-    if (step_.turn == 1 && conversation_on_conn_) {
+    if (step_.turn == 1 && conversation_on_conn_ &&
+        client_.dialect() == wsllm::Dialect::kWsChat) {
       Send(absl::StrCat("{\"type\":\"control\",\"id\":\"", request_id,
                         "_clear\",\"data\":{\"type\":\"clear_history\"}}"));
     }
