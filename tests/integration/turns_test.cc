@@ -276,5 +276,34 @@ TEST_F(PhasesTest, TimedWarmupAndCooldownKeepTheIdentityExact) {
             ok + warm + cool + CounterOf(st, v1::UNFINISHED) + CounterOf(st, v1::DROPPED));
 }
 
+TEST_F(PhasesTest, OpenModelArrivalsTakeThePhaseOfTheirTime) {
+  v1::RunSpec spec = Spec();
+  auto* o = spec.mutable_load()->mutable_open();
+  o->set_rate_per_second(40);
+  o->mutable_duration()->set_seconds(2);
+  o->set_distribution(v1::UNIFORM);
+  spec.mutable_warmup()->mutable_duration()->set_nanos(500 * 1000 * 1000);
+  spec.mutable_cooldown()->mutable_duration()->set_nanos(500 * 1000 * 1000);
+  const uint64_t before = EmulatorRequests();
+
+  const v1::Run started = StartRun(spec);
+  const v1::Run run = WaitForEnd(started.id(), absl::Seconds(30));
+  ASSERT_EQ(run.state(), v1::COMPLETED) << run.error();
+  const v1::RunStats& st = run.stats();
+  const uint64_t warm = CounterOf(st, v1::WARMUP_REQUESTS);
+  const uint64_t cool = CounterOf(st, v1::COOLDOWN_REQUESTS);
+  const uint64_t offered = CounterOf(st, v1::OFFERED);
+  // 80 equally spaced arrivals: about a quarter in each phase, half counted.
+  EXPECT_NEAR(static_cast<double>(warm), 20, 2);
+  EXPECT_NEAR(static_cast<double>(cool), 20, 2);
+  EXPECT_NEAR(static_cast<double>(offered), 40, 2);
+  EXPECT_NEAR(static_cast<double>(warm + cool + offered), 80, 1);
+  EXPECT_EQ(Accounted(st), offered);
+  EXPECT_EQ(CounterOf(st, v1::DROPPED), 0u);
+  EXPECT_EQ(MetricCount(st, "ttft"), CounterOf(st, v1::REQUESTS_OK));
+  EXPECT_EQ(EmulatorRequests() - before,
+            CounterOf(st, v1::REQUESTS_OK) + warm + cool + CounterOf(st, v1::UNFINISHED));
+}
+
 }  // namespace
 }  // namespace llmload
