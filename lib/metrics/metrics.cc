@@ -1,7 +1,10 @@
 #include "lib/metrics/metrics.h"
 
+#include <algorithm>
 #include <limits>
 #include <string>
+
+#include "absl/strings/str_cat.h"
 
 namespace llmload::metrics {
 namespace {
@@ -15,7 +18,8 @@ constexpr std::array<std::string_view, kNumCounters> kCounterNames = {
     "protocol_error", "timeout",   "disconnected",    "tokens",     "bytes_in",   "bytes_out",
     "sessions_opened", "sessions_failed", "reconnects", "cycles", "dropped",  "offered",
     "good",     "chunks",          "unfinished", "lost",
-    "input_tokens", "input_tokens_estimated", "requests_cancelled"};
+    "input_tokens", "input_tokens_estimated", "requests_cancelled",
+    "warmup_requests", "warmup_failed", "warmup_tokens", "cooldown_requests", "cooldown_tokens"};
 
 constexpr uint64_t kU64Max = std::numeric_limits<uint64_t>::max();
 
@@ -90,6 +94,7 @@ void MetricSet::Merge(const MetricSet& other) {
   for (int c = 1; c < kNumCounters; ++c) {
     counters_[c] += other.counters_[c];
   }
+  turns_.Merge(other.turns_);
 }
 
 void MetricSet::Reset() {
@@ -97,6 +102,7 @@ void MetricSet::Reset() {
     h.Reset();
   }
   counters_.fill(0);
+  turns_.Reset();
 }
 
 bool MetricSet::Empty() const {
@@ -110,7 +116,7 @@ bool MetricSet::Empty() const {
       return false;
     }
   }
-  return true;
+  return turns_.Empty();
 }
 
 void MetricSet::AppendTo(v1::SampleBatch& batch) const {
@@ -128,12 +134,19 @@ void MetricSet::AppendTo(v1::SampleBatch& batch) const {
       d->set_value(counters_[c]);
     }
   }
+  turns_.AppendTo(batch);
 }
 
 absl::Status MetricSet::MergeBatch(const v1::SampleBatch& batch) {
   // Decode into a scratch set first so a bad batch changes nothing.
   MetricSet delta;
+  if (absl::Status s = delta.turns_.MergeBatch(batch); !s.ok()) {
+    return s;
+  }
   for (const auto& d : batch.histograms()) {
+    if (d.has_turn()) {
+      continue;  // per-turn: in delta.turns_
+    }
     if (!ValidMetric(d.metric())) {
       return absl::InvalidArgumentError("batch names an unknown metric");
     }
@@ -169,6 +182,118 @@ absl::Status MetricSet::MergeBatch(const v1::SampleBatch& batch) {
   }
   Merge(delta);
   return absl::OkStatus();
+}
+
+void TurnMetrics::Merge(const TurnMetrics& other) {
+  ttft.Merge(other.ttft);
+  requests += other.requests;
+  input_tokens += other.input_tokens;
+  tokens += other.tokens;
+}
+
+TurnMetrics& TurnTable::At(int32_t turn) {
+  const size_t i = static_cast<size_t>(std::clamp(turn, 1, kMaxTurns) - 1);
+  if (turns_.size() <= i) {
+    turns_.resize(i + 1);
+  }
+  return turns_[i];
+}
+
+void TurnTable::Complete(int32_t turn, uint64_t ttft_us, bool has_ttft, uint64_t input_tokens,
+                         uint64_t tokens) {
+  TurnMetrics& t = At(turn);
+  if (has_ttft) {
+    t.ttft.Record(ttft_us);
+  }
+  t.requests += 1;
+  t.input_tokens += input_tokens;
+  t.tokens += tokens;
+}
+
+void TurnTable::Merge(const TurnTable& other) {
+  for (size_t i = 0; i < other.turns_.size(); ++i) {
+    if (!other.turns_[i].Empty()) {
+      At(static_cast<int32_t>(i + 1)).Merge(other.turns_[i]);
+    }
+  }
+}
+
+bool TurnTable::Empty() const {
+  return std::all_of(turns_.begin(), turns_.end(),
+                     [](const TurnMetrics& t) { return t.Empty(); });
+}
+
+void TurnTable::AppendTo(v1::SampleBatch& batch) const {
+  for (size_t i = 0; i < turns_.size(); ++i) {
+    const TurnMetrics& t = turns_[i];
+    if (t.Empty()) {
+      continue;
+    }
+    v1::HistogramDelta* d = batch.add_histograms();
+    d->set_metric(v1::TTFT);
+    d->set_encoded(t.ttft.Encode());
+    v1::TurnTag* tag = d->mutable_turn();
+    tag->set_turn(static_cast<int32_t>(i + 1));
+    tag->set_requests(t.requests);
+    tag->set_input_tokens(t.input_tokens);
+    tag->set_tokens(t.tokens);
+  }
+}
+
+absl::Status TurnTable::MergeBatch(const v1::SampleBatch& batch) {
+  TurnTable delta;
+  for (const v1::HistogramDelta& d : batch.histograms()) {
+    if (!d.has_turn()) {
+      continue;
+    }
+    const v1::TurnTag& tag = d.turn();
+    if (tag.turn() < 1 || tag.turn() > kMaxTurns) {
+      return absl::InvalidArgumentError("batch names a turn out of range");
+    }
+    if (d.metric() != v1::TTFT) {
+      return absl::InvalidArgumentError("per-turn histogram of a metric other than ttft");
+    }
+    TurnMetrics& t = delta.At(tag.turn());
+    if (absl::Status s = t.ttft.MergeEncoded(d.encoded()); !s.ok()) {
+      return absl::Status(s.code(), absl::StrCat("turn ", tag.turn(), ": ", s.message()));
+    }
+    if (t.requests > kU64Max - tag.requests() || t.input_tokens > kU64Max - tag.input_tokens() ||
+        t.tokens > kU64Max - tag.tokens()) {
+      return absl::DataLossError("batch turn counters overflow");
+    }
+    t.requests += tag.requests();
+    t.input_tokens += tag.input_tokens();
+    t.tokens += tag.tokens();
+  }
+  for (size_t i = 0; i < delta.turns_.size() && i < turns_.size(); ++i) {
+    const TurnMetrics& a = turns_[i];
+    const TurnMetrics& b = delta.turns_[i];
+    if (a.requests > kU64Max - b.requests || a.input_tokens > kU64Max - b.input_tokens ||
+        a.tokens > kU64Max - b.tokens || a.ttft.Count() > kU64Max - b.ttft.Count() ||
+        a.ttft.Sum() > kU64Max - b.ttft.Sum()) {
+      return absl::DataLossError("per-turn metrics: merging would overflow");
+    }
+  }
+  Merge(delta);
+  return absl::OkStatus();
+}
+
+void TurnTable::Fill(google::protobuf::RepeatedPtrField<v1::TurnStats>& out) const {
+  for (size_t i = 0; i < turns_.size(); ++i) {
+    const TurnMetrics& t = turns_[i];
+    if (t.Empty()) {
+      continue;
+    }
+    v1::TurnStats* s = out.Add();
+    s->set_turn(static_cast<int32_t>(i + 1));
+    s->set_requests(t.requests);
+    s->set_input_tokens(t.input_tokens);
+    s->set_tokens(t.tokens);
+    s->set_input_tokens_mean(t.requests == 0 ? 0.0
+                                             : static_cast<double>(t.input_tokens) /
+                                                   static_cast<double>(t.requests));
+    *s->mutable_ttft() = Summarize(v1::TTFT, t.ttft);
+  }
 }
 
 v1::MetricStats Summarize(v1::Metric metric, const histogram::Histogram& h) {

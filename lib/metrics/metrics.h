@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <optional>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "lib/histogram/histogram.h"
@@ -20,7 +21,7 @@
 namespace llmload::metrics {
 
 inline constexpr int kNumMetrics = 11;   // index = v1::Metric value; 0 unused
-inline constexpr int kNumCounters = 25;  // index = v1::Counter value; 0 unused
+inline constexpr int kNumCounters = 30;  // index = v1::Counter value; 0 unused
 
 // Lower-case report names ("ttft", "requests_ok", ...).
 std::string_view MetricName(v1::Metric metric);
@@ -33,6 +34,48 @@ const std::array<v1::Counter, kNumCounters - 1>& AllCounters();
 // Counters that classify a failed request.
 bool IsRequestFailureCounter(v1::Counter counter);
 
+// Multi-turn runs (Target.turns): what the completed requests of one turn
+// number measured. Shipped as a HistogramDelta of TTFT tagged with a
+// v1::TurnTag (the untagged TTFT histogram holds the same requests too).
+struct TurnMetrics {
+  histogram::Histogram ttft;
+  uint64_t requests = 0;
+  uint64_t input_tokens = 0;
+  uint64_t tokens = 0;
+
+  void Merge(const TurnMetrics& other);
+  bool Empty() const { return requests == 0 && ttft.Empty(); }
+};
+
+// The highest turn number a spec may ask for (Target.turns) and a batch
+// may carry.
+inline constexpr int32_t kMaxTurns = 1000;
+
+// Per-turn metrics by turn number, kept apart from any MetricSet so the
+// collector can hold them beside its own sets.
+class TurnTable {
+ public:
+  // The metrics of `turn` (1..kMaxTurns), created on first use.
+  TurnMetrics& At(int32_t turn);
+  // Records one completed request of `turn`.
+  void Complete(int32_t turn, uint64_t ttft_us, bool has_ttft, uint64_t input_tokens,
+                uint64_t tokens);
+  void Merge(const TurnTable& other);
+  void Reset() { turns_.clear(); }
+  bool Empty() const;
+  // Appends one tagged TTFT delta per turn with data.
+  void AppendTo(v1::SampleBatch& batch) const;
+  // Adds the tagged deltas of a batch (untagged ones are ignored).
+  // Validates all first: on error nothing changes.
+  absl::Status MergeBatch(const v1::SampleBatch& batch);
+  // One entry per turn number with data, in order.
+  void Fill(google::protobuf::RepeatedPtrField<v1::TurnStats>& out) const;
+  size_t size() const { return turns_.size(); }
+
+ private:
+  std::vector<TurnMetrics> turns_;  // index = turn - 1
+};
+
 class MetricSet {
  public:
   histogram::Histogram& Hist(v1::Metric m) { return hists_[m]; }
@@ -40,6 +83,10 @@ class MetricSet {
   void Add(v1::Counter c, uint64_t n = 1) { counters_[c] += n; }
   uint64_t Get(v1::Counter c) const { return counters_[c]; }
   void RecordUs(v1::Metric m, uint64_t micros) { hists_[m].Record(micros); }
+
+  // Multi-turn runs: per-turn metrics (shipped and merged with the set).
+  TurnTable& Turns() { return turns_; }
+  const TurnTable& Turns() const { return turns_; }
 
   void Merge(const MetricSet& other);
   void Reset();
@@ -54,6 +101,7 @@ class MetricSet {
  private:
   std::array<histogram::Histogram, kNumMetrics> hists_;
   std::array<uint64_t, kNumCounters> counters_{};
+  TurnTable turns_;
 };
 
 // Percentile summary of one histogram (values in microseconds -> ms).

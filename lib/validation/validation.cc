@@ -718,6 +718,110 @@ void CheckCancellation(const v1::RunSpec& spec, Checker& check) {
   }
 }
 
+// Multi-turn conversations (README "Multi-turn conversations").
+void CheckTurns(const v1::RunSpec& spec, Checker& check) {
+  const v1::Target& t = spec.target();
+  if (t.turns() < 0 || t.turns() > metrics::kMaxTurns) {
+    check.Invalid("spec.target.turns",
+                  absl::StrCat("must be between 1 and ", metrics::kMaxTurns,
+                               " (requests per conversation), got ", t.turns()));
+    return;
+  }
+  if (t.turns() <= 1) {
+    return;
+  }
+  switch (t.protocol()) {
+    case v1::OPENAI_CHAT:
+    case v1::ANTHROPIC_MESSAGES:
+    case v1::GEMINI:
+    case v1::WS_CHAT:  // the server keeps the connection's conversation
+      return;
+    case v1::REALM:
+      check.Invalid("spec.target.turns",
+                    "Realm's protocol keeps no conversation between requests (each generate "
+                    "stands alone): turns must be 0 or 1");
+      return;
+    default:
+      check.Invalid("spec.target.turns",
+                    absl::StrCat(v1::Protocol_Name(t.protocol()),
+                                 " has no conversation: turns must be 0 or 1"));
+      return;
+  }
+}
+
+absl::Duration Plain(const google::protobuf::Duration& d) {
+  return absl::Seconds(d.seconds()) + absl::Nanoseconds(d.nanos());
+}
+
+// How long requests keep starting in a duration or open load (0: closed).
+absl::Duration LoadLength(const v1::Load& load) {
+  if (load.has_duration()) {
+    return Plain(load.duration().duration());
+  }
+  if (load.has_open()) {
+    absl::Duration staged;
+    for (const v1::RateStage& st : load.open().stages()) {
+      staged += Plain(st.duration());
+    }
+    return std::max(Plain(load.open().duration()), staged);
+  }
+  return absl::ZeroDuration();
+}
+
+// Warm-up and cool-down (README "Warm-up and cool-down").
+void CheckPhases(const v1::RunSpec& spec, Checker& check) {
+  const absl::Duration length = LoadLength(spec.load());
+  absl::Duration warm;
+  if (spec.has_warmup()) {
+    const v1::Warmup& w = spec.warmup();
+    const bool has_duration = w.has_duration();
+    if (w.requests() < 0 || w.requests() > kMaxLoadUnits) {
+      check.Invalid("spec.warmup.requests",
+                    absl::StrCat("must be between 1 and ", kMaxLoadUnits, ", got ", w.requests()));
+    } else if (w.requests() > 0 && has_duration) {
+      check.Invalid("spec.warmup", "give requests or duration, not both");
+    } else if (w.requests() == 0 && !has_duration) {
+      check.Invalid("spec.warmup",
+                    "say how long: requests (e.g. 20, split over the clients) or duration "
+                    "(e.g. \"5s\")");
+    } else if (w.requests() > 0 && spec.load().has_open()) {
+      check.Invalid("spec.warmup.requests",
+                    "the open model has no clients to split warm-up requests over; use "
+                    "warmup.duration");
+    }
+    if (has_duration && ToDuration(w.duration(), "spec.warmup.duration", check, &warm)) {
+      if (warm <= absl::ZeroDuration() || warm > absl::Hours(24)) {
+        check.Invalid("spec.warmup.duration",
+                      absl::StrCat("must be > 0 and at most 24h, got ", Fmt(warm)));
+      } else if (length > absl::ZeroDuration() && warm >= length) {
+        check.Invalid("spec.warmup.duration",
+                      absl::StrCat("must be shorter than the load (", Fmt(length), "), got ",
+                                   Fmt(warm)));
+      }
+    }
+  }
+  if (spec.has_cooldown()) {
+    absl::Duration cool;
+    if (spec.load().has_closed()) {
+      check.Invalid("spec.cooldown",
+                    "a closed load ends when its cycles are done: cool-down needs a duration or "
+                    "open load");
+    } else if (!spec.cooldown().has_duration()) {
+      check.Invalid("spec.cooldown.duration", "required, e.g. \"2s\"");
+    } else if (ToDuration(spec.cooldown().duration(), "spec.cooldown.duration", check, &cool)) {
+      if (cool <= absl::ZeroDuration() || cool > absl::Hours(24)) {
+        check.Invalid("spec.cooldown.duration",
+                      absl::StrCat("must be > 0 and at most 24h, got ", Fmt(cool)));
+      } else if (length > absl::ZeroDuration() && warm + cool >= length) {
+        check.Invalid("spec.cooldown.duration",
+                      absl::StrCat("warm-up and cool-down must leave part of the load (",
+                                   Fmt(length), ") counted, got ", Fmt(warm), " + ",
+                                   Fmt(cool)));
+      }
+    }
+  }
+}
+
 void CheckLabels(const v1::RunSpec& spec, Checker& check) {
   if (spec.labels_size() > kMaxLabels) {
     check.Invalid("spec.labels",
@@ -764,6 +868,8 @@ absl::Status ValidateRunSpec(const v1::RunSpec& spec) {
   CheckLabels(spec, check);
   CheckRecords(spec.records(), check);
   CheckCancellation(spec, check);
+  CheckTurns(spec, check);
+  CheckPhases(spec, check);
   if (spec.max_workers() < 0) {
     check.Invalid("spec.maxWorkers",
                   absl::StrCat("must be >= 0 (0: all attached workers), got ", spec.max_workers()));

@@ -132,6 +132,9 @@ v1::SealedShard Describe(const v1::SealShardRequest& request, const StreamState&
 // no dense scratch histogram is needed.
 absl::Status MergeValidated(const v1::SampleBatch& batch, metrics::MetricSet& set) {
   for (const v1::HistogramDelta& d : batch.histograms()) {
+    if (d.has_turn()) {
+      continue;  // per-turn (RunState::turns)
+    }
     if (absl::Status s = set.Hist(d.metric()).MergeEncoded(d.encoded()); !s.ok()) {
       return s;
     }
@@ -235,7 +238,16 @@ absl::Status RunRegistry::Decode(const v1::SampleBatch& batch, Totals* totals) {
   std::array<bool, metrics::kNumMetrics> touched{};
   std::array<uint64_t, metrics::kNumCounters> counters{};
   absl::Status s;
+  if (metrics::TurnTable turns; batch.histograms_size() > 0) {
+    s = turns.MergeBatch(batch);  // the per-turn deltas (multi-turn runs)
+  }
   for (const v1::HistogramDelta& d : batch.histograms()) {
+    if (!s.ok()) {
+      break;
+    }
+    if (d.has_turn()) {
+      continue;
+    }
     const int m = d.metric();
     if (m <= 0 || m >= metrics::kNumMetrics) {
       s = absl::InvalidArgumentError("batch names an unknown metric");
@@ -364,6 +376,7 @@ absl::StatusOr<ApplyResult> RunRegistry::Apply(const v1::SampleBatch& batch) {
   // by the count; a worker's totals by its run's), so these cannot fail and
   // the batch is applied whole.
   (void)MergeValidated(batch, *run.merged);
+  (void)run.turns.MergeBatch(batch);
   worker.metrics.AddBatch(batch, totals.count);
   run.windows.Add(batch, totals.count);
   if (!batch.protocol().empty()) {
@@ -474,6 +487,7 @@ v1::RunStats BuildRunStats(std::string_view run_id, const RunState& run, bool pe
   stats.set_complete(run.Complete());
   stats.set_records(run.records);
   stats.set_records_dropped(run.records_dropped);
+  run.turns.Fill(*stats.mutable_turns());
   if (histograms) {
     for (v1::Metric m : metrics::AllMetrics()) {
       if (const histogram::Histogram& h = merged.Hist(m); !h.Empty()) {

@@ -133,6 +133,8 @@ struct RunState {
   // When an ArchiveFinished pass first saw the run complete (runs without
   // intervals age from then).
   absl::Time complete_seen = absl::InfinitePast();
+  // Multi-turn runs: per-turn metrics (kept when the run is archived).
+  metrics::TurnTable turns;
 
   bool archived() const { return merged == nullptr; }
   // The dense merge rebuilt from the workers' sparse sets (equal to *merged).

@@ -91,7 +91,7 @@ void SparseMetricSet::AddBatch(const v1::SampleBatch& batch,
   std::array<bool, metrics::kNumMetrics> counted{};
   for (const v1::HistogramDelta& d : batch.histograms()) {
     const int m = d.metric();
-    if (m <= 0 || m >= metrics::kNumMetrics || counts[m] == 0) {
+    if (d.has_turn() || m <= 0 || m >= metrics::kNumMetrics || counts[m] == 0) {
       continue;
     }
     hists_[m].AddEncoded(d.encoded(), counted[m] ? 0 : counts[m]);

@@ -29,6 +29,7 @@
 
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <chrono>
@@ -180,6 +181,17 @@ class Behaviour {
   // protocol (ResponsePlan::TokenSent).
   TokenGaps& token_gaps() { return token_gaps_; }
   const TokenGaps& token_gaps() const { return token_gaps_; }
+  // Conversations the emulator keeps (WS chat: one per connection, emptied
+  // by clear_history): a user message that was turn `turn` (1-based) of
+  // its conversation. Turns past kTurnBuckets count in the last bucket.
+  static constexpr int kTurnBuckets = 16;
+  void CountTurn(int64_t turn) {
+    const int64_t b = std::clamp<int64_t>(turn, 1, kTurnBuckets) - 1;
+    turns_[static_cast<size_t>(b)].fetch_add(1, std::memory_order_relaxed);
+  }
+  uint64_t TurnCount(int bucket) const {
+    return turns_[static_cast<size_t>(bucket)].load(std::memory_order_relaxed);
+  }
 
  private:
   const BehaviourConfig config_;
@@ -188,6 +200,7 @@ class Behaviour {
   std::array<std::atomic<uint64_t>, kProtocolCount> counters_{};
   std::array<std::atomic<uint64_t>, kProtocolCount> abandoned_{};
   TokenGaps token_gaps_;
+  std::array<std::atomic<uint64_t>, kTurnBuckets> turns_{};  // WS chat
 };
 static_assert(kProtocolCount <= TokenGaps::kProtocols);
 

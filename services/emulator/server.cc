@@ -173,7 +173,13 @@ std::string EmulatorServer::StatsJson() const {
     absl::StrAppend(&out, p == 0 ? "" : ",", "\"", absl::string_view(name.data(), name.size()),
                     "\":", TokenGapsJson(behaviour_.token_gaps().Snapshot(p)));
   }
-  absl::StrAppend(&out, "},\"relayed_runs\":{\"sent\":",
+  // WS chat conversations: user messages by their turn in the conversation
+  // the emulator keeps for the connection (the last bucket: that turn or later).
+  absl::StrAppend(&out, "},\"conversation_turns\":{\"WS_CHAT\":[");
+  for (int b = 0; b < Behaviour::kTurnBuckets; ++b) {
+    absl::StrAppend(&out, b == 0 ? "" : ",", behaviour_.TurnCount(b));
+  }
+  absl::StrAppend(&out, "]},\"relayed_runs\":{\"sent\":",
                   runs_relayed_out_.load(std::memory_order_relaxed),
                   ",\"received\":", runs_relayed_in_.load(std::memory_order_relaxed),
                   ",\"started\":", runs_relayed_started_.load(std::memory_order_relaxed), "}}");

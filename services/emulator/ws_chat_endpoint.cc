@@ -173,6 +173,8 @@ WsActions WsChatHandler::OnText(std::string_view text) {
     }
     conversation_ = true;
     history_.emplace_back("user", msg->text);
+    behaviour_->CountTurn(std::count_if(history_.begin(), history_.end(),
+                                        [](const auto& m) { return m.first == "user"; }));
     ResponsePlan plan = behaviour_->Plan(Protocol::kWsChat, msg->text, overrides);
     WsActions a = One(wc::EncodeProcessing(NewMessageId(), now));
     if (plan.fault == Fault::kHttp500 || plan.fault == Fault::kHttp429) {

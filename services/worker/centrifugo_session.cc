@@ -92,7 +92,7 @@ class CentrifugoSession final : public Session,
     const TargetInfo& t = shard_->settings().TargetFor(client_id_);
     return JoinTarget(t.base_path, p, t.query);
   }
-  metrics::MetricSet& M() { return shard_->metrics(); }
+  metrics::MetricSet& M() { return shard_->metrics(this); }
 
   // --- session set-up ---
 

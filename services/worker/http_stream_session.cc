@@ -21,6 +21,7 @@
 #include "lib/protocol/provider_stream.h"
 #include "lib/protocol/sse.h"
 #include "services/common/grpc_util.h"
+#include "services/worker/conversation.h"
 #include "services/worker/session_util.h"
 
 namespace llmload::worker {
@@ -87,7 +88,7 @@ class HttpStreamSession final : public Session,
  private:
   enum class Phase { kConnecting, kIdle, kScheduled, kInFlight, kDone };
 
-  metrics::MetricSet& M() { return shard_->metrics(); }
+  metrics::MetricSet& M() { return shard_->metrics(this); }
 
   // The TCP socket under the (TLS) stream.
   tcp::socket& Sock() {
@@ -275,6 +276,16 @@ class HttpStreamSession final : public Session,
           messages_.push_back(llm::ChatMessage{m.role(), m.content()});
         }
         params.messages = messages_;
+      }
+      if (step_.turn > 0) {
+        // Multi-turn: the history with the answers received, then this turn.
+        conversation_.Begin(step_.turn, prompt.text, prompt.conversation);
+        params.messages = conversation_.Messages();
+        uint64_t bytes = 0;
+        for (const llm::ChatMessage& m : params.messages) {
+          bytes += m.content.size();
+        }
+        input_estimate_ = load::EstimateInputTokens(bytes);
       }
       params.max_tokens = max_tokens;
       params.stream = streaming_;
@@ -475,6 +486,9 @@ class HttpStreamSession final : public Session,
         if (meter_.Chunk(M(), now)) {
           ArmDeadline(shard_->settings().idle_timeout);
         }
+        if (step_.turn > 0) {
+          conversation_.AppendReply(item.text);
+        }
         if (meter_.CancelDue(now)) {
           abandon_ = true;  // Consume finishes it once this read's events are parsed
           abandon_at_ = now;
@@ -515,12 +529,14 @@ class HttpStreamSession final : public Session,
                             : status_ >= 500 ? v1::HTTP_5XX
                                              : v1::HTTP_4XX;
       shard_->RequestDone(this, RequestMeter::Fail(M(), c));
+      conversation_.End(/*answered=*/false);
       return AfterRequest(keep);
     }
     if (streaming_) {
       // Gemini ends with the body; the others may omit their end marker.
       const Clock::time_point done_at = stream_done_ ? done_at_ : now;
       shard_->RequestDone(this, meter_.Complete(M(), done_at, reported_tokens_));
+      conversation_.End(/*answered=*/true);
     } else {
       int64_t tokens = 0;
       if (protocol_ == v1::HTTP_JSON) {
@@ -538,8 +554,12 @@ class HttpStreamSession final : public Session,
         if (c->input_tokens >= 0) {
           meter_.ReportInput(c->input_tokens);
         }
+        if (step_.turn > 0) {
+          conversation_.AppendReply(c->text);
+        }
       }
       shard_->RequestDone(this, meter_.Complete(M(), now, tokens, /*count_chunks=*/false));
+      conversation_.End(/*answered=*/true);
     }
     AfterRequest(keep);
   }
@@ -611,6 +631,7 @@ class HttpStreamSession final : public Session,
     }
     timer_.cancel();
     shard_->RequestDone(this, RequestMeter::Fail(M(), counter));
+    conversation_.End(/*answered=*/false);
     LLMLOAD_LOG(kDebug, "Request failed.")
         .Kv("client_id", client_id_)
         .Kv("reason", why)
@@ -639,6 +660,7 @@ class HttpStreamSession final : public Session,
     CloseSocket();
     reused_conn_ = false;
     shard_->RequestDone(this, meter_.Abandon(M(), abandon_at_));
+    conversation_.End(/*answered=*/true);
     Next();
   }
 
@@ -748,6 +770,7 @@ class HttpStreamSession final : public Session,
   int64_t reported_tokens_ = -1;
   int64_t input_estimate_ = 0;
   std::vector<llm::ChatMessage> messages_;  // the request's conversation (views into the spec)
+  Conversation conversation_;  // multi-turn runs (Target.turns): the history resent
   Clock::time_point session_start_, connect_start_, last_activity_, done_at_, retry_after_,
       abandon_at_;
 };

@@ -45,6 +45,7 @@ void RequestMeter::Begin(const NextStep& step, Clock::time_point send_at) {
   send_at_ = send_at;
   intended_ = step.intended;
   from_intended_ = step.from_intended;
+  turn_ = step.turn;
   chunks_ = 0;
   input_estimate_ = 0;
   input_reported_ = -1;
@@ -140,11 +141,15 @@ RequestOutcome RequestMeter::Complete(metrics::MetricSet& m, Clock::time_point d
     m.RecordUs(v1::TPOT, Micros(done_at - first_at_) / (tokens - 1));
   }
   m.Add(v1::TOKENS, tokens);
-  if (input_reported_ >= 0) {
-    m.Add(v1::INPUT_TOKENS, static_cast<uint64_t>(input_reported_));
-  } else {
-    m.Add(v1::INPUT_TOKENS, static_cast<uint64_t>(input_estimate_));
-    m.Add(v1::INPUT_TOKENS_ESTIMATED, static_cast<uint64_t>(input_estimate_));
+  const uint64_t input =
+      static_cast<uint64_t>(input_reported_ >= 0 ? input_reported_ : input_estimate_);
+  m.Add(v1::INPUT_TOKENS, input);
+  if (input_reported_ < 0) {
+    m.Add(v1::INPUT_TOKENS_ESTIMATED, input);
+  }
+  if (turn_ > 0) {
+    m.Turns().Complete(turn_, chunks_ > 0 ? Micros(first_at_ - origin()) : 0, chunks_ > 0, input,
+                       tokens);
   }
   if (count_chunks) {
     m.Add(v1::CHUNKS, chunks_);
@@ -160,6 +165,8 @@ RequestOutcome RequestMeter::Complete(metrics::MetricSet& m, Clock::time_point d
   out.counter = v1::REQUESTS_OK;
   out.chunks = chunks_;
   out.sent_at = send_at_;
+  out.input_tokens = input;
+  out.turn = turn_;
   return out;
 }
 

@@ -125,7 +125,7 @@ class RequestMeter {
   bool Chunk(metrics::MetricSet& m, Clock::time_point now);
   // The response is complete. `reported_tokens` < 0: one token per chunk.
   // Records e2e, tpot, itl, tokens, chunks (when `count_chunks`), ok and
-  // cycles, and returns the outcome to hand to LoopShard::RequestDone.
+  // cycles, the turn's ttft and tokens in a multi-turn run, and returns the outcome to hand to LoopShard::RequestDone.
   RequestOutcome Complete(metrics::MetricSet& m, Clock::time_point done_at,
                           int64_t reported_tokens, bool count_chunks = true);
   // The request's input tokens: `estimate` (set after Begin) unless the
@@ -163,6 +163,7 @@ class RequestMeter {
   Clock::time_point cancel_at_ = Clock::time_point::max();
   int64_t input_estimate_ = 0;
   int64_t input_reported_ = -1;
+  int32_t turn_ = 0;  // NextStep::turn
   std::vector<uint32_t> gaps_;  // µs between content chunks
 };
 

@@ -106,6 +106,25 @@ load::ThinkTime ThinkOf(const v1::ThinkTime& t) {
   return out;
 }
 
+Clock::duration ToClock(const google::protobuf::Duration& d) {
+  return std::chrono::duration_cast<Clock::duration>(ToChrono(d));
+}
+
+PhasePlan PhasesOf(const v1::RunSpec& spec) {
+  PhasePlan p;
+  p.warmup_requests = std::max(0, spec.warmup().requests());
+  p.clients = spec.load().has_closed()     ? spec.load().closed().clients()
+              : spec.load().has_duration() ? spec.load().duration().connections()
+                                           : 0;
+  if (spec.warmup().has_duration()) {
+    p.warmup_for = ToClock(spec.warmup().duration());
+  }
+  if (spec.cooldown().has_duration()) {
+    p.cooldown_for = ToClock(spec.cooldown().duration());
+  }
+  return p;
+}
+
 // Fills the load-model part of the settings from the spec.
 void ApplyLoadModel(const v1::RunSpec& spec, ShardSettings* settings) {
   settings->objectives = load::ObjectiveLimits::FromProto(spec.objectives());
@@ -447,19 +466,21 @@ NextStep LoopShard::NextRequest(Session* session, int64_t requests_done) {
     step.intended = it->second;
     step.from_intended = true;
     assigned_.erase(it);
-    OpenRequest(session, step);
+    OpenRequest(session, step, ArrivalPhase(step.intended));
     return step;
   }
-  int32_t client = -1;
+  int32_t client = -1;  // closed model: the client whose cycles are counted
+  auto live = live_.find(session);
+  const int32_t session_client = live != live_.end() ? live->second.client : -1;
+  const int64_t warm_done = live != live_.end() ? live->second.warm_done : 0;
   if (s.model == LoadModel::kClosed) {
-    auto live = live_.find(session);
-    client = live != live_.end() ? live->second.client : -1;
+    client = session_client;
     int64_t budget = s.cycles_per_client;
     if (!cycles_.empty()) {
       auto it = cycles_.find(client);
       budget = it == cycles_.end() ? s.cycles_per_client : it->second;
     }
-    if (requests_done >= budget) {
+    if (requests_done - warm_done >= budget) {  // warm-up requests come on top
       return step;
     }
   }
@@ -472,22 +493,60 @@ NextStep LoopShard::NextRequest(Session* session, int64_t requests_done) {
       intended >= start_ + std::chrono::duration_cast<Clock::duration>(s.length)) {
     return step;  // the next request would start after the end
   }
+  const Phase phase =
+      s.phases.enabled()
+          ? s.phases.PhaseOf(session_client, warm_done, intended - start_,
+                             s.model == LoadModel::kClosed
+                                 ? Clock::duration::zero()
+                                 : std::chrono::duration_cast<Clock::duration>(s.length))
+          : Phase::kCounted;
   step.kind = NextStep::Kind::kRequest;
   step.cycle = requests_done + 1;
   step.intended = intended;
-  metrics().Add(v1::OFFERED);
-  if (client >= 0) {
+  SetFor(phase).Add(v1::OFFERED);
+  if (client >= 0 && phase == Phase::kCounted) {
     ++(*active_clients_)[client].started;
   }
-  OpenRequest(session, step);
+  OpenRequest(session, step, phase);
   return step;
 }
 
-void LoopShard::OpenRequest(Session* session, NextStep& step) {
+metrics::MetricSet& LoopShard::SetFor(Phase phase) {
+  if (phase == Phase::kCounted) {
+    return *active_;
+  }
+  return phase_sets_[active_ == &sets_[0] ? 0 : 1][phase == Phase::kWarmup ? 0 : 1];
+}
+
+metrics::MetricSet& LoopShard::metrics(Session* session) {
+  if (!settings_->phases.enabled()) {
+    return *active_;
+  }
+  auto it = live_.find(session);
+  if (it == live_.end() || !it->second.request_open) {
+    return *active_;
+  }
+  return SetFor(it->second.phase);
+}
+
+Phase LoopShard::ArrivalPhase(Clock::time_point intended) const {
+  if (!settings_->phases.enabled()) {
+    return Phase::kCounted;
+  }
+  return settings_->phases.PhaseOf(-1, 0, intended - start_,
+                                   std::chrono::duration_cast<Clock::duration>(settings_->length));
+}
+
+void LoopShard::OpenRequest(Session* session, NextStep& step, Phase phase) {
   auto it = live_.find(session);
   if (it != live_.end()) {
     assert(!it->second.request_open && "a session asked for a request with one still open");
     it->second.request_open = true;
+    it->second.phase = phase;
+    if (phase == Phase::kWarmup) {
+      ++it->second.warm_done;
+    }
+    step.turn = TurnOf(step.cycle, settings_->spec.target().turns());
     if (settings_->cancel.has_value() && settings_->cancel->Keep(it->second.client, step.cycle)) {
       step.cancel_after_tokens = settings_->cancel_after_tokens;
       step.cancel_after = settings_->cancel_after;
@@ -531,6 +590,8 @@ void LoopShard::Record(int32_t client, int64_t cycle, Clock::time_point handed_a
                                                      .count()));
   r.set_tokens(outcome.tokens);
   r.set_chunks(outcome.chunks);
+  r.set_turn(TurnOf(cycle, settings_->spec.target().turns()));
+  r.set_input_tokens(static_cast<int64_t>(outcome.input_tokens));
   r.set_outcome(outcome.counter != v1::COUNTER_UNSPECIFIED ? outcome.counter
                                                            : v1::PROTOCOL_ERROR);
   r.set_client_id(client);
@@ -543,6 +604,9 @@ void LoopShard::RequestDone(Session* session, const RequestOutcome& outcome) {
          "RequestDone for a request NextRequest did not hand out");
   if (it != live_.end()) {
     it->second.request_open = false;
+    if (it->second.phase != Phase::kCounted) {
+      return;  // counted apart (warm-up, cool-down): no record, no cycle, no goodput
+    }
     if (settings_->records.has_value()) {
       Record(it->second.client, it->second.cycle, it->second.handed_at, it->second.intended,
              it->second.from_intended, outcome);
@@ -564,11 +628,11 @@ void LoopShard::SessionEnded(Session* session) {
   }
   const int32_t client = it->second.client;
   if (it->second.request_open) {
-    metrics().Add(v1::UNFINISHED);  // cut off by the drain's end or a stop
+    SetFor(it->second.phase).Add(v1::UNFINISHED);  // cut off by the drain's end or a stop
   }
   if (settings_->model == LoadModel::kClosed) {
     ClientDelta& d = (*active_clients_)[client];
-    if (it->second.request_open) {
+    if (it->second.request_open && it->second.phase == Phase::kCounted) {
       ++d.ended;
     }
     // The client is done, unless a stop or a drain cut it short: then the
@@ -581,8 +645,9 @@ void LoopShard::SessionEnded(Session* session) {
   live_.erase(it);
   counters_->active_sessions.fetch_sub(1, std::memory_order_relaxed);
   if (settings_->model == LoadModel::kOpen) {
-    if (assigned_.erase(session) > 0) {
-      metrics().Add(v1::UNFINISHED);  // its arrival was never sent
+    if (auto a = assigned_.find(session); a != assigned_.end()) {
+      SetFor(ArrivalPhase(a->second)).Add(v1::UNFINISHED);  // its arrival was never sent
+      assigned_.erase(a);
     }
     std::erase(idle_, session);
     if (!cancelled_ && !ending_) {
@@ -643,7 +708,8 @@ void LoopShard::OnArrivalTimer() {
 }
 
 void LoopShard::Arrive(Clock::time_point intended) {
-  metrics().Add(v1::OFFERED);
+  const Phase phase = ArrivalPhase(intended);
+  SetFor(phase).Add(v1::OFFERED);
   if (!idle_.empty()) {
     Session* s = idle_.back();
     idle_.pop_back();
@@ -658,7 +724,7 @@ void LoopShard::Arrive(Clock::time_point intended) {
     StartSession(client, intended);
     return;
   }
-  metrics().Add(v1::DROPPED);  // over the in-flight cap: counted, never silently skipped
+  SetFor(phase).Add(v1::DROPPED);  // over the in-flight cap: counted, never silently skipped
 }
 
 void LoopShard::Drain(std::chrono::milliseconds grace) {
@@ -677,7 +743,9 @@ void LoopShard::EndLoad(std::chrono::milliseconds grace) {
   arrival_timer_.cancel();
   pending_.clear();
   // Arrivals not yet sent by a session still setting up are not sent now.
-  metrics().Add(v1::UNFINISHED, assigned_.size());
+  for (const auto& [session, intended] : assigned_) {
+    SetFor(ArrivalPhase(intended)).Add(v1::UNFINISHED);
+  }
   assigned_.clear();
   // Idle sessions close now; busy ones close after their request.
   std::vector<Session*> idle;
@@ -811,6 +879,12 @@ absl::StatusOr<std::unique_ptr<ShardRunner>> ShardRunner::Create(
       spec.load().has_open() && spec.load().open().seed() != 0
           ? spec.load().open().seed()
           : std::random_device{}() ^ (static_cast<uint64_t>(std::random_device{}()) << 32);
+  // Work moved here from a lost worker was warmed up there.
+  if (assignment.clients_size() == 0 && settings->offset == std::chrono::nanoseconds(0)) {
+    settings->phases = PhasesOf(spec);
+  } else if (spec.has_cooldown()) {
+    settings->phases.cooldown_for = ToClock(spec.cooldown().duration());
+  }
   if (const v1::Cancellation& c = spec.cancellation(); c.share() > 0) {
     settings->cancel.emplace(c);
     settings->cancel_after_tokens = static_cast<uint32_t>(std::max(0, c.after_tokens()));
@@ -888,6 +962,46 @@ void ShardRunner::Drain(std::chrono::milliseconds grace) {
   }
 }
 
+int64_t PhasePlan::WarmupRequestsOf(int32_t client) const {
+  if (warmup_requests <= 0 || clients <= 0 || client < 0) {
+    return 0;
+  }
+  const int64_t c = client % clients;
+  return warmup_requests / clients + (c < warmup_requests % clients ? 1 : 0);
+}
+
+Phase PhasePlan::PhaseOf(int32_t client, int64_t warm_done, Clock::duration since_start,
+                         Clock::duration length) const {
+  if (warm_done < WarmupRequestsOf(client) ||
+      (warmup_for > Clock::duration::zero() && since_start < warmup_for)) {
+    return Phase::kWarmup;
+  }
+  if (cooldown_for > Clock::duration::zero() && length > Clock::duration::zero() &&
+      since_start >= length - cooldown_for) {
+    return Phase::kCooldown;
+  }
+  return Phase::kCounted;
+}
+
+void FoldPhase(const metrics::MetricSet& phase, Phase which, metrics::MetricSet& out) {
+  if (which == Phase::kWarmup) {
+    out.Add(v1::WARMUP_REQUESTS, phase.Get(v1::OFFERED));
+    out.Add(v1::WARMUP_FAILED, metrics::FailedRequests(phase));
+    out.Add(v1::WARMUP_TOKENS, phase.Get(v1::TOKENS));
+  } else {
+    out.Add(v1::COOLDOWN_REQUESTS, phase.Get(v1::OFFERED));
+    out.Add(v1::COOLDOWN_TOKENS, phase.Get(v1::TOKENS));
+  }
+  // What the connections did is the run's, whichever request was open.
+  for (v1::Counter c :
+       {v1::SESSIONS_OPENED, v1::SESSIONS_FAILED, v1::RECONNECTS, v1::BYTES_IN, v1::BYTES_OUT}) {
+    out.Add(c, phase.Get(c));
+  }
+  for (v1::Metric m : {v1::CONNECT, v1::SESSION_SETUP}) {
+    out.Hist(m).Merge(phase.Hist(m));
+  }
+}
+
 void ShardRunner::CutInto(metrics::MetricSet& out, CutExtras* extras) {
   std::latch swapped(static_cast<std::ptrdiff_t>(shards_.size()));
   for (auto& [loop, shard] : shards_) {
@@ -901,6 +1015,12 @@ void ShardRunner::CutInto(metrics::MetricSet& out, CutExtras* extras) {
   for (auto& [loop, shard] : shards_) {
     out.Merge(shard->spare());
     shard->spare().Reset();
+    for (Phase p : {Phase::kWarmup, Phase::kCooldown}) {
+      if (metrics::MetricSet& phase = shard->spare_phase(p); !phase.Empty()) {
+        FoldPhase(phase, p, out);
+        phase.Reset();
+      }
+    }
     LoopShard::RecordBuffer& buf = shard->spare_records();
     ClientDeltas& deltas = shard->spare_clients();
     if (extras != nullptr) {

@@ -93,6 +93,43 @@ struct TargetInfo {
 
 enum class LoadModel { kClosed, kDuration, kOpen };
 
+// Which part of the run a request belongs to (RunSpec.warmup, cooldown):
+// only kCounted requests reach the run's statistics; the others are run
+// and counted apart (warmup_requests, cooldown_requests, ...).
+enum class Phase : uint8_t { kCounted = 0, kWarmup = 1, kCooldown = 2 };
+
+// The spec's warm-up and cool-down, resolved once per shard.
+struct PhasePlan {
+  // Warm-up of a number of requests, split evenly over `clients` (the
+  // load's clients or connections; client c takes total / clients, plus
+  // one when c < total % clients): each client's first requests.
+  int64_t warmup_requests = 0;
+  int64_t clients = 0;
+  // Warm-up: requests meant to start before the load's start + this.
+  Clock::duration warmup_for{0};
+  // Cool-down (duration and open models): requests meant to start at or
+  // after the load's end - this.
+  Clock::duration cooldown_for{0};
+
+  bool enabled() const {
+    return warmup_requests > 0 || warmup_for > Clock::duration::zero() ||
+           cooldown_for > Clock::duration::zero();
+  }
+  // Client `client`'s share of warmup_requests.
+  int64_t WarmupRequestsOf(int32_t client) const;
+  // The phase of a request meant to start `since_start` after the load's
+  // start, in a load of `length` (0: no end, the closed model), when its
+  // client has already run `warm_done` warm-up requests.
+  Phase PhaseOf(int32_t client, int64_t warm_done, Clock::duration since_start,
+                Clock::duration length) const;
+};
+
+// Folds what the requests of a warm-up or cool-down phase measured into
+// the counters that report them apart: requests (offered), failed
+// requests and tokens (for the cool-down, requests and tokens), and the
+// session-level counters (connections, bytes) into `out` as they are.
+void FoldPhase(const metrics::MetricSet& phase, Phase which, metrics::MetricSet& out);
+
 struct ShardSettings {
   std::string run_id;
   // The assignment epoch (ShardAssignment.epoch; 0: none).
@@ -143,6 +180,8 @@ struct ShardSettings {
   // What each request asks: dataset entry, synthetic prompt text (built once
   // here), max_tokens. Set by ShardRunner::Create.
   std::optional<load::PromptPlan> prompts;
+  // Warm-up and cool-down (none for work moved from a lost worker).
+  PhasePlan phases;
 };
 
 // What one loop of a shard runs besides its clients: its share of the open
@@ -175,7 +214,16 @@ struct NextStep {
   // whichever comes first. See RequestMeter::CancelDue.
   uint32_t cancel_after_tokens = 0;
   Clock::duration cancel_after{0};
+  // Multi-turn runs (Target.turns > 1): the request's turn in its
+  // conversation, 1 to turns (turn 1 starts a new one); 0: single-turn.
+  int32_t turn = 0;
 };
+
+// The turn of request `cycle` (1-based, within its session) when sessions
+// hold conversations of `turns` requests; 0 when turns <= 1.
+inline int32_t TurnOf(int64_t cycle, int32_t turns) {
+  return turns > 1 && cycle > 0 ? static_cast<int32_t>((cycle - 1) % turns) + 1 : 0;
+}
 
 // How one request ended, reported by the driver to its LoopShard (for
 // per-request objectives such as goodput). Latencies in microseconds from the
@@ -192,6 +240,10 @@ struct RequestOutcome {
   v1::Counter counter = v1::COUNTER_UNSPECIFIED;
   uint64_t chunks = 0;
   Clock::time_point sent_at{};
+  // Input tokens of a completed request (reported or estimated), and its
+  // turn (multi-turn runs; 0 otherwise).
+  uint64_t input_tokens = 0;
+  int32_t turn = 0;
 };
 
 // One client's session with the target. Loop-confined.
@@ -250,6 +302,9 @@ class LoopShard : public std::enable_shared_from_this<LoopShard> {
 
   // Loop thread only.
   metrics::MetricSet& metrics() { return *active_; }
+  // Where `session` records: the set of the phase of its open request
+  // (warm-up and cool-down requests are kept apart), else metrics().
+  metrics::MetricSet& metrics(Session* session);
   // The loop's keep-alive pool to the target of `client_id` (one pool per
   // target URL).
   HttpPool& http(int32_t client_id);
@@ -289,6 +344,10 @@ class LoopShard : public std::enable_shared_from_this<LoopShard> {
     active_clients_ = active_clients_ == &client_sets_[0] ? &client_sets_[1] : &client_sets_[0];
   }
   metrics::MetricSet& spare() { return active_ == &sets_[0] ? sets_[1] : sets_[0]; }
+  // The spare sets of the warm-up and cool-down phases.
+  metrics::MetricSet& spare_phase(Phase p) {
+    return phase_sets_[active_ == &sets_[0] ? 1 : 0][p == Phase::kWarmup ? 0 : 1];
+  }
   RecordBuffer& spare_records() { return active_ == &sets_[0] ? records_[1] : records_[0]; }
   ClientDeltas& spare_clients() {
     return active_clients_ == &client_sets_[0] ? client_sets_[1] : client_sets_[0];
@@ -315,7 +374,11 @@ class LoopShard : public std::enable_shared_from_this<LoopShard> {
   void CloseHttp();
   // Marks the request NextRequest is handing to `session` as open, and
   // says whether the spec abandons it.
-  void OpenRequest(Session* session, NextStep& step);
+  void OpenRequest(Session* session, NextStep& step, Phase phase = Phase::kCounted);
+  // The active set of `phase`.
+  metrics::MetricSet& SetFor(Phase phase);
+  // The phase of an open-model arrival meant for `intended`.
+  Phase ArrivalPhase(Clock::time_point intended) const;
   // Keeps a record of the request that just ended, when it is sampled.
   void Record(int32_t client, int64_t cycle, Clock::time_point handed_at,
               Clock::time_point intended, bool from_intended, const RequestOutcome& outcome);
@@ -342,6 +405,9 @@ class LoopShard : public std::enable_shared_from_this<LoopShard> {
     Clock::time_point handed_at{};
     Clock::time_point intended{};
     bool from_intended = false;
+    // The open request's phase, and the warm-up requests the session ran.
+    Phase phase = Phase::kCounted;
+    int64_t warm_done = 0;
   };
   absl::flat_hash_map<Session*, LiveSession> live_;
   int connecting_ = 0;
@@ -350,6 +416,8 @@ class LoopShard : public std::enable_shared_from_this<LoopShard> {
   std::deque<std::shared_ptr<Session>> waiting_to_connect_;
   metrics::MetricSet sets_[2];
   metrics::MetricSet* active_ = &sets_[0];
+  // [buffer][warm-up, cool-down]: buffer i goes with sets_[i].
+  metrics::MetricSet phase_sets_[2][2];
   RecordBuffer records_[2];  // records_[i] goes with sets_[i]
   int64_t records_left_ = 0;  // this loop's share of the cap still free
   // Closed model: per-client deltas, double-buffered with the metric sets

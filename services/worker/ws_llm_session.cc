@@ -70,6 +70,7 @@ class WsLlmSession final : public Session,
 
   void OnWsOpen(Clock::time_point now) override {
     M().RecordUs(v1::CONNECT, Micros(now - connect_start_));
+    conversation_on_conn_ = false;  // a new connection: a new conversation on the server
     phase_ = Phase::kSetup;
     const v1::Target& t = shard_->settings().spec.target();
     std::string api_key;
@@ -144,7 +145,7 @@ class WsLlmSession final : public Session,
     kDone,
   };
 
-  metrics::MetricSet& M() { return shard_->metrics(); }
+  metrics::MetricSet& M() { return shard_->metrics(this); }
 
   const ShardSettings& S() const { return shard_->settings(); }
 
@@ -330,6 +331,14 @@ class WsLlmSession final : public Session,
       p.token_delay_ms = absl::ToDoubleMilliseconds(FromProtoDuration(emu.token_delay()));
     }
     phase_ = Phase::kInFlight;
+    // Multi-turn (Target.turns): WS chat keeps the conversation of the
+    // connection on the server; turn 1 of the next one clears it first.
+    if (step_.turn == 1 && conversation_on_conn_ &&
+        client_.dialect() == wsllm::Dialect::kWsChat) {
+      Send(absl::StrCat("{\"type\":\"control\",\"id\":\"", request_id,
+                        "_clear\",\"data\":{\"type\":\"clear_history\"}}"));
+    }
+    conversation_on_conn_ = step_.turn > 0;
     meter_.Begin(step_, Clock::now());
     meter_.SetInputEstimate(prompt.estimated_input_tokens);
     Send(client_.EncodeRequest(p));
@@ -499,6 +508,7 @@ class WsLlmSession final : public Session,
   bool keepalive_ = false;
   bool has_slot_ = false;  // holds one of the loop's connection set-up slots
   bool opened_ = false;
+  bool conversation_on_conn_ = false;  // multi-turn: the server holds one of ours
   bool cancelled_ = false;
   bool done_ = false;
   int failures_in_a_row_ = 0;

@@ -35,6 +35,11 @@ std::optional<EmulatorStats> ParseEmulatorStats(const std::string& body) {
         return std::nullopt;
       }
     }
+    if (const boost::json::value* turns = o.if_contains("conversation_turns")) {
+      for (const boost::json::value& n : turns->at("WS_CHAT").as_array()) {
+        s.ws_chat_turns.push_back(n.to_number<uint64_t>());
+      }
+    }
     const boost::json::object& relayed = o.at("relayed_runs").as_object();
     s.relayed_sent = relayed.at("sent").to_number<uint64_t>();
     s.relayed_received = relayed.at("received").to_number<uint64_t>();

@@ -13,6 +13,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
@@ -32,6 +33,9 @@ struct EmulatorStats {
   // The gaps the process left between consecutive tokens, by protocol name
   // (rebuilt from the bucket list: counts exact, each value its bucket's).
   std::map<std::string, histogram::Histogram> token_gaps;
+  // WS chat user messages by their turn (index 0: turn 1) in the
+  // conversation the emulator kept for their connection.
+  std::vector<uint64_t> ws_chat_turns;
   uint64_t relayed_sent = 0;
   uint64_t relayed_received = 0;
   uint64_t relayed_started = 0;

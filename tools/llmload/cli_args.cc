@@ -465,6 +465,20 @@ const std::vector<FlagSpec>& Flags() {
        [](Options& o, const std::string& v) {
          return ParseOptionalNumber("cancel-after", v, &o.cancel_after_seconds);
        }},
+      {"warmup-requests", nullptr, true,
+       [](Options& o, const std::string& v) {
+         return ParseInteger("warmup-requests", v, &o.warmup_requests);
+       }},
+      {"warmup", nullptr, true,
+       [](Options& o, const std::string& v) {
+         return ParseOptionalNumber("warmup", v, &o.warmup_seconds);
+       }},
+      {"cooldown", nullptr, true,
+       [](Options& o, const std::string& v) {
+         return ParseOptionalNumber("cooldown", v, &o.cooldown_seconds);
+       }},
+      {"turns", nullptr, true,
+       [](Options& o, const std::string& v) { return ParseInteger("turns", v, &o.turns); }},
       {"cancel-seed", nullptr, true,
        [](Options& o, const std::string& v) {
          if (!absl::SimpleAtoi(v, &o.cancel_seed)) {
@@ -995,6 +1009,7 @@ void SetTarget(const Options& o, v1::Target* t) {
     *t->add_prompt_messages() = c;
   }
   t->set_max_tokens(o.max_tokens);
+  t->set_turns(o.turns);
   SetPromptChoice(o, t, /*only_given=*/false);
   t->set_api_key_env(o.api_key_env);
   for (const auto& [name, value] : o.headers) {
@@ -1046,6 +1061,15 @@ void AddVerdictAndRecords(const Options& o, v1::RunSpec* spec) {
       SetDuration(*o.cancel_after_seconds, c->mutable_after());
     }
     c->set_seed(o.cancel_seed);
+  }
+  if (o.warmup_requests != 0) {
+    spec->mutable_warmup()->set_requests(o.warmup_requests);
+  }
+  if (o.warmup_seconds.has_value()) {
+    SetDuration(*o.warmup_seconds, spec->mutable_warmup()->mutable_duration());
+  }
+  if (o.cooldown_seconds.has_value()) {
+    SetDuration(*o.cooldown_seconds, spec->mutable_cooldown()->mutable_duration());
   }
   if (o.records_sample.has_value() || !o.records_file.empty() || o.records_max.has_value()) {
     v1::RecordsSpec* r = spec->mutable_records();
@@ -1137,6 +1161,9 @@ void ApplyFlagsToFileSpec(const Options& o, v1::RunSpec* spec) {
   if (given("max-tokens")) {
     t->set_max_tokens(o.max_tokens);
   }
+  if (given("turns")) {
+    t->set_turns(o.turns);
+  }
   SetPromptChoice(o, t, /*only_given=*/true);
   if (given("api-key-env")) {
     t->set_api_key_env(o.api_key_env);
@@ -1198,6 +1225,12 @@ constexpr FlagPath kFlagPaths[] = {
     {"spec.objectives.e2e", "slo-e2e"},
     {"spec.records.sampleRate", "records-sample"},
     {"spec.records.maxRecords", "records-max"},
+    {"spec.target.turns", "turns"},
+    {"spec.warmup.requests", "warmup-requests"},
+    {"spec.warmup.duration", "warmup"},
+    {"spec.warmup", "warmup"},
+    {"spec.cooldown.duration", "cooldown"},
+    {"spec.cooldown", "cooldown"},
     {"spec.cancellation.share", "cancel"},
     {"spec.cancellation.afterTokens", "cancel-after-tokens"},
     {"spec.cancellation.after", "cancel-after"},
@@ -1388,6 +1421,15 @@ Cancellation (users who close the tab; see README, Cancellation):
   --cancel-after-tokens N   ... once their Nth token arrived
   --cancel-after S     ... S seconds after the send (with both, the first reached)
   --cancel-seed N      which requests: a seeded choice                                 0
+
+Multi-turn conversations (see README, Multi-turn conversations):
+  --turns N            each session holds conversations of N requests (OpenAI,
+                       Anthropic, Gemini resend the history)                           0
+
+Warm-up and cool-down (run, but counted apart; see README):
+  --warmup-requests N  N requests first, split over the clients, on top of the load
+  --warmup S           the requests of the first S seconds
+  --cooldown S         the requests of the last S seconds (--duration loads)
 
 local:
   --workers N          worker processes                         [LLMLOAD_WORKERS]        2

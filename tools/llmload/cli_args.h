@@ -123,6 +123,13 @@ struct Options {
   // and/or seconds, and the choice's seed.
   std::optional<double> cancel_share;
   int32_t cancel_after_tokens = 0;
+  // Multi-turn conversations: requests per conversation (0: single-turn).
+  int32_t turns = 0;
+  // Warm-up (a number of requests, or seconds) and cool-down (seconds):
+  // run but counted apart.
+  int32_t warmup_requests = 0;
+  std::optional<double> warmup_seconds;
+  std::optional<double> cooldown_seconds;
   std::optional<double> cancel_after_seconds;
   uint64_t cancel_seed = 0;
   // compare: exit 1 when a marked regression exceeds this many percent.

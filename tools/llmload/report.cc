@@ -271,6 +271,27 @@ std::string FormatReport(const v1::Run& run) {
                       "usage for those requests.\n");
     }
   }
+  if (const uint64_t warm = CounterValue(st, v1::WARMUP_REQUESTS),
+      cool = CounterValue(st, v1::COOLDOWN_REQUESTS);
+      warm > 0 || cool > 0) {
+    // Run, but in none of the numbers above.
+    absl::StrAppend(&out, "\nWARM-UP AND COOL-DOWN (not counted above):\n  [warmup_requests=", warm,
+                    ", warmup_failed=", CounterValue(st, v1::WARMUP_FAILED),
+                    ", warmup_tokens=", CounterValue(st, v1::WARMUP_TOKENS),
+                    ", cooldown_requests=", cool,
+                    ", cooldown_tokens=", CounterValue(st, v1::COOLDOWN_TOKENS), "]\n");
+  }
+  if (st.turns_size() > 0) {
+    // Multi-turn runs: TTFT against the context each turn carries.
+    absl::StrAppend(&out, "\nBY TURN:\n",
+                    absl::StrFormat("  %6s %9s %12s %10s %10s\n", "turn", "requests",
+                                    "input_mean", "ttft_p50", "ttft_p99"));
+    for (const v1::TurnStats& t : st.turns()) {
+      absl::StrAppend(&out, absl::StrFormat("  %6d %9d %12.1f %10.2f %10.2f\n", t.turn(),
+                                            t.requests(), t.input_tokens_mean(),
+                                            t.ttft().p50_ms(), t.ttft().p99_ms()));
+    }
+  }
   if (const v1::ShardProgress& p = run.progress(); p.batches_rejected() > 0) {
     absl::StrAppend(&out, "\nREJECTED BY THE COLLECTOR (missing from these statistics):\n",
                     "  [batches=", p.batches_rejected(), ", requests=", p.requests_rejected(),

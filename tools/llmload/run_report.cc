@@ -391,6 +391,11 @@ std::string RenderJson(const ReportInput& in) {
       {"offered", a.offered},         {"dropped", a.dropped},
       {"unfinished", a.unfinished},   {"cancelled", a.cancelled},
       {"good", a.good},
+      {"warmup_requests", Counter(st.counters(), v1::WARMUP_REQUESTS)},
+      {"warmup_failed", Counter(st.counters(), v1::WARMUP_FAILED)},
+      {"warmup_tokens", Counter(st.counters(), v1::WARMUP_TOKENS)},
+      {"cooldown_requests", Counter(st.counters(), v1::COOLDOWN_REQUESTS)},
+      {"cooldown_tokens", Counter(st.counters(), v1::COOLDOWN_TOKENS)},
       {"batches", st.batches()},      {"records", st.records()},
       {"records_dropped", st.records_dropped()}};
   for (const auto& [k, v] : counts) {
@@ -435,6 +440,26 @@ std::string RenderJson(const ReportInput& in) {
   j.BeginArray();
   for (const v1::MetricStats& m : st.metrics()) {
     WriteMetric(j, m);
+  }
+  j.EndArray();
+  // Multi-turn runs (spec.target.turns): one entry per turn number.
+  j.Key("turns");
+  j.BeginArray();
+  for (const v1::TurnStats& t : st.turns()) {
+    j.BeginObject();
+    j.Key("turn");
+    j.Int(t.turn());
+    j.Key("requests");
+    j.Uint(t.requests());
+    j.Key("input_tokens");
+    j.Uint(t.input_tokens());
+    j.Key("input_tokens_mean");
+    j.Number(t.input_tokens_mean());
+    j.Key("tokens");
+    j.Uint(t.tokens());
+    j.Key("ttft");
+    WriteMetric(j, t.ttft());
+    j.EndObject();
   }
   j.EndArray();
   j.Key("counters");
