@@ -199,6 +199,9 @@ void IngestPipeline::Process(std::vector<Item>& group) {
   }
 
   const absl::Status stored = to_store.empty() ? absl::OkStatus() : store_->Insert(to_store);
+  if (stored.ok() && !to_store.empty()) {
+    counters_->commits.fetch_add(1, std::memory_order_relaxed);
+  }
   if (!stored.ok()) {
     LLMLOAD_LOG(kError, "Storing batches failed; they are not acked.")
         .Kv("batches", to_store.size())

@@ -45,6 +45,8 @@ struct IngestCounters {
   std::atomic<uint64_t> duplicate{0};
   std::atomic<uint64_t> rejected{0};
   std::atomic<uint64_t> fenced{0};
+  // SQLite transactions that stored batches (group commits).
+  std::atomic<uint64_t> commits{0};
 };
 
 class IngestPipeline {

@@ -326,6 +326,12 @@ std::vector<MetricFamily> MetricsExposition::Collect() const {
   batches.metric.push_back(CounterMetric(
       {{"result", "fenced"}}, counters_->fenced.load(std::memory_order_relaxed)));
   out.push_back(std::move(batches));
+  MetricFamily commits = Family("llmload_collector_commits_total",
+                                "SQLite transactions that stored batches (one per group commit).",
+                                MetricType::Counter);
+  commits.metric.push_back(
+      CounterMetric({}, counters_->commits.load(std::memory_order_relaxed)));
+  out.push_back(std::move(commits));
   return out;
 }
 

@@ -33,6 +33,8 @@
 //   llmload_run_worker_cpu_ratio{worker_id}, llmload_run_worker_loop_lag_seconds{worker_id}
 //                                          each worker's health, latest batch
 //   llmload_collector_batches_total{result}  applied | duplicate | rejected
+//   llmload_collector_commits_total        SQLite transactions that stored
+//                                          batches (group commits)
 //   llmload_collector_runs{state}          live | archived
 //
 // Archived runs (finished, past retention) are not exposed. Label values are

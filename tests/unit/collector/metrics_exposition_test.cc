@@ -166,9 +166,10 @@ TEST(MetricsExpositionEmptyTest, OnlyOwnCountersWithoutRuns) {
   IngestCounters counters;
   MetricsExposition exposition(&registry, &counters);
   const auto families = exposition.Collect();
-  ASSERT_EQ(families.size(), 2u);
+  ASSERT_EQ(families.size(), 3u);
   EXPECT_EQ(families[0].name, "llmload_collector_runs");
   EXPECT_EQ(families[1].name, "llmload_collector_batches_total");
+  EXPECT_EQ(families[2].name, "llmload_collector_commits_total");
 }
 
 TEST_F(MetricsExpositionTest, ClassicHistogramsAreCumulativeAndMatchTheCount) {
