@@ -329,11 +329,30 @@ int main(int argc, char** argv) {
   std::filesystem::remove(path + "-shm");
 
   // ---- 3. memory ----
-  auto stats = registry.GetRunStats("run-1", false, true);
-  std::printf("memory after %d s: +%.1f MB resident, sparse state %.1f MB (%d windows)\n",
+  // The per-worker sets are bounded (compacted); the 1 s windows grow with
+  // the run until ten minutes, then age into coarser ones.
+  size_t worker_bytes = 0;
+  size_t window_bytes = 0;
+  size_t windows = 0;
+  registry.ForEachRun([&](const std::string&, const llmload::collector::RunState& run) {
+    window_bytes += run.windows.Bytes();
+    windows += run.windows.NumWindows();
+    for (const auto& [id, w] : run.workers) {
+      worker_bytes += w.metrics.Bytes();
+    }
+  });
+  std::printf("memory after %d s: +%.1f MB resident; sparse state: workers %.1f MB, %zu "
+              "windows %.1f MB (%.2f MB each)\n",
               seconds, static_cast<double>(rss_after - rss_before) / 1e6,
-              static_cast<double>(registry.SparseBytes()) / 1e6,
-              stats.ok() ? stats->windows_size() : -1);
+              static_cast<double>(worker_bytes) / 1e6, windows,
+              static_cast<double>(window_bytes) / 1e6,
+              static_cast<double>(window_bytes) / 1e6 / static_cast<double>(std::max<size_t>(1, windows)));
+  if (seconds < 600) {
+    std::printf("  extrapolated to 600 s (one more 1 s window a second): sparse state %.0f MB\n",
+                (static_cast<double>(worker_bytes) +
+                 static_cast<double>(window_bytes) * 600.0 / static_cast<double>(std::max<size_t>(1, windows))) /
+                    1e6);
+  }
 
   // ---- 4. /metrics ----
   const int scrapes = 3;
