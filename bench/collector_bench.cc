@@ -341,17 +341,16 @@ int main(int argc, char** argv) {
       worker_bytes += w.metrics.Bytes();
     }
   });
+  const double per_window =
+      static_cast<double>(window_bytes) / static_cast<double>(std::max<size_t>(1, windows));
   std::printf("memory after %d s: +%.1f MB resident; sparse state: workers %.1f MB, %zu "
               "windows %.1f MB (%.2f MB each)\n",
               seconds, static_cast<double>(rss_after - rss_before) / 1e6,
               static_cast<double>(worker_bytes) / 1e6, windows,
-              static_cast<double>(window_bytes) / 1e6,
-              static_cast<double>(window_bytes) / 1e6 / static_cast<double>(std::max<size_t>(1, windows)));
+              static_cast<double>(window_bytes) / 1e6, per_window / 1e6);
   if (seconds < 600) {
     std::printf("  extrapolated to 600 s (one more 1 s window a second): sparse state %.0f MB\n",
-                (static_cast<double>(worker_bytes) +
-                 static_cast<double>(window_bytes) * 600.0 / static_cast<double>(std::max<size_t>(1, windows))) /
-                    1e6);
+                (static_cast<double>(worker_bytes) + 600.0 * per_window) / 1e6);
   }
 
   // ---- 4. /metrics ----

@@ -5,7 +5,8 @@
 // decodes and validates each batch once (RunRegistry::Decode), answers
 // duplicates and invalid batches, stores the rest in one transaction (group
 // commit), merges what was decoded into the RunRegistry, and only then
-// calls each batch's callback with its ack. An ack therefore always means "durable and applied" (or "already applied", or "rejected").
+// calls each batch's callback with its ack. An ack therefore always means
+// "durable and applied" (or "already applied", or "rejected").
 //
 //   IngestPipeline pipeline(&store, &registry, &counters);
 //   pipeline.Submit(std::move(batch), [](absl::StatusOr<v1::IngestAck> ack) { ... });
