@@ -204,7 +204,9 @@ std::string Histogram::Encode() const {
   return out;
 }
 
-absl::Status Histogram::MergeEncoded(std::string_view in) {
+absl::Status Histogram::DecodeSparse(std::string_view in, SparseDecoded* out) {
+  out->entries.clear();
+  out->count = out->min = out->max = out->sum = out->saturated = 0;
   if (in.empty()) {
     return absl::InvalidArgumentError("histogram encoding is empty");
   }
@@ -219,7 +221,7 @@ absl::Status Histogram::MergeEncoded(std::string_view in) {
   if (nonempty > NumBuckets()) {
     return absl::DataLossError("histogram encoding has more buckets than exist");
   }
-  std::vector<std::pair<size_t, uint64_t>> entries;
+  std::vector<std::pair<uint32_t, uint64_t>>& entries = out->entries;
   entries.reserve(nonempty);
   uint64_t next = 0;
   uint64_t total = 0;
@@ -238,7 +240,7 @@ absl::Status Histogram::MergeEncoded(std::string_view in) {
     if (AddOverflows(total, count)) {
       return absl::DataLossError("histogram count overflows");
     }
-    const size_t index = static_cast<size_t>(next + gap);
+    const auto index = static_cast<uint32_t>(next + gap);
     entries.emplace_back(index, count);
     total += count;
     next = index + 1;
@@ -291,24 +293,45 @@ absl::Status Histogram::MergeEncoded(std::string_view in) {
   if (sum < lo || sum > hi) {
     return absl::DataLossError("histogram sum disagrees with its buckets, min and max");
   }
-  if (AddOverflows(count_, total) || AddOverflows(sum_, sum)) {
+  out->count = total;
+  out->min = min;
+  out->max = max;
+  out->sum = sum;
+  out->saturated = saturated;
+  return absl::OkStatus();
+}
+
+absl::Status Histogram::MergeDecoded(const SparseDecoded& d) {
+  if (d.count == 0) {
+    return absl::OkStatus();
+  }
+  if (AddOverflows(count_, d.count) || AddOverflows(sum_, d.sum)) {
     return absl::DataLossError("merging the histogram would overflow");
   }
-  for (const auto& [index, count] : entries) {
+  for (const auto& [index, count] : d.entries) {
     if (AddOverflows(counts_[index], count)) {
       return absl::DataLossError("merging the histogram would overflow a bucket");
     }
   }
-  // Validated: apply.
-  for (const auto& [index, count] : entries) {
+  // Checked: apply.
+  for (const auto& [index, count] : d.entries) {
     counts_[index] += count;
   }
-  min_ = count_ == 0 ? min : std::min(min_, min);
-  max_ = std::max(max_, max);
-  count_ += total;
-  sum_ += sum;
-  saturated_ += saturated;
+  min_ = count_ == 0 ? d.min : std::min(min_, d.min);
+  max_ = std::max(max_, d.max);
+  count_ += d.count;
+  sum_ += d.sum;
+  saturated_ += d.saturated;
   return absl::OkStatus();
+}
+
+absl::Status Histogram::MergeEncoded(std::string_view in) {
+  // One scratch per thread: decoding allocates nothing once it has grown.
+  thread_local SparseDecoded decoded;
+  if (absl::Status s = DecodeSparse(in, &decoded); !s.ok()) {
+    return s;
+  }
+  return MergeDecoded(decoded);
 }
 
 absl::StatusOr<Histogram> Histogram::Decode(std::string_view encoded) {

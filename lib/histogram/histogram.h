@@ -25,11 +25,24 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 
 namespace llmload::histogram {
+
+// A validated sparse encoding, decoded: the non-empty buckets in increasing
+// index order and the totals (see Histogram::DecodeSparse).
+struct SparseDecoded {
+  std::vector<std::pair<uint32_t, uint64_t>> entries;  // (bucket index, count)
+  uint64_t count = 0;
+  uint64_t min = 0;
+  uint64_t max = 0;
+  uint64_t sum = 0;
+  uint64_t saturated = 0;
+};
 
 class Histogram {
  public:
@@ -87,6 +100,14 @@ class Histogram {
   // INVALID_ARGUMENT / DATA_LOSS and leaves *this unchanged.
   absl::Status MergeEncoded(std::string_view encoded);
   static absl::StatusOr<Histogram> Decode(std::string_view encoded);
+  // Decodes and fully validates an encoding (every check MergeEncoded makes
+  // but the overflow of a merge) without a dense array: a batch is decoded
+  // once and then merged anywhere with MergeDecoded. On error *out is
+  // unspecified.
+  static absl::Status DecodeSparse(std::string_view encoded, SparseDecoded* out);
+  // Adds a DecodeSparse result. DATA_LOSS and *this unchanged when a total
+  // or bucket would overflow.
+  absl::Status MergeDecoded(const SparseDecoded& decoded);
 
   friend bool operator==(const Histogram& a, const Histogram& b);
 

@@ -132,7 +132,9 @@ absl::Status CollectorServer::Start(const CollectorConfig& config,
                                                     scheduler_.get(), options);
 
   if (!config.metrics_address.empty()) {
-    exposition_ = std::make_shared<MetricsExposition>(&registry_, &counters_);
+    MetricsExposition::Options exposition_options;
+    exposition_options.worker_label = config.metrics_worker_label;
+    exposition_ = std::make_shared<MetricsExposition>(&registry_, &counters_, exposition_options);
     try {
       exposer_ = std::make_unique<prometheus::Exposer>(config.metrics_address);
     } catch (const std::exception& e) {

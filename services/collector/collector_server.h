@@ -43,6 +43,9 @@ struct CollectorConfig {
   std::string grpc_address = "0.0.0.0:50052";
   // host:port of the Prometheus /metrics endpoint; empty disables it.
   std::string metrics_address = "0.0.0.0:9102";
+  // Classic histograms on /metrics per worker (worker_id label) or, false,
+  // per run only.
+  bool metrics_worker_label = true;
   std::string db_path = "collector.db";
   // Most batches committed in one SQLite transaction.
   size_t max_group_commit = IngestPipeline::kDefaultMaxGroup;

@@ -4,6 +4,7 @@
 #include <string>
 #include <tuple>
 #include <utility>
+#include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
@@ -163,14 +164,24 @@ void IngestPipeline::Process(std::vector<Item>& group) {
   absl::flat_hash_set<std::tuple<std::string, std::string, uint64_t, uint64_t>> keys;
   // Per-request records this group adds per run, against the run's cap.
   absl::flat_hash_map<std::string, uint64_t> room;
+  // Each batch is decoded (and fully validated) once, here; the check before
+  // the commit and the merge after it use what was decoded.
+  std::vector<std::optional<DecodedBatch>> decoded(group.size());
 
   for (size_t i = 0; i < group.size(); ++i) {
     const v1::SampleBatch& batch = group[i].batch;
     Plan plan{Kind::kStore, AckFor(batch)};
-    // Only this thread applies, so what Check accepts now, Apply accepts
-    // after the commit (but for an overflow two batches of one group cause
-    // together, handled below).
-    if (absl::StatusOr<ApplyResult> check = registry_->Check(batch); !check.ok()) {
+    absl::StatusOr<ApplyResult> check = absl::UnknownError("not checked");
+    if (absl::StatusOr<DecodedBatch> d = RunRegistry::Decode(batch); d.ok()) {
+      decoded[i].emplace(*std::move(d));
+      // Only this thread applies, so what Check accepts now, Apply accepts
+      // after the commit (but for an overflow two batches of one group cause
+      // together, handled below).
+      check = registry_->Check(*decoded[i]);
+    } else {
+      check = d.status();
+    }
+    if (!check.ok()) {
       plan.kind = Kind::kRejected;
       plan.ack.set_error(std::string(check.status().message()));
     } else if (*check == ApplyResult::kDuplicate) {
@@ -188,6 +199,9 @@ void IngestPipeline::Process(std::vector<Item>& group) {
   }
 
   const absl::Status stored = to_store.empty() ? absl::OkStatus() : store_->Insert(to_store);
+  if (stored.ok() && !to_store.empty()) {
+    counters_->commits.fetch_add(1, std::memory_order_relaxed);
+  }
   if (!stored.ok()) {
     LLMLOAD_LOG(kError, "Storing batches failed; they are not acked.")
         .Kv("batches", to_store.size())
@@ -235,7 +249,9 @@ void IngestPipeline::Process(std::vector<Item>& group) {
                                            std::string(stored.message()));
           break;
         }
-        if (absl::StatusOr<ApplyResult> r = registry_->Apply(batch); !r.ok()) {
+        // kStore only for a batch that decoded; dropping records (CapRecords)
+        // left its histograms and counters as decoded.
+        if (absl::StatusOr<ApplyResult> r = registry_->Apply(*decoded[i]); !r.ok()) {
           // Stored but not applicable (its totals overflow together with an
           // earlier batch of this group): rejected, as a replay will find.
           counters_->rejected.fetch_add(1, std::memory_order_relaxed);

@@ -2,10 +2,11 @@
 //
 // The collector's write path, off the gRPC threads: Ingest reactors Submit
 // each batch they read; one writer thread takes what is queued (a group),
-// validates each batch, answers duplicates and invalid batches, stores the
-// rest in one transaction (group commit), applies them to the RunRegistry,
-// and only then calls each batch's callback with its ack. An ack therefore
-// always means "durable and applied" (or "already applied", or "rejected").
+// decodes and validates each batch once (RunRegistry::Decode), answers
+// duplicates and invalid batches, stores the rest in one transaction (group
+// commit), merges what was decoded into the RunRegistry, and only then
+// calls each batch's callback with its ack. An ack therefore always means
+// "durable and applied" (or "already applied", or "rejected").
 //
 //   IngestPipeline pipeline(&store, &registry, &counters);
 //   pipeline.Submit(std::move(batch), [](absl::StatusOr<v1::IngestAck> ack) { ... });
@@ -45,6 +46,8 @@ struct IngestCounters {
   std::atomic<uint64_t> duplicate{0};
   std::atomic<uint64_t> rejected{0};
   std::atomic<uint64_t> fenced{0};
+  // SQLite transactions that stored batches (group commits).
+  std::atomic<uint64_t> commits{0};
 };
 
 class IngestPipeline {

@@ -22,6 +22,11 @@ ABSL_FLAG(std::string, metrics_address,
           llmload::EnvOr("LLMLOAD_COLLECTOR_METRICS_ADDRESS", "0.0.0.0:9102"),
           "host:port of the Prometheus /metrics endpoint; empty disables it "
           "(env LLMLOAD_COLLECTOR_METRICS_ADDRESS).");
+ABSL_FLAG(bool, metrics_worker_label,
+          llmload::EnvOr("LLMLOAD_COLLECTOR_METRICS_WORKER_LABEL", true),
+          "Classic latency histograms on /metrics per worker (worker_id label); false keeps "
+          "one series per run, for fleets whose per-worker series would be too many for "
+          "Prometheus (env LLMLOAD_COLLECTOR_METRICS_WORKER_LABEL).");
 ABSL_FLAG(std::string, db_path, llmload::EnvOr("LLMLOAD_COLLECTOR_DB", "collector.db"),
           "SQLite database holding every ingested batch (env LLMLOAD_COLLECTOR_DB).");
 ABSL_FLAG(int32_t, shutdown_grace_ms,
@@ -73,6 +78,7 @@ int main(int argc, char** argv) {
   config.grpc_address = absl::GetFlag(FLAGS_grpc_address);
   config.metrics_address = absl::GetFlag(FLAGS_metrics_address);
   config.db_path = absl::GetFlag(FLAGS_db_path);
+  config.metrics_worker_label = absl::GetFlag(FLAGS_metrics_worker_label);
   const int32_t grace_ms = absl::GetFlag(FLAGS_shutdown_grace_ms);
   const int32_t max_group = absl::GetFlag(FLAGS_max_group_commit);
   const int32_t max_in_flight = absl::GetFlag(FLAGS_max_in_flight_per_stream);

@@ -6,6 +6,7 @@
 #include <string>
 #include <utility>
 
+#include "lib/histogram/histogram.h"
 #include "lib/metrics/metrics.h"
 
 namespace llmload::collector {
@@ -86,44 +87,91 @@ ClientMetric GaugeMetric(std::vector<ClientMetric::Label> labels, double value) 
 
 }  // namespace
 
+namespace {
+
+// Counts of each `le` bucket (not yet cumulative) of one histogram whose
+// exact min and max are known: a sample counts in the first bucket whose
+// bound is >= the value Percentile reports for it (its bucket's midpoint
+// clamped to [min, max]).
+class LeBinner {
+ public:
+  LeBinner(uint64_t min, uint64_t max) : min_(min), max_(max) {}
+  void Add(size_t index, uint64_t count) {
+    const uint64_t value = std::clamp(histogram::Histogram::BucketValue(index), min_, max_);
+    size_t le = 0;
+    while (le < kLeSeconds.size() &&
+           static_cast<double>(value) > kLeSeconds[le] * kMicrosPerSecond) {
+      ++le;
+    }
+    if (le < kLeSeconds.size()) {
+      per_le_[le] += count;
+    }
+  }
+  ClientMetric::Histogram Finish(uint64_t count, uint64_t sum) const {
+    ClientMetric::Histogram out;
+    out.sample_count = count;
+    out.sample_sum = static_cast<double>(sum) / kMicrosPerSecond;
+    uint64_t cumulative = 0;
+    for (size_t k = 0; k < kLeSeconds.size(); ++k) {
+      cumulative += per_le_[k];
+      out.bucket.push_back({cumulative, kLeSeconds[k]});
+    }
+    out.bucket.push_back({count, std::numeric_limits<double>::infinity()});
+    return out;
+  }
+
+ private:
+  uint64_t min_;
+  uint64_t max_;
+  std::array<uint64_t, kLeSeconds.size()> per_le_{};
+};
+
+}  // namespace
+
 ClientMetric::Histogram ClassicHistogram(const histogram::Histogram& h) {
   using histogram::Histogram;
-  ClientMetric::Histogram out;
-  out.sample_count = h.Count();
-  out.sample_sum = static_cast<double>(h.Sum()) / kMicrosPerSecond;
-  std::array<uint64_t, kLeSeconds.size()> per_le{};
+  LeBinner binner(h.Min(), h.Max());
   if (!h.Empty()) {
-    const size_t first = Histogram::BucketIndex(h.Min());
     const size_t last = Histogram::BucketIndex(h.Max());
-    size_t le = 0;
-    for (size_t i = first; i <= last; ++i) {
-      const uint64_t count = h.CountAt(i);
-      if (count == 0) {
-        continue;
-      }
-      // The value Percentile reports for this bucket.
-      const uint64_t value = std::clamp(Histogram::BucketValue(i), h.Min(), h.Max());
-      while (le < kLeSeconds.size() &&
-             static_cast<double>(value) > kLeSeconds[le] * kMicrosPerSecond) {
-        ++le;
-      }
-      if (le < kLeSeconds.size()) {
-        per_le[le] += count;
+    for (size_t i = Histogram::BucketIndex(h.Min()); i <= last; ++i) {
+      if (const uint64_t count = h.CountAt(i); count != 0) {
+        binner.Add(i, count);
       }
     }
   }
-  uint64_t cumulative = 0;
-  for (size_t k = 0; k < kLeSeconds.size(); ++k) {
-    cumulative += per_le[k];
-    out.bucket.push_back({cumulative, kLeSeconds[k]});
-  }
-  out.bucket.push_back({h.Count(), std::numeric_limits<double>::infinity()});
-  return out;
+  return binner.Finish(h.Count(), h.Sum());
 }
 
-namespace {
+ClientMetric::Histogram ClassicHistogram(const SparseHistogram& h) {
+  // Straight from the encoded parts: no dense array to clear and scan, so a
+  // scrape costs what the workers' non-empty buckets cost.
+  thread_local std::vector<histogram::SparseDecoded> parts;
+  parts.resize(h.parts().size());
+  uint64_t min = std::numeric_limits<uint64_t>::max();
+  uint64_t max = 0;
+  uint64_t count = 0;
+  uint64_t sum = 0;
+  for (size_t i = 0; i < parts.size(); ++i) {
+    // Every part was validated on the way in (or produced by Encode).
+    if (!histogram::Histogram::DecodeSparse(h.parts()[i], &parts[i]).ok() ||
+        parts[i].count == 0) {
+      parts[i].entries.clear();
+      continue;
+    }
+    min = std::min(min, parts[i].min);
+    max = std::max(max, parts[i].max);
+    count += parts[i].count;
+    sum += parts[i].sum;
+  }
+  LeBinner binner(count == 0 ? 0 : min, max);
+  for (const histogram::SparseDecoded& part : parts) {
+    for (const auto& [index, n] : part.entries) {
+      binner.Add(index, n);
+    }
+  }
+  return binner.Finish(count, sum);
+}
 
-}  // namespace
 
 std::vector<MetricFamily> MetricsExposition::Collect() const {
   const auto& all_metrics = metrics::AllMetrics();
@@ -191,10 +239,24 @@ std::vector<MetricFamily> MetricsExposition::Collect() const {
       if (h.Empty()) {
         continue;
       }
-      ClientMetric hm;
-      hm.label = labels;
-      hm.histogram = ClassicHistogram(h);
-      classic[i].metric.push_back(std::move(hm));
+      if (options_.worker_label) {
+        // One series per worker; sum by (le) gives the run's.
+        for (const auto& [worker_id, w] : run.workers) {
+          const SparseHistogram& wh = w.metrics.Hist(all_metrics[i]);
+          if (wh.Empty()) {
+            continue;
+          }
+          ClientMetric hm;
+          hm.label = With(labels, "worker_id", worker_id);
+          hm.histogram = ClassicHistogram(wh);
+          classic[i].metric.push_back(std::move(hm));
+        }
+      } else {
+        ClientMetric hm;
+        hm.label = labels;
+        hm.histogram = ClassicHistogram(h);
+        classic[i].metric.push_back(std::move(hm));
+      }
       ClientMetric cm;
       cm.label = labels;
       cm.summary.sample_count = h.Count();
@@ -264,6 +326,12 @@ std::vector<MetricFamily> MetricsExposition::Collect() const {
   batches.metric.push_back(CounterMetric(
       {{"result", "fenced"}}, counters_->fenced.load(std::memory_order_relaxed)));
   out.push_back(std::move(batches));
+  MetricFamily commits = Family("llmload_collector_commits_total",
+                                "SQLite transactions that stored batches (one per group commit).",
+                                MetricType::Counter);
+  commits.metric.push_back(
+      CounterMetric({}, counters_->commits.load(std::memory_order_relaxed)));
+  out.push_back(std::move(commits));
   return out;
 }
 

@@ -12,10 +12,14 @@
 //       session_setup, ttft, itl, tpot, e2e, request, ttft_service,
 //       e2e_service, chunk_gap): quantiles 0.5 0.9 0.95 0.99 0.999 of the
 //       merged histogram, exactly GetRunStats' values, _sum and _count.
-//   llmload_<metric>_histogram_seconds{le} classic histogram of the same
-//       samples in fixed buckets (0.5 ms .. 120 s, +Inf; a sample counts in
-//       the first bucket whose bound is >= the value Percentile reports for
-//       it), for histogram_quantile and heatmaps across collectors.
+//   llmload_<metric>_histogram_seconds{worker_id,le} classic histogram of
+//       the same samples in fixed buckets (0.5 ms .. 120 s, +Inf; a sample
+//       counts in the first bucket whose bound is >= the value Percentile
+//       reports for it, within the series' own min and max), for
+//       histogram_quantile and heatmaps across collectors: one series per
+//       worker of the run (sum by (le) is the run's), or with
+//       Options::worker_label false one per run, without worker_id, for
+//       fleets where per-worker series would be too many for Prometheus.
 //   llmload_requests_total{outcome}        ok or a failure class
 //   llmload_tokens_total, llmload_bytes_received_total,
 //   llmload_bytes_sent_total, llmload_sessions_opened_total,
@@ -29,6 +33,8 @@
 //   llmload_run_worker_cpu_ratio{worker_id}, llmload_run_worker_loop_lag_seconds{worker_id}
 //                                          each worker's health, latest batch
 //   llmload_collector_batches_total{result}  applied | duplicate | rejected
+//   llmload_collector_commits_total        SQLite transactions that stored
+//                                          batches (group commits)
 //   llmload_collector_runs{state}          live | archived
 //
 // Archived runs (finished, past retention) are not exposed. Label values are
@@ -50,12 +56,23 @@ namespace llmload::collector {
 
 // The classic histogram of `h` (microseconds) in seconds (for tests).
 prometheus::ClientMetric::Histogram ClassicHistogram(const histogram::Histogram& h);
+// The same from a sparse histogram's encoded parts, without a dense array
+// (equal to ClassicHistogram(h.ToDense())).
+prometheus::ClientMetric::Histogram ClassicHistogram(const SparseHistogram& h);
 
 class MetricsExposition final : public prometheus::Collectable {
  public:
+  struct Options {
+    // Classic histograms per worker (worker_id label) rather than per run
+    // (llmload-collector --metrics-worker-label).
+    bool worker_label = true;
+  };
+
   // Both must outlive this object (and its registration with an Exposer).
   MetricsExposition(const RunRegistry* registry, const IngestCounters* counters)
-      : registry_(registry), counters_(counters) {}
+      : MetricsExposition(registry, counters, Options()) {}
+  MetricsExposition(const RunRegistry* registry, const IngestCounters* counters, Options options)
+      : registry_(registry), counters_(counters), options_(options) {}
 
   // prometheus::Collectable
   std::vector<prometheus::MetricFamily> Collect() const override;
@@ -63,6 +80,7 @@ class MetricsExposition final : public prometheus::Collectable {
  private:
   const RunRegistry* const registry_;
   const IngestCounters* const counters_;
+  const Options options_;
 };
 
 }  // namespace llmload::collector

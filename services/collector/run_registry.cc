@@ -128,23 +128,6 @@ v1::SealedShard Describe(const v1::SealShardRequest& request, const StreamState&
   return out;
 }
 
-// Merges a checked batch's deltas into `set`: sparse, bucket by bucket, so
-// no dense scratch histogram is needed.
-absl::Status MergeValidated(const v1::SampleBatch& batch, metrics::MetricSet& set) {
-  for (const v1::HistogramDelta& d : batch.histograms()) {
-    if (d.has_turn()) {
-      continue;  // per-turn (RunState::turns)
-    }
-    if (absl::Status s = set.Hist(d.metric()).MergeEncoded(d.encoded()); !s.ok()) {
-      return s;
-    }
-  }
-  for (const v1::CounterDelta& d : batch.counters()) {
-    set.Add(d.counter(), d.value());
-  }
-  return absl::OkStatus();
-}
-
 double PerSecond(uint64_t n, double seconds) {
   return seconds > 0 ? static_cast<double>(n) / seconds : 0.0;
 }
@@ -226,73 +209,65 @@ double RunState::DurationSeconds() const {
   return static_cast<double>(last_interval_end_us - first_interval_start_us) / 1e6;
 }
 
-absl::Status RunRegistry::Decode(const v1::SampleBatch& batch, Totals* totals) {
+absl::StatusOr<DecodedBatch> RunRegistry::Decode(const v1::SampleBatch& batch) {
   if (absl::Status s = CheckFields(batch); !s.ok()) {
     return s;
   }
-  // Each delta is decoded into a per-thread dense scratch histogram
-  // (MergeEncoded validates everything before it changes anything), and only
-  // the histograms touched are cleared afterwards: no dense MetricSet is
-  // allocated per batch.
-  thread_local std::array<histogram::Histogram, metrics::kNumMetrics> scratch;
-  std::array<bool, metrics::kNumMetrics> touched{};
-  std::array<uint64_t, metrics::kNumCounters> counters{};
-  absl::Status s;
-  if (metrics::TurnTable turns; batch.histograms_size() > 0) {
-    s = turns.MergeBatch(batch);  // the per-turn deltas (multi-turn runs)
-  }
-  for (const v1::HistogramDelta& d : batch.histograms()) {
-    if (!s.ok()) {
-      break;
+  // The per-turn deltas of a multi-turn run are checked apart (their own
+  // table, RunState::turns).
+  if (batch.histograms_size() > 0) {
+    metrics::TurnTable turns;
+    if (absl::Status s = turns.MergeBatch(batch); !s.ok()) {
+      return s;
     }
+  }
+  // Each delta is decoded once into a sparse bucket list, fully validated;
+  // the totals of a metric sent in several deltas must not overflow either.
+  DecodedBatch out(batch);
+  BatchTotals& totals = out.totals_;
+  constexpr uint64_t kMax = std::numeric_limits<uint64_t>::max();
+  out.deltas_.reserve(static_cast<size_t>(batch.histograms_size()));
+  for (const v1::HistogramDelta& d : batch.histograms()) {
     if (d.has_turn()) {
       continue;
     }
     const int m = d.metric();
     if (m <= 0 || m >= metrics::kNumMetrics) {
-      s = absl::InvalidArgumentError("batch names an unknown metric");
-      break;
+      return absl::InvalidArgumentError("batch names an unknown metric");
     }
-    touched[m] = true;
-    if (absl::Status e = scratch[m].MergeEncoded(d.encoded()); !e.ok()) {
-      s = absl::Status(e.code(), std::string(metrics::MetricName(static_cast<v1::Metric>(m))) +
-                                     ": " + std::string(e.message()));
-      break;
+    const std::string name(metrics::MetricName(static_cast<v1::Metric>(m)));
+    histogram::SparseDecoded decoded;
+    if (absl::Status e = histogram::Histogram::DecodeSparse(d.encoded(), &decoded); !e.ok()) {
+      return absl::Status(e.code(), name + ": " + std::string(e.message()));
     }
+    if (totals.count[m] > kMax - decoded.count || totals.sum[m] > kMax - decoded.sum ||
+        totals.saturated[m] > kMax - decoded.saturated) {
+      return absl::DataLossError(name + ": merging the histogram would overflow");
+    }
+    totals.count[m] += decoded.count;
+    totals.sum[m] += decoded.sum;
+    totals.saturated[m] += decoded.saturated;
+    out.deltas_.emplace_back(static_cast<v1::Metric>(m), std::move(decoded));
   }
   for (const v1::CounterDelta& d : batch.counters()) {
-    if (!s.ok()) {
-      break;
-    }
     const int c = d.counter();
     if (c <= 0 || c >= metrics::kNumCounters) {
-      s = absl::InvalidArgumentError("batch names an unknown counter");
-    } else if (counters[c] > std::numeric_limits<uint64_t>::max() - d.value()) {
-      s = absl::DataLossError("batch counter overflows");
-    } else {
-      counters[c] += d.value();
+      return absl::InvalidArgumentError("batch names an unknown counter");
     }
-  }
-  if (s.ok() && totals != nullptr) {
-    for (int m = 1; m < metrics::kNumMetrics; ++m) {
-      totals->count[m] = scratch[m].Count();
-      totals->sum[m] = scratch[m].Sum();
-      totals->saturated[m] = scratch[m].Saturated();
+    if (totals.counters[c] > kMax - d.value()) {
+      return absl::DataLossError("batch counter overflows");
     }
-    totals->counters = counters;
+    totals.counters[c] += d.value();
   }
-  for (int m = 1; m < metrics::kNumMetrics; ++m) {
-    if (touched[m]) {
-      scratch[m].Reset();
-    }
-  }
-  return s;
+  return out;
 }
 
-absl::Status RunRegistry::Validate(const v1::SampleBatch& batch) { return Decode(batch, nullptr); }
+absl::Status RunRegistry::Validate(const v1::SampleBatch& batch) {
+  return Decode(batch).status();
+}
 
 absl::StatusOr<ApplyResult> RunRegistry::CheckLocked(const v1::SampleBatch& batch,
-                                                     const Totals& totals) const {
+                                                     const BatchTotals& totals) const {
   auto run = runs_.find(batch.run_id());
   if (run == runs_.end()) {
     return ApplyResult::kApplied;
@@ -332,12 +307,16 @@ absl::StatusOr<ApplyResult> RunRegistry::CheckLocked(const v1::SampleBatch& batc
 }
 
 absl::StatusOr<ApplyResult> RunRegistry::Check(const v1::SampleBatch& batch) const {
-  Totals totals;
-  if (absl::Status s = Decode(batch, &totals); !s.ok()) {
-    return s;
+  absl::StatusOr<DecodedBatch> decoded = Decode(batch);
+  if (!decoded.ok()) {
+    return decoded.status();
   }
+  return Check(*decoded);
+}
+
+absl::StatusOr<ApplyResult> RunRegistry::Check(const DecodedBatch& decoded) const {
   absl::ReaderMutexLock lock(&mu_);
-  return CheckLocked(batch, totals);
+  return CheckLocked(decoded.batch(), decoded.totals());
 }
 
 bool RunRegistry::Contains(std::string_view run_id, std::string_view worker_id,
@@ -357,10 +336,16 @@ bool RunRegistry::Contains(std::string_view run_id, std::string_view worker_id,
 
 absl::StatusOr<ApplyResult> RunRegistry::Apply(const v1::SampleBatch& batch) {
   // Decode before taking the lock: readers wait only for the merge.
-  Totals totals;
-  if (absl::Status s = Decode(batch, &totals); !s.ok()) {
-    return s;
+  absl::StatusOr<DecodedBatch> decoded = Decode(batch);
+  if (!decoded.ok()) {
+    return decoded.status();
   }
+  return Apply(*decoded);
+}
+
+absl::StatusOr<ApplyResult> RunRegistry::Apply(const DecodedBatch& decoded) {
+  const v1::SampleBatch& batch = decoded.batch();
+  const BatchTotals& totals = decoded.totals();
   absl::MutexLock lock(&mu_);
   if (absl::StatusOr<ApplyResult> check = CheckLocked(batch, totals);
       !check.ok() || *check != ApplyResult::kApplied) {
@@ -375,7 +360,12 @@ absl::StatusOr<ApplyResult> RunRegistry::Apply(const v1::SampleBatch& batch) {
   // Checked: decodable, and no total can overflow (bucket counts are bounded
   // by the count; a worker's totals by its run's), so these cannot fail and
   // the batch is applied whole.
-  (void)MergeValidated(batch, *run.merged);
+  for (const auto& [metric, delta] : decoded.deltas_) {
+    (void)run.merged->Hist(metric).MergeDecoded(delta);
+  }
+  for (const v1::CounterDelta& d : batch.counters()) {
+    run.merged->Add(d.counter(), d.value());
+  }
   (void)run.turns.MergeBatch(batch);
   worker.metrics.AddBatch(batch, totals.count);
   run.windows.Add(batch, totals.count);

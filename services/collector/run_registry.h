@@ -42,6 +42,8 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/functional/function_ref.h"
@@ -71,6 +73,33 @@ class SequenceSet {
  private:
   uint64_t watermark_ = 0;
   absl::flat_hash_set<uint64_t> above_;
+};
+
+// Per-metric and per-counter totals of one batch.
+struct BatchTotals {
+  std::array<uint64_t, metrics::kNumMetrics> count{};
+  std::array<uint64_t, metrics::kNumMetrics> sum{};
+  std::array<uint64_t, metrics::kNumMetrics> saturated{};
+  std::array<uint64_t, metrics::kNumCounters> counters{};
+};
+
+// A batch validated and decoded once (RunRegistry::Decode): its histogram
+// deltas as sparse bucket lists and its totals, so checking it, merging it
+// into the run's dense histograms and checking again inside Apply never
+// decode its encodings again. Refers to the batch, which must outlive it and
+// keep its histograms and counters unchanged (dropping records is fine).
+class DecodedBatch {
+ public:
+  const v1::SampleBatch& batch() const { return *batch_; }
+  const BatchTotals& totals() const { return totals_; }
+
+ private:
+  friend class RunRegistry;
+  explicit DecodedBatch(const v1::SampleBatch& batch) : batch_(&batch) {}
+
+  const v1::SampleBatch* batch_;
+  std::vector<std::pair<v1::Metric, histogram::SparseDecoded>> deltas_;
+  BatchTotals totals_;
 };
 
 // kFenced: the batch's shard stream was sealed; it is not applied.
@@ -162,10 +191,13 @@ class RunRegistry {
   RunRegistry& operator=(const RunRegistry&) = delete;
 
   // Checks a batch without applying it: non-empty, bounded ids, sequence >=
-  // 1, a sane interval and gauge, and histogram deltas that decode (via
-  // MetricSet::MergeBatch on a scratch set). INVALID_ARGUMENT or DATA_LOSS
-  // naming the problem.
+  // 1, a sane interval and gauge, and histogram deltas that decode (each
+  // fully validated by Histogram::DecodeSparse). INVALID_ARGUMENT or
+  // DATA_LOSS naming the problem.
   static absl::Status Validate(const v1::SampleBatch& batch);
+  // Validate, keeping what was decoded for Check and Apply: the only place a
+  // batch's histogram encodings are decoded on the way in.
+  static absl::StatusOr<DecodedBatch> Decode(const v1::SampleBatch& batch);
 
   // True once the batch with this key was applied.
   bool Contains(std::string_view run_id, std::string_view worker_id, uint64_t sequence,
@@ -177,9 +209,13 @@ class RunRegistry {
   // totals. With a single thread applying, a batch Check accepts is one
   // Apply accepts, so the ingest pipeline checks before it stores.
   absl::StatusOr<ApplyResult> Check(const v1::SampleBatch& batch) const ABSL_LOCKS_EXCLUDED(mu_);
+  // The same for a decoded batch (no decoding: totals against the run's).
+  absl::StatusOr<ApplyResult> Check(const DecodedBatch& decoded) const ABSL_LOCKS_EXCLUDED(mu_);
 
   // Applies a batch, once, all or nothing, with the outcome Check reports.
   absl::StatusOr<ApplyResult> Apply(const v1::SampleBatch& batch) ABSL_LOCKS_EXCLUDED(mu_);
+  // The same for a decoded batch: merges the decoded buckets, decodes nothing.
+  absl::StatusOr<ApplyResult> Apply(const DecodedBatch& decoded) ABSL_LOCKS_EXCLUDED(mu_);
 
   // Checks a seal request: ids as for batches. INVALID_ARGUMENT.
   static absl::Status ValidateSeal(const v1::SealShardRequest& request);
@@ -223,16 +259,8 @@ class RunRegistry {
   uint64_t NumBatches() const ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
-  // Per-metric and per-counter totals of one batch.
-  struct Totals {
-    std::array<uint64_t, metrics::kNumMetrics> count{};
-    std::array<uint64_t, metrics::kNumMetrics> sum{};
-    std::array<uint64_t, metrics::kNumMetrics> saturated{};
-    std::array<uint64_t, metrics::kNumCounters> counters{};
-  };
-  // Validate, and fill *totals.
-  static absl::Status Decode(const v1::SampleBatch& batch, Totals* totals);
-  absl::StatusOr<ApplyResult> CheckLocked(const v1::SampleBatch& batch, const Totals& totals) const
+  absl::StatusOr<ApplyResult> CheckLocked(const v1::SampleBatch& batch,
+                                          const BatchTotals& totals) const
       ABSL_SHARED_LOCKS_REQUIRED(mu_);
 
   mutable absl::Mutex mu_;

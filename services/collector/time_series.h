@@ -63,6 +63,9 @@ class SparseHistogram {
   // Replaces the parts by one.
   void Compact();
   size_t Bytes() const;
+  // The encoded parts (each a validated encoding), for readers that need no
+  // dense histogram.
+  const std::vector<std::string>& parts() const { return parts_; }
 
  private:
   std::vector<std::string> parts_;

@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 
 #include <cstdlib>
+#include <map>
 #include <memory>
 #include <optional>
 #include <sstream>
@@ -37,16 +38,21 @@ void SetDeadline(grpc::ClientContext& ctx) {
 
 class Collector {
  public:
-  Collector(const std::string& dir, const std::string& db, int run)
+  Collector(const std::string& dir, const std::string& db, int run,
+            const std::vector<std::string>& extra_flags = {})
       : grpc_port_(testing_util::FreePort()), metrics_port_(testing_util::FreePort()) {
-    process_ = testing_util::ChildProcess::Start(
-        testing_util::BinPath("llmload-collector"),
-        {"--grpc_address=127.0.0.1:" + std::to_string(grpc_port_),
-         "--metrics_address=127.0.0.1:" + std::to_string(metrics_port_), "--db_path=" + db,
-         // The batches' intervals are from 2023: keep finished runs on
-         // /metrics (retention counts from a run's last interval).
-         "--shutdown_grace_ms=500", "--run_retention_seconds=1000000000"},
-        dir + "/collector." + std::to_string(run) + ".log", dir);
+    std::vector<std::string> args = {
+        "--grpc_address=127.0.0.1:" + std::to_string(grpc_port_),
+        "--metrics_address=127.0.0.1:" + std::to_string(metrics_port_), "--db_path=" + db,
+        // The batches' intervals are from 2023: keep finished runs on
+        // /metrics (retention counts from a run's last interval).
+        "--shutdown_grace_ms=500", "--run_retention_seconds=1000000000"};
+    args.insert(args.end(), extra_flags.begin(), extra_flags.end());
+    process_ = testing_util::ChildProcess::Start(testing_util::BinPath("llmload-collector"),
+                                                 args,
+                                                 dir + "/collector." + std::to_string(run) +
+                                                     ".log",
+                                                 dir);
   }
 
   ::testing::AssertionResult WaitReady() {
@@ -297,6 +303,96 @@ TEST_F(CollectorIntegrationTest, KillRightAfterEachAckLosesNothing) {
   absl::StatusOr<v1::RunStats> stats = last.Stats(run);
   ASSERT_TRUE(stats.ok());
   ExpectStatsMatch(*stats, reference, acked);
+}
+
+TEST_F(CollectorIntegrationTest, GroupCommitAcksOnlyDurableBatches) {
+  // Four workers' streams at once into groups of up to 16 batches: fewer
+  // commits than batches, and every acked batch survives a SIGKILL that
+  // follows the last ack at once.
+  const std::string run = "it-run-group";
+  SampleGenerator gen(17);
+  metrics::MetricSet reference;
+  constexpr int kWorkers = 4;
+  constexpr uint64_t kPerWorker = 40;
+  std::vector<std::vector<v1::SampleBatch>> per_worker(kWorkers);
+  for (uint64_t seq = 1; seq <= kPerWorker; ++seq) {
+    for (int w = 0; w < kWorkers; ++w) {
+      per_worker[static_cast<size_t>(w)].push_back(
+          MakeSampleBatch(gen, 10, run, "w" + std::to_string(w), seq, reference));
+    }
+  }
+  auto first = std::make_unique<Collector>(dir_, db_, 30,
+                                           std::vector<std::string>{"--max_group_commit=16"});
+  ASSERT_TRUE(first->WaitReady());
+  std::vector<std::vector<v1::IngestAck>> acks(kWorkers);
+  std::vector<std::thread> streams;
+  for (size_t w = 0; w < kWorkers; ++w) {
+    streams.emplace_back([&, w] { acks[w] = Ingest(first->stub(), per_worker[w]); });
+  }
+  for (std::thread& t : streams) {
+    t.join();
+  }
+  for (size_t w = 0; w < kWorkers; ++w) {
+    ASSERT_EQ(acks[w].size(), kPerWorker);
+    for (const v1::IngestAck& ack : acks[w]) {
+      EXPECT_TRUE(ack.error().empty()) << ack.error();
+      EXPECT_FALSE(ack.duplicate());
+    }
+  }
+  const std::string text = first->Metrics();
+  const auto commits = SampleValue(text, "llmload_collector_commits_total");
+  ASSERT_TRUE(commits.has_value()) << text;
+  EXPECT_GE(*commits, static_cast<double>(kWorkers * kPerWorker) / 16);
+  EXPECT_LT(*commits, static_cast<double>(kWorkers * kPerWorker));
+  first->process().Kill();
+  first.reset();
+
+  Collector second(dir_, db_, 31);
+  ASSERT_TRUE(second.WaitReady());
+  absl::StatusOr<v1::RunStats> stats = second.Stats(run);
+  ASSERT_TRUE(stats.ok()) << stats.status() << "\n" << second.process().ReadLog();
+  ExpectStatsMatch(*stats, reference, kWorkers * kPerWorker);
+}
+
+TEST_F(CollectorIntegrationTest, MetricsWorkerLabelFlagLeavesWorkerOffHistograms) {
+  const std::string run = "it-run-labels";
+  SampleGenerator gen(23);
+  metrics::MetricSet reference;
+  std::map<std::string, metrics::MetricSet> per_worker;
+  std::vector<v1::SampleBatch> batches;
+  for (uint64_t seq = 1; seq <= 3; ++seq) {
+    for (const std::string& worker : std::vector<std::string>{"wa", "wb"}) {
+      v1::SampleBatch b = MakeSampleBatch(gen, 20, run, worker, seq, reference);
+      ASSERT_TRUE(per_worker[worker].MergeBatch(b).ok());
+      batches.push_back(std::move(b));
+    }
+  }
+  const std::string bucket = "llmload_ttft_histogram_seconds_bucket{run_id=\"" + run + "\"";
+  {
+    Collector labelled(dir_, dir_ + "/labelled.db", 40);  // the default: per worker
+    ASSERT_TRUE(labelled.WaitReady());
+    ASSERT_EQ(Ingest(labelled.stub(), batches).size(), batches.size());
+    const std::string text = labelled.Metrics();
+    for (const auto& [worker, set] : per_worker) {
+      EXPECT_EQ(SampleValue(text, bucket + ",worker_id=\"" + worker + "\",le=\"+Inf\"}"),
+                static_cast<double>(set.Hist(v1::TTFT).Count()))
+          << text;
+    }
+    EXPECT_EQ(SampleValue(text, bucket + ",le=\"+Inf\"}"), std::nullopt);
+  }
+  Collector unlabelled(dir_, dir_ + "/unlabelled.db", 41,
+                       std::vector<std::string>{"--metrics_worker_label=false"});
+  ASSERT_TRUE(unlabelled.WaitReady());
+  ASSERT_EQ(Ingest(unlabelled.stub(), batches).size(), batches.size());
+  const std::string text = unlabelled.Metrics();
+  EXPECT_EQ(SampleValue(text, bucket + ",le=\"+Inf\"}"),
+            static_cast<double>(reference.Hist(v1::TTFT).Count()))
+      << text;
+  EXPECT_THAT(text, ::testing::Not(HasSubstr(bucket + ",worker_id=")));
+  // The summaries and the workers' health gauges are the same either way.
+  EXPECT_TRUE(SampleValue(text, "llmload_ttft_seconds_count{run_id=\"" + run + "\"}").has_value());
+  EXPECT_THAT(text, HasSubstr("llmload_run_worker_cpu_ratio{run_id=\"" + run +
+                              "\",worker_id=\"wa\"}"));
 }
 
 TEST_F(CollectorIntegrationTest, WatchStreamsUntilTheRunIsComplete) {

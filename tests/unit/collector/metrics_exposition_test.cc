@@ -166,13 +166,16 @@ TEST(MetricsExpositionEmptyTest, OnlyOwnCountersWithoutRuns) {
   IngestCounters counters;
   MetricsExposition exposition(&registry, &counters);
   const auto families = exposition.Collect();
-  ASSERT_EQ(families.size(), 2u);
+  ASSERT_EQ(families.size(), 3u);
   EXPECT_EQ(families[0].name, "llmload_collector_runs");
   EXPECT_EQ(families[1].name, "llmload_collector_batches_total");
+  EXPECT_EQ(families[2].name, "llmload_collector_commits_total");
 }
 
 TEST_F(MetricsExpositionTest, ClassicHistogramsAreCumulativeAndMatchTheCount) {
-  MetricsExposition exposition(&registry_, &counters_);
+  MetricsExposition::Options options;
+  options.worker_label = false;  // one series per run, compared with the run's samples
+  MetricsExposition exposition(&registry_, &counters_, options);
   const auto families = exposition.Collect();
   for (v1::Metric m : metrics::AllMetrics()) {
     const std::string name =
@@ -223,6 +226,81 @@ TEST_F(MetricsExpositionTest, ClassicHistogramsAreCumulativeAndMatchTheCount) {
   }
 }
 
+TEST(MetricsExpositionWorkerLabelTest, ClassicHistogramsPerWorkerOrPerRun) {
+  RunRegistry registry;
+  IngestCounters counters;
+  SampleGenerator gen(31);
+  std::map<std::string, metrics::MetricSet> per_worker;
+  metrics::MetricSet run;
+  for (uint64_t seq = 1; seq <= 20; ++seq) {  // > SparseHistogram::kMaxParts: compacted parts too
+    for (const std::string& worker : std::vector<std::string>{"w1", "w2", "w3"}) {
+      v1::SampleBatch b = MakeSampleBatch(gen, 50, "run-w", worker, seq, per_worker[worker]);
+      ASSERT_TRUE(registry.Apply(b).ok());
+      ASSERT_TRUE(run.MergeBatch(b).ok());
+    }
+  }
+  const std::string family = "llmload_ttft_histogram_seconds";
+
+  // Default: one classic histogram per worker, each exactly that worker's.
+  const auto labelled = MetricsExposition(&registry, &counters).Collect();
+  const prometheus::MetricFamily* f = Find(labelled, family);
+  ASSERT_NE(f, nullptr);
+  ASSERT_EQ(f->metric.size(), 3u);
+  uint64_t total = 0;
+  for (const auto& m : f->metric) {
+    const std::string worker = Label(m, "worker_id");
+    SCOPED_TRACE(worker);
+    ASSERT_EQ(per_worker.count(worker), 1u);
+    const auto want = ClassicHistogram(per_worker[worker].Hist(v1::TTFT));
+    ASSERT_EQ(m.histogram.bucket.size(), want.bucket.size());
+    for (size_t i = 0; i < want.bucket.size(); ++i) {
+      EXPECT_EQ(m.histogram.bucket[i].cumulative_count, want.bucket[i].cumulative_count);
+    }
+    EXPECT_EQ(m.histogram.sample_count, want.sample_count);
+    EXPECT_DOUBLE_EQ(m.histogram.sample_sum, want.sample_sum);
+    total += m.histogram.sample_count;
+  }
+  EXPECT_EQ(total, run.Hist(v1::TTFT).Count());
+  // The summaries stay per run (exact quantiles of the merge).
+  const prometheus::MetricFamily* summary = Find(labelled, "llmload_ttft_seconds");
+  ASSERT_NE(summary, nullptr);
+  ASSERT_EQ(summary->metric.size(), 1u);
+  EXPECT_EQ(Label(summary->metric[0], "worker_id"), "");
+
+  // worker_label off: one series per run, without worker_id.
+  MetricsExposition::Options options;
+  options.worker_label = false;
+  const auto unlabelled = MetricsExposition(&registry, &counters, options).Collect();
+  f = Find(unlabelled, family);
+  ASSERT_NE(f, nullptr);
+  ASSERT_EQ(f->metric.size(), 1u);
+  EXPECT_EQ(Label(f->metric[0], "worker_id"), "");
+  EXPECT_EQ(Label(f->metric[0], "run_id"), "run-w");
+  EXPECT_EQ(f->metric[0].histogram.sample_count, run.Hist(v1::TTFT).Count());
+}
+
+TEST(ClassicHistogramTest, SparseEqualsDense) {
+  SparseHistogram sparse;
+  histogram::Histogram dense;
+  SampleGenerator gen(8);
+  for (int part = 0; part < 40; ++part) {
+    histogram::Histogram h;
+    for (int i = 0; i < 30; ++i) {
+      h.Record(gen.Next());
+    }
+    dense.Merge(h);
+    sparse.AddEncoded(h.Encode(), h.Count());
+  }
+  const auto a = ClassicHistogram(sparse);
+  const auto b = ClassicHistogram(dense);
+  ASSERT_EQ(a.bucket.size(), b.bucket.size());
+  for (size_t i = 0; i < a.bucket.size(); ++i) {
+    EXPECT_EQ(a.bucket[i].cumulative_count, b.bucket[i].cumulative_count) << i;
+  }
+  EXPECT_EQ(a.sample_count, dense.Count());
+  EXPECT_DOUBLE_EQ(a.sample_sum, b.sample_sum);
+}
+
 TEST(ClassicHistogramTest, BucketBoundsAreInclusive) {
   histogram::Histogram h;
   h.Record(500);      // 0.5 ms: exactly on the first bound
@@ -250,7 +328,7 @@ TEST_F(MetricsExpositionTest, ProtocolAndWorkerHealthLabels) {
   EXPECT_THAT(text, HasSubstr("llmload_ttft_seconds{run_id=\"run-p\",protocol=\"OPENAI_CHAT\","
                               "quantile=\"0.5\"}"));
   EXPECT_THAT(text, HasSubstr("llmload_ttft_histogram_seconds_bucket{run_id=\"run-p\","
-                              "protocol=\"OPENAI_CHAT\",le=\"+Inf\"} 5"));
+                              "protocol=\"OPENAI_CHAT\",worker_id=\"w9\",le=\"+Inf\"} 5"));
   EXPECT_THAT(text, HasSubstr("llmload_run_worker_cpu_ratio{run_id=\"run-p\",protocol=\"OPENAI_CHAT\","
                               "worker_id=\"w9\"} 1.5"));
   EXPECT_THAT(text, HasSubstr("llmload_run_worker_loop_lag_seconds{run_id=\"run-p\","

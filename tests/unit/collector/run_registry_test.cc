@@ -270,6 +270,60 @@ TEST(RunRegistryTest, CheckPredictsApplyAndChangesNothing) {
   EXPECT_EQ(registry.NumBatches(), 1u);
 }
 
+TEST(RunRegistryTest, DecodedBatchChecksAndAppliesLikeTheBatch) {
+  SampleGenerator gen(29);
+  metrics::MetricSet reference;
+  RunRegistry by_batch;
+  RunRegistry by_decoded;
+  for (uint64_t seq = 1; seq <= 5; ++seq) {
+    for (const std::string& worker : std::vector<std::string>{"a", "b"}) {
+      const v1::SampleBatch b = MakeSampleBatch(gen, 30, "r", worker, seq, reference);
+      ASSERT_EQ(*by_batch.Apply(b), ApplyResult::kApplied);
+      absl::StatusOr<DecodedBatch> decoded = RunRegistry::Decode(b);
+      ASSERT_TRUE(decoded.ok()) << decoded.status();
+      EXPECT_EQ(decoded->totals().count[v1::TTFT], 30u);
+      ASSERT_EQ(*by_decoded.Check(*decoded), ApplyResult::kApplied);
+      ASSERT_EQ(*by_decoded.Apply(*decoded), ApplyResult::kApplied);
+      EXPECT_EQ(*by_decoded.Check(*decoded), ApplyResult::kDuplicate);
+      EXPECT_EQ(*by_decoded.Apply(*decoded), ApplyResult::kDuplicate);
+    }
+  }
+  absl::StatusOr<v1::RunStats> a = by_batch.GetRunStats("r", true, true, true);
+  absl::StatusOr<v1::RunStats> b = by_decoded.GetRunStats("r", true, true, true);
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_TRUE(MessageDifferencer::Equals(*a, *b));
+  int compared = 0;
+  for (const v1::MetricStats& m : b->metrics()) {
+    if (m.metric() == "ttft") {
+      EXPECT_EQ(m.count(), reference.Hist(v1::TTFT).Count());
+      ++compared;
+    }
+  }
+  EXPECT_EQ(compared, 1);
+}
+
+TEST(RunRegistryTest, DecodeRefusesAMetricWhoseDeltasOverflowTogether) {
+  // Two deltas of one metric, each valid, whose sums overflow 64 bits
+  // together: refused whole by Decode, so nothing is applied.
+  histogram::Histogram big;
+  big.Record(histogram::Histogram::kMaxValue, uint64_t{1} << 31);  // sum just under 2^64
+  v1::SampleBatch batch;
+  batch.set_run_id("r");
+  batch.set_worker_id("w");
+  batch.set_sequence(1);
+  for (int i = 0; i < 2; ++i) {
+    v1::HistogramDelta* d = batch.add_histograms();
+    d->set_metric(v1::TTFT);
+    d->set_encoded(big.Encode());
+  }
+  absl::StatusOr<DecodedBatch> decoded = RunRegistry::Decode(batch);
+  EXPECT_EQ(decoded.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(std::string(decoded.status().message()), HasSubstr("ttft"));
+  RunRegistry registry;
+  EXPECT_FALSE(registry.Apply(batch).ok());
+  EXPECT_EQ(registry.NumRuns(), 0u);
+}
+
 TEST(RunRegistryTest, RunningTotalOverflowIsRefusedWhole) {
   RunRegistry registry;
   metrics::MetricSet near_max;

@@ -185,6 +185,43 @@ TEST(HistogramCodecTest, MergeEncodedAddsToExistingCounts) {
   EXPECT_TRUE(SameHistogram(target, expected));
 }
 
+TEST(HistogramCodecTest, DecodeSparseThenMergeDecodedEqualsMergeEncoded) {
+  for (const auto& [name, h] : SampleEncodings()) {
+    SCOPED_TRACE(name);
+    SparseDecoded decoded;
+    ASSERT_TRUE(Histogram::DecodeSparse(h.Encode(), &decoded).ok());
+    EXPECT_EQ(decoded.count, h.Count());
+    EXPECT_EQ(decoded.sum, h.Sum());
+    EXPECT_EQ(decoded.saturated, h.Saturated());
+    Histogram via_decoded = Target();
+    ASSERT_TRUE(via_decoded.MergeDecoded(decoded).ok());
+    Histogram via_encoded = Target();
+    ASSERT_TRUE(via_encoded.MergeEncoded(h.Encode()).ok());
+    EXPECT_TRUE(SameHistogram(via_decoded, via_encoded));
+  }
+}
+
+TEST(HistogramCodecTest, MergeDecodedOverflowLeavesTargetUnchanged) {
+  Histogram target;
+  target.Record(kMax, kU64Max / kMax);  // the sum near 2^64
+  const Histogram before = target;
+  SparseDecoded decoded;
+  ASSERT_TRUE(Histogram::DecodeSparse(Of({kMax, kMax}).Encode(), &decoded).ok());
+  const absl::Status s = target.MergeDecoded(decoded);
+  EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss);
+  EXPECT_TRUE(SameHistogram(target, before));
+}
+
+TEST(HistogramCodecTest, DecodeSparseRejectsWhatMergeEncodedRejects) {
+  SparseDecoded decoded;
+  EXPECT_EQ(Histogram::DecodeSparse("", &decoded).code(), absl::StatusCode::kInvalidArgument);
+  const std::string full = Of({5, 3000, 70000}).Encode();
+  for (size_t len = 1; len < full.size(); ++len) {
+    EXPECT_FALSE(Histogram::DecodeSparse(full.substr(0, len), &decoded).ok()) << len;
+  }
+  EXPECT_EQ(Histogram::DecodeSparse(full + "x", &decoded).code(), absl::StatusCode::kDataLoss);
+}
+
 // --- Corruption -----------------------------------------------------------
 
 TEST(HistogramCodecTest, RejectsEveryTruncation) {
