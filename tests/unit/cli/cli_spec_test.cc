@@ -51,7 +51,7 @@ std::string BuildError(std::vector<std::string> args, const std::string& url = "
 }
 
 TEST(CliSpecTest, ProtocolNamesParseInAnyCase) {
-  ASSERT_EQ(AllProtocols().size(), 7u);
+  ASSERT_EQ(AllProtocols().size(), 8u);
   for (v1::Protocol p : AllProtocols()) {
     const std::string name = v1::Protocol_Name(p);
     std::string dashed = absl::AsciiStrToLower(name);
