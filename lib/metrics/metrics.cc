@@ -47,7 +47,7 @@ std::optional<v1::Metric> MetricFromName(std::string_view name) {
 
 std::optional<v1::Counter> CounterFromName(std::string_view name) {
   for (int c = 1; c < kNumCounters; ++c) {
-    if (kCounterNames[c] == name) {
+    if (ValidCounter(c) && kCounterNames[c] == name) {
       return static_cast<v1::Counter>(c);
     }
   }
