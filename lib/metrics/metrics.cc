@@ -11,7 +11,8 @@ namespace {
 
 constexpr std::array<std::string_view, kNumMetrics> kMetricNames = {
     "",    "connect", "session_setup", "ttft",         "itl",        "tpot",
-    "e2e", "request", "ttft_service",  "e2e_service", "chunk_gap"};
+    "e2e", "request", "ttft_service",  "e2e_service", "chunk_gap",
+    "time_to_tool_call", "time_to_tool_result"};
 
 constexpr std::array<std::string_view, kNumCounters> kCounterNames = {
     "",         "requests_ok",     "connect_failed",  "http_4xx",   "http_5xx",   "rate_limited",
@@ -19,12 +20,13 @@ constexpr std::array<std::string_view, kNumCounters> kCounterNames = {
     "sessions_opened", "sessions_failed", "reconnects", "cycles", "dropped",  "offered",
     "good",     "chunks",          "unfinished", "lost",
     "input_tokens", "input_tokens_estimated", "requests_cancelled",
-    "warmup_requests", "warmup_failed", "warmup_tokens", "cooldown_requests", "cooldown_tokens"};
+    "warmup_requests", "warmup_failed", "warmup_tokens", "cooldown_requests", "cooldown_tokens",
+    "tool_calls", "tool_results"};
 
 constexpr uint64_t kU64Max = std::numeric_limits<uint64_t>::max();
 
 bool ValidMetric(int m) { return m > 0 && m < kNumMetrics; }
-bool ValidCounter(int c) { return c > 0 && c < kNumCounters; }
+bool ValidCounter(int c) { return c > 0 && c < kNumCounters && !kCounterNames[c].empty(); }
 
 }  // namespace
 
@@ -47,7 +49,7 @@ std::optional<v1::Metric> MetricFromName(std::string_view name) {
 
 std::optional<v1::Counter> CounterFromName(std::string_view name) {
   for (int c = 1; c < kNumCounters; ++c) {
-    if (kCounterNames[c] == name) {
+    if (ValidCounter(c) && kCounterNames[c] == name) {
       return static_cast<v1::Counter>(c);
     }
   }
@@ -57,19 +59,26 @@ std::optional<v1::Counter> CounterFromName(std::string_view name) {
 const std::array<v1::Metric, kNumMetrics - 1>& AllMetrics() {
   static const std::array<v1::Metric, kNumMetrics - 1> kAll = {
       v1::CONNECT, v1::SESSION_SETUP, v1::REQUEST,     v1::TTFT,        v1::ITL,
-      v1::TPOT,    v1::E2E,           v1::TTFT_SERVICE, v1::E2E_SERVICE, v1::CHUNK_GAP};
+      v1::TPOT,    v1::E2E,           v1::TTFT_SERVICE, v1::E2E_SERVICE, v1::CHUNK_GAP,
+      v1::TIME_TO_TOOL_CALL, v1::TIME_TO_TOOL_RESULT};
   return kAll;
 }
 
-const std::array<v1::Counter, kNumCounters - 1>& AllCounters() {
-  static const std::array<v1::Counter, kNumCounters - 1> kAll = [] {
-    std::array<v1::Counter, kNumCounters - 1> a{};
+std::span<const v1::Counter> AllCounters() {
+  struct Listed {
+    std::array<v1::Counter, kNumCounters - 1> counters{};
+    size_t size = 0;
+  };
+  static const Listed kAll = [] {
+    Listed l;
     for (int c = 1; c < kNumCounters; ++c) {
-      a[c - 1] = static_cast<v1::Counter>(c);
+      if (ValidCounter(c)) {
+        l.counters[l.size++] = static_cast<v1::Counter>(c);
+      }
     }
-    return a;
+    return l;
   }();
-  return kAll;
+  return {kAll.counters.data(), kAll.size};
 }
 
 bool IsRequestFailureCounter(v1::Counter counter) {

@@ -11,6 +11,7 @@
 #include <array>
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string_view>
 #include <vector>
 
@@ -20,8 +21,10 @@
 
 namespace llmload::metrics {
 
-inline constexpr int kNumMetrics = 11;   // index = v1::Metric value; 0 unused
-inline constexpr int kNumCounters = 30;  // index = v1::Counter value; 0 unused
+inline constexpr int kNumMetrics = 13;   // index = v1::Metric value; 0 unused
+// index = v1::Counter value; 0 and any unassigned numbers between the enum's
+// values are unused (they have no name and are never listed).
+inline constexpr int kNumCounters = 32;
 
 // Lower-case report names ("ttft", "requests_ok", ...).
 std::string_view MetricName(v1::Metric metric);
@@ -30,7 +33,8 @@ std::optional<v1::Metric> MetricFromName(std::string_view name);
 std::optional<v1::Counter> CounterFromName(std::string_view name);
 // The metrics a report lists, in order.
 const std::array<v1::Metric, kNumMetrics - 1>& AllMetrics();
-const std::array<v1::Counter, kNumCounters - 1>& AllCounters();
+// The named counters, in enum order.
+std::span<const v1::Counter> AllCounters();
 // Counters that classify a failed request.
 bool IsRequestFailureCounter(v1::Counter counter);
 

@@ -87,6 +87,8 @@ std::string RequestPath(Provider p, std::string_view model, bool stream) {
     case Provider::kGemini:
       return absl::StrCat("/v1beta/models/", absl::string_view(model.data(), model.size()),
                           stream ? ":streamGenerateContent?alt=sse" : ":generateContent");
+    case Provider::kOpenAiResponses:
+      return "/v1/responses";
   }
   return "/";
 }
@@ -109,6 +111,11 @@ std::string RequestPathBelow(Provider p, std::string_view base_path, std::string
       if (absl::EndsWith(base, ":streamGenerateContent") ||
           absl::EndsWith(base, ":generateContent")) {
         return stream && absl::EndsWith(base, ":streamGenerateContent") ? "?alt=sse" : "";
+      }
+      break;
+    case Provider::kOpenAiResponses:
+      if (absl::EndsWith(base, "/responses")) {
+        return "";
       }
       break;
   }
@@ -232,6 +239,25 @@ std::string RequestBody(Provider p, const RequestParams& r) {
       out += "}";
       return out;
     }
+    case Provider::kOpenAiResponses:
+      // A single prompt goes as the input string; a conversation as input
+      // messages (system messages included: the API takes them in input).
+      out = "{\"model\":";
+      AppendJsonString(out, r.model);
+      out += ",\"input\":";
+      if (r.messages.empty()) {
+        AppendJsonString(out, r.prompt);
+      } else {
+        AppendRoleContentList(out, messages, /*keep_system=*/true);
+      }
+      if (r.max_tokens > 0) {
+        absl::StrAppend(&out, ",\"max_output_tokens\":", r.max_tokens);
+      }
+      if (r.stream) {
+        out += ",\"stream\":true";
+      }
+      out += "}";
+      return out;
   }
   return out;
 }
@@ -369,6 +395,72 @@ absl::Status StreamDecoder::OnEvent(const sse::SseEvent& event,
       }
       return absl::OkStatus();
     }
+    case Provider::kOpenAiResponses:
+      return OnResponsesEvent(event, root, out);
+  }
+  return absl::OkStatus();
+}
+
+namespace {
+
+// usage.output_tokens / input_tokens of a Responses API response object.
+void ResponsesUsage(const json::object* response, int64_t* output_tokens, int64_t* input_tokens) {
+  const json::object* usage = Obj(At(response, "usage"));
+  *output_tokens = Int(At(usage, "output_tokens"));
+  *input_tokens = Int(At(usage, "input_tokens"));
+}
+
+}  // namespace
+
+absl::Status StreamDecoder::OnResponsesEvent(const sse::SseEvent& event,
+                                             const boost::json::object& root,
+                                             absl::FunctionRef<void(const StreamItem&)> out) {
+  std::string_view type = View(root.if_contains("type"));
+  if (type.empty()) {
+    type = event.type;
+  }
+  if (type.empty()) {
+    return absl::InvalidArgumentError("Responses API event has no type");
+  }
+  if (type == "response.output_text.delta") {
+    const json::value* delta = root.if_contains("delta");
+    if (delta == nullptr || !delta->is_string()) {
+      return absl::InvalidArgumentError("response.output_text.delta has no delta string");
+    }
+    StreamItem item;
+    item.text = View(delta);
+    out(item);
+    return absl::OkStatus();
+  }
+  if (type == "response.completed" || type == "response.incomplete") {
+    StreamItem usage;
+    usage.kind = StreamItem::Kind::kUsage;
+    ResponsesUsage(Obj(root.if_contains("response")), &usage.output_tokens, &usage.input_tokens);
+    if (usage.output_tokens >= 0 || usage.input_tokens >= 0) {
+      out(usage);
+    }
+    StreamItem done;
+    done.kind = StreamItem::Kind::kDone;
+    out(done);
+    return absl::OkStatus();
+  }
+  if (type == "error" || type == "response.failed") {
+    // error: {"type":"error","code","message",...}; response.failed:
+    // response.error {"code","message"}.
+    const json::object* err =
+        type == "error" ? &root : Obj(At(Obj(root.if_contains("response")), "error"));
+    StreamItem item;
+    item.kind = StreamItem::Kind::kError;
+    item.error_type = View(At(err, "code"));
+    item.error_message = View(At(err, "message"));
+    out(item);
+    return absl::OkStatus();
+  }
+  // A top-level error object on any other event is an error too (the SDK
+  // throws on it); "error": null on the response events is not.
+  const json::value* top_error = root.if_contains("error");
+  if (top_error != nullptr && top_error->is_object()) {
+    EmitError(root, out);
   }
   return absl::OkStatus();
 }
@@ -420,6 +512,29 @@ absl::StatusOr<Completion> ParseCompletion(Provider p, std::string_view body) {
       }
       c.output_tokens = Int(At(Obj(root.if_contains("usageMetadata")), "candidatesTokenCount"));
       c.input_tokens = Int(At(Obj(root.if_contains("usageMetadata")), "promptTokenCount"));
+      return c;
+    }
+    case Provider::kOpenAiResponses: {
+      // output: [{"type":"message","content":[{"type":"output_text","text"}]}, ...]
+      const json::value* output = root.if_contains("output");
+      if (output == nullptr || !output->is_array()) {
+        return absl::InvalidArgumentError("response has no output");
+      }
+      for (const json::value& item : output->get_array()) {
+        if (View(At(Obj(&item), "type")) != "message") {
+          continue;
+        }
+        const json::value* content = At(Obj(&item), "content");
+        if (content == nullptr || !content->is_array()) {
+          continue;
+        }
+        for (const json::value& part : content->get_array()) {
+          if (View(At(Obj(&part), "type")) == "output_text") {
+            c.text += std::string(View(At(Obj(&part), "text")));
+          }
+        }
+      }
+      ResponsesUsage(&root, &c.output_tokens, &c.input_tokens);
       return c;
     }
   }

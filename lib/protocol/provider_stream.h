@@ -17,6 +17,15 @@
 //                       total (candidatesTokenCount, promptTokenCount);
 //                       finishReason marks the last chunk; the end of
 //                       the body ends the stream; {"error":{code,…}} errors.
+//   OPENAI_RESPONSES    named events whose data repeats the type;
+//                       response.output_text.delta's delta is text;
+//                       response.completed ends with response.usage
+//                       (output_tokens, input_tokens); response.incomplete
+//                       ends too (truncated answer); response.failed and
+//                       the `error` event ({"type":"error","code",
+//                       "message"}) are stream errors; other events
+//                       (created, in_progress, *.added, *.done) carry no
+//                       text and are ignored.
 //
 // Pure: bytes in, items out. Thread-compatible.
 
@@ -28,6 +37,8 @@
 #include <span>
 #include <string_view>
 
+#include <boost/json/fwd.hpp>
+
 #include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -35,7 +46,7 @@
 
 namespace llmload::protocol::llm {
 
-enum class Provider { kOpenAiChat, kAnthropic, kGemini };
+enum class Provider { kOpenAiChat, kAnthropic, kGemini, kOpenAiResponses };
 
 struct StreamItem {
   enum class Kind {
@@ -95,6 +106,9 @@ class StreamDecoder {
                        absl::FunctionRef<void(const StreamItem&)> out);
 
  private:
+  absl::Status OnResponsesEvent(const sse::SseEvent& event, const boost::json::object& root,
+                                absl::FunctionRef<void(const StreamItem&)> out);
+
   Provider provider_;
   std::unique_ptr<unsigned char[]> scratch_;
 };

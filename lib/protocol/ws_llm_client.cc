@@ -71,6 +71,11 @@ void ParseWsChat(const json::object& root, absl::FunctionRef<void(const WsEvent&
   } else if (type == "ping") {
     e.kind = WsEvent::Kind::kPing;
     e.reply = absl::StrCat("{\"type\":\"pong\",\"id\":", Quote(e.id), "}");
+  } else if (type == "tool_call" || type == "tool_result") {
+    e.kind = type == "tool_call" ? WsEvent::Kind::kToolCall : WsEvent::Kind::kToolResult;
+    e.tool_call_id = View(At(data, "toolCallId"));
+    e.tool_name = View(At(data, "toolName"));
+    e.tool_status = View(At(data, "status"));
   }
   out(e);
 }
@@ -437,6 +442,14 @@ std::string WsLlmClient::EncodeRequest(const RequestParams& p) const {
     }
     if (p.token_delay_ms >= 0) {
       absl::StrAppend(&out, first ? "" : ",", "\"tokenDelayMs\":", p.token_delay_ms);
+      first = false;
+    }
+    if (!p.tools.empty()) {
+      absl::StrAppend(&out, first ? "" : ",", "\"tools\":[");
+      for (size_t i = 0; i < p.tools.size(); ++i) {
+        absl::StrAppend(&out, i == 0 ? "" : ",", Quote(p.tools[i]));
+      }
+      out += "]";
     }
     out += "}}}";
     return out;

@@ -6,7 +6,9 @@
 //
 //   WS_CHAT  shared/protocols/ws-chat.md: `status` connected on open;
 //            `user_message` -> `llm_chunk`… -> `llm_complete`; `error`
-//            messages; app-level `ping`/`pong` with the same id.
+//            messages; app-level `ping`/`pong` with the same id; with
+//            options.tools, `tool_call` (toolCallId, toolName, status) and
+//            `tool_result` (toolCallId, toolName, result) frames.
 //   REALM    shared/protocols/realm.md: optional `auth_required` /
 //            `auth` / `auth_success` / `auth_failed`, a welcome message;
 //            `generate` calls answered by `streaming` TokenData frames and a
@@ -21,6 +23,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -40,6 +43,8 @@ struct WsEvent {
     kComplete,    // the response is complete
     kError,       // an error for the request in flight (or the connection)
     kPing,        // answer with `reply`
+    kToolCall,    // ws-chat tool_call (tool_call_id, tool_name, tool_status)
+    kToolResult,  // ws-chat tool_result (tool_call_id, tool_name)
     kIgnore,
   };
   Kind kind = Kind::kIgnore;
@@ -55,6 +60,9 @@ struct WsEvent {
   std::string_view error_message;
   double retry_after_seconds = -1;  // realm: parsed from the message text
   std::string reply;                // kPing: the frame to send back
+  std::string_view tool_call_id;    // kToolCall, kToolResult
+  std::string_view tool_name;       // kToolCall, kToolResult
+  std::string_view tool_status;     // kToolCall: start, progress, complete, error, ...
 };
 
 struct RequestParams {
@@ -65,6 +73,8 @@ struct RequestParams {
   int32_t max_tokens = 0;
   double token_delay_ms = -1;  // llmload emulator extension; < 0: not sent
   bool stream = true;
+  // ws-chat options.tools (not sent when empty); realm: unused.
+  std::span<const std::string> tools;
 };
 
 class WsLlmClient {

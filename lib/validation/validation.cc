@@ -300,7 +300,47 @@ void CheckPrompts(const v1::Target& target, Checker& check) {
   }
 }
 
+// target.tools: ws-chat options.tools, names of [A-Za-z0-9_.-], at most
+// kMaxTools distinct ones.
+constexpr int kMaxTools = 16;
+constexpr size_t kMaxToolName = 64;
+
+void CheckTools(const v1::Target& target, Checker& check) {
+  if (target.tools_size() == 0) {
+    return;
+  }
+  if (target.protocol() != v1::WS_CHAT) {
+    check.Invalid("spec.target.tools",
+                  absl::StrCat("only WS_CHAT sends tools (options.tools), not ",
+                               v1::Protocol_Name(target.protocol())));
+    return;
+  }
+  if (target.tools_size() > kMaxTools) {
+    check.Invalid("spec.target.tools",
+                  absl::StrCat("at most ", kMaxTools, " tools, got ", target.tools_size()));
+    return;
+  }
+  for (int i = 0; i < target.tools_size(); ++i) {
+    const std::string& name = target.tools(i);
+    const std::string path = absl::StrCat("spec.target.tools[", i, "]");
+    if (name.empty() || name.size() > kMaxToolName ||
+        name.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                               "0123456789_.-") != std::string::npos) {
+      check.Invalid(path, absl::StrCat("must be 1-", kMaxToolName,
+                                       " characters of [A-Za-z0-9_.-], got ", Quote(name)));
+      continue;
+    }
+    for (int j = 0; j < i; ++j) {
+      if (target.tools(j) == name) {
+        check.Invalid(path, absl::StrCat("repeats ", Quote(name)));
+        break;
+      }
+    }
+  }
+}
+
 void CheckTarget(const v1::Target& target, Checker& check) {
+  CheckTools(target, check);
   const v1::Protocol protocol = target.protocol();
   if (protocol == v1::PROTOCOL_UNSPECIFIED) {
     std::vector<std::string> names;

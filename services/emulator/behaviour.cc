@@ -110,6 +110,8 @@ std::string_view ProtocolName(Protocol p) {
       return "GEMINI";
     case Protocol::kHttpJson:
       return "HTTP_JSON";
+    case Protocol::kOpenAiResponses:
+      return "OPENAI_RESPONSES";
   }
   return "";
 }

@@ -64,8 +64,9 @@ enum class Protocol : uint8_t {
   kAnthropic,
   kGemini,
   kHttpJson,
+  kOpenAiResponses,
 };
-inline constexpr size_t kProtocolCount = 7;
+inline constexpr size_t kProtocolCount = 8;
 std::string_view ProtocolName(Protocol p);
 
 struct FaultRates {

@@ -67,7 +67,8 @@ void LogListening(const llmload::emulator::EmulatorConfig& config, uint16_t port
     line.Kv("pids", pids);
   }
   line.Kv("protocols",
-          "CENTRIFUGO_EMULATOR,REALM,WS_CHAT,OPENAI_CHAT,ANTHROPIC_MESSAGES,GEMINI,HTTP_JSON")
+          "CENTRIFUGO_EMULATOR,REALM,WS_CHAT,OPENAI_CHAT,ANTHROPIC_MESSAGES,GEMINI,HTTP_JSON,"
+          "OPENAI_RESPONSES")
       .Kv("length_words", config.length_words)
       .Kv("token_delay_seconds", config.token_delay_seconds)
       .Kv("token_delay_distribution",
@@ -214,6 +215,7 @@ int main(int argc, char** argv) {
                        "  REALM                WS / and /realm\n"
                        "  WS_CHAT              WS /api/ws and /ws\n"
                        "  OPENAI_CHAT          POST /v1/chat/completions\n"
+                       "  OPENAI_RESPONSES     POST /v1/responses\n"
                        "  ANTHROPIC_MESSAGES   POST /v1/messages\n"
                        "  GEMINI               POST /v1beta/models/{model}:streamGenerateContent"
                        "?alt=sse, :generateContent\n"

@@ -199,6 +199,7 @@ EmulatorServer::EmulatorServer(const EmulatorConfig& config, RealmOptions realm_
       realm_(std::move(realm_options), MakeWsOptions(config), &behaviour_),
       ws_chat_(MakeWsChatOptions(config), MakeWsOptions(config), &behaviour_),
       openai_(&provider_),
+      openai_responses_(&provider_),
       anthropic_(&provider_),
       gemini_(&provider_),
       http_json_(&provider_) {
@@ -211,6 +212,7 @@ EmulatorServer::EmulatorServer(const EmulatorConfig& config, RealmOptions realm_
   http_options_.max_stream_backlog_bytes = config.max_ws_outbox_bytes;
   api_.RegisterRoutes(&router_);
   openai_.RegisterRoutes(&router_);
+  openai_responses_.RegisterRoutes(&router_);
   anthropic_.RegisterRoutes(&router_);
   gemini_.RegisterRoutes(&router_);
   http_json_.RegisterRoutes(&router_);

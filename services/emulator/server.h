@@ -17,6 +17,7 @@
 //   REALM                WS / and /realm (realm_endpoint.h)
 //   WS_CHAT              WS /api/ws and /ws (ws_chat_endpoint.h)
 //   OPENAI_CHAT          POST /v1/chat/completions (openai_chat_handler.h)
+//   OPENAI_RESPONSES     POST /v1/responses (openai_responses_handler.h)
 //   ANTHROPIC_MESSAGES   POST /v1/messages (anthropic_messages_handler.h)
 //   GEMINI               POST /v1beta/models/{model}:streamGenerateContent[?alt=sse],
 //                        :generateContent (gemini_handler.h)
@@ -63,6 +64,7 @@
 #include "services/emulator/http_session.h"
 #include "services/emulator/llm_emulator_api.h"
 #include "services/emulator/openai_chat_handler.h"
+#include "services/emulator/openai_responses_handler.h"
 #include "services/emulator/peer_relay.h"
 #include "services/emulator/provider_http.h"
 #include "services/emulator/realm_endpoint.h"
@@ -162,6 +164,7 @@ class EmulatorServer {
   RealmEndpoint realm_;
   WsChatEndpoint ws_chat_;
   OpenAiChatHandler openai_;
+  OpenAiResponsesHandler openai_responses_;
   AnthropicMessagesHandler anthropic_;
   GeminiHandler gemini_;
   HttpJsonHandler http_json_;

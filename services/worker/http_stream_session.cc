@@ -55,6 +55,8 @@ class HttpStreamSession final : public Session,
       provider_ = llm::Provider::kAnthropic;
     } else if (protocol_ == v1::GEMINI) {
       provider_ = llm::Provider::kGemini;
+    } else if (protocol_ == v1::OPENAI_RESPONSES) {
+      provider_ = llm::Provider::kOpenAiResponses;
     }
     if (!t.api_key_env().empty()) {
       if (const char* key = std::getenv(t.api_key_env().c_str()); key != nullptr) {
@@ -299,6 +301,7 @@ class HttpStreamSession final : public Session,
     if (!api_key_.empty()) {
       switch (provider_) {
         case llm::Provider::kOpenAiChat:
+        case llm::Provider::kOpenAiResponses:
           req.set(http::field::authorization, "Bearer " + api_key_);
           break;
         case llm::Provider::kAnthropic:
@@ -510,7 +513,8 @@ class HttpStreamSession final : public Session,
         stream_error_ = true;
         stream_error_counter_ =
             item.error_code == 429 || item.error_type == "rate_limit_error" ||
-                    item.error_type == "RESOURCE_EXHAUSTED"
+                    item.error_type == "RESOURCE_EXHAUSTED" ||
+                    item.error_type == "rate_limit_exceeded"
                 ? v1::RATE_LIMITED
                 : (item.error_code >= 400 && item.error_code < 500 ? v1::HTTP_4XX : v1::HTTP_5XX);
         return;

@@ -1,8 +1,8 @@
 // File: http_stream_session.h
 //
-// Session driver for the HTTP targets: OPENAI_CHAT, ANTHROPIC_MESSAGES and
-// GEMINI (SSE streams, or plain JSON with target.noStream) and HTTP_JSON (a
-// non-streaming JSON request/response).
+// Session driver for the HTTP targets: OPENAI_CHAT, ANTHROPIC_MESSAGES,
+// GEMINI and OPENAI_RESPONSES (SSE streams, or plain JSON with
+// target.noStream) and HTTP_JSON (a non-streaming JSON request/response).
 //
 // A session owns one HTTP/1.1 keep-alive connection, reused between its
 // requests. The body is read incrementally into a fixed buffer and fed to

@@ -12,6 +12,7 @@ bool SessionSupported(v1::Protocol protocol) {
     case v1::OPENAI_CHAT:
     case v1::ANTHROPIC_MESSAGES:
     case v1::GEMINI:
+    case v1::OPENAI_RESPONSES:
     case v1::HTTP_JSON:
     case v1::WS_CHAT:
     case v1::REALM:
@@ -27,6 +28,7 @@ std::shared_ptr<Session> MakeSession(v1::Protocol protocol, std::shared_ptr<Loop
     case v1::OPENAI_CHAT:
     case v1::ANTHROPIC_MESSAGES:
     case v1::GEMINI:
+    case v1::OPENAI_RESPONSES:
     case v1::HTTP_JSON:
       return MakeHttpStreamSession(std::move(shard), client_id);
     case v1::WS_CHAT:

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "lib/common/log.h"
@@ -21,6 +22,55 @@ constexpr auto kKeepAlive = std::chrono::seconds(20);
 // How long a close handshake may take before the socket is just dropped.
 constexpr auto kCloseGrace = std::chrono::seconds(2);
 constexpr Clock::time_point kNever = Clock::time_point::max();
+
+// The tool frames of one ws-chat request (target.tools): times from the
+// send to the first tool_call and the first tool_result, the distinct
+// toolCallIds announced and the tool_result frames. Recorded only when the
+// request completes.
+class ToolFrames {
+ public:
+  void Begin(Clock::time_point sent) {
+    sent_ = sent;
+    first_call_ = first_result_ = kNever;
+    call_ids_.clear();
+    results_ = 0;
+  }
+  void OnFrame(const wsllm::WsEvent& e, Clock::time_point now) {
+    if (e.kind == wsllm::WsEvent::Kind::kToolCall) {
+      first_call_ = std::min(first_call_, now);
+      // A call reports several frames (start, progress, complete): count
+      // its id once. Bounded: a target announcing more ids is not believed.
+      if (call_ids_.size() < kMaxCalls &&
+          std::find(call_ids_.begin(), call_ids_.end(), e.tool_call_id) == call_ids_.end()) {
+        call_ids_.emplace_back(e.tool_call_id);
+      }
+    } else {
+      first_result_ = std::min(first_result_, now);
+      ++results_;
+    }
+  }
+  void Record(metrics::MetricSet& m) const {
+    if (first_call_ != kNever) {
+      m.RecordUs(v1::TIME_TO_TOOL_CALL, Micros(first_call_ - sent_));
+    }
+    if (first_result_ != kNever) {
+      m.RecordUs(v1::TIME_TO_TOOL_RESULT, Micros(first_result_ - sent_));
+    }
+    if (!call_ids_.empty()) {
+      m.Add(v1::TOOL_CALLS, call_ids_.size());
+    }
+    if (results_ > 0) {
+      m.Add(v1::TOOL_RESULTS, results_);
+    }
+  }
+
+ private:
+  static constexpr size_t kMaxCalls = 256;
+  Clock::time_point sent_{};
+  Clock::time_point first_call_ = kNever, first_result_ = kNever;
+  std::vector<std::string> call_ids_;
+  uint64_t results_ = 0;
+};
 
 // kTls: the WebSocket runs over TLS (wss).
 //
@@ -44,6 +94,8 @@ class WsLlmSession final : public Session,
         conn_(shard_->ioc(), *this, kMaxMessageBytes),
         timer_(shard_->ioc().get_executor()) {
     keepalive_ = !client_.EncodeKeepAlive("x").empty();
+    const auto& tools = shard_->settings().spec.target().tools();
+    tools_.assign(tools.begin(), tools.end());
   }
 
   void Start() override {
@@ -267,11 +319,18 @@ class WsLlmSession final : public Session,
           Abandon(now);
         }
         return;
+      case Kind::kToolCall:
+      case Kind::kToolResult:
+        if (phase_ == Phase::kInFlight) {
+          tool_frames_.OnFrame(e, now);
+        }
+        return;
       case Kind::kComplete:
         if (phase_ == Phase::kInFlight) {
           if (e.reported_input_tokens >= 0) {
             meter_.ReportInput(e.reported_input_tokens);
           }
+          tool_frames_.Record(M());
           shard_->RequestDone(this, meter_.Complete(M(), now, e.reported_tokens));
           Next();
         }
@@ -330,6 +389,7 @@ class WsLlmSession final : public Session,
     if (emu.has_token_delay()) {
       p.token_delay_ms = absl::ToDoubleMilliseconds(FromProtoDuration(emu.token_delay()));
     }
+    p.tools = tools_;
     phase_ = Phase::kInFlight;
     // Multi-turn (Target.turns): WS chat keeps the conversation of the
     // connection on the server; turn 1 of the next one clears it first.
@@ -339,6 +399,7 @@ class WsLlmSession final : public Session,
                         "_clear\",\"data\":{\"type\":\"clear_history\"}}"));
     }
     conversation_on_conn_ = step_.turn > 0;
+    tool_frames_.Begin(Clock::now());
     meter_.Begin(step_, Clock::now());
     meter_.SetInputEstimate(prompt.estimated_input_tokens);
     Send(client_.EncodeRequest(p));
@@ -515,6 +576,8 @@ class WsLlmSession final : public Session,
   int64_t requests_ = 0;
   NextStep step_;
   RequestMeter meter_;
+  std::vector<std::string> tools_;  // target.tools, sent with every ws-chat request
+  ToolFrames tool_frames_;
   Clock::time_point session_start_, connect_start_, retry_after_;
   Clock::time_point due_ = kNever, keepalive_at_ = kNever;
 };

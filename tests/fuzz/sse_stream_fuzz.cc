@@ -18,7 +18,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   const size_t step = 1 + data[0] % 17;
   std::string_view input(reinterpret_cast<const char*>(data) + 1, size - 1);
-  for (Provider p : {Provider::kOpenAiChat, Provider::kAnthropic, Provider::kGemini}) {
+  for (Provider p : {Provider::kOpenAiChat, Provider::kAnthropic, Provider::kGemini,
+                     Provider::kOpenAiResponses}) {
     llmload::protocol::sse::SseParser parser(4096, 16384);
     StreamDecoder decoder(p);
     size_t text_bytes = 0;

@@ -19,7 +19,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view frame(reinterpret_cast<const char*>(data), size);
   for (auto* c : {chat, realm}) {
     (void)c->Parse(frame, [&](const WsEvent& e) {
-      if (e.text.size() > size || e.error_message.size() > size) {
+      if (e.text.size() > size || e.error_message.size() > size ||
+          e.tool_call_id.size() > size || e.tool_name.size() > size) {
         __builtin_trap();
       }
     });

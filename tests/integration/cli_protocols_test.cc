@@ -133,7 +133,8 @@ INSTANTIATE_TEST_SUITE_P(
                       ProtocolCase{"OPENAI_CHAT", "http://127.0.0.1:", ""},
                       ProtocolCase{"ANTHROPIC_MESSAGES", "http://127.0.0.1:", ""},
                       ProtocolCase{"GEMINI", "http://127.0.0.1:", ""},
-                      ProtocolCase{"HTTP_JSON", "http://127.0.0.1:", "/v1/generate"}),
+                      ProtocolCase{"HTTP_JSON", "http://127.0.0.1:", "/v1/generate"},
+                      ProtocolCase{"OPENAI_RESPONSES", "http://127.0.0.1:", ""}),
     [](const ::testing::TestParamInfo<ProtocolCase>& info) {
       // OPENAI_CHAT -> OpenaiChat
       std::string name;
@@ -161,7 +162,7 @@ TEST(CliProtocolErrorsTest, BadTargetFlagsExitTwoBeforeAnythingStarts) {
   const std::vector<Case> cases = {
       {"--protocol carrier-pigeon",
        "llmload: --protocol: unknown protocol 'carrier-pigeon'; one of CENTRIFUGO_EMULATOR, "
-       "REALM, WS_CHAT, OPENAI_CHAT, ANTHROPIC_MESSAGES, GEMINI, HTTP_JSON"},
+       "REALM, WS_CHAT, OPENAI_CHAT, ANTHROPIC_MESSAGES, GEMINI, HTTP_JSON, OPENAI_RESPONSES"},
       {"--protocol openai_chat --header 'Authorization: Bearer sk-live-123'",
        "llmload: --header: expected NAME=VALUE"},
       {"--protocol openai_chat --header 'Authorization=Bearer sk-live-123'",

@@ -180,7 +180,8 @@ std::string CellName(const ::testing::TestParamInfo<Cell>& info) {
 INSTANTIATE_TEST_SUITE_P(
     EveryProtocolEveryModel, LoadMatrixTest,
     ::testing::Combine(::testing::Values("CENTRIFUGO_EMULATOR", "REALM", "WS_CHAT", "OPENAI_CHAT",
-                                         "ANTHROPIC_MESSAGES", "GEMINI", "HTTP_JSON"),
+                                         "ANTHROPIC_MESSAGES", "GEMINI", "HTTP_JSON",
+                                         "OPENAI_RESPONSES"),
                        ::testing::Values(Model::kClosed, Model::kDuration, Model::kOpenPoisson,
                                          Model::kOpenUniform, Model::kOpenRamp),
                        ::testing::Values(1, 2)),

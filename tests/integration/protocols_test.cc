@@ -184,7 +184,8 @@ TEST_F(ProtocolsTest, EveryStreamingProtocolDeliversEveryToken) {
   const std::vector<std::pair<v1::Protocol, std::string>> cases = {
       {v1::CENTRIFUGO_EMULATOR, Http()}, {v1::OPENAI_CHAT, Http()},
       {v1::ANTHROPIC_MESSAGES, Http()},  {v1::GEMINI, Http()},
-      {v1::WS_CHAT, Ws("/api/ws")},      {v1::REALM, Ws("/")}};
+      {v1::WS_CHAT, Ws("/api/ws")},      {v1::REALM, Ws("/")},
+      {v1::OPENAI_RESPONSES, Http()}};
   for (const auto& [protocol, url] : cases) {
     SCOPED_TRACE(v1::Protocol_Name(protocol));
     const v1::Run run = RunProtocol(protocol, url);
@@ -236,6 +237,9 @@ TEST_F(ProtocolsTest, ForcedFaultsLandInTheirClass) {
       {v1::GEMINI, "error_event", v1::HTTP_5XX},
       {v1::OPENAI_CHAT, "malformed", v1::PROTOCOL_ERROR},
       {v1::ANTHROPIC_MESSAGES, "disconnect", v1::DISCONNECTED},
+      {v1::OPENAI_RESPONSES, "429", v1::RATE_LIMITED},
+      {v1::OPENAI_RESPONSES, "error_event", v1::HTTP_5XX},
+      {v1::OPENAI_RESPONSES, "malformed", v1::PROTOCOL_ERROR},
       // WebSocket targets take the fault from the upgrade request's headers.
       // (WS chat has no rate-limit error: its PROCESSING_ERROR is a 5xx.)
       {v1::WS_CHAT, "500", v1::HTTP_5XX},
@@ -269,7 +273,8 @@ TEST_F(ProtocolsTest, ForcedFaultsLandInTheirClass) {
 TEST_F(ProtocolsTest, SeededFaultsGiveTheSameCountsEveryTime) {
   const std::vector<std::pair<v1::Protocol, std::string>> cases = {
       {v1::OPENAI_CHAT, ""},         {v1::ANTHROPIC_MESSAGES, ""}, {v1::GEMINI, ""},
-      {v1::CENTRIFUGO_EMULATOR, ""}, {v1::WS_CHAT, "/api/ws"},     {v1::REALM, "/"}};
+      {v1::CENTRIFUGO_EMULATOR, ""}, {v1::WS_CHAT, "/api/ws"},     {v1::REALM, "/"},
+      {v1::OPENAI_RESPONSES, ""}};
   for (const auto& [protocol, path] : cases) {
     SCOPED_TRACE(v1::Protocol_Name(protocol));
     std::vector<std::map<std::string, uint64_t>> seen;

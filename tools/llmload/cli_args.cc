@@ -202,6 +202,15 @@ const std::vector<FlagSpec>& Flags() {
          }
          return absl::OkStatus();
        }},
+      {"tools", "LLMLOAD_TOOLS", true,
+       [](Options& o, const std::string& v) {
+         // Comma-separated tool names (empty: none); validation checks them.
+         o.tools.clear();
+         if (!v.empty()) {
+           o.tools = absl::StrSplit(v, ',');
+         }
+         return absl::OkStatus();
+       }},
       {"input-length", "LLMLOAD_INPUT_LENGTH", true,
        [](Options& o, const std::string& v) {
          absl::StatusOr<v1::LengthDistribution> d = ParseLengthDistribution("input-length", v);
@@ -963,6 +972,9 @@ std::string EmulatorTargetUrl(v1::Protocol protocol, const std::string& host_por
       return absl::StrCat("ws://", host_port, "/");
     case v1::HTTP_JSON:
       return absl::StrCat("http://", host_port, "/v1/generate");
+    case v1::OPENAI_RESPONSES:
+      // The driver adds /v1/responses, as the other SSE providers' paths.
+      return absl::StrCat("http://", host_port);
     default:
       // CENTRIFUGO_EMULATOR (REST API and /connection/websocket below it) and
       // the SSE providers, whose drivers add their own paths.
@@ -971,6 +983,16 @@ std::string EmulatorTargetUrl(v1::Protocol protocol, const std::string& host_por
 }
 
 namespace {
+
+// --tools (with -f: when given).
+void SetProtocolSurface(const Options& o, v1::Target* t, bool only_given) {
+  if (!only_given || o.given.count("tools") > 0) {
+    t->clear_tools();
+    for (const std::string& name : o.tools) {
+      t->add_tools(name);
+    }
+  }
+}
 
 // --prompt-order, --prompt-seed, --input-length, --output-length (with -f:
 // those given on the command line).
@@ -1011,6 +1033,7 @@ void SetTarget(const Options& o, v1::Target* t) {
   t->set_max_tokens(o.max_tokens);
   t->set_turns(o.turns);
   SetPromptChoice(o, t, /*only_given=*/false);
+  SetProtocolSurface(o, t, /*only_given=*/false);
   t->set_api_key_env(o.api_key_env);
   for (const auto& [name, value] : o.headers) {
     (*t->mutable_headers())[name] = value;
@@ -1165,6 +1188,7 @@ void ApplyFlagsToFileSpec(const Options& o, v1::RunSpec* spec) {
     t->set_turns(o.turns);
   }
   SetPromptChoice(o, t, /*only_given=*/true);
+  SetProtocolSurface(o, t, /*only_given=*/true);
   if (given("api-key-env")) {
     t->set_api_key_env(o.api_key_env);
   }
@@ -1198,6 +1222,7 @@ constexpr FlagPath kFlagPaths[] = {
     {"spec.target.promptMessages", "prompts-file"},
     {"spec.target.promptOrder", "prompt-order"},
     {"spec.target.promptSeed", "prompt-seed"},
+    {"spec.target.tools", "tools"},
     {"spec.target.inputLength", "input-length"},
     {"spec.target.outputLength", "output-length"},
     {"spec.target.prompt", "prompt"},
@@ -1357,7 +1382,8 @@ Usage:
 Target (run and local; with -f, those given on the command line replace the file's,
 headers add to its):
   --protocol NAME      CENTRIFUGO_EMULATOR, REALM, WS_CHAT, OPENAI_CHAT,
-                       ANTHROPIC_MESSAGES, GEMINI or HTTP_JSON (any case)
+                       ANTHROPIC_MESSAGES, GEMINI, HTTP_JSON or OPENAI_RESPONSES
+                       (any case)
                                                   [LLMLOAD_PROTOCOL] CENTRIFUGO_EMULATOR
   --model NAME         model name sent to the target       [LLMLOAD_MODEL]
   --prompt TEXT        the prompt of every request          [LLMLOAD_PROMPT]
@@ -1369,6 +1395,9 @@ headers add to its):
                        (seeded by --prompt-seed)    [LLMLOAD_PROMPT_ORDER]   cycle
   --prompt-seed N      seed of random order and of the length draws
                                                    [LLMLOAD_PROMPT_SEED]    0
+  --tools A,B          WS_CHAT: tool names sent in options.tools; the answers'
+                       tool_call / tool_result frames are counted and timed
+                                                   [LLMLOAD_TOOLS]
   --input-length DIST  synthetic prompts of DIST words: N, uniform:MIN:MAX,
                        normal:MEAN:STDDEV[:MIN:MAX], lognormal:MEAN:STDDEV[:MIN:MAX]
                                                    [LLMLOAD_INPUT_LENGTH]

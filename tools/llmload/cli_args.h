@@ -49,6 +49,7 @@ struct Options {
   uint64_t prompt_seed = 0;                                      // --prompt-seed
   std::optional<v1::LengthDistribution> input_length;           // --input-length
   std::optional<v1::LengthDistribution> output_length;          // --output-length
+  std::vector<std::string> tools;  // --tools: WS_CHAT options.tools
   std::string api_key_env;
   std::map<std::string, std::string> headers;           // --header NAME=VALUE
   std::map<std::string, std::string> headers_from_env;  // --header-from-env NAME=ENVVAR

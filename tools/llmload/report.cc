@@ -292,6 +292,12 @@ std::string FormatReport(const v1::Run& run) {
                                             t.ttft().p50_ms(), t.ttft().p99_ms()));
     }
   }
+  // WS_CHAT with tools (their times are in ALL METRICS).
+  if (const uint64_t calls = CounterValue(st, v1::TOOL_CALLS),
+      results = CounterValue(st, v1::TOOL_RESULTS);
+      calls > 0 || results > 0) {
+    absl::StrAppend(&out, "\nTOOLS:\n  [tool_calls=", calls, ", tool_results=", results, "]\n");
+  }
   if (const v1::ShardProgress& p = run.progress(); p.batches_rejected() > 0) {
     absl::StrAppend(&out, "\nREJECTED BY THE COLLECTOR (missing from these statistics):\n",
                     "  [batches=", p.batches_rejected(), ", requests=", p.requests_rejected(),

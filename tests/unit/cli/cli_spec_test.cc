@@ -51,7 +51,7 @@ std::string BuildError(std::vector<std::string> args, const std::string& url = "
 }
 
 TEST(CliSpecTest, ProtocolNamesParseInAnyCase) {
-  ASSERT_EQ(AllProtocols().size(), 7u);
+  ASSERT_EQ(AllProtocols().size(), 8u);
   for (v1::Protocol p : AllProtocols()) {
     const std::string name = v1::Protocol_Name(p);
     std::string dashed = absl::AsciiStrToLower(name);
@@ -68,7 +68,7 @@ TEST(CliSpecTest, ProtocolNamesParseInAnyCase) {
     EXPECT_EQ(parsed.status().message(),
               absl::StrCat("--protocol: unknown protocol '", bad,
                            "'; one of CENTRIFUGO_EMULATOR, REALM, WS_CHAT, OPENAI_CHAT, "
-                           "ANTHROPIC_MESSAGES, GEMINI, HTTP_JSON"));
+                           "ANTHROPIC_MESSAGES, GEMINI, HTTP_JSON, OPENAI_RESPONSES"));
   }
   auto o = Parse({"local", "--protocol", "frobnicate"});
   ASSERT_FALSE(o.ok());
@@ -87,6 +87,7 @@ TEST(CliSpecTest, EmulatorEndpointPerProtocol) {
       {v1::ANTHROPIC_MESSAGES, "http://127.0.0.1:9"},  // + /v1/messages
       {v1::GEMINI, "http://127.0.0.1:9"},              // + /v1beta/models/...
       {v1::HTTP_JSON, "http://127.0.0.1:9/v1/generate"},
+      {v1::OPENAI_RESPONSES, "http://127.0.0.1:9"},    // + /v1/responses
   };
   for (v1::Protocol p : AllProtocols()) {
     ASSERT_EQ(want.count(p), 1u) << v1::Protocol_Name(p) << " has no expected endpoint";
@@ -645,6 +646,52 @@ TEST(CliSpecTest, UsageTextDocumentsTheTargetFlags) {
   for (v1::Protocol p : AllProtocols()) {
     EXPECT_TRUE(absl::StrContains(usage, v1::Protocol_Name(p))) << v1::Protocol_Name(p);
   }
+}
+
+}  // namespace
+}  // namespace llmload::cli
+
+namespace llmload::cli {
+namespace {
+
+TEST(CliSpecTest, ToolsFlagSetsTargetTools) {
+  auto o = Parse({"local", "--protocol", "ws_chat", "--tools", "search,calc"});
+  ASSERT_TRUE(o.ok()) << o.status();
+  absl::StatusOr<v1::RunSpec> spec = BuildRunSpec(*o, "ws://h:1/api/ws");
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  ASSERT_EQ(spec->target().tools_size(), 2);
+  EXPECT_EQ(spec->target().tools(0), "search");
+  EXPECT_EQ(spec->target().tools(1), "calc");
+
+  // From the environment too; an empty value sends none.
+  auto env = Parse({"local", "--protocol", "ws_chat"}, {{"LLMLOAD_TOOLS", "lookup"}});
+  ASSERT_TRUE(env.ok()) << env.status();
+  spec = BuildRunSpec(*env, "ws://h:1/api/ws");
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  ASSERT_EQ(spec->target().tools_size(), 1);
+  auto none = Parse({"local", "--protocol", "ws_chat", "--tools", ""});
+  ASSERT_TRUE(none.ok()) << none.status();
+  spec = BuildRunSpec(*none, "ws://h:1/api/ws");
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_EQ(spec->target().tools_size(), 0);
+
+  // A bad name, or tools for another protocol, is refused naming the flag.
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"local", "--protocol", "ws_chat", "--tools", "a b"},
+        std::vector<std::string>{"local", "--protocol", "openai_chat", "--tools", "search"}}) {
+    auto bad = Parse(args);
+    ASSERT_TRUE(bad.ok()) << bad.status();
+    absl::StatusOr<v1::RunSpec> refused = BuildRunSpec(*bad, "http://h:1");
+    ASSERT_FALSE(refused.ok()) << args.back();
+    EXPECT_TRUE(absl::StrContains(refused.status().message(), "--tools")) << refused.status();
+  }
+}
+
+TEST(CliSpecTest, OpenAiResponsesIsAProtocol) {
+  auto o = Parse({"local", "--protocol", "openai_responses"});
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_EQ(o->protocol, v1::OPENAI_RESPONSES);
+  EXPECT_EQ(EmulatorTargetUrl(v1::OPENAI_RESPONSES, "127.0.0.1:9"), "http://127.0.0.1:9");
 }
 
 }  // namespace

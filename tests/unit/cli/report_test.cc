@@ -78,6 +78,15 @@ TEST(ReportTest, ReportsInputTokensAndSaysWhichAreEstimated) {
   EXPECT_NE(r.find("  All estimated as ceil(prompt bytes / 4)"), std::string::npos) << r;
 }
 
+TEST(ReportTest, ReportsToolFramesWhenThereAreAny) {
+  v1::Run run = SampleRun();
+  EXPECT_EQ(FormatReport(run).find("TOOLS:"), std::string::npos);  // none: no section
+  (*run.mutable_stats()->mutable_counters())["tool_calls"] = 60;
+  (*run.mutable_stats()->mutable_counters())["tool_results"] = 59;
+  const std::string r = FormatReport(run);
+  EXPECT_NE(r.find("TOOLS:\n  [tool_calls=60, tool_results=59]\n"), std::string::npos) << r;
+}
+
 TEST(ReportTest, SaysWhatTheCollectorRejected) {
   EXPECT_EQ(FormatReport(SampleRun()).find("REJECTED"), std::string::npos);
   v1::Run run = SampleRun();

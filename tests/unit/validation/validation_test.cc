@@ -93,11 +93,20 @@ TEST(ValidateRunSpecTest, InvalidIsReportedBeforeUnimplemented) {
 
 TEST(ValidateRunSpecTest, EveryProtocolIsAccepted) {
   for (v1::Protocol p : {v1::CENTRIFUGO_EMULATOR, v1::REALM, v1::WS_CHAT, v1::OPENAI_CHAT,
-                         v1::ANTHROPIC_MESSAGES, v1::GEMINI, v1::HTTP_JSON}) {
+                         v1::ANTHROPIC_MESSAGES, v1::GEMINI, v1::HTTP_JSON,
+                         v1::OPENAI_RESPONSES}) {
     v1::RunSpec spec = ValidSpec();
     spec.mutable_target()->set_protocol(p);
     EXPECT_TRUE(ValidateRunSpec(spec).ok()) << v1::Protocol_Name(p);
   }
+}
+
+TEST(ValidateRunSpecTest, WsChatToolsPass) {
+  v1::RunSpec spec = ValidSpec();
+  spec.mutable_target()->set_protocol(v1::WS_CHAT);
+  spec.mutable_target()->add_tools("web.search");
+  spec.mutable_target()->add_tools("calc_2");
+  EXPECT_TRUE(ValidateRunSpec(spec).ok()) << ValidateRunSpec(spec);
 }
 
 TEST(ValidateRunSpecTest, TlsTargetsExceptTheCentrifugoFlow) {
@@ -286,6 +295,41 @@ INSTANTIATE_TEST_SUITE_P(
         BadField{"ReconnectAttemptsBelowMinusOne",
                  [](v1::RunSpec& s) { s.mutable_target()->set_reconnect_attempts(-2); },
                  kInvalid, "spec.target.reconnectAttempts", "got -2"},
+        // target.tools (WS_CHAT options.tools).
+        BadField{"ToolsOnANonWsChatProtocol",
+                 [](v1::RunSpec& s) {
+                   s.mutable_target()->set_protocol(v1::OPENAI_CHAT);
+                   s.mutable_target()->add_tools("search");
+                 },
+                 kInvalid, "spec.target.tools", "only WS_CHAT sends tools"},
+        BadField{"ToolsTooMany",
+                 [](v1::RunSpec& s) {
+                   s.mutable_target()->set_protocol(v1::WS_CHAT);
+                   for (int i = 0; i < 17; ++i) {
+                     s.mutable_target()->add_tools(absl::StrCat("t", i));
+                   }
+                 },
+                 kInvalid, "spec.target.tools", "at most 16 tools, got 17"},
+        BadField{"ToolNameBadChars",
+                 [](v1::RunSpec& s) {
+                   s.mutable_target()->set_protocol(v1::WS_CHAT);
+                   s.mutable_target()->add_tools("ok");
+                   s.mutable_target()->add_tools("a b");
+                 },
+                 kInvalid, "spec.target.tools[1]", "[A-Za-z0-9_.-]"},
+        BadField{"ToolNameEmpty",
+                 [](v1::RunSpec& s) {
+                   s.mutable_target()->set_protocol(v1::WS_CHAT);
+                   s.mutable_target()->add_tools("");
+                 },
+                 kInvalid, "spec.target.tools[0]", "must be 1-64 characters"},
+        BadField{"ToolNameRepeated",
+                 [](v1::RunSpec& s) {
+                   s.mutable_target()->set_protocol(v1::WS_CHAT);
+                   s.mutable_target()->add_tools("calc");
+                   s.mutable_target()->add_tools("calc");
+                 },
+                 kInvalid, "spec.target.tools[1]", "repeats \"calc\""},
         BadField{"TenantBadChars",
                  [](v1::RunSpec& s) { s.mutable_target()->set_tenant("a b c"); },
                  kInvalid, "spec.target.tenant", "[A-Za-z0-9_-]"},
