@@ -225,11 +225,12 @@ std::string ParamName(const ::testing::TestParamInfo<std::string>& info) {
 INSTANTIATE_TEST_SUITE_P(EveryProtocol, CancellationTest,
                          ::testing::Values("CENTRIFUGO_EMULATOR", "REALM", "WS_CHAT",
                                            "OPENAI_CHAT", "ANTHROPIC_MESSAGES", "GEMINI",
-                                           "HTTP_JSON"),
+                                           "HTTP_JSON", "OPENAI_RESPONSES"),
                          ParamName);
 INSTANTIATE_TEST_SUITE_P(StreamedProtocols, CancellationMidStreamTest,
                          ::testing::Values("CENTRIFUGO_EMULATOR", "REALM", "WS_CHAT",
-                                           "OPENAI_CHAT", "ANTHROPIC_MESSAGES", "GEMINI"),
+                                           "OPENAI_CHAT", "ANTHROPIC_MESSAGES", "GEMINI",
+                                           "OPENAI_RESPONSES"),
                          ParamName);
 
 }  // namespace

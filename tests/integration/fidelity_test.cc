@@ -106,7 +106,8 @@ TEST_P(FidelityTest, TheWorkersItlMatchesTheGapsTheTargetSent) {
 
 INSTANTIATE_TEST_SUITE_P(StreamedProtocols, FidelityTest,
                          ::testing::Values("CENTRIFUGO_EMULATOR", "REALM", "WS_CHAT",
-                                           "OPENAI_CHAT", "ANTHROPIC_MESSAGES", "GEMINI"),
+                                           "OPENAI_CHAT", "ANTHROPIC_MESSAGES", "GEMINI",
+                                           "OPENAI_RESPONSES"),
                          [](const ::testing::TestParamInfo<std::string>& info) {
                            return absl::StrReplaceAll(info.param, {{"_", ""}});
                          });
