@@ -155,12 +155,17 @@ TEST_P(CancellationTest, TheSpecsShareIsAbandonedAndCountedApart) {
   const std::string name = absl::StrCat("after-", absl::StrReplaceAll(protocol, {{"_", ""}}));
   ASSERT_TRUE(testing_util::WaitForTcp(port_, absl::Seconds(20)));
   const uint64_t abandoned_before = Abandoned(protocol);
-  // Unstreamed: the answer comes after kWords x 20 ms; abandoned at 40 ms.
+  // Streamed: tokens 50 ms apart, so the emulator still has about 250 ms of
+  // the answer to write when the worker leaves after kAfterTokens, a margin
+  // a worker slowed by a sanitizer on a loaded machine still keeps (were the
+  // whole answer in the socket's buffer first, the emulator could not tell it
+  // was abandoned). Unstreamed: the answer comes after kWords x 20 ms;
+  // abandoned at 40 ms.
   const boost::json::object c =
       streamed ? RunWorker(name, protocol,
                            absl::StrCat(R"({"share": )", kShare, R"(, "seed": )", kSeed,
                                         R"(, "afterTokens": )", kAfterTokens, "}"),
-                           "0.005s")
+                           "0.05s")
                : RunWorker(name, protocol,
                            absl::StrCat(R"({"share": )", kShare, R"(, "seed": )", kSeed,
                                         R"(, "after": "0.04s"})"),
@@ -200,11 +205,12 @@ TEST_P(CancellationMidStreamTest, AbandonedAfterATime) {
   const std::string name = absl::StrCat("time-", absl::StrReplaceAll(protocol, {{"_", ""}}));
   ASSERT_TRUE(testing_util::WaitForTcp(port_, absl::Seconds(20)));
   const uint64_t abandoned_before = Abandoned(protocol);
-  // kWords tokens 30 ms apart take about 240 ms; abandoned at 100 ms.
+  // kWords tokens 50 ms apart take about 400 ms; abandoned at 100 ms, with
+  // about 300 ms of the answer left to write.
   const boost::json::object c = RunWorker(
       name, protocol,
       absl::StrCat(R"({"share": )", kShare, R"(, "seed": )", kSeed, R"(, "after": "0.1s"})"),
-      "0.03s");
+      "0.05s");
   SCOPED_TRACE(absl::StrCat(protocol, " counters: ", boost::json::serialize(c)));
   const uint64_t expected = ExpectedCancelled();
   const uint64_t cancelled = Counter(c, "requests_cancelled");
