@@ -1,34 +1,28 @@
 #include "services/worker/centrifugo_session.h"
 
-#include <deque>
-#include <optional>
-#include <string>
-
-#include <boost/asio/connect.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/beast/core/buffers_to_string.hpp>
-#include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/websocket.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
+#include <string>
+#include <string_view>
 
 #include "absl/strings/str_cat.h"
 #include "lib/common/log.h"
 #include "services/common/grpc_util.h"
 #include "services/worker/session_util.h"
+#include "services/worker/ws_connection.h"
 
 namespace llmload::worker {
 namespace {
 
-namespace beast = boost::beast;
-namespace websocket = beast::websocket;
 namespace json = boost::json;
 namespace cf = protocol::centrifugo;
 
 constexpr uint32_t kConnectCommandId = 1;
 constexpr size_t kMaxWsMessageBytes = 1 << 20;
-
+// How long a close handshake may take before the socket is just dropped.
+constexpr auto kCloseGrace = std::chrono::seconds(2);
 
 // Counter for a failed HTTP exchange.
 v1::Counter ClassifyHttp(const HttpResult& r) {
@@ -48,21 +42,30 @@ v1::Counter ClassifyHttp(const HttpResult& r) {
   return status >= 500 ? v1::HTTP_5XX : v1::HTTP_4XX;
 }
 
+// kTls: the WebSocket runs over TLS (a wss:// wsUrl); the HTTP calls go
+// through the loop's pool either way.
+//
+// The WebSocket is the worker's lean client (ws_connection.h), the one the
+// WS_CHAT and REALM drivers use: an idle session holds its socket, a small
+// first-read buffer and its few strings, not a Beast stream with buffers of
+// its own. Set-up (session create, connect, upgrade, connect reply) holds
+// one of the loop's connection slots, as the other WebSocket drivers do.
+template <bool kTls>
 class CentrifugoSession final : public Session,
-                                public std::enable_shared_from_this<CentrifugoSession> {
+                                public WsConnectionOwner,
+                                public std::enable_shared_from_this<CentrifugoSession<kTls>> {
+  using std::enable_shared_from_this<CentrifugoSession<kTls>>::shared_from_this;
+
  public:
   CentrifugoSession(std::shared_ptr<LoopShard> shard, int32_t client_id)
       : shard_(std::move(shard)),
         client_id_(client_id),
-        timer_(shard_->ioc()) {}
+        conn_(shard_->ioc(), *this, kMaxWsMessageBytes),
+        timer_(shard_->ioc().get_executor()) {}
 
   void Start() override {
     session_start_ = Clock::now();
-    phase_ = Phase::kCreate;
-    http::request<http::string_body> req{http::verb::post, Path("/api/sessions/create"), 11};
-    shard_->http(client_id_).Request(std::move(req), [self = shared_from_this()](HttpResult&& r) {
-      self->OnCreated(std::move(r));
-    });
+    Create();
   }
 
   void Cancel() override {
@@ -71,14 +74,84 @@ class CentrifugoSession final : public Session,
     }
     cancelled_ = true;
     timer_.cancel();
-    CloseSocket();
+    conn_.Abort();
     Finish();
+  }
+
+  void Resume() override {
+    if (phase_ == Phase::kIdle && !cancelled_) {
+      StartCycle();
+    }
+  }
+
+  void OnConnectSlot() override {
+    has_slot_ = true;
+    if (cancelled_ || phase_ != Phase::kQueued) {
+      return ReleaseSlot();
+    }
+    SendCreate();
+  }
+
+  // ---- WsConnectionOwner ----
+
+  void OnWsOpen(Clock::time_point now) override {
+    M().RecordUs(v1::CONNECT, Micros(now - connect_start_));
+    phase_ = Phase::kAwaitConnectReply;
+    Send(cf::EncodeConnectCommand(token_, kConnectCommandId));
+    std::string().swap(token_);  // sent: no need to keep it
+  }
+
+  void OnWsMessage(std::string_view message, Clock::time_point now) override {
+    if (cancelled_ || phase_ == Phase::kDone) {
+      return;
+    }
+    M().Add(v1::BYTES_IN, message.size());
+    bool stop = false;
+    const absl::Status s = shard_->centrifugo_parser().Parse(
+        message, [&](const cf::ServerEvent& e) { stop = stop || !HandleEvent(e, now); });
+    if (!s.ok() && !stop && phase_ != Phase::kDone) {
+      conn_.Abort();
+      FailActive(v1::PROTOCOL_ERROR, "malformed centrifugo frame");
+    }
+  }
+
+  void OnWsEnd(WsEnd end, std::string_view why) override {
+    if (cancelled_ || phase_ == Phase::kDone) {
+      return;
+    }
+    if (phase_ == Phase::kClosing) {
+      return AfterClose();
+    }
+    v1::Counter counter = v1::DISCONNECTED;
+    switch (end) {
+      case WsEnd::kConnectFailed:
+        counter = v1::CONNECT_FAILED;
+        break;
+      case WsEnd::kUpgradeRefused: {
+        const int status = conn_.refused_status();
+        counter = status == 429   ? v1::RATE_LIMITED
+                  : status >= 500 ? v1::HTTP_5XX
+                  : status >= 400 ? v1::HTTP_4XX
+                                  : v1::PROTOCOL_ERROR;
+        break;
+      }
+      case WsEnd::kProtocolError:
+        counter = v1::PROTOCOL_ERROR;
+        break;
+      case WsEnd::kClosedByPeer:
+      case WsEnd::kLost:
+      case WsEnd::kClosed:
+        counter = v1::DISCONNECTED;
+        break;
+    }
+    FailActive(counter, why);
   }
 
  private:
   enum class Phase {
+    kQueued,  // waiting for a connection set-up slot of the loop
     kCreate,
-    kConnect,
+    kConnect,  // TCP and the upgrade
     kAwaitConnectReply,
     kIdle,       // open and waiting for the load model (NextStep::kWait)
     kScheduled,  // a request is due at a future intended time
@@ -96,8 +169,33 @@ class CentrifugoSession final : public Session,
 
   // --- session set-up ---
 
+  // Set-up, first or again after a lost connection, waits for a slot.
+  void Create() {
+    phase_ = Phase::kQueued;
+    if (!shard_->AcquireConnectSlot(shared_from_this())) {
+      return;  // OnConnectSlot continues
+    }
+    has_slot_ = true;
+    SendCreate();
+  }
+
+  void ReleaseSlot() {
+    if (has_slot_) {
+      has_slot_ = false;
+      shard_->ReleaseConnectSlot();
+    }
+  }
+
+  void SendCreate() {
+    phase_ = Phase::kCreate;
+    http::request<http::string_body> req{http::verb::post, Path("/api/sessions/create"), 11};
+    shard_->http(client_id_).Request(std::move(req), [self = shared_from_this()](HttpResult&& r) {
+      self->OnCreated(std::move(r));
+    });
+  }
+
   void OnCreated(HttpResult&& r) {
-    if (cancelled_) {
+    if (cancelled_ || phase_ != Phase::kCreate) {
       return;
     }
     AddHttpBytes(r);
@@ -121,129 +219,33 @@ class CentrifugoSession final : public Session,
     phase_ = Phase::kConnect;
     connect_start_ = Clock::now();
     ArmTimer();
-    ws_.emplace(shard_->ioc());
-    outbox_.clear();
-    rbuf_.clear();
     const TargetInfo& t = shard_->settings().TargetFor(client_id_);
-    AsyncConnect(beast::get_lowest_layer(*ws_), t.ws_endpoints, t.source_addresses,
-                 static_cast<uint64_t>(client_id_),
-                 [self = shared_from_this(), gen = generation_](const boost::system::error_code& ec) {
-                   if (gen == self->generation_) {
-                     self->OnTcpConnected(ec);
-                   }
-                 });
+    conn_.Open(t, JoinTarget(t.ws_base_path, "/connection/websocket", t.ws_query), t.headers,
+               static_cast<uint64_t>(client_id_), shared_from_this());
   }
 
-  void OnTcpConnected(const boost::system::error_code& ec) {
-    if (cancelled_) {
-      return;
-    }
-    if (ec) {
-      return FailSetup(timed_out_ ? v1::TIMEOUT : v1::CONNECT_FAILED, "connect failed");
-    }
-    boost::system::error_code ignored;
-    beast::get_lowest_layer(*ws_).set_option(tcp::no_delay(true), ignored);
-    ws_->read_message_max(kMaxWsMessageBytes);
-    const TargetInfo& t = shard_->settings().TargetFor(client_id_);
-    ws_->async_handshake(t.ws_host_header,
-                         JoinTarget(t.ws_base_path, "/connection/websocket", t.ws_query),
-                         [self = shared_from_this(), gen = generation_](
-                             const boost::system::error_code& ec) {
-                           if (gen == self->generation_) {
-                             self->OnHandshake(ec);
-                           }
-                         });
-  }
-
-  void OnHandshake(const boost::system::error_code& ec) {
-    if (cancelled_) {
-      return;
-    }
-    if (ec) {
-      return FailSetup(timed_out_ ? v1::TIMEOUT : v1::CONNECT_FAILED, "websocket upgrade failed");
-    }
-    M().RecordUs(v1::CONNECT, Micros(Clock::now() - connect_start_));
-    phase_ = Phase::kAwaitConnectReply;
-    Send(cf::EncodeConnectCommand(token_, kConnectCommandId));
-    DoRead();
-  }
-
-  // --- WebSocket I/O ---
-
-  void Send(std::string text) {
+  void Send(std::string_view text) {
     M().Add(v1::BYTES_OUT, text.size());
-    outbox_.push_back(std::move(text));
-    if (outbox_.size() == 1) {
-      DoWrite();
-    }
+    conn_.SendText(text);
   }
 
-  void DoWrite() {
-    ws_->text(true);
-    ws_->async_write(net::buffer(outbox_.front()),
-                    [self = shared_from_this(), gen = generation_](
-                        const boost::system::error_code& ec, size_t) {
-                      if (ec || gen != self->generation_) {
-                        return;  // the read side sees the failure
-                      }
-                      self->outbox_.pop_front();
-                      if (!self->outbox_.empty() && self->phase_ != Phase::kDone) {
-                        self->DoWrite();
-                      }
-                    });
-  }
+  // Whether the connection that delivers events is still the session's:
+  // not after it ended, was abandoned or was lost.
+  bool Live() const { return phase_ != Phase::kDone && phase_ != Phase::kReconnectWait; }
 
-  void DoRead() {
-    ws_->async_read(rbuf_, [self = shared_from_this(), gen = generation_](
-                               const boost::system::error_code& ec, size_t n) {
-      if (gen == self->generation_) {
-        self->OnRead(ec, n);
-      }
-    });
-  }
-
-  void OnRead(const boost::system::error_code& ec, size_t n) {
-    if (cancelled_ || phase_ == Phase::kDone) {
-      return;
-    }
-    if (ec) {
-      if (phase_ == Phase::kClosing) {
-        return AfterClose();
-      }
-      if (ec == websocket::error::message_too_big) {
-        return FailActive(v1::PROTOCOL_ERROR, "message over the size limit");
-      }
-      return FailActive(timed_out_ ? v1::TIMEOUT : v1::DISCONNECTED, "websocket closed");
-    }
-    const Clock::time_point now = Clock::now();
-    M().Add(v1::BYTES_IN, n);
-    const auto data = rbuf_.cdata();
-    std::string_view frame(static_cast<const char*>(data.data()), data.size());
-    bool stop = false;
-    absl::Status s = shard_->centrifugo_parser().Parse(
-        frame, [&](const cf::ServerEvent& e) { stop = stop || !HandleEvent(e, now); });
-    rbuf_.consume(rbuf_.size());
-    if (!s.ok()) {
-      return FailActive(v1::PROTOCOL_ERROR, "malformed centrifugo frame");
-    }
-    if (stop || phase_ == Phase::kDone || phase_ == Phase::kReconnectWait) {
-      return;
-    }
-    DoRead();
-  }
-
-  // Returns false when the session has ended.
+  // Returns false when the events that follow in the message are moot.
   bool HandleEvent(const cf::ServerEvent& e, Clock::time_point now) {
     switch (e.kind) {
       case cf::ServerEvent::Kind::kPing:
         if (pong_) {
-          Send(std::string(cf::kPongCommand));
+          Send(cf::kPongCommand);
         }
         return true;
       case cf::ServerEvent::Kind::kConnectReply:
         if (phase_ == Phase::kAwaitConnectReply && e.id == kConnectCommandId) {
           pong_ = e.pong;
           timer_.cancel();
+          ReleaseSlot();
           failures_in_a_row_ = 0;
           if (!setup_done_) {  // a reconnection is not a new session
             M().RecordUs(v1::SESSION_SETUP, Micros(now - session_start_));
@@ -252,9 +254,10 @@ class CentrifugoSession final : public Session,
           }
           StartCycle();
         }
-        return phase_ != Phase::kDone;
+        return Live();
       case cf::ServerEvent::Kind::kReplyError:
         if (phase_ == Phase::kAwaitConnectReply && e.id == kConnectCommandId) {
+          conn_.Abort();
           FailSetup(v1::CONNECT_FAILED, "connect rejected");
           return false;
         }
@@ -270,8 +273,9 @@ class CentrifugoSession final : public Session,
             MaybeFinishCycle();
           }
         }
-        return phase_ != Phase::kDone;
+        return Live();
       case cf::ServerEvent::Kind::kDisconnectPush:
+        conn_.Abort();
         FailActive(v1::DISCONNECTED, "server disconnect");
         return false;
       default:
@@ -314,12 +318,6 @@ class CentrifugoSession final : public Session,
     SendRun();
   }
 
-  void Resume() override {
-    if (phase_ == Phase::kIdle && !cancelled_) {
-      StartCycle();
-    }
-  }
-
   void SendRun() {
     json::object body;
     body["session_id"] = session_id_;
@@ -342,10 +340,10 @@ class CentrifugoSession final : public Session,
     meter_.Begin(step_, Clock::now());
     meter_.SetInputEstimate(prompt.estimated_input_tokens);  // the API reports no usage
     ArmTimer();
-    shard_->http(client_id_).Request(std::move(req), [self = shared_from_this(),
-                                                      cycle = cycle_](HttpResult&& r) {
-      self->OnRunResponse(std::move(r), cycle);
-    });
+    shard_->http(client_id_)
+        .Request(std::move(req), [self = shared_from_this(), cycle = cycle_](HttpResult&& r) {
+          self->OnRunResponse(std::move(r), cycle);
+        });
   }
 
   void OnRunResponse(HttpResult&& r, int cycle) {
@@ -390,34 +388,44 @@ class CentrifugoSession final : public Session,
   // --- timeouts, failures, teardown ---
 
   void ArmTimer() {
-    timed_out_ = false;
     const Clock::time_point limit = Clock::now() + shard_->settings().request_timeout;
     // In a cycle, no later than the moment the spec abandons the request.
     timer_.expires_at(phase_ == Phase::kCycle ? std::min(limit, meter_.cancel_at()) : limit);
     timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
-      if (ec || self->phase_ == Phase::kDone || self->phase_ == Phase::kClosing ||
-          self->phase_ == Phase::kIdle || self->phase_ == Phase::kScheduled ||
-          self->phase_ == Phase::kReconnectWait) {
-        return;
-      }
-      const Clock::time_point now = Clock::now();
-      if (self->phase_ == Phase::kCycle && self->meter_.CancelDue(now)) {
-        return self->Abandon(now);
-      }
-      self->timed_out_ = true;
-      if (self->phase_ == Phase::kCycle) {
-        self->FailActive(v1::TIMEOUT, "response timed out");
-      } else {
-        self->FailSetup(v1::TIMEOUT, "session set-up timed out");
+      if (!ec) {
+        self->OnTimer();
       }
     });
   }
 
-  void FailSetup(v1::Counter counter, const char* why) {
+  void OnTimer() {
+    switch (phase_) {
+      case Phase::kCycle: {
+        const Clock::time_point now = Clock::now();
+        if (meter_.CancelDue(now)) {
+          return Abandon(now);
+        }
+        conn_.Abort();
+        return FailActive(v1::TIMEOUT, "response timed out");
+      }
+      case Phase::kConnect:
+      case Phase::kAwaitConnectReply:
+        conn_.Abort();
+        return FailSetup(v1::TIMEOUT, "session set-up timed out");
+      case Phase::kClosing:  // the target did not answer the close in time
+        conn_.Abort();
+        return AfterClose();
+      default:
+        return;
+    }
+  }
+
+  void FailSetup(v1::Counter counter, std::string_view why) {
     if (phase_ == Phase::kDone) {
       return;
     }
     M().Add(counter);
+    ReleaseSlot();
     if (setup_done_) {
       // Re-establishing a session that was open: try again while attempts
       // remain, else the session ends (it was counted as opened).
@@ -429,7 +437,7 @@ class CentrifugoSession final : public Session,
     M().Add(v1::SESSIONS_FAILED);
     LLMLOAD_LOG(kDebug, "Session set-up failed.")
         .Kv("client_id", client_id_)
-        .Kv("reason", why)
+        .Kv("reason", std::string(why))
         .Kv("counter", metrics::CounterName(counter));
     Teardown();
   }
@@ -438,11 +446,12 @@ class CentrifugoSession final : public Session,
   // connection and the emulator session are dropped (the stream's state is
   // unknown), and a new session is set up after the reconnection backoff to
   // run the remaining cycles.
-  void FailActive(v1::Counter counter, const char* why) {
+  void FailActive(v1::Counter counter, std::string_view why) {
     if (phase_ == Phase::kDone) {
       return;
     }
-    if (!setup_done_) {
+    if (!setup_done_ || phase_ == Phase::kConnect || phase_ == Phase::kAwaitConnectReply ||
+        phase_ == Phase::kCreate) {
       return FailSetup(counter, why);
     }
     if (phase_ == Phase::kCycle) {
@@ -451,7 +460,7 @@ class CentrifugoSession final : public Session,
     LLMLOAD_LOG(kDebug, "Session failed.")
         .Kv("client_id", client_id_)
         .Kv("session_id", session_id_)
-        .Kv("reason", why);
+        .Kv("reason", std::string(why));
     if (shard_->cancelled() || cancelled_) {
       return Teardown();
     }
@@ -481,7 +490,7 @@ class CentrifugoSession final : public Session,
   // Closes the WebSocket and deletes the emulator session behind it;
   // nobody waits for the answer.
   void DropConnection() {
-    CloseSocket();
+    conn_.Abort();
     if (!session_id_.empty()) {
       http::request<http::string_body> req{http::verb::delete_,
                                            Path(absl::StrCat("/api/sessions/", session_id_)), 11};
@@ -507,24 +516,15 @@ class CentrifugoSession final : public Session,
     });
   }
 
-  void CloseSocket() {
-    ++generation_;
-    if (ws_) {
-      boost::system::error_code ignored;
-      beast::get_lowest_layer(*ws_).close(ignored);
-    }
-  }
-
   void BeginClose() {
     phase_ = Phase::kClosing;
-    timer_.cancel();
-    ws_->async_close(websocket::close_code::normal,
-                    [self = shared_from_this()](const boost::system::error_code&) {
-                      // The pending read completes with `closed` and calls AfterClose.
-                      if (self->phase_ == Phase::kClosing) {
-                        self->AfterClose();
-                      }
-                    });
+    timer_.expires_after(kCloseGrace);
+    timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
+      if (!ec) {
+        self->OnTimer();
+      }
+    });
+    conn_.Close();  // OnWsEnd calls AfterClose
   }
 
   void AfterClose() {
@@ -532,7 +532,8 @@ class CentrifugoSession final : public Session,
       return;
     }
     phase_ = Phase::kDone;
-    CloseSocket();
+    timer_.cancel();
+    conn_.Abort();
     DeleteSessionThenFinish();
   }
 
@@ -540,7 +541,7 @@ class CentrifugoSession final : public Session,
     const bool had_session = !session_id_.empty();
     phase_ = Phase::kDone;
     timer_.cancel();
-    CloseSocket();
+    conn_.Abort();
     if (had_session && !shard_->cancelled()) {
       DeleteSessionThenFinish();
     } else {
@@ -567,6 +568,7 @@ class CentrifugoSession final : public Session,
     }
     finished_ = true;
     phase_ = Phase::kDone;
+    ReleaseSlot();
     shard_->SessionEnded(this);
   }
 
@@ -577,20 +579,17 @@ class CentrifugoSession final : public Session,
 
   std::shared_ptr<LoopShard> shard_;
   const int32_t client_id_;
-  std::optional<websocket::stream<tcp::socket>> ws_;  // one per connection
-  uint64_t generation_ = 0;  // bumped when a connection is dropped
-  int failures_in_a_row_ = 0;
-  net::steady_timer timer_;
-  beast::flat_buffer rbuf_;
-  std::deque<std::string> outbox_;
+  WsConnection<kTls> conn_;
+  LoopTimer timer_;
   std::string session_id_;
-  std::string token_;
-  Phase phase_ = Phase::kCreate;
+  std::string token_;  // the connect command's JWT, until it is sent
+  Phase phase_ = Phase::kQueued;
   bool pong_ = false;
+  bool has_slot_ = false;  // holds one of the loop's connection set-up slots
   bool setup_done_ = false;
   bool cancelled_ = false;
   bool finished_ = false;
-  bool timed_out_ = false;
+  int failures_in_a_row_ = 0;
   int cycle_ = 0;
   // Per cycle.
   bool http_done_ = false;
@@ -602,8 +601,12 @@ class CentrifugoSession final : public Session,
 
 }  // namespace
 
-std::shared_ptr<Session> MakeCentrifugoSession(std::shared_ptr<LoopShard> shard, int32_t client_id) {
-  return std::make_shared<CentrifugoSession>(std::move(shard), client_id);
+std::shared_ptr<Session> MakeCentrifugoSession(std::shared_ptr<LoopShard> shard,
+                                               int32_t client_id) {
+  if (shard->settings().TargetFor(client_id).ws_tls) {
+    return std::make_shared<CentrifugoSession<true>>(std::move(shard), client_id);
+  }
+  return std::make_shared<CentrifugoSession<false>>(std::move(shard), client_id);
 }
 
 }  // namespace llmload::worker
