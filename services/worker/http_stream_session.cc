@@ -1,53 +1,51 @@
 #include "services/worker/http_stream_session.h"
 
 #include <array>
+#include <boost/asio/post.hpp>
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+#include <boost/json/string.hpp>
 #include <cstdlib>
 #include <optional>
 #include <string>
 #include <type_traits>
 #include <vector>
 
-#include <boost/asio/connect.hpp>
-#include <boost/asio/ssl/stream.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/http.hpp>
-#include <boost/json/parse.hpp>
-#include <boost/json/serialize.hpp>
-#include <boost/json/string.hpp>
-
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "lib/common/log.h"
+#include "lib/protocol/http1_client.h"
 #include "lib/protocol/provider_stream.h"
 #include "lib/protocol/sse.h"
 #include "services/common/grpc_util.h"
 #include "services/worker/conversation.h"
+#include "services/worker/http_connection.h"
 #include "services/worker/session_util.h"
 
 namespace llmload::worker {
 namespace {
 
-namespace beast = boost::beast;
 namespace llm = protocol::llm;
 
-constexpr size_t kReadChunk = 16 * 1024;
 constexpr size_t kMaxErrorBody = 64 * 1024;
 constexpr size_t kMaxJsonBody = 4 << 20;
 
-// kTls: the connection is an ssl::stream over the TCP socket (https).
+// kTls: https. The connection is the worker's lean HTTP client
+// (http_connection.h): between reads a session holds no read buffer, no
+// parser strings and no copy of its request.
 template <bool kTls>
 class HttpStreamSession final : public Session,
+                                public HttpConnectionOwner,
                                 public std::enable_shared_from_this<HttpStreamSession<kTls>> {
-  using Stream = std::conditional_t<kTls, net::ssl::stream<tcp::socket>, tcp::socket>;
   using std::enable_shared_from_this<HttpStreamSession<kTls>>::shared_from_this;
 
  public:
   HttpStreamSession(std::shared_ptr<LoopShard> shard, int32_t client_id)
       : shard_(std::move(shard)),
         client_id_(client_id),
-        timer_(shard_->ioc()),
-        retry_timer_(shard_->ioc()),
-        read_buf_(new char[kReadChunk]) {
+        conn_(shard_->ioc(), *this),
+        timer_(shard_->ioc().get_executor()),
+        retry_timer_(shard_->ioc().get_executor()) {
     const v1::Target& t = shard_->settings().spec.target();
     protocol_ = t.protocol();
     streaming_ = protocol_ != v1::HTTP_JSON && !t.no_stream();
@@ -77,7 +75,7 @@ class HttpStreamSession final : public Session,
     cancelled_ = true;
     timer_.cancel();
     retry_timer_.cancel();
-    CloseSocket();
+    conn_.Abort();
     Finish();
   }
 
@@ -92,81 +90,23 @@ class HttpStreamSession final : public Session,
 
   metrics::MetricSet& M() { return shard_->metrics(this); }
 
-  // The TCP socket under the (TLS) stream.
-  tcp::socket& Sock() {
-    if constexpr (kTls) {
-      return stream_->next_layer();
-    } else {
-      return *stream_;
-    }
-  }
-  bool SocketOpen() { return stream_.has_value() && Sock().is_open(); }
-  void CloseSocket() {
-    if (stream_) {
-      boost::system::error_code ignored;
-      Sock().close(ignored);
-    }
-  }
-
   // ---- connection ----
 
   void Connect() {
     phase_ = Phase::kConnecting;
     reused_conn_ = false;
     connect_start_ = Clock::now();
-    CloseSocket();
-    if constexpr (kTls) {
-      stream_.emplace(shard_->ioc(), *shard_->settings().TargetFor(client_id_).tls_context);
-    } else {
-      stream_.emplace(shard_->ioc());
-    }
-    buffer_.clear();
     ArmDeadline(shard_->settings().connect_timeout);
-    const TargetInfo& t = shard_->settings().TargetFor(client_id_);
-    AsyncConnect(Sock(), t.endpoints, t.source_addresses, static_cast<uint64_t>(client_id_),
-                 [self = shared_from_this()](const boost::system::error_code& ec) {
-                   self->OnConnected(ec);
-                 });
-  }
-
-  void OnConnected(const boost::system::error_code& ec) {
-    if (cancelled_ || done_) {
-      return;
-    }
-    if (ec) {
-      timer_.cancel();
-      M().Add(timed_out_ ? v1::TIMEOUT : v1::CONNECT_FAILED);
-      return Reconnect("connect failed");
-    }
-    boost::system::error_code ignored;
-    Sock().set_option(tcp::no_delay(true), ignored);
-    if constexpr (kTls) {
-      const TargetInfo& t = shard_->settings().TargetFor(client_id_);
-      if (!SetUpTlsClient(*stream_, t.host, t.verify)) {
-        timer_.cancel();
-        M().Add(v1::CONNECT_FAILED);
-        return Reconnect("cannot set SNI");
-      }
-      stream_->async_handshake(net::ssl::stream_base::client,
-                               [self = shared_from_this()](const boost::system::error_code& e) {
-                                 self->OnSecured(e);
-                               });
-      return;
-    }
-    OnSecured({});
+    conn_.Open(shard_->settings().TargetFor(client_id_), static_cast<uint64_t>(client_id_),
+               shared_from_this());
   }
 
   // TCP (and TLS) established: the session is usable.
-  void OnSecured(const boost::system::error_code& ec) {
+  void OnHttpOpen(Clock::time_point now) override {
     if (cancelled_ || done_) {
       return;
     }
     timer_.cancel();
-    if (ec) {
-      M().Add(timed_out_ ? v1::TIMEOUT : v1::CONNECT_FAILED);
-      return Reconnect("TLS handshake failed");
-    }
-    const Clock::time_point now = Clock::now();
     M().RecordUs(v1::CONNECT, Micros(now - connect_start_));
     if (!opened_) {
       opened_ = true;
@@ -180,6 +120,31 @@ class HttpStreamSession final : public Session,
       return Send();
     }
     Next();
+  }
+
+  void OnHttpEnd(HttpEnd end, uint64_t response_bytes, std::string_view why) override {
+    if (cancelled_ || done_) {
+      return;
+    }
+    switch (phase_) {
+      case Phase::kConnecting:
+        timer_.cancel();
+        M().Add(v1::CONNECT_FAILED);
+        return Reconnect(end == HttpEnd::kConnectFailed ? "connect failed" : "connection lost");
+      case Phase::kInFlight:
+        if (end == HttpEnd::kLost && RetryOnStaleConnection(response_bytes)) {
+          return;
+        }
+        return Fail(end == HttpEnd::kProtocolError ? v1::PROTOCOL_ERROR : v1::DISCONNECTED,
+                    std::string(why).c_str());
+      case Phase::kIdle:
+      case Phase::kScheduled:
+      case Phase::kDone:
+        // The target closed the idle keep-alive connection (or sent what
+        // nobody asked for): the next request connects again.
+        reused_conn_ = false;
+        return;
+    }
   }
 
   // After a lost connection: back off (1 s, 2 s, 4 s … with jitter) and try
@@ -243,7 +208,8 @@ class HttpStreamSession final : public Session,
     Send();
   }
 
-  http::request<http::string_body> BuildRequest() {
+  // Appends the request of step_ to `out`.
+  void BuildRequest(std::string& out) {
     const ShardSettings& s = shard_->settings();
     const TargetInfo& where = s.TargetFor(client_id_);
     const v1::Target& t = s.spec.target();
@@ -263,9 +229,9 @@ class HttpStreamSession final : public Session,
                           max_tokens > 0 ? absl::StrCat(",\"max_tokens\":", max_tokens) : "", "}");
     } else {
       const std::string model =
-          t.model().empty() ? std::string(provider_ == llm::Provider::kGemini ? "gemini-2.0-flash"
-                                                                            : "llmload")
-                            : t.model();
+          t.model().empty()
+              ? std::string(provider_ == llm::Provider::kGemini ? "gemini-2.0-flash" : "llmload")
+              : t.model();
       target = JoinTarget(where.base_path,
                           llm::RequestPathBelow(provider_, where.base_path, model, streaming_),
                           where.query);
@@ -293,55 +259,59 @@ class HttpStreamSession final : public Session,
       params.stream = streaming_;
       body = llm::RequestBody(provider_, params);
     }
-    http::request<http::string_body> req{http::verb::post, target, 11};
-    req.set(http::field::host, where.host_header);
-    req.set(http::field::content_type, "application/json");
-    req.set(http::field::accept, streaming_ ? "text/event-stream" : "application/json");
-    req.set(http::field::user_agent, "llmload/0.1");
+    protocol::http1::HeaderList headers;
+    headers.reserve(8 + where.headers.size());
+    headers.emplace_back("Content-Type", "application/json");
+    headers.emplace_back("Accept", streaming_ ? "text/event-stream" : "application/json");
+    headers.emplace_back("User-Agent", "llmload/0.1");
     if (!api_key_.empty()) {
       switch (provider_) {
         case llm::Provider::kOpenAiChat:
         case llm::Provider::kOpenAiResponses:
-          req.set(http::field::authorization, "Bearer " + api_key_);
+          headers.emplace_back("Authorization", "Bearer " + api_key_);
           break;
         case llm::Provider::kAnthropic:
-          req.set("x-api-key", api_key_);
+          headers.emplace_back("x-api-key", api_key_);
           break;
         case llm::Provider::kGemini:
-          req.set("x-goog-api-key", api_key_);
+          headers.emplace_back("x-goog-api-key", api_key_);
           break;
       }
     }
     if (provider_ == llm::Provider::kAnthropic && protocol_ != v1::HTTP_JSON) {
-      req.set("anthropic-version", "2023-06-01");
+      headers.emplace_back("anthropic-version", "2023-06-01");
     }
     // The emulator's per-request knobs (ignored by real providers).
     if (emu.has_token_delay()) {
-      req.set("x-llmload-token-delay-ms",
-              absl::StrCat(absl::ToDoubleMilliseconds(FromProtoDuration(emu.token_delay()))));
+      headers.emplace_back(
+          "x-llmload-token-delay-ms",
+          absl::StrCat(absl::ToDoubleMilliseconds(FromProtoDuration(emu.token_delay()))));
     }
     if (length_words > 0) {
-      req.set("x-llmload-length-words", absl::StrCat(length_words));
+      headers.emplace_back("x-llmload-length-words", absl::StrCat(length_words));
     }
+    // The spec's own headers replace ours of the same name.
     for (const auto& [k, v] : where.headers) {
-      req.set(k, v);
+      std::erase_if(headers, [&](const auto& h) { return absl::EqualsIgnoreCase(h.first, k); });
+      headers.emplace_back(k, v);
     }
-    req.keep_alive(true);
-    req.body() = std::move(body);
-    req.prepare_payload();
-    return req;
+    protocol::http1::AppendRequest(out, "POST", target, where.host_header, headers, body);
   }
 
   void Send() {
     if (cancelled_ || done_) {
       return;
     }
-    if (!SocketOpen()) {
+    if (!conn_.is_open()) {
       pending_request_ = true;
       return Connect();
     }
     phase_ = Phase::kInFlight;
-    req_ = BuildRequest();
+    // Built in a per-thread buffer: the connection keeps only what the
+    // kernel does not take at once.
+    thread_local std::string request;
+    request.clear();
+    BuildRequest(request);
     // Per-request state.
     reported_tokens_ = -1;
     stream_done_ = false;
@@ -353,97 +323,41 @@ class HttpStreamSession final : public Session,
     meter_.SetInputEstimate(input_estimate_);
     last_activity_ = meter_.send_at();
     ArmDeadline(shard_->settings().ttft_timeout);
-    M().Add(v1::BYTES_OUT, req_.body().size() + 200);
-    http::async_write(*stream_, req_, [self = shared_from_this()](
-                                         const boost::system::error_code& ec, size_t) {
-      if (ec) {
-        if (self->cancelled_ || self->done_ || self->RetryOnStaleConnection(0)) {
-          return;
-        }
-        return self->Fail(self->timed_out_ ? v1::TIMEOUT : v1::DISCONNECTED, "write failed");
-      }
-      self->ReadHeader();
-    });
+    M().Add(v1::BYTES_OUT, request.size());
+    conn_.Send(request);
   }
 
-  void ReadHeader() {
-    parser_.emplace();
-    parser_->body_limit(boost::none);  // bounded by our own caps below
-    http::async_read_header(*stream_, buffer_, *parser_,
-                            [self = shared_from_this()](const boost::system::error_code& ec,
-                                                        size_t n) { self->OnHeader(ec, n); });
-  }
-
-  void OnHeader(const boost::system::error_code& ec, size_t n) {
-    if (cancelled_ || done_) {
-      return;
-    }
-    if (ec) {
-      if (RetryOnStaleConnection(n)) {
-        return;
-      }
-      return Fail(timed_out_ ? v1::TIMEOUT : v1::DISCONNECTED, "no response");
-    }
-    M().Add(v1::BYTES_IN, n);
-    const unsigned status = parser_->get().result_int();
-    if (status / 100 == 1) {
-      if (status == 101) {
-        return Fail(v1::PROTOCOL_ERROR, "101 Switching Protocols to a request that asked none");
-      }
-      // An interim response (100 Continue, 103 Early Hints, ...): RFC 9110
-      // section 15.2 says to skip it; the final response follows.
-      return ReadHeader();
-    }
-    const Clock::time_point now = Clock::now();
+  void OnHttpHead(const protocol::http1::ResponseHead& head, Clock::time_point now) override {
+    M().Add(v1::BYTES_IN, head.head_bytes);
     M().RecordUs(v1::REQUEST, Micros(now - meter_.send_at()));
-    status_ = status;
+    status_ = static_cast<unsigned>(head.status);
     last_activity_ = now;
     if (status_ / 100 != 2) {
-      // Read the (bounded) error body so the connection can be reused.
-      const auto& h = parser_->get();
-      const double wait = llm::RetryAfterSeconds(std::string(h["retry-after"]),
-                                                 std::string(h["retry-after-ms"]));
+      // The (bounded) error body is read so the connection can be reused.
+      const double wait = llm::RetryAfterSeconds(head.retry_after, head.retry_after_ms);
       if (wait > 0) {
         retry_after_ = now + std::chrono::milliseconds(static_cast<int64_t>(wait * 1000));
       }
     }
-    ReadBody();
   }
 
-  void ReadBody() {
-    if (parser_->is_done()) {
-      return OnBodyEnd();
+  bool OnHttpBody(std::string_view bytes, Clock::time_point now) override {
+    if (cancelled_ || done_ || phase_ != Phase::kInFlight) {
+      return false;
     }
-    parser_->get().body().data = read_buf_.get();
-    parser_->get().body().size = kReadChunk;
-    http::async_read_some(*stream_, buffer_, *parser_,
-                          [self = shared_from_this()](const boost::system::error_code& ec,
-                                                      size_t) { self->OnBodyBytes(ec); });
+    M().Add(v1::BYTES_IN, bytes.size());
+    return Consume(bytes, now);
   }
 
-  void OnBodyBytes(boost::system::error_code ec) {
-    if (cancelled_ || done_) {
+  void OnHttpComplete(bool keep_alive, Clock::time_point now) override {
+    if (cancelled_ || done_ || phase_ != Phase::kInFlight) {
       return;
     }
-    if (ec == http::error::need_buffer) {
-      ec = {};
-    }
-    const size_t got = kReadChunk - parser_->get().body().size;
-    if (got > 0) {
-      M().Add(v1::BYTES_IN, got);
-      if (!Consume(std::string_view(read_buf_.get(), got))) {
-        return;  // failed inside
-      }
-    }
-    if (ec) {
-      return Fail(timed_out_ ? v1::TIMEOUT : v1::DISCONNECTED, "response cut short");
-    }
-    ReadBody();
+    OnBodyEnd(keep_alive, now);
   }
 
   // Returns false when the request has failed.
-  bool Consume(std::string_view bytes) {
-    const Clock::time_point now = Clock::now();
+  bool Consume(std::string_view bytes, Clock::time_point now) {
     last_activity_ = now;
     if (status_ / 100 != 2 || !streaming_) {
       std::string& sink = error_body_;
@@ -521,15 +435,13 @@ class HttpStreamSession final : public Session,
     }
   }
 
-  void OnBodyEnd() {
+  void OnBodyEnd(bool keep, Clock::time_point now) {
     if (abandon_) {
       return FinishAbandoned();  // the time limit came first
     }
     timer_.cancel();
-    const Clock::time_point now = Clock::now();
-    const bool keep = parser_->get().keep_alive();
     if (status_ / 100 != 2) {
-      const v1::Counter c = status_ == 429 ? v1::RATE_LIMITED
+      const v1::Counter c = status_ == 429   ? v1::RATE_LIMITED
                             : status_ >= 500 ? v1::HTTP_5XX
                                              : v1::HTTP_4XX;
       shard_->RequestDone(this, RequestMeter::Fail(M(), c));
@@ -602,7 +514,7 @@ class HttpStreamSession final : public Session,
 
   void AfterRequest(bool keep_alive) {
     if (!keep_alive) {
-      CloseSocket();
+      conn_.Abort();
     }
     reused_conn_ = keep_alive;
     Next();
@@ -612,15 +524,14 @@ class HttpStreamSession final : public Session,
   // (servers close idle connections: Node.js after 5 s, nginx after 75 s)
   // fails before a single response byte. That is not the target failing the
   // request: reconnect and send it once more. True when retrying.
-  bool RetryOnStaleConnection(size_t response_bytes) {
-    if (!reused_conn_ || timed_out_ || abandon_ || response_bytes > 0 || stale_retried_ ||
-        buffer_.size() > 0) {
+  bool RetryOnStaleConnection(uint64_t response_bytes) {
+    if (!reused_conn_ || abandon_ || response_bytes > 0 || stale_retried_) {
       return false;
     }
     stale_retried_ = true;
     reused_conn_ = false;
     timer_.cancel();
-    CloseSocket();
+    conn_.Abort();
     pending_request_ = true;
     Connect();
     return true;
@@ -640,7 +551,7 @@ class HttpStreamSession final : public Session,
         .Kv("client_id", client_id_)
         .Kv("reason", why)
         .Kv("counter", metrics::CounterName(counter));
-    CloseSocket();
+    conn_.Abort();
     if (counter == v1::DISCONNECTED || counter == v1::TIMEOUT) {
       // The connection is gone: reconnect (with backoff) before the next one.
       failures_in_a_row_ = 0;
@@ -661,7 +572,7 @@ class HttpStreamSession final : public Session,
   void FinishAbandoned() {
     abandon_ = false;
     timer_.cancel();
-    CloseSocket();
+    conn_.Abort();
     reused_conn_ = false;
     shard_->RequestDone(this, meter_.Abandon(M(), abandon_at_));
     conversation_.End(/*answered=*/true);
@@ -681,7 +592,6 @@ class HttpStreamSession final : public Session,
   // timeout it checks the time of the last activity instead of being re-armed
   // per chunk.
   void ArmDeadline(std::chrono::milliseconds d) {
-    timed_out_ = false;
     deadline_span_ = d;
     if (phase_ == Phase::kInFlight) {
       // No later than the moment the spec abandons the request, if it does.
@@ -702,8 +612,7 @@ class HttpStreamSession final : public Session,
     if (phase_ == Phase::kInFlight && meter_.CancelDue(now)) {
       abandon_ = true;
       abandon_at_ = now;
-      CloseSocket();  // the pending operation fails and finishes the abandon
-      return;
+      return FinishAbandoned();
     }
     if (phase_ == Phase::kInFlight && meter_.got_first() && now - last_activity_ < d) {
       timer_.expires_at(std::min(last_activity_ + d, meter_.cancel_at()));
@@ -712,15 +621,19 @@ class HttpStreamSession final : public Session,
       });
       return;
     }
-    if (phase_ != Phase::kInFlight && phase_ != Phase::kConnecting) {
-      return;
+    if (phase_ == Phase::kConnecting) {
+      conn_.Abort();
+      M().Add(v1::TIMEOUT);
+      return Reconnect("connect timed out");
     }
-    timed_out_ = true;
-    CloseSocket();  // the pending operation fails and reports TIMEOUT
+    if (phase_ == Phase::kInFlight) {
+      conn_.Abort();
+      Fail(v1::TIMEOUT, "response timed out");
+    }
   }
 
   void End() {
-    CloseSocket();
+    conn_.Abort();
     Finish();
   }
 
@@ -743,13 +656,9 @@ class HttpStreamSession final : public Session,
   std::string api_key_;
   std::chrono::milliseconds deadline_span_{};
 
-  std::optional<Stream> stream_;
-  net::steady_timer timer_;
-  net::steady_timer retry_timer_;
-  beast::flat_buffer buffer_;
-  std::unique_ptr<char[]> read_buf_;
-  http::request<http::string_body> req_;
-  std::optional<http::response_parser<http::buffer_body>> parser_;
+  HttpConnection<kTls> conn_;
+  LoopTimer timer_;
+  LoopTimer retry_timer_;
   protocol::sse::SseParser sse_;
   std::optional<llm::StreamDecoder> decoder_;
   std::string error_body_;
@@ -760,7 +669,6 @@ class HttpStreamSession final : public Session,
   bool opened_ = false;
   bool cancelled_ = false;
   bool done_ = false;
-  bool timed_out_ = false;
   bool pending_request_ = false;
   bool reused_conn_ = false;    // the connection has carried a complete response
   bool stale_retried_ = false;  // this request was resent after a stale connection
@@ -774,14 +682,15 @@ class HttpStreamSession final : public Session,
   int64_t reported_tokens_ = -1;
   int64_t input_estimate_ = 0;
   std::vector<llm::ChatMessage> messages_;  // the request's conversation (views into the spec)
-  Conversation conversation_;  // multi-turn runs (Target.turns): the history resent
+  Conversation conversation_;               // multi-turn runs (Target.turns): the history resent
   Clock::time_point session_start_, connect_start_, last_activity_, done_at_, retry_after_,
       abandon_at_;
 };
 
 }  // namespace
 
-std::shared_ptr<Session> MakeHttpStreamSession(std::shared_ptr<LoopShard> shard, int32_t client_id) {
+std::shared_ptr<Session> MakeHttpStreamSession(std::shared_ptr<LoopShard> shard,
+                                               int32_t client_id) {
   if (shard->settings().TargetFor(client_id).tls) {
     return std::make_shared<HttpStreamSession<true>>(std::move(shard), client_id);
   }

@@ -4,9 +4,9 @@
 // GEMINI and OPENAI_RESPONSES (SSE streams, or plain JSON with
 // target.noStream) and HTTP_JSON (a non-streaming JSON request/response).
 //
-// A session owns one HTTP/1.1 keep-alive connection, reused between its
-// requests. The body is read incrementally into a fixed buffer and fed to
-// the SSE parser, so nothing is assumed about how the target chunks it and
+// A session owns one HTTP/1.1 keep-alive connection (http_connection.h),
+// reused between its requests. The body is fed to the SSE parser as each
+// read brings it, so nothing is assumed about how the target chunks it and
 // memory stays bounded whatever it sends.
 //
 // Measures connect (TCP connect), session_setup (= connect for a session

@@ -14,17 +14,7 @@ namespace {
 
 namespace ws = protocol::ws;
 
-// One read buffer per loop thread, shared by every plain connection on it:
-// a connection with more than its first read waiting is drained into it and
-// the bytes are parsed before the next connection's turn.
-constexpr size_t kReadBuffer = 64 * 1024;
-// TLS connections read through OpenSSL, record by record (16 KiB at most).
-constexpr size_t kTlsReadBuffer = 16 * 1024;
-
-char* SharedReadBuffer() {
-  thread_local std::unique_ptr<char[]> buffer(new char[kReadBuffer]);
-  return buffer.get();
-}
+constexpr size_t kReadBuffer = kLoopReadBuffer;
 
 // Masking keys and handshake nonces (RFC 6455 asks for unpredictable ones;
 // a per-thread generator seeded from the OS is that, and costs nothing).
@@ -43,6 +33,11 @@ auto MakeIdleStream(net::io_context& ioc) {
 }
 
 }  // namespace
+
+char* SharedReadBuffer() {
+  thread_local std::unique_ptr<char[]> buffer(new char[kLoopReadBuffer]);
+  return buffer.get();
+}
 
 template <bool kTls>
 WsConnection<kTls>::WsConnection(net::io_context& ioc, WsConnectionOwner& owner,

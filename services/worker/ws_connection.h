@@ -69,6 +69,16 @@ using LoopExecutor = net::io_context::executor_type;
 using LoopSocket = net::basic_stream_socket<tcp, LoopExecutor>;
 using LoopTimer = net::basic_waitable_timer<Clock, net::wait_traits<Clock>, LoopExecutor>;
 
+// One read buffer per loop thread, shared by every plain connection on it
+// (WebSocket and HTTP alike): a connection with more than its first read
+// waiting is drained into it and the bytes are parsed before the next
+// connection's turn.
+inline constexpr size_t kLoopReadBuffer = 64 * 1024;
+char* SharedReadBuffer();
+// TLS connections read through OpenSSL, record by record (16 KiB at most),
+// into a buffer of their own.
+inline constexpr size_t kTlsReadBuffer = 16 * 1024;
+
 // kTls: wss (TLS over TCP) instead of ws.
 template <bool kTls>
 class WsConnection {

@@ -64,6 +64,7 @@ struct Reply {
   bool cut = false;  // close the connection mid-body
   std::string interim;       // sent before the response, e.g. a 103 Early Hints
   bool close_after = false;  // close the kept-alive connection after the response
+  bool until_close = false;  // no length and no chunks: the body ends with the connection
 };
 
 class FakeProvider {
@@ -154,6 +155,15 @@ class FakeProvider {
       Reply r = script_(n, std::string(req.target()));
       std::string head =
           absl::StrCat(r.interim, "HTTP/1.1 ", r.status, " X\r\n", r.extra_headers);
+      if (r.until_close) {
+        head += "Content-Type: text/event-stream\r\nConnection: close\r\n\r\n";
+        net::write(s, net::buffer(head), ec);
+        for (const std::string& p : r.pieces) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(1));
+          net::write(s, net::buffer(p), ec);
+        }
+        return;  // the close ends the body
+      }
       if (r.status == 200 && r.pieces.size() != 1) {
         head += "Content-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n";
         net::write(s, net::buffer(head), ec);
@@ -429,6 +439,29 @@ TEST(HttpStreamSessionTest, AConnectionTheServerClosedWhileIdleIsReplacedWithout
   EXPECT_EQ(metrics::FailedRequests(m), 0u);
   EXPECT_EQ(fake.connections(), 3);
   EXPECT_EQ(fake.requests(), 3);
+}
+
+TEST(HttpStreamSessionTest, AStreamTheConnectionsCloseEndsIsComplete) {
+  // HTTP/1.1 lets a response without Content-Length or chunked coding end
+  // with the connection: that end completes the stream, and the next
+  // request goes out on a new connection.
+  const auto events = Events(ReadFixture("openai-chat-stream.sse"));
+  FakeProvider fake([&](int, const std::string&) {
+    Reply r{200, events};
+    r.until_close = true;
+    return r;
+  });
+  metrics::MetricSet m = RunShard(v1::OPENAI_CHAT, fake.port(), 1, 2);
+  EXPECT_EQ(m.Get(v1::REQUESTS_OK), 2u);
+  EXPECT_EQ(metrics::FailedRequests(m), 0u);
+  EXPECT_EQ(m.Get(v1::RECONNECTS), 0u);
+  EXPECT_EQ(fake.connections(), 2);
+  // The same tokens as the same stream sent chunked.
+  FakeProvider chunked([&](int, const std::string&) { return Reply{200, events}; });
+  const metrics::MetricSet c = RunShard(v1::OPENAI_CHAT, chunked.port(), 1, 2);
+  EXPECT_GT(c.Get(v1::TOKENS), 0u);
+  EXPECT_EQ(m.Get(v1::TOKENS), c.Get(v1::TOKENS));
+  EXPECT_EQ(chunked.connections(), 1);
 }
 
 TEST(HttpStreamSessionTest, EveryPartOfTheTargetUrlReachesTheTarget) {
