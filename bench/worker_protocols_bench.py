@@ -39,6 +39,7 @@ PROTOCOLS = {
     "ANTHROPIC_MESSAGES": "http://127.0.0.1:{port}",
     "GEMINI": "http://127.0.0.1:{port}",
     "HTTP_JSON": "http://127.0.0.1:{port}/v1/generate",
+    "OPENAI_RESPONSES": "http://127.0.0.1:{port}",
 }
 
 SHAPES = {
@@ -120,7 +121,7 @@ def main():
     ap.add_argument("--protocols", default=",".join(PROTOCOLS))
     ap.add_argument("--json", help="also write the results here")
     args = ap.parse_args()
-    bin_dir = os.path.join(args.build, "bin")
+    bin_dir = os.path.abspath(os.path.join(args.build, "bin"))
     tmp = tempfile.mkdtemp(prefix="llmload-protocols-bench-")
     all_results = {}
     print("| protocol | tokens ok | worker µs/token (busy) | emulator µs/token | ratio "

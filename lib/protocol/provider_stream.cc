@@ -1,5 +1,8 @@
 #include "lib/protocol/provider_stream.h"
 
+#include <memory>
+#include <optional>
+
 #include <boost/json/monotonic_resource.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
@@ -262,8 +265,51 @@ std::string RequestBody(Provider p, const RequestParams& r) {
   return out;
 }
 
-StreamDecoder::StreamDecoder(Provider p)
-    : provider_(p), scratch_(new unsigned char[kScratchBytes]) {}
+namespace {
+
+// The parsed JSON of an event lives only while OnEvent runs, so one scratch
+// buffer per thread serves every decoder on it: a worker keeps thousands of
+// responses streaming per thread, and 16 KiB each would be most of their
+// memory. A decoder called from inside another's callback (nothing does
+// that today) would find it taken and parse on the heap instead.
+struct ThreadScratch {
+  std::unique_ptr<unsigned char[]> bytes{new unsigned char[kScratchBytes]};
+  bool busy = false;
+};
+
+class ScratchResource {
+ public:
+  ScratchResource() : scratch_(Local()) {
+    if (scratch_.busy) {
+      resource_.emplace();
+    } else {
+      scratch_.busy = owner_ = true;
+      resource_.emplace(scratch_.bytes.get(), kScratchBytes);
+    }
+  }
+  ~ScratchResource() {
+    resource_.reset();
+    if (owner_) {
+      scratch_.busy = false;
+    }
+  }
+  ScratchResource(const ScratchResource&) = delete;
+  ScratchResource& operator=(const ScratchResource&) = delete;
+  json::monotonic_resource* get() { return &*resource_; }
+
+ private:
+  static ThreadScratch& Local() {
+    thread_local ThreadScratch scratch;
+    return scratch;
+  }
+  ThreadScratch& scratch_;
+  bool owner_ = false;
+  std::optional<json::monotonic_resource> resource_;
+};
+
+}  // namespace
+
+StreamDecoder::StreamDecoder(Provider p) : provider_(p) {}
 StreamDecoder::~StreamDecoder() = default;
 
 absl::Status StreamDecoder::OnEvent(const sse::SseEvent& event,
@@ -277,9 +323,10 @@ absl::Status StreamDecoder::OnEvent(const sse::SseEvent& event,
   if (provider_ == Provider::kAnthropic && event.type == "ping") {
     return absl::OkStatus();
   }
-  json::monotonic_resource mr(scratch_.get(), kScratchBytes);
+  ScratchResource mr;
   json::error_code ec;
-  json::value v = json::parse(json::string_view(event.data.data(), event.data.size()), ec, &mr);
+  json::value v =
+      json::parse(json::string_view(event.data.data(), event.data.size()), ec, mr.get());
   if (ec || !v.is_object()) {
     return absl::InvalidArgumentError("stream event is not a JSON object");
   }

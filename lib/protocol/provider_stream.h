@@ -110,7 +110,6 @@ class StreamDecoder {
                                 absl::FunctionRef<void(const StreamItem&)> out);
 
   Provider provider_;
-  std::unique_ptr<unsigned char[]> scratch_;
 };
 
 // A non-streaming answer: its text and, when reported, the output and input
