@@ -454,6 +454,21 @@ std::string WsLlmClient::EncodeRequest(const RequestParams& p) const {
     out += "}}}";
     return out;
   }
+  if (p.function == "health" || p.function == "metadata") {
+    out = absl::StrCat("{\"id\":", Quote(p.id), ",\"function\":", Quote(p.function),
+                       ",\"params\":{}");
+  } else if (p.function == "pipeline") {
+    out = absl::StrCat("{\"id\":", Quote(p.id), ",\"function\":\"pipeline\",\"params\":{",
+                       "\"pipeline\":", Quote(p.pipeline), ",\"input\":{\"text\":",
+                       Quote(p.prompt), "}}");
+  }
+  if (!out.empty()) {
+    if (!p.tenant.empty()) {
+      absl::StrAppend(&out, ",\"tenant_id\":", Quote(p.tenant));
+    }
+    out += "}";
+    return out;
+  }
   out = absl::StrCat("{\"id\":", Quote(p.id), ",\"function\":\"generate\",\"params\":{\"prompt\":",
                      Quote(p.prompt));
   if (!p.model.empty()) {

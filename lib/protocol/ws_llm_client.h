@@ -75,6 +75,11 @@ struct RequestParams {
   bool stream = true;
   // ws-chat options.tools (not sent when empty); realm: unused.
   std::span<const std::string> tools;
+  // realm: the function called. "generate" takes the fields above; "health"
+  // and "metadata" take none; "pipeline" runs `pipeline` with the prompt as
+  // its input text.
+  std::string_view function = "generate";
+  std::string_view pipeline;
 };
 
 class WsLlmClient {

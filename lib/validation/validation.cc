@@ -339,8 +339,48 @@ void CheckTools(const v1::Target& target, Checker& check) {
   }
 }
 
+// target.realmFunction and realmPipeline: REALM only; a pipeline needs its
+// name (the same characters Realm's function names use).
+constexpr size_t kMaxPipelineName = 64;
+
+void CheckRealmFunction(const v1::Target& target, Checker& check) {
+  if (!v1::RealmFunction_IsValid(target.realm_function())) {
+    check.Invalid("spec.target.realmFunction",
+                  absl::StrCat("unknown function ", target.realm_function()));
+    return;
+  }
+  if (target.realm_function() != v1::REALM_GENERATE && target.protocol() != v1::REALM) {
+    check.Invalid("spec.target.realmFunction",
+                  absl::StrCat("only REALM calls functions, not ",
+                               v1::Protocol_Name(target.protocol())));
+    return;
+  }
+  const std::string& name = target.realm_pipeline();
+  if (target.realm_function() != v1::REALM_PIPELINE) {
+    if (!name.empty()) {
+      check.Invalid("spec.target.realmPipeline",
+                    "names the pipeline of realmFunction REALM_PIPELINE; set that too, or drop "
+                    "realmPipeline");
+    }
+    if (target.no_stream() && target.realm_function() != v1::REALM_GENERATE) {
+      check.Invalid("spec.target.noStream",
+                    absl::StrCat(v1::RealmFunction_Name(target.realm_function()),
+                                 " never streams: noStream applies to REALM_GENERATE"));
+    }
+    return;
+  }
+  if (name.empty() || name.size() > kMaxPipelineName ||
+      name.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                             "0123456789_.-") != std::string::npos) {
+    check.Invalid("spec.target.realmPipeline",
+                  absl::StrCat("REALM_PIPELINE needs the pipeline's name: 1-", kMaxPipelineName,
+                               " characters of [A-Za-z0-9_.-], got ", Quote(name)));
+  }
+}
+
 void CheckTarget(const v1::Target& target, Checker& check) {
   CheckTools(target, check);
+  CheckRealmFunction(target, check);
   const v1::Protocol protocol = target.protocol();
   if (protocol == v1::PROTOCOL_UNSPECIFIED) {
     std::vector<std::string> names;
@@ -740,7 +780,9 @@ void CheckCancellation(const v1::RunSpec& spec, Checker& check) {
                   absl::StrCat("must be between 1 and ", kMaxCancelAfterTokens, ", got ",
                                c.after_tokens()));
   } else if (c.after_tokens() > 0 &&
-             (spec.target().protocol() == v1::HTTP_JSON || spec.target().no_stream())) {
+             (spec.target().protocol() == v1::HTTP_JSON || spec.target().no_stream() ||
+              (spec.target().protocol() == v1::REALM &&
+               spec.target().realm_function() != v1::REALM_GENERATE))) {
     check.Invalid("spec.cancellation.afterTokens",
                   "a response that is not streamed has no tokens to count before it ends; "
                   "use cancellation.after");

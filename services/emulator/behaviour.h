@@ -193,6 +193,16 @@ class Behaviour {
   uint64_t TurnCount(int bucket) const {
     return turns_[static_cast<size_t>(bucket)].load(std::memory_order_relaxed);
   }
+  // Realm function calls answered other than generate (counted by
+  // RequestCount): the /stats ground truth for target.realmFunction.
+  enum class RealmCall : uint8_t { kHealth, kMetadata, kPipeline };
+  static constexpr int kRealmCalls = 3;
+  void CountRealmCall(RealmCall c) {
+    realm_calls_[static_cast<size_t>(c)].fetch_add(1, std::memory_order_relaxed);
+  }
+  uint64_t RealmCallCount(RealmCall c) const {
+    return realm_calls_[static_cast<size_t>(c)].load(std::memory_order_relaxed);
+  }
 
  private:
   const BehaviourConfig config_;
@@ -202,6 +212,7 @@ class Behaviour {
   std::array<std::atomic<uint64_t>, kProtocolCount> abandoned_{};
   TokenGaps token_gaps_;
   std::array<std::atomic<uint64_t>, kTurnBuckets> turns_{};  // WS chat
+  std::array<std::atomic<uint64_t>, kRealmCalls> realm_calls_{};
 };
 static_assert(kProtocolCount <= TokenGaps::kProtocols);
 

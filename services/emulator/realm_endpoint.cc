@@ -218,11 +218,13 @@ WsActions RealmHandler::Dispatch(std::string_view text) {
     return Generate(call->id, call->params, call->tenant_id);
   }
   if (call->function == "health") {
+    behaviour_->CountRealmCall(Behaviour::RealmCall::kHealth);
     const int64_t uptime =
         std::chrono::duration_cast<std::chrono::seconds>(options_->now() - started_).count();
     return Frames(rs::EncodeComplete(call->id, rs::HealthData(uptime)));
   }
   if (call->function == "metadata") {
+    behaviour_->CountRealmCall(Behaviour::RealmCall::kMetadata);
     return Frames(rs::EncodeComplete(call->id, rs::MetadataData()));
   }
   if (call->function == "pipeline") {
@@ -230,6 +232,7 @@ WsActions RealmHandler::Dispatch(std::string_view text) {
     if (!p.ok()) {
       return Frames(rs::EncodeError(call->id, "DISPATCH_ERROR", Msg(p.status())));
     }
+    behaviour_->CountRealmCall(Behaviour::RealmCall::kPipeline);
     const LoremText out = GenerateLorem(behaviour_->config().seed, p->input_text,
                                         std::min<int32_t>(behaviour_->config().length_words, 64));
     std::string data = "{\"output\":{\"text\":";

@@ -179,7 +179,12 @@ std::string EmulatorServer::StatsJson() const {
   for (int b = 0; b < Behaviour::kTurnBuckets; ++b) {
     absl::StrAppend(&out, b == 0 ? "" : ",", behaviour_.TurnCount(b));
   }
-  absl::StrAppend(&out, "]},\"relayed_runs\":{\"sent\":",
+  using RealmCall = Behaviour::RealmCall;
+  absl::StrAppend(&out, "]},\"realm_functions\":{\"health\":",
+                  behaviour_.RealmCallCount(RealmCall::kHealth),
+                  ",\"metadata\":", behaviour_.RealmCallCount(RealmCall::kMetadata),
+                  ",\"pipeline\":", behaviour_.RealmCallCount(RealmCall::kPipeline));
+  absl::StrAppend(&out, "},\"relayed_runs\":{\"sent\":",
                   runs_relayed_out_.load(std::memory_order_relaxed),
                   ",\"received\":", runs_relayed_in_.load(std::memory_order_relaxed),
                   ",\"started\":", runs_relayed_started_.load(std::memory_order_relaxed), "}}");

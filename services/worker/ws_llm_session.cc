@@ -72,6 +72,20 @@ class ToolFrames {
   uint64_t results_ = 0;
 };
 
+// Realm's name of a target.realmFunction.
+std::string_view RealmFunctionName(v1::RealmFunction f) {
+  switch (f) {
+    case v1::REALM_HEALTH:
+      return "health";
+    case v1::REALM_METADATA:
+      return "metadata";
+    case v1::REALM_PIPELINE:
+      return "pipeline";
+    default:
+      return "generate";
+  }
+}
+
 // kTls: the WebSocket runs over TLS (wss).
 //
 // Timeouts cost nothing per token: the session keeps one timer, armed for
@@ -390,6 +404,15 @@ class WsLlmSession final : public Session,
       p.token_delay_ms = absl::ToDoubleMilliseconds(FromProtoDuration(emu.token_delay()));
     }
     p.tools = tools_;
+    int64_t input_estimate = prompt.estimated_input_tokens;
+    if (client_.dialect() == wsllm::Dialect::kRealm) {
+      p.stream = !t.no_stream();
+      p.function = RealmFunctionName(t.realm_function());
+      p.pipeline = t.realm_pipeline();
+      if (t.realm_function() == v1::REALM_HEALTH || t.realm_function() == v1::REALM_METADATA) {
+        input_estimate = 0;  // no prompt goes out
+      }
+    }
     phase_ = Phase::kInFlight;
     // Multi-turn (Target.turns): WS chat keeps the conversation of the
     // connection on the server; turn 1 of the next one clears it first.
@@ -401,7 +424,7 @@ class WsLlmSession final : public Session,
     conversation_on_conn_ = step_.turn > 0;
     tool_frames_.Begin(Clock::now());
     meter_.Begin(step_, Clock::now());
-    meter_.SetInputEstimate(prompt.estimated_input_tokens);
+    meter_.SetInputEstimate(input_estimate);
     Send(client_.EncodeRequest(p));
     Schedule();
   }

@@ -8,6 +8,9 @@
 //                     start + complete, then tool_result) before the text;
 //                     the worker counts distinct tool calls and results and
 //                     times the first of each, merged by the collector.
+//   REALM functions   target.realmFunction: health, metadata and pipeline
+//                     calls (the emulator's /stats counts each function it
+//                     answered) and generate without streaming.
 
 #include <cstdint>
 #include <map>
@@ -58,6 +61,19 @@ class ProtocolSurfaceTest : public testing_util::StackTest {
     EXPECT_EQ(CounterOf(run.stats(), v1::PROTOCOL_ERROR), 0u);
     EXPECT_EQ(CounterOf(run.stats(), v1::HTTP_5XX), 0u);
     return run;
+  }
+
+  // Realm calls of `function` (health, metadata, pipeline) the emulator
+  // has answered so far.
+  uint64_t EmulatorRealmCalls(const std::string& function) {
+    std::map<int64_t, testing_util::EmulatorStats> by_pid;
+    EXPECT_TRUE(testing_util::CollectEmulatorStats(emulator_port_, 1, absl::Seconds(10), &by_pid));
+    uint64_t n = 0;
+    for (const auto& [pid, stats] : by_pid) {
+      auto it = stats.realm_functions.find(function);
+      n += it == stats.realm_functions.end() ? 0 : it->second;
+    }
+    return n;
   }
 
   // Requests of `protocol` the emulator has answered so far.
@@ -131,6 +147,62 @@ TEST_F(ProtocolSurfaceTest, WsChatWithoutToolsHasNoToolFrames) {
   EXPECT_EQ(CounterOf(run.stats(), v1::TOOL_RESULTS), 0u);
   const v1::MetricStats* s = MetricOf(run.stats(), v1::TIME_TO_TOOL_CALL);
   EXPECT_TRUE(s == nullptr || s->count() == 0u);
+}
+
+// Realm calls other than a streamed generate (target.realmFunction): each
+// request calls the spec's function; the emulator's own count of the calls
+// it answered is the ground truth. health and metadata carry no prompt and
+// produce no tokens; a pipeline's output text is not a token stream.
+TEST_F(ProtocolSurfaceTest, RealmHealthMetadataAndPipelineCalls) {
+  const std::string url = absl::StrCat("ws://127.0.0.1:", emulator_port_, "/");
+  struct Case {
+    v1::RealmFunction function;
+    const char* name;
+  };
+  for (const Case& c : {Case{v1::REALM_HEALTH, "health"}, Case{v1::REALM_METADATA, "metadata"},
+                        Case{v1::REALM_PIPELINE, "pipeline"}}) {
+    SCOPED_TRACE(c.name);
+    const uint64_t before = EmulatorRealmCalls(c.name);
+    const uint64_t generates_before = EmulatorRequests("REALM");
+    v1::RunSpec spec = Spec(v1::REALM, url);
+    spec.mutable_target()->set_realm_function(c.function);
+    if (c.function == v1::REALM_PIPELINE) {
+      spec.mutable_target()->set_realm_pipeline("summarize");
+    }
+    const v1::Run run = Run(spec);
+    EXPECT_EQ(EmulatorRealmCalls(c.name) - before, kRequests);
+    EXPECT_EQ(EmulatorRequests("REALM") - generates_before, 0u);  // no generate went out
+    EXPECT_EQ(CounterOf(run.stats(), v1::TOKENS), 0u);
+    EXPECT_EQ(CounterOf(run.stats(), v1::CHUNKS), 0u);
+    const v1::MetricStats* e2e = MetricOf(run.stats(), v1::E2E);
+    ASSERT_NE(e2e, nullptr);
+    EXPECT_EQ(e2e->count(), kRequests);
+    const v1::MetricStats* ttft = MetricOf(run.stats(), v1::TTFT);
+    EXPECT_TRUE(ttft == nullptr || ttft->count() == 0u);
+    // The pipeline's input is the prompt (its tokens estimated: a pipeline
+    // reports none, ceil(18 bytes / 4) = 5); health and metadata send none.
+    const uint64_t input = c.function == v1::REALM_PIPELINE ? kRequests * 5 : 0u;
+    EXPECT_EQ(CounterOf(run.stats(), v1::INPUT_TOKENS), input);
+    EXPECT_EQ(CounterOf(run.stats(), v1::INPUT_TOKENS_ESTIMATED), input);
+  }
+}
+
+TEST_F(ProtocolSurfaceTest, RealmGenerateWithoutStreaming) {
+  v1::RunSpec spec = Spec(v1::REALM, absl::StrCat("ws://127.0.0.1:", emulator_port_, "/"));
+  spec.mutable_target()->set_max_tokens(6);
+  spec.mutable_target()->set_no_stream(true);
+  const uint64_t generates_before = EmulatorRequests("REALM");
+  const v1::Run run = Run(spec);
+  EXPECT_EQ(EmulatorRequests("REALM") - generates_before, kRequests);
+  // One complete answer per request: its tokens_generated, no streamed
+  // chunk, so no time to first token.
+  EXPECT_EQ(CounterOf(run.stats(), v1::TOKENS), kRequests * 6);
+  EXPECT_EQ(CounterOf(run.stats(), v1::CHUNKS), 0u);
+  const v1::MetricStats* ttft = MetricOf(run.stats(), v1::TTFT);
+  EXPECT_TRUE(ttft == nullptr || ttft->count() == 0u);
+  const v1::MetricStats* e2e = MetricOf(run.stats(), v1::E2E);
+  ASSERT_NE(e2e, nullptr);
+  EXPECT_EQ(e2e->count(), kRequests);
 }
 
 }  // namespace

@@ -35,6 +35,11 @@ std::optional<EmulatorStats> ParseEmulatorStats(const std::string& body) {
         return std::nullopt;
       }
     }
+    if (const boost::json::value* calls = o.if_contains("realm_functions")) {
+      for (const auto& [name, n] : calls->as_object()) {
+        s.realm_functions[std::string(name)] = n.to_number<uint64_t>();
+      }
+    }
     if (const boost::json::value* turns = o.if_contains("conversation_turns")) {
       for (const boost::json::value& n : turns->at("WS_CHAT").as_array()) {
         s.ws_chat_turns.push_back(n.to_number<uint64_t>());

@@ -36,6 +36,9 @@ struct EmulatorStats {
   // WS chat user messages by their turn (index 0: turn 1) in the
   // conversation the emulator kept for their connection.
   std::vector<uint64_t> ws_chat_turns;
+  // Realm calls other than generate answered, by function name (health,
+  // metadata, pipeline).
+  std::map<std::string, uint64_t> realm_functions;
   uint64_t relayed_sent = 0;
   uint64_t relayed_received = 0;
   uint64_t relayed_started = 0;

@@ -151,6 +151,31 @@ TEST(WsLlmClientTest, RequestsAreValidJsonOfTheProtocol) {
   EXPECT_FALSE(WsLlmClient(Dialect::kWsChat).OpeningFrame("k").has_value());
 }
 
+// Realm's other functions (realm.md §3): health and metadata with empty
+// params, pipeline with its name and the prompt as input text, each with
+// the tenant.
+TEST(WsLlmClientTest, RealmFunctionCallsCarryTheirParams) {
+  RequestParams p;
+  p.id = "c1";
+  p.prompt = "sum \"this\"";
+  p.tenant = "t1";
+  for (std::string_view f : {"health", "metadata"}) {
+    p.function = f;
+    auto v = boost::json::parse(WsLlmClient(Dialect::kRealm).EncodeRequest(p));
+    EXPECT_EQ(v.at("function").as_string(), f);
+    EXPECT_TRUE(v.at("params").as_object().empty());
+    EXPECT_EQ(v.at("tenant_id").as_string(), "t1");
+    EXPECT_EQ(v.at("id").as_string(), "c1");
+  }
+  p.function = "pipeline";
+  p.pipeline = "summarize";
+  auto v = boost::json::parse(WsLlmClient(Dialect::kRealm).EncodeRequest(p));
+  EXPECT_EQ(v.at("function").as_string(), "pipeline");
+  EXPECT_EQ(v.at("params").at("pipeline").as_string(), "summarize");
+  EXPECT_EQ(v.at("params").at("input").at("text").as_string(), "sum \"this\"");
+  EXPECT_EQ(v.at("tenant_id").as_string(), "t1");
+}
+
 TEST(WsLlmClientTest, MalformedFramesAreErrors) {
   for (Dialect d : {Dialect::kWsChat, Dialect::kRealm}) {
     WsLlmClient c(d);
