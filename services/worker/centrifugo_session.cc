@@ -122,29 +122,7 @@ class CentrifugoSession final : public Session,
     if (phase_ == Phase::kClosing) {
       return AfterClose();
     }
-    v1::Counter counter = v1::DISCONNECTED;
-    switch (end) {
-      case WsEnd::kConnectFailed:
-        counter = v1::CONNECT_FAILED;
-        break;
-      case WsEnd::kUpgradeRefused: {
-        const int status = conn_.refused_status();
-        counter = status == 429   ? v1::RATE_LIMITED
-                  : status >= 500 ? v1::HTTP_5XX
-                  : status >= 400 ? v1::HTTP_4XX
-                                  : v1::PROTOCOL_ERROR;
-        break;
-      }
-      case WsEnd::kProtocolError:
-        counter = v1::PROTOCOL_ERROR;
-        break;
-      case WsEnd::kClosedByPeer:
-      case WsEnd::kLost:
-      case WsEnd::kClosed:
-        counter = v1::DISCONNECTED;
-        break;
-    }
-    FailActive(counter, why);
+    FailActive(WsEndCounter(end, conn_.refused_status()), why);
   }
 
  private:

@@ -47,6 +47,27 @@ enum class WsEnd {
   kClosed,          // the close handshake we began completed
 };
 
+// The failure counter of a connection that ended with `end`
+// (`refused_status`: the upgrade's answer, for kUpgradeRefused).
+inline v1::Counter WsEndCounter(WsEnd end, int refused_status) {
+  switch (end) {
+    case WsEnd::kConnectFailed:
+      return v1::CONNECT_FAILED;
+    case WsEnd::kUpgradeRefused:
+      return refused_status == 429   ? v1::RATE_LIMITED
+             : refused_status >= 500 ? v1::HTTP_5XX
+             : refused_status >= 400 ? v1::HTTP_4XX
+                                     : v1::PROTOCOL_ERROR;
+    case WsEnd::kProtocolError:
+      return v1::PROTOCOL_ERROR;
+    case WsEnd::kClosedByPeer:
+    case WsEnd::kLost:
+    case WsEnd::kClosed:
+      return v1::DISCONNECTED;
+  }
+  return v1::DISCONNECTED;
+}
+
 class WsConnectionOwner {
  public:
   // The upgrade completed: messages may be sent.

@@ -170,28 +170,7 @@ class WsLlmSession final : public Session,
     if (phase_ == Phase::kClosing) {
       return Finish();
     }
-    v1::Counter counter = v1::DISCONNECTED;
-    switch (end) {
-      case WsEnd::kConnectFailed:
-        counter = v1::CONNECT_FAILED;
-        break;
-      case WsEnd::kUpgradeRefused: {
-        const int status = conn_.refused_status();
-        counter = status == 429 ? v1::RATE_LIMITED
-                  : status >= 500 ? v1::HTTP_5XX
-                  : status >= 400 ? v1::HTTP_4XX
-                                  : v1::PROTOCOL_ERROR;
-        break;
-      }
-      case WsEnd::kProtocolError:
-        counter = v1::PROTOCOL_ERROR;
-        break;
-      case WsEnd::kClosedByPeer:
-      case WsEnd::kLost:
-      case WsEnd::kClosed:
-        counter = v1::DISCONNECTED;
-        break;
-    }
+    const v1::Counter counter = WsEndCounter(end, conn_.refused_status());
     if (phase_ == Phase::kConnecting || phase_ == Phase::kSetup) {
       return SetupFailed(counter, why);
     }

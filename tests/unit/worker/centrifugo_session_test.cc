@@ -26,6 +26,7 @@
 #include "gtest/gtest.h"
 #include "services/worker/shard.h"
 #include "tests/testing/mono_clock.h"
+#include "tests/unit/worker/run_shard.h"
 
 namespace llmload::worker {
 namespace {
@@ -278,23 +279,7 @@ metrics::MetricSet RunShard(const std::string& url, int clients, int cycles,
   if (tweak) {
     tweak(spec);
   }
-  EventLoops loops(1);
-  auto runner = ShardRunner::Create(loops, a);
-  EXPECT_TRUE(runner.ok()) << runner.status();
-  metrics::MetricSet m;
-  if (!runner.ok()) {
-    return m;
-  }
-  (*runner)->Start();
-  const absl::Time deadline = testing_util::MonoNow() + absl::Seconds(20);
-  while (!(*runner)->Finished() && testing_util::MonoNow() < deadline) {
-    absl::SleepFor(absl::Milliseconds(5));
-  }
-  EXPECT_TRUE((*runner)->Finished());
-  (*runner)->CutInto(m);
-  runner->reset();
-  loops.Stop();
-  return m;
+  return RunToEnd(a);
 }
 
 TEST(CentrifugoSessionTest, SetUpTokensAndTeardownAreExact) {

@@ -22,6 +22,7 @@
 #include "gtest/gtest.h"
 #include "services/worker/shard.h"
 #include "tests/testing/mono_clock.h"
+#include "tests/unit/worker/run_shard.h"
 
 namespace llmload::worker {
 namespace {
@@ -222,23 +223,7 @@ metrics::MetricSet RunShard(v1::Protocol protocol, int port, int clients, int cy
   }
   a.mutable_spec()->mutable_load()->mutable_closed()->set_clients(clients);
   a.mutable_spec()->mutable_load()->mutable_closed()->set_cycles_per_client(cycles);
-  EventLoops loops(1);
-  auto runner = ShardRunner::Create(loops, a);
-  EXPECT_TRUE(runner.ok()) << runner.status();
-  metrics::MetricSet m;
-  if (!runner.ok()) {
-    return m;
-  }
-  (*runner)->Start();
-  const absl::Time deadline = testing_util::MonoNow() + absl::Seconds(20);
-  while (!(*runner)->Finished() && testing_util::MonoNow() < deadline) {
-    absl::SleepFor(absl::Milliseconds(5));
-  }
-  EXPECT_TRUE((*runner)->Finished());
-  (*runner)->CutInto(m);
-  runner->reset();
-  loops.Stop();
-  return m;
+  return RunToEnd(a);
 }
 
 TEST(HttpStreamSessionTest, OpenAiStreamsAreCountedExactlyAndConnectionsReused) {

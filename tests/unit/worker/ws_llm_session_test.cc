@@ -17,6 +17,7 @@
 #include "gtest/gtest.h"
 #include "services/worker/shard.h"
 #include "tests/testing/mono_clock.h"
+#include "tests/unit/worker/run_shard.h"
 
 namespace llmload::worker {
 namespace {
@@ -145,23 +146,7 @@ metrics::MetricSet RunShard(v1::Protocol protocol, const std::string& url, int c
   if (tweak) {
     tweak(spec);
   }
-  EventLoops loops(1);
-  auto runner = ShardRunner::Create(loops, a);
-  EXPECT_TRUE(runner.ok()) << runner.status();
-  metrics::MetricSet m;
-  if (!runner.ok()) {
-    return m;
-  }
-  (*runner)->Start();
-  const absl::Time deadline = testing_util::MonoNow() + absl::Seconds(20);
-  while (!(*runner)->Finished() && testing_util::MonoNow() < deadline) {
-    absl::SleepFor(absl::Milliseconds(5));
-  }
-  EXPECT_TRUE((*runner)->Finished());
-  (*runner)->CutInto(m);
-  runner->reset();
-  loops.Stop();
-  return m;
+  return RunToEnd(a);
 }
 
 // A ws-chat turn as ws-chat.md §4 shows it.
