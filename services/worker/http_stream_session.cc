@@ -92,13 +92,40 @@ class HttpStreamSession final : public Session,
 
   // ---- connection ----
 
+  // Every connection, the first and each one after, waits for one of the
+  // loop's connection set-up slots (as the WebSocket drivers' do).
   void Connect() {
     phase_ = Phase::kConnecting;
     reused_conn_ = false;
+    if (!has_slot_ && !shard_->AcquireConnectSlot(shared_from_this())) {
+      return;  // OnConnectSlot opens the connection
+    }
+    has_slot_ = true;
+    OpenConnection();
+  }
+
+  void OnConnectSlot() override {
+    has_slot_ = true;
+    if (done_ || cancelled_ || phase_ != Phase::kConnecting) {
+      return ReleaseSlot();
+    }
+    OpenConnection();
+  }
+
+  void OpenConnection() {
     connect_start_ = Clock::now();
     ArmDeadline(shard_->settings().connect_timeout);
     conn_.Open(shard_->settings().TargetFor(client_id_), static_cast<uint64_t>(client_id_),
                shared_from_this());
+  }
+
+  // The set-up ended (connected, failed or abandoned): the next session may
+  // connect.
+  void ReleaseSlot() {
+    if (has_slot_) {
+      has_slot_ = false;
+      shard_->ReleaseConnectSlot();
+    }
   }
 
   // TCP (and TLS) established: the session is usable.
@@ -106,6 +133,7 @@ class HttpStreamSession final : public Session,
     if (cancelled_ || done_) {
       return;
     }
+    ReleaseSlot();
     timer_.cancel();
     M().RecordUs(v1::CONNECT, Micros(now - connect_start_));
     if (!opened_) {
@@ -129,6 +157,7 @@ class HttpStreamSession final : public Session,
     switch (phase_) {
       case Phase::kConnecting:
         timer_.cancel();
+        ReleaseSlot();
         M().Add(v1::CONNECT_FAILED);
         return Reconnect(end == HttpEnd::kConnectFailed ? "connect failed" : "connection lost");
       case Phase::kInFlight:
@@ -623,6 +652,7 @@ class HttpStreamSession final : public Session,
     }
     if (phase_ == Phase::kConnecting) {
       conn_.Abort();
+      ReleaseSlot();
       M().Add(v1::TIMEOUT);
       return Reconnect("connect timed out");
     }
@@ -645,6 +675,7 @@ class HttpStreamSession final : public Session,
     phase_ = Phase::kDone;
     timer_.cancel();
     retry_timer_.cancel();
+    ReleaseSlot();
     shard_->SessionEnded(this);
   }
 
@@ -667,6 +698,7 @@ class HttpStreamSession final : public Session,
 
   Phase phase_ = Phase::kConnecting;
   bool opened_ = false;
+  bool has_slot_ = false;  // holds one of the loop's connection set-up slots
   bool cancelled_ = false;
   bool done_ = false;
   bool pending_request_ = false;

@@ -449,6 +449,19 @@ TEST(HttpStreamSessionTest, AStreamTheConnectionsCloseEndsIsComplete) {
   EXPECT_EQ(chunked.connections(), 1);
 }
 
+// Set-up holds one of the loop's connection slots: far more sessions than
+// slots still all connect, and every one completes its request.
+TEST(HttpStreamSessionTest, MoreSessionsThanConnectionSlotsAllConnect) {
+  constexpr int kClients = LoopShard::kMaxConnecting + 40;
+  const auto events = Events(ReadFixture("openai-chat-stream.sse"));
+  FakeProvider fake([&](int, const std::string&) { return Reply{200, events}; });
+  metrics::MetricSet m = RunShard(v1::OPENAI_CHAT, fake.port(), kClients, 1);
+  EXPECT_EQ(m.Get(v1::SESSIONS_OPENED), static_cast<uint64_t>(kClients));
+  EXPECT_EQ(m.Get(v1::REQUESTS_OK), static_cast<uint64_t>(kClients));
+  EXPECT_EQ(metrics::FailedRequests(m), 0u);
+  EXPECT_EQ(fake.connections(), kClients);
+}
+
 TEST(HttpStreamSessionTest, EveryPartOfTheTargetUrlReachesTheTarget) {
   const auto events = Events(ReadFixture("openai-chat-stream.sse"));
   FakeProvider fake([&](int, const std::string&) { return Reply{200, events, "", false}; });
