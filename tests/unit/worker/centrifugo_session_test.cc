@@ -27,6 +27,7 @@
 #include "services/worker/shard.h"
 #include "tests/testing/mono_clock.h"
 #include "tests/unit/worker/run_shard.h"
+#include "tests/unit/worker/ws_peer.h"
 
 namespace llmload::worker {
 namespace {
@@ -34,26 +35,7 @@ namespace {
 namespace beast = boost::beast;
 namespace websocket = beast::websocket;
 
-using Ws = websocket::stream<tcp::socket>;
-
-// What a WebSocket script may do with its connection.
-struct WsPeer {
-  Ws& ws;
-  int index;  // 0 for the first WebSocket the target accepted
-  bool Send(const std::string& s) {
-    boost::system::error_code ec;
-    ws.text(true);
-    ws.write(net::buffer(s), ec);
-    return !ec;
-  }
-  // The next text message; empty once the client is gone.
-  std::string Recv() {
-    beast::flat_buffer b;
-    boost::system::error_code ec;
-    ws.read(b, ec);
-    return ec ? std::string() : beast::buffers_to_string(b.data());
-  }
-};
+using Ws = TestWs;
 
 // The emulator's REST calls and its WebSocket on one port. Each accepted
 // connection gets a thread: HTTP requests are answered in a keep-alive loop

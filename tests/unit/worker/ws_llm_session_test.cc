@@ -18,6 +18,7 @@
 #include "services/worker/shard.h"
 #include "tests/testing/mono_clock.h"
 #include "tests/unit/worker/run_shard.h"
+#include "tests/unit/worker/ws_peer.h"
 
 namespace llmload::worker {
 namespace {
@@ -25,24 +26,8 @@ namespace {
 namespace beast = boost::beast;
 namespace websocket = beast::websocket;
 
-using Ws = websocket::stream<tcp::socket>;
-
-// Sends and receives text frames; false/empty once the peer is gone.
-struct Conn {
-  Ws& ws;
-  bool Send(const std::string& s) {
-    boost::system::error_code ec;
-    ws.text(true);
-    ws.write(net::buffer(s), ec);
-    return !ec;
-  }
-  std::string Recv() {
-    beast::flat_buffer b;
-    boost::system::error_code ec;
-    ws.read(b, ec);
-    return ec ? std::string() : beast::buffers_to_string(b.data());
-  }
-};
+using Ws = TestWs;
+using Conn = WsPeer;
 
 class FakeWsServer {
  public:
