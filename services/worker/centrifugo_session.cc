@@ -1,11 +1,12 @@
 #include "services/worker/centrifugo_session.h"
 
+#include <string>
+#include <string_view>
+
 #include <boost/asio/post.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
-#include <string>
-#include <string_view>
 
 #include "absl/strings/str_cat.h"
 #include "lib/common/log.h"

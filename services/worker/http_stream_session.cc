@@ -1,15 +1,14 @@
 #include "services/worker/http_stream_session.h"
 
-#include <array>
+#include <cstdlib>
+#include <optional>
+#include <string>
+#include <vector>
+
 #include <boost/asio/post.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/json/string.hpp>
-#include <cstdlib>
-#include <optional>
-#include <string>
-#include <type_traits>
-#include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"

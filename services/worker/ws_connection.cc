@@ -14,8 +14,6 @@ namespace {
 
 namespace ws = protocol::ws;
 
-constexpr size_t kReadBuffer = kLoopReadBuffer;
-
 // Masking keys and handshake nonces (RFC 6455 asks for unpredictable ones;
 // a per-thread generator seeded from the OS is that, and costs nothing).
 uint64_t NextRandom() {
@@ -177,7 +175,7 @@ void WsConnection<kTls>::OnRead(const boost::system::error_code& ec, size_t n, u
     char* buffer = SharedReadBuffer();
     for (;;) {
       boost::system::error_code rec;
-      const size_t got = Socket().read_some(net::buffer(buffer, kReadBuffer), rec);
+      const size_t got = Socket().read_some(net::buffer(buffer, kLoopReadBuffer), rec);
       if (rec == net::error::would_block || rec == net::error::try_again) {
         break;
       }
@@ -191,7 +189,7 @@ void WsConnection<kTls>::OnRead(const boost::system::error_code& ec, size_t n, u
       }
       // A short read drained the socket: the next arrival wakes the reactor
       // again, so there is no need to spend a system call on EAGAIN.
-      if (got < kReadBuffer) {
+      if (got < kLoopReadBuffer) {
         break;
       }
     }
