@@ -19,7 +19,7 @@
 #include "services/common/grpc_util.h"
 #include "services/worker/conversation.h"
 #include "services/worker/http_connection.h"
-#include "services/worker/session_util.h"
+#include "services/worker/session_driver.h"
 
 namespace llmload::worker {
 namespace {
@@ -31,21 +31,14 @@ constexpr size_t kMaxJsonBody = 4 << 20;
 
 // kTls: https. The connection is the worker's lean HTTP client
 // (http_connection.h): between reads a session holds no read buffer, no
-// parser strings and no copy of its request.
+// parser strings and no copy of its request. The lifecycle, the one timer
+// and reconnection are the shared skeleton's (session_driver.h).
 template <bool kTls>
-class HttpStreamSession final : public Session,
-                                public HttpConnectionOwner,
-                                public std::enable_shared_from_this<HttpStreamSession<kTls>> {
-  using std::enable_shared_from_this<HttpStreamSession<kTls>>::shared_from_this;
-
+class HttpStreamSession final : public SessionDriver, public HttpConnectionOwner {
  public:
   HttpStreamSession(std::shared_ptr<LoopShard> shard, int32_t client_id)
-      : shard_(std::move(shard)),
-        client_id_(client_id),
-        conn_(shard_->ioc(), *this),
-        timer_(shard_->ioc().get_executor()),
-        retry_timer_(shard_->ioc().get_executor()) {
-    const v1::Target& t = shard_->settings().spec.target();
+      : SessionDriver(std::move(shard), client_id), conn_(this->shard().ioc(), *this) {
+    const v1::Target& t = S().spec.target();
     protocol_ = t.protocol();
     streaming_ = protocol_ != v1::HTTP_JSON && !t.no_stream();
     if (protocol_ == v1::ANTHROPIC_MESSAGES) {
@@ -55,119 +48,58 @@ class HttpStreamSession final : public Session,
     } else if (protocol_ == v1::OPENAI_RESPONSES) {
       provider_ = llm::Provider::kOpenAiResponses;
     }
-    if (!t.api_key_env().empty()) {
-      if (const char* key = std::getenv(t.api_key_env().c_str()); key != nullptr) {
-        api_key_ = key;
-      }
-    }
-  }
-
-  void Start() override {
-    session_start_ = Clock::now();
-    Connect();
-  }
-
-  void Cancel() override {
-    if (done_) {
-      return;
-    }
-    cancelled_ = true;
-    timer_.cancel();
-    retry_timer_.cancel();
-    conn_.Abort();
-    Finish();
-  }
-
-  void Resume() override {
-    if (phase_ == Phase::kIdle && !cancelled_) {
-      Next();
-    }
   }
 
  private:
-  enum class Phase { kConnecting, kIdle, kScheduled, kInFlight, kDone };
+  // ---- the skeleton's hooks ----
 
-  metrics::MetricSet& M() { return shard_->metrics(this); }
-
-  // ---- connection ----
-
-  // Every connection, the first and each one after, waits for one of the
-  // loop's connection set-up slots (as the WebSocket drivers' do).
-  void Connect() {
-    phase_ = Phase::kConnecting;
+  // Every connection, the first and each one after, holds one of the loop's
+  // connection set-up slots until it is established (the skeleton's
+  // Connect), as the WebSocket drivers' do.
+  void OpenConnection() override {
     reused_conn_ = false;
-    if (!has_slot_ && !shard_->AcquireConnectSlot(shared_from_this())) {
-      return;  // OnConnectSlot opens the connection
-    }
-    has_slot_ = true;
-    OpenConnection();
-  }
-
-  void OnConnectSlot() override {
-    has_slot_ = true;
-    if (done_ || cancelled_ || phase_ != Phase::kConnecting) {
-      return ReleaseSlot();
-    }
-    OpenConnection();
-  }
-
-  void OpenConnection() {
-    connect_start_ = Clock::now();
-    ArmDeadline(shard_->settings().connect_timeout);
-    conn_.Open(shard_->settings().TargetFor(client_id_), static_cast<uint64_t>(client_id_),
+    conn_.Open(S().TargetFor(client_id()), static_cast<uint64_t>(client_id()),
                shared_from_this());
   }
 
-  // The set-up ended (connected, failed or abandoned): the next session may
-  // connect.
-  void ReleaseSlot() {
-    if (has_slot_) {
-      has_slot_ = false;
-      shard_->ReleaseConnectSlot();
-    }
+  void AbortConnection() override {
+    conn_.Abort();
+    reused_conn_ = false;
   }
+
+  void RequestEnded(bool answered) override {
+    abandon_ = false;
+    conversation_.End(answered);
+  }
+
+  // A response that stalls fails, and the next request goes out on a new
+  // connection at once.
+  void RequestTimedOut() override { Fail(v1::TIMEOUT, "response timed out"); }
 
   // TCP (and TLS) established: the session is usable.
   void OnHttpOpen(Clock::time_point now) override {
-    if (cancelled_ || done_) {
+    if (ended() || phase() != Phase::kConnecting) {
       return;
     }
-    ReleaseSlot();
-    timer_.cancel();
-    M().RecordUs(v1::CONNECT, Micros(now - connect_start_));
-    if (!opened_) {
-      opened_ = true;
-      M().RecordUs(v1::SESSION_SETUP, Micros(now - session_start_));
-      M().Add(v1::SESSIONS_OPENED);
-    }
-    failures_in_a_row_ = 0;
-    if (pending_request_) {
-      // A reconnect in the middle of the session: resend what was due.
-      pending_request_ = false;
-      return Send();
-    }
-    Next();
+    M().RecordUs(v1::CONNECT, Micros(now - connect_start()));
+    SetupDone(now);  // sends the request a ConnectFor held back, else takes the next step
   }
 
   void OnHttpEnd(HttpEnd end, uint64_t response_bytes, std::string_view why) override {
-    if (cancelled_ || done_) {
+    if (ended()) {
       return;
     }
-    switch (phase_) {
+    switch (phase()) {
       case Phase::kConnecting:
-        timer_.cancel();
-        ReleaseSlot();
-        M().Add(v1::CONNECT_FAILED);
-        return Reconnect(end == HttpEnd::kConnectFailed ? "connect failed" : "connection lost");
+        return SetupFailed(v1::CONNECT_FAILED,
+                           end == HttpEnd::kConnectFailed ? "connect failed" : "connection lost");
       case Phase::kInFlight:
         if (end == HttpEnd::kLost && RetryOnStaleConnection(response_bytes)) {
           return;
         }
         return Fail(end == HttpEnd::kProtocolError ? v1::PROTOCOL_ERROR : v1::DISCONNECTED,
                     std::string(why).c_str());
-      case Phase::kIdle:
-      case Phase::kScheduled:
-      case Phase::kDone:
+      default:
         // The target closed the idle keep-alive connection (or sent what
         // nobody asked for): the next request connects again.
         reused_conn_ = false;
@@ -175,75 +107,27 @@ class HttpStreamSession final : public Session,
     }
   }
 
-  // After a lost connection: back off (1 s, 2 s, 4 s … with jitter) and try
-  // again, up to reconnect_attempts times in a row; then the session ends.
-  void Reconnect(const char* why) {
-    if (cancelled_ || done_) {
-      return;
+  // The key named by target.apiKeyEnv, read from the environment when a
+  // request is built (not kept per session).
+  std::string_view ApiKey() const {
+    const std::string& env = S().spec.target().api_key_env();
+    if (env.empty()) {
+      return {};
     }
-    if (failures_in_a_row_ >= shard_->settings().reconnect_attempts) {
-      if (!opened_) {
-        M().Add(v1::SESSIONS_FAILED);
-      }
-      LLMLOAD_LOG(kDebug, "Session gave up reconnecting.")
-          .Kv("client_id", client_id_)
-          .Kv("reason", why);
-      return End();
-    }
-    const auto wait = BackoffDelay(shard_->settings().reconnect_backoff, failures_in_a_row_,
-                                   static_cast<uint64_t>(client_id_));
-    ++failures_in_a_row_;
-    M().Add(v1::RECONNECTS);
-    phase_ = Phase::kConnecting;
-    retry_timer_.expires_after(wait);
-    retry_timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
-      if (!ec) {
-        self->Connect();
-      }
-    });
+    const char* key = std::getenv(env.c_str());
+    return key == nullptr ? std::string_view() : std::string_view(key);
   }
 
   // ---- requests ----
 
-  void Next() {
-    if (cancelled_ || done_) {
-      return;
-    }
-    const NextStep step = shard_->NextRequest(this, requests_);
-    switch (step.kind) {
-      case NextStep::Kind::kClose:
-        return End();
-      case NextStep::Kind::kWait:
-        phase_ = Phase::kIdle;
-        return;
-      case NextStep::Kind::kRequest:
-        break;
-    }
-    requests_ = step.cycle;
-    step_ = step;
-    stale_retried_ = false;
-    const Clock::time_point due = DueTime(step, retry_after_);  // Retry-After may push it back
-    if (due > Clock::now()) {
-      phase_ = Phase::kScheduled;
-      retry_timer_.expires_at(due);
-      retry_timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
-        if (!ec && self->phase_ == Phase::kScheduled) {
-          self->Send();
-        }
-      });
-      return;
-    }
-    Send();
-  }
-
-  // Appends the request of step_ to `out`.
+  // Appends the request of step() to `out`.
   void BuildRequest(std::string& out) {
-    const ShardSettings& s = shard_->settings();
-    const TargetInfo& where = s.TargetFor(client_id_);
+    const ShardSettings& s = S();
+    const TargetInfo& where = s.TargetFor(client_id());
     const v1::Target& t = s.spec.target();
     const v1::Emulation& emu = s.spec.emulation();
     const bool messages = protocol_ != v1::HTTP_JSON;
-    const RequestPrompt prompt = PromptFor(s, client_id_, requests_, messages, "Say something.");
+    const RequestPrompt prompt = PromptFor(s, client_id(), request_number(), messages, "Say something.");
     input_estimate_ = prompt.estimated_input_tokens;
     const int32_t max_tokens = prompt.max_tokens > 0 ? prompt.max_tokens : emu.length_words();
     const int32_t length_words = prompt.length_words;
@@ -267,15 +151,17 @@ class HttpStreamSession final : public Session,
       params.model = model;
       params.prompt = prompt.text;
       if (prompt.conversation != nullptr) {
-        messages_.clear();  // keeps its capacity: no allocation after the first requests
+        // Views into the spec, in a per-thread list that keeps its capacity.
+        thread_local std::vector<llm::ChatMessage> messages;
+        messages.clear();
         for (const v1::PromptMessage& m : prompt.conversation->messages()) {
-          messages_.push_back(llm::ChatMessage{m.role(), m.content()});
+          messages.push_back(llm::ChatMessage{m.role(), m.content()});
         }
-        params.messages = messages_;
+        params.messages = messages;
       }
-      if (step_.turn > 0) {
+      if (step().turn > 0) {
         // Multi-turn: the history with the answers received, then this turn.
-        conversation_.Begin(step_.turn, prompt.text, prompt.conversation);
+        conversation_.Begin(step().turn, prompt.text, prompt.conversation);
         params.messages = conversation_.Messages();
         uint64_t bytes = 0;
         for (const llm::ChatMessage& m : params.messages) {
@@ -292,17 +178,18 @@ class HttpStreamSession final : public Session,
     headers.emplace_back("Content-Type", "application/json");
     headers.emplace_back("Accept", streaming_ ? "text/event-stream" : "application/json");
     headers.emplace_back("User-Agent", "llmload/0.1");
-    if (!api_key_.empty()) {
+    const std::string_view api_key = ApiKey();
+    if (!api_key.empty()) {
       switch (provider_) {
         case llm::Provider::kOpenAiChat:
         case llm::Provider::kOpenAiResponses:
-          headers.emplace_back("Authorization", "Bearer " + api_key_);
+          headers.emplace_back("Authorization", std::string("Bearer ").append(api_key));
           break;
         case llm::Provider::kAnthropic:
-          headers.emplace_back("x-api-key", api_key_);
+          headers.emplace_back("x-api-key", std::string(api_key));
           break;
         case llm::Provider::kGemini:
-          headers.emplace_back("x-goog-api-key", api_key_);
+          headers.emplace_back("x-goog-api-key", std::string(api_key));
           break;
       }
     }
@@ -326,15 +213,10 @@ class HttpStreamSession final : public Session,
     protocol::http1::AppendRequest(out, "POST", target, where.host_header, headers, body);
   }
 
-  void Send() {
-    if (cancelled_ || done_) {
-      return;
-    }
+  void SendRequest() override {
     if (!conn_.is_open()) {
-      pending_request_ = true;
-      return Connect();
+      return ConnectFor();  // the target closed the idle connection: connect, then send
     }
-    phase_ = Phase::kInFlight;
     // Built in a per-thread buffer: the connection keeps only what the
     // kernel does not take at once.
     thread_local std::string request;
@@ -344,33 +226,31 @@ class HttpStreamSession final : public Session,
     reported_tokens_ = -1;
     stream_done_ = false;
     stream_error_ = false;
+    abandon_ = false;
     sse_.Reset();
     decoder_.emplace(provider_);
-    error_body_.clear();
-    meter_.Begin(step_, Clock::now());
-    meter_.SetInputEstimate(input_estimate_);
-    last_activity_ = meter_.send_at();
-    ArmDeadline(shard_->settings().ttft_timeout);
+    body_.clear();
+    meter().SetInputEstimate(input_estimate_);
     M().Add(v1::BYTES_OUT, request.size());
     conn_.Send(request);
   }
 
   void OnHttpHead(const protocol::http1::ResponseHead& head, Clock::time_point now) override {
     M().Add(v1::BYTES_IN, head.head_bytes);
-    M().RecordUs(v1::REQUEST, Micros(now - meter_.send_at()));
+    M().RecordUs(v1::REQUEST, Micros(now - meter().send_at()));
     status_ = static_cast<unsigned>(head.status);
-    last_activity_ = now;
+    Touch(now);
     if (status_ / 100 != 2) {
       // The (bounded) error body is read so the connection can be reused.
       const double wait = llm::RetryAfterSeconds(head.retry_after, head.retry_after_ms);
       if (wait > 0) {
-        retry_after_ = now + std::chrono::milliseconds(static_cast<int64_t>(wait * 1000));
+        RetryAfter(now + std::chrono::milliseconds(static_cast<int64_t>(wait * 1000)));
       }
     }
   }
 
   bool OnHttpBody(std::string_view bytes, Clock::time_point now) override {
-    if (cancelled_ || done_ || phase_ != Phase::kInFlight) {
+    if (ended() || phase() != Phase::kInFlight) {
       return false;
     }
     M().Add(v1::BYTES_IN, bytes.size());
@@ -378,26 +258,25 @@ class HttpStreamSession final : public Session,
   }
 
   void OnHttpComplete(bool keep_alive, Clock::time_point now) override {
-    if (cancelled_ || done_ || phase_ != Phase::kInFlight) {
+    if (ended() || phase() != Phase::kInFlight) {
       return;
     }
     OnBodyEnd(keep_alive, now);
   }
 
-  // Returns false when the request has failed.
+  // Returns false when the request has ended (failed or abandoned).
   bool Consume(std::string_view bytes, Clock::time_point now) {
-    last_activity_ = now;
+    Touch(now);
     if (status_ / 100 != 2 || !streaming_) {
-      std::string& sink = error_body_;
       const size_t cap = status_ / 100 != 2 ? kMaxErrorBody : kMaxJsonBody;
-      if (sink.size() + bytes.size() > cap) {
+      if (body_.size() + bytes.size() > cap) {
         if (status_ / 100 != 2) {
           return true;  // keep the start of an error body only
         }
         Fail(v1::PROTOCOL_ERROR, "response body over the size limit");
         return false;
       }
-      sink.append(bytes.data(), bytes.size());
+      body_.append(bytes.data(), bytes.size());
       return true;
     }
     absl::Status decode_status;
@@ -408,7 +287,7 @@ class HttpStreamSession final : public Session,
       decode_status = decoder_->OnEvent(e, [&](const llm::StreamItem& item) { OnItem(item, now); });
     });
     if (abandon_) {
-      FinishAbandoned();
+      Abandon(abandon_at_);
       return false;
     }
     if (!s.ok() || !decode_status.ok()) {
@@ -428,14 +307,14 @@ class HttpStreamSession final : public Session,
         if (item.text.empty() || abandon_) {
           return;  // role/metadata chunk: no content, not a token
         }
-        if (meter_.Chunk(M(), now)) {
-          ArmDeadline(shard_->settings().idle_timeout);
+        if (meter().Chunk(M(), now)) {
+          Schedule();  // the idle gap replaces the ttft limit
         }
-        if (step_.turn > 0) {
+        if (step().turn > 0) {
           conversation_.AppendReply(item.text);
         }
-        if (meter_.CancelDue(now)) {
-          abandon_ = true;  // Consume finishes it once this read's events are parsed
+        if (meter().CancelDue(now)) {
+          abandon_ = true;  // Consume abandons it once this read's events are parsed
           abandon_at_ = now;
         }
         return;
@@ -444,7 +323,7 @@ class HttpStreamSession final : public Session,
           reported_tokens_ = item.output_tokens;
         }
         if (item.input_tokens >= 0) {
-          meter_.ReportInput(item.input_tokens);
+          meter().ReportInput(item.input_tokens);
         }
         return;
       case llm::StreamItem::Kind::kDone:
@@ -463,49 +342,44 @@ class HttpStreamSession final : public Session,
     }
   }
 
-  void OnBodyEnd(bool keep, Clock::time_point now) {
+  void OnBodyEnd(bool keep_alive, Clock::time_point now) {
     if (abandon_) {
-      return FinishAbandoned();  // the time limit came first
+      return Abandon(abandon_at_);  // the time limit came first
     }
-    timer_.cancel();
+    if (!keep_alive) {
+      AbortConnection();
+    }
+    reused_conn_ = keep_alive;
     if (status_ / 100 != 2) {
-      const v1::Counter c = status_ == 429   ? v1::RATE_LIMITED
-                            : status_ >= 500 ? v1::HTTP_5XX
-                                             : v1::HTTP_4XX;
-      shard_->RequestDone(this, RequestMeter::Fail(M(), c));
-      conversation_.End(/*answered=*/false);
-      return AfterRequest(keep);
+      return RequestFailed(status_ == 429   ? v1::RATE_LIMITED
+                           : status_ >= 500 ? v1::HTTP_5XX
+                                            : v1::HTTP_4XX);
     }
     if (streaming_) {
       // Gemini ends with the body; the others may omit their end marker.
-      const Clock::time_point done_at = stream_done_ ? done_at_ : now;
-      shard_->RequestDone(this, meter_.Complete(M(), done_at, reported_tokens_));
-      conversation_.End(/*answered=*/true);
-    } else {
-      int64_t tokens = 0;
-      if (protocol_ == v1::HTTP_JSON) {
-        const UsageTokens usage = JsonUsageTokens(error_body_);
-        tokens = static_cast<int64_t>(usage.output);
-        if (usage.input >= 0) {
-          meter_.ReportInput(usage.input);
-        }
-      } else {
-        auto c = llm::ParseCompletion(provider_, error_body_);
-        if (!c.ok()) {
-          return Fail(v1::PROTOCOL_ERROR, "malformed completion");
-        }
-        tokens = std::max<int64_t>(0, c->output_tokens);
-        if (c->input_tokens >= 0) {
-          meter_.ReportInput(c->input_tokens);
-        }
-        if (step_.turn > 0) {
-          conversation_.AppendReply(c->text);
-        }
-      }
-      shard_->RequestDone(this, meter_.Complete(M(), now, tokens, /*count_chunks=*/false));
-      conversation_.End(/*answered=*/true);
+      return RequestCompleted(stream_done_ ? done_at_ : now, reported_tokens_);
     }
-    AfterRequest(keep);
+    int64_t tokens = 0;
+    if (protocol_ == v1::HTTP_JSON) {
+      const UsageTokens usage = JsonUsageTokens(body_);
+      tokens = static_cast<int64_t>(usage.output);
+      if (usage.input >= 0) {
+        meter().ReportInput(usage.input);
+      }
+    } else {
+      auto c = llm::ParseCompletion(provider_, body_);
+      if (!c.ok()) {
+        return Fail(v1::PROTOCOL_ERROR, "malformed completion");
+      }
+      tokens = std::max<int64_t>(0, c->output_tokens);
+      if (c->input_tokens >= 0) {
+        meter().ReportInput(c->input_tokens);
+      }
+      if (step().turn > 0) {
+        conversation_.AppendReply(c->text);
+      }
+    }
+    RequestCompleted(now, tokens, /*count_chunks=*/false);
   }
 
   // HTTP_JSON usage: output tokens (0 when absent) and input tokens (-1
@@ -540,182 +414,61 @@ class HttpStreamSession final : public Session,
     return out;
   }
 
-  void AfterRequest(bool keep_alive) {
-    if (!keep_alive) {
-      conn_.Abort();
-    }
-    reused_conn_ = keep_alive;
-    Next();
-  }
-
   // A request on a kept-alive connection that the server had already closed
   // (servers close idle connections: Node.js after 5 s, nginx after 75 s)
   // fails before a single response byte. That is not the target failing the
-  // request: reconnect and send it once more. True when retrying.
+  // request: connect again and send it once more. True when retrying.
   bool RetryOnStaleConnection(uint64_t response_bytes) {
-    if (!reused_conn_ || abandon_ || response_bytes > 0 || stale_retried_) {
+    if (!reused_conn_ || abandon_ || response_bytes > 0 || stale_retried_ == request_number()) {
       return false;
     }
-    stale_retried_ = true;
-    reused_conn_ = false;
-    timer_.cancel();
-    conn_.Abort();
-    pending_request_ = true;
-    Connect();
+    stale_retried_ = request_number();
+    AbortConnection();
+    ConnectFor();
     return true;
   }
 
+  // The request in flight failed. A lost connection (or a stalled
+  // response) is connected again at once for the next request; after any
+  // other failure the connection is not trusted either, and the next request
+  // connects when it is due.
   void Fail(v1::Counter counter, const char* why) {
-    if (done_ || cancelled_) {
+    if (ended()) {
       return;
     }
     if (abandon_) {
-      return FinishAbandoned();  // the socket was closed on purpose
+      return Abandon(abandon_at_);  // the socket was closed on purpose
     }
-    timer_.cancel();
-    shard_->RequestDone(this, RequestMeter::Fail(M(), counter));
-    conversation_.End(/*answered=*/false);
     LLMLOAD_LOG(kDebug, "Request failed.")
-        .Kv("client_id", client_id_)
+        .Kv("client_id", client_id())
         .Kv("reason", why)
         .Kv("counter", metrics::CounterName(counter));
-    conn_.Abort();
     if (counter == v1::DISCONNECTED || counter == v1::TIMEOUT) {
-      // The connection is gone: reconnect (with backoff) before the next one.
-      failures_in_a_row_ = 0;
-      phase_ = Phase::kConnecting;
-      const auto self = shared_from_this();
-      net::post(shard_->ioc(), [self] { self->ReconnectThenNext(); });
-      return;
+      return ConnectionLost(counter, std::chrono::milliseconds(0));
     }
-    Next();
+    AbortConnection();
+    RequestFailed(counter);
   }
 
-  // The spec abandons the request in flight (RunSpec.cancellation), as a
-  // user closing the tab: the connection is dropped mid-response, the
-  // request counts as cancelled, and the next one goes out on a new
-  // connection. Called with no operation pending on the socket: from the
-  // read that brought the last chunk, or from the handler of the operation
-  // the time limit cut off (OnDeadline closes the socket).
-  void FinishAbandoned() {
-    abandon_ = false;
-    timer_.cancel();
-    conn_.Abort();
-    reused_conn_ = false;
-    shard_->RequestDone(this, meter_.Abandon(M(), abandon_at_));
-    conversation_.End(/*answered=*/true);
-    Next();
-  }
-
-  void ReconnectThenNext() {
-    if (cancelled_ || done_) {
-      return;
-    }
-    M().Add(v1::RECONNECTS);
-    ++failures_in_a_row_;
-    Connect();
-  }
-
-  // One timer per session: a deadline for the current wait. For the idle
-  // timeout it checks the time of the last activity instead of being re-armed
-  // per chunk.
-  void ArmDeadline(std::chrono::milliseconds d) {
-    deadline_span_ = d;
-    if (phase_ == Phase::kInFlight) {
-      // No later than the moment the spec abandons the request, if it does.
-      timer_.expires_at(std::min(Clock::now() + d, meter_.cancel_at()));
-    } else {
-      timer_.expires_after(d);
-    }
-    timer_.async_wait([self = shared_from_this(), d](const boost::system::error_code& ec) {
-      self->OnDeadline(ec, d);
-    });
-  }
-
-  void OnDeadline(const boost::system::error_code& ec, std::chrono::milliseconds d) {
-    if (ec || done_ || cancelled_ || d != deadline_span_) {
-      return;
-    }
-    const Clock::time_point now = Clock::now();
-    if (phase_ == Phase::kInFlight && meter_.CancelDue(now)) {
-      abandon_ = true;
-      abandon_at_ = now;
-      return FinishAbandoned();
-    }
-    if (phase_ == Phase::kInFlight && meter_.got_first() && now - last_activity_ < d) {
-      timer_.expires_at(std::min(last_activity_ + d, meter_.cancel_at()));
-      timer_.async_wait([self = shared_from_this(), d](const boost::system::error_code& e) {
-        self->OnDeadline(e, d);
-      });
-      return;
-    }
-    if (phase_ == Phase::kConnecting) {
-      conn_.Abort();
-      ReleaseSlot();
-      M().Add(v1::TIMEOUT);
-      return Reconnect("connect timed out");
-    }
-    if (phase_ == Phase::kInFlight) {
-      conn_.Abort();
-      Fail(v1::TIMEOUT, "response timed out");
-    }
-  }
-
-  void End() {
-    conn_.Abort();
-    Finish();
-  }
-
-  void Finish() {
-    if (done_) {
-      return;
-    }
-    done_ = true;
-    phase_ = Phase::kDone;
-    timer_.cancel();
-    retry_timer_.cancel();
-    ReleaseSlot();
-    shard_->SessionEnded(this);
-  }
-
-  std::shared_ptr<LoopShard> shard_;
-  const int32_t client_id_;
   v1::Protocol protocol_;
   llm::Provider provider_ = llm::Provider::kOpenAiChat;
   bool streaming_ = true;
-  std::string api_key_;
-  std::chrono::milliseconds deadline_span_{};
-
-  HttpConnection<kTls> conn_;
-  LoopTimer timer_;
-  LoopTimer retry_timer_;
-  protocol::sse::SseParser sse_;
-  std::optional<llm::StreamDecoder> decoder_;
-  std::string error_body_;
-  NextStep step_;
-  RequestMeter meter_;
-
-  Phase phase_ = Phase::kConnecting;
-  bool opened_ = false;
-  bool has_slot_ = false;  // holds one of the loop's connection set-up slots
-  bool cancelled_ = false;
-  bool done_ = false;
-  bool pending_request_ = false;
   bool reused_conn_ = false;    // the connection has carried a complete response
-  bool stale_retried_ = false;  // this request was resent after a stale connection
   bool abandon_ = false;        // the spec abandons the request in flight (at abandon_at_)
   bool stream_done_ = false;
   bool stream_error_ = false;
   v1::Counter stream_error_counter_ = v1::HTTP_5XX;
-  int failures_in_a_row_ = 0;
-  int64_t requests_ = 0;
   unsigned status_ = 0;
+  int64_t stale_retried_ = 0;  // the request resent once after a stale connection
   int64_t reported_tokens_ = -1;
   int64_t input_estimate_ = 0;
-  std::vector<llm::ChatMessage> messages_;  // the request's conversation (views into the spec)
-  Conversation conversation_;               // multi-turn runs (Target.turns): the history resent
-  Clock::time_point session_start_, connect_start_, last_activity_, done_at_, retry_after_,
-      abandon_at_;
+  Clock::time_point done_at_, abandon_at_;
+
+  HttpConnection<kTls> conn_;
+  protocol::sse::SseParser sse_;
+  std::optional<llm::StreamDecoder> decoder_;
+  std::string body_;  // a non-streamed answer, or the start of an error body
+  Conversation conversation_;  // multi-turn runs (Target.turns): the history resent
 };
 
 }  // namespace

@@ -9,7 +9,7 @@
 #include "lib/common/log.h"
 #include "lib/protocol/ws_llm_client.h"
 #include "services/common/grpc_util.h"
-#include "services/worker/session_util.h"
+#include "services/worker/session_driver.h"
 #include "services/worker/ws_connection.h"
 
 namespace llmload::worker {
@@ -19,8 +19,6 @@ namespace wsllm = protocol::wsllm;
 
 constexpr size_t kMaxMessageBytes = 1 << 20;
 constexpr auto kKeepAlive = std::chrono::seconds(20);
-// How long a close handshake may take before the socket is just dropped.
-constexpr auto kCloseGrace = std::chrono::seconds(2);
 constexpr Clock::time_point kNever = Clock::time_point::max();
 
 // The tool frames of one ws-chat request (target.tools): times from the
@@ -86,59 +84,29 @@ std::string_view RealmFunctionName(v1::RealmFunction f) {
   }
 }
 
-// kTls: the WebSocket runs over TLS (wss).
-//
-// Timeouts cost nothing per token: the session keeps one timer, armed for
-// the earliest thing it must act on (a set-up or request deadline, the next
-// keep-alive, a scheduled request or reconnect). Each chunk only stamps its
-// arrival; when the timer fires, the deadline is recomputed from those
-// stamps and the timer re-armed if the session is still within it.
+// kTls: the WebSocket runs over TLS (wss). The lifecycle, the one timer
+// and reconnection are the shared skeleton's (session_driver.h).
 template <bool kTls>
-class WsLlmSession final : public Session,
-                           public WsConnectionOwner,
-                           public std::enable_shared_from_this<WsLlmSession<kTls>> {
-  using std::enable_shared_from_this<WsLlmSession<kTls>>::shared_from_this;
-
+class WsLlmSession final : public SessionDriver, public WsConnectionOwner {
  public:
   WsLlmSession(std::shared_ptr<LoopShard> shard, int32_t client_id)
-      : shard_(std::move(shard)),
-        client_id_(client_id),
-        client_(shard_->settings().spec.target().protocol() == v1::REALM ? wsllm::Dialect::kRealm
-                                                                         : wsllm::Dialect::kWsChat),
-        conn_(shard_->ioc(), *this, kMaxMessageBytes),
-        timer_(shard_->ioc().get_executor()) {
-    keepalive_ = !client_.EncodeKeepAlive("x").empty();
-    const auto& tools = shard_->settings().spec.target().tools();
+      : SessionDriver(std::move(shard), client_id),
+        client_(S().spec.target().protocol() == v1::REALM ? wsllm::Dialect::kRealm
+                                                          : wsllm::Dialect::kWsChat),
+        conn_(this->shard().ioc(), *this, kMaxMessageBytes) {
+    if (!client_.EncodeKeepAlive("x").empty()) {
+      SetKeepAlivePeriod(kKeepAlive);
+    }
+    const auto& tools = S().spec.target().tools();
     tools_.assign(tools.begin(), tools.end());
-  }
-
-  void Start() override {
-    session_start_ = Clock::now();
-    Connect();
-  }
-
-  void Cancel() override {
-    if (done_) {
-      return;
-    }
-    cancelled_ = true;
-    conn_.Abort();
-    Finish();
-  }
-
-  void Resume() override {
-    if (phase_ == Phase::kIdle && !cancelled_) {
-      Next();
-    }
   }
 
   // ---- WsConnectionOwner ----
 
   void OnWsOpen(Clock::time_point now) override {
-    M().RecordUs(v1::CONNECT, Micros(now - connect_start_));
+    M().RecordUs(v1::CONNECT, Micros(now - connect_start()));
     conversation_on_conn_ = false;  // a new connection: a new conversation on the server
-    phase_ = Phase::kSetup;
-    const v1::Target& t = shard_->settings().spec.target();
+    const v1::Target& t = S().spec.target();
     std::string api_key;
     if (!t.api_key_env().empty()) {
       if (const char* key = std::getenv(t.api_key_env().c_str()); key != nullptr) {
@@ -154,9 +122,8 @@ class WsLlmSession final : public Session,
     M().Add(v1::BYTES_IN, message.size());
     const absl::Status s =
         client_.Parse(message, [&](const wsllm::WsEvent& e) { OnEvent(e, now); });
-    if (!s.ok() && !done_ && conn_.is_open()) {
-      conn_.Abort();
-      if (phase_ == Phase::kConnecting || phase_ == Phase::kSetup) {
+    if (!s.ok() && !ended() && conn_.is_open()) {
+      if (Connecting()) {
         return SetupFailed(v1::PROTOCOL_ERROR, "malformed message during set-up");
       }
       ConnectionLost(v1::PROTOCOL_ERROR);
@@ -164,117 +131,41 @@ class WsLlmSession final : public Session,
   }
 
   void OnWsEnd(WsEnd end, std::string_view why) override {
-    if (done_) {
+    if (ended()) {
       return;
     }
-    if (phase_ == Phase::kClosing) {
-      return Finish();
+    if (phase() == Phase::kClosing) {
+      return Closed();
     }
     const v1::Counter counter = WsEndCounter(end, conn_.refused_status());
-    if (phase_ == Phase::kConnecting || phase_ == Phase::kSetup) {
-      return SetupFailed(counter, why);
+    if (Connecting()) {
+      return SetupFailed(counter, why, /*fatal=*/counter == v1::HTTP_4XX);
     }
     ConnectionLost(counter);
   }
 
  private:
-  enum class Phase {
-    kQueued,      // waiting for a connection set-up slot of the loop
-    kConnecting,  // TCP, TLS, upgrade
-    kSetup,       // upgraded; waiting for the target's ready (auth, welcome)
-    kIdle,        // ready, the load model said wait
-    kScheduled,   // a request is due at due_
-    kInFlight,
-    kBackoff,     // reconnecting at due_
-    kClosing,
-    kDone,
-  };
+  bool Connecting() const { return phase() == Phase::kQueued || phase() == Phase::kConnecting; }
 
-  metrics::MetricSet& M() { return shard_->metrics(this); }
+  // ---- the skeleton's hooks ----
 
-  const ShardSettings& S() const { return shard_->settings(); }
-
-  // ---- connection and set-up ----
-
-  void Connect() {
-    phase_ = Phase::kQueued;
-    if (!shard_->AcquireConnectSlot(shared_from_this())) {
-      return;  // OnConnectSlot continues
-    }
-    has_slot_ = true;
-    OpenConnection();
-  }
-
-  void OnConnectSlot() override {
-    has_slot_ = true;
-    if (done_ || cancelled_) {
-      return ReleaseSlot();
-    }
-    OpenConnection();
-  }
-
-  // The set-up ended (ready, failed or abandoned): the next session may
-  // connect.
-  void ReleaseSlot() {
-    if (has_slot_) {
-      has_slot_ = false;
-      shard_->ReleaseConnectSlot();
-    }
-  }
-
-  void OpenConnection() {
-    phase_ = Phase::kConnecting;
-    connect_start_ = Clock::now();
-    const TargetInfo& t = shard_->settings().TargetFor(client_id_);
+  void OpenConnection() override {
+    const TargetInfo& t = S().TargetFor(client_id());
     const std::string path = JoinTarget(
         t.ws_base_path,
         t.ws_base_path.empty() && client_.dialect() == wsllm::Dialect::kWsChat ? "/api/ws" : "",
         t.ws_query);
-    conn_.Open(t, path, t.headers, static_cast<uint64_t>(client_id_), shared_from_this());
-    Schedule();
+    conn_.Open(t, path, t.headers, static_cast<uint64_t>(client_id()), shared_from_this());
   }
 
-  void OnReady(Clock::time_point now) {
-    ReleaseSlot();
-    if (!opened_) {
-      opened_ = true;
-      M().RecordUs(v1::SESSION_SETUP, Micros(now - session_start_));
-      M().Add(v1::SESSIONS_OPENED);
-    }
-    failures_in_a_row_ = 0;
-    keepalive_at_ = keepalive_ ? now + kKeepAlive : kNever;
-    Next();
-  }
+  void AbortConnection() override { conn_.Abort(); }
 
-  void SetupFailed(v1::Counter counter, std::string_view why) {
-    if (done_) {
-      return;
-    }
-    M().Add(counter);
-    conn_.Abort();
-    ReleaseSlot();
-    if (counter == v1::HTTP_4XX || failures_in_a_row_ >= S().reconnect_attempts ||
-        shard_->cancelled()) {
-      if (!opened_) {
-        M().Add(v1::SESSIONS_FAILED);
-      }
-      LLMLOAD_LOG(kDebug, "Session set-up failed.")
-          .Kv("client_id", client_id_)
-          .Kv("reason", std::string(why));
-      return Finish();
-    }
-    Reconnect();
-  }
+  void CloseConnection() override { conn_.Close(); }  // OnWsEnd calls Closed
 
-  void Reconnect() {
-    const auto wait = BackoffDelay(S().reconnect_backoff, failures_in_a_row_,
-                                   static_cast<uint64_t>(client_id_));
-    ++failures_in_a_row_;
-    M().Add(v1::RECONNECTS);
-    phase_ = Phase::kBackoff;
-    due_ = Clock::now() + wait;
-    keepalive_at_ = kNever;
-    Schedule();
+  void SendKeepAlive() override {
+    if (conn_.is_open()) {
+      Send(client_.EncodeKeepAlive(absl::StrCat("keepalive_", client_id())));
+    }
   }
 
   void Send(std::string_view text) {
@@ -284,53 +175,53 @@ class WsLlmSession final : public Session,
 
   void OnEvent(const wsllm::WsEvent& e, Clock::time_point now) {
     using Kind = wsllm::WsEvent::Kind;
+    const bool in_flight = phase() == Phase::kInFlight;
     switch (e.kind) {
       case Kind::kReady:
-        if (phase_ == Phase::kSetup) {
-          OnReady(now);
+        if (phase() == Phase::kConnecting) {
+          SetupDone(now);
         }
         return;
       case Kind::kAuthOk:
         return;  // the welcome follows
       case Kind::kAuthFailed:
-        return SetupFailed(v1::HTTP_4XX, "authentication failed");
+        return SetupFailed(v1::HTTP_4XX, "authentication failed", /*fatal=*/true);
       case Kind::kPing:
         Send(e.reply);
         return;
       case Kind::kChunk:
+        if (!in_flight) {
+          return;
+        }
         // After the first chunk the deadline becomes the idle gap, which may
         // be sooner than the time-to-first-token limit the timer was armed
         // for; later chunks only move it later, which the timer finds when
         // it fires.
-        if (phase_ != Phase::kInFlight) {
-          return;
-        }
-        if (meter_.Chunk(M(), now)) {
+        if (meter().Chunk(M(), now)) {
           Schedule();
         }
-        if (meter_.CancelDue(now)) {
+        if (meter().CancelDue(now)) {
           Abandon(now);
         }
         return;
       case Kind::kToolCall:
       case Kind::kToolResult:
-        if (phase_ == Phase::kInFlight) {
+        if (in_flight) {
           tool_frames_.OnFrame(e, now);
         }
         return;
       case Kind::kComplete:
-        if (phase_ == Phase::kInFlight) {
+        if (in_flight) {
           if (e.reported_input_tokens >= 0) {
-            meter_.ReportInput(e.reported_input_tokens);
+            meter().ReportInput(e.reported_input_tokens);
           }
           tool_frames_.Record(M());
-          shard_->RequestDone(this, meter_.Complete(M(), now, e.reported_tokens));
-          Next();
+          RequestCompleted(now, e.reported_tokens);
         }
         return;
       case Kind::kError:
-        if (phase_ == Phase::kInFlight) {
-          RequestFailed(e);
+        if (in_flight) {
+          OnErrorFrame(e);
         }
         return;
       case Kind::kIgnore:
@@ -338,41 +229,15 @@ class WsLlmSession final : public Session,
     }
   }
 
-  // ---- requests ----
-
-  void Next() {
-    if (cancelled_ || done_) {
-      return;
-    }
-    const NextStep step = shard_->NextRequest(this, requests_);
-    switch (step.kind) {
-      case NextStep::Kind::kClose:
-        return BeginClose();
-      case NextStep::Kind::kWait:
-        phase_ = Phase::kIdle;
-        return Schedule();
-      case NextStep::Kind::kRequest:
-        break;
-    }
-    requests_ = step.cycle;
-    step_ = step;
-    const Clock::time_point due = DueTime(step, retry_after_);
-    if (due > Clock::now()) {
-      phase_ = Phase::kScheduled;
-      due_ = due;
-      return Schedule();
-    }
-    SendRequest();
-  }
-
-  void SendRequest() {
-    const ShardSettings& s = shard_->settings();
+  void SendRequest() override {
+    const ShardSettings& s = S();
     const v1::Target& t = s.spec.target();
     const v1::Emulation& emu = s.spec.emulation();
+    const int64_t request = request_number();
     // One prompt per request: of a conversation, its last user message.
     const RequestPrompt prompt =
-        PromptFor(s, client_id_, requests_, /*whole_conversation=*/false, "Say something.");
-    const std::string request_id = absl::StrCat("llmload_", client_id_, "_", requests_);
+        PromptFor(s, client_id(), request, /*whole_conversation=*/false, "Say something.");
+    const std::string request_id = absl::StrCat("llmload_", client_id(), "_", request);
     wsllm::RequestParams p;
     p.id = request_id;
     p.prompt = prompt.text;
@@ -392,196 +257,39 @@ class WsLlmSession final : public Session,
         input_estimate = 0;  // no prompt goes out
       }
     }
-    phase_ = Phase::kInFlight;
     // Multi-turn (Target.turns): WS chat keeps the conversation of the
     // connection on the server; turn 1 of the next one clears it first.
-    if (step_.turn == 1 && conversation_on_conn_ &&
-        client_.dialect() == wsllm::Dialect::kWsChat) {
+    const int32_t turn = step().turn;
+    if (turn == 1 && conversation_on_conn_ && client_.dialect() == wsllm::Dialect::kWsChat) {
       Send(absl::StrCat("{\"type\":\"control\",\"id\":\"", request_id,
                         "_clear\",\"data\":{\"type\":\"clear_history\"}}"));
     }
-    conversation_on_conn_ = step_.turn > 0;
-    tool_frames_.Begin(Clock::now());
-    meter_.Begin(step_, Clock::now());
-    meter_.SetInputEstimate(input_estimate);
+    conversation_on_conn_ = turn > 0;
+    tool_frames_.Begin(meter().send_at());
+    meter().SetInputEstimate(input_estimate);
     Send(client_.EncodeRequest(p));
-    Schedule();
   }
 
-  void RequestFailed(const wsllm::WsEvent& e) {
+  // An error frame for the request in flight: classified, and a rate limit's
+  // wait honoured before the next request.
+  void OnErrorFrame(const wsllm::WsEvent& e) {
     v1::Counter c = v1::HTTP_5XX;
     if (e.error_code == "RATE_LIMIT_EXCEEDED") {
       c = v1::RATE_LIMITED;
-      retry_after_ = Clock::now() + std::chrono::milliseconds(static_cast<int64_t>(
-                                        std::max(0.0, e.retry_after_seconds) * 1000));
+      RetryAfter(Clock::now() + std::chrono::milliseconds(static_cast<int64_t>(
+                                    std::max(0.0, e.retry_after_seconds) * 1000)));
     } else if (e.error_code == "UNAUTHORIZED" || e.error_code == "DISPATCH_ERROR" ||
                e.error_code == "INVALID_MESSAGE" || e.error_code == "UNKNOWN_MESSAGE_TYPE") {
       c = v1::HTTP_4XX;
     }
-    shard_->RequestDone(this, RequestMeter::Fail(M(), c));
-    Next();
+    RequestFailed(c);
   }
 
-  // The connection broke (or sent garbage, or a deadline passed): the
-  // request in flight fails, the session reconnects and goes on.
-  void ConnectionLost(v1::Counter counter) {
-    if (phase_ == Phase::kInFlight) {
-      shard_->RequestDone(this, RequestMeter::Fail(M(), counter));
-    } else if (counter == v1::PROTOCOL_ERROR || counter == v1::TIMEOUT) {
-      M().Add(counter);
-    }
-    conn_.Abort();
-    if (shard_->cancelled()) {
-      return Finish();
-    }
-    failures_in_a_row_ = 0;
-    Reconnect();
-  }
-
-  // The spec abandons the request in flight (RunSpec.cancellation), as a
-  // user closing the tab: the connection is dropped mid-response, the
-  // request counts as cancelled, and the session connects again at once
-  // (not a reconnection after a failure) for its next request.
-  void Abandon(Clock::time_point now) {
-    shard_->RequestDone(this, meter_.Abandon(M(), now));
-    conn_.Abort();
-    if (shard_->cancelled()) {
-      return Finish();
-    }
-    phase_ = Phase::kBackoff;
-    due_ = now;
-    keepalive_at_ = kNever;
-    Schedule();
-  }
-
-  void BeginClose() {
-    phase_ = Phase::kClosing;
-    due_ = Clock::now() + kCloseGrace;
-    keepalive_at_ = kNever;
-    conn_.Close();  // OnWsEnd finishes the session
-    if (!done_) {
-      Schedule();
-    }
-  }
-
-  // ---- the one timer ----
-
-  // The moment the session must act next in its current phase.
-  Clock::time_point Deadline() const {
-    switch (phase_) {
-      case Phase::kConnecting:
-      case Phase::kSetup:
-        return connect_start_ + S().connect_timeout;
-      case Phase::kInFlight: {
-        const Clock::time_point whole = meter_.send_at() + S().request_timeout;
-        const Clock::time_point limit = std::min(whole, meter_.cancel_at());
-        if (!meter_.got_first()) {
-          return std::min(limit, meter_.send_at() + S().ttft_timeout);
-        }
-        return std::min(limit, meter_.last_at() + S().idle_timeout);
-      }
-      case Phase::kScheduled:
-      case Phase::kBackoff:
-      case Phase::kClosing:
-        return due_;
-      case Phase::kQueued:
-      case Phase::kIdle:
-      case Phase::kDone:
-        return kNever;
-    }
-    return kNever;
-  }
-
-  // Arms the timer for the earliest of the deadline and the keep-alive,
-  // unless it is already armed for that moment or earlier (it then fires,
-  // finds nothing due, and re-arms).
-  void Schedule() {
-    const Clock::time_point next = std::min(Deadline(), keepalive_at_);
-    if (next == kNever || next >= armed_for_) {
-      return;
-    }
-    armed_for_ = next;
-    timer_.expires_at(next);
-    timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
-      if (!ec) {
-        self->OnTimer();
-      }
-    });
-  }
-
-  void OnTimer() {
-    armed_for_ = kNever;
-    if (done_) {
-      return;
-    }
-    const Clock::time_point now = Clock::now();
-    if (now >= keepalive_at_) {
-      keepalive_at_ = now + kKeepAlive;
-      if (conn_.is_open()) {
-        Send(client_.EncodeKeepAlive(absl::StrCat("keepalive_", client_id_)));
-      }
-    }
-    if (now >= Deadline()) {
-      switch (phase_) {
-        case Phase::kConnecting:
-        case Phase::kSetup:
-          return SetupFailed(v1::TIMEOUT, "set-up timed out");
-        case Phase::kInFlight:
-          if (meter_.CancelDue(now)) {
-            return Abandon(now);
-          }
-          return ConnectionLost(v1::TIMEOUT);
-        case Phase::kScheduled:
-          SendRequest();
-          break;
-        case Phase::kBackoff:
-          Connect();
-          break;
-        case Phase::kClosing:
-          conn_.Abort();
-          return Finish();
-        case Phase::kQueued:
-        case Phase::kIdle:
-        case Phase::kDone:
-          break;
-      }
-    }
-    Schedule();
-  }
-
-  void Finish() {
-    if (done_) {
-      return;
-    }
-    done_ = true;
-    phase_ = Phase::kDone;
-    timer_.cancel();
-    ReleaseSlot();
-    shard_->SessionEnded(this);
-  }
-
-  std::shared_ptr<LoopShard> shard_;
-  const int32_t client_id_;
   wsllm::WsLlmClient client_;
   WsConnection<kTls> conn_;
-  LoopTimer timer_;
-  Clock::time_point armed_for_ = kNever;
-
-  Phase phase_ = Phase::kConnecting;
-  bool keepalive_ = false;
-  bool has_slot_ = false;  // holds one of the loop's connection set-up slots
-  bool opened_ = false;
   bool conversation_on_conn_ = false;  // multi-turn: the server holds one of ours
-  bool cancelled_ = false;
-  bool done_ = false;
-  int failures_in_a_row_ = 0;
-  int64_t requests_ = 0;
-  NextStep step_;
-  RequestMeter meter_;
-  std::vector<std::string> tools_;  // target.tools, sent with every ws-chat request
+  std::vector<std::string> tools_;     // target.tools, sent with every ws-chat request
   ToolFrames tool_frames_;
-  Clock::time_point session_start_, connect_start_, retry_after_;
-  Clock::time_point due_ = kNever, keepalive_at_ = kNever;
 };
 
 }  // namespace
