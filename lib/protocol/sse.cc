@@ -19,7 +19,7 @@ void SseParser::Reset() {
   line_.clear();
   after_cr_ = false;
   bom_checked_ = false;
-  bom_buf_.clear();
+  bom_seen_ = 0;
   event_type_.clear();
   data_.clear();
   has_data_ = false;
@@ -36,22 +36,20 @@ absl::Status SseParser::Feed(std::string_view bytes,
   if (bom_checked_) {
     return FeedLines(bytes, on_event);
   }
-  // The stream may open with a BOM, which may itself arrive split.
+  // The stream may open with a BOM, which may itself arrive split: bom_seen_
+  // counts its bytes matched so far (they need no copy: they are kBom's).
   size_t i = 0;
-  while (i < bytes.size() && bom_buf_.size() < kBom.size()) {
-    bom_buf_.push_back(bytes[i++]);
-    if (kBom.substr(0, bom_buf_.size()) != bom_buf_) {
-      break;
-    }
+  while (i < bytes.size() && bom_seen_ < kBom.size() && bytes[i] == kBom[bom_seen_]) {
+    ++bom_seen_;
+    ++i;
   }
-  if (bom_buf_.size() < kBom.size() && kBom.substr(0, bom_buf_.size()) == bom_buf_) {
+  if (bom_seen_ < kBom.size() && i == bytes.size()) {
     return absl::OkStatus();  // still a possible BOM: wait for more bytes
   }
   bom_checked_ = true;
-  std::string pending = bom_buf_ == kBom ? std::string() : std::move(bom_buf_);
-  bom_buf_.clear();
-  if (!pending.empty()) {
-    if (absl::Status s = FeedLines(pending, on_event); !s.ok()) {
+  if (bom_seen_ < kBom.size() && bom_seen_ > 0) {
+    // The start of a BOM, then something else: those bytes were text.
+    if (absl::Status s = FeedLines(kBom.substr(0, bom_seen_), on_event); !s.ok()) {
       return s;
     }
   }

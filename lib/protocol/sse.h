@@ -68,7 +68,7 @@ class SseParser {
   std::string line_;        // partial line carried over between Feed calls
   bool after_cr_ = false;   // the previous byte was a CR (an LF right after belongs to it)
   bool bom_checked_ = false;
-  std::string bom_buf_;     // the first bytes, until they are known not to be a BOM
+  uint8_t bom_seen_ = 0;    // bytes of a BOM matched at the start, until bom_checked_
   std::string event_type_;
   std::string data_;
   bool has_data_ = false;

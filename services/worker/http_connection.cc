@@ -145,7 +145,10 @@ void HttpConnection<kTls>::Flush() {
       return;
     }
   }
-  writing_.swap(out_);
+  // The rest goes out from a string of its own (rarely needed: the kernel
+  // usually takes a whole request), so that out_ may grow meanwhile.
+  writing_ = std::make_unique<std::string>(std::move(out_));
+  std::string().swap(out_);
   write_pending_ = true;
   const uint64_t gen = gen_;
   auto& stream = [this]() -> auto& {
@@ -157,13 +160,13 @@ void HttpConnection<kTls>::Flush() {
   }
   ();
   net::async_write(
-      stream, net::buffer(writing_),
+      stream, net::buffer(*writing_),
       [this, keep = keepalive_, s = TlsHold(), gen](const boost::system::error_code& ec, size_t) {
         if (gen != gen_) {
           return;
         }
         write_pending_ = false;
-        std::string().swap(writing_);
+        writing_.reset();
         if (!ec) {
           Flush();
         }
@@ -327,7 +330,7 @@ void HttpConnection<kTls>::Drop() {
     }
   }
   std::string().swap(out_);
-  std::string().swap(writing_);
+  writing_.reset();
   write_pending_ = false;
   state_ = State::kClosed;
   keepalive_.reset();

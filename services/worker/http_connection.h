@@ -141,7 +141,7 @@ class HttpConnection final : private protocol::http1::ResponseSink {
   std::conditional_t<kTls, std::shared_ptr<TlsStream>, LoopSocket> stream_;
   protocol::http1::ResponseReader reader_;
   std::string out_;                     // request bytes not yet handed to the socket
-  std::string writing_;                 // request bytes an async write is sending
+  std::unique_ptr<std::string> writing_;  // request bytes an async write is sending
   std::unique_ptr<char[]> tls_buffer_;  // TLS only: the read buffer
   std::array<char, 256> first_read_;    // plain only: see StartRead
   uint64_t gen_ = 0;                    // bumped when a connection ends: its handlers become no-ops

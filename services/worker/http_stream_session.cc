@@ -69,7 +69,9 @@ class HttpStreamSession final : public SessionDriver, public HttpConnectionOwner
 
   void RequestEnded(bool answered) override {
     abandon_ = false;
-    conversation_.End(answered);
+    if (conversation_ != nullptr) {
+      conversation_->End(answered);
+    }
   }
 
   // A response that stalls fails, and the next request goes out on a new
@@ -120,7 +122,7 @@ class HttpStreamSession final : public SessionDriver, public HttpConnectionOwner
 
   // ---- requests ----
 
-  // Appends the request of step() to `out`.
+  // Appends the request to `out`.
   void BuildRequest(std::string& out) {
     const ShardSettings& s = S();
     const TargetInfo& where = s.TargetFor(client_id());
@@ -159,10 +161,13 @@ class HttpStreamSession final : public SessionDriver, public HttpConnectionOwner
         }
         params.messages = messages;
       }
-      if (step().turn > 0) {
+      if (meter().turn() > 0) {
         // Multi-turn: the history with the answers received, then this turn.
-        conversation_.Begin(step().turn, prompt.text, prompt.conversation);
-        params.messages = conversation_.Messages();
+        if (conversation_ == nullptr) {
+          conversation_ = std::make_unique<Conversation>();
+        }
+        conversation_->Begin(meter().turn(), prompt.text, prompt.conversation);
+        params.messages = conversation_->Messages();
         uint64_t bytes = 0;
         for (const llm::ChatMessage& m : params.messages) {
           bytes += m.content.size();
@@ -287,7 +292,7 @@ class HttpStreamSession final : public SessionDriver, public HttpConnectionOwner
       decode_status = decoder_->OnEvent(e, [&](const llm::StreamItem& item) { OnItem(item, now); });
     });
     if (abandon_) {
-      Abandon(abandon_at_);
+      Abandon(done_at_);
       return false;
     }
     if (!s.ok() || !decode_status.ok()) {
@@ -310,12 +315,12 @@ class HttpStreamSession final : public SessionDriver, public HttpConnectionOwner
         if (meter().Chunk(M(), now)) {
           Schedule();  // the idle gap replaces the ttft limit
         }
-        if (step().turn > 0) {
-          conversation_.AppendReply(item.text);
+        if (meter().turn() > 0) {
+          conversation_->AppendReply(item.text);
         }
         if (meter().CancelDue(now)) {
           abandon_ = true;  // Consume abandons it once this read's events are parsed
-          abandon_at_ = now;
+          done_at_ = now;
         }
         return;
       case llm::StreamItem::Kind::kUsage:
@@ -327,8 +332,10 @@ class HttpStreamSession final : public SessionDriver, public HttpConnectionOwner
         }
         return;
       case llm::StreamItem::Kind::kDone:
-        stream_done_ = true;
-        done_at_ = now;
+        if (!abandon_) {  // done_at_ holds the moment of abandoning
+          stream_done_ = true;
+          done_at_ = now;
+        }
         return;
       case llm::StreamItem::Kind::kError:
         stream_error_ = true;
@@ -344,7 +351,7 @@ class HttpStreamSession final : public SessionDriver, public HttpConnectionOwner
 
   void OnBodyEnd(bool keep_alive, Clock::time_point now) {
     if (abandon_) {
-      return Abandon(abandon_at_);  // the time limit came first
+      return Abandon(done_at_);  // the time limit came first
     }
     if (!keep_alive) {
       AbortConnection();
@@ -375,8 +382,8 @@ class HttpStreamSession final : public SessionDriver, public HttpConnectionOwner
       if (c->input_tokens >= 0) {
         meter().ReportInput(c->input_tokens);
       }
-      if (step().turn > 0) {
-        conversation_.AppendReply(c->text);
+      if (meter().turn() > 0) {
+        conversation_->AppendReply(c->text);
       }
     }
     RequestCompleted(now, tokens, /*count_chunks=*/false);
@@ -437,7 +444,7 @@ class HttpStreamSession final : public SessionDriver, public HttpConnectionOwner
       return;
     }
     if (abandon_) {
-      return Abandon(abandon_at_);  // the socket was closed on purpose
+      return Abandon(done_at_);  // the socket was closed on purpose
     }
     LLMLOAD_LOG(kDebug, "Request failed.")
         .Kv("client_id", client_id())
@@ -454,7 +461,7 @@ class HttpStreamSession final : public SessionDriver, public HttpConnectionOwner
   llm::Provider provider_ = llm::Provider::kOpenAiChat;
   bool streaming_ = true;
   bool reused_conn_ = false;    // the connection has carried a complete response
-  bool abandon_ = false;        // the spec abandons the request in flight (at abandon_at_)
+  bool abandon_ = false;        // the spec abandons the request in flight (at done_at_)
   bool stream_done_ = false;
   bool stream_error_ = false;
   v1::Counter stream_error_counter_ = v1::HTTP_5XX;
@@ -462,13 +469,17 @@ class HttpStreamSession final : public SessionDriver, public HttpConnectionOwner
   int64_t stale_retried_ = 0;  // the request resent once after a stale connection
   int64_t reported_tokens_ = -1;
   int64_t input_estimate_ = 0;
-  Clock::time_point done_at_, abandon_at_;
+  // When the stream's end marker arrived, or, while abandon_, when the
+  // spec's limit was reached.
+  Clock::time_point done_at_;
 
   HttpConnection<kTls> conn_;
   protocol::sse::SseParser sse_;
   std::optional<llm::StreamDecoder> decoder_;
   std::string body_;  // a non-streamed answer, or the start of an error body
-  Conversation conversation_;  // multi-turn runs (Target.turns): the history resent
+  // Multi-turn runs (Target.turns): the history resent. Made by the first
+  // request of a turn, so that single-turn sessions do not carry it.
+  std::unique_ptr<Conversation> conversation_;
 };
 
 }  // namespace

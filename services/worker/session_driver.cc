@@ -137,7 +137,7 @@ void SessionDriver::Next() {
       break;
   }
   requests_ = step.cycle;
-  step_ = step;
+  meter_.Prepare(step);
   const Clock::time_point due = DueTime(step, retry_after_);
   if (due > Clock::now()) {
     phase_ = Phase::kScheduled;
@@ -149,7 +149,7 @@ void SessionDriver::Next() {
 
 void SessionDriver::BeginRequest() {
   phase_ = Phase::kInFlight;
-  meter_.Begin(step_, Clock::now());
+  meter_.Begin(Clock::now());
   last_activity_ = meter_.send_at();
   SendRequest();
   Schedule();

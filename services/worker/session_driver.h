@@ -72,8 +72,8 @@ class SessionDriver : public Session, public std::enable_shared_from_this<Sessio
   // kConnecting, a set-up slot is held and connect_start() is now; the
   // driver ends the set-up with SetupDone or SetupFailed.
   virtual void OpenConnection() = 0;
-  // Sends the request of step() (the phase is kInFlight and the meter has
-  // begun). A driver whose connection has gone may call ConnectFor() to
+  // Sends request number request_number() (the phase is kInFlight and the
+  // meter has begun: its turn() is the request's turn in a conversation). A driver whose connection has gone may call ConnectFor() to
   // send it once connected again.
   virtual void SendRequest() = 0;
   // Drops the connection at once (no close handshake); what its pending
@@ -129,7 +129,7 @@ class SessionDriver : public Session, public std::enable_shared_from_this<Sessio
   // ---- services for the driver ----
 
   // The connection is gone when a request is due: connect (with a slot)
-  // and send step() once ready.
+  // and send the request once ready.
   void ConnectFor();
   // Connects (again): waits for a set-up slot, then OpenConnection.
   void Connect();
@@ -150,7 +150,6 @@ class SessionDriver : public Session, public std::enable_shared_from_this<Sessio
   bool ended() const { return done_ || cancelled_; }
   bool opened() const { return opened_; }
   int64_t request_number() const { return requests_; }
-  const NextStep& step() const { return step_; }
   RequestMeter& meter() { return meter_; }
   const RequestMeter& meter() const { return meter_; }
   Clock::time_point connect_start() const { return connect_start_; }
@@ -174,14 +173,13 @@ class SessionDriver : public Session, public std::enable_shared_from_this<Sessio
   Clock::time_point session_start_, connect_start_, retry_after_, last_activity_;
   Clock::duration keepalive_period_{0};
   int64_t requests_ = 0;
-  NextStep step_;
   RequestMeter meter_;
   const int32_t client_id_;
   int32_t failures_in_a_row_ = 0;
   Phase phase_ = Phase::kQueued;
   bool has_slot_ = false;         // holds one of the loop's connection set-up slots
   bool opened_ = false;           // SESSIONS_OPENED was counted
-  bool request_pending_ = false;  // ConnectFor: send step() once connected
+  bool request_pending_ = false;  // ConnectFor: send the request once connected
   bool cancelled_ = false;
   bool done_ = false;
 };

@@ -41,18 +41,22 @@ void RecordTokenGaps(metrics::MetricSet& m, const std::vector<uint32_t>& gaps, u
   }
 }
 
-void RequestMeter::Begin(const NextStep& step, Clock::time_point send_at) {
-  send_at_ = send_at;
+void RequestMeter::Prepare(const NextStep& step) {
   intended_ = step.intended;
   from_intended_ = step.from_intended;
   turn_ = step.turn;
+  cancel_tokens_ = step.cancel_after_tokens;
+  cancel_after_ = step.cancel_after;
+}
+
+void RequestMeter::Begin(Clock::time_point send_at) {
+  send_at_ = send_at;
   chunks_ = 0;
   input_estimate_ = 0;
   input_reported_ = -1;
   gaps_.clear();
-  cancel_tokens_ = step.cancel_after_tokens;
-  cancel_at_ = step.cancel_after > Clock::duration::zero() ? send_at + step.cancel_after
-                                                           : Clock::time_point::max();
+  cancel_at_ = cancel_after_ > Clock::duration::zero() ? send_at + cancel_after_
+                                                        : Clock::time_point::max();
 }
 
 bool RequestMeter::Chunk(metrics::MetricSet& m, Clock::time_point now) {

@@ -120,7 +120,14 @@ RequestPrompt PromptFor(const ShardSettings& s, int32_t client_id, int64_t reque
 class RequestMeter {
  public:
   // A request is sent now (`send_at`) for `step`.
-  void Begin(const NextStep& step, Clock::time_point send_at);
+  void Begin(const NextStep& step, Clock::time_point send_at) {
+    Prepare(step);
+    Begin(send_at);
+  }
+  // In two parts: what the load model's `step` says of the request (when
+  // it is handed out), then its send.
+  void Prepare(const NextStep& step);
+  void Begin(Clock::time_point send_at);
   // A content chunk arrived. Returns true for the first one.
   bool Chunk(metrics::MetricSet& m, Clock::time_point now);
   // The response is complete. `reported_tokens` < 0: one token per chunk.
@@ -149,6 +156,8 @@ class RequestMeter {
   RequestOutcome Abandon(metrics::MetricSet& m, Clock::time_point now);
 
   bool got_first() const { return chunks_ > 0; }
+  // The request's turn in its conversation (NextStep::turn; 0: single-turn).
+  int32_t turn() const { return turn_; }
   uint64_t chunks() const { return chunks_; }
   Clock::time_point send_at() const { return send_at_; }
   // When the last content chunk arrived (valid once got_first()).
@@ -160,6 +169,7 @@ class RequestMeter {
   bool from_intended_ = false;
   uint64_t chunks_ = 0;
   uint64_t cancel_tokens_ = 0;  // 0: not abandoned after a number of chunks
+  Clock::duration cancel_after_{0};  // 0: not abandoned after a time
   Clock::time_point cancel_at_ = Clock::time_point::max();
   int64_t input_estimate_ = 0;
   int64_t input_reported_ = -1;

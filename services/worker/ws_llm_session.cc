@@ -259,7 +259,7 @@ class WsLlmSession final : public SessionDriver, public WsConnectionOwner {
     }
     // Multi-turn (Target.turns): WS chat keeps the conversation of the
     // connection on the server; turn 1 of the next one clears it first.
-    const int32_t turn = step().turn;
+    const int32_t turn = meter().turn();
     if (turn == 1 && conversation_on_conn_ && client_.dialect() == wsllm::Dialect::kWsChat) {
       Send(absl::StrCat("{\"type\":\"control\",\"id\":\"", request_id,
                         "_clear\",\"data\":{\"type\":\"clear_history\"}}"));

@@ -104,6 +104,11 @@ TEST(SseParserTest, LeadingBomIsSkippedOnlyAtTheStart) {
   // Not a BOM: the bytes are data.
   EXPECT_EQ(Parse("\xEF" "data: x\n\n").size(), 0u);  // "\xEFdata" is an unknown field
   EXPECT_EQ(Parse("d"), std::vector<Ev>{});
+  // The start of a BOM, split, then other bytes: the start is text of the
+  // first line (here a line of its own, an unknown field).
+  EXPECT_EQ(ParseSplit("\xEF\xBB" "\ndata: x\n\n", {1, 2}),
+            (std::vector<Ev>{{"message", "x", "", -1}}));
+  EXPECT_EQ(ParseSplit("\xEF\xBB" "data: x\n\n", {1, 2}).size(), 0u);
 }
 
 TEST(SseParserTest, SplitAtEveryByteBoundaryGivesTheSameEvents) {
