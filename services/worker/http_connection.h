@@ -4,16 +4,13 @@
 // (from a source address when the spec spreads them), TLS for https, one
 // request at a time and its response, streamed to the owner as it arrives.
 //
-// The counterpart of ws_connection.h for the HTTP drivers, built the same
-// way for many mostly waiting sessions per loop: over plain TCP a
-// connection keeps a 256-byte buffer for the first read of each readiness
-// event, which holds a whole SSE token event of a paced stream (one system
-// call per token); when a read fills it, the rest is drained into one
-// 64 KiB buffer shared by the whole loop. The response is decoded by
+// The counterpart of ws_connection.h for the HTTP drivers, on the same
+// byte stream (lean_stream.h: a 256-byte first read, which holds a whole
+// SSE token event of a paced stream, the loop's shared buffer for the rest,
+// writes straight to the socket). The response is decoded by
 // protocol::http1::ResponseReader, which holds nothing but a few integers
 // while a body streams, so the connection's own state between reads is a
-// few dozen bytes. Requests go straight to the socket; only what the kernel
-// refuses waits in a buffer. Over TLS the stream needs its own read buffer.
+// few dozen bytes.
 //
 // A read stays pending while the connection is idle between requests, so a
 // target closing an idle keep-alive connection is noticed at once (the
@@ -28,17 +25,14 @@
 
 #pragma once
 
-#include <array>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/ssl/stream.hpp>
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
 
 #include "lib/protocol/http1_client.h"
+#include "services/worker/lean_stream.h"
 #include "services/worker/shard.h"
-#include "services/worker/ws_connection.h"
 
 namespace llmload::worker {
 
@@ -72,7 +66,11 @@ class HttpConnectionOwner {
 
 // kTls: https (TLS over TCP).
 template <bool kTls>
-class HttpConnection final : private protocol::http1::ResponseSink {
+class HttpConnection final : private protocol::http1::ResponseSink,
+                             private LeanStream<HttpConnection<kTls>, kTls> {
+  using Stream = LeanStream<HttpConnection<kTls>, kTls>;
+  friend Stream;
+
  public:
   HttpConnection(net::io_context& ioc, HttpConnectionOwner& owner);
   ~HttpConnection();
@@ -93,38 +91,14 @@ class HttpConnection final : private protocol::http1::ResponseSink {
   uint64_t response_bytes() const { return response_bytes_; }
 
  private:
-  using TlsStream = net::ssl::stream<tcp::socket>;
   enum class State : uint8_t { kClosed, kConnecting, kIdle, kAwaiting };
 
-  auto& Socket() {
-    if constexpr (kTls) {
-      return stream_->next_layer();
-    } else {
-      return stream_;
-    }
-  }
-  struct NoHold {};
-  auto TlsHold() const {
-    if constexpr (kTls) {
-      return stream_;
-    } else {
-      return NoHold{};
-    }
-  }
-  bool HasSocket() const {
-    if constexpr (kTls) {
-      return stream_ != nullptr;
-    } else {
-      return stream_.is_open();
-    }
-  }
-  void OnConnected(const boost::system::error_code& ec, uint64_t gen);
-  void Opened();
-  void StartRead();
-  void OnRead(const boost::system::error_code& ec, size_t n, uint64_t gen);
-  void OnBytes(const char* data, size_t n);
-  void OnReadError(const boost::system::error_code& ec);
-  void Flush();
+  // LeanStream
+  void OnStreamOpen();
+  void OnStreamConnectFailed(std::string why);
+  void OnStreamBytes(const char* data, size_t n);
+  void OnStreamReadError(const boost::system::error_code& ec);
+
   void End(HttpEnd end, std::string_view why);
   void Drop();
 
@@ -133,22 +107,11 @@ class HttpConnection final : private protocol::http1::ResponseSink {
   bool OnBody(std::string_view bytes) override;
   void OnComplete() override;
 
-  net::io_context& ioc_;
   HttpConnectionOwner& owner_;
-  std::shared_ptr<void> keepalive_;
-  // As in WsConnection: plain, the socket reopened per connection; TLS, a
-  // new stream per connection shared with the handlers that touch it.
-  std::conditional_t<kTls, std::shared_ptr<TlsStream>, LoopSocket> stream_;
   protocol::http1::ResponseReader reader_;
-  std::string out_;                     // request bytes not yet handed to the socket
-  std::unique_ptr<std::string> writing_;  // request bytes an async write is sending
-  std::unique_ptr<char[]> tls_buffer_;  // TLS only: the read buffer
-  std::array<char, 256> first_read_;    // plain only: see StartRead
-  uint64_t gen_ = 0;                    // bumped when a connection ends: its handlers become no-ops
   uint64_t response_bytes_ = 0;
   Clock::time_point read_at_{};  // when the bytes being fed were read
   State state_ = State::kClosed;
-  bool write_pending_ = false;
   bool completed_ = false;  // the reader completed the response being fed
   bool keep_alive_ = true;  // of the response being fed
 };
