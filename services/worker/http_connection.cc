@@ -21,13 +21,7 @@ void HttpConnection<kTls>::Open(const TargetInfo& target, uint64_t salt,
   Drop();
   state_ = State::kConnecting;
   response_bytes_ = 0;
-  StreamTarget where;
-  where.endpoints = &target.endpoints;
-  where.sources = &target.source_addresses;
-  where.tls_context = target.tls_context.get();
-  where.host = &target.host;
-  where.verify = target.verify;
-  this->ConnectStream(where, salt, std::move(keepalive));
+  this->ConnectStream(StreamTarget::Of(target, /*websocket=*/false), salt, std::move(keepalive));
 }
 
 template <bool kTls>

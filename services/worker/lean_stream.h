@@ -69,6 +69,17 @@ struct StreamTarget {
   net::ssl::context* tls_context = nullptr;  // TLS only
   const std::string* host = nullptr;         // TLS only: SNI and verification
   bool verify = true;                        // TLS only
+
+  // A target's HTTP side (`websocket` false) or its WebSocket side.
+  static StreamTarget Of(const TargetInfo& t, bool websocket) {
+    StreamTarget s;
+    s.endpoints = websocket ? &t.ws_endpoints : &t.endpoints;
+    s.sources = &t.source_addresses;
+    s.tls_context = t.tls_context.get();
+    s.host = websocket ? &t.ws_host : &t.host;
+    s.verify = t.verify;
+    return s;
+  }
 };
 
 template <class Derived, bool kTls>

@@ -43,13 +43,7 @@ void WsConnection<kTls>::Open(const TargetInfo& target, std::string_view path,
   state_ = State::kConnecting;
   refused_status_ = 0;
   close_code_ = 0;
-  StreamTarget where;
-  where.endpoints = &target.ws_endpoints;
-  where.sources = &target.source_addresses;
-  where.tls_context = target.tls_context.get();
-  where.host = &target.ws_host;
-  where.verify = target.verify;
-  this->ConnectStream(where, salt, std::move(keepalive));
+  this->ConnectStream(StreamTarget::Of(target, /*websocket=*/true), salt, std::move(keepalive));
   // The upgrade request is ready before the connect completes; the target
   // and headers need not outlive this call.
   uint8_t nonce[16];
