@@ -66,6 +66,7 @@ struct Reply {
   std::string interim;       // sent before the response, e.g. a 103 Early Hints
   bool close_after = false;  // close the kept-alive connection after the response
   bool until_close = false;  // no length and no chunks: the body ends with the connection
+  int gap_ms = 1;            // between body pieces
 };
 
 class FakeProvider {
@@ -169,7 +170,7 @@ class FakeProvider {
         head += "Content-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n";
         net::write(s, net::buffer(head), ec);
         for (const std::string& p : r.pieces) {
-          std::this_thread::sleep_for(std::chrono::milliseconds(1));
+          std::this_thread::sleep_for(std::chrono::milliseconds(r.gap_ms));
           std::string chunk = absl::StrCat(absl::Hex(p.size()), "\r\n", p, "\r\n");
           net::write(s, net::buffer(chunk), ec);
           if (r.cut) {
@@ -315,6 +316,29 @@ TEST(HttpStreamSessionTest, DisconnectMidStreamCountsAndReconnects) {
   EXPECT_EQ(m.Get(v1::RECONNECTS), 1u);
   EXPECT_EQ(m.Get(v1::REQUESTS_OK), 2u);
   EXPECT_EQ(fake.connections(), 2);
+}
+
+TEST(HttpStreamSessionTest, RequestTimeoutBoundsAStreamThatKeepsTrickling) {
+  // Tokens every 25 ms for about a second: never silent for long (idle and
+  // ttft limits are not reached), but longer than the 300 ms requestTimeout.
+  std::vector<std::string> trickle(40, "data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n\n");
+  FakeProvider fake([&](int, const std::string&) {
+    Reply r{200, trickle, "", false};
+    r.gap_ms = 25;
+    return r;
+  });
+  const absl::Time start = testing_util::MonoNow();
+  metrics::MetricSet m = RunShard(v1::OPENAI_CHAT, fake.port(), 1, 2, [](v1::Target* t) {
+    t->mutable_request_timeout()->set_nanos(300 * 1000 * 1000);
+    t->mutable_ttft_timeout()->set_seconds(5);
+    t->mutable_idle_timeout()->set_seconds(5);
+  });
+  EXPECT_EQ(m.Get(v1::TIMEOUT), 2u);
+  EXPECT_EQ(m.Get(v1::REQUESTS_OK), 0u);
+  EXPECT_EQ(m.Get(v1::CYCLES), 2u);
+  EXPECT_EQ(m.Get(v1::RECONNECTS), 2u);  // each cut-off connection is replaced at once
+  EXPECT_EQ(m.Hist(v1::TTFT).Count(), 2u);  // both streams had begun
+  EXPECT_LT(testing_util::MonoNow() - start, absl::Milliseconds(1500));
 }
 
 TEST(HttpStreamSessionTest, MalformedStreamIsAProtocolError) {
