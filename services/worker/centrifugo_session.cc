@@ -11,7 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "lib/common/log.h"
 #include "services/common/grpc_util.h"
-#include "services/worker/session_util.h"
+#include "services/worker/session_driver.h"
 #include "services/worker/ws_connection.h"
 
 namespace llmload::worker {
@@ -22,8 +22,6 @@ namespace cf = protocol::centrifugo;
 
 constexpr uint32_t kConnectCommandId = 1;
 constexpr size_t kMaxWsMessageBytes = 1 << 20;
-// How long a close handshake may take before the socket is just dropped.
-constexpr auto kCloseGrace = std::chrono::seconds(2);
 
 // Counter for a failed HTTP exchange.
 v1::Counter ClassifyHttp(const HttpResult& r) {
@@ -49,137 +47,115 @@ v1::Counter ClassifyHttp(const HttpResult& r) {
 // The WebSocket is the worker's lean client (ws_connection.h), the one the
 // WS_CHAT and REALM drivers use: an idle session holds its socket, a small
 // first-read buffer and its few strings, not a Beast stream with buffers of
-// its own. Set-up (session create, connect, upgrade, connect reply) holds
-// one of the loop's connection slots, as the other WebSocket drivers do.
+// its own. The lifecycle is the shared skeleton's (session_driver.h): the
+// set-up (session create, connect, upgrade, connect reply) holds one of the
+// loop's connection slots and is bounded by connectTimeout; a session lost
+// after it opened is set up again (a new emulator session) after the
+// backoff; the first set-up is not retried.
 template <bool kTls>
-class CentrifugoSession final : public Session,
-                                public WsConnectionOwner,
-                                public std::enable_shared_from_this<CentrifugoSession<kTls>> {
-  using std::enable_shared_from_this<CentrifugoSession<kTls>>::shared_from_this;
-
+class CentrifugoSession final : public SessionDriver, public WsConnectionOwner {
  public:
   CentrifugoSession(std::shared_ptr<LoopShard> shard, int32_t client_id)
-      : shard_(std::move(shard)),
-        client_id_(client_id),
-        conn_(shard_->ioc(), *this, kMaxWsMessageBytes),
-        timer_(shard_->ioc().get_executor()) {}
-
-  void Start() override {
-    session_start_ = Clock::now();
-    Create();
-  }
-
-  void Cancel() override {
-    if (phase_ == Phase::kDone) {
-      return;
-    }
-    cancelled_ = true;
-    timer_.cancel();
-    conn_.Abort();
-    Finish();
-  }
-
-  void Resume() override {
-    if (phase_ == Phase::kIdle && !cancelled_) {
-      StartCycle();
-    }
-  }
-
-  void OnConnectSlot() override {
-    has_slot_ = true;
-    if (cancelled_ || phase_ != Phase::kQueued) {
-      return ReleaseSlot();
-    }
-    SendCreate();
-  }
+      : SessionDriver(std::move(shard), client_id),
+        conn_(this->shard().ioc(), *this, kMaxWsMessageBytes) {}
 
   // ---- WsConnectionOwner ----
 
   void OnWsOpen(Clock::time_point now) override {
-    M().RecordUs(v1::CONNECT, Micros(now - connect_start_));
-    phase_ = Phase::kAwaitConnectReply;
+    M().RecordUs(v1::CONNECT, Micros(now - ws_start_));
     Send(cf::EncodeConnectCommand(token_, kConnectCommandId));
     std::string().swap(token_);  // sent: no need to keep it
   }
 
   void OnWsMessage(std::string_view message, Clock::time_point now) override {
-    if (cancelled_ || phase_ == Phase::kDone) {
+    if (ended()) {
       return;
     }
     M().Add(v1::BYTES_IN, message.size());
     bool stop = false;
-    const absl::Status s = shard_->centrifugo_parser().Parse(
+    const absl::Status s = shard().centrifugo_parser().Parse(
         message, [&](const cf::ServerEvent& e) { stop = stop || !HandleEvent(e, now); });
-    if (!s.ok() && !stop && phase_ != Phase::kDone) {
-      conn_.Abort();
-      FailActive(v1::PROTOCOL_ERROR, "malformed centrifugo frame");
+    if (!s.ok() && !stop && Live()) {
+      Lost(v1::PROTOCOL_ERROR, "malformed centrifugo frame");
     }
   }
 
   void OnWsEnd(WsEnd end, std::string_view why) override {
-    if (cancelled_ || phase_ == Phase::kDone) {
+    if (ended()) {
       return;
     }
-    if (phase_ == Phase::kClosing) {
-      return AfterClose();
+    if (phase() == Phase::kClosing) {
+      return Closed();
     }
-    FailActive(WsEndCounter(end, conn_.refused_status()), why);
+    Lost(WsEndCounter(end, conn_.refused_status()), why);
   }
 
  private:
-  enum class Phase {
-    kQueued,  // waiting for a connection set-up slot of the loop
-    kCreate,
-    kConnect,  // TCP and the upgrade
-    kAwaitConnectReply,
-    kIdle,       // open and waiting for the load model (NextStep::kWait)
-    kScheduled,  // a request is due at a future intended time
-    kCycle,      // a request is in flight
-    kClosing,
-    kReconnectWait,  // a lost connection: a new session after the backoff
-    kDone
-  };
-
   std::string Path(std::string_view p) const {
-    const TargetInfo& t = shard_->settings().TargetFor(client_id_);
+    const TargetInfo& t = S().TargetFor(client_id());
     return JoinTarget(t.base_path, p, t.query);
   }
-  metrics::MetricSet& M() { return shard_->metrics(this); }
 
-  // --- session set-up ---
+  bool Connecting() const { return phase() == Phase::kQueued || phase() == Phase::kConnecting; }
 
-  // Set-up, first or again after a lost connection, waits for a slot.
-  void Create() {
-    phase_ = Phase::kQueued;
-    if (!shard_->AcquireConnectSlot(shared_from_this())) {
-      return;  // OnConnectSlot continues
+  // Whether the connection that delivers events is still the session's:
+  // not after it ended, was abandoned or was lost.
+  bool Live() const { return !ended() && phase() != Phase::kBackoff; }
+
+  // The connection failed: the set-up (the first one ends the session;
+  // a later one is tried again while attempts remain), or an open session,
+  // which is set up anew after the backoff.
+  void Lost(v1::Counter counter, std::string_view why) {
+    if (Connecting()) {
+      return SetupFailed(counter, why, /*fatal=*/!opened());
     }
-    has_slot_ = true;
-    SendCreate();
+    LLMLOAD_LOG(kDebug, "Session failed.")
+        .Kv("client_id", client_id())
+        .Kv("session_id", session_id_)
+        .Kv("reason", std::string(why));
+    ConnectionLost(counter);
   }
 
-  void ReleaseSlot() {
-    if (has_slot_) {
-      has_slot_ = false;
-      shard_->ReleaseConnectSlot();
-    }
-  }
+  // ---- the skeleton's hooks ----
 
-  void SendCreate() {
-    phase_ = Phase::kCreate;
+  // Set-up: a new emulator session (the one a lost connection leaves behind
+  // is deleted; nobody waits for the answer), then the WebSocket.
+  void OpenConnection() override {
+    ++attempt_;
+    DeleteSession(/*then_finish=*/false);
     http::request<http::string_body> req{http::verb::post, Path("/api/sessions/create"), 11};
-    shard_->http(client_id_).Request(std::move(req), [self = shared_from_this()](HttpResult&& r) {
-      self->OnCreated(std::move(r));
-    });
+    shard().http(client_id()).Request(
+        std::move(req), [self = Self(), attempt = attempt_](HttpResult&& r) {
+          self->OnCreated(std::move(r), attempt);
+        });
   }
 
-  void OnCreated(HttpResult&& r) {
-    if (cancelled_ || phase_ != Phase::kCreate) {
+  void AbortConnection() override { conn_.Abort(); }
+
+  void CloseConnection() override { conn_.Close(); }  // OnWsEnd calls Closed
+
+  // The emulator session is deleted before the session ends (unless the
+  // run was cancelled: then nothing more goes to the target).
+  void Teardown() override {
+    conn_.Abort();
+    if (session_id_.empty() || shard().cancelled()) {
+      return Finish();
+    }
+    DeleteSession(/*then_finish=*/true);
+  }
+
+  std::shared_ptr<CentrifugoSession> Self() {
+    return std::static_pointer_cast<CentrifugoSession>(shared_from_this());
+  }
+
+  void OnCreated(HttpResult&& r, uint32_t attempt) {
+    if (ended() || attempt != attempt_ || phase() != Phase::kConnecting) {
       return;
     }
     AddHttpBytes(r);
     if (r.ec || r.response.result_int() != 200) {
-      return FailSetup(ClassifyHttp(r), "session create failed");
+      const v1::Counter c = ClassifyHttp(r);
+      return SetupFailed(c, "session create failed", /*fatal=*/!opened() || c == v1::HTTP_4XX);
     }
     json::error_code ec;
     json::value v = json::parse(r.response.body(), ec);
@@ -187,30 +163,21 @@ class CentrifugoSession final : public Session,
     const json::value* sid = o != nullptr ? o->if_contains("session_id") : nullptr;
     const json::value* tok = o != nullptr ? o->if_contains("token") : nullptr;
     if (sid == nullptr || tok == nullptr || !sid->is_string() || !tok->is_string()) {
-      return FailSetup(v1::PROTOCOL_ERROR, "session create answer lacks session_id/token");
+      return SetupFailed(v1::PROTOCOL_ERROR, "session create answer lacks session_id/token",
+                         /*fatal=*/!opened());
     }
     session_id_ = std::string(sid->get_string());
     token_ = std::string(tok->get_string());
-    DoConnect();
-  }
-
-  void DoConnect() {
-    phase_ = Phase::kConnect;
-    connect_start_ = Clock::now();
-    ArmTimer();
-    const TargetInfo& t = shard_->settings().TargetFor(client_id_);
+    ws_start_ = Clock::now();
+    const TargetInfo& t = S().TargetFor(client_id());
     conn_.Open(t, JoinTarget(t.ws_base_path, "/connection/websocket", t.ws_query), t.headers,
-               static_cast<uint64_t>(client_id_), shared_from_this());
+               static_cast<uint64_t>(client_id()), shared_from_this());
   }
 
   void Send(std::string_view text) {
     M().Add(v1::BYTES_OUT, text.size());
     conn_.SendText(text);
   }
-
-  // Whether the connection that delivers events is still the session's:
-  // not after it ended, was abandoned or was lost.
-  bool Live() const { return phase_ != Phase::kDone && phase_ != Phase::kReconnectWait; }
 
   // Returns false when the events that follow in the message are moot.
   bool HandleEvent(const cf::ServerEvent& e, Clock::time_point now) {
@@ -221,32 +188,23 @@ class CentrifugoSession final : public Session,
         }
         return true;
       case cf::ServerEvent::Kind::kConnectReply:
-        if (phase_ == Phase::kAwaitConnectReply && e.id == kConnectCommandId) {
+        if (phase() == Phase::kConnecting && e.id == kConnectCommandId) {
           pong_ = e.pong;
-          timer_.cancel();
-          ReleaseSlot();
-          failures_in_a_row_ = 0;
-          if (!setup_done_) {  // a reconnection is not a new session
-            M().RecordUs(v1::SESSION_SETUP, Micros(now - session_start_));
-            M().Add(v1::SESSIONS_OPENED);
-            setup_done_ = true;
-          }
-          StartCycle();
+          SetupDone(now);  // a reconnection is not a new session
         }
         return Live();
       case cf::ServerEvent::Kind::kReplyError:
-        if (phase_ == Phase::kAwaitConnectReply && e.id == kConnectCommandId) {
-          conn_.Abort();
-          FailSetup(v1::CONNECT_FAILED, "connect rejected");
+        if (phase() == Phase::kConnecting && e.id == kConnectCommandId) {
+          SetupFailed(v1::CONNECT_FAILED, "connect rejected", /*fatal=*/true);
           return false;
         }
         return true;
       case cf::ServerEvent::Kind::kPublication:
-        if (phase_ == Phase::kCycle) {
+        if (phase() == Phase::kInFlight) {
           if (e.has_token) {
             OnToken(now);
           }
-          if (e.done && !stream_done_ && phase_ == Phase::kCycle) {
+          if (e.done && !stream_done_ && phase() == Phase::kInFlight) {
             stream_done_ = true;
             done_at_ = now;
             MaybeFinishCycle();
@@ -254,8 +212,7 @@ class CentrifugoSession final : public Session,
         }
         return Live();
       case cf::ServerEvent::Kind::kDisconnectPush:
-        conn_.Abort();
-        FailActive(v1::DISCONNECTED, "server disconnect");
+        Lost(v1::DISCONNECTED, "server disconnect");
         return false;
       default:
         return true;
@@ -264,49 +221,18 @@ class CentrifugoSession final : public Session,
 
   // --- cycles ---
 
-  void StartCycle() {
-    if (cancelled_) {
-      return;
-    }
-    const NextStep step = shard_->NextRequest(this, cycle_);
-    switch (step.kind) {
-      case NextStep::Kind::kClose:
-        return BeginClose();
-      case NextStep::Kind::kWait:
-        phase_ = Phase::kIdle;
-        return;
-      case NextStep::Kind::kRequest:
-        break;
-    }
-    cycle_ = static_cast<int>(step.cycle);
-    phase_ = Phase::kCycle;
+  void SendRequest() override {
     http_done_ = stream_done_ = false;
-    step_ = step;
-    if (step.intended > Clock::now()) {
-      // Not due yet: wait on the cycle timer, then send.
-      phase_ = Phase::kScheduled;
-      timer_.expires_at(step.intended);
-      timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
-        if (!ec && self->phase_ == Phase::kScheduled) {
-          self->phase_ = Phase::kCycle;
-          self->SendRun();
-        }
-      });
-      return;
-    }
-    SendRun();
-  }
-
-  void SendRun() {
+    const int64_t cycle = request_number();
     json::object body;
     body["session_id"] = session_id_;
     // The spec's prompt for this request (of a conversation, its last user
     // message), else the original client's question.
-    const std::string question = absl::StrCat("Question ", cycle_, " from client ", client_id_);
-    const RequestPrompt prompt = PromptFor(shard_->settings(), client_id_, cycle_,
-                                           /*whole_conversation=*/false, question);
+    const std::string question = absl::StrCat("Question ", cycle, " from client ", client_id());
+    const RequestPrompt prompt =
+        PromptFor(S(), client_id(), cycle, /*whole_conversation=*/false, question);
     body["question"] = json::string_view(prompt.text.data(), prompt.text.size());
-    const auto& emu = shard_->settings().spec.emulation();
+    const auto& emu = S().spec.emulation();
     if (prompt.length_words > 0) {
       body["length_words"] = prompt.length_words;
     }
@@ -316,239 +242,63 @@ class CentrifugoSession final : public Session,
     http::request<http::string_body> req{http::verb::post, Path("/api/run"), 11};
     req.set(http::field::content_type, "application/json");
     req.body() = json::serialize(body);
-    meter_.Begin(step_, Clock::now());
-    meter_.SetInputEstimate(prompt.estimated_input_tokens);  // the API reports no usage
-    ArmTimer();
-    shard_->http(client_id_)
-        .Request(std::move(req), [self = shared_from_this(), cycle = cycle_](HttpResult&& r) {
-          self->OnRunResponse(std::move(r), cycle);
-        });
+    meter().SetInputEstimate(prompt.estimated_input_tokens);  // the API reports no usage
+    shard().http(client_id()).Request(std::move(req), [self = Self(), cycle](HttpResult&& r) {
+      self->OnRunResponse(std::move(r), cycle);
+    });
   }
 
-  void OnRunResponse(HttpResult&& r, int cycle) {
-    if (cancelled_ || phase_ != Phase::kCycle || cycle != cycle_) {
+  void OnRunResponse(HttpResult&& r, int64_t cycle) {
+    if (ended() || phase() != Phase::kInFlight || cycle != request_number()) {
       return;
     }
     AddHttpBytes(r);
     if (r.ec || r.response.result_int() / 100 != 2) {
       const v1::Counter c = ClassifyHttp(r);
       if (c == v1::TIMEOUT) {
-        return FailActive(c, "/api/run timed out");
+        return Lost(c, "/api/run timed out");
       }
       // The request was refused: no tokens will come. Count it, go on.
-      timer_.cancel();
-      shard_->RequestDone(this, RequestMeter::Fail(M(), c));
-      return StartCycle();
+      return RequestFailed(c);
     }
-    M().RecordUs(v1::REQUEST, Micros(r.headers_at - meter_.send_at()));
+    M().RecordUs(v1::REQUEST, Micros(r.headers_at - meter().send_at()));
     http_done_ = true;
     MaybeFinishCycle();
   }
 
   // One publication, one token.
   void OnToken(Clock::time_point now) {
-    if (meter_.Chunk(M(), now)) {
-      ArmTimer();  // a fresh wait for the rest of the response
+    if (meter().Chunk(M(), now)) {
+      Schedule();  // the idle gap replaces the ttft limit
     }
-    if (meter_.CancelDue(now)) {
+    if (meter().CancelDue(now)) {
       Abandon(now);
     }
   }
 
   void MaybeFinishCycle() {
-    if (!http_done_ || !stream_done_) {
+    if (http_done_ && stream_done_) {
+      RequestCompleted(done_at_, /*reported_tokens=*/-1);
+    }
+  }
+
+  // DELETE /api/sessions/{id}: fire and forget, or then end the session.
+  void DeleteSession(bool then_finish) {
+    if (session_id_.empty()) {
+      if (then_finish) {
+        Finish();
+      }
       return;
-    }
-    timer_.cancel();
-    shard_->RequestDone(this, meter_.Complete(M(), done_at_, /*reported_tokens=*/-1));
-    StartCycle();
-  }
-
-  // --- timeouts, failures, teardown ---
-
-  void ArmTimer() {
-    const Clock::time_point limit = Clock::now() + shard_->settings().request_timeout;
-    // In a cycle, no later than the moment the spec abandons the request.
-    timer_.expires_at(phase_ == Phase::kCycle ? std::min(limit, meter_.cancel_at()) : limit);
-    timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
-      if (!ec) {
-        self->OnTimer();
-      }
-    });
-  }
-
-  void OnTimer() {
-    switch (phase_) {
-      case Phase::kCycle: {
-        const Clock::time_point now = Clock::now();
-        if (meter_.CancelDue(now)) {
-          return Abandon(now);
-        }
-        conn_.Abort();
-        return FailActive(v1::TIMEOUT, "response timed out");
-      }
-      case Phase::kConnect:
-      case Phase::kAwaitConnectReply:
-        conn_.Abort();
-        return FailSetup(v1::TIMEOUT, "session set-up timed out");
-      case Phase::kClosing:  // the target did not answer the close in time
-        conn_.Abort();
-        return AfterClose();
-      default:
-        return;
-    }
-  }
-
-  void FailSetup(v1::Counter counter, std::string_view why) {
-    if (phase_ == Phase::kDone) {
-      return;
-    }
-    M().Add(counter);
-    ReleaseSlot();
-    if (setup_done_) {
-      // Re-establishing a session that was open: try again while attempts
-      // remain, else the session ends (it was counted as opened).
-      if (failures_in_a_row_ < shard_->settings().reconnect_attempts && !shard_->cancelled()) {
-        return Reconnect();
-      }
-      return Teardown();
-    }
-    M().Add(v1::SESSIONS_FAILED);
-    LLMLOAD_LOG(kDebug, "Session set-up failed.")
-        .Kv("client_id", client_id_)
-        .Kv("reason", std::string(why))
-        .Kv("counter", metrics::CounterName(counter));
-    Teardown();
-  }
-
-  // A failure after set-up: the cycle in flight (if any) fails, the
-  // connection and the emulator session are dropped (the stream's state is
-  // unknown), and a new session is set up after the reconnection backoff to
-  // run the remaining cycles.
-  void FailActive(v1::Counter counter, std::string_view why) {
-    if (phase_ == Phase::kDone) {
-      return;
-    }
-    if (!setup_done_ || phase_ == Phase::kConnect || phase_ == Phase::kAwaitConnectReply ||
-        phase_ == Phase::kCreate) {
-      return FailSetup(counter, why);
-    }
-    if (phase_ == Phase::kCycle) {
-      shard_->RequestDone(this, RequestMeter::Fail(M(), counter));
-    }
-    LLMLOAD_LOG(kDebug, "Session failed.")
-        .Kv("client_id", client_id_)
-        .Kv("session_id", session_id_)
-        .Kv("reason", std::string(why));
-    if (shard_->cancelled() || cancelled_) {
-      return Teardown();
-    }
-    Reconnect();
-  }
-
-  // The spec abandons the request in flight (RunSpec.cancellation), as a
-  // user closing the tab: the WebSocket is dropped mid-response and the
-  // emulator session deleted, the request counts as cancelled, and a new
-  // session is set up at once (not a reconnection after a failure) for the
-  // next request.
-  void Abandon(Clock::time_point now) {
-    timer_.cancel();
-    shard_->RequestDone(this, meter_.Abandon(M(), now));
-    if (shard_->cancelled()) {
-      return Teardown();
-    }
-    DropConnection();
-    phase_ = Phase::kReconnectWait;
-    net::post(shard_->ioc(), [self = shared_from_this()] {
-      if (self->phase_ == Phase::kReconnectWait && !self->cancelled_) {
-        self->Start();
-      }
-    });
-  }
-
-  // Closes the WebSocket and deletes the emulator session behind it;
-  // nobody waits for the answer.
-  void DropConnection() {
-    conn_.Abort();
-    if (!session_id_.empty()) {
-      http::request<http::string_body> req{http::verb::delete_,
-                                           Path(absl::StrCat("/api/sessions/", session_id_)), 11};
-      shard_->http(client_id_).Request(std::move(req), [self = shared_from_this()](HttpResult&& r) {
-        self->AddHttpBytes(r);
-      });
-      session_id_.clear();
-    }
-  }
-
-  void Reconnect() {
-    DropConnection();
-    const auto wait = BackoffDelay(shard_->settings().reconnect_backoff, failures_in_a_row_,
-                                   static_cast<uint64_t>(client_id_));
-    ++failures_in_a_row_;
-    M().Add(v1::RECONNECTS);
-    phase_ = Phase::kReconnectWait;
-    timer_.expires_after(wait);
-    timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
-      if (!ec && self->phase_ == Phase::kReconnectWait && !self->cancelled_) {
-        self->Start();
-      }
-    });
-  }
-
-  void BeginClose() {
-    phase_ = Phase::kClosing;
-    timer_.expires_after(kCloseGrace);
-    timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
-      if (!ec) {
-        self->OnTimer();
-      }
-    });
-    conn_.Close();  // OnWsEnd calls AfterClose
-  }
-
-  void AfterClose() {
-    if (phase_ != Phase::kClosing) {
-      return;
-    }
-    phase_ = Phase::kDone;
-    timer_.cancel();
-    conn_.Abort();
-    DeleteSessionThenFinish();
-  }
-
-  void Teardown() {
-    const bool had_session = !session_id_.empty();
-    phase_ = Phase::kDone;
-    timer_.cancel();
-    conn_.Abort();
-    if (had_session && !shard_->cancelled()) {
-      DeleteSessionThenFinish();
-    } else {
-      Finish();
-    }
-  }
-
-  void DeleteSessionThenFinish() {
-    phase_ = Phase::kDone;
-    if (session_id_.empty() || shard_->cancelled()) {
-      return Finish();
     }
     http::request<http::string_body> req{http::verb::delete_,
                                          Path(absl::StrCat("/api/sessions/", session_id_)), 11};
-    shard_->http(client_id_).Request(std::move(req), [self = shared_from_this()](HttpResult&& r) {
+    session_id_.clear();
+    shard().http(client_id()).Request(std::move(req), [self = Self(), then_finish](HttpResult&& r) {
       self->AddHttpBytes(r);
-      self->Finish();
+      if (then_finish) {
+        self->Finish();
+      }
     });
-  }
-
-  void Finish() {
-    if (finished_) {
-      return;
-    }
-    finished_ = true;
-    phase_ = Phase::kDone;
-    ReleaseSlot();
-    shard_->SessionEnded(this);
   }
 
   void AddHttpBytes(const HttpResult& r) {
@@ -556,26 +306,15 @@ class CentrifugoSession final : public Session,
     M().Add(v1::BYTES_OUT, r.bytes_out);
   }
 
-  std::shared_ptr<LoopShard> shard_;
-  const int32_t client_id_;
   WsConnection<kTls> conn_;
-  LoopTimer timer_;
   std::string session_id_;
   std::string token_;  // the connect command's JWT, until it is sent
-  Phase phase_ = Phase::kQueued;
+  Clock::time_point ws_start_, done_at_;
+  uint32_t attempt_ = 0;  // set-ups begun: an answer to an earlier one is moot
   bool pong_ = false;
-  bool has_slot_ = false;  // holds one of the loop's connection set-up slots
-  bool setup_done_ = false;
-  bool cancelled_ = false;
-  bool finished_ = false;
-  int failures_in_a_row_ = 0;
-  int cycle_ = 0;
   // Per cycle.
   bool http_done_ = false;
   bool stream_done_ = false;
-  NextStep step_;
-  RequestMeter meter_;
-  Clock::time_point session_start_, connect_start_, done_at_;
 };
 
 }  // namespace

@@ -102,7 +102,7 @@ void SessionDriver::SetupFailed(v1::Counter counter, std::string_view why, bool 
         .Kv("client_id", client_id_)
         .Kv("reason", std::string(why))
         .Kv("counter", metrics::CounterName(counter));
-    return Teardown();
+    return End();
   }
   Reconnect(BackoffDelay(S().reconnect_backoff, failures_in_a_row_,
                          static_cast<uint64_t>(client_id_)),
@@ -190,7 +190,7 @@ void SessionDriver::ConnectionLost(v1::Counter counter, std::chrono::millisecond
   }
   AbortConnection();
   if (shard_->cancelled()) {
-    return Teardown();
+    return End();
   }
   failures_in_a_row_ = 0;
   Reconnect(wait, /*count=*/true);
@@ -204,7 +204,7 @@ void SessionDriver::Abandon(Clock::time_point now) {
   shard_->RequestDone(this, meter_.Abandon(M(), now));
   AbortConnection();
   if (shard_->cancelled()) {
-    return Teardown();
+    return End();
   }
   Reconnect(std::chrono::milliseconds(0), /*count=*/false);
 }
@@ -222,10 +222,17 @@ void SessionDriver::BeginClose() {
 }
 
 void SessionDriver::Closed() {
-  if (done_) {
+  if (ended()) {
     return;
   }
   AbortConnection();
+  End();
+}
+
+void SessionDriver::End() {
+  phase_ = Phase::kDone;
+  keepalive_at_ = kNever;
+  ReleaseSlot();
   Teardown();
 }
 

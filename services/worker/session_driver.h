@@ -83,8 +83,9 @@ class SessionDriver : public Session, public std::enable_shared_from_this<Sessio
   // call Closed() when done (the close grace aborts it otherwise). By
   // default the connection is just dropped.
   virtual void CloseConnection() { Closed(); }
-  // The session is over (closed, failed for good, or the run ended):
-  // anything the driver must still do before Finish (the default: Finish).
+  // The session is over (closed, failed for good, or the run ended; the
+  // phase is kDone and nothing reported counts any more): anything the
+  // driver must still do, then Finish (the default: Finish at once).
   virtual void Teardown() { Finish(); }
   // The keep-alive period (SetKeepAlivePeriod) has passed.
   virtual void SendKeepAlive() {}
@@ -147,7 +148,8 @@ class SessionDriver : public Session, public std::enable_shared_from_this<Sessio
   LoopShard& shard() { return *shard_; }
   int32_t client_id() const { return client_id_; }
   Phase phase() const { return phase_; }
-  bool ended() const { return done_ || cancelled_; }
+  // The session is ending or over: what its connection reports is moot.
+  bool ended() const { return done_ || cancelled_ || phase_ == Phase::kDone; }
   bool opened() const { return opened_; }
   int64_t request_number() const { return requests_; }
   RequestMeter& meter() { return meter_; }
@@ -158,6 +160,7 @@ class SessionDriver : public Session, public std::enable_shared_from_this<Sessio
 
  private:
   void Open();
+  void End();
   void Next();
   void BeginRequest();
   void BeginClose();
