@@ -10,6 +10,11 @@ shapes:
   busy     200 sessions x 5 requests x 100 tokens, 5 ms apart: CPU per token.
   idle     2 000 sessions x 1 request x 10 tokens, 500 ms apart: memory per
            open session (peak RSS) and CPU per token of a mostly idle fleet.
+  idle6k   the same with 6 000 sessions: the memory one more session costs
+           is the slope between the two idle runs, free of what a loop holds
+           whatever its session count (the Centrifugo driver's pool of REST
+           connections, buffers per thread), which the 2 000-session figure
+           spreads over its sessions.
 
 CPU is the worker process's user+sys time (getrusage of the child), net of
 the startup run; memory is its peak RSS net of the startup run's. The
@@ -47,6 +52,7 @@ SHAPES = {
     "startup": (1, 1, 1, 0.0),
     "busy": (200, 5, 100, 0.005),
     "idle": (2000, 1, 10, 0.5),
+    "idle6k": (6000, 1, 10, 0.5),
 }
 
 
@@ -98,7 +104,7 @@ def bench_protocol(bin_dir, tmp, protocol, quick):
         wait_port(port)
         url = PROTOCOLS[protocol].format(port=port)
         results = {}
-        for name in ("startup", "busy", "idle"):
+        for name in ("startup", "busy", "idle", "idle6k"):
             sessions, cycles, words, delay = SHAPES[name]
             if quick and name != "startup":
                 sessions, cycles = sessions // 4, 1
@@ -125,21 +131,23 @@ def main():
     tmp = tempfile.mkdtemp(prefix="llmload-protocols-bench-")
     all_results = {}
     print("| protocol | tokens ok | worker µs/token (busy) | emulator µs/token | ratio "
-          "| worker µs/token (idle) | worker KiB/session (idle) |")
-    print("|---|---|---|---|---|---|---|")
+          "| worker µs/token (idle) | worker KiB/session (idle) | KiB per added session |")
+    print("|---|---|---|---|---|---|---|---|")
     for protocol in args.protocols.split(","):
         r = bench_protocol(bin_dir, tmp, protocol, args.quick)
         all_results[protocol] = r
         base = r["startup"]
         busy, idle = r["busy"], r["idle"]
-        ok = all(x["tokens"] == x["expected_tokens"] for x in (busy, idle))
+        ok = all(x["tokens"] == x["expected_tokens"] for x in (busy, idle, r["idle6k"]))
         busy_us = 1e6 * (busy["cpu_s"] - base["cpu_s"]) / max(busy["tokens"], 1)
         emu_us = 1e6 * busy["emulator_cpu_s"] / max(busy["tokens"], 1)
         idle_us = 1e6 * (idle["cpu_s"] - base["cpu_s"]) / max(idle["tokens"], 1)
         kib = (idle["maxrss_kib"] - base["maxrss_kib"]) / idle["sessions"]
+        big = r["idle6k"]
+        slope = (big["maxrss_kib"] - idle["maxrss_kib"]) / (big["sessions"] - idle["sessions"])
         print(f"| {protocol} | {'yes' if ok else 'NO'} ({busy['tokens'] + idle['tokens']}) "
               f"| {busy_us:.2f} | {emu_us:.2f} | {busy_us / emu_us if emu_us else float('nan'):.2f} "
-              f"| {idle_us:.2f} | {kib:.2f} |", flush=True)
+              f"| {idle_us:.2f} | {kib:.2f} | {slope:.2f} |", flush=True)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(all_results, f, indent=1)

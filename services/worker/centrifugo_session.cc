@@ -123,9 +123,9 @@ class CentrifugoSession final : public SessionDriver, public WsConnectionOwner {
   void OpenConnection() override {
     ++attempt_;
     DeleteSession(/*then_finish=*/false);
-    http::request<http::string_body> req{http::verb::post, Path("/api/sessions/create"), 11};
     shard().http(client_id()).Request(
-        std::move(req), [self = Self(), attempt = attempt_](HttpResult&& r) {
+        HttpCall{http::verb::post, Path("/api/sessions/create"), ""},
+        [self = Self(), attempt = attempt_](HttpResult&& r) {
           self->OnCreated(std::move(r), attempt);
         });
   }
@@ -239,11 +239,9 @@ class CentrifugoSession final : public SessionDriver, public WsConnectionOwner {
     if (emu.has_token_delay()) {
       body["token_delay_seconds"] = absl::ToDoubleSeconds(FromProtoDuration(emu.token_delay()));
     }
-    http::request<http::string_body> req{http::verb::post, Path("/api/run"), 11};
-    req.set(http::field::content_type, "application/json");
-    req.body() = json::serialize(body);
     meter().SetInputEstimate(prompt.estimated_input_tokens);  // the API reports no usage
-    shard().http(client_id()).Request(std::move(req), [self = Self(), cycle](HttpResult&& r) {
+    HttpCall run{http::verb::post, Path("/api/run"), json::serialize(body)};
+    shard().http(client_id()).Request(std::move(run), [self = Self(), cycle](HttpResult&& r) {
       self->OnRunResponse(std::move(r), cycle);
     });
   }
@@ -290,10 +288,9 @@ class CentrifugoSession final : public SessionDriver, public WsConnectionOwner {
       }
       return;
     }
-    http::request<http::string_body> req{http::verb::delete_,
-                                         Path(absl::StrCat("/api/sessions/", session_id_)), 11};
+    HttpCall del{http::verb::delete_, Path(absl::StrCat("/api/sessions/", session_id_)), ""};
     session_id_.clear();
-    shard().http(client_id()).Request(std::move(req), [self = Self(), then_finish](HttpResult&& r) {
+    shard().http(client_id()).Request(std::move(del), [self = Self(), then_finish](HttpResult&& r) {
       self->AddHttpBytes(r);
       if (then_finish) {
         self->Finish();

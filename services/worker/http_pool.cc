@@ -130,6 +130,14 @@ class HttpPool::Conn : public std::enable_shared_from_this<HttpPool::Conn> {
     HttpResult result = std::move(result_);
     if (keep) {
       reused_ = true;
+      // An idle connection keeps no copy of its last exchange: the pool's
+      // connections are few, but each would otherwise hold a request, a
+      // parser and a read buffer until it is used again.
+      req_ = {};
+      parser_.reset();
+      if (buffer_.size() == 0) {
+        buffer_.shrink_to_fit();
+      }
       pool->Release(self);
     } else {
       Close();
@@ -162,10 +170,19 @@ HttpPool::HttpPool(net::io_context& ioc, std::vector<tcp::endpoint> endpoints, s
 
 HttpPool::~HttpPool() = default;
 
-void HttpPool::Request(http::request<http::string_body> req, Callback cb) {
+http::request<http::string_body> HttpPool::Message(HttpCall call) const {
+  http::request<http::string_body> req{call.verb, std::move(call.target), 11};
   req.set(http::field::host, host_);
+  if (!call.body.empty()) {
+    req.set(http::field::content_type, "application/json");
+    req.body() = std::move(call.body);
+  }
   req.keep_alive(true);
   req.prepare_payload();
+  return req;
+}
+
+void HttpPool::Request(HttpCall call, Callback cb) {
   if (closed_) {
     HttpResult r;
     r.ec = net::error::operation_aborted;
@@ -173,13 +190,13 @@ void HttpPool::Request(http::request<http::string_body> req, Callback cb) {
     return;
   }
   if (idle_.empty() && busy_.size() >= max_conns_) {
-    waiting_.emplace_back(std::move(req), std::move(cb));
+    waiting_.emplace_back(std::move(call), std::move(cb));
     return;
   }
-  Dispatch(std::move(req), std::move(cb));
+  Dispatch(std::move(call), std::move(cb));
 }
 
-void HttpPool::Dispatch(http::request<http::string_body> req, Callback cb) {
+void HttpPool::Dispatch(HttpCall call, Callback cb) {
   std::shared_ptr<Conn> conn;
   if (!idle_.empty()) {
     conn = std::move(idle_.back());
@@ -187,7 +204,7 @@ void HttpPool::Dispatch(http::request<http::string_body> req, Callback cb) {
   } else {
     conn = std::make_shared<Conn>(shared_from_this(), ioc_);
   }
-  conn->Send(std::move(req), std::move(cb));
+  conn->Send(Message(std::move(call)), std::move(cb));
 }
 
 void HttpPool::Release(std::shared_ptr<Conn> conn) {
@@ -196,18 +213,18 @@ void HttpPool::Release(std::shared_ptr<Conn> conn) {
 
 void HttpPool::Pump() {
   while (!waiting_.empty() && !closed_ && (!idle_.empty() || busy_.size() < max_conns_)) {
-    auto [req, cb] = std::move(waiting_.front());
+    auto [call, cb] = std::move(waiting_.front());
     waiting_.pop_front();
-    Dispatch(std::move(req), std::move(cb));
+    Dispatch(std::move(call), std::move(cb));
   }
 }
 
 void HttpPool::CloseAll() {
   closed_ = true;
   // Requests still waiting fail without being sent.
-  std::deque<std::pair<http::request<http::string_body>, Callback>> waiting;
+  std::deque<std::pair<HttpCall, Callback>> waiting;
   waiting.swap(waiting_);
-  for (auto& [req, cb] : waiting) {
+  for (auto& [call, cb] : waiting) {
     HttpResult r;
     r.ec = net::error::operation_aborted;
     cb(std::move(r));

@@ -40,6 +40,15 @@ struct HttpResult {
   uint64_t bytes_out = 0;
 };
 
+// One request: the message is built when a connection takes it, so that a
+// request waiting for one (thousands may, when every session of a loop
+// calls at once) holds two strings and not a whole message.
+struct HttpCall {
+  http::verb verb = http::verb::get;
+  std::string target;
+  std::string body;  // sent as application/json when not empty
+};
+
 class HttpPool : public std::enable_shared_from_this<HttpPool> {
  public:
   using Callback = std::function<void(HttpResult&&)>;
@@ -52,8 +61,8 @@ class HttpPool : public std::enable_shared_from_this<HttpPool> {
   HttpPool(const HttpPool&) = delete;
   HttpPool& operator=(const HttpPool&) = delete;
 
-  // Sends `req` (Host, Content-Length and keep-alive are filled in).
-  void Request(http::request<http::string_body> req, Callback cb);
+  // Sends `call` with Host, Content-Length and keep-alive.
+  void Request(HttpCall call, Callback cb);
   // Closes every idle and in-flight connection (their callbacks see an
   // error) and refuses nothing afterwards but keeps no idle connection. Call
   // it when the pool's owner is done: idle connections hold the pool alive.
@@ -67,14 +76,15 @@ class HttpPool : public std::enable_shared_from_this<HttpPool> {
   void Release(std::shared_ptr<Conn> conn);
   // Starts waiting requests while connections are available.
   void Pump();
-  void Dispatch(http::request<http::string_body> req, Callback cb);
+  void Dispatch(HttpCall call, Callback cb);
+  http::request<http::string_body> Message(HttpCall call) const;
 
   net::io_context& ioc_;
   std::vector<tcp::endpoint> endpoints_;
   std::string host_;
   std::chrono::milliseconds timeout_;
   size_t max_conns_;
-  std::deque<std::pair<http::request<http::string_body>, Callback>> waiting_;
+  std::deque<std::pair<HttpCall, Callback>> waiting_;
   std::vector<std::shared_ptr<Conn>> idle_;
   absl::flat_hash_set<Conn*> busy_;
   bool closed_ = false;
