@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "lib/common/log.h"
+#include "lib/load/records.h"
 #include "services/common/grpc_util.h"
 #include "services/worker/session_util.h"
 #include "services/worker/ws_connection.h"
@@ -62,10 +63,12 @@ class CentrifugoSession final : public Session,
       : shard_(std::move(shard)),
         client_id_(client_id),
         conn_(shard_->ioc(), *this, kMaxWsMessageBytes),
-        timer_(shard_->ioc().get_executor()) {}
+        timer_(shard_->ioc().get_executor()),
+        storm_timer_(shard_->ioc().get_executor()) {}
 
   void Start() override {
     session_start_ = Clock::now();
+    ArmStorm();
     Create();
   }
 
@@ -75,6 +78,7 @@ class CentrifugoSession final : public Session,
     }
     cancelled_ = true;
     timer_.cancel();
+    storm_timer_.cancel();
     conn_.Abort();
     Finish();
   }
@@ -97,9 +101,20 @@ class CentrifugoSession final : public Session,
 
   void OnWsOpen(Clock::time_point now) override {
     M().RecordUs(v1::CONNECT, Micros(now - connect_start_));
+    if (storm_ == Storm::kAway) {
+      // Back after the storm: ask for what the channel published meanwhile.
+      storm_ = Storm::kRecovering;
+      Send(cf::EncodeConnectCommand(
+          token_, kConnectCommandId,
+          cf::StreamPosition{channel_, last_offset_, epoch_}));
+      std::string().swap(token_);
+      return;
+    }
     phase_ = Phase::kAwaitConnectReply;
     Send(cf::EncodeConnectCommand(token_, kConnectCommandId));
-    std::string().swap(token_);  // sent: no need to keep it
+    if (storm_ != Storm::kPending) {
+      std::string().swap(token_);  // sent: no need to keep it
+    }
   }
 
   void OnWsMessage(std::string_view message, Clock::time_point now) override {
@@ -123,6 +138,11 @@ class CentrifugoSession final : public Session,
     if (phase_ == Phase::kClosing) {
       return AfterClose();
     }
+    if (storm_ == Storm::kRecovering) {
+      // The reconnection after the storm failed: the session starts over.
+      storm_ = Storm::kOver;
+      storm_timer_.cancel();
+    }
     FailActive(WsEndCounter(end, conn_.refused_status()), why);
   }
 
@@ -138,6 +158,16 @@ class CentrifugoSession final : public Session,
     kClosing,
     kReconnectWait,  // a lost connection: a new session after the backoff
     kDone
+  };
+  // RunSpec.reconnect_storm, for a session it drops. While kAway and
+  // kRecovering the session keeps its phase (a request in flight stays in
+  // flight) but has no connection.
+  enum class Storm {
+    kNone,        // not dropped by the storm (or no storm)
+    kPending,     // to be dropped at the storm's moment
+    kAway,        // dropped: waiting reconnect_after
+    kRecovering,  // reconnecting: the connect with recover is on its way
+    kOver,
   };
 
   std::string Path(std::string_view p) const {
@@ -221,8 +251,13 @@ class CentrifugoSession final : public Session,
         }
         return true;
       case cf::ServerEvent::Kind::kConnectReply:
+        if (storm_ == Storm::kRecovering && e.id == kConnectCommandId) {
+          OnReconnected(e, now);
+          return Live();
+        }
         if (phase_ == Phase::kAwaitConnectReply && e.id == kConnectCommandId) {
           pong_ = e.pong;
+          TakePosition(e);
           timer_.cancel();
           ReleaseSlot();
           failures_in_a_row_ = 0;
@@ -235,16 +270,43 @@ class CentrifugoSession final : public Session,
         }
         return Live();
       case cf::ServerEvent::Kind::kReplyError:
+        if (storm_ == Storm::kRecovering && e.id == kConnectCommandId) {
+          storm_ = Storm::kOver;
+          storm_timer_.cancel();
+          conn_.Abort();
+          FailActive(v1::CONNECT_FAILED, "reconnect rejected");
+          return false;
+        }
         if (phase_ == Phase::kAwaitConnectReply && e.id == kConnectCommandId) {
           conn_.Abort();
           FailSetup(v1::CONNECT_FAILED, "connect rejected");
           return false;
         }
         return true;
-      case cf::ServerEvent::Kind::kPublication:
+      case cf::ServerEvent::Kind::kPublication: {
+        // Offsets place every publication in the channel's stream: one at or
+        // below the last seen is a repeat (recovered and also delivered
+        // live), one beyond the next leaves a gap nobody filled.
+        bool burst = e.from_recovery;
+        if (e.offset != 0) {
+          if (e.offset <= last_offset_) {
+            return Live();
+          }
+          if (last_offset_ != 0 && e.offset > last_offset_ + 1) {
+            M().Add(v1::PUBLICATIONS_MISSED, e.offset - last_offset_ - 1);
+          }
+          last_offset_ = e.offset;
+        }
+        if (e.from_recovery) {
+          M().Add(v1::PUBLICATIONS_RECOVERED);
+        } else if (after_reconnect_ && e.has_token) {
+          // The first live token after the outage: its gap is the outage's.
+          burst = true;
+          after_reconnect_ = false;
+        }
         if (phase_ == Phase::kCycle) {
           if (e.has_token) {
-            OnToken(now);
+            OnToken(now, /*record_gap=*/!burst);
           }
           if (e.done && !stream_done_ && phase_ == Phase::kCycle) {
             stream_done_ = true;
@@ -253,6 +315,7 @@ class CentrifugoSession final : public Session,
           }
         }
         return Live();
+      }
       case cf::ServerEvent::Kind::kDisconnectPush:
         conn_.Abort();
         FailActive(v1::DISCONNECTED, "server disconnect");
@@ -298,6 +361,11 @@ class CentrifugoSession final : public Session,
   }
 
   void SendRun() {
+    if (storm_ == Storm::kAway || storm_ == Storm::kRecovering) {
+      // No connection to receive the tokens: the request waits for it.
+      run_waits_ = true;
+      return;
+    }
     json::object body;
     body["session_id"] = session_id_;
     // The spec's prompt for this request (of a conversation, its last user
@@ -346,8 +414,8 @@ class CentrifugoSession final : public Session,
   }
 
   // One publication, one token.
-  void OnToken(Clock::time_point now) {
-    if (meter_.Chunk(M(), now)) {
+  void OnToken(Clock::time_point now, bool record_gap) {
+    if (meter_.Chunk(M(), now, record_gap)) {
       ArmTimer();  // a fresh wait for the rest of the response
     }
     if (meter_.CancelDue(now)) {
@@ -470,6 +538,15 @@ class CentrifugoSession final : public Session,
   // nobody waits for the answer.
   void DropConnection() {
     conn_.Abort();
+    if (storm_ == Storm::kAway || storm_ == Storm::kRecovering) {
+      storm_ = Storm::kOver;
+      storm_timer_.cancel();
+      run_waits_ = false;
+    }
+    channel_.clear();
+    epoch_.clear();
+    last_offset_ = 0;
+    after_reconnect_ = false;
     if (!session_id_.empty()) {
       http::request<http::string_body> req{http::verb::delete_,
                                            Path(absl::StrCat("/api/sessions/", session_id_)), 11};
@@ -496,6 +573,11 @@ class CentrifugoSession final : public Session,
   }
 
   void BeginClose() {
+    if (storm_ == Storm::kAway || storm_ == Storm::kRecovering) {
+      // The last response completed while the storm kept the session away.
+      storm_ = Storm::kOver;
+      storm_timer_.cancel();
+    }
     phase_ = Phase::kClosing;
     timer_.expires_after(kCloseGrace);
     timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
@@ -520,6 +602,7 @@ class CentrifugoSession final : public Session,
     const bool had_session = !session_id_.empty();
     phase_ = Phase::kDone;
     timer_.cancel();
+    storm_timer_.cancel();
     conn_.Abort();
     if (had_session && !shard_->cancelled()) {
       DeleteSessionThenFinish();
@@ -547,8 +630,112 @@ class CentrifugoSession final : public Session,
     }
     finished_ = true;
     phase_ = Phase::kDone;
+    storm_timer_.cancel();
     ReleaseSlot();
     shard_->SessionEnded(this);
+  }
+
+  // --- the reconnect storm (RunSpec.reconnect_storm) ---
+
+  // On the session's first start: when the storm picks this client, a
+  // timer for its moment.
+  void ArmStorm() {
+    const v1::RunSpec& spec = shard_->settings().spec;
+    if (storm_ != Storm::kNone || !spec.has_reconnect_storm() ||
+        !load::StormSampler(spec.reconnect_storm()).Drops(client_id_)) {
+      return;
+    }
+    storm_ = Storm::kPending;
+    const auto at = std::chrono::duration_cast<Clock::duration>(
+        absl::ToChronoNanoseconds(FromProtoDuration(spec.reconnect_storm().at())));
+    storm_timer_.expires_at(shard_->load_start() + at);
+    storm_timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
+      if (!ec) {
+        self->OnStorm();
+      }
+    });
+  }
+
+  // The storm's moment: a session with an open, set-up connection drops it
+  // the way a network failure would (no close handshake), with or without a
+  // request in flight. One that is not connected then (setting up, waiting
+  // to reconnect after a failure, closing) is left alone.
+  void OnStorm() {
+    if (storm_ != Storm::kPending) {
+      return;
+    }
+    storm_ = Storm::kOver;
+    const bool connected = phase_ == Phase::kIdle || phase_ == Phase::kScheduled ||
+                           phase_ == Phase::kCycle;
+    if (cancelled_ || shard_->cancelled() || !connected || channel_.empty()) {
+      std::string().swap(token_);
+      return;
+    }
+    // token_ was kept for this: the reconnection presents it again.
+    conn_.Abort();
+    storm_ = Storm::kAway;
+    dropped_at_ = Clock::now();
+    const auto away = std::chrono::duration_cast<Clock::duration>(absl::ToChronoNanoseconds(
+        FromProtoDuration(shard_->settings().spec.reconnect_storm().reconnect_after())));
+    storm_timer_.expires_after(away);
+    storm_timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
+      if (!ec) {
+        self->StormReconnect();
+      }
+    });
+  }
+
+  void StormReconnect() {
+    if (storm_ != Storm::kAway || cancelled_ || phase_ == Phase::kDone) {
+      return;
+    }
+    connect_start_ = Clock::now();
+    // The reconnection's own deadline (the request in flight keeps its own).
+    storm_timer_.expires_after(shard_->settings().request_timeout);
+    storm_timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
+      if (!ec && (self->storm_ == Storm::kAway || self->storm_ == Storm::kRecovering)) {
+        self->storm_ = Storm::kOver;
+        self->conn_.Abort();
+        self->FailActive(v1::TIMEOUT, "reconnection timed out");
+      }
+    });
+    const TargetInfo& t = shard_->settings().TargetFor(client_id_);
+    conn_.Open(t, JoinTarget(t.ws_base_path, "/connection/websocket", t.ws_query), t.headers,
+               static_cast<uint64_t>(client_id_), shared_from_this());
+  }
+
+  // The connect reply of the reconnection; its recovered publications
+  // follow as events of their own.
+  void OnReconnected(const cf::ServerEvent& e, Clock::time_point now) {
+    storm_ = Storm::kOver;
+    storm_timer_.cancel();
+    pong_ = e.pong;
+    M().RecordUs(v1::TIME_TO_RECONNECT, Micros(now - dropped_at_));
+    M().Add(v1::RECONNECTS);
+    after_reconnect_ = true;
+    if (e.has_sub && std::string_view(e.epoch) != epoch_) {
+      // A new stream (the channel's history is gone): offsets start again,
+      // and what the old stream published after last_offset_ is lost
+      // uncounted.
+      LLMLOAD_LOG(kDebug, "Channel epoch changed across the reconnection.")
+          .Kv("client_id", client_id_)
+          .Kv("recovered", e.recovered);
+      TakePosition(e);
+    }
+    if (run_waits_) {
+      run_waits_ = false;
+      SendRun();
+    }
+  }
+
+  // The stream position of a connect reply's subscription.
+  void TakePosition(const cf::ServerEvent& e) {
+    if (!e.has_sub) {
+      return;
+    }
+    channel_ = std::string(e.channel);
+    epoch_ = std::string(e.epoch);
+    last_offset_ = e.offset;
   }
 
   void AddHttpBytes(const HttpResult& r) {
@@ -560,6 +747,7 @@ class CentrifugoSession final : public Session,
   const int32_t client_id_;
   WsConnection<kTls> conn_;
   LoopTimer timer_;
+  LoopTimer storm_timer_;  // the storm's moment, then the time away
   std::string session_id_;
   std::string token_;  // the connect command's JWT, until it is sent
   Phase phase_ = Phase::kQueued;
@@ -574,6 +762,15 @@ class CentrifugoSession final : public Session,
   bool http_done_ = false;
   bool stream_done_ = false;
   NextStep step_;
+  // The channel's stream as this session has seen it: for the recovery
+  // after a storm and for counting gaps.
+  std::string channel_;
+  std::string epoch_;
+  uint64_t last_offset_ = 0;
+  Storm storm_ = Storm::kNone;
+  bool run_waits_ = false;       // a request due while away: sent on return
+  bool after_reconnect_ = false;  // the next live token ends the outage's gap
+  Clock::time_point dropped_at_;
   RequestMeter meter_;
   Clock::time_point session_start_, connect_start_, done_at_;
 };
