@@ -186,7 +186,8 @@ TEST_F(ReconnectStormTest, HalfTheSessionsAsTheSeedPicksThem) {
   ASSERT_LT(dropped, static_cast<uint64_t>(kClients));
   const boost::json::object s = RunWorker(
       "half", port_,
-      absl::StrCat(R"({"share": 0.5, "seed": )", kSeed, R"(, "at": "0.5s", "reconnectAfter": "0.3s"})"));
+      absl::StrCat(R"({"share": 0.5, "seed": )", kSeed,
+                   R"(, "at": "0.5s", "reconnectAfter": "0.3s"})"));
   SCOPED_TRACE(boost::json::serialize(s));
   ExpectEveryRequestOk(s);
   EXPECT_EQ(Counter(s, "tokens"), kRequests * kWords);

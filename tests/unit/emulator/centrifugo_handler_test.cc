@@ -248,7 +248,8 @@ TEST_F(CentrifugoHandlerTest, SubscribeRules) {
 TEST_F(CentrifugoHandlerTest, RecoveryPositionsReachTheChannels) {
   CentrifugoOutput out = handler_.OnMessage(
       std::string("{\"connect\":{\"token\":\"") + kFixtureToken +
-          "\",\"subs\":{\"session:not-granted\":{\"recover\":true,\"offset\":1,\"epoch\":\"Z\"},\"" +
+          "\",\"subs\":{\"session:not-granted\":{\"recover\":true,\"offset\":1,"
+          "\"epoch\":\"Z\"},\"" +
           kChannel + "\":{\"recover\":true,\"offset\":12,\"epoch\":\"XbQm\"}}},\"id\":1}\n" +
           "{\"subscribe\":{\"channel\":\"session:other\",\"recover\":true,\"offset\":3,"
           "\"epoch\":\"Q\"},\"id\":2}",

@@ -499,5 +499,50 @@ TEST(CentrifugoSessionTest, AStormDropsTheConnectionAndRecoveryCompletesTheReque
                          R"({"recover":true,"offset":2,"epoch":"E"}}},"id":1})");
 }
 
+// A session the storm catches between requests (here in its think time)
+// drops and reconnects too, with nothing to recover, and sends its next
+// request on the new connection.
+TEST(CentrifugoSessionTest, AStormCatchesASessionBetweenRequests) {
+  FakeCentrifugo target([&](WsPeer& p, FakeCentrifugo& t) {
+    const std::string connect = p.Recv();
+    t.RecordConnect(connect);
+    p.Send(R"({"id":1,"connect":{"client":"c","subs":{"session:s0":{"recoverable":true,)"
+           R"("epoch":"E",)" +
+           std::string(p.index == 0 ? ""
+                                    : R"("offset":2,"recovered":true,"was_recovering":true,)") +
+           R"("positioned":true}},"ping":25,"pong":true}})");
+    if (t.NextRun("s0").empty()) {
+      return;
+    }
+    const int base = p.index == 0 ? 0 : 2;
+    p.Send(absl::StrCat(R"({"push":{"channel":"session:s0","pub":{"data":{"token":"a"},)",
+                        R"("offset":)", base + 1, "}}}"));
+    p.Send(absl::StrCat(R"({"push":{"channel":"session:s0","pub":{"data":{"done":true},)",
+                        R"("offset":)", base + 2, "}}}"));
+    p.Recv();  // the drop (first connection) or the close at the end
+  });
+  // Request 1 at once, then 400 ms of think time; the storm strikes at
+  // 200 ms and the session is back at 250 ms, before request 2.
+  const metrics::MetricSet m = RunShard(target.url(), 1, 2, [](v1::RunSpec* spec) {
+    spec->mutable_load()->mutable_closed()->mutable_think_time()->mutable_min()->set_nanos(
+        400 * 1000 * 1000);
+    v1::ReconnectStorm* storm = spec->mutable_reconnect_storm();
+    storm->set_share(1);
+    storm->mutable_at()->set_nanos(200 * 1000 * 1000);
+    storm->mutable_reconnect_after()->set_nanos(50 * 1000 * 1000);
+  });
+  EXPECT_EQ(m.Get(v1::REQUESTS_OK), 2u);
+  EXPECT_EQ(m.Get(v1::TOKENS), 2u);
+  EXPECT_EQ(m.Get(v1::RECONNECTS), 1u);
+  EXPECT_EQ(m.Hist(v1::TIME_TO_RECONNECT).Count(), 1u);
+  EXPECT_EQ(m.Get(v1::PUBLICATIONS_RECOVERED), 0u);
+  EXPECT_EQ(m.Get(v1::PUBLICATIONS_MISSED), 0u);
+  EXPECT_EQ(target.creates(), 1);
+  const std::vector<std::string> commands = target.connect_commands();
+  ASSERT_EQ(commands.size(), 2u);
+  EXPECT_EQ(commands[1], R"({"connect":{"token":"jwt0","name":"js","subs":{"session:s0":)"
+                         R"({"recover":true,"offset":2,"epoch":"E"}}},"id":1})");
+}
+
 }  // namespace
 }  // namespace llmload::worker
