@@ -369,7 +369,8 @@ bool ChannelHub::StartTokenStream(std::string_view channel, ResponsePlan plan) {
     }
     ch = it->second;
     absl::MutexLock channel_lock(&ch->mu);
-    if (ch->subscribers.empty()) {
+    const bool away = history_.start_while_away && history_.size > 0 && !ch->removed;
+    if (ch->subscribers.empty() && !away) {
       return false;
     }
     ++ch->active_streams;

@@ -36,7 +36,11 @@
 // history_remove); then, or when history is off, a running stream stops at
 // the first publication that finds the channel empty. An idle channel (no
 // subscribers, no streams) with history is kept for `ttl` after it became
-// idle, then forgotten. StartTokenStream still needs a subscriber.
+// idle, then forgotten. StartTokenStream needs a subscriber, unless
+// `start_while_away` lets a run start into the history of a channel whose
+// client is away (a run asked for just as its client's connection dropped,
+// as Centrifugo keeps publishing into history); a group of processes leaves
+// it off, so that a run for a client now in another process is relayed there.
 //
 // Several processes (--processes): a channel and its history live in the
 // process whose socket subscribed first, where its runs stream. A client
@@ -87,6 +91,7 @@ class ChannelSubscriber {
 struct ChannelHistoryOptions {
   size_t size = 0;  // publications kept per channel; 0: no history
   std::chrono::nanoseconds ttl = std::chrono::seconds(300);
+  bool start_while_away = false;
 };
 
 class ChannelHub {

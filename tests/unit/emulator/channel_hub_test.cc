@@ -309,6 +309,41 @@ TEST_F(ChannelHistoryTest, RemovingTheHistoryStopsAnUnheardRun) {
   EXPECT_EQ(hub_.ChannelCountForTest(), 0u);
 }
 
+// A run asked for while its client is away (the connection just dropped)
+// starts into the history when the hub allows it, and the client gets it
+// by recovery; a deleted session's channel takes no run.
+TEST(ChannelHistoryAwayTest, ARunStartsIntoTheHistoryOfAnAbsentClient) {
+  boost::asio::io_context context;
+  ChannelHub hub([] { return std::string("E1"); },
+                 ChannelHistoryOptions{1000, std::chrono::seconds(300), true});
+  auto sub = std::make_shared<RecordingSubscriber>();
+  hub.Subscribe("session:a", sub, sub.get(), &context);
+  ASSERT_TRUE(hub.StartTokenStream("session:a", {"a."}, milliseconds(0)));
+  context.run();
+  hub.Unsubscribe("session:a", sub.get());
+  ASSERT_TRUE(hub.StartTokenStream("session:a", {"b", "c."}, milliseconds(0)));
+  context.restart();
+  context.run();
+  auto back = std::make_shared<RecordingSubscriber>();
+  const auto s =
+      hub.Subscribe("session:a", back, back.get(), &context, {"session:a", true, 2, "E1"});
+  EXPECT_TRUE(s.recovered);
+  EXPECT_EQ(TokensOf(s.publications), (std::vector<std::string>{"b", "c.", "<done>"}));
+  hub.Unsubscribe("session:a", back.get());
+  hub.RemoveHistory("session:a");
+  EXPECT_FALSE(hub.StartTokenStream("session:a", {"d."}, milliseconds(0)));
+  // Without the option (a group of processes) an absent client's channel
+  // takes no run: it is relayed to the process that has the client.
+  ChannelHub group([] { return std::string("E1"); }, ChannelHistoryOptions{1000});
+  auto member = std::make_shared<RecordingSubscriber>();
+  group.Subscribe("session:a", member, member.get(), &context);
+  ASSERT_TRUE(group.StartTokenStream("session:a", {"a."}, milliseconds(0)));
+  context.restart();
+  context.run();
+  group.Unsubscribe("session:a", member.get());
+  EXPECT_FALSE(group.StartTokenStream("session:a", {"b."}, milliseconds(0)));
+}
+
 class SmallHistoryTest : public ChannelHistoryTest {
  protected:
   SmallHistoryTest() : ChannelHistoryTest(2) {}
