@@ -668,7 +668,10 @@ class CentrifugoSession final : public Session,
     const bool connected = phase_ == Phase::kIdle || phase_ == Phase::kScheduled ||
                            phase_ == Phase::kCycle;
     if (cancelled_ || shard_->cancelled() || !connected || channel_.empty()) {
-      std::string().swap(token_);
+      // Kept only for the storm, unless a set-up still has to send it.
+      if (phase_ != Phase::kQueued && phase_ != Phase::kCreate && phase_ != Phase::kConnect) {
+        std::string().swap(token_);
+      }
       return;
     }
     // token_ was kept for this: the reconnection presents it again.

@@ -544,5 +544,20 @@ TEST(CentrifugoSessionTest, AStormCatchesASessionBetweenRequests) {
                          R"({"recover":true,"offset":2,"epoch":"E"}}},"id":1})");
 }
 
+// A storm that strikes before the session is set up leaves it alone: the
+// set-up completes with its token, and nothing drops.
+TEST(CentrifugoSessionTest, AStormBeforeTheSetUpLeavesTheSessionAlone) {
+  FakeCentrifugo target([](WsPeer& p, FakeCentrifugo& t) { Serve(p, t, 1, 2); });
+  const metrics::MetricSet m = RunShard(target.url(), 1, 1, [](v1::RunSpec* spec) {
+    spec->mutable_reconnect_storm()->set_share(1);
+    spec->mutable_reconnect_storm()->mutable_at();  // at the load's start
+  });
+  EXPECT_EQ(m.Get(v1::REQUESTS_OK), 1u);
+  EXPECT_EQ(m.Get(v1::RECONNECTS), 0u);
+  EXPECT_EQ(m.Hist(v1::TIME_TO_RECONNECT).Count(), 0u);
+  EXPECT_EQ(target.connect_commands(),
+            (std::vector<std::string>{R"({"connect":{"token":"jwt0","name":"js"},"id":1})"}));
+}
+
 }  // namespace
 }  // namespace llmload::worker
