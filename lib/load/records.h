@@ -53,6 +53,16 @@ class CancelSampler : public RequestSampler {
       : RequestSampler(spec.share(), spec.seed() ^ 0xC0FFEE5A17ED0001ULL) {}
 };
 
+// The sessions a reconnect storm drops (RunSpec.reconnect_storm): one
+// decision per client id (request number 0), salted apart from the records'
+// and the cancellations' hashes.
+class StormSampler : public RequestSampler {
+ public:
+  explicit StormSampler(const v1::ReconnectStorm& spec)
+      : RequestSampler(spec.share(), spec.seed() ^ 0x57012AD20B5EED03ULL) {}
+  bool Drops(int32_t client_id) const { return Keep(client_id, 0); }
+};
+
 // The run's cap on records: max_records, or the default when unset.
 int64_t RecordCap(const v1::RecordsSpec& spec);
 

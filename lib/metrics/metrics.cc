@@ -12,7 +12,7 @@ namespace {
 constexpr std::array<std::string_view, kNumMetrics> kMetricNames = {
     "",    "connect", "session_setup", "ttft",         "itl",        "tpot",
     "e2e", "request", "ttft_service",  "e2e_service", "chunk_gap",
-    "time_to_tool_call", "time_to_tool_result"};
+    "time_to_tool_call", "time_to_tool_result", "time_to_reconnect"};
 
 constexpr std::array<std::string_view, kNumCounters> kCounterNames = {
     "",         "requests_ok",     "connect_failed",  "http_4xx",   "http_5xx",   "rate_limited",
@@ -21,7 +21,7 @@ constexpr std::array<std::string_view, kNumCounters> kCounterNames = {
     "good",     "chunks",          "unfinished", "lost",
     "input_tokens", "input_tokens_estimated", "requests_cancelled",
     "warmup_requests", "warmup_failed", "warmup_tokens", "cooldown_requests", "cooldown_tokens",
-    "tool_calls", "tool_results"};
+    "tool_calls", "tool_results", "publications_recovered", "publications_missed"};
 
 constexpr uint64_t kU64Max = std::numeric_limits<uint64_t>::max();
 
@@ -60,7 +60,7 @@ const std::array<v1::Metric, kNumMetrics - 1>& AllMetrics() {
   static const std::array<v1::Metric, kNumMetrics - 1> kAll = {
       v1::CONNECT, v1::SESSION_SETUP, v1::REQUEST,     v1::TTFT,        v1::ITL,
       v1::TPOT,    v1::E2E,           v1::TTFT_SERVICE, v1::E2E_SERVICE, v1::CHUNK_GAP,
-      v1::TIME_TO_TOOL_CALL, v1::TIME_TO_TOOL_RESULT};
+      v1::TIME_TO_TOOL_CALL, v1::TIME_TO_TOOL_RESULT, v1::TIME_TO_RECONNECT};
   return kAll;
 }
 

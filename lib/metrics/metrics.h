@@ -21,10 +21,10 @@
 
 namespace llmload::metrics {
 
-inline constexpr int kNumMetrics = 13;   // index = v1::Metric value; 0 unused
+inline constexpr int kNumMetrics = 14;   // index = v1::Metric value; 0 unused
 // index = v1::Counter value; 0 and any unassigned numbers between the enum's
 // values are unused (they have no name and are never listed).
-inline constexpr int kNumCounters = 32;
+inline constexpr int kNumCounters = 34;
 
 // Lower-case report names ("ttft", "requests_ok", ...).
 std::string_view MetricName(v1::Metric metric);

@@ -51,47 +51,60 @@ std::string_view ToView(const json::value* v) {
   return {s.data(), s.size()};
 }
 
-void Classify(const json::object& obj, ServerEvent& e) {
+bool ToBool(const json::value* v) { return v != nullptr && v->is_bool() && v->get_bool(); }
+
+// Reads pub {"data":{…},"offset":N} into a publication event.
+void ReadPublication(const json::object& po, ServerEvent& e) {
+  e.kind = ServerEvent::Kind::kPublication;
+  e.offset = ToU64(po.if_contains("offset"));
+  if (const json::value* data = po.if_contains("data"); data != nullptr && data->is_object()) {
+    const json::object& d = data->get_object();
+    if (const json::value* tok = d.if_contains("token");
+        tok != nullptr && tok->is_string() && !tok->get_string().empty()) {
+      e.has_token = true;
+      e.token = ToView(tok);
+    }
+    if (const json::value* done = d.if_contains("done"); done != nullptr && done->is_bool()) {
+      e.done = done->get_bool();
+    }
+  }
+}
+
+// A sub's "publications" array (recovered on connect), else null.
+const json::array* RecoveredOf(const json::object& sub) {
+  const json::value* pubs = sub.if_contains("publications");
+  return pubs != nullptr && pubs->is_array() ? &pubs->get_array() : nullptr;
+}
+
+// Returns the recovered publications of a connect reply's sub (else null).
+const json::array* Classify(const json::object& obj, ServerEvent& e) {
   if (const json::value* push = obj.if_contains("push"); push != nullptr && push->is_object()) {
     const json::object& p = push->get_object();
     e.channel = ToView(p.if_contains("channel"));
     if (const json::value* pub = p.if_contains("pub"); pub != nullptr && pub->is_object()) {
-      e.kind = ServerEvent::Kind::kPublication;
-      const json::object& po = pub->get_object();
-      e.offset = ToU64(po.if_contains("offset"));
-      if (const json::value* data = po.if_contains("data"); data != nullptr && data->is_object()) {
-        const json::object& d = data->get_object();
-        if (const json::value* tok = d.if_contains("token"); tok != nullptr && tok->is_string() &&
-                                                             !tok->get_string().empty()) {
-          e.has_token = true;
-          e.token = ToView(tok);
-        }
-        if (const json::value* done = d.if_contains("done"); done != nullptr && done->is_bool()) {
-          e.done = done->get_bool();
-        }
-      }
-      return;
+      ReadPublication(pub->get_object(), e);
+      return nullptr;
     }
     if (const json::value* d = p.if_contains("disconnect"); d != nullptr && d->is_object()) {
       e.kind = ServerEvent::Kind::kDisconnectPush;
       e.code = ToU32(d->get_object().if_contains("code"));
       e.message = ToView(d->get_object().if_contains("reason"));
-      return;
+      return nullptr;
     }
     e.kind = ServerEvent::Kind::kOtherPush;
-    return;
+    return nullptr;
   }
   e.id = ToU32(obj.if_contains("id"));
   if (e.id == 0) {
     // Anything that is neither a reply nor a push is a server ping.
     e.kind = ServerEvent::Kind::kPing;
-    return;
+    return nullptr;
   }
   if (const json::value* err = obj.if_contains("error"); err != nullptr && err->is_object()) {
     e.kind = ServerEvent::Kind::kReplyError;
     e.code = ToU32(err->get_object().if_contains("code"));
     e.message = ToView(err->get_object().if_contains("message"));
-    return;
+    return nullptr;
   }
   if (const json::value* c = obj.if_contains("connect"); c != nullptr && c->is_object()) {
     e.kind = ServerEvent::Kind::kConnectReply;
@@ -100,9 +113,32 @@ void Classify(const json::object& obj, ServerEvent& e) {
         pong != nullptr && pong->is_bool()) {
       e.pong = pong->get_bool();
     }
-    return;
+    const json::value* subs = c->get_object().if_contains("subs");
+    if (subs != nullptr && subs->is_object()) {
+      for (const auto& [channel, sub] : subs->get_object()) {
+        if (!sub.is_object()) {
+          continue;
+        }
+        const json::object& so = sub.get_object();
+        e.has_sub = true;
+        e.channel = std::string_view(channel.data(), channel.size());
+        e.epoch = ToView(so.if_contains("epoch"));
+        e.offset = ToU64(so.if_contains("offset"));
+        e.recovered = ToBool(so.if_contains("recovered"));
+        e.was_recovering = ToBool(so.if_contains("was_recovering"));
+        const json::array* pubs = RecoveredOf(so);
+        if (pubs != nullptr) {
+          for (const json::value& p : *pubs) {
+            e.recovered_count += p.is_object() ? 1 : 0;
+          }
+        }
+        return pubs;  // the LLM emulator's sessions have one channel
+      }
+    }
+    return nullptr;
   }
   e.kind = ServerEvent::Kind::kReply;
+  return nullptr;
 }
 
 }  // namespace
@@ -111,6 +147,22 @@ std::string EncodeConnectCommand(std::string_view token, uint32_t id) {
   std::string out = "{\"connect\":{\"token\":";
   AppendQuoted(out, token);
   absl::StrAppend(&out, ",\"name\":\"js\"},\"id\":", id, "}");
+  return out;
+}
+
+std::string EncodeConnectCommand(std::string_view token, uint32_t id,
+                                 const StreamPosition& since) {
+  std::string out = "{\"connect\":{\"token\":";
+  AppendQuoted(out, token);
+  out += ",\"name\":\"js\",\"subs\":{";
+  AppendQuoted(out, since.channel);
+  out += ":{\"recover\":true";
+  if (since.offset != 0) {
+    absl::StrAppend(&out, ",\"offset\":", since.offset);
+  }
+  out += ",\"epoch\":";
+  AppendQuoted(out, since.epoch);
+  absl::StrAppend(&out, "}}},\"id\":", id, "}");
   return out;
 }
 
@@ -155,8 +207,21 @@ absl::Status ClientFrameParser::Parse(std::string_view frame,
       return absl::InvalidArgumentError("centrifugo message is not a JSON object");
     }
     ServerEvent e;
-    Classify(v.get_object(), e);
+    const json::array* recovered = Classify(v.get_object(), e);
     on_event(e);
+    if (recovered != nullptr) {
+      // The recovered publications, after their reply, in the server's order.
+      for (const json::value& p : *recovered) {
+        if (!p.is_object()) {
+          continue;
+        }
+        ServerEvent pub;
+        pub.channel = e.channel;
+        pub.from_recovery = true;
+        ReadPublication(p.get_object(), pub);
+        on_event(pub);
+      }
+    }
     if (end == frame.size()) {
       break;
     }

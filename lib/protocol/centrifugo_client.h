@@ -31,7 +31,8 @@ namespace llmload::protocol::centrifugo {
 struct ServerEvent {
   enum class Kind {
     kPing,            // {} : answer with a pong when the connect reply said pong
-    kConnectReply,    // {"id":N,"connect":{...}}
+    kConnectReply,    // {"id":N,"connect":{...}}; its recovered publications
+                      // follow as kPublication events with from_recovery
     kReply,           // {"id":N,"<method>":{...}} for another command
     kReplyError,      // {"id":N,"error":{"code":..,"message":..}}
     kPublication,     // {"push":{"channel":..,"pub":{"data":..,"offset":..}}}
@@ -46,16 +47,41 @@ struct ServerEvent {
   // kConnectReply.
   uint32_t ping_interval_seconds = 0;
   bool pong = false;
+  // kConnectReply: the first server-side subscription of "subs" (channel in
+  // `channel`), as a recovering client needs it: the stream position
+  // (epoch, offset), whether the server tried to recover (was_recovering)
+  // and managed it (recovered), and how many publications it sent back.
+  bool has_sub = false;
+  std::string_view epoch;
+  bool recovered = false;
+  bool was_recovering = false;
+  uint32_t recovered_count = 0;
   // kPublication. The token text is valid only during the callback.
   std::string_view channel;
   bool has_token = false;  // data.token is a non-empty string
   std::string_view token;
   bool done = false;       // data.done is true
+  uint64_t offset = 0;     // kPublication; kConnectReply: the sub's offset
+  // kPublication: one of the publications a connect reply recovered (sent
+  // right after its kConnectReply event, in the server's order).
+  bool from_recovery = false;
+};
+
+// Where a client left a channel's stream: the last offset it received and
+// the stream's epoch (from the connect reply).
+struct StreamPosition {
+  std::string_view channel;
   uint64_t offset = 0;
+  std::string_view epoch;
 };
 
 // {"connect":{"token":"<jwt>","name":"js"},"id":<id>}
 std::string EncodeConnectCommand(std::string_view token, uint32_t id);
+// The same asking the server to recover the server-side subscription from
+// `since`: {"connect":{"token":…,"name":"js","subs":{"<channel>":
+// {"recover":true,"offset":N,"epoch":"…"}}},"id":<id>} (offset omitted
+// when 0, as Centrifugo's encoder does).
+std::string EncodeConnectCommand(std::string_view token, uint32_t id, const StreamPosition& since);
 // {"subscribe":{"channel":"<channel>"},"id":<id>}
 std::string EncodeSubscribeCommand(std::string_view channel, uint32_t id);
 // A pong is an empty command object.

@@ -73,6 +73,68 @@ absl::Status GetUint32(const json::object& params, std::string_view key, uint32_
       absl::StrCat("centrifugo: ", Av(key), " is not an integer in [0, 2^32)"));
 }
 
+absl::Status GetBool(const json::object& params, std::string_view key, bool* out) {
+  const json::value* v = params.if_contains(json::string_view(key.data(), key.size()));
+  if (v == nullptr || v->is_null()) {
+    return absl::OkStatus();
+  }
+  if (!v->is_bool()) {
+    return absl::InvalidArgumentError(absl::StrCat("centrifugo: ", Av(key), " is not a bool"));
+  }
+  *out = v->get_bool();
+  return absl::OkStatus();
+}
+
+absl::Status GetUint64(const json::object& params, std::string_view key, uint64_t* out) {
+  const json::value* v = params.if_contains(json::string_view(key.data(), key.size()));
+  if (v == nullptr || v->is_null()) {
+    return absl::OkStatus();
+  }
+  if (v->is_int64() && v->get_int64() >= 0) {
+    *out = static_cast<uint64_t>(v->get_int64());
+    return absl::OkStatus();
+  }
+  if (v->is_uint64()) {
+    *out = v->get_uint64();
+    return absl::OkStatus();
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("centrifugo: ", Av(key), " is not an unsigned integer"));
+}
+
+// recover, offset, epoch of a connect sub or a subscribe command.
+absl::Status DecodeRecovery(const json::object& params, SubRecovery* out) {
+  if (absl::Status s = GetBool(params, "recover", &out->recover); !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = GetUint64(params, "offset", &out->offset); !s.ok()) {
+    return s;
+  }
+  return GetString(params, "epoch", &out->epoch);
+}
+
+absl::Status DecodeSubs(const json::object& params, ClientCommand* cmd) {
+  const json::value* v = params.if_contains("subs");
+  if (v == nullptr || v->is_null()) {
+    return absl::OkStatus();
+  }
+  if (!v->is_object()) {
+    return absl::InvalidArgumentError("centrifugo: subs is not an object");
+  }
+  for (const auto& [channel, sub] : v->get_object()) {
+    if (!sub.is_object()) {
+      return absl::InvalidArgumentError("centrifugo: a subs entry is not an object");
+    }
+    SubRecovery r;
+    r.channel = std::string(channel);
+    if (absl::Status s = DecodeRecovery(sub.get_object(), &r); !s.ok()) {
+      return s;
+    }
+    cmd->subs.push_back(std::move(r));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status DecodeParams(const json::object& params, ClientCommand* cmd) {
   switch (cmd->method) {
     case ClientMethod::kConnect:
@@ -82,12 +144,18 @@ absl::Status DecodeParams(const json::object& params, ClientCommand* cmd) {
       if (absl::Status s = GetString(params, "name", &cmd->name); !s.ok()) {
         return s;
       }
-      return GetString(params, "version", &cmd->version);
+      if (absl::Status s = GetString(params, "version", &cmd->version); !s.ok()) {
+        return s;
+      }
+      return DecodeSubs(params, cmd);
     case ClientMethod::kSubscribe:
       if (absl::Status s = GetString(params, "channel", &cmd->channel); !s.ok()) {
         return s;
       }
       if (absl::Status s = GetString(params, "token", &cmd->token); !s.ok()) {
+        return s;
+      }
+      if (absl::Status s = DecodeRecovery(params, &cmd->recovery); !s.ok()) {
         return s;
       }
       return GetUint32(params, "flag", &cmd->flag);
@@ -184,6 +252,25 @@ void AppendSubscriptionBody(std::string* out, const ServerSubscription& sub) {
   if (sub.positioned) {
     sep();
     out->append("\"positioned\":true");
+  }
+  if (sub.recovered) {
+    sep();
+    out->append("\"recovered\":true");
+  }
+  if (sub.was_recovering) {
+    sep();
+    out->append("\"was_recovering\":true");
+  }
+  if (!sub.publications.empty()) {
+    sep();
+    out->append("\"publications\":[");
+    for (size_t i = 0; i < sub.publications.size(); ++i) {
+      if (i > 0) {
+        out->push_back(',');
+      }
+      out->append(sub.publications[i]);
+    }
+    out->push_back(']');
   }
   out->push_back('}');
 }
@@ -401,6 +488,24 @@ void AppendTokenPush(std::string* out, std::string_view channel, std::string_vie
 
 void AppendDonePush(std::string* out, std::string_view channel, uint64_t offset) {
   AppendPublicationPush(out, channel, "{\"done\":true}", offset);
+}
+
+void AppendTokenPub(std::string* out, std::string_view token, uint64_t offset) {
+  out->append("{\"data\":{\"token\":");
+  AppendJsonQuoted(out, token);
+  absl::StrAppend(out, "},\"offset\":", offset, "}");
+}
+
+void AppendDonePub(std::string* out, uint64_t offset) {
+  absl::StrAppend(out, "{\"data\":{\"done\":true},\"offset\":", offset, "}");
+}
+
+void AppendPushOfPub(std::string* out, std::string_view channel, std::string_view pub) {
+  out->append("{\"push\":{\"channel\":");
+  AppendJsonQuoted(out, channel);
+  out->append(",\"pub\":");
+  out->append(pub);
+  out->append("}}");
 }
 
 void AppendJsonQuoted(std::string* out, std::string_view s) {

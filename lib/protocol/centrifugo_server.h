@@ -50,6 +50,15 @@ enum class ClientMethod {
 
 std::string_view ClientMethodName(ClientMethod method);
 
+// Where a client asks to resume a channel's stream: connect's
+// subs{channel:{recover,offset,epoch}} or subscribe's recover/offset/epoch.
+struct SubRecovery {
+  std::string channel;
+  bool recover = false;
+  uint64_t offset = 0;
+  std::string epoch;
+};
+
 struct ClientCommand {
   uint32_t id = 0;  // 0 = no id
   ClientMethod method = ClientMethod::kPong;
@@ -63,6 +72,10 @@ struct ClientCommand {
   std::string version;
   // subscribe: the flag bit set (1 = channel compaction).
   uint32_t flag = 0;
+  // connect: the subs map (server-side subscriptions to recover), in the
+  // frame's order. subscribe: recover, offset and epoch (channel unset).
+  std::vector<SubRecovery> subs;
+  SubRecovery recovery;
 };
 
 // Decodes every command of a frame, in order. INVALID_ARGUMENT when a
@@ -70,6 +83,8 @@ struct ClientCommand {
 // [0, 2^32), a command names more than one method, a method's params are
 // not an object, or a known param has the wrong JSON type. Unknown keys are
 // ignored (forward compatibility, as Centrifugo's decoder does).
+// connect's subs must be an object of objects, and there and in subscribe
+// recover a bool, offset an unsigned integer, epoch a string.
 absl::StatusOr<std::vector<ClientCommand>> ParseClientFrame(std::string_view frame);
 
 // ---------------------------------------------------------------------------
@@ -120,6 +135,13 @@ struct ServerSubscription {
   bool positioned = true;
   std::string epoch;
   uint64_t offset = 0;  // omitted when 0
+  // The client asked to recover (was_recovering), whether every missed
+  // publication is in `publications` (recovered), and those publications as
+  // encoded pub objects ({"data":…,"offset":N}, see AppendTokenPub), in
+  // offset order.
+  bool was_recovering = false;
+  bool recovered = false;
+  std::vector<std::string> publications;
 };
 
 struct ServerConnectResult {
@@ -163,6 +185,14 @@ void AppendTokenPush(std::string* out, std::string_view channel, std::string_vie
                      uint64_t offset);
 // The llm-emulator's end of response: data {"done":true}.
 void AppendDonePush(std::string* out, std::string_view channel, uint64_t offset);
+
+// The pub objects alone, as history keeps them and a recovering reply's
+// "publications" lists them: {"data":{"token":"<token>"},"offset":N} and
+// {"data":{"done":true},"offset":N}.
+void AppendTokenPub(std::string* out, std::string_view token, uint64_t offset);
+void AppendDonePub(std::string* out, uint64_t offset);
+// {"push":{"channel":"<channel>","pub":<pub>}} around an encoded pub object.
+void AppendPushOfPub(std::string* out, std::string_view channel, std::string_view pub);
 
 // Appends s as a JSON string literal (quotes included), escaping '"', '\\'
 // and control characters; other bytes are copied as they are.

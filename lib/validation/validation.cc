@@ -800,6 +800,42 @@ void CheckCancellation(const v1::RunSpec& spec, Checker& check) {
   }
 }
 
+// RunSpec.reconnect_storm: a share of the Centrifugo sessions drops its
+// WebSocket at one moment and reconnects with history recovery.
+void CheckReconnectStorm(const v1::RunSpec& spec, Checker& check) {
+  if (!spec.has_reconnect_storm()) {
+    return;
+  }
+  const v1::ReconnectStorm& r = spec.reconnect_storm();
+  if (spec.target().protocol() != v1::CENTRIFUGO_EMULATOR) {
+    check.Invalid("spec.reconnectStorm",
+                  absl::StrCat("only CENTRIFUGO_EMULATOR recovers missed publications on "
+                               "reconnect; the target is ",
+                               v1::Protocol_Name(spec.target().protocol())));
+  }
+  if (!(r.share() > 0 && r.share() <= 1)) {
+    check.Invalid("spec.reconnectStorm.share",
+                  absl::StrCat("must be a fraction in (0, 1] (0.5: every other session), got ",
+                               r.share()));
+  }
+  absl::Duration at;
+  if (!r.has_at()) {
+    check.Invalid("spec.reconnectStorm.at", "required: when the connections drop, from the "
+                                            "start of the load (e.g. \"2s\")");
+  } else if (ToDuration(r.at(), "spec.reconnectStorm.at", check, &at) &&
+             (at < absl::ZeroDuration() || at > absl::Hours(24))) {
+    check.Invalid("spec.reconnectStorm.at",
+                  absl::StrCat("must be between 0 and 24h, got ", Fmt(at)));
+  }
+  absl::Duration after;
+  if (r.has_reconnect_after() &&
+      ToDuration(r.reconnect_after(), "spec.reconnectStorm.reconnectAfter", check, &after) &&
+      (after < absl::ZeroDuration() || after > absl::Seconds(60))) {
+    check.Invalid("spec.reconnectStorm.reconnectAfter",
+                  absl::StrCat("must be between 0 and 60s, got ", Fmt(after)));
+  }
+}
+
 // Multi-turn conversations (README "Multi-turn conversations").
 void CheckTurns(const v1::RunSpec& spec, Checker& check) {
   const v1::Target& t = spec.target();
@@ -950,6 +986,7 @@ absl::Status ValidateRunSpec(const v1::RunSpec& spec) {
   CheckLabels(spec, check);
   CheckRecords(spec.records(), check);
   CheckCancellation(spec, check);
+  CheckReconnectStorm(spec, check);
   CheckTurns(spec, check);
   CheckPhases(spec, check);
   if (spec.max_workers() < 0) {

@@ -88,8 +88,9 @@ class CentrifugoSession final : public ServerConnection,
   }
 
   // CentrifugoChannels
-  centrifugo::ServerSubscription Subscribe(const std::string& channel) override {
-    return hub_->Subscribe(channel, weak_from_this(), this, &loop_.context());
+  centrifugo::ServerSubscription Subscribe(const std::string& channel,
+                                           const centrifugo::SubRecovery& recovery) override {
+    return hub_->Subscribe(channel, weak_from_this(), this, &loop_.context(), recovery);
   }
   void Unsubscribe(const std::string& channel) override { hub_->Unsubscribe(channel, this); }
 

@@ -88,7 +88,14 @@ bool CentrifugoHandler::HandleConnect(const centrifugo::ClientCommand& cmd, int6
     if (channel.empty() || IsSubscribed(channel)) {
       continue;
     }
-    centrifugo::ServerSubscription sub = channels_->Subscribe(channel);
+    static const centrifugo::SubRecovery kNoRecovery;
+    const centrifugo::SubRecovery* recovery = &kNoRecovery;
+    for (const centrifugo::SubRecovery& r : cmd.subs) {
+      if (r.channel == channel) {
+        recovery = &r;
+      }
+    }
+    centrifugo::ServerSubscription sub = channels_->Subscribe(channel, *recovery);
     sub.channel = channel;
     result.subs.push_back(std::move(sub));
     subscribed_.push_back(channel);
@@ -156,7 +163,7 @@ bool CentrifugoHandler::HandleCommand(const centrifugo::ClientCommand& cmd, int6
                                    : ServerErrorCode::kPermissionDenied));
         return true;
       }
-      centrifugo::ServerSubscription sub = channels_->Subscribe(cmd.channel);
+      centrifugo::ServerSubscription sub = channels_->Subscribe(cmd.channel, cmd.recovery);
       subscribed_.push_back(cmd.channel);
       Reply(out, centrifugo::EncodeSubscribeReply(cmd.id, sub));
       return true;

@@ -12,7 +12,10 @@
 //   token"; an expired one is answered with error 109 and the rest of that
 //   frame is ignored (the client decides what to do). A good one subscribes
 //   the token's channels server-side and replies with client id, version,
-//   expires/ttl, subs, ping and pong:true.
+//   expires/ttl, subs, ping and pong:true. A channel the connect's subs
+//   names with recover is recovered (recovered, was_recovering,
+//   publications in its subs entry); subs naming channels the token does
+//   not grant are ignored. subscribe with recover recovers the same way.
 // - subscribe to a channel already subscribed: error 105 "already
 //   subscribed" (the centrifuge-js flow). Other channels of the "session:"
 //   namespace are subscribed on request; other namespaces get 102, channels
@@ -49,8 +52,10 @@ namespace llmload::emulator {
 class CentrifugoChannels {
  public:
   virtual ~CentrifugoChannels() = default;
-  // Returns the subscription (epoch, offset, flags) for the reply.
-  virtual protocol::centrifugo::ServerSubscription Subscribe(const std::string& channel) = 0;
+  // Returns the subscription (epoch, offset, flags) for the reply; with
+  // recovery.recover, also what the client missed (channel_hub.h).
+  virtual protocol::centrifugo::ServerSubscription Subscribe(
+      const std::string& channel, const protocol::centrifugo::SubRecovery& recovery) = 0;
   virtual void Unsubscribe(const std::string& channel) = 0;
 };
 

@@ -33,25 +33,37 @@ class ChannelHub::Channel {
     net::io_context* loop;
   };
 
-  Channel(std::string name, std::string epoch, net::io_context* home)
-      : name(std::move(name)), epoch(std::move(epoch)), home(home) {}
+  Channel(std::string name, std::string epoch, net::io_context* home, size_t history_size)
+      : name(std::move(name)), epoch(std::move(epoch)), home(home), history_size(history_size) {}
 
-  // Encodes one publication with the next offset and hands it to every
-  // subscriber. Runs on the home loop. Returns the number of subscribers.
-  size_t Publish(absl::FunctionRef<void(std::string*, uint64_t)> encode) {
+  // Encodes one publication (the pub object) with the next offset, keeps it
+  // in the history and hands it to every subscriber. Runs on the home loop.
+  // Returns false when the publication went nowhere (no subscriber, and no
+  // history to keep it for one coming back): the stream should stop.
+  bool Publish(absl::FunctionRef<void(std::string*, uint64_t)> encode_pub) {
     absl::InlinedVector<Entry, 2> targets;
-    uint64_t pub_offset = 0;
+    std::string pub;
     {
       absl::MutexLock lock(&mu);
-      if (subscribers.empty()) {
-        return 0;
+      if (subscribers.empty() && (history_size == 0 || removed)) {
+        return false;
       }
-      pub_offset = ++offset;
+      // Encoded under the lock: offsets enter the history in order.
+      encode_pub(&pub, ++offset);
+      if (history_size > 0 && !removed) {
+        history.emplace_back(offset, pub);
+        if (history.size() > history_size) {
+          history.pop_front();
+        }
+      }
       targets.assign(subscribers.begin(), subscribers.end());
     }
+    if (targets.empty()) {
+      return true;
+    }
     std::string frame;
-    frame.reserve(96 + name.size());
-    encode(&frame, pub_offset);
+    frame.reserve(32 + name.size() + pub.size());
+    centrifugo::AppendPushOfPub(&frame, name, pub);
     for (size_t i = 0; i < targets.size(); ++i) {
       Entry& e = targets[i];
       std::string copy = i + 1 == targets.size() ? std::move(frame) : frame;
@@ -67,7 +79,12 @@ class ChannelHub::Channel {
         });
       }
     }
-    return targets.size();
+    return true;
+  }
+
+  // No subscribers and no streams.
+  bool IdleLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    return subscribers.empty() && active_streams == 0;
   }
 
   // Hands a mid-stream fault to every subscriber. Runs on the home loop.
@@ -95,11 +112,17 @@ class ChannelHub::Channel {
   const std::string name;
   const std::string epoch;
   net::io_context* const home;
+  const size_t history_size;
 
   absl::Mutex mu;
   uint64_t offset ABSL_GUARDED_BY(mu) = 0;
   int active_streams ABSL_GUARDED_BY(mu) = 0;
   absl::InlinedVector<Entry, 1> subscribers ABSL_GUARDED_BY(mu);
+  // The last history_size publications (offset, pub object), oldest first.
+  std::deque<std::pair<uint64_t, std::string>> history ABSL_GUARDED_BY(mu);
+  bool removed ABSL_GUARDED_BY(mu) = false;  // RemoveHistory was called
+  // When the channel last became idle (for the history's ttl).
+  std::chrono::steady_clock::time_point idle_since ABSL_GUARDED_BY(mu);
 };
 
 class ChannelHub::TokenStream : public std::enable_shared_from_this<TokenStream> {
@@ -145,18 +168,17 @@ class ChannelHub::TokenStream : public std::enable_shared_from_this<TokenStream>
           channel_->DeliverFault(Fault::kMalformed);
         }
       }
-      size_t reached = 0;
+      bool reached = false;
       if (next_ < tokens.size()) {
         const std::string& token = tokens[next_];
         reached = channel_->Publish([&](std::string* out, uint64_t offset) {
-          centrifugo::AppendTokenPush(out, channel_->name, token, offset);
+          centrifugo::AppendTokenPub(out, token, offset);
         });
       } else {
-        reached = channel_->Publish([&](std::string* out, uint64_t offset) {
-          centrifugo::AppendDonePush(out, channel_->name, offset);
-        });
+        reached = channel_->Publish(
+            [&](std::string* out, uint64_t offset) { centrifugo::AppendDonePub(out, offset); });
       }
-      if (reached == 0) {
+      if (!reached) {
         plan_.ClientLeft();
         LLMLOAD_LOG(kDebug, "Channel lost its subscribers; rest of the run dropped.")
             .Kv("channel", channel_->name)
@@ -188,7 +210,8 @@ class ChannelHub::TokenStream : public std::enable_shared_from_this<TokenStream>
   bool fault_done_ = false;
 };
 
-ChannelHub::ChannelHub(std::function<std::string()> new_epoch) : new_epoch_(std::move(new_epoch)) {}
+ChannelHub::ChannelHub(std::function<std::string()> new_epoch, ChannelHistoryOptions history)
+    : new_epoch_(std::move(new_epoch)), history_(history) {}
 
 ChannelHub::~ChannelHub() = default;
 
@@ -199,14 +222,16 @@ ChannelHub::Shard& ChannelHub::ShardFor(std::string_view channel) {
 centrifugo::ServerSubscription ChannelHub::Subscribe(std::string_view channel,
                                                      std::weak_ptr<ChannelSubscriber> subscriber,
                                                      const ChannelSubscriber* key,
-                                                     net::io_context* loop) {
+                                                     net::io_context* loop,
+                                                     const centrifugo::SubRecovery& recovery) {
   Shard& shard = ShardFor(channel);
   centrifugo::ServerSubscription result;
   result.channel = std::string(channel);
   absl::MutexLock lock(&shard.mu);
+  Expire(shard);
   std::shared_ptr<Channel>& slot = shard.channels[Av(channel)];
   if (slot == nullptr) {
-    slot = std::make_shared<Channel>(std::string(channel), new_epoch_(), loop);
+    slot = std::make_shared<Channel>(std::string(channel), new_epoch_(), loop, history_.size);
   }
   absl::MutexLock channel_lock(&slot->mu);
   const bool present = std::any_of(slot->subscribers.begin(), slot->subscribers.end(),
@@ -216,27 +241,109 @@ centrifugo::ServerSubscription ChannelHub::Subscribe(std::string_view channel,
   }
   result.epoch = slot->epoch;
   result.offset = slot->offset;
+  if (recovery.recover) {
+    // Under the channel's lock, so that a publication is either in the
+    // history copied here or delivered live to the new subscriber, and the
+    // live pushes are queued after this reply (the caller sends the reply
+    // before it returns to its loop).
+    result.was_recovering = true;
+    attempted_.fetch_add(1, std::memory_order_relaxed);
+    if (recovery.epoch == slot->epoch && recovery.offset <= slot->offset) {
+      const uint64_t oldest =
+          slot->history.empty() ? slot->offset + 1 : slot->history.front().first;
+      // Nothing it missed has left the history.
+      result.recovered = recovery.offset + 1 >= oldest;
+      for (const auto& [offset, pub] : slot->history) {
+        if (offset > recovery.offset) {
+          result.publications.push_back(pub);
+        }
+      }
+      recovered_pubs_.fetch_add(result.publications.size(), std::memory_order_relaxed);
+    }
+    if (result.recovered) {
+      succeeded_.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
   return result;
 }
 
 void ChannelHub::Unsubscribe(std::string_view channel, const ChannelSubscriber* key) {
   Shard& shard = ShardFor(channel);
   absl::MutexLock lock(&shard.mu);
+  Expire(shard);
   auto it = shard.channels.find(Av(channel));
   if (it == shard.channels.end()) {
     return;
   }
-  Channel& ch = *it->second;
-  bool forget = false;
+  std::shared_ptr<Channel> ch = it->second;
+  bool idle = false;
   {
-    absl::MutexLock channel_lock(&ch.mu);
-    ch.subscribers.erase(std::remove_if(ch.subscribers.begin(), ch.subscribers.end(),
-                                        [key](const Channel::Entry& e) { return e.key == key; }),
-                         ch.subscribers.end());
-    forget = ch.subscribers.empty() && ch.active_streams == 0;
+    absl::MutexLock channel_lock(&ch->mu);
+    ch->subscribers.erase(std::remove_if(ch->subscribers.begin(), ch->subscribers.end(),
+                                         [key](const Channel::Entry& e) { return e.key == key; }),
+                          ch->subscribers.end());
+    idle = ch->IdleLocked();
   }
-  if (forget) {
+  if (idle) {
+    Idle(shard, ch);
+  }
+}
+
+void ChannelHub::RemoveHistory(std::string_view channel) {
+  Shard& shard = ShardFor(channel);
+  absl::MutexLock lock(&shard.mu);
+  Expire(shard);
+  auto it = shard.channels.find(Av(channel));
+  if (it == shard.channels.end()) {
+    return;
+  }
+  bool idle = false;
+  {
+    absl::MutexLock channel_lock(&it->second->mu);
+    it->second->history.clear();
+    it->second->removed = true;
+    idle = it->second->IdleLocked();
+  }
+  if (idle) {
     shard.channels.erase(it);
+  }
+}
+
+void ChannelHub::Idle(Shard& shard, const std::shared_ptr<Channel>& channel) {
+  bool keep = false;
+  const auto now = std::chrono::steady_clock::now();
+  {
+    absl::MutexLock channel_lock(&channel->mu);
+    keep = !channel->history.empty() && !channel->removed && history_.ttl.count() > 0;
+    channel->idle_since = now;
+  }
+  if (keep) {
+    shard.expiring.emplace_back(channel->name, now + history_.ttl);
+    return;
+  }
+  auto it = shard.channels.find(Av(channel->name));
+  if (it != shard.channels.end() && it->second == channel) {
+    shard.channels.erase(it);
+  }
+}
+
+void ChannelHub::Expire(Shard& shard) {
+  const auto now = std::chrono::steady_clock::now();
+  while (!shard.expiring.empty() && shard.expiring.front().second <= now) {
+    auto it = shard.channels.find(Av(shard.expiring.front().first));
+    if (it != shard.channels.end()) {
+      Channel& ch = *it->second;
+      bool forget = false;
+      {
+        absl::MutexLock channel_lock(&ch.mu);
+        // Still idle since the time this entry was made for.
+        forget = ch.IdleLocked() && ch.idle_since + history_.ttl <= now;
+      }
+      if (forget) {
+        shard.channels.erase(it);
+      }
+    }
+    shard.expiring.pop_front();
   }
 }
 
@@ -262,7 +369,8 @@ bool ChannelHub::StartTokenStream(std::string_view channel, ResponsePlan plan) {
     }
     ch = it->second;
     absl::MutexLock channel_lock(&ch->mu);
-    if (ch->subscribers.empty()) {
+    const bool away = history_.start_while_away && history_.size > 0 && !ch->removed;
+    if (ch->subscribers.empty() && !away) {
       return false;
     }
     ++ch->active_streams;
@@ -276,17 +384,14 @@ bool ChannelHub::StartTokenStream(std::string_view channel, ResponsePlan plan) {
 void ChannelHub::StreamFinished(const std::shared_ptr<Channel>& channel) {
   Shard& shard = ShardFor(channel->name);
   absl::MutexLock lock(&shard.mu);
-  bool forget = false;
+  bool idle = false;
   {
     absl::MutexLock channel_lock(&channel->mu);
     --channel->active_streams;
-    forget = channel->subscribers.empty() && channel->active_streams == 0;
+    idle = channel->IdleLocked();
   }
-  if (forget) {
-    auto it = shard.channels.find(Av(channel->name));
-    if (it != shard.channels.end() && it->second == channel) {
-      shard.channels.erase(it);
-    }
+  if (idle) {
+    Idle(shard, channel);
   }
 }
 

@@ -53,6 +53,16 @@ absl::Status Validate(const EmulatorConfig& c) {
     return absl::InvalidArgumentError(absl::StrCat(
         "stale_timeout_seconds: must be in [0.01, 3600], got ", c.stale_timeout_seconds));
   }
+  if (c.centrifugo_history_size < 0 || c.centrifugo_history_size > 100000) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("centrifugo_history_size: must be in [0, 100000] (0: no history), got ",
+                     c.centrifugo_history_size));
+  }
+  if (!InRange(c.centrifugo_history_ttl_seconds, 0.0, 86400.0)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("centrifugo_history_ttl_seconds: must be in [0, 86400], got ",
+                     c.centrifugo_history_ttl_seconds));
+  }
   if (c.max_connections < 1) {
     return absl::InvalidArgumentError(
         absl::StrCat("max_connections: must be at least 1, got ", c.max_connections));

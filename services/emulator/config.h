@@ -69,6 +69,10 @@ struct EmulatorConfig {
   double ping_interval_seconds = 25.0;
   double pong_timeout_seconds = 10.0;
   double stale_timeout_seconds = 15.0;  // WebSocket open without a connect command
+  // Centrifugo channel history for recovery (the llm-emulator namespace's
+  // history_size 1000, history_ttl 300s); size 0 turns it off.
+  int32_t centrifugo_history_size = 1000;
+  double centrifugo_history_ttl_seconds = 300.0;
 
   // Resource bounds.
   int32_t max_connections = 100000;

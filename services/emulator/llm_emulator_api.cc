@@ -287,6 +287,7 @@ HttpResponse LlmEmulatorApi::Run(const HttpRequest& request) const {
 
 HttpResponse LlmEmulatorApi::DeleteSession(const HttpRequest&, std::string_view session_id) const {
   // The original only clears Centrifugo history; the client closes its socket.
+  publisher_->EndSession(session_id);
   LLMLOAD_LOG(kDebug, "Session closed.").Kv("session_id", session_id);
   return JsonResponse(http::status::ok, "{\"status\":\"closed\"}");
 }

@@ -73,6 +73,9 @@ class RunPublisher {
   // WebSocket is subscribed to the channel: the run is dropped (as the
   // original's publications to a channel nobody listens on are lost).
   virtual bool StartRun(std::string_view session_id, ResponsePlan plan) = 0;
+  // DELETE /api/sessions/{id}: the session's channel history goes (the
+  // original calls Centrifugo's history_remove).
+  virtual void EndSession(std::string_view session_id) { (void)session_id; }
 };
 
 struct LlmEmulatorApiOptions {

@@ -129,6 +129,15 @@ ABSL_FLAG(double, stale_timeout_seconds,
           llmload::EnvOr("LLMLOAD_EMULATOR_STALE_TIMEOUT_SECONDS", 15.0),
           "Close with 3502 a WebSocket that sends no connect within this time (env "
           "LLMLOAD_EMULATOR_STALE_TIMEOUT_SECONDS).");
+ABSL_FLAG(int32_t, centrifugo_history_size,
+          llmload::EnvOr("LLMLOAD_EMULATOR_CENTRIFUGO_HISTORY_SIZE", int32_t{1000}),
+          "Publications each Centrifugo channel keeps for clients that reconnect with "
+          "recover (the llm-emulator namespace's history_size); 0: no history, no recovery "
+          "(env LLMLOAD_EMULATOR_CENTRIFUGO_HISTORY_SIZE).");
+ABSL_FLAG(double, centrifugo_history_ttl_seconds,
+          llmload::EnvOr("LLMLOAD_EMULATOR_CENTRIFUGO_HISTORY_TTL_SECONDS", 300.0),
+          "How long a channel nobody listens to keeps its history (history_ttl; env "
+          "LLMLOAD_EMULATOR_CENTRIFUGO_HISTORY_TTL_SECONDS).");
 ABSL_FLAG(double, http_idle_timeout_seconds,
           llmload::EnvOr("LLMLOAD_EMULATOR_HTTP_IDLE_TIMEOUT_SECONDS", 60.0),
           "Close a keep-alive HTTP connection idle this long (env "
@@ -239,6 +248,8 @@ int main(int argc, char** argv) {
   config.ping_interval_seconds = absl::GetFlag(FLAGS_ping_interval_seconds);
   config.pong_timeout_seconds = absl::GetFlag(FLAGS_pong_timeout_seconds);
   config.stale_timeout_seconds = absl::GetFlag(FLAGS_stale_timeout_seconds);
+  config.centrifugo_history_size = absl::GetFlag(FLAGS_centrifugo_history_size);
+  config.centrifugo_history_ttl_seconds = absl::GetFlag(FLAGS_centrifugo_history_ttl_seconds);
   config.http_idle_timeout_seconds = absl::GetFlag(FLAGS_http_idle_timeout_seconds);
   config.max_connections = absl::GetFlag(FLAGS_max_connections);
   config.seed = absl::GetFlag(FLAGS_seed);

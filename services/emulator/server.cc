@@ -132,6 +132,12 @@ bool EmulatorServer::SessionRunPublisher::StartRun(std::string_view session_id,
   return true;
 }
 
+void EmulatorServer::SessionRunPublisher::EndSession(std::string_view session_id) {
+  std::string channel = "session:";
+  channel.append(session_id);
+  server_->hub_.RemoveHistory(channel);
+}
+
 void EmulatorServer::OnRelayedRun(RelayedRun&& run) {
   runs_relayed_in_.fetch_add(1, std::memory_order_relaxed);
   // Planned by a sibling, streamed here: its gaps and a subscriber leaving
@@ -184,6 +190,12 @@ std::string EmulatorServer::StatsJson() const {
                   behaviour_.RealmCallCount(RealmCall::kHealth),
                   ",\"metadata\":", behaviour_.RealmCallCount(RealmCall::kMetadata),
                   ",\"pipeline\":", behaviour_.RealmCallCount(RealmCall::kPipeline));
+  // Centrifugo subscriptions that asked to recover missed publications,
+  // those that got all of them (recovered true), and the publications sent
+  // back in their replies.
+  absl::StrAppend(&out, "},\"recovery\":{\"attempted\":", hub_.recoveries_attempted(),
+                  ",\"succeeded\":", hub_.recoveries_succeeded(),
+                  ",\"publications\":", hub_.publications_recovered());
   absl::StrAppend(&out, "},\"relayed_runs\":{\"sent\":",
                   runs_relayed_out_.load(std::memory_order_relaxed),
                   ",\"received\":", runs_relayed_in_.load(std::memory_order_relaxed),
@@ -197,7 +209,10 @@ EmulatorServer::EmulatorServer(const EmulatorConfig& config, RealmOptions realm_
       member_(std::move(member)),
       behaviour_(BehaviourOf(config), static_cast<uint64_t>(member_.index),
                  static_cast<uint64_t>(member_.count)),
-      hub_([] { return NewEpoch(); }),
+      hub_([] { return NewEpoch(); },
+           ChannelHistoryOptions{static_cast<size_t>(config.centrifugo_history_size),
+                                 Seconds(config.centrifugo_history_ttl_seconds),
+                                 /*start_while_away=*/member_.count == 1}),
       publisher_(this),
       api_(MakeApiOptions(config, &behaviour_), &publisher_),
       centrifugo_(MakeCentrifugoOptions(config), &hub_),

@@ -122,6 +122,7 @@ class EmulatorServer {
    public:
     explicit SessionRunPublisher(EmulatorServer* server) : server_(server) {}
     bool StartRun(std::string_view session_id, ResponsePlan plan) override;
+    void EndSession(std::string_view session_id) override;
 
    private:
     EmulatorServer* server_;

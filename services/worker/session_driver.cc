@@ -273,11 +273,11 @@ Clock::time_point SessionDriver::Deadline() const {
   return kNever;
 }
 
-// Arms the timer for the earliest of the deadline and the keep-alive,
-// unless it is already armed for that moment or earlier (it then fires,
-// finds nothing due, and re-arms).
+// Arms the timer for the earliest of the deadline, the keep-alive and the
+// driver's own moment, unless it is already armed for that moment or
+// earlier (it then fires, finds nothing due, and re-arms).
 void SessionDriver::Schedule() {
-  const Clock::time_point next = std::min(Deadline(), keepalive_at_);
+  const Clock::time_point next = std::min({Deadline(), keepalive_at_, DriverDeadline()});
   if (done_ || next == kNever || next >= armed_for_) {
     return;
   }
@@ -299,6 +299,12 @@ void SessionDriver::OnTimer() {
   if (now >= keepalive_at_) {
     keepalive_at_ = now + keepalive_period_;
     SendKeepAlive();
+  }
+  if (now >= DriverDeadline()) {
+    OnDriverDeadline(now);
+    if (ended()) {
+      return;
+    }
   }
   if (now >= Deadline()) {
     switch (phase_) {

@@ -89,6 +89,11 @@ class SessionDriver : public Session, public std::enable_shared_from_this<Sessio
   virtual void Teardown() { Finish(); }
   // The keep-alive period (SetKeepAlivePeriod) has passed.
   virtual void SendKeepAlive() {}
+  // A moment of the driver's own, whatever the phase (the Centrifugo
+  // driver's reconnect storm): the timer fires for it too, and
+  // OnDriverDeadline runs once it has passed. Call Schedule() after moving it.
+  virtual Clock::time_point DriverDeadline() const { return kNever; }
+  virtual void OnDriverDeadline(Clock::time_point now) {}
   // The request in flight has ended: completed or abandoned (`answered`:
   // what arrived of the answer stands) or failed.
   virtual void RequestEnded(bool answered) {}

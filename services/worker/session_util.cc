@@ -59,7 +59,7 @@ void RequestMeter::Begin(Clock::time_point send_at) {
                                                         : Clock::time_point::max();
 }
 
-bool RequestMeter::Chunk(metrics::MetricSet& m, Clock::time_point now) {
+bool RequestMeter::Chunk(metrics::MetricSet& m, Clock::time_point now, bool record_gap) {
   const bool first = chunks_ == 0;
   if (first) {
     first_at_ = now;
@@ -67,7 +67,7 @@ bool RequestMeter::Chunk(metrics::MetricSet& m, Clock::time_point now) {
     if (from_intended_) {
       m.RecordUs(v1::TTFT_SERVICE, Micros(now - send_at_));
     }
-  } else {
+  } else if (record_gap) {
     const uint64_t gap = Micros(now - last_at_);
     m.RecordUs(v1::CHUNK_GAP, gap);
     if (gaps_.size() < (1u << 16)) {

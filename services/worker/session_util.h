@@ -128,8 +128,11 @@ class RequestMeter {
   // it is handed out), then its send.
   void Prepare(const NextStep& step);
   void Begin(Clock::time_point send_at);
-  // A content chunk arrived. Returns true for the first one.
-  bool Chunk(metrics::MetricSet& m, Clock::time_point now);
+  // A content chunk arrived. Returns true for the first one. record_gap
+  // false: the gap since the previous chunk is no sample of chunk_gap or itl
+  // (chunks that arrive in a burst after a reconnection, not at the
+  // target's pace).
+  bool Chunk(metrics::MetricSet& m, Clock::time_point now, bool record_gap = true);
   // The response is complete. `reported_tokens` < 0: one token per chunk.
   // Records e2e, tpot, itl, tokens, chunks (when `count_chunks`), ok and
   // cycles, the turn's ttft and tokens in a multi-turn run, and returns the outcome to hand to LoopShard::RequestDone.

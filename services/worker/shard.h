@@ -310,6 +310,9 @@ class LoopShard : public std::enable_shared_from_this<LoopShard> {
   HttpPool& http(int32_t client_id);
   protocol::centrifugo::ClientFrameParser& centrifugo_parser() { return centrifugo_parser_; }
   const ShardSettings& settings() const { return *settings_; }
+  // The moment the load began (Start's `start`); RunSpec.reconnect_storm
+  // counts from it.
+  Clock::time_point load_start() const { return start_; }
   net::io_context& ioc() { return ioc_; }
   bool cancelled() const { return cancelled_; }
   // The load model's decision for a session that has finished

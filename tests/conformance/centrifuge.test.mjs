@@ -102,3 +102,61 @@ test('bad signature: close 3500 invalid token, no reconnect', async () => {
   assert.equal(ctx.code, 3500);
   assert.equal(ctx.reason, 'invalid token');
 });
+
+test('a dropped socket reconnects with recover: the missed publications come back in order', async () => {
+  const session = await post('/api/sessions/create');
+  const channel = `session:${session.session_id}`;
+  // Every socket the SDK opens, so the test can drop one the way a network
+  // failure does (terminate: TCP gone, no close frame).
+  const sockets = [];
+  class TrackedWebSocket extends WebSocket {
+    constructor(...args) {
+      super(...args);
+      sockets.push(this);
+    }
+  }
+  const centrifuge = new Centrifuge(`ws://127.0.0.1:${emu.port}/connection/websocket`, {
+    token: session.token,
+    websocket: TrackedWebSocket,
+    minReconnectDelay: 100,
+    maxReconnectDelay: 200,
+  });
+  const tokens = [];
+  const offsets = [];
+  let onDone = () => {};
+  let onThird = () => {};
+  centrifuge.on('publication', (ctx) => {
+    offsets.push(ctx.offset);
+    if (ctx.data.token) tokens.push(ctx.data.token);
+    if (tokens.length === 3 && ctx.data.token) onThird();
+    if (ctx.data.done) onDone();
+  });
+  const subscribedEvents = [];
+  centrifuge.on('subscribed', (ctx) => subscribedEvents.push(ctx));
+  const connected = new Promise((resolve) => centrifuge.once('connected', resolve));
+  centrifuge.connect();
+  await withTimeout(connected, 5000, 'connected');
+  const third = new Promise((resolve) => { onThird = resolve; });
+  const done = new Promise((resolve) => { onDone = resolve; });
+  // 20 words 50 ms apart: the socket drops after the third, and the SDK is
+  // back within a few hundred ms, while the answer goes on.
+  const run = await post('/api/run', {
+    session_id: session.session_id, question: 'q', length_words: 20, token_delay_seconds: 0.05 });
+  await withTimeout(third, 5000, 'third token');
+  const reconnected = new Promise((resolve) => centrifuge.once('connected', resolve));
+  sockets[0].terminate();
+  await withTimeout(reconnected, 5000, 'reconnected');
+  await withTimeout(done, 10000, 'done');
+  assert.equal(sockets.length, 2);
+  // The second subscribed event is the recovery's.
+  assert.equal(subscribedEvents.length, 2);
+  assert.equal(subscribedEvents[1].channel, channel);
+  assert.equal(subscribedEvents[1].wasRecovering, true);
+  assert.equal(subscribedEvents[1].recovered, true);
+  // Every word once, in order, offsets 1..21 without a gap or a repeat.
+  assert.equal(tokens.join(' '), run.response);
+  assert.deepEqual(offsets, Array.from({ length: 21 }, (_, i) => i + 1));
+  const disconnected = new Promise((resolve) => centrifuge.once('disconnected', resolve));
+  centrifuge.disconnect();
+  await withTimeout(disconnected, 5000, 'disconnected');
+});

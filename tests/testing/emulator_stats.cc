@@ -49,6 +49,10 @@ std::optional<EmulatorStats> ParseEmulatorStats(const std::string& body) {
     s.relayed_sent = relayed.at("sent").to_number<uint64_t>();
     s.relayed_received = relayed.at("received").to_number<uint64_t>();
     s.relayed_started = relayed.at("started").to_number<uint64_t>();
+    const boost::json::object& recovery = o.at("recovery").as_object();
+    s.recoveries_attempted = recovery.at("attempted").to_number<uint64_t>();
+    s.recoveries_succeeded = recovery.at("succeeded").to_number<uint64_t>();
+    s.publications_recovered = recovery.at("publications").to_number<uint64_t>();
     return s;
   } catch (const std::exception&) {
     return std::nullopt;

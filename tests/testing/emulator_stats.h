@@ -42,6 +42,11 @@ struct EmulatorStats {
   uint64_t relayed_sent = 0;
   uint64_t relayed_received = 0;
   uint64_t relayed_started = 0;
+  // Centrifugo subscriptions that asked to recover, those that recovered
+  // everything, and the publications sent back through recovery.
+  uint64_t recoveries_attempted = 0;
+  uint64_t recoveries_succeeded = 0;
+  uint64_t publications_recovered = 0;
 
   uint64_t RequestsOf(const std::string& protocol) const {
     auto it = requests.find(protocol);

@@ -298,6 +298,13 @@ std::string FormatReport(const v1::Run& run) {
       calls > 0 || results > 0) {
     absl::StrAppend(&out, "\nTOOLS:\n  [tool_calls=", calls, ", tool_results=", results, "]\n");
   }
+  // A reconnect storm (its time_to_reconnect is in ALL METRICS).
+  if (const uint64_t recovered = CounterValue(st, v1::PUBLICATIONS_RECOVERED),
+      missed = CounterValue(st, v1::PUBLICATIONS_MISSED);
+      recovered > 0 || missed > 0) {
+    absl::StrAppend(&out, "\nRECOVERY:\n  [publications_recovered=", recovered,
+                    ", publications_missed=", missed, "]\n");
+  }
   if (const v1::ShardProgress& p = run.progress(); p.batches_rejected() > 0) {
     absl::StrAppend(&out, "\nREJECTED BY THE COLLECTOR (missing from these statistics):\n",
                     "  [batches=", p.batches_rejected(), ", requests=", p.requests_rejected(),

@@ -87,6 +87,17 @@ TEST(ReportTest, ReportsToolFramesWhenThereAreAny) {
   EXPECT_NE(r.find("TOOLS:\n  [tool_calls=60, tool_results=59]\n"), std::string::npos) << r;
 }
 
+TEST(ReportTest, ReportsRecoveryAfterAReconnectStorm) {
+  v1::Run run = SampleRun();
+  EXPECT_EQ(FormatReport(run).find("RECOVERY:"), std::string::npos);  // none: no section
+  (*run.mutable_stats()->mutable_counters())["publications_recovered"] = 31;
+  (*run.mutable_stats()->mutable_counters())["publications_missed"] = 4;
+  const std::string r = FormatReport(run);
+  EXPECT_NE(r.find("RECOVERY:\n  [publications_recovered=31, publications_missed=4]\n"),
+            std::string::npos)
+      << r;
+}
+
 TEST(ReportTest, SaysWhatTheCollectorRejected) {
   EXPECT_EQ(FormatReport(SampleRun()).find("REJECTED"), std::string::npos);
   v1::Run run = SampleRun();

@@ -30,8 +30,10 @@ constexpr int64_t kAfterFixtureExp = 1767229200 + 1;
 
 class FakeChannels : public CentrifugoChannels {
  public:
-  centrifugo::ServerSubscription Subscribe(const std::string& channel) override {
+  centrifugo::ServerSubscription Subscribe(const std::string& channel,
+                                           const centrifugo::SubRecovery& recovery) override {
     subscribed.push_back(channel);
+    recoveries.push_back(recovery);
     centrifugo::ServerSubscription s;
     s.channel = "overwritten-by-handler";
     s.epoch = "XbQm";
@@ -42,6 +44,7 @@ class FakeChannels : public CentrifugoChannels {
 
   std::vector<std::string> subscribed;
   std::vector<std::string> unsubscribed;
+  std::vector<centrifugo::SubRecovery> recoveries;
   uint64_t offset = 0;
 };
 
@@ -237,6 +240,34 @@ TEST_F(CentrifugoHandlerTest, SubscribeRules) {
   EXPECT_EQ(channels_.subscribed, (std::vector<std::string>{kChannel, "session:other"}));
   EXPECT_EQ(handler_.OnMessage("{\"subscribe\":{},\"id\":7}", kBeforeFixtureExp).disconnect,
             ServerDisconnectCode::kBadRequest);
+}
+
+// A connect whose subs asks to recover the token's channel hands the
+// position to the channels; one naming a channel the token does not grant
+// subscribes nothing. subscribe carries its own recover/offset/epoch.
+TEST_F(CentrifugoHandlerTest, RecoveryPositionsReachTheChannels) {
+  CentrifugoOutput out = handler_.OnMessage(
+      std::string("{\"connect\":{\"token\":\"") + kFixtureToken +
+          "\",\"subs\":{\"session:not-granted\":{\"recover\":true,\"offset\":1,"
+          "\"epoch\":\"Z\"},\"" +
+          kChannel + "\":{\"recover\":true,\"offset\":12,\"epoch\":\"XbQm\"}}},\"id\":1}\n" +
+          "{\"subscribe\":{\"channel\":\"session:other\",\"recover\":true,\"offset\":3,"
+          "\"epoch\":\"Q\"},\"id\":2}",
+      kBeforeFixtureExp);
+  ASSERT_TRUE(out.connected);
+  EXPECT_EQ(channels_.subscribed, (std::vector<std::string>{kChannel, "session:other"}));
+  ASSERT_EQ(channels_.recoveries.size(), 2u);
+  EXPECT_TRUE(channels_.recoveries[0].recover);
+  EXPECT_EQ(channels_.recoveries[0].channel, kChannel);
+  EXPECT_EQ(channels_.recoveries[0].offset, 12u);
+  EXPECT_EQ(channels_.recoveries[0].epoch, "XbQm");
+  EXPECT_TRUE(channels_.recoveries[1].recover);
+  EXPECT_EQ(channels_.recoveries[1].offset, 3u);
+  EXPECT_EQ(channels_.recoveries[1].epoch, "Q");
+  // A plain connect asks for nothing.
+  CentrifugoHandler plain(&options_, &channels_, "c2");
+  ASSERT_TRUE(plain.OnMessage(ConnectFrame(kFixtureToken), kBeforeFixtureExp).connected);
+  EXPECT_FALSE(channels_.recoveries[2].recover);
 }
 
 TEST_F(CentrifugoHandlerTest, UnsubscribeAndUnsupportedMethods) {

@@ -177,3 +177,98 @@ TEST(CentrifugoClientTest, LargeMessagesBeyondScratchStillParse) {
 
 }  // namespace
 }  // namespace llmload::protocol::centrifugo
+
+namespace llmload::protocol::centrifugo {
+namespace {
+
+TEST(CentrifugoClientRecoveryTest, EncodesConnectWithRecoverySubs) {
+  EXPECT_EQ(EncodeConnectCommand("t.k.n", 1, StreamPosition{"session:a", 17, "XbQm"}),
+            R"({"connect":{"token":"t.k.n","name":"js","subs":{"session:a":)"
+            R"({"recover":true,"offset":17,"epoch":"XbQm"}}},"id":1})");
+  // Offset 0 is left out, as Centrifugo's own encoder leaves zero values.
+  EXPECT_EQ(EncodeConnectCommand("t", 3, StreamPosition{"session:\"q", 0, "E"}),
+            R"({"connect":{"token":"t","name":"js","subs":{"session:\"q":)"
+            R"({"recover":true,"epoch":"E"}}},"id":3})");
+}
+
+TEST(CentrifugoClientRecoveryTest, ConnectReplyThenItsRecoveredPublicationsInOrder) {
+  const std::string frame =
+      R"({"id":1,"connect":{"client":"c","subs":{"session:a":{"recoverable":true,)"
+      R"("epoch":"XbQm","offset":9,"positioned":true,"recovered":true,"was_recovering":true,)"
+      R"("publications":[{"data":{"token":"dolor"},"offset":7},{"data":{"token":"sit"},)"
+      R"("offset":8},{"data":{"done":true},"offset":9}]}},"ping":25,"pong":true}})"
+      "\n"
+      R"({"push":{"channel":"session:a","pub":{"data":{"token":"next"},"offset":10}}})";
+  ClientFrameParser p;
+  struct Event {
+    Kind kind;
+    std::string channel, epoch, token;
+    uint64_t offset;
+    bool recovered, was_recovering, from_recovery, done;
+    uint32_t count;
+  };
+  std::vector<Event> seen;
+  ASSERT_TRUE(p.Parse(frame, [&](const ServerEvent& e) {
+                 seen.push_back(Event{e.kind, std::string(e.channel), std::string(e.epoch),
+                                      std::string(e.token), e.offset, e.recovered,
+                                      e.was_recovering, e.from_recovery, e.done,
+                                      e.recovered_count});
+               }).ok());
+  ASSERT_EQ(seen.size(), 5u);
+  EXPECT_EQ(seen[0].kind, Kind::kConnectReply);
+  EXPECT_EQ(seen[0].channel, "session:a");
+  EXPECT_EQ(seen[0].epoch, "XbQm");
+  EXPECT_EQ(seen[0].offset, 9u);
+  EXPECT_TRUE(seen[0].recovered);
+  EXPECT_TRUE(seen[0].was_recovering);
+  EXPECT_EQ(seen[0].count, 3u);
+  const char* tokens[] = {"dolor", "sit", ""};
+  for (int i = 1; i <= 3; ++i) {
+    EXPECT_EQ(seen[i].kind, Kind::kPublication) << i;
+    EXPECT_TRUE(seen[i].from_recovery) << i;
+    EXPECT_EQ(seen[i].channel, "session:a") << i;
+    EXPECT_EQ(seen[i].offset, static_cast<uint64_t>(6 + i)) << i;
+    EXPECT_EQ(seen[i].token, tokens[i - 1]) << i;
+  }
+  EXPECT_TRUE(seen[3].done);
+  EXPECT_EQ(seen[4].kind, Kind::kPublication);
+  EXPECT_FALSE(seen[4].from_recovery);
+  EXPECT_EQ(seen[4].offset, 10u);
+}
+
+TEST(CentrifugoClientRecoveryTest, UnrecoveredReplyAndJunkPublicationsAreSkipped) {
+  // Not recovered: the server kept only part of the gap. Entries that are
+  // not objects are no publications; a sub that is not an object is no sub.
+  const std::string frame =
+      R"({"id":1,"connect":{"subs":{"session:x":7,"session:a":{"epoch":"E2","offset":40,)"
+      R"("was_recovering":true,"publications":[3,{"data":{"token":"late"},"offset":39},)"
+      R"(null]}}}})";
+  ClientFrameParser p;
+  std::vector<ServerEvent> seen;
+  std::vector<std::string> tokens;
+  ASSERT_TRUE(p.Parse(frame, [&](const ServerEvent& e) {
+                 seen.push_back(e);
+                 tokens.emplace_back(e.token);
+               }).ok());
+  ASSERT_EQ(seen.size(), 2u);
+  EXPECT_EQ(seen[0].kind, Kind::kConnectReply);
+  EXPECT_TRUE(seen[0].has_sub);
+  EXPECT_FALSE(seen[0].recovered);
+  EXPECT_TRUE(seen[0].was_recovering);
+  EXPECT_EQ(seen[0].recovered_count, 1u);
+  EXPECT_EQ(seen[0].offset, 40u);
+  EXPECT_TRUE(seen[1].from_recovery);
+  EXPECT_EQ(seen[1].offset, 39u);
+  EXPECT_EQ(tokens[1], "late");
+  // A reply without subs has no sub.
+  seen.clear();
+  ASSERT_TRUE(p.Parse(R"({"id":1,"connect":{"client":"c"}})",
+                      [&](const ServerEvent& e) { seen.push_back(e); })
+                  .ok());
+  ASSERT_EQ(seen.size(), 1u);
+  EXPECT_FALSE(seen[0].has_sub);
+  EXPECT_EQ(seen[0].recovered_count, 0u);
+}
+
+}  // namespace
+}  // namespace llmload::protocol::centrifugo

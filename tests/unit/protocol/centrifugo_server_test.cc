@@ -217,5 +217,73 @@ TEST(PushEncodingTest, PublicationCopiesDataVerbatim) {
   EXPECT_EQ(out, "{\"push\":{\"channel\":\"c\",\"pub\":{\"data\":[1,{\"a\":null}],\"offset\":2}}}");
 }
 
+
+TEST(RecoveryCodecTest, ConnectSubsAndSubscribeRecoveryAreDecoded) {
+  absl::StatusOr<std::vector<ClientCommand>> cmds = ParseClientFrame(
+      R"({"connect":{"token":"t","subs":{"session:a":{"recover":true,"offset":17,"epoch":"XbQm"},)"
+      R"("session:b":{}}},"id":1})"
+      "\n"
+      R"({"subscribe":{"channel":"session:c","recover":true,"offset":3,"epoch":"E"},"id":2})");
+  ASSERT_TRUE(cmds.ok()) << cmds.status();
+  ASSERT_EQ(cmds->size(), 2u);
+  const ClientCommand& connect = (*cmds)[0];
+  ASSERT_EQ(connect.subs.size(), 2u);
+  EXPECT_EQ(connect.subs[0].channel, "session:a");
+  EXPECT_TRUE(connect.subs[0].recover);
+  EXPECT_EQ(connect.subs[0].offset, 17u);
+  EXPECT_EQ(connect.subs[0].epoch, "XbQm");
+  EXPECT_EQ(connect.subs[1].channel, "session:b");
+  EXPECT_FALSE(connect.subs[1].recover);
+  const ClientCommand& subscribe = (*cmds)[1];
+  EXPECT_EQ(subscribe.channel, "session:c");
+  EXPECT_TRUE(subscribe.recovery.recover);
+  EXPECT_EQ(subscribe.recovery.offset, 3u);
+  EXPECT_EQ(subscribe.recovery.epoch, "E");
+}
+
+TEST(RecoveryCodecTest, IllTypedRecoveryFieldsAreRefused) {
+  for (const char* bad : {
+           R"({"connect":{"subs":[]},"id":1})",
+           R"({"connect":{"subs":{"session:a":true}},"id":1})",
+           R"({"connect":{"subs":{"session:a":{"recover":1}}},"id":1})",
+           R"({"connect":{"subs":{"session:a":{"offset":-1}}},"id":1})",
+           R"({"connect":{"subs":{"session:a":{"offset":1.5}}},"id":1})",
+           R"({"connect":{"subs":{"session:a":{"epoch":7}}},"id":1})",
+           R"({"subscribe":{"channel":"session:a","recover":"yes"},"id":2})",
+       }) {
+    EXPECT_EQ(ParseClientFrame(bad).status().code(), absl::StatusCode::kInvalidArgument) << bad;
+  }
+}
+
+TEST(RecoveryCodecTest, RecoveredSubscriptionListsItsPublications) {
+  ServerSubscription sub;
+  sub.channel = "session:a";
+  sub.epoch = "E";
+  sub.offset = 9;
+  sub.was_recovering = true;
+  sub.recovered = true;
+  std::string pub;
+  AppendTokenPub(&pub, "do\"lor", 8);
+  sub.publications.push_back(pub);
+  pub.clear();
+  AppendDonePub(&pub, 9);
+  sub.publications.push_back(pub);
+  EXPECT_EQ(EncodeSubscribeReply(4, sub),
+            R"({"id":4,"subscribe":{"recoverable":true,"epoch":"E","offset":9,"positioned":true,)"
+            R"("recovered":true,"was_recovering":true,"publications":[{"data":{"token":"do\"lor"},)"
+            R"("offset":8},{"data":{"done":true},"offset":9}]}})");
+  // The push around a pub object is the push the stream sends.
+  std::string push;
+  AppendPushOfPub(&push, "session:a", sub.publications[1]);
+  std::string direct;
+  AppendDonePush(&direct, "session:a", 9);
+  EXPECT_EQ(push, direct);
+  push.clear();
+  direct.clear();
+  AppendPushOfPub(&push, "session:a", sub.publications[0]);
+  AppendTokenPush(&direct, "session:a", "do\"lor", 8);
+  EXPECT_EQ(push, direct);
+}
+
 }  // namespace
 }  // namespace llmload::protocol::centrifugo

@@ -429,5 +429,135 @@ TEST(CentrifugoSessionTest, MoreSessionsThanConnectionSlotsAllOpen) {
   EXPECT_EQ(m.Get(v1::TOKENS), static_cast<uint64_t>(kClients));
 }
 
+
+// RunSpec.reconnect_storm: at its moment the session drops its WebSocket
+// mid-answer without a close handshake, comes back after reconnect_after
+// with a connect that asks to recover from the last offset it saw, and the
+// request in flight completes: recovered publications count as tokens (and
+// publications_recovered), a repeat is ignored, an offset never received
+// is missed, and the burst leaves no inter-token samples.
+TEST(CentrifugoSessionTest, AStormDropsTheConnectionAndRecoveryCompletesTheRequest) {
+  std::atomic<bool> dropped_without_close{false};
+  FakeCentrifugo target([&](WsPeer& p, FakeCentrifugo& t) {
+    auto pub = [](int offset, const std::string& data) {
+      return absl::StrCat(R"({"push":{"channel":"session:s0","pub":{"data":)", data,
+                          R"(,"offset":)", offset, "}}}");
+    };
+    if (p.index == 0) {
+      const std::string connect = p.Recv();
+      t.RecordConnect(connect);
+      p.Send(R"({"id":1,"connect":{"client":"c1","subs":{"session:s0":{"recoverable":true,)"
+             R"("epoch":"E","positioned":true}},"ping":25,"pong":true}})");
+      if (t.NextRun("s0").empty()) {
+        return;
+      }
+      p.Send(pub(1, R"({"token":"a"})"));
+      p.Send(pub(2, R"({"token":"b"})"));
+      // The client goes away without a close frame: the read fails.
+      beast::flat_buffer b;
+      boost::system::error_code ec;
+      p.ws.read(b, ec);
+      dropped_without_close = ec && ec != websocket::error::closed;
+      return;
+    }
+    const std::string connect = p.Recv();
+    t.RecordConnect(connect);
+    // Offsets 3 and 4 recovered, 4 again live, 5 lost, then 6 and done.
+    p.Send(R"({"id":1,"connect":{"client":"c2","subs":{"session:s0":{"recoverable":true,)"
+           R"("epoch":"E","offset":4,"positioned":true,"recovered":true,"was_recovering":true,)"
+           R"("publications":[{"data":{"token":"c"},"offset":3},{"data":{"token":"d"},)"
+           R"("offset":4}]}},"ping":25,"pong":true}})");
+    p.Send(pub(4, R"({"token":"d"})"));
+    p.Send(pub(6, R"({"token":"f"})"));
+    p.Send(pub(7, R"({"done":true})"));
+    p.Recv();  // the close at the end
+  });
+  const metrics::MetricSet m = RunShard(target.url(), 1, 1, [](v1::RunSpec* spec) {
+    v1::ReconnectStorm* storm = spec->mutable_reconnect_storm();
+    storm->set_share(1);
+    storm->mutable_at()->set_nanos(200 * 1000 * 1000);
+    storm->mutable_reconnect_after()->set_nanos(50 * 1000 * 1000);
+  });
+  EXPECT_TRUE(dropped_without_close);
+  EXPECT_EQ(m.Get(v1::REQUESTS_OK), 1u);
+  EXPECT_EQ(m.Get(v1::TOKENS), 5u);  // a b | c d recovered | f
+  EXPECT_EQ(m.Get(v1::PUBLICATIONS_RECOVERED), 2u);
+  EXPECT_EQ(m.Get(v1::PUBLICATIONS_MISSED), 1u);
+  EXPECT_EQ(m.Get(v1::RECONNECTS), 1u);
+  EXPECT_EQ(m.Hist(v1::TIME_TO_RECONNECT).Count(), 1u);
+  EXPECT_GE(m.Hist(v1::TIME_TO_RECONNECT).Min(), 50000u);  // away 50 ms at least
+  EXPECT_EQ(m.Hist(v1::ITL).Count(), 1u);  // a -> b only
+  EXPECT_EQ(m.Hist(v1::TTFT).Count(), 1u);
+  EXPECT_EQ(m.Hist(v1::E2E).Count(), 1u);
+  EXPECT_EQ(m.Get(v1::SESSIONS_OPENED), 1u);
+  EXPECT_EQ(m.Get(v1::DISCONNECTED), 0u);
+  EXPECT_EQ(target.creates(), 1);  // the same emulator session throughout
+  const std::vector<std::string> commands = target.connect_commands();
+  ASSERT_EQ(commands.size(), 2u);
+  EXPECT_EQ(commands[0], R"({"connect":{"token":"jwt0","name":"js"},"id":1})");
+  EXPECT_EQ(commands[1], R"({"connect":{"token":"jwt0","name":"js","subs":{"session:s0":)"
+                         R"({"recover":true,"offset":2,"epoch":"E"}}},"id":1})");
+}
+
+// A session the storm catches between requests (here in its think time)
+// drops and reconnects too, with nothing to recover, and sends its next
+// request on the new connection.
+TEST(CentrifugoSessionTest, AStormCatchesASessionBetweenRequests) {
+  FakeCentrifugo target([&](WsPeer& p, FakeCentrifugo& t) {
+    const std::string connect = p.Recv();
+    t.RecordConnect(connect);
+    p.Send(R"({"id":1,"connect":{"client":"c","subs":{"session:s0":{"recoverable":true,)"
+           R"("epoch":"E",)" +
+           std::string(p.index == 0 ? ""
+                                    : R"("offset":2,"recovered":true,"was_recovering":true,)") +
+           R"("positioned":true}},"ping":25,"pong":true}})");
+    if (t.NextRun("s0").empty()) {
+      return;
+    }
+    const int base = p.index == 0 ? 0 : 2;
+    p.Send(absl::StrCat(R"({"push":{"channel":"session:s0","pub":{"data":{"token":"a"},)",
+                        R"("offset":)", base + 1, "}}}"));
+    p.Send(absl::StrCat(R"({"push":{"channel":"session:s0","pub":{"data":{"done":true},)",
+                        R"("offset":)", base + 2, "}}}"));
+    p.Recv();  // the drop (first connection) or the close at the end
+  });
+  // Request 1 at once, then 400 ms of think time; the storm strikes at
+  // 200 ms and the session is back at 250 ms, before request 2.
+  const metrics::MetricSet m = RunShard(target.url(), 1, 2, [](v1::RunSpec* spec) {
+    spec->mutable_load()->mutable_closed()->mutable_think_time()->mutable_min()->set_nanos(
+        400 * 1000 * 1000);
+    v1::ReconnectStorm* storm = spec->mutable_reconnect_storm();
+    storm->set_share(1);
+    storm->mutable_at()->set_nanos(200 * 1000 * 1000);
+    storm->mutable_reconnect_after()->set_nanos(50 * 1000 * 1000);
+  });
+  EXPECT_EQ(m.Get(v1::REQUESTS_OK), 2u);
+  EXPECT_EQ(m.Get(v1::TOKENS), 2u);
+  EXPECT_EQ(m.Get(v1::RECONNECTS), 1u);
+  EXPECT_EQ(m.Hist(v1::TIME_TO_RECONNECT).Count(), 1u);
+  EXPECT_EQ(m.Get(v1::PUBLICATIONS_RECOVERED), 0u);
+  EXPECT_EQ(m.Get(v1::PUBLICATIONS_MISSED), 0u);
+  EXPECT_EQ(target.creates(), 1);
+  const std::vector<std::string> commands = target.connect_commands();
+  ASSERT_EQ(commands.size(), 2u);
+  EXPECT_EQ(commands[1], R"({"connect":{"token":"jwt0","name":"js","subs":{"session:s0":)"
+                         R"({"recover":true,"offset":2,"epoch":"E"}}},"id":1})");
+}
+
+// A storm that strikes before the session is set up leaves it alone: the
+// set-up completes with its token, and nothing drops.
+TEST(CentrifugoSessionTest, AStormBeforeTheSetUpLeavesTheSessionAlone) {
+  FakeCentrifugo target([](WsPeer& p, FakeCentrifugo& t) { Serve(p, t, 1, 2); });
+  const metrics::MetricSet m = RunShard(target.url(), 1, 1, [](v1::RunSpec* spec) {
+    spec->mutable_reconnect_storm()->set_share(1);
+    spec->mutable_reconnect_storm()->mutable_at();  // at the load's start
+  });
+  EXPECT_EQ(m.Get(v1::REQUESTS_OK), 1u);
+  EXPECT_EQ(m.Get(v1::RECONNECTS), 0u);
+  EXPECT_EQ(m.Hist(v1::TIME_TO_RECONNECT).Count(), 0u);
+  EXPECT_EQ(target.connect_commands(),
+            (std::vector<std::string>{R"({"connect":{"token":"jwt0","name":"js"},"id":1})"}));
+}
+
 }  // namespace
 }  // namespace llmload::worker
