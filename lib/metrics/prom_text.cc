@@ -113,6 +113,10 @@ absl::StatusOr<PromLabels> ParseLabels(Cursor& c) {
       return absl::InvalidArgumentError(
           absl::StrCat("expected '=' after label ", name, " (only equality is supported)"));
     }
+    if (c.peek() == '~') {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "label ", name, ": regular-expression matchers are not supported (only equality is)"));
+    }
     c.SkipBlanks();
     absl::StatusOr<std::string> value = c.Quoted();
     if (!value.ok()) {

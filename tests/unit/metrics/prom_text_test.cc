@@ -139,6 +139,8 @@ TEST(PromSelectorTest, ParsesAndMatchesOnEquality) {
 }
 
 TEST(PromSelectorTest, RefusesBadSelectors) {
+  EXPECT_THAT(std::string(ParseSelector("m{a=~\"x\"}").status().message()),
+              HasSubstr("only equality"));
   for (const char* bad : {"", "1abc", "m{a=~\"x\"}", "m{a=\"x\"", "m x", "m{a=\"1\",a=\"1\"}"}) {
     EXPECT_FALSE(ParseSelector(bad).ok()) << bad;
   }
