@@ -611,7 +611,8 @@ grpc::ServerUnaryReactor* CollectorServiceImpl::ScrapeTarget(
     return reactor;
   }
   reactor->Finish(ToGrpcStatus(
-      options_.scraper->Start(request->run_id(), request->target_metrics())));
+      options_.scraper->Start(request->run_id(), request->target_metrics(),
+                              request->allow_targets())));
   return reactor;
 }
 

@@ -39,11 +39,13 @@ struct TargetScraper::Run {
   std::string target;
   absl::Duration interval;
   absl::Duration timeout;
+  validation::TargetPolicy policy = validation::TargetPolicy::Default();
   net::steady_timer timer;
 
   // The scraper thread's.
   bool in_flight = false;
   bool stopping = false;
+  bool final_started = false;  // the stop's own scrape
   bool finished = false;
   std::vector<absl::AnyInvocable<void(v1::TargetScrapeReply)>> waiting;
   std::string last_logged_error;
@@ -66,6 +68,7 @@ class TargetScraper::ScrapeOp : public std::enable_shared_from_this<ScrapeOp> {
         deadline_(ioc),
         host_(run.host),
         port_(run.port),
+        policy_(run.policy),
         timeout_(std::min(run.timeout, run.interval)),
         done_(std::move(done)) {
     request_.method(http::verb::get);
@@ -96,6 +99,14 @@ class TargetScraper::ScrapeOp : public std::enable_shared_from_this<ScrapeOp> {
   void OnResolve(beast::error_code ec, const tcp::resolver::results_type& results) {
     if (ec) {
       return Fail(ec, "resolve");
+    }
+    std::vector<net::ip::address> addresses;
+    for (const auto& entry : results) {
+      addresses.push_back(entry.endpoint().address());
+    }
+    if (absl::Status allowed = policy_.CheckResolved(host_, addresses); !allowed.ok()) {
+      deadline_.cancel();
+      return Done(std::move(allowed));
     }
     stream_.async_connect(results,
                           beast::bind_front_handler(&ScrapeOp::OnConnect, shared_from_this()));
@@ -149,6 +160,7 @@ class TargetScraper::ScrapeOp : public std::enable_shared_from_this<ScrapeOp> {
   net::steady_timer deadline_;
   std::string host_;
   std::string port_;
+  validation::TargetPolicy policy_;
   absl::Duration timeout_;
   Callback done_;
   bool timed_out_ = false;
@@ -164,7 +176,15 @@ TargetScraper::TargetScraper(Options options)
 
 TargetScraper::~TargetScraper() { Shutdown(); }
 
-absl::Status TargetScraper::Start(const std::string& run_id, const v1::TargetMetrics& spec) {
+absl::Status TargetScraper::Start(const std::string& run_id, const v1::TargetMetrics& spec,
+                                  const std::string& allow_targets) {
+  absl::StatusOr<validation::TargetPolicy> policy =
+      allow_targets.empty() ? validation::TargetPolicy::Default()
+                            : validation::TargetPolicy::Parse(allow_targets);
+  if (!policy.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("allow_targets: ", policy.status().message()));
+  }
   std::vector<TargetSeriesStore::Selector> selectors;
   for (int i = 0; i < spec.series_size(); ++i) {
     absl::StatusOr<metrics::PromSelector> parsed = metrics::ParseSelector(spec.series(i));
@@ -203,6 +223,7 @@ absl::Status TargetScraper::Start(const std::string& run_id, const v1::TargetMet
     run->interval = absl::Seconds(1);
   }
   run->timeout = options_.timeout;
+  run->policy = *std::move(policy);
   run->store = std::make_unique<TargetSeriesStore>(std::move(selectors));
   std::shared_ptr<Run> replaced;
   {
@@ -262,7 +283,10 @@ void TargetScraper::Stop(const std::string& run_id,
     if (!run->stopping) {
       run->stopping = true;
       run->timer.cancel();
+      // A scrape in flight may have been answered before the run's last
+      // request: the stop's own scrape starts after it (OnScraped).
       if (!run->in_flight) {
+        run->final_started = true;
         ScrapeNow(run);
       }
     }
@@ -364,7 +388,10 @@ void TargetScraper::OnScraped(const std::shared_ptr<Run>& run, absl::Status stat
         .Kv("failures", absl::StrCat(failures))
         .Kv("error", std::string(status.message()));
   }
-  if (run->stopping) {
+  if (run->stopping && !run->final_started) {
+    run->final_started = true;
+    ScrapeNow(run);
+  } else if (run->stopping) {
     Finish(run);
   } else {
     Schedule(run);

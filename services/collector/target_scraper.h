@@ -41,6 +41,7 @@
 #include "boost/asio/io_context.hpp"
 #include "llmload/v1/collector.pb.h"
 #include "llmload/v1/run.pb.h"
+#include "lib/validation/target_policy.h"
 #include "services/collector/target_series.h"
 
 namespace llmload::collector {
@@ -62,10 +63,13 @@ class TargetScraper {
   TargetScraper& operator=(const TargetScraper&) = delete;
 
   // Starts (or restarts with a new spec) the run's scrape loop; the first
-  // scrape happens at once. INVALID_ARGUMENT for a URL or selector that does
-  // not parse.
-  absl::Status Start(const std::string& run_id, const v1::TargetMetrics& spec)
-      ABSL_LOCKS_EXCLUDED(mu_);
+  // scrape happens at once. Every scrape first checks the addresses the
+  // URL's host resolves to against `allow_targets` (the orchestrator's
+  // --allow_targets list; empty: the default), as a worker checks its
+  // target's, so DNS cannot point the scraper somewhere the list forbids.
+  // INVALID_ARGUMENT for a URL, selector or list that does not parse.
+  absl::Status Start(const std::string& run_id, const v1::TargetMetrics& spec,
+                     const std::string& allow_targets = "") ABSL_LOCKS_EXCLUDED(mu_);
 
   // Stops the run's loop after one more scrape; `done` gets the run's
   // counts (on the scraper thread, or at once for a run not scraping).

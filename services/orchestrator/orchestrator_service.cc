@@ -267,6 +267,7 @@ void OrchestratorServiceImpl::StartScrape(const ScrapeTargetEffect& scrape) {
   auto* call = new ScrapeCall;
   call->request.set_run_id(scrape.run_id);
   *call->request.mutable_target_metrics() = scrape.target_metrics;
+  call->request.set_allow_targets(scrape.allow_targets);
   call->context.set_deadline(absl::ToChronoTime(absl::Now() + config_.collector_deadline));
   {
     absl::MutexLock lock(&collector_calls_mu_);

@@ -284,7 +284,8 @@ absl::StatusOr<v1::Run> RunTracker::OnStartStored(const std::string& run_id,
   rec.rate_at = now;
   rec.next_poll = now + absl::Seconds(1);
   if (collector_ && run.spec().has_target_metrics()) {
-    fx.push_back(ScrapeTargetEffect{run_id, run.spec().target_metrics()});
+    fx.push_back(ScrapeTargetEffect{run_id, run.spec().target_metrics(),
+                                    config_.allow_targets.ToString()});
   }
   Dispatch(rec, now, fx);
   for (v1::Shard& shard : *run.mutable_shards()) {

@@ -110,6 +110,7 @@ struct FetchStatsEffect {
 struct ScrapeTargetEffect {
   std::string run_id;
   v1::TargetMetrics target_metrics;
+  std::string allow_targets;  // the policy its resolved addresses must pass
 };
 // Seals a shard at the collector; the answer goes to OnSealed.
 struct SealEffect {

@@ -170,6 +170,31 @@ TEST(TargetScraperTest, AnUnansweredScrapeTimesOut) {
   EXPECT_EQ(reply.last_error(), "no complete answer within 150ms");
 }
 
+TEST(TargetScraperTest, ResolvedAddressesMustPassTheAllowList) {
+  TinyHttpServer server([](int) { return Ok("hits_total 1\n"); });
+  TargetScraper scraper;
+  // localhost is allowed by the default list and resolves to loopback.
+  v1::TargetMetrics spec = Spec(server.port(), "/metrics", 100);
+  spec.set_url(absl::StrCat("http://localhost:", server.port(), "/metrics"));
+  spec.mutable_interval()->set_seconds(30);  // no scrape on the interval here
+  spec.mutable_interval()->set_nanos(0);
+  ASSERT_TRUE(scraper.Start("run-5", spec, "default").ok());
+  EXPECT_EQ(StopAndWait(scraper, "run-5").scrapes(), 2u);  // the first and the last
+
+  // A list without loopback: nothing is fetched.
+  ASSERT_TRUE(scraper.Start("run-6", spec, "10.0.0.0/8").ok());
+  const v1::TargetScrapeReply reply = StopAndWait(scraper, "run-6");
+  EXPECT_EQ(reply.scrapes(), 0u);
+  EXPECT_EQ(reply.failures(), 2u);
+  EXPECT_NE(reply.last_error().find("target host \"localhost\" is not allowed"),
+            std::string::npos)
+      << reply.last_error();
+  EXPECT_EQ(server.served(), 2);
+
+  EXPECT_EQ(scraper.Start("run-7", spec, "not a list!").code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
 TEST(TargetScraperTest, RefusesSelectorsThatDoNotParse) {
   TargetScraper scraper;
   v1::TargetMetrics spec = Spec(1, "/metrics", 100);
