@@ -847,12 +847,13 @@ void CheckTargetMetrics(const v1::RunSpec& spec, Checker& check) {
   absl::Duration interval;
   if (m.has_interval() &&
       ToDuration(m.interval(), "spec.targetMetrics.interval", check, &interval) &&
+      interval != absl::ZeroDuration() &&  // 0: the default
       (interval < absl::Milliseconds(kMinTargetScrapeMs) ||
        interval > absl::Milliseconds(kMaxTargetScrapeMs))) {
     check.Invalid("spec.targetMetrics.interval",
                   absl::StrCat("must be between ", Fmt(absl::Milliseconds(kMinTargetScrapeMs)),
                                " and ", Fmt(absl::Milliseconds(kMaxTargetScrapeMs)),
-                               " (unset: 1s), got ", Fmt(interval)));
+                               " (0 or unset: 1s), got ", Fmt(interval)));
   }
 }
 
@@ -1031,7 +1032,8 @@ void ApplyDefaults(v1::RunSpec* spec) {
   if (spec->records().sample_rate() > 0 && spec->records().max_records() == 0) {
     spec->mutable_records()->set_max_records(kDefaultMaxRecords);
   }
-  if (spec->has_target_metrics() && !spec->target_metrics().has_interval()) {
+  if (spec->has_target_metrics() && spec->target_metrics().interval().seconds() == 0 &&
+      spec->target_metrics().interval().nanos() == 0) {
     spec->mutable_target_metrics()->mutable_interval()->set_seconds(kDefaultTargetScrapeMs / 1000);
   }
 }

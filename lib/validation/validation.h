@@ -59,7 +59,7 @@ absl::Status ValidateRunSpec(const v1::RunSpec& spec);
 // see explicit values: load.closed.maxConcurrent 0 -> clients,
 // load.open.distribution -> POISSON, thresholds[].kind inferred from metric,
 // records.maxRecords 0 -> kDefaultMaxRecords when records are on,
-// targetMetrics.interval unset -> 1s when targetMetrics is set.
+// targetMetrics.interval unset or 0 -> 1s when targetMetrics is set.
 void ApplyDefaults(v1::RunSpec* spec);
 
 }  // namespace llmload::validation

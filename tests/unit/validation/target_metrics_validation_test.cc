@@ -42,6 +42,9 @@ TEST(TargetMetricsValidationTest, AcceptsAGoodSpecAndDefaultsTheInterval) {
   EXPECT_EQ(spec.target_metrics().interval().seconds(), 1);
   EXPECT_EQ(spec.target_metrics().interval().nanos(), 0);
   spec.mutable_target_metrics()->mutable_interval()->set_seconds(0);
+  ApplyDefaults(&spec);  // "0s" is the default too
+  EXPECT_EQ(spec.target_metrics().interval().seconds(), 1);
+  spec.mutable_target_metrics()->mutable_interval()->set_seconds(0);
   spec.mutable_target_metrics()->mutable_interval()->set_nanos(250000000);
   ApplyDefaults(&spec);  // an explicit interval stays
   EXPECT_EQ(spec.target_metrics().interval().nanos(), 250000000);
@@ -112,20 +115,20 @@ TEST(TargetMetricsValidationTest, SeriesNeedOneToSixtyFourParseableSelectors) {
 }
 
 TEST(TargetMetricsValidationTest, IntervalBetweenOneTenthOfASecondAndAMinute) {
-  const std::vector<std::pair<int64_t, int32_t>> good = {{0, 100000000}, {60, 0}, {5, 0}};
+  const std::vector<std::pair<int64_t, int32_t>> good = {{0, 0}, {0, 100000000}, {60, 0}, {5, 0}};
   for (const auto& [seconds, nanos] : good) {
     v1::RunSpec spec = Spec();
     spec.mutable_target_metrics()->mutable_interval()->set_seconds(seconds);
     spec.mutable_target_metrics()->mutable_interval()->set_nanos(nanos);
     EXPECT_TRUE(ValidateRunSpec(spec).ok()) << seconds << "s " << nanos << "ns";
   }
-  const std::vector<std::pair<int64_t, int32_t>> bad = {{0, 0}, {0, 99999999}, {60, 1}, {-1, 0}};
+  const std::vector<std::pair<int64_t, int32_t>> bad = {{0, 99999999}, {60, 1}, {-1, 0}};
   for (const auto& [seconds, nanos] : bad) {
     v1::RunSpec spec = Spec();
     spec.mutable_target_metrics()->mutable_interval()->set_seconds(seconds);
     spec.mutable_target_metrics()->mutable_interval()->set_nanos(nanos);
     EXPECT_THAT(Error(spec), StartsWith("spec.targetMetrics.interval: must be between 100ms and "
-                                        "1m (unset: 1s)"))
+                                        "1m (0 or unset: 1s)"))
         << seconds << "s " << nanos << "ns";
   }
   v1::RunSpec spec = Spec();
