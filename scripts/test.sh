@@ -69,7 +69,7 @@ ASAN_TESTS=(histogram_test metrics_test protocol_test worker_test cli_test orche
             collector_test)
 # The fuzz corpora (regression inputs included) replayed under the sanitizers.
 ASAN_REPLAYS=(histogram_decode_fuzz sse_stream_fuzz centrifugo_client_fuzz ws_llm_client_fuzz
-              ws_framing_fuzz run_spec_fuzz http1_response_fuzz)
+              ws_framing_fuzz run_spec_fuzz http1_response_fuzz prom_text_fuzz)
 # Besides the matrix, the cancellation cells: abandoning a request mid-response
 # and reconnecting is a lifetime path of its own in every driver. The cells
 # drive the instrumented worker against the emulator of $BUILD_DIR (as the

@@ -216,6 +216,9 @@ absl::Status TargetPolicy::CheckResolved(std::string_view host,
 absl::Status TargetPolicy::CheckSpec(const v1::RunSpec& spec) const {
   std::vector<TargetUrl> urls = TargetUrls(spec.target());
   urls.push_back(TargetUrl{"spec.target.wsUrl", &spec.target().ws_url()});
+  // The target's metrics endpoint is scraped by the collector: the same
+  // rules keep it from being pointed anywhere the target could not be.
+  urls.push_back(TargetUrl{"spec.targetMetrics.url", &spec.target_metrics().url()});
   for (const TargetUrl& u : urls) {
     if (u.url->empty()) {
       continue;

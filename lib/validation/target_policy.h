@@ -43,7 +43,8 @@ class TargetPolicy {
   static absl::StatusOr<TargetPolicy> Parse(std::string_view list);
   static TargetPolicy Default();
 
-  // The spec's target URLs (url or every one of urls, and wsUrl):
+  // The spec's target URLs (url or every one of urls, wsUrl, and
+  // targetMetrics.url):
   // PERMISSION_DENIED naming the field (spec.target.urls[1]), the host
   // and the flag that would allow it. Hosts are taken from URLs that
   // validation has accepted; an unparsable URL is INVALID_ARGUMENT.

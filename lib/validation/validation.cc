@@ -22,6 +22,7 @@
 #include "lib/common/redact.h"
 #include "lib/load/verdict.h"
 #include "lib/metrics/metrics.h"
+#include "lib/metrics/prom_text.h"
 #include "lib/validation/target_urls.h"
 
 namespace llmload::validation {
@@ -836,6 +837,68 @@ void CheckReconnectStorm(const v1::RunSpec& spec, Checker& check) {
   }
 }
 
+// The target's own metrics (README "The target's own metrics"): an http
+// endpoint, 1 to kMaxTargetSeries selectors that parse, a sane interval.
+// The host's allow-list check is TargetPolicy::CheckSpec's.
+void CheckTargetMetrics(const v1::RunSpec& spec, Checker& check) {
+  if (!spec.has_target_metrics()) {
+    return;
+  }
+  const v1::TargetMetrics& m = spec.target_metrics();
+  if (m.url().empty()) {
+    check.Invalid("spec.targetMetrics.url",
+                  "required: the target's Prometheus endpoint, e.g. "
+                  "\"http://127.0.0.1:8080/metrics\"");
+  } else {
+    Checker url_check;
+    CheckUrl("spec.targetMetrics.url", m.url(), true, url_check);
+    if (!url_check.Result().ok()) {
+      CheckUrl("spec.targetMetrics.url", m.url(), true, check);
+    } else if (absl::StartsWithIgnoreCase(m.url(), "https://")) {
+      // The collector's scraper speaks plain HTTP only: refuse what it
+      // could never scrape rather than fail every scrape of the run.
+      check.Invalid("spec.targetMetrics.url",
+                    absl::StrCat("https is not supported for the target's metrics (the "
+                                 "collector scrapes plain http); got ",
+                                 Quote(RedactUrl(m.url()))));
+    } else if (!absl::StartsWithIgnoreCase(m.url(), "http://")) {
+      check.Invalid("spec.targetMetrics.url",
+                    absl::StrCat("scheme must be http, got ", Quote(RedactUrl(m.url()))));
+    }
+  }
+  if (m.series_size() == 0) {
+    check.Invalid("spec.targetMetrics.series",
+                  "at least one selector, e.g. \"http_requests_total{code=\\\"200\\\"}\"");
+  } else if (m.series_size() > kMaxTargetSeries) {
+    check.Invalid("spec.targetMetrics.series",
+                  absl::StrCat("at most ", kMaxTargetSeries, " selectors, got ", m.series_size()));
+  }
+  for (int i = 0; i < m.series_size() && i < kMaxTargetSeries; ++i) {
+    const std::string path = absl::StrCat("spec.targetMetrics.series[", i, "]");
+    const std::string& text = m.series(i);
+    if (text.size() > 1024) {
+      check.Invalid(path, absl::StrCat("at most 1024 characters, got ", text.size()));
+      continue;
+    }
+    if (absl::StatusOr<metrics::PromSelector> sel = metrics::ParseSelector(text); !sel.ok()) {
+      check.Invalid(path, absl::StrCat(sel.status().message(),
+                                       " (name or name{label=\"value\",...}), got ",
+                                       Quote(text)));
+    }
+  }
+  absl::Duration interval;
+  if (m.has_interval() &&
+      ToDuration(m.interval(), "spec.targetMetrics.interval", check, &interval) &&
+      interval != absl::ZeroDuration() &&  // 0: the default
+      (interval < absl::Milliseconds(kMinTargetScrapeMs) ||
+       interval > absl::Milliseconds(kMaxTargetScrapeMs))) {
+    check.Invalid("spec.targetMetrics.interval",
+                  absl::StrCat("must be between ", Fmt(absl::Milliseconds(kMinTargetScrapeMs)),
+                               " and ", Fmt(absl::Milliseconds(kMaxTargetScrapeMs)),
+                               " (0 or unset: 1s), got ", Fmt(interval)));
+  }
+}
+
 // Multi-turn conversations (README "Multi-turn conversations").
 void CheckTurns(const v1::RunSpec& spec, Checker& check) {
   const v1::Target& t = spec.target();
@@ -989,6 +1052,7 @@ absl::Status ValidateRunSpec(const v1::RunSpec& spec) {
   CheckReconnectStorm(spec, check);
   CheckTurns(spec, check);
   CheckPhases(spec, check);
+  CheckTargetMetrics(spec, check);
   if (spec.max_workers() < 0) {
     check.Invalid("spec.maxWorkers",
                   absl::StrCat("must be >= 0 (0: all attached workers), got ", spec.max_workers()));
@@ -1010,6 +1074,10 @@ void ApplyDefaults(v1::RunSpec* spec) {
   }
   if (spec->records().sample_rate() > 0 && spec->records().max_records() == 0) {
     spec->mutable_records()->set_max_records(kDefaultMaxRecords);
+  }
+  if (spec->has_target_metrics() && spec->target_metrics().interval().seconds() == 0 &&
+      spec->target_metrics().interval().nanos() == 0) {
+    spec->mutable_target_metrics()->mutable_interval()->set_seconds(kDefaultTargetScrapeMs / 1000);
   }
 }
 

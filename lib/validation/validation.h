@@ -46,12 +46,20 @@ inline constexpr int kMaxPromptEntries = 100000;
 inline constexpr int64_t kMaxPromptBytes = 16 * 1024 * 1024;
 inline constexpr int kMaxPromptMessages = 256;  // messages in one conversation
 
+// RunSpec.targetMetrics: selectors per run, and the scrape interval's
+// default and bounds.
+inline constexpr int kMaxTargetSeries = 64;
+inline constexpr int64_t kDefaultTargetScrapeMs = 1000;
+inline constexpr int64_t kMinTargetScrapeMs = 100;
+inline constexpr int64_t kMaxTargetScrapeMs = 60000;
+
 absl::Status ValidateRunSpec(const v1::RunSpec& spec);
 
 // Fills the defaults a validated spec leaves implicit, so workers and reports
 // see explicit values: load.closed.maxConcurrent 0 -> clients,
 // load.open.distribution -> POISSON, thresholds[].kind inferred from metric,
-// records.maxRecords 0 -> kDefaultMaxRecords when records are on.
+// records.maxRecords 0 -> kDefaultMaxRecords when records are on,
+// targetMetrics.interval unset or 0 -> 1s when targetMetrics is set.
 void ApplyDefaults(v1::RunSpec* spec);
 
 }  // namespace llmload::validation

@@ -124,7 +124,9 @@ absl::Status CollectorServer::Start(const CollectorConfig& config,
                                                config.max_group_commit);
   scheduler_ = std::make_unique<Scheduler>();
   scheduler_->RunAt(Scheduler::Now() + retention_sweep_, [this] { Sweep(); });
+  scraper_ = std::make_unique<TargetScraper>();
   CollectorServiceImpl::Options options;
+  options.scraper = scraper_.get();
   options.max_in_flight = config.max_in_flight_per_stream;
   options.store = store_.get();
   options.auth = config.auth;
@@ -197,6 +199,9 @@ void CollectorServer::Shutdown(absl::Duration grace) {
   }
   if (pipeline_ != nullptr) {
     pipeline_->Stop();  // commits and acks what is queued
+  }
+  if (scraper_ != nullptr) {
+    scraper_->Shutdown();
   }
   if (scheduler_ != nullptr) {
     scheduler_->Stop();

@@ -99,6 +99,7 @@ class CollectorServer {
   IngestCounters counters_;
   std::unique_ptr<IngestPipeline> pipeline_;
   std::unique_ptr<Scheduler> scheduler_;
+  std::unique_ptr<TargetScraper> scraper_;
   std::unique_ptr<CollectorServiceImpl> service_;
   std::unique_ptr<grpc::Server> server_;
   std::shared_ptr<MetricsExposition> exposition_;

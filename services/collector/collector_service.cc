@@ -296,9 +296,10 @@ namespace {
 // Tick is running (it holds mu_ throughout).
 class WatchReactor final : public grpc::ServerWriteReactor<v1::RunStats> {
  public:
-  WatchReactor(const RunRegistry* registry, Scheduler* scheduler,
+  WatchReactor(const RunRegistry* registry, const TargetScraper* scraper, Scheduler* scheduler,
                const v1::WatchRunStatsRequest& request, absl::Duration poll)
       : registry_(registry),
+        scraper_(scraper),
         scheduler_(scheduler),
         run_id_(request.run_id()),
         per_worker_(request.per_worker()),
@@ -379,6 +380,9 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::RunStats> {
         finish = ScheduleLocked(Scheduler::Now() + poll_);
       } else {
         message_ = *std::move(stats);
+        if (scraper_ != nullptr) {
+          scraper_->Fill(run_id_, &message_);
+        }
         last_ = message_.complete();
         next_due_ = Scheduler::Now() + interval_;
         write_in_flight_ = true;
@@ -404,6 +408,7 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::RunStats> {
   }
 
   const RunRegistry* const registry_;
+  const TargetScraper* const scraper_;
   Scheduler* const scheduler_;
   const std::string run_id_;
   const bool per_worker_;
@@ -571,8 +576,43 @@ grpc::ServerUnaryReactor* CollectorServiceImpl::GetRunStats(grpc::CallbackServer
       request->run_id(), request->per_worker(), request->windows(), request->histograms());
   if (stats.ok()) {
     *response = *std::move(stats);
+    if (options_.scraper != nullptr) {
+      options_.scraper->Fill(request->run_id(), response);
+    }
   }
   reactor->Finish(ToGrpcStatus(stats.status()));
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* CollectorServiceImpl::ScrapeTarget(
+    grpc::CallbackServerContext* context, const v1::TargetScrapeRequest* request,
+    v1::TargetScrapeReply* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (grpc::Status denied = options_.auth->Check(*context, Access::kJoin, "ScrapeTarget");
+      !denied.ok()) {
+    reactor->Finish(denied);
+    return reactor;
+  }
+  if (options_.scraper == nullptr) {
+    reactor->Finish(grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "no target scraper"));
+    return reactor;
+  }
+  if (request->run_id().empty() || request->run_id().size() > RunRegistry::kMaxIdBytes) {
+    reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                 "run_id: required, at most 256 bytes"));
+    return reactor;
+  }
+  if (request->stop()) {
+    // Answered after the last scrape, on the scraper's thread.
+    options_.scraper->Stop(request->run_id(), [reactor, response](v1::TargetScrapeReply reply) {
+      *response = std::move(reply);
+      reactor->Finish(grpc::Status::OK);
+    });
+    return reactor;
+  }
+  reactor->Finish(ToGrpcStatus(
+      options_.scraper->Start(request->run_id(), request->target_metrics(),
+                              request->allow_targets())));
   return reactor;
 }
 
@@ -604,7 +644,7 @@ grpc::ServerWriteReactor<v1::RunStats>* CollectorServiceImpl::WatchRunStats(
       !denied.ok()) {
     return new FinishedReactor<grpc::ServerWriteReactor<v1::RunStats>>(denied);
   }
-  return new WatchReactor(registry_, scheduler_, *request, options_.watch_poll);
+  return new WatchReactor(registry_, options_.scraper, scheduler_, *request, options_.watch_poll);
 }
 
 grpc::ServerWriteReactor<v1::RequestRecords>* CollectorServiceImpl::GetRunRecords(

@@ -9,7 +9,10 @@
 //    applied (or a duplicate, or rejected). One write in flight per stream,
 //    at most `max_in_flight` batches between read and acked per stream (reads
 //    pause beyond that).
-//  - GetRunStats: a snapshot from the RunRegistry.
+//  - GetRunStats: a snapshot from the RunRegistry, with the run's target
+//    series from the TargetScraper.
+//  - ScrapeTarget: starts or stops a run's target scrape loop; a stop is
+//    answered after its last scrape.
 //  - SealShard: queued on the IngestPipeline between the batches around it;
 //    answered once the seal is durable and applied.
 //  - WatchRunStats: a snapshot every interval (the first at once) until the
@@ -38,6 +41,7 @@
 #include "services/collector/run_registry.h"
 #include "services/collector/scheduler.h"
 #include "services/collector/store.h"
+#include "services/collector/target_scraper.h"
 #include "services/common/auth.h"
 
 namespace llmload::collector {
@@ -75,6 +79,9 @@ class CollectorServiceImpl final : public v1::Collector::CallbackService {
     // GetRunRecords: stored batches read per page, and records per message.
     int records_page_batches = 64;
     int records_per_message = 4096;
+    // Scrapes runs' target metrics (ScrapeTarget) and adds them to the
+    // statistics served; null: ScrapeTarget is UNIMPLEMENTED.
+    TargetScraper* scraper = nullptr;
     // Who may call what (auth.h); open by default.
     std::shared_ptr<const ServerAuth> auth = ServerAuth::Open();
   };
@@ -98,6 +105,9 @@ class CollectorServiceImpl final : public v1::Collector::CallbackService {
   grpc::ServerUnaryReactor* SealShard(grpc::CallbackServerContext* context,
                                       const v1::SealShardRequest* request,
                                       v1::SealedShard* response) override;
+  grpc::ServerUnaryReactor* ScrapeTarget(grpc::CallbackServerContext* context,
+                                         const v1::TargetScrapeRequest* request,
+                                         v1::TargetScrapeReply* response) override;
 
   // Shutdown: Ingest streams stop taking batches, ack what they took and end.
   void DrainIngest();

@@ -283,6 +283,9 @@ void ResponsePlan::ClientLeft() const {
 }
 
 void ResponsePlan::TokenSent(size_t i, std::chrono::steady_clock::time_point sent) {
+  if (origin != nullptr && i != previous_token_) {
+    origin->CountTokenSent(protocol);
+  }
   // Only consecutive tokens make a gap.
   if (previous_token_ != SIZE_MAX && i == previous_token_ + 1 && origin != nullptr) {
     origin->token_gaps().Record(static_cast<size_t>(protocol), sent - previous_token_sent_);

@@ -178,6 +178,15 @@ class Behaviour {
     return abandoned_[static_cast<size_t>(protocol)].load(std::memory_order_relaxed);
   }
 
+  // Tokens handed to a connection, by protocol (ResponsePlan::TokenSent):
+  // every token of a streamed response that was sent, whole or cut short.
+  void CountTokenSent(Protocol protocol) {
+    tokens_sent_[static_cast<size_t>(protocol)].fetch_add(1, std::memory_order_relaxed);
+  }
+  uint64_t TokensSentCount(Protocol protocol) const {
+    return tokens_sent_[static_cast<size_t>(protocol)].load(std::memory_order_relaxed);
+  }
+
   // The gaps actually left between consecutive tokens of every response, by
   // protocol (ResponsePlan::TokenSent).
   TokenGaps& token_gaps() { return token_gaps_; }
@@ -210,6 +219,7 @@ class Behaviour {
   const uint64_t stride_;
   std::array<std::atomic<uint64_t>, kProtocolCount> counters_{};
   std::array<std::atomic<uint64_t>, kProtocolCount> abandoned_{};
+  std::array<std::atomic<uint64_t>, kProtocolCount> tokens_sent_{};
   TokenGaps token_gaps_;
   std::array<std::atomic<uint64_t>, kTurnBuckets> turns_{};  // WS chat
   std::array<std::atomic<uint64_t>, kRealmCalls> realm_calls_{};

@@ -20,6 +20,7 @@
 #include "boost/beast/core/bind_handler.hpp"
 #include "lib/common/log.h"
 #include "services/emulator/ids.h"
+#include "services/emulator/metrics_text.h"
 
 namespace llmload::emulator {
 namespace {
@@ -170,6 +171,14 @@ std::string EmulatorServer::StatsJson() const {
     absl::StrAppend(&out, p == 0 ? "" : ",", "\"", absl::string_view(name.data(), name.size()),
                     "\":", behaviour_.AbandonedCount(protocol));
   }
+  // Tokens this process handed to its connections.
+  absl::StrAppend(&out, "},\"tokens_sent\":{");
+  for (size_t p = 0; p < kProtocolCount; ++p) {
+    const auto protocol = static_cast<Protocol>(p);
+    const std::string_view name = ProtocolName(protocol);
+    absl::StrAppend(&out, p == 0 ? "" : ",", "\"", absl::string_view(name.data(), name.size()),
+                    "\":", behaviour_.TokensSentCount(protocol));
+  }
   // The gaps this process actually left between consecutive tokens of a
   // response: the ground truth for a run's inter-token latency.
   absl::StrAppend(&out, "},\"token_gaps\":{");
@@ -244,6 +253,18 @@ EmulatorServer::EmulatorServer(const EmulatorConfig& config, RealmOptions realm_
   router_.AddHttp(boost::beast::http::verb::get, "/stats",
                   [this](const HttpRequest&, std::string_view) {
                     return JsonResponse(boost::beast::http::status::ok, StatsJson());
+                  });
+  // /stats in the Prometheus text format, for RunSpec.targetMetrics.
+  router_.AddHttp(boost::beast::http::verb::get, "/metrics",
+                  [this](const HttpRequest&, std::string_view) {
+                    HttpResponse r = JsonResponse(
+                        boost::beast::http::status::ok,
+                        MetricsText(behaviour_, member_.index,
+                                    {accepted_connections_.load(std::memory_order_relaxed),
+                                     open_connections()}));
+                    r.message.set(boost::beast::http::field::content_type,
+                                  "text/plain; version=0.0.4; charset=utf-8");
+                    return r;
                   });
   for (int32_t i = 0; i < config.threads; ++i) {
     loops_.push_back(std::make_unique<EventLoop>());

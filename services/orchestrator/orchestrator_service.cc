@@ -205,7 +205,13 @@ void OrchestratorServiceImpl::Execute(Effect& effect) {
       });
     }
   } else if (auto* fetch = std::get_if<FetchStatsEffect>(&effect)) {
-    FetchStats(fetch->run_id, fetch->final);
+    if (fetch->stop_scrape) {
+      StopScrapeThenFetch(fetch->run_id);
+    } else {
+      FetchStats(fetch->run_id, fetch->final);
+    }
+  } else if (auto* scrape = std::get_if<ScrapeTargetEffect>(&effect)) {
+    StartScrape(*scrape);
   } else if (auto* seal = std::get_if<SealEffect>(&effect)) {
     Seal(*seal);
   } else if (auto* push = std::get_if<PushEffect>(&effect)) {
@@ -243,6 +249,74 @@ void OrchestratorServiceImpl::FetchStats(const std::string& run_id, bool final) 
           t.OnStats(call->request.run_id(), status.ok() ? &call->response : nullptr, final,
                     absl::Now(), fx);
         });
+        delete call;
+        absl::MutexLock lock(&collector_calls_mu_);
+        --collector_calls_;
+      });
+}
+
+void OrchestratorServiceImpl::StartScrape(const ScrapeTargetEffect& scrape) {
+  if (collector_ == nullptr || collector_->async() == nullptr) {
+    return;
+  }
+  struct ScrapeCall {
+    grpc::ClientContext context;
+    v1::TargetScrapeRequest request;
+    v1::TargetScrapeReply response;
+  };
+  auto* call = new ScrapeCall;
+  call->request.set_run_id(scrape.run_id);
+  *call->request.mutable_target_metrics() = scrape.target_metrics;
+  call->request.set_allow_targets(scrape.allow_targets);
+  call->context.set_deadline(absl::ToChronoTime(absl::Now() + config_.collector_deadline));
+  {
+    absl::MutexLock lock(&collector_calls_mu_);
+    ++collector_calls_;
+  }
+  collector_->async()->ScrapeTarget(
+      &call->context, &call->request, &call->response, [this, call](grpc::Status status) {
+        if (!status.ok()) {
+          // The run goes on without the target's metrics.
+          LLMLOAD_LOG(kWarn, "The collector did not start scraping the target's metrics.")
+              .Kv("run_id", call->request.run_id())
+              .Kv("error", status.error_message());
+        }
+        delete call;
+        absl::MutexLock lock(&collector_calls_mu_);
+        --collector_calls_;
+      });
+}
+
+void OrchestratorServiceImpl::StopScrapeThenFetch(const std::string& run_id) {
+  if (collector_ == nullptr || collector_->async() == nullptr) {
+    FetchStats(run_id, true);
+    return;
+  }
+  struct ScrapeCall {
+    grpc::ClientContext context;
+    v1::TargetScrapeRequest request;
+    v1::TargetScrapeReply response;
+  };
+  auto* call = new ScrapeCall;
+  call->request.set_run_id(run_id);
+  call->request.set_stop(true);
+  // The answer waits for one last scrape (at most the scraper's 5 s timeout).
+  call->context.set_deadline(
+      absl::ToChronoTime(absl::Now() + config_.collector_deadline + absl::Seconds(5)));
+  {
+    absl::MutexLock lock(&collector_calls_mu_);
+    ++collector_calls_;
+  }
+  collector_->async()->ScrapeTarget(
+      &call->context, &call->request, &call->response, [this, call](grpc::Status status) {
+        if (!status.ok()) {
+          LLMLOAD_LOG(kWarn, "The collector did not stop scraping the target's metrics.")
+              .Kv("run_id", call->request.run_id())
+              .Kv("error", status.error_message());
+        }
+        // The final statistics whatever the answer: the scrape never
+        // decides the run.
+        FetchStats(call->request.run_id(), true);
         delete call;
         absl::MutexLock lock(&collector_calls_mu_);
         --collector_calls_;

@@ -118,6 +118,10 @@ class OrchestratorServiceImpl final : public v1::Orchestrator::CallbackService,
   void Execute(Effect& effect);
   void PushToWatchers(const v1::RunUpdate& update) ABSL_LOCKS_EXCLUDED(watch_mu_);
   void FetchStats(const std::string& run_id, bool final);
+  // spec.targetMetrics: start the collector's scrape loop; stop it (after
+  // its last scrape) and then fetch the final statistics.
+  void StartScrape(const ScrapeTargetEffect& scrape);
+  void StopScrapeThenFetch(const std::string& run_id);
   void Seal(const SealEffect& seal);
   void TickerLoop();
   grpc::ServerUnaryReactor* NewUnaryReactor() { return new CountedUnaryReactor(this); }

@@ -283,6 +283,10 @@ absl::StatusOr<v1::Run> RunTracker::OnStartStored(const std::string& run_id,
        {"load", DescribeLoad(run.spec())}});
   rec.rate_at = now;
   rec.next_poll = now + absl::Seconds(1);
+  if (collector_ && run.spec().has_target_metrics()) {
+    fx.push_back(ScrapeTargetEffect{run_id, run.spec().target_metrics(),
+                                    config_.allow_targets.ToString()});
+  }
   Dispatch(rec, now, fx);
   for (v1::Shard& shard : *run.mutable_shards()) {
     if (std::find(gone.begin(), gone.end(), shard.worker_id()) != gone.end() &&
@@ -924,7 +928,7 @@ void RunTracker::RunChanged(RunRec& rec, const std::string& failure, absl::Time 
       rec.finalizing = true;
       rec.final_state = next;
       rec.final_error = error;
-      fx.push_back(FetchStatsEffect{run.id(), true});
+      fx.push_back(FetchStatsEffect{run.id(), true, run.spec().has_target_metrics()});
     } else {
       FinalizeRun(rec, next, error, nullptr, now, fx);
     }
@@ -1125,6 +1129,17 @@ v1::RunUpdate RunTracker::UpdateOf(const RunRec& rec, absl::Time now) const {
   if (const v1::MetricStats* m = load::FindMetric(rec.last_stats, "itl"); m != nullptr) {
     live->set_itl_p50_ms(m->p50_ms());
     live->set_itl_p99_ms(m->p99_ms());
+  }
+  // The target's own metrics, as last scraped (no run-long summary here).
+  for (const v1::TargetSeries& s : rec.last_stats.target_series()) {
+    v1::TargetSeries* out = live->add_target_series();
+    out->set_name(s.name());
+    *out->mutable_labels() = s.labels();
+    out->set_type(s.type());
+    out->set_value(s.value());
+    out->set_samples(s.samples());
+    out->set_time_us(s.time_us());
+    out->set_selector(s.selector());
   }
   return update;
 }

@@ -100,6 +100,17 @@ struct WriteEffect {
 struct FetchStatsEffect {
   std::string run_id;
   bool final = false;
+  // The run scrapes its target's metrics (spec.targetMetrics): stop the
+  // collector's scrape loop first, so the final statistics hold the
+  // target's values after the run's last request.
+  bool stop_scrape = false;
+};
+// Starts the collector's scrape of the run's target metrics
+// (spec.targetMetrics). Fire and forget: a failure is logged, the run goes on.
+struct ScrapeTargetEffect {
+  std::string run_id;
+  v1::TargetMetrics target_metrics;
+  std::string allow_targets;  // the policy its resolved addresses must pass
 };
 // Seals a shard at the collector; the answer goes to OnSealed.
 struct SealEffect {
@@ -119,7 +130,7 @@ struct LogEffect {
 };
 
 using Effect = std::variant<SendEffect, CloseEffect, WriteEffect, FetchStatsEffect, SealEffect,
-                            PushEffect, LogEffect>;
+                            PushEffect, LogEffect, ScrapeTargetEffect>;
 using Effects = std::vector<Effect>;
 
 // What can be said about a worker's process once it went quiet: "; process

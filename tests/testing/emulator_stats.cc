@@ -25,6 +25,9 @@ std::optional<EmulatorStats> ParseEmulatorStats(const std::string& body) {
     for (const auto& [name, n] : o.at("abandoned").as_object()) {
       s.abandoned[std::string(name)] = n.to_number<uint64_t>();
     }
+    for (const auto& [name, n] : o.at("tokens_sent").as_object()) {
+      s.tokens_sent[std::string(name)] = n.to_number<uint64_t>();
+    }
     for (const auto& [name, gaps] : o.at("token_gaps").as_object()) {
       histogram::Histogram& h = s.token_gaps[std::string(name)];
       for (const auto& bucket : gaps.at("buckets").as_array()) {

@@ -30,6 +30,8 @@ struct EmulatorStats {
   std::map<std::string, uint64_t> requests;  // by protocol name
   // Streamed responses the client left before their end, by protocol name.
   std::map<std::string, uint64_t> abandoned;
+  // Tokens the process handed to its connections, by protocol name.
+  std::map<std::string, uint64_t> tokens_sent;
   // The gaps the process left between consecutive tokens, by protocol name
   // (rebuilt from the bucket list: counts exact, each value its bucket's).
   std::map<std::string, histogram::Histogram> token_gaps;

@@ -305,6 +305,26 @@ std::string FormatReport(const v1::Run& run) {
     absl::StrAppend(&out, "\nRECOVERY:\n  [publications_recovered=", recovered,
                     ", publications_missed=", missed, "]\n");
   }
+  if (st.target_series_size() > 0) {
+    // spec.targetMetrics: the target's own view, scraped during the run.
+    absl::StrAppend(&out, "\nTARGET METRICS (scraped from the target):\n");
+    for (const v1::TargetSeries& t : st.target_series()) {
+      std::string labels;
+      for (const v1::TargetLabel& l : t.labels()) {
+        absl::StrAppend(&labels, labels.empty() ? "{" : ",", l.name(), "=\"", l.value(), "\"");
+      }
+      if (!labels.empty()) {
+        labels += "}";
+      }
+      absl::StrAppend(&out, "  ", t.name(), labels, "\n    [type=", t.type(),
+                      ", last=", absl::StrFormat("%g", t.value()),
+                      ", min=", absl::StrFormat("%g", t.min()),
+                      ", max=", absl::StrFormat("%g", t.max()),
+                      ", mean=", absl::StrFormat("%g", t.mean()),
+                      ", increase=", absl::StrFormat("%g", t.increase()),
+                      ", samples=", t.samples(), "]\n");
+    }
+  }
   if (const v1::ShardProgress& p = run.progress(); p.batches_rejected() > 0) {
     absl::StrAppend(&out, "\nREJECTED BY THE COLLECTOR (missing from these statistics):\n",
                     "  [batches=", p.batches_rejected(), ", requests=", p.requests_rejected(),

@@ -462,6 +462,34 @@ std::string RenderJson(const ReportInput& in) {
     j.EndObject();
   }
   j.EndArray();
+  // spec.targetMetrics: each series scraped from the target, summarised.
+  j.Key("target_series");
+  j.BeginArray();
+  for (const v1::TargetSeries& t : st.target_series()) {
+    j.BeginObject();
+    j.Key("name");
+    j.String(t.name());
+    j.Key("labels");
+    j.BeginObject();
+    for (const v1::TargetLabel& l : t.labels()) {
+      j.Key(l.name());
+      j.String(l.value());
+    }
+    j.EndObject();
+    j.Key("type");
+    j.String(t.type());
+    const std::vector<std::pair<const char*, double>> values = {
+        {"last", t.value()}, {"min", t.min()},   {"max", t.max()},
+        {"mean", t.mean()},  {"increase", t.increase()}};
+    for (const auto& [k, v] : values) {
+      j.Key(k);
+      j.Number(v);
+    }
+    j.Key("samples");
+    j.Uint(t.samples());
+    j.EndObject();
+  }
+  j.EndArray();
   j.Key("counters");
   WriteCounters(j, st.counters(), false);
 

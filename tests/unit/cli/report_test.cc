@@ -98,6 +98,30 @@ TEST(ReportTest, ReportsRecoveryAfterAReconnectStorm) {
       << r;
 }
 
+TEST(ReportTest, ShowsTheTargetsOwnSeries) {
+  v1::Run run = SampleRun();
+  EXPECT_EQ(FormatReport(run).find("TARGET METRICS"), std::string::npos);  // none: no section
+  v1::TargetSeries* t = run.mutable_stats()->add_target_series();
+  t->set_name("req_total");
+  v1::TargetLabel* l = t->add_labels();
+  l->set_name("protocol");
+  l->set_value("OPENAI_CHAT");
+  t->set_type("counter");
+  t->set_value(120);
+  t->set_min(3);
+  t->set_max(120);
+  t->set_mean(61.5);
+  t->set_increase(117);
+  t->set_samples(31);
+  const std::string r = FormatReport(run);
+  EXPECT_NE(r.find("TARGET METRICS (scraped from the target):\n"
+                   "  req_total{protocol=\"OPENAI_CHAT\"}\n"
+                   "    [type=counter, last=120, min=3, max=120, mean=61.5, increase=117, "
+                   "samples=31]\n"),
+            std::string::npos)
+      << r;
+}
+
 TEST(ReportTest, SaysWhatTheCollectorRejected) {
   EXPECT_EQ(FormatReport(SampleRun()).find("REJECTED"), std::string::npos);
   v1::Run run = SampleRun();

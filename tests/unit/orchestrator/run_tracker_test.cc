@@ -121,7 +121,10 @@ class RunTrackerTest : public ::testing::Test {
           if (write->report_back) {
             tracker_->OnRunWritten(write->run.id(), absl::OkStatus(), now_, fx_);
           }
+        } else if (auto* scrape = std::get_if<ScrapeTargetEffect>(&e)) {
+          scrapes_.push_back(*scrape);
         } else if (auto* fetch = std::get_if<FetchStatsEffect>(&e)) {
+          fetches_.push_back(*fetch);
           static const v1::RunStats kEmpty;
           tracker_->OnStats(fetch->run_id, fetch->final ? &kEmpty : nullptr, fetch->final, now_,
                             fx_);
@@ -237,6 +240,8 @@ class RunTrackerTest : public ::testing::Test {
   std::map<std::string, v1::Run> written_;
   std::vector<SealEffect> seals_;
   std::vector<LogEffect> logs_;
+  std::vector<ScrapeTargetEffect> scrapes_;
+  std::vector<FetchStatsEffect> fetches_;
 };
 
 TEST_F(RunTrackerTest, HungWorkerIsLostAfterTheTimeoutAndItsClientsMoveWithTheirCyclesLeft) {
@@ -746,6 +751,37 @@ TEST_F(RunTrackerTest, AssignmentsCarryTheAllowlistSoWorkersCheckWhatNamesResolv
   Start(spec);
   ASSERT_EQ(Assigned("b").size(), 1u);
   EXPECT_EQ(Assigned("b")[0].allowed_targets(), "");
+}
+
+TEST_F(RunTrackerTest, TargetMetricsAreScrapedFromTheStartAndStoppedBeforeTheFinalStats) {
+  auto policy = validation::TargetPolicy::Parse("default,10.9.0.0/16");
+  ASSERT_TRUE(policy.ok()) << policy.status();
+  config_.allow_targets = *policy;
+  Make();
+  Attach("a");
+  v1::RunSpec plain = ClosedSpec(1, 1, 0);
+  const v1::Run without = Start(plain);
+  EXPECT_TRUE(scrapes_.empty());  // no targetMetrics: no scrape
+  Update("a", without.id(), 1, v1::SHARD_DONE, 1);
+  ASSERT_FALSE(fetches_.empty());
+  EXPECT_TRUE(fetches_.back().final);
+  EXPECT_FALSE(fetches_.back().stop_scrape);
+
+  v1::RunSpec spec = ClosedSpec(1, 1, 0);
+  spec.mutable_target_metrics()->set_url("http://127.0.0.1:8080/metrics");
+  spec.mutable_target_metrics()->add_series("up");
+  const v1::Run run = Start(spec);
+  ASSERT_EQ(scrapes_.size(), 1u);
+  EXPECT_EQ(scrapes_[0].run_id, run.id());
+  EXPECT_EQ(scrapes_[0].target_metrics.url(), "http://127.0.0.1:8080/metrics");
+  EXPECT_EQ(scrapes_[0].target_metrics.interval().seconds(), 1);  // the default, filled in
+  EXPECT_EQ(scrapes_[0].allow_targets, policy->ToString());
+  fetches_.clear();
+  Update("a", run.id(), 1, v1::SHARD_DONE, 1);
+  ASSERT_EQ(fetches_.size(), 1u);
+  EXPECT_TRUE(fetches_[0].final);
+  EXPECT_TRUE(fetches_[0].stop_scrape);
+  EXPECT_EQ(Get(run.id()).state(), v1::COMPLETED);
 }
 
 TEST_F(RunTrackerTest, RefusesASpecOverTheOperatorsCapsNamingTheFlag) {
