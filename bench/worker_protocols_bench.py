@@ -35,7 +35,9 @@ import tempfile
 from benchlib import cpu_seconds, free_port, wait_port
 
 
-# protocol -> URL path on the emulator
+# protocol -> URL on the emulator ({tls_port}: its https/wss port). A name
+# ending in "/TLS" is that protocol over TLS, reported apart: a TLS session
+# holds OpenSSL's state and a read buffer of its own.
 PROTOCOLS = {
     "WS_CHAT": "ws://127.0.0.1:{port}/api/ws",
     "REALM": "ws://127.0.0.1:{port}/",
@@ -45,6 +47,8 @@ PROTOCOLS = {
     "GEMINI": "http://127.0.0.1:{port}",
     "HTTP_JSON": "http://127.0.0.1:{port}/v1/generate",
     "OPENAI_RESPONSES": "http://127.0.0.1:{port}",
+    "WS_CHAT/TLS": "wss://127.0.0.1:{tls_port}/api/ws",
+    "OPENAI_CHAT/TLS": "https://127.0.0.1:{tls_port}",
 }
 
 SHAPES = {
@@ -64,13 +68,16 @@ SHAPES = {
 
 def run_worker(bin_dir, tmp, protocol, url, shape):
     sessions, cycles, words, delay = shape
+    target = {"protocol": protocol.split("/")[0], "url": url, "requestTimeout": "60s"}
+    if protocol.endswith("/TLS"):
+        target["insecureSkipVerify"] = True  # the bench's own self-signed certificate
     spec = {
-        "target": {"protocol": protocol, "url": url, "requestTimeout": "60s"},
+        "target": target,
         "load": {"closed": {"clients": sessions, "cyclesPerClient": cycles,
                             "maxConcurrent": sessions}},
         "emulation": {"lengthWords": words, "tokenDelay": f"{delay:.3f}s"},
     }
-    path = os.path.join(tmp, f"{protocol}-{sessions}.json")
+    path = os.path.join(tmp, f"{protocol.replace('/', '-')}-{sessions}.json")
     with open(path, "w") as f:
         json.dump(spec, f)
     # GNU time reports the worker's own CPU and peak RSS (getrusage of the
@@ -93,16 +100,31 @@ def run_worker(bin_dir, tmp, protocol, url, shape):
     }
 
 
+def self_signed(tmp):
+    """A certificate and key for 127.0.0.1, made once per bench run."""
+    cert, key = os.path.join(tmp, "cert.pem"), os.path.join(tmp, "key.pem")
+    if not os.path.exists(cert):
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                        "-subj", "/CN=127.0.0.1", "-keyout", key, "-out", cert],
+                       check=True, capture_output=True)
+    return cert, key
+
+
 def bench_protocol(bin_dir, tmp, protocol, quick):
-    port = free_port()
-    log = open(os.path.join(tmp, f"emulator-{protocol}.log"), "w")
-    emulator = subprocess.Popen(
-        ["taskset", "-c", "0", os.path.join(bin_dir, "llmload-emulator"), "--host=127.0.0.1",
-         f"--port={port}", "--tls_port=0", "--threads=1", "--log_level=warn"],
-        stdout=log, stderr=subprocess.STDOUT, cwd=tmp)
+    port, tls_port = free_port(), free_port()
+    log = open(os.path.join(tmp, f"emulator-{protocol.replace('/', '-')}.log"), "w")
+    cmd = ["taskset", "-c", "0", os.path.join(bin_dir, "llmload-emulator"), "--host=127.0.0.1",
+           f"--port={port}", "--tls_port=0", "--threads=1", "--log_level=warn"]
+    if protocol.endswith("/TLS"):
+        cert, key = self_signed(tmp)
+        cmd[6] = f"--tls_port={tls_port}"
+        cmd += [f"--tls_cert_file={cert}", f"--tls_key_file={key}"]
+    emulator = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=tmp)
     try:
         wait_port(port)
-        url = PROTOCOLS[protocol].format(port=port)
+        if protocol.endswith("/TLS"):
+            wait_port(tls_port)
+        url = PROTOCOLS[protocol].format(port=port, tls_port=tls_port)
         results = {}
         for name in ("startup", "busy", "idle", "idle6k"):
             sessions, cycles, words, delay = SHAPES[name]
