@@ -307,15 +307,9 @@ int main(int argc, char** argv) {
     return RunSupervisor(config, argc, argv);
   }
 
-  RaiseFileLimit();
-  auto server = role.has_value()
-                    ? llmload::emulator::EmulatorServer::Create(config, std::move(role->member))
-                    : llmload::emulator::EmulatorServer::Create(config);
-  if (!server.ok()) {
-    std::fprintf(stderr, "llmload-emulator: %s\n", server.status().ToString().c_str());
-    return 2;
-  }
-  // Signals are waited for on the main thread, which is no event loop.
+  // Signals are waited for on the main thread, which is no event loop. The
+  // handler is in place before the server listens: a SIGTERM that comes as
+  // soon as the port answers is still a clean stop.
   boost::asio::io_context signal_context;
   boost::asio::signal_set signals(signal_context, SIGINT, SIGTERM);
   int received = 0;
@@ -324,6 +318,14 @@ int main(int argc, char** argv) {
       received = signo;
     }
   });
+  RaiseFileLimit();
+  auto server = role.has_value()
+                    ? llmload::emulator::EmulatorServer::Create(config, std::move(role->member))
+                    : llmload::emulator::EmulatorServer::Create(config);
+  if (!server.ok()) {
+    std::fprintf(stderr, "llmload-emulator: %s\n", server.status().ToString().c_str());
+    return 2;
+  }
   (*server)->Start();
   if (role.has_value()) {
     LLMLOAD_LOG(kInfo, "Emulator process listening.")
